@@ -1,0 +1,169 @@
+/*
+ * backend_sandbox.c -- the built-in "sandbox" backend.  It does the posix
+ * backend's real moves and exchanges (plugins/posix/move.c, compiled into
+ * the core for this) on a sandbox root, and records logout, quiesce, label,
+ * boot parameters and reboot in a file instead of doing them, so that the
+ * whole flow runs in a temporary directory without touching the machine.
+ * It never fits a real system: backend = "auto" does not choose it.
+ */
+#include "builtin.h"
+#include "fsutil.h"
+#include "move.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { OPT_RECORD, OPT_COUNT };
+
+static const struct reimage_option sandbox_options[] = {
+	[OPT_RECORD] = { "record", REIMAGE_OPT_STRING, NULL, 0, 0,
+			 "file the recorded actions are appended to "
+			 "(default <root>/.reimage/sandbox.log)" },
+	{ NULL, REIMAGE_OPT_END, NULL, 0, 0, NULL }
+};
+
+struct sandbox {
+	const struct reimage_host *host;
+	char record[PATH_MAX];  /* "" until the root is known */
+};
+
+static int sandbox_record(struct sandbox *sb, const char *root, struct reimage_error *err,
+			  const char *fmt, const char *arg)
+{
+	FILE *f;
+
+	if (!sb->record[0] && root &&
+	    snprintf(sb->record, sizeof(sb->record), "%s/.reimage/sandbox.log", root) >=
+		    (int)sizeof(sb->record)) {
+		sb->host->error(err, -ENAMETOOLONG, REIMAGE_EC_IO, "sandbox: record path too long");
+		return -ENAMETOOLONG;
+	}
+	sb->host->log(REIMAGE_LOG_NOTICE, "sandbox: would %s%s%s (recorded, not done)", fmt,
+		      arg ? " " : "", arg ? arg : "");
+	if (!sb->record[0])
+		return 0;
+	f = fopen(sb->record, "a");
+	if (!f) {
+		int e = errno;
+		sb->host->error(err, -e, REIMAGE_EC_IO, "sandbox: open %s: %s", sb->record, strerror(e));
+		return -e;
+	}
+	fprintf(f, "%s%s%s\n", fmt, arg ? " " : "", arg ? arg : "");
+	fclose(f);
+	return 0;
+}
+
+static int sandbox_probe(void)
+{
+	return 0;
+}
+
+static int sandbox_init(const struct reimage_host *host, const struct reimage_optval *values,
+			void **ret_ctx, struct reimage_error *err)
+{
+	struct sandbox *sb = calloc(1, sizeof(*sb));
+	if (!sb) {
+		host->error(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
+		return -ENOMEM;
+	}
+	sb->host = host;
+	if (values && values[OPT_RECORD].set)
+		snprintf(sb->record, sizeof(sb->record), "%s", values[OPT_RECORD].s);
+	*ret_ctx = sb;
+	return 0;
+}
+
+static void sandbox_fini(void *ctx)
+{
+	free(ctx);
+}
+
+static int sandbox_prepare(void *ctx, const char *root, struct reimage_error *err)
+{
+	return sandbox_record(ctx, root, err, "prepare", root);
+}
+
+static int sandbox_logout(void *ctx, const char *root, struct reimage_error *err)
+{
+	return sandbox_record(ctx, root, err, "logout", "users");
+}
+
+static int sandbox_quiesce(void *ctx, const char *root, struct reimage_error *err)
+{
+	return sandbox_record(ctx, root, err, "quiesce", "processes");
+}
+
+static int sandbox_move(void *ctx, const char *from, const char *to, struct reimage_error *err)
+{
+	return posix_move(((struct sandbox *)ctx)->host, from, to, err);
+}
+
+static int sandbox_exchange(void *ctx, const char *a, const char *b, struct reimage_error *err)
+{
+	return posix_exchange(((struct sandbox *)ctx)->host, a, b, err);
+}
+
+static int sandbox_is_mount(void *ctx, const char *path, struct reimage_error *err)
+{
+	return posix_is_mount(((struct sandbox *)ctx)->host, path, err);
+}
+
+static int sandbox_sync(void *ctx, const char *path, struct reimage_error *err)
+{
+	return posix_sync(((struct sandbox *)ctx)->host, path, err);
+}
+
+static int sandbox_set_label(void *ctx, const char *root, const char *label,
+			     struct reimage_error *err)
+{
+	return sandbox_record(ctx, root, err, "label", label);
+}
+
+static int sandbox_set_boot(void *ctx, const struct reimage_boot *boot, struct reimage_error *err)
+{
+	return sandbox_record(ctx, boot->root, err, "boot",
+			      boot->command ? boot->command : boot->kernel ? boot->kernel : "default");
+}
+
+static int sandbox_reboot(void *ctx, struct reimage_error *err)
+{
+	return sandbox_record(ctx, NULL, err, "reboot", NULL);
+}
+
+static const struct reimage_backend_ops sandbox_ops = {
+	.abi_version = REIMAGE_PLUGIN_ABI,
+	.struct_size = sizeof(struct reimage_backend_ops),
+	.name = "sandbox",
+	.caps = REIMAGE_BCAP_EXCHANGE | REIMAGE_BCAP_LABEL | REIMAGE_BCAP_BOOT |
+		REIMAGE_BCAP_LOGOUT | REIMAGE_BCAP_QUIESCE | REIMAGE_BCAP_REBOOT,
+	.options = sandbox_options,
+	.keep_entries = posix_keep_entries,
+	.network_paths = posix_network_paths,
+	.probe = sandbox_probe,
+	.init = sandbox_init,
+	.fini = sandbox_fini,
+	.prepare = sandbox_prepare,
+	.logout = sandbox_logout,
+	.quiesce = sandbox_quiesce,
+	.move = sandbox_move,
+	.exchange = sandbox_exchange,
+	.is_mount = sandbox_is_mount,
+	.sync = sandbox_sync,
+	.set_label = sandbox_set_label,
+	.set_boot = sandbox_set_boot,
+	.reboot = sandbox_reboot,
+};
+
+static const struct reimage_plugin sandbox_plugin = {
+	.abi_version = REIMAGE_PLUGIN_ABI,
+	.kind = REIMAGE_PLUGIN_BACKEND,
+	.backend = &sandbox_ops,
+};
+
+const struct reimage_plugin *builtin_sandbox_backend(void)
+{
+	return &sandbox_plugin;
+}

@@ -1,0 +1,275 @@
+/*
+ * fsutil.c -- filesystem helpers (see fsutil.h).  Every durability step
+ * says why it is there.
+ */
+#define _GNU_SOURCE
+#include "fsutil.h"
+#include "error.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int fs_join(char *buf, size_t len, const char *a, const char *b)
+{
+	size_t la = strlen(a);
+	while (*b == '/')
+		b++;
+	int n = snprintf(buf, len, "%s%s%s", a, (la && a[la - 1] == '/') || !*b ? "" : "/", b);
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+int fs_exists(const char *path)
+{
+	struct stat st;
+	return lstat(path, &st) == 0;
+}
+
+int fs_sync_dir(const char *path, struct reimage_error *err)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		err_sys(err, -errno, "open directory %s", path);
+		return -errno;
+	}
+	if (fsync(fd) < 0) {
+		int e = -errno;
+		close(fd);
+		err_sys(err, e, "fsync %s", path);
+		return e;
+	}
+	close(fd);
+	return 0;
+}
+
+int fs_sync_parent(const char *path, struct reimage_error *err)
+{
+	char dir[PATH_MAX];
+	char *slash;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	return fs_sync_dir(dir, err);
+}
+
+int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
+		    struct reimage_error *err)
+{
+	char tmp[PATH_MAX];
+	const char *p = data;
+	int fd, e;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof(tmp)) {
+		err_set(err, -ENAMETOOLONG, REIMAGE_EC_IO, "%s: path too long", path);
+		return -ENAMETOOLONG;
+	}
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+	if (fd < 0) {
+		e = -errno;
+		err_sys(err, e, "create %s", tmp);
+		return e;
+	}
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			e = -errno;
+			err_sys(err, e, "write %s", tmp);
+			goto fail;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	/* The data must be on disk before the name points at it. */
+	if (fsync(fd) < 0) {
+		e = -errno;
+		err_sys(err, e, "fsync %s", tmp);
+		goto fail;
+	}
+	close(fd);
+	fd = -1;
+	if (rename(tmp, path) < 0) {
+		e = -errno;
+		err_sys(err, e, "rename %s to %s", tmp, path);
+		goto fail;
+	}
+	/* The rename itself is durable only once its directory is synced. */
+	return fs_sync_parent(path, err);
+fail:
+	if (fd >= 0)
+		close(fd);
+	unlink(tmp);
+	return e;
+}
+
+int fs_read_small(const char *path, size_t cap, char **ret_data, size_t *ret_len,
+		  struct reimage_error *err)
+{
+	struct stat st;
+	size_t have = 0;
+	char *buf;
+	int fd, e;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		e = -errno;
+		err_sys(err, e, "open %s", path);
+		return e;
+	}
+	if (fstat(fd, &st) < 0) {
+		e = -errno;
+		close(fd);
+		err_sys(err, e, "stat %s", path);
+		return e;
+	}
+	if ((size_t)st.st_size > cap) {
+		close(fd);
+		err_set(err, -EFBIG, REIMAGE_EC_INTEGRITY, "%s: larger than %zu bytes", path, cap);
+		return -EFBIG;
+	}
+	buf = malloc(cap + 1);
+	if (!buf) {
+		close(fd);
+		err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
+		return -ENOMEM;
+	}
+	for (;;) {
+		ssize_t n = read(fd, buf + have, cap + 1 - have);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			e = -errno;
+			free(buf);
+			close(fd);
+			err_sys(err, e, "read %s", path);
+			return e;
+		}
+		if (n == 0)
+			break;
+		have += (size_t)n;
+		if (have > cap) {
+			free(buf);
+			close(fd);
+			err_set(err, -EFBIG, REIMAGE_EC_INTEGRITY, "%s: larger than %zu bytes", path, cap);
+			return -EFBIG;
+		}
+	}
+	close(fd);
+	buf[have] = '\0';
+	*ret_data = buf;
+	if (ret_len)
+		*ret_len = have;
+	return 0;
+}
+
+static int remove_at(int parent, const char *name, dev_t dev, struct reimage_error *err,
+		     const char *top)
+{
+	struct stat st;
+	int fd, e = 0;
+	DIR *d;
+
+	if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : (err_sys(err, -errno, "remove %s: stat %s", top, name), -errno);
+	if (!S_ISDIR(st.st_mode)) {
+		if (unlinkat(parent, name, 0) < 0 && errno != ENOENT) {
+			e = -errno;
+			err_sys(err, e, "remove %s: unlink %s", top, name);
+		}
+		return e;
+	}
+	if (st.st_dev != dev) {
+		err_set(err, -EXDEV, REIMAGE_EC_IO,
+			"remove %s: %s is a mount point; refusing to cross it", top, name);
+		return -EXDEV;
+	}
+	fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		e = -errno;
+		err_sys(err, e, "remove %s: open %s", top, name);
+		return e;
+	}
+	d = fdopendir(fd);
+	if (!d) {
+		e = -errno;
+		close(fd);
+		err_sys(err, e, "remove %s", top);
+		return e;
+	}
+	for (struct dirent *de; (de = readdir(d));) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if ((e = remove_at(dirfd(d), de->d_name, dev, err, top)) < 0)
+			break;
+	}
+	closedir(d);
+	if (e == 0 && unlinkat(parent, name, AT_REMOVEDIR) < 0 && errno != ENOENT) {
+		e = -errno;
+		err_sys(err, e, "remove %s: rmdir %s", top, name);
+	}
+	return e;
+}
+
+int fs_remove_tree(const char *path, struct reimage_error *err)
+{
+	struct stat st;
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : (err_sys(err, -errno, "stat %s", path), -errno);
+	return remove_at(AT_FDCWD, path, st.st_dev, err, path);
+}
+
+int fs_make_parents(const char *base, const char *rel, const char *model,
+		    struct reimage_error *err)
+{
+	char sub[PATH_MAX], path[PATH_MAX], mpath[PATH_MAX];
+	struct stat st;
+
+	snprintf(sub, sizeof(sub), "%s", rel);
+	for (char *p = sub; (p = strchr(p + 1, '/'));) {
+		*p = '\0';
+		if (fs_join(path, sizeof(path), base, sub) < 0) {
+			err_set(err, -ENAMETOOLONG, REIMAGE_EC_IO, "%s/%s: path too long", base, sub);
+			return -ENAMETOOLONG;
+		}
+		if (lstat(path, &st) == 0) {
+			if (!S_ISDIR(st.st_mode)) {
+				err_set(err, -ENOTDIR, REIMAGE_EC_IO, "%s: not a directory", path);
+				return -ENOTDIR;
+			}
+		} else {
+			mode_t mode = 0755;
+			uid_t uid = 0;
+			gid_t gid = 0;
+			if (model && fs_join(mpath, sizeof(mpath), model, sub) == 0 &&
+			    lstat(mpath, &st) == 0 && S_ISDIR(st.st_mode)) {
+				mode = st.st_mode & 07777;
+				uid = st.st_uid;
+				gid = st.st_gid;
+			}
+			if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+				err_sys(err, -errno, "mkdir %s", path);
+				return -errno;
+			}
+			/* Owner first: chown clears set-id bits, chmod restores them. */
+			if (lchown(path, uid, gid) < 0 || chmod(path, mode) < 0) {
+				err_sys(err, -errno, "set owner and mode of %s", path);
+				return -errno;
+			}
+		}
+		*p = '/';
+	}
+	return 0;
+}

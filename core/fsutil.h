@@ -1,0 +1,36 @@
+/*
+ * fsutil.h -- small filesystem helpers shared by the core: durable
+ * writes, recursive removal without following links, directory syncs.
+ */
+#ifndef REIMAGE_FSUTIL_H
+#define REIMAGE_FSUTIL_H
+
+#include <reimage/plugin.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Write a whole file so that a power cut leaves the old or the new one:
+ * temp -> fsync -> rename -> fsync(dir). */
+int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
+		    struct reimage_error *err);
+/* Read a whole small file (at most cap bytes, else -EFBIG); NUL-terminated. */
+int fs_read_small(const char *path, size_t cap, char **ret_data, size_t *ret_len,
+		  struct reimage_error *err);
+/* fsync the directory at path. */
+int fs_sync_dir(const char *path, struct reimage_error *err);
+/* fsync the directory that holds path. */
+int fs_sync_parent(const char *path, struct reimage_error *err);
+/* Remove a tree without following symlinks and without leaving the
+ * filesystem it starts on; a missing path is not an error. */
+int fs_remove_tree(const char *path, struct reimage_error *err);
+/* mkdir -p for the parents of path inside base, each new directory
+ * taking owner and mode from the same path under model (if it exists
+ * there; else 0755 root). */
+int fs_make_parents(const char *base, const char *rel, const char *model,
+		    struct reimage_error *err);
+/* Join a and b with one '/' into buf; -ENAMETOOLONG if it does not fit. */
+int fs_join(char *buf, size_t len, const char *a, const char *b);
+/* 1 if path exists (without following a final symlink), 0 if not. */
+int fs_exists(const char *path);
+
+#endif

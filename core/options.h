@@ -1,0 +1,31 @@
+/*
+ * options.h -- declared settings read from a libconfig group.  Every
+ * setting is declared once (struct reimage_option: name, type, default,
+ * bounds, doc); reading a group checks each value and rejects any setting
+ * the table does not name, with the file and line in the error.
+ */
+#ifndef REIMAGE_OPTIONS_H
+#define REIMAGE_OPTIONS_H
+
+#include <libconfig.h>
+#include <reimage/plugin.h>
+
+/* options_read() flags */
+#define OPTS_ALLOW_GROUPS 1u  /* leave unknown groups to the caller */
+
+size_t options_count(const struct reimage_option *table);
+/* values: an array of options_count(table) items, zeroed by the caller.
+ * group may be NULL (all defaults).  where: a name for errors ("job file",
+ * "group 'transport-http'").  Strings point into the config, which must
+ * outlive values; lists are allocated: release them with options_free(). */
+int options_read(const config_setting_t *group, const char *where,
+		 const struct reimage_option *table, struct reimage_optval *values,
+		 unsigned flags, struct reimage_error *err);
+void options_free(const struct reimage_option *table, struct reimage_optval *values);
+/* The value of the option called name (which must be in table). */
+const struct reimage_optval *options_get(const struct reimage_option *table,
+					 const struct reimage_optval *values, const char *name);
+/* "FILE:LINE" of a setting, for errors. */
+void options_where(const config_setting_t *s, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,305 @@
+/*
+ * reimage/plugin.h -- the one public header of reimage's plugin interface.
+ *
+ * A plugin is a loadable module (libltdl) that exports exactly one symbol,
+ * reimage_plugin_entry (spelled <module>_LTX_reimage_plugin_entry in the
+ * source so that libltdl can also preload it into a static binary).  The
+ * entry returns a struct reimage_plugin naming one transport or one backend
+ * ops table.
+ *
+ *   transport  opens image streams, fetches and puts small documents for a
+ *              set of URL schemes (http, https, smb, ...).
+ *   backend    the semantics of one operating system: how to move or
+ *              exchange a top-level entry, which processes may stop, how to
+ *              log users out, set the volume label and boot parameters, and
+ *              reboot.
+ *
+ * Versioning: REIMAGE_PLUGIN_ABI changes only when an existing member
+ * changes meaning.  New hooks are only appended; the core reads a hook only
+ * if struct_size shows the plugin was built with it.  A plugin whose
+ * abi_version differs from the core's is refused at load with both numbers
+ * and the file named.
+ *
+ * Errors: every hook returns 0 on success or a negative errno-style code,
+ * and on failure fills the struct reimage_error it is given through
+ * host->error().  The first error recorded wins; callers add prefixes.
+ * Plugins never log an error they return, and never exit().
+ *
+ * Threads: the core calls a plugin from one thread at a time.
+ */
+#ifndef REIMAGE_PLUGIN_H
+#define REIMAGE_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define REIMAGE_PLUGIN_ABI 1
+
+#if defined(__GNUC__) || defined(__clang__)
+#define REIMAGE_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define REIMAGE_PRINTF(f, a)
+#endif
+
+/* ------------------------------------------------------------------ errors */
+
+/*
+ * Neutral classes of failure.  Transports map their library's codes onto
+ * these so that the core decides retry and resume without knowing libcurl
+ * or libsmbclient.
+ */
+enum reimage_errclass {
+	REIMAGE_EC_NONE = 0,
+	REIMAGE_EC_NOTFOUND,    /* the file, share or document does not exist */
+	REIMAGE_EC_ACCESS,      /* credentials refused, permission denied */
+	REIMAGE_EC_NETWORK,     /* host unreachable, DNS, connection refused */
+	REIMAGE_EC_TLS,         /* certificate or handshake refused */
+	REIMAGE_EC_RETRYABLE,   /* timeout, reset, short read: try again, resume */
+	REIMAGE_EC_CONFIG,      /* bad setting or URL */
+	REIMAGE_EC_IO,          /* local read/write failure */
+	REIMAGE_EC_UNSUPPORTED, /* the plugin cannot do this */
+	REIMAGE_EC_INTEGRITY,   /* hash, size, signature or archive check failed */
+	REIMAGE_EC_STATE        /* wrong phase, lock held, precondition unmet */
+};
+
+#define REIMAGE_ERRMSG_MAX 1024
+
+/* Filled by host->error(); the first error recorded is kept. */
+struct reimage_error {
+	int code;                   /* negative errno-style code, 0 = none */
+	enum reimage_errclass cls;  /* neutral class of the failure */
+	char msg[REIMAGE_ERRMSG_MAX];
+};
+
+/* ----------------------------------------------------------------- options */
+
+/*
+ * Each plugin declares its settings once.  The core reads the plugin's own
+ * group of the configuration (named after the plugin, e.g.
+ * `transport-http: { ... }`), checks every value against this table
+ * (type, bounds), rejects settings the table does not name (with file and
+ * line), applies defaults, and hands the values to init() in table order.
+ */
+enum reimage_opt_type {
+	REIMAGE_OPT_END = 0,  /* terminates a table */
+	REIMAGE_OPT_BOOL,
+	REIMAGE_OPT_INT,      /* 64-bit integer within [min, max] */
+	REIMAGE_OPT_STRING,
+	REIMAGE_OPT_STRINGS,  /* a list or array of strings; a lone string is one item */
+	REIMAGE_OPT_GROUP     /* a group whose members the owner checks itself */
+};
+
+struct reimage_option {
+	const char *name;
+	enum reimage_opt_type type;
+	const char *def;      /* default, written as in the configuration; NULL: unset */
+	long long min, max;   /* bounds for REIMAGE_OPT_INT */
+	const char *doc;      /* one line, shown by `reimage plan --options` */
+};
+
+struct reimage_optval {
+	int set;                  /* 1 if given in the configuration or by default */
+	long long i;              /* BOOL (0/1) and INT */
+	const char *s;            /* STRING */
+	const char *const *list;  /* STRINGS: NULL-terminated */
+	size_t n;                 /* STRINGS: item count */
+	const char *file;         /* where it was set, for the plugin's own errors */
+	int line;                 /* (NULL/0 for defaults) */
+};
+
+/* -------------------------------------------------------------------- host */
+
+enum reimage_loglevel {
+	REIMAGE_LOG_ERROR = 0,
+	REIMAGE_LOG_WARNING,
+	REIMAGE_LOG_NOTICE,
+	REIMAGE_LOG_INFO,
+	REIMAGE_LOG_DEBUG
+};
+
+/* Services the core offers every plugin; passed to init(). */
+struct reimage_host {
+	uint32_t abi_version;
+	uint32_t struct_size;
+	/* Record an error unless one is already recorded.  code < 0. */
+	void (*error)(struct reimage_error *err, int code, enum reimage_errclass cls,
+		      const char *fmt, ...) REIMAGE_PRINTF(4, 5);
+	/* Log a message that is not an error being returned (progress of a
+	 * retry, a deprecated setting).  Never pass secrets. */
+	void (*log)(enum reimage_loglevel level, const char *fmt, ...) REIMAGE_PRINTF(2, 3);
+};
+
+/* --------------------------------------------------------------- transport */
+
+#define REIMAGE_SIZE_UNKNOWN UINT64_MAX
+#define REIMAGE_ETAG_MAX 256
+#define REIMAGE_NOT_MODIFIED 1   /* fetch(): the document did not change */
+
+/* Transport capabilities. */
+#define REIMAGE_TCAP_RESUME  (1u << 0)  /* open() honours offset without re-reading */
+#define REIMAGE_TCAP_PUT     (1u << 1)  /* put() and remove() work */
+#define REIMAGE_TCAP_ETAG    (1u << 2)  /* fetch() answers REIMAGE_NOT_MODIFIED */
+
+struct reimage_stream;  /* defined by each transport */
+
+struct reimage_transport_ops {
+	uint32_t abi_version;    /* REIMAGE_PLUGIN_ABI */
+	uint32_t struct_size;    /* sizeof(struct reimage_transport_ops) */
+	const char *name;        /* e.g. "transport-http"; must match the file */
+	uint32_t caps;           /* REIMAGE_TCAP_* */
+	const char *const *schemes;            /* NULL-terminated, e.g. {"http","https",NULL} */
+	const struct reimage_option *options;  /* REIMAGE_OPT_END-terminated, may be NULL */
+
+	/* Called once in PREPARE with the values of the plugin's options.
+	 * MUST NOT touch the network.  *ret_ctx belongs to the plugin. */
+	int (*init)(const struct reimage_host *host, const struct reimage_optval *values,
+		    void **ret_ctx, struct reimage_error *err);
+	/* MAY be NULL.  Releases ctx; called when the process ends. */
+	void (*fini)(void *ctx);
+
+	/* Open url for reading from byte offset.  MUST deliver the resource's
+	 * bytes starting exactly at offset: if the server cannot seek, the
+	 * transport skips the leading bytes itself.  *ret_size is the whole
+	 * resource's size or REIMAGE_SIZE_UNKNOWN.  Errors: NOTFOUND, ACCESS,
+	 * NETWORK, TLS, RETRYABLE, CONFIG. */
+	int (*open)(void *ctx, const char *url, uint64_t offset,
+		    struct reimage_stream **ret_stream, uint64_t *ret_size,
+		    struct reimage_error *err);
+	/* Read up to len bytes.  Returns the count, 0 at the end of the
+	 * resource, or a negative code; RETRYABLE means the core may close
+	 * and open again at the offset it has reached. */
+	ssize_t (*read)(struct reimage_stream *stream, void *buf, size_t len,
+			struct reimage_error *err);
+	/* Always succeeds; frees the stream. */
+	void (*close)(struct reimage_stream *stream);
+
+	/* Fetch a small document into buf (capacity cap).  A document larger
+	 * than cap is an INTEGRITY error and is not read past cap.  etag:
+	 * in, the validator of the copy the caller holds ("" for none); out,
+	 * the new one (an ETag, or the modification time as text).  Returns 0,
+	 * REIMAGE_NOT_MODIFIED if the caller's copy is current, or < 0.
+	 * ret_date: the server's clock (HTTP Date), 0 if unknown. MAY be NULL
+	 * for a transport that only streams. */
+	int (*fetch)(void *ctx, const char *url, void *buf, size_t cap, size_t *ret_len,
+		     char etag[REIMAGE_ETAG_MAX], int64_t *ret_date,
+		     struct reimage_error *err);
+	/* Write a whole document, replacing any earlier one; readers see the
+	 * old or the new document, never a torn one.  MAY be NULL. */
+	int (*put)(void *ctx, const char *url, const void *data, size_t len,
+		   const char *content_type, struct reimage_error *err);
+	/* Remove a document; a missing one is not an error.  MAY be NULL. */
+	int (*remove)(void *ctx, const char *url, struct reimage_error *err);
+};
+
+/* ----------------------------------------------------------------- backend */
+
+/* Backend capabilities: the core plans from these before staging. */
+#define REIMAGE_BCAP_EXCHANGE (1u << 0)  /* exchange() swaps two names atomically */
+#define REIMAGE_BCAP_DEFER    (1u << 1)  /* move() may defer an in-use entry to reboot */
+#define REIMAGE_BCAP_LABEL    (1u << 2)  /* set_label() works */
+#define REIMAGE_BCAP_BOOT     (1u << 3)  /* set_boot() works */
+#define REIMAGE_BCAP_LOGOUT   (1u << 4)  /* logout() ends user sessions */
+#define REIMAGE_BCAP_QUIESCE  (1u << 5)  /* quiesce() stops unneeded processes */
+#define REIMAGE_BCAP_REBOOT   (1u << 6)  /* reboot() restarts the machine */
+#define REIMAGE_BCAP_MOUNTS   (1u << 7)  /* mount_copy() refreshes a mounted entry */
+
+/* Boot parameters of a job, passed to set_boot(). */
+struct reimage_boot {
+	const char *root;          /* the root being re-imaged */
+	const char *command;       /* run inside the new root, NULL if none */
+	const char *kernel;        /* kernel to boot next, relative to root, or NULL */
+	const char *initrd;        /* initrd, relative to root, or NULL */
+	const char *cmdline;       /* kernel command line, or NULL */
+	int one_shot;              /* boot it once only where the platform can */
+};
+
+struct reimage_backend_ops {
+	uint32_t abi_version;    /* REIMAGE_PLUGIN_ABI */
+	uint32_t struct_size;    /* sizeof(struct reimage_backend_ops) */
+	const char *name;        /* e.g. "posix"; must match the file */
+	uint32_t caps;           /* REIMAGE_BCAP_* */
+	const struct reimage_option *options;  /* REIMAGE_OPT_END-terminated, may be NULL */
+
+	/* Top-level names never swapped (pseudo filesystems, lost+found),
+	 * NULL-terminated.  The user's configuration may replace the list. */
+	const char *const *keep_entries;
+	/* Paths (relative to the root, globs allowed) making up the
+	 * `network` preserve set, NULL-terminated. */
+	const char *const *network_paths;
+
+	/* How well this backend fits the running system: 0 not at all,
+	 * higher is better.  Called for backend = "auto" before init(). */
+	int (*probe)(void);
+	/* Called once in PREPARE.  *ret_ctx belongs to the plugin. */
+	int (*init)(const struct reimage_host *host, const struct reimage_optval *values,
+		    void **ret_ctx, struct reimage_error *err);
+	void (*fini)(void *ctx);  /* MAY be NULL */
+
+	/* PREPARE: after this returns 0 the agent MUST NOT need any file of
+	 * the root's current image (libraries loaded, memory locked, the
+	 * descriptors later hooks need opened).  MAY be NULL. */
+	int (*prepare)(void *ctx, const char *root, struct reimage_error *err);
+	/* QUIESCE, first half: end every user session.  REQUIRED with
+	 * REIMAGE_BCAP_LOGOUT, else MAY be NULL. */
+	int (*logout)(void *ctx, const char *root, struct reimage_error *err);
+	/* QUIESCE, second half: stop every process the OS does not need,
+	 * never the caller and its ancestors. */
+	int (*quiesce)(void *ctx, const char *root, struct reimage_error *err);
+
+	/* SWAP: rename path `from` to `to` (same volume; `to` must not exist).
+	 * With REIMAGE_BCAP_DEFER an entry in use MAY be deferred; then it
+	 * returns 1 and the move happens at the next boot. */
+	int (*move)(void *ctx, const char *from, const char *to, struct reimage_error *err);
+	/* SWAP: exchange two existing paths atomically.  REQUIRED with
+	 * REIMAGE_BCAP_EXCHANGE, else NULL (the core then uses three moves). */
+	int (*exchange)(void *ctx, const char *a, const char *b, struct reimage_error *err);
+	/* 1 if path is a mount point, 0 if not, < 0 on error. */
+	int (*is_mount)(void *ctx, const char *path, struct reimage_error *err);
+	/* Make every completed rename on the volume holding path durable. */
+	int (*sync)(void *ctx, const char *path, struct reimage_error *err);
+
+	/* LABEL: rename the volume holding root.  MAY be NULL. */
+	int (*set_label)(void *ctx, const char *root, const char *label,
+			 struct reimage_error *err);
+	/* BOOT: set boot parameters for the new image.  MAY be NULL. */
+	int (*set_boot)(void *ctx, const struct reimage_boot *boot, struct reimage_error *err);
+	/* REBOOT: flush and restart.  Returns only on failure (or, for a
+	 * backend that only records, 0). */
+	int (*reboot)(void *ctx, struct reimage_error *err);
+
+	/* SWAP: the mounted top-level entry `mount` stays in place; copy the
+	 * staged tree `staged` into it, keeping its old content under `aside`
+	 * for rollback.  REQUIRED with REIMAGE_BCAP_MOUNTS. */
+	int (*mount_copy)(void *ctx, const char *staged, const char *mount, const char *aside,
+			  struct reimage_error *err);
+};
+
+/* ------------------------------------------------------------------- entry */
+
+enum reimage_plugin_kind {
+	REIMAGE_PLUGIN_TRANSPORT = 1,
+	REIMAGE_PLUGIN_BACKEND = 2
+};
+
+struct reimage_plugin {
+	uint32_t abi_version;            /* REIMAGE_PLUGIN_ABI */
+	enum reimage_plugin_kind kind;
+	const struct reimage_transport_ops *transport;  /* for TRANSPORT */
+	const struct reimage_backend_ops *backend;      /* for BACKEND */
+};
+
+/* The one symbol a plugin exports.  In the plugin's source, write
+ *   #define reimage_plugin_entry posix_LTX_reimage_plugin_entry
+ * (module name with '-' as '_') before defining it. */
+typedef const struct reimage_plugin *(*reimage_plugin_entry_fn)(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* REIMAGE_PLUGIN_H */

@@ -1,0 +1,212 @@
+/*
+ * harness.c -- main() of every test program (see harness.h).  The list of
+ * cases comes from a header CMake generates from the TEST_CASE lines.
+ */
+#define _GNU_SOURCE
+#include "harness.h"
+
+#include <CUnit/Basic.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define TEST_LIST(name) void test_##name(void);
+#include TEST_CASES_H
+#undef TEST_LIST
+
+static const struct {
+	const char *name;
+	void (*fn)(void);
+} cases[] = {
+#define TEST_LIST(name) { #name, test_##name },
+#include TEST_CASES_H
+#undef TEST_LIST
+	{ NULL, NULL }
+};
+
+static char scratch[4096];
+
+const char *t_dir(void)
+{
+	return scratch;
+}
+
+const char *t_path(const char *fmt, ...)
+{
+	static char bufs[8][4096];
+	static int next;
+	char rel[3072];
+	va_list ap;
+	char *b = bufs[next++ % 8];
+
+	va_start(ap, fmt);
+	vsnprintf(rel, sizeof(rel), fmt, ap);
+	va_end(ap);
+	snprintf(b, sizeof(bufs[0]), "%s/%s", scratch, rel);
+	return b;
+}
+
+static const char *env_or(const char *name, const char *def)
+{
+	const char *v = getenv(name);
+	return v && *v ? v : def;
+}
+
+const char *t_bin_dir(void)
+{
+	return env_or("REIMAGE_TEST_BIN_DIR", ".");
+}
+
+const char *t_src_dir(void)
+{
+	return env_or("REIMAGE_TEST_SRC_DIR", "..");
+}
+
+void t_skip(const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "SKIP: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(77);
+}
+
+static int status_of(int st)
+{
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int t_sh(const char *fmt, ...)
+{
+	char *cmd;
+	va_list ap;
+	int st;
+
+	va_start(ap, fmt);
+	if (vasprintf(&cmd, fmt, ap) < 0)
+		abort();
+	va_end(ap);
+	st = system(cmd);
+	free(cmd);
+	return status_of(st);
+}
+
+int t_sh_out(char **out, const char *fmt, ...)
+{
+	char *cmd, *full;
+	va_list ap;
+	size_t len = 0, cap = 4096;
+	FILE *p;
+
+	va_start(ap, fmt);
+	if (vasprintf(&cmd, fmt, ap) < 0)
+		abort();
+	va_end(ap);
+	if (asprintf(&full, "(%s) 2>&1", cmd) < 0)
+		abort();
+	free(cmd);
+	p = popen(full, "r");
+	free(full);
+	*out = malloc(cap);
+	if (!p || !*out)
+		abort();
+	for (size_t n; (n = fread(*out + len, 1, cap - len - 1, p)) > 0;) {
+		len += n;
+		if (cap - len < 2 && !(*out = realloc(*out, cap *= 2)))
+			abort();
+	}
+	(*out)[len] = '\0';
+	return status_of(pclose(p));
+}
+
+void t_write(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	if (!f || fputs(text, f) < 0 || fclose(f) != 0) {
+		fprintf(stderr, "t_write %s: %s\n", path, strerror(errno));
+		abort();
+	}
+}
+
+char *t_read(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf;
+	long n;
+
+	if (!f)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	buf = malloc((size_t)n + 1);
+	if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n)
+		abort();
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
+}
+
+int t_is_root(void)
+{
+	return geteuid() == 0;
+}
+
+static int run_case(size_t i)
+{
+	CU_pSuite suite;
+	unsigned failures;
+	const char *tmp = env_or("TMPDIR", "/tmp");
+
+	snprintf(scratch, sizeof(scratch), "%s/%s.%s.XXXXXX", tmp, TEST_PROGRAM, cases[i].name);
+	if (!mkdtemp(scratch)) {
+		perror("mkdtemp");
+		return 2;
+	}
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 2;
+	suite = CU_add_suite(TEST_PROGRAM, NULL, NULL);
+	if (!suite || !CU_add_test(suite, cases[i].name, cases[i].fn))
+		return 2;
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	failures = CU_get_number_of_failures();
+	CU_cleanup_registry();
+	if (failures == 0) {
+		/* chmod first: a case may leave read-only directories behind. */
+		t_sh("chmod -R u+rwX '%s' 2>/dev/null; rm -rf '%s'", scratch, scratch);
+		return 0;
+	}
+	fprintf(stderr, "%s: failed; scratch directory kept: %s\n", cases[i].name, scratch);
+	return 1;
+}
+
+int main(int argc, char **argv)
+{
+	int rc = 0, ran = 0;
+
+	if (argc == 2 && strcmp(argv[1], "--list") == 0) {
+		for (size_t i = 0; cases[i].name; i++)
+			puts(cases[i].name);
+		return 0;
+	}
+	for (size_t i = 0; cases[i].name; i++) {
+		if (argc > 1 && strcmp(argv[1], cases[i].name) != 0)
+			continue;
+		ran++;
+		if (run_case(i) != 0)
+			rc = 1;
+	}
+	if (!ran) {
+		fprintf(stderr, "%s: no case named %s\n", TEST_PROGRAM, argc > 1 ? argv[1] : "(any)");
+		return 2;
+	}
+	return rc;
+}

@@ -1,0 +1,38 @@
+/*
+ * harness.h -- the test harness shared by every CUnit program.
+ *
+ * A case is written TEST_CASE(name) { ... } with CUnit's CU_ASSERT_*.
+ * CTest runs each case in its own process (`prog name`), in a fresh
+ * scratch directory (t_dir()) that is removed when the case passes and
+ * kept, with its path printed, when it fails.  A case whose precondition
+ * is missing calls t_skip(), which exits 77 with the reason.
+ */
+#ifndef REIMAGE_TEST_HARNESS_H
+#define REIMAGE_TEST_HARNESS_H
+
+#include <CUnit/CUnit.h>
+#include <stddef.h>
+
+#define TEST_CASE(name) void test_##name(void)
+
+/* The case's scratch directory (absolute, no trailing slash). */
+const char *t_dir(void);
+/* A path inside the scratch directory (static buffer rotation: 8 live). */
+const char *t_path(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The build directory (binaries: reimage, reimagectl) and source directory. */
+const char *t_bin_dir(void);
+const char *t_src_dir(void);
+/* Exit 77: the case cannot run here; say why. */
+void t_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+/* Run a shell command (fixtures only, never the code under test's job);
+ * returns its exit status, or -1 if it died by a signal. */
+int t_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Like t_sh but captures stdout+stderr into a malloc'ed string. */
+int t_sh_out(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Write and read small files. */
+void t_write(const char *path, const char *text);
+char *t_read(const char *path);  /* malloc'ed, NULL if missing */
+/* 1 if the current process is root and may use namespaces and mounts. */
+int t_is_root(void);
+
+#endif
