@@ -175,11 +175,8 @@ int options_read(const config_setting_t *group, const char *where,
 	for (int i = 0; group && i < config_setting_length(group); i++) {
 		const config_setting_t *s = config_setting_get_elem(group, (unsigned)i);
 		const char *name = config_setting_name(s);
-		size_t k;
-		for (k = 0; k < n; k++)
-			if (strcmp(table[k].name, name) == 0)
-				break;
-		if (k < n) {
+		int k = options_index(table, name);
+		if (k >= 0) {
 			if (read_one(s, &table[k], &values[k], err) < 0) {
 				options_free(table, values);
 				return -EINVAL;
@@ -220,11 +217,17 @@ void options_free(const struct reimage_option *table, struct reimage_optval *val
 	}
 }
 
+int options_index(const struct reimage_option *table, const char *name)
+{
+	for (size_t k = 0; table && table[k].type != REIMAGE_OPT_END; k++)
+		if (strcmp(table[k].name, name) == 0)
+			return (int)k;
+	return -1;
+}
+
 const struct reimage_optval *options_get(const struct reimage_option *table,
 					 const struct reimage_optval *values, const char *name)
 {
-	for (size_t k = 0; table[k].type != REIMAGE_OPT_END; k++)
-		if (strcmp(table[k].name, name) == 0)
-			return &values[k];
-	return NULL;
+	int k = options_index(table, name);
+	return k < 0 ? NULL : &values[k];
 }

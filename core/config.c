@@ -1,0 +1,432 @@
+/*
+ * config.c -- the job file and the agent file (see config.h).  Each table
+ * below is the one declaration of its settings: type, default, bounds and
+ * the line of documentation `reimage plan --options` prints.  Reading is
+ * strict: unknown settings, wrong types and values out of range are
+ * errors naming the file, the line and the setting.
+ */
+#include "config.h"
+#include "error.h"
+#include "options.h"
+#include "registry.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_BYTES 0x7fffffffffffffffLL
+
+enum {
+	J_ID, J_SERIAL, J_IMAGE, J_ROOT, J_BACKEND, J_PRESERVE, J_HOOKS, J_LABEL, J_BOOT,
+	J_REBOOT, J_KEEP_OLD_DAYS, J_KEEP_ENTRIES, J_PLUGIN_PATH, J_COUNT
+};
+static const struct reimage_option job_table[] = {
+	[J_ID] = { "id", REIMAGE_OPT_STRING, NULL, 0, 0, "job identifier (required)" },
+	[J_SERIAL] = { "serial", REIMAGE_OPT_INT, "0", 0, MAX_BYTES,
+		       "increasing number; an agent runs only a serial above its last" },
+	[J_IMAGE] = { "image", REIMAGE_OPT_GROUP, NULL, 0, 0, "the new image (required)" },
+	[J_ROOT] = { "root", REIMAGE_OPT_STRING, "/", 0, 0, "root to re-image" },
+	[J_BACKEND] = { "backend", REIMAGE_OPT_STRING, "auto", 0, 0,
+			"backend plugin: auto, posix, macos, windows, sandbox" },
+	[J_PRESERVE] = { "preserve", REIMAGE_OPT_GROUP, NULL, 0, 0, "what to keep" },
+	[J_HOOKS] = { "hooks", REIMAGE_OPT_GROUP, NULL, 0, 0, "scripts run on the staged image" },
+	[J_LABEL] = { "label", REIMAGE_OPT_STRING, NULL, 0, 0, "new volume label (unset: keep)" },
+	[J_BOOT] = { "boot", REIMAGE_OPT_GROUP, NULL, 0, 0, "boot parameters" },
+	[J_REBOOT] = { "reboot", REIMAGE_OPT_BOOL, "true", 0, 0, "reboot after the swap" },
+	[J_KEEP_OLD_DAYS] = { "keep_old_days", REIMAGE_OPT_INT, "0", 0, 3650,
+			      "days the retired image stays for `reimage rollback`" },
+	[J_KEEP_ENTRIES] = { "keep_entries", REIMAGE_OPT_STRINGS, NULL, 0, 0,
+			     "top-level entries never swapped (default: the backend's)" },
+	[J_PLUGIN_PATH] = { "plugin_path", REIMAGE_OPT_STRINGS, NULL, 0, 0,
+			    "extra plugin directories" },
+	{ NULL, REIMAGE_OPT_END, NULL, 0, 0, NULL }
+};
+
+enum { I_URL, I_SHA256, I_SIZE, I_RETRIES, I_RETRY_DELAY, I_COUNT };
+static const struct reimage_option image_table[] = {
+	[I_URL] = { "url", REIMAGE_OPT_STRING, NULL, 0, 0,
+		    "where the image is: path, file:, http(s):, smb: (required)" },
+	[I_SHA256] = { "sha256", REIMAGE_OPT_STRING, NULL, 0, 0, "SHA-256 of the image file" },
+	[I_SIZE] = { "size", REIMAGE_OPT_INT, "-1", -1, MAX_BYTES, "size of the image file in bytes" },
+	[I_RETRIES] = { "retries", REIMAGE_OPT_INT, "5", 0, 100,
+			"times an interrupted download is resumed before the job fails" },
+	[I_RETRY_DELAY] = { "retry_delay_ms", REIMAGE_OPT_INT, "1000", 0, 600000,
+			    "first wait before a resume; doubled each time, with jitter" },
+	{ NULL, REIMAGE_OPT_END, NULL, 0, 0, NULL }
+};
+
+enum { P_MODE, P_AGENT, P_NETWORK, P_USERS, P_PATHS, P_COUNT };
+static const struct reimage_option preserve_table[] = {
+	[P_MODE] = { "mode", REIMAGE_OPT_STRING, "move", 0, 0,
+		     "move (renamed at swap time) or copy (copied into staging)" },
+	[P_AGENT] = { "agent", REIMAGE_OPT_BOOL, "true", 0, 0,
+		      "the agent, its plugins, configuration and state" },
+	[P_NETWORK] = { "network", REIMAGE_OPT_BOOL, "false", 0, 0, "the backend's network set" },
+	[P_USERS] = { "users", REIMAGE_OPT_STRINGS, "", 0, 0,
+		      "\"all\" or a list of users: home folders and account entries" },
+	[P_PATHS] = { "paths", REIMAGE_OPT_STRINGS, "", 0, 0, "globs of paths to keep" },
+	{ NULL, REIMAGE_OPT_END, NULL, 0, 0, NULL }
+};
+
+enum { H_PATH, H_ARGS, H_TIMEOUT, H_SHA256, H_COUNT };
+static const struct reimage_option hook_table[] = {
+	[H_PATH] = { "path", REIMAGE_OPT_STRING, NULL, 0, 0, "absolute path of the script" },
+	[H_ARGS] = { "args", REIMAGE_OPT_STRINGS, "", 0, 0, "arguments after the staging path" },
+	[H_TIMEOUT] = { "timeout", REIMAGE_OPT_INT, "300", 1, 86400, "seconds before it is killed" },
+	[H_SHA256] = { "sha256", REIMAGE_OPT_STRING, NULL, 0, 0, "SHA-256 the script must have" },
+	{ NULL, REIMAGE_OPT_END, NULL, 0, 0, NULL }
+};
+
+enum { B_COMMAND, B_KERNEL, B_INITRD, B_CMDLINE, B_ONE_SHOT, B_COUNT };
+static const struct reimage_option boot_table[] = {
+	[B_COMMAND] = { "command", REIMAGE_OPT_STRING, NULL, 0, 0,
+			"command run inside the new root (e.g. update-grub)" },
+	[B_KERNEL] = { "kernel", REIMAGE_OPT_STRING, NULL, 0, 0, "kernel to boot, in the new image" },
+	[B_INITRD] = { "initrd", REIMAGE_OPT_STRING, NULL, 0, 0, "initrd, in the new image" },
+	[B_CMDLINE] = { "cmdline", REIMAGE_OPT_STRING, NULL, 0, 0, "kernel command line" },
+	[B_ONE_SHOT] = { "one_shot", REIMAGE_OPT_BOOL, "true", 0, 0,
+			 "boot the new image once only where the platform can" },
+	{ NULL, REIMAGE_OPT_END, NULL, 0, 0, NULL }
+};
+
+enum {
+	A_AGENT_ID, A_GROUPS, A_ROOT, A_BACKEND, A_PLUGINS, A_PLUGIN_PATH, A_STATE_DIR, A_JOBS,
+	A_REPORTS, A_POLL_INTERVAL, A_POLL_JITTER, A_TRUSTED_KEYS, A_COUNT
+};
+static const struct reimage_option agent_table[] = {
+	[A_AGENT_ID] = { "agent_id", REIMAGE_OPT_STRING, NULL, 0, 0,
+			 "this machine's name in jobs and reports (default: host name)" },
+	[A_GROUPS] = { "groups", REIMAGE_OPT_STRINGS, "", 0, 0, "groups this machine belongs to" },
+	[A_ROOT] = { "root", REIMAGE_OPT_STRING, "/", 0, 0, "root to re-image" },
+	[A_BACKEND] = { "backend", REIMAGE_OPT_STRING, "auto", 0, 0, "backend plugin" },
+	[A_PLUGINS] = { "plugins", REIMAGE_OPT_STRINGS, "", 0, 0,
+			"plugins loaded at start (transports for the job store)" },
+	[A_PLUGIN_PATH] = { "plugin_path", REIMAGE_OPT_STRINGS, "", 0, 0, "plugin directories" },
+	[A_STATE_DIR] = { "state_dir", REIMAGE_OPT_STRING, "/var/lib/reimage", 0, 0,
+			  "the agent's state (last serial, keys)" },
+	[A_JOBS] = { "jobs", REIMAGE_OPT_STRINGS, "", 0, 0, "job locations polled" },
+	[A_REPORTS] = { "reports", REIMAGE_OPT_STRING, NULL, 0, 0, "where status reports go" },
+	[A_POLL_INTERVAL] = { "poll_interval", REIMAGE_OPT_INT, "60", 5, 86400,
+			      "seconds between polls" },
+	[A_POLL_JITTER] = { "poll_jitter", REIMAGE_OPT_INT, "30", 0, 86400,
+			    "random extra seconds per poll, so a fleet does not poll in step" },
+	[A_TRUSTED_KEYS] = { "trusted_keys", REIMAGE_OPT_STRINGS, "", 0, 0,
+			     "public keys (PEM files) whose signed jobs are accepted" },
+	{ NULL, REIMAGE_OPT_END, NULL, 0, 0, NULL }
+};
+
+const struct reimage_option *config_job_options(void)
+{
+	return job_table;
+}
+
+const struct reimage_option *config_agent_options(void)
+{
+	return agent_table;
+}
+
+static int read_file(config_t *cfg, const char *path, struct reimage_error *err)
+{
+	config_init(cfg);
+	/* Relative @include paths resolve against the including file's directory. */
+	char dir[4096];
+	snprintf(dir, sizeof(dir), "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (slash) {
+		*slash = '\0';
+		config_set_include_dir(cfg, dir[0] ? dir : "/");
+	}
+	if (config_read_file(cfg, path))
+		return 0;
+	if (config_error_type(cfg) == CONFIG_ERR_FILE_IO) {
+		int e = access(path, R_OK) < 0 ? errno : EIO;
+		err_set(err, -e, e == ENOENT ? REIMAGE_EC_NOTFOUND : REIMAGE_EC_IO, "%s: %s", path,
+			strerror(e));
+		return -e;
+	}
+	err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "%s:%d: %s",
+		config_error_file(cfg) ? config_error_file(cfg) : path, config_error_line(cfg),
+		config_error_text(cfg));
+	return -EINVAL;
+}
+
+static struct reimage_optval *values_for(const struct reimage_option *table, size_t count)
+{
+	(void)table;
+	return calloc(count + 1, sizeof(struct reimage_optval));
+}
+
+static int config_bad(struct reimage_error *err, const char *file, int line, const char *name,
+		      const char *what)
+{
+	err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "%s:%d: setting '%s': %s", file, line, name, what);
+	return -EINVAL;
+}
+
+static int is_sha256(const char *s)
+{
+	size_t n = 0;
+	for (; s[n]; n++)
+		if (!((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'f')))
+			return 0;
+	return n == 64;
+}
+
+/* Groups left unread at the top level must be plugin groups. */
+static int check_plugin_groups(const config_setting_t *root, const struct reimage_option *table,
+			       struct reimage_error *err)
+{
+	for (int i = 0; i < config_setting_length(root); i++) {
+		const config_setting_t *s = config_setting_get_elem(root, (unsigned)i);
+		const char *name = config_setting_name(s);
+		if (options_index(table, name) >= 0 || !config_setting_is_group(s))
+			continue;
+		if (!registry_known_plugin(name)) {
+			char where[512];
+			options_where(s, where, sizeof(where));
+			err_set(err, -EINVAL, REIMAGE_EC_CONFIG,
+				"%s: unknown setting '%s' (neither a setting nor a known plugin)", where,
+				name);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static int read_group(const config_setting_t *root, const char *name, const char *where,
+		      const struct reimage_option *table, size_t count,
+		      struct reimage_optval **ret_values, struct reimage_error *err)
+{
+	struct reimage_optval *v = values_for(table, count);
+	if (!v) {
+		err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
+		return -ENOMEM;
+	}
+	*ret_values = v;
+	return options_read(root ? config_setting_get_member(root, name) : NULL, where, table, v, 0,
+			    err);
+}
+
+static int job_read_hooks(struct job *job, const config_setting_t *list, struct reimage_error *err)
+{
+	char where[512];
+	size_t n;
+
+	if (!list)
+		return 0;
+	if (!config_setting_is_list(list)) {
+		options_where(list, where, sizeof(where));
+		err_set(err, -EINVAL, REIMAGE_EC_CONFIG,
+			"%s: setting 'hooks': expected a list ( { path = ...; }, ... )", where);
+		return -EINVAL;
+	}
+	n = (size_t)config_setting_length(list);
+	job->hooks = calloc(n + 1, sizeof(*job->hooks));
+	job->hook_values = calloc(n * H_COUNT + 1, sizeof(*job->hook_values));
+	if (!job->hooks || !job->hook_values) {
+		err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
+		return -ENOMEM;
+	}
+	job->n_hooks = n;
+	for (size_t i = 0; i < n; i++) {
+		const config_setting_t *h = config_setting_get_elem(list, (unsigned)i);
+		struct reimage_optval *v = &job->hook_values[i * H_COUNT];
+		options_where(h, where, sizeof(where));
+		if (options_read(h, "a hook", hook_table, v, 0, err) < 0)
+			return -EINVAL;
+		if (!v[H_PATH].set || v[H_PATH].s[0] != '/')
+			return config_bad(err, job->file, config_setting_source_line(h), "hooks.path",
+					  "each hook needs an absolute path");
+		if (v[H_SHA256].set && !is_sha256(v[H_SHA256].s))
+			return config_bad(err, job->file, v[H_SHA256].line, "hooks.sha256",
+					  "expected 64 lowercase hex digits");
+		job->hooks[i].path = v[H_PATH].s;
+		job->hooks[i].args = v[H_ARGS].list;
+		job->hooks[i].timeout = v[H_TIMEOUT].i;
+		job->hooks[i].sha256 = v[H_SHA256].set ? v[H_SHA256].s : NULL;
+	}
+	return 0;
+}
+
+int job_load(struct job *job, const char *path, struct reimage_error *err)
+{
+	const config_setting_t *root;
+	struct reimage_optval *v, *iv, *pv, *bv;
+	int r;
+
+	memset(job, 0, sizeof(*job));
+	snprintf(job->file, sizeof(job->file), "%s", path);
+	if ((r = read_file(&job->cfg, path, err)) < 0)
+		return r;
+	root = config_root_setting(&job->cfg);
+	if (!(job->values = v = values_for(job_table, J_COUNT))) {
+		err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
+		return -ENOMEM;
+	}
+	if ((r = options_read(root, "the job file", job_table, v, OPTS_ALLOW_GROUPS, err)) < 0 ||
+	    (r = check_plugin_groups(root, job_table, err)) < 0)
+		goto fail;
+	if (!v[J_ID].set || !v[J_ID].s[0]) {
+		err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "%s: setting 'id' is required", path);
+		r = -EINVAL;
+		goto fail;
+	}
+	if (!v[J_IMAGE].set) {
+		err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "%s: group 'image' is required", path);
+		r = -EINVAL;
+		goto fail;
+	}
+	if ((r = read_group(root, "image", "group 'image'", image_table, I_COUNT,
+			    &job->image_values, err)) < 0 ||
+	    (r = read_group(root, "preserve", "group 'preserve'", preserve_table, P_COUNT,
+			    &job->preserve_values, err)) < 0 ||
+	    (r = read_group(root, "boot", "group 'boot'", boot_table, B_COUNT, &job->boot_values,
+			    err)) < 0 ||
+	    (r = job_read_hooks(job, config_setting_get_member(root, "hooks"), err)) < 0)
+		goto fail;
+	iv = job->image_values;
+	pv = job->preserve_values;
+	bv = job->boot_values;
+	if (!iv[I_URL].set || !iv[I_URL].s[0]) {
+		err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "%s: setting 'image.url' is required", path);
+		r = -EINVAL;
+		goto fail;
+	}
+	if (iv[I_SHA256].set && !is_sha256(iv[I_SHA256].s)) {
+		r = config_bad(err, path, iv[I_SHA256].line, "image.sha256",
+			       "expected 64 lowercase hex digits");
+		goto fail;
+	}
+	if (strcmp(pv[P_MODE].s, "move") && strcmp(pv[P_MODE].s, "copy")) {
+		r = config_bad(err, path, pv[P_MODE].line, "preserve.mode", "expected \"move\" or \"copy\"");
+		goto fail;
+	}
+	if (v[J_LABEL].set && (!v[J_LABEL].s[0] || strlen(v[J_LABEL].s) > 255)) {
+		r = config_bad(err, path, v[J_LABEL].line, "label", "expected 1 to 255 characters");
+		goto fail;
+	}
+	for (size_t i = 0; i < pv[P_PATHS].n; i++) {
+		const char *p = pv[P_PATHS].list[i];
+		if (!p[0] || strstr(p, "..")) {
+			r = config_bad(err, path, pv[P_PATHS].line, "preserve.paths",
+				       "paths must be non-empty and must not contain '..'");
+			goto fail;
+		}
+	}
+	job->id = v[J_ID].s;
+	job->serial = v[J_SERIAL].i;
+	job->image_url = iv[I_URL].s;
+	job->image_sha256 = iv[I_SHA256].set ? iv[I_SHA256].s : NULL;
+	job->image_size = iv[I_SIZE].i;
+	job->image_retries = (int)iv[I_RETRIES].i;
+	job->image_retry_delay_ms = iv[I_RETRY_DELAY].i;
+	job->root = v[J_ROOT].s;
+	job->backend = v[J_BACKEND].s;
+	job->preserve_mode = strcmp(pv[P_MODE].s, "copy") == 0 ? PRESERVE_COPY : PRESERVE_MOVE;
+	job->preserve_agent = (int)pv[P_AGENT].i;
+	job->preserve_network = (int)pv[P_NETWORK].i;
+	job->users_all = pv[P_USERS].n == 1 && strcmp(pv[P_USERS].list[0], "all") == 0;
+	job->users = job->users_all ? NULL : pv[P_USERS].list;
+	job->paths = pv[P_PATHS].list;
+	job->label = v[J_LABEL].set ? v[J_LABEL].s : NULL;
+	job->boot_set = v[J_BOOT].set;
+	job->boot.command = bv[B_COMMAND].set ? bv[B_COMMAND].s : NULL;
+	job->boot.kernel = bv[B_KERNEL].set ? bv[B_KERNEL].s : NULL;
+	job->boot.initrd = bv[B_INITRD].set ? bv[B_INITRD].s : NULL;
+	job->boot.cmdline = bv[B_CMDLINE].set ? bv[B_CMDLINE].s : NULL;
+	job->boot.one_shot = (int)bv[B_ONE_SHOT].i;
+	job->reboot = (int)v[J_REBOOT].i;
+	job->keep_old_days = v[J_KEEP_OLD_DAYS].i;
+	job->keep_entries = v[J_KEEP_ENTRIES].set ? v[J_KEEP_ENTRIES].list : NULL;
+	job->plugin_path = v[J_PLUGIN_PATH].list;
+	return 0;
+fail:
+	job_free(job);
+	return r;
+}
+
+static void free_values(const struct reimage_option *table, struct reimage_optval *v)
+{
+	if (!v)
+		return;
+	options_free(table, v);
+	free(v);
+}
+
+void job_free(struct job *job)
+{
+	free_values(job_table, job->values);
+	free_values(image_table, job->image_values);
+	free_values(preserve_table, job->preserve_values);
+	free_values(boot_table, job->boot_values);
+	for (size_t i = 0; job->hook_values && i < job->n_hooks; i++)
+		options_free(hook_table, &job->hook_values[i * H_COUNT]);
+	free(job->hook_values);
+	free(job->hooks);
+	config_destroy(&job->cfg);
+	memset(job, 0, sizeof(*job));
+}
+
+int agent_conf_load(struct agent_conf *ac, const char *path, struct reimage_error *err)
+{
+	static char hostname[256];
+	const config_setting_t *root = NULL;
+	struct reimage_optval *v;
+	int r;
+
+	memset(ac, 0, sizeof(*ac));
+	config_init(&ac->cfg);
+	if (path) {
+		snprintf(ac->file, sizeof(ac->file), "%s", path);
+		config_destroy(&ac->cfg);
+		if ((r = read_file(&ac->cfg, path, err)) < 0)
+			return r;
+		root = config_root_setting(&ac->cfg);
+		ac->loaded = 1;
+	}
+	if (!(ac->values = v = values_for(agent_table, A_COUNT))) {
+		err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
+		return -ENOMEM;
+	}
+	if ((r = options_read(root, "the agent file", agent_table, v, OPTS_ALLOW_GROUPS, err)) < 0 ||
+	    (root && (r = check_plugin_groups(root, agent_table, err)) < 0)) {
+		agent_conf_free(ac);
+		return r;
+	}
+	if (!v[A_AGENT_ID].set) {
+		if (gethostname(hostname, sizeof(hostname) - 1) < 0)
+			snprintf(hostname, sizeof(hostname), "localhost");
+	}
+	ac->agent_id = v[A_AGENT_ID].set ? v[A_AGENT_ID].s : hostname;
+	ac->groups = v[A_GROUPS].list;
+	ac->root = v[A_ROOT].s;
+	ac->backend = v[A_BACKEND].s;
+	ac->plugins = v[A_PLUGINS].list;
+	ac->plugin_path = v[A_PLUGIN_PATH].list;
+	ac->state_dir = v[A_STATE_DIR].s;
+	ac->jobs = v[A_JOBS].list;
+	ac->reports = v[A_REPORTS].set ? v[A_REPORTS].s : NULL;
+	ac->poll_interval = v[A_POLL_INTERVAL].i;
+	ac->poll_jitter = v[A_POLL_JITTER].i;
+	ac->trusted_keys = v[A_TRUSTED_KEYS].list;
+	return 0;
+}
+
+void agent_conf_free(struct agent_conf *ac)
+{
+	free_values(agent_table, ac->values);
+	config_destroy(&ac->cfg);
+	memset(ac, 0, sizeof(*ac));
+}
+
+const config_setting_t *config_plugin_group(const struct job *job, const struct agent_conf *ac,
+					    const char *plugin)
+{
+	const config_setting_t *g = NULL;
+	if (job && job->values)
+		g = config_setting_get_member(config_root_setting(&job->cfg), plugin);
+	if (!g && ac && ac->loaded)
+		g = config_setting_get_member(config_root_setting(&ac->cfg), plugin);
+	return g;
+}

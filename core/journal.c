@@ -1,0 +1,133 @@
+/*
+ * journal.c -- records with length and checksum (see journal.h).  The
+ * journal is written before the first rename of a swap and fsynced with
+ * its directory: "in progress" is on disk before anything is destroyed.
+ */
+#define _GNU_SOURCE
+#include "journal.h"
+#include "error.h"
+#include "fsutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#define JOURNAL_MAX (64u << 20)
+
+int journal_append(const char *path, const char *const *payloads, size_t n,
+		   struct reimage_error *err)
+{
+	struct stat st;
+	int created = lstat(path, &st) < 0;
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+	FILE *f;
+
+	if (fd < 0) {
+		err_sys(err, -errno, "journal %s", path);
+		return -errno;
+	}
+	f = fdopen(fd, "a");
+	if (!f) {
+		close(fd);
+		err_sys(err, -ENOMEM, "journal %s", path);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		size_t len = strlen(payloads[i]);
+		uLong crc = crc32(0L, (const Bytef *)payloads[i], (uInt)len);
+		fprintf(f, "R %zu %08lx %s\n", len, (unsigned long)crc, payloads[i]);
+	}
+	if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
+		int e = -errno;
+		fclose(f);
+		err_sys(err, e, "write journal %s", path);
+		return e;
+	}
+	if (fclose(f) != 0) {
+		err_sys(err, -errno, "close journal %s", path);
+		return -errno;
+	}
+	/* A new file's name is durable only with its directory. */
+	return created ? fs_sync_parent(path, err) : 0;
+}
+
+int journal_open(struct journal_reader *jr, const char *path, struct reimage_error *err)
+{
+	memset(jr, 0, sizeof(*jr));
+	if (!fs_exists(path))
+		return -ENOENT;
+	return fs_read_small(path, JOURNAL_MAX, &jr->data, &jr->len, err);
+}
+
+const char *journal_next(struct journal_reader *jr)
+{
+	char *p = jr->data + jr->pos, *end = jr->data + jr->len, *q, *payload;
+	unsigned long len, crc;
+
+	if (jr->pos >= jr->len || strncmp(p, "R ", 2) != 0)
+		return NULL;
+	len = strtoul(p + 2, &q, 10);
+	if (q == p + 2 || *q != ' ')
+		return NULL;
+	crc = strtoul(q + 1, &payload, 16);
+	if (payload != q + 9 || *payload != ' ')
+		return NULL;
+	payload++;
+	if ((unsigned long)(end - payload) < len + 1 || payload[len] != '\n')
+		return NULL;
+	payload[len] = '\0';
+	if (crc32(0L, (const Bytef *)payload, (uInt)len) != crc)
+		return NULL;
+	jr->pos = (size_t)(payload + len + 1 - jr->data);
+	return payload;
+}
+
+void journal_close(struct journal_reader *jr)
+{
+	free(jr->data);
+	memset(jr, 0, sizeof(*jr));
+}
+
+void journal_encode(char *out, size_t len, const char *name)
+{
+	size_t o = 0;
+	for (const unsigned char *c = (const unsigned char *)name; *c && o + 4 < len; c++) {
+		if (*c <= ' ' || *c == '%' || *c >= 0x7f)
+			o += (size_t)snprintf(out + o, len - o, "%%%02X", *c);
+		else
+			out[o++] = (char)*c;
+	}
+	out[o] = '\0';
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9') return c - '0';
+	if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+	if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+	return -1;
+}
+
+int journal_decode(char *out, size_t len, const char *in)
+{
+	size_t o = 0;
+	for (; *in; in++) {
+		char c = *in;
+		if (c == '%') {
+			if (hexval(in[1]) < 0 || hexval(in[2]) < 0)
+				return -EINVAL;
+			c = (char)(hexval(in[1]) * 16 + hexval(in[2]));
+			in += 2;
+		}
+		if (o + 1 >= len || c == '\0')
+			return -EINVAL;
+		out[o++] = c;
+	}
+	out[o] = '\0';
+	return 0;
+}

@@ -1,0 +1,18 @@
+/*
+ * layout.c -- see layout.h.
+ */
+#include "layout.h"
+#include "fsutil.h"
+
+#include <stdio.h>
+
+void layout_init(struct layout *L, const char *root)
+{
+	snprintf(L->root, sizeof(L->root), "%s", root);
+	fs_join(L->dir, sizeof(L->dir), root, LAYOUT_DIR);
+	fs_join(L->staging, sizeof(L->staging), L->dir, "new");
+	fs_join(L->retired, sizeof(L->retired), L->dir, "old");
+	fs_join(L->parking, sizeof(L->parking), L->dir, "xchg");
+	fs_join(L->journal, sizeof(L->journal), L->dir, "journal");
+	fs_join(L->state, sizeof(L->state), L->dir, "state");
+}

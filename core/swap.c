@@ -1,0 +1,610 @@
+/*
+ * swap.c -- SWAP and its recovery (see swap.h for the steps).
+ *
+ * Every step's state is decided from the tree: an object (recorded by
+ * inode number in the plan) is either where the step found it, where the
+ * step puts it, or -- for an exchange done with three moves on a backend
+ * without atomic exchange -- in the parking place .reimage/xchg.  Renames
+ * keep inode numbers, and the objects live on until COMMIT, so a number
+ * cannot be reused meanwhile.  recover therefore acts on facts, not on
+ * per-step records that would each cost an fsync inside the outage.
+ */
+#define _GNU_SOURCE
+#include "swap.h"
+#include "error.h"
+#include "fsutil.h"
+#include "journal.h"
+#include "layout.h"
+#include "log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define JOURNAL_VERSION 1
+
+static const char *const op_names[] = {
+	[OP_EXCHANGE] = "exchange", [OP_RETIRE] = "retire", [OP_ADD] = "add",
+	[OP_FINAL] = "final", [OP_PEXCHANGE] = "pexchange", [OP_PMOVE] = "pmove",
+};
+
+const char *swap_op_name(enum swap_op op)
+{
+	return op_names[op];
+}
+
+static int plan_add(struct swap_plan *plan, enum swap_op op, const char *name, ino_t ino_old,
+		    ino_t ino_new, struct reimage_error *err)
+{
+	if (plan->n == plan->cap) {
+		size_t cap = plan->cap ? plan->cap * 2 : 64;
+		struct swap_step *s = realloc(plan->steps, cap * sizeof(*s));
+		if (!s) {
+			err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
+			return -ENOMEM;
+		}
+		plan->steps = s;
+		plan->cap = cap;
+	}
+	struct swap_step *s = &plan->steps[plan->n];
+	if (!(s->name = strdup(name))) {
+		err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
+		return -ENOMEM;
+	}
+	s->op = op;
+	s->ino_old = ino_old;
+	s->ino_new = ino_new;
+	plan->n++;
+	plan->count[op]++;
+	return 0;
+}
+
+void swap_plan_free(struct swap_plan *plan)
+{
+	for (size_t i = 0; i < plan->n; i++)
+		free(plan->steps[i].name);
+	for (size_t i = 0; i < plan->n_kept; i++)
+		free(plan->kept[i]);
+	free(plan->steps);
+	free(plan->kept);
+	memset(plan, 0, sizeof(*plan));
+}
+
+/* Inode of path without following a final symlink; 0 if absent. */
+static ino_t ino_at(const char *path)
+{
+	struct stat st;
+	return lstat(path, &st) == 0 ? st.st_ino : 0;
+}
+
+static int in_list(const char *const *list, const char *name)
+{
+	for (; list && *list; list++)
+		if (strcmp(*list, name) == 0)
+			return 1;
+	return 0;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The sorted names of a directory, without "." and "..". */
+static int list_dir(const char *path, char ***ret, size_t *ret_n, struct reimage_error *err)
+{
+	DIR *d = opendir(path);
+	char **names = NULL;
+	size_t n = 0, cap = 0;
+
+	if (!d) {
+		err_sys(err, -errno, "read directory %s", path);
+		return -errno;
+	}
+	for (struct dirent *de; (de = readdir(d));) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (n == cap) {
+			char **nn = realloc(names, (cap = cap ? cap * 2 : 64) * sizeof(*nn));
+			if (!nn)
+				goto nomem;
+			names = nn;
+		}
+		if (!(names[n] = strdup(de->d_name)))
+			goto nomem;
+		n++;
+	}
+	closedir(d);
+	qsort(names, n, sizeof(*names), cmp_name);
+	*ret = names;
+	*ret_n = n;
+	return 0;
+nomem:
+	closedir(d);
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
+	return -ENOMEM;
+}
+
+static void free_names(char **names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
+/* No parent of rel under base may be a symlink: a rename through one
+ * would act outside the tree. */
+static int parents_real(const char *base, const char *rel, struct reimage_error *err)
+{
+	char sub[PATH_MAX], path[PATH_MAX];
+	struct stat st;
+
+	snprintf(sub, sizeof(sub), "%s", rel);
+	for (char *p = sub; (p = strchr(p + 1, '/'));) {
+		*p = '\0';
+		fs_join(path, sizeof(path), base, sub);
+		if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
+			err_set(err, -ELOOP, REIMAGE_EC_INTEGRITY,
+				"preserve %s: %s is a symbolic link; refusing to follow it", rel, path);
+			return -ELOOP;
+		}
+		*p = '/';
+	}
+	return 0;
+}
+
+int swap_plan_build(const struct swap_ctx *sc, const char *const *keep,
+		    const char *const *preserve, struct swap_plan *plan, struct reimage_error *err)
+{
+	struct layout L;
+	char **old_names = NULL, **new_names = NULL;
+	size_t n_old = 0, n_new = 0;
+	char path[PATH_MAX];
+	int r;
+
+	memset(plan, 0, sizeof(*plan));
+	layout_init(&L, sc->root);
+	if ((r = list_dir(sc->root, &old_names, &n_old, err)) < 0 ||
+	    (r = list_dir(L.staging, &new_names, &n_new, err)) < 0)
+		goto out;
+	plan->kept = calloc(n_old + 1, sizeof(char *));
+	if (!plan->kept) {
+		err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
+		r = -ENOMEM;
+		goto out;
+	}
+	/* Entries of the old image: exchanged, retired, or kept in place. */
+	for (size_t i = 0; i < n_old; i++) {
+		const char *e = old_names[i];
+		if (strcmp(e, LAYOUT_DIR) == 0)
+			continue;
+		fs_join(path, sizeof(path), sc->root, e);
+		int mounted = sc->ops->is_mount(sc->backend, path, err);
+		if (mounted < 0) {
+			r = mounted;
+			goto out;
+		}
+		if (mounted || in_list(keep, e)) {
+			if (!(plan->kept[plan->n_kept++] = strdup(e))) {
+				err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
+				r = -ENOMEM;
+				goto out;
+			}
+			continue;
+		}
+		ino_t io = ino_at(path);
+		fs_join(path, sizeof(path), L.staging, e);
+		ino_t in = ino_at(path);
+		if ((r = plan_add(plan, in ? OP_EXCHANGE : OP_RETIRE, e, io, in, err)) < 0)
+			goto out;
+	}
+	/* Entries only the new image has. */
+	for (size_t i = 0; i < n_new; i++) {
+		const char *e = new_names[i];
+		fs_join(path, sizeof(path), sc->root, e);
+		if (fs_exists(path))
+			continue;
+		fs_join(path, sizeof(path), L.staging, e);
+		if ((r = plan_add(plan, OP_ADD, e, 0, ino_at(path), err)) < 0)
+			goto out;
+	}
+	if ((r = plan_add(plan, OP_FINAL, "", ino_at(L.staging), 0, err)) < 0)
+		goto out;
+	/* Move-mode preserves: the old object returns to its place in the
+	 * new root; an object of the new image there is exchanged out. */
+	for (; preserve && *preserve; preserve++) {
+		const char *p = *preserve;
+		char top[NAME_MAX + 1];
+		size_t tl = strcspn(p, "/");
+		snprintf(top, sizeof(top), "%.*s", (int)tl, p);
+		if (in_list((const char *const *)plan->kept, top)) {
+			log_info("preserve %s: stays in place (%s is kept)", p, top);
+			continue;
+		}
+		if ((r = parents_real(sc->root, p, err)) < 0 || (r = parents_real(L.staging, p, err)) < 0)
+			goto out;
+		fs_join(path, sizeof(path), sc->root, p);
+		ino_t io = ino_at(path);
+		if (!io)
+			continue;  /* nothing to keep */
+		fs_join(path, sizeof(path), L.staging, p);
+		ino_t in = ino_at(path);
+		if ((r = plan_add(plan, in ? OP_PEXCHANGE : OP_PMOVE, p, io, in, err)) < 0)
+			goto out;
+	}
+	r = 0;
+out:
+	free_names(old_names, n_old);
+	free_names(new_names, n_new);
+	if (r < 0)
+		swap_plan_free(plan);
+	return r;
+}
+
+/* ------------------------------------------------------------ journal */
+
+static int journal_write_plan(const struct layout *L, const struct swap_plan *plan,
+			      struct reimage_error *err)
+{
+	const char **recs = calloc(plan->n + 2, sizeof(char *));
+	char enc[PATH_MAX * 3];
+	int r = -ENOMEM;
+	size_t k = 0;
+
+	if (!recs)
+		goto out;
+	if (asprintf((char **)&recs[k++], "plan %d %zu", JOURNAL_VERSION, plan->n) < 0)
+		goto out;
+	for (size_t i = 0; i < plan->n; i++) {
+		const struct swap_step *s = &plan->steps[i];
+		journal_encode(enc, sizeof(enc), s->name);
+		if (asprintf((char **)&recs[k++], "step %s %llu %llu %s", op_names[s->op],
+			     (unsigned long long)s->ino_old, (unsigned long long)s->ino_new,
+			     s->name[0] ? enc : "-") < 0)
+			goto out;
+	}
+	/* A fresh journal: a leftover of an earlier job must not mix in. */
+	unlink(L->journal);
+	r = journal_append(L->journal, recs, k, err);
+out:
+	if (r == -ENOMEM && !err->code)
+		err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
+	for (size_t i = 0; recs && i < k; i++)
+		free((char *)recs[i]);
+	free(recs);
+	return r;
+}
+
+static int journal_mark(const struct layout *L, const char *what, struct reimage_error *err)
+{
+	const char *rec[1] = { what };
+	return journal_append(L->journal, rec, 1, err);
+}
+
+int swap_journal_read(const char *root, enum swap_journal_state *ret_state,
+		      struct swap_plan *plan, struct reimage_error *err)
+{
+	struct journal_reader jr;
+	struct layout L;
+	const char *rec;
+	size_t expect = 0;
+	int version = 0, r;
+
+	memset(plan, 0, sizeof(*plan));
+	layout_init(&L, root);
+	*ret_state = SWAP_NONE;
+	r = journal_open(&jr, L.journal, err);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r;
+	rec = journal_next(&jr);
+	if (!rec || sscanf(rec, "plan %d %zu", &version, &expect) != 2 || version != JOURNAL_VERSION) {
+		/* A torn plan: the first rename comes only after the whole plan
+		 * is durable, so nothing was moved. */
+		journal_close(&jr);
+		return 0;
+	}
+	while (plan->n < expect && (rec = journal_next(&jr))) {
+		char op[16], enc[PATH_MAX * 3], name[PATH_MAX];
+		unsigned long long io, in;
+		int k;
+		if (sscanf(rec, "step %15s %llu %llu %12287s", op, &io, &in, enc) != 4)
+			break;
+		for (k = 0; k <= OP_PMOVE && strcmp(op_names[k], op); k++)
+			;
+		if (k > OP_PMOVE)
+			break;
+		if (strcmp(enc, "-") == 0)
+			name[0] = '\0';
+		else if (journal_decode(name, sizeof(name), enc) < 0)
+			break;
+		if ((r = plan_add(plan, (enum swap_op)k, name, (ino_t)io, (ino_t)in, err)) < 0) {
+			journal_close(&jr);
+			swap_plan_free(plan);
+			return r;
+		}
+	}
+	if (plan->n != expect) {
+		journal_close(&jr);
+		swap_plan_free(plan);
+		return 0;
+	}
+	*ret_state = SWAP_STARTED;
+	while ((rec = journal_next(&jr))) {
+		if (strcmp(rec, "swapped") == 0)
+			*ret_state = SWAP_DONE;
+		else if (strcmp(rec, "undone") == 0)
+			*ret_state = SWAP_UNDONE;
+		else if (strcmp(rec, "redo") == 0)
+			*ret_state = SWAP_STARTED;
+	}
+	journal_close(&jr);
+	return 0;
+}
+
+/* ------------------------------------------------------------- steps */
+
+/* Where a step's two places are: a (in the root) and b (the other side). */
+static void step_paths(const struct layout *L, const struct swap_step *s, char *a, char *b)
+{
+	switch (s->op) {
+	case OP_EXCHANGE:
+	case OP_RETIRE:
+	case OP_ADD:
+		fs_join(a, PATH_MAX, L->root, s->name);
+		fs_join(b, PATH_MAX, L->staging, s->name);
+		break;
+	case OP_FINAL:
+		snprintf(a, PATH_MAX, "%s", L->retired);
+		snprintf(b, PATH_MAX, "%s", L->staging);
+		break;
+	case OP_PEXCHANGE:
+	case OP_PMOVE:
+		fs_join(a, PATH_MAX, L->root, s->name);
+		fs_join(b, PATH_MAX, L->retired, s->name);
+		break;
+	}
+}
+
+static int do_move(const struct swap_ctx *sc, const char *from, const char *to,
+		   struct reimage_error *err)
+{
+	int r = sc->ops->move(sc->backend, from, to, err);
+	return r < 0 ? r : 0;
+}
+
+/* Exchange a and b: atomically where the backend can, else by three
+ * moves through the parking place (recoverable: see pair_state). */
+static int do_exchange(const struct swap_ctx *sc, const struct layout *L, const char *a,
+		       const char *b, struct reimage_error *err)
+{
+	int r;
+	if (sc->ops->caps & REIMAGE_BCAP_EXCHANGE)
+		return sc->ops->exchange(sc->backend, a, b, err);
+	if ((r = do_move(sc, a, L->parking, err)) < 0 || (r = do_move(sc, b, a, err)) < 0)
+		return r;
+	return do_move(sc, L->parking, b, err);
+}
+
+/* Which objects are where.  For a move (ino at `src` goes to `dst`):
+ * 0 pending, 3 done.  For an exchange of a (holding ia) and b (holding
+ * ib): 0 pending, 1 ia parked, 2 ia parked and ib at a, 3 done.
+ * -1: neither: the tree is not what the journal describes. */
+static int pair_state(const struct layout *L, const char *a, const char *b, ino_t ia, ino_t ib)
+{
+	ino_t at_a = ino_at(a), at_b = ino_at(b), parked = ino_at(L->parking);
+
+	if (at_a == ia && at_b == ib)
+		return 0;
+	if (at_a == ib && at_b == ia)
+		return 3;
+	if (parked == ia && at_a == 0 && at_b == ib)
+		return 1;
+	if (parked == ia && at_a == ib && at_b == 0)
+		return 2;
+	return -1;
+}
+
+static int move_state(const char *src, const char *dst, ino_t ino)
+{
+	if (ino_at(src) == ino && !fs_exists(dst))
+		return 0;
+	if (ino_at(dst) == ino && !fs_exists(src))
+		return 3;
+	return -1;
+}
+
+/* State of step s: 0 pending ... 3 done, -1 inconsistent. */
+static int step_state(const struct layout *L, const struct swap_step *s)
+{
+	char a[PATH_MAX], b[PATH_MAX];
+	step_paths(L, s, a, b);
+	switch (s->op) {
+	case OP_EXCHANGE:
+		return pair_state(L, a, b, s->ino_old, s->ino_new);
+	case OP_PEXCHANGE:
+		return pair_state(L, a, b, s->ino_new, s->ino_old);
+	case OP_RETIRE:
+		return move_state(a, b, s->ino_old);
+	case OP_ADD:
+		return move_state(b, a, s->ino_new);
+	case OP_FINAL:
+		return move_state(b, a, s->ino_old);
+	case OP_PMOVE:
+		return move_state(b, a, s->ino_old);
+	}
+	return -1;
+}
+
+static int step_forward(const struct swap_ctx *sc, const struct layout *L,
+			const struct swap_step *s, int state, struct reimage_error *err)
+{
+	char a[PATH_MAX], b[PATH_MAX];
+	int r;
+
+	step_paths(L, s, a, b);
+	switch (s->op) {
+	case OP_EXCHANGE:
+	case OP_PEXCHANGE:
+		if (state == 0)
+			return do_exchange(sc, L, a, b, err);
+		/* Finish a three-move exchange that was cut short. */
+		if (state == 1 && (r = do_move(sc, b, a, err)) < 0)
+			return r;
+		return do_move(sc, L->parking, b, err);
+	case OP_RETIRE:
+		return do_move(sc, a, b, err);
+	case OP_ADD:
+	case OP_FINAL:
+		return do_move(sc, b, a, err);
+	case OP_PMOVE:
+		/* Parents in the new root take the old ones' owner and mode. */
+		if ((r = fs_make_parents(L->root, s->name, L->retired, err)) < 0)
+			return r;
+		return do_move(sc, b, a, err);
+	}
+	return -EINVAL;
+}
+
+static int step_undo(const struct swap_ctx *sc, const struct layout *L,
+		     const struct swap_step *s, int state, struct reimage_error *err)
+{
+	char a[PATH_MAX], b[PATH_MAX];
+	int r;
+
+	step_paths(L, s, a, b);
+	switch (s->op) {
+	case OP_EXCHANGE:
+	case OP_PEXCHANGE:
+		if (state == 3)
+			return do_exchange(sc, L, a, b, err);
+		if (state == 2 && (r = do_move(sc, a, b, err)) < 0)
+			return r;
+		return do_move(sc, L->parking, a, err);
+	case OP_RETIRE:
+		return do_move(sc, b, a, err);
+	case OP_ADD:
+	case OP_FINAL:
+	case OP_PMOVE:
+		return do_move(sc, a, b, err);
+	}
+	return -EINVAL;
+}
+
+static int inconsistent(const struct swap_step *s, struct reimage_error *err)
+{
+	err_set(err, -EUCLEAN, REIMAGE_EC_STATE,
+		"step %s '%s': the tree is neither before nor after it; not touching it "
+		"(inspect .reimage/ by hand)", op_names[s->op], s->name);
+	return -EUCLEAN;
+}
+
+/* Run every step not yet done, front to back. */
+static int run_forward(const struct swap_ctx *sc, const struct layout *L,
+		       const struct swap_plan *plan, struct reimage_error *err)
+{
+	for (size_t i = 0; i < plan->n; i++) {
+		const struct swap_step *s = &plan->steps[i];
+		int state = step_state(L, s), r;
+		if (state == 3)
+			continue;
+		if (state < 0)
+			return inconsistent(s, err);
+		if ((r = step_forward(sc, L, s, state, err)) < 0) {
+			err_prefix(err, "swap step %zu (%s %s)", i + 1, op_names[s->op], s->name);
+			return r;
+		}
+	}
+	return 0;
+}
+
+/* Undo every step done, back to front. */
+static int run_undo(const struct swap_ctx *sc, const struct layout *L,
+		    const struct swap_plan *plan, struct reimage_error *err)
+{
+	for (size_t i = plan->n; i-- > 0;) {
+		const struct swap_step *s = &plan->steps[i];
+		int state = step_state(L, s), r;
+		if (state == 0)
+			continue;
+		if (state < 0)
+			return inconsistent(s, err);
+		if ((r = step_undo(sc, L, s, state, err)) < 0) {
+			err_prefix(err, "undo step %zu (%s %s)", i + 1, op_names[s->op], s->name);
+			return r;
+		}
+	}
+	return 0;
+}
+
+static int finish(const struct swap_ctx *sc, const struct layout *L, const char *mark,
+		  struct reimage_error *err)
+{
+	int r;
+	/* One sync of the volume for every rename, then the record that says
+	 * so: "done" is on disk only once the renames are. */
+	if ((r = sc->ops->sync(sc->backend, L->root, err)) < 0)
+		return r;
+	return journal_mark(L, mark, err);
+}
+
+int swap_run(const struct swap_ctx *sc, const struct swap_plan *plan, struct reimage_error *err)
+{
+	struct layout L;
+	int r;
+
+	layout_init(&L, sc->root);
+	/* Durable before destructive: the whole plan is on disk first. */
+	if ((r = journal_write_plan(&L, plan, err)) < 0)
+		return r;
+	r = run_forward(sc, &L, plan, err);
+	if (r == 0)
+		return finish(sc, &L, "swapped", err);
+	/* Put the old image back; the first error (the cause) is kept. */
+	struct reimage_error undo_err = { 0 };
+	if (run_undo(sc, &L, plan, &undo_err) == 0 && finish(sc, &L, "undone", &undo_err) == 0) {
+		err_prefix(err, "swap failed, old image restored");
+		return r;
+	}
+	err_prefix(err, "swap failed and could not be undone (%s); run `reimage recover`",
+		   undo_err.msg);
+	return r;
+}
+
+int swap_recover(const struct swap_ctx *sc, int undo, struct reimage_error *err)
+{
+	enum swap_journal_state state;
+	struct swap_plan plan;
+	struct layout L;
+	int r;
+
+	layout_init(&L, sc->root);
+	if ((r = swap_journal_read(sc->root, &state, &plan, err)) < 0)
+		return r;
+	if (state == SWAP_NONE || (state == SWAP_UNDONE && undo) ||
+	    (state == SWAP_DONE && !undo)) {
+		swap_plan_free(&plan);
+		return 0;
+	}
+	if (state == SWAP_UNDONE) {
+		/* Redo after an undo: say so first, so a crash in between is
+		 * read as "started" again. */
+		if ((r = journal_mark(&L, "redo", err)) < 0)
+			goto out;
+	}
+	r = undo ? run_undo(sc, &L, &plan, err) : run_forward(sc, &L, &plan, err);
+	if (r == 0)
+		r = finish(sc, &L, undo ? "undone" : "swapped", err);
+out:
+	swap_plan_free(&plan);
+	return r;
+}

@@ -1,0 +1,67 @@
+/*
+ * swap.h -- SWAP: the root's top-level entries exchanged with the staged
+ * image by renames alone, journaled, and recoverable from any point.
+ *
+ * Steps, in order (R = root, N = .reimage/new, O = .reimage/old):
+ *   EXCHANGE e   R/e <-> N/e       entry in both images (atomic exchange)
+ *   RETIRE e     R/e  -> N/e       entry only in the old image
+ *   ADD e        N/e  -> R/e       entry only in the new image
+ *   FINAL        N    -> O         N now holds exactly the old image
+ *   PEXCHANGE p  O/p <-> R/p       preserved item the new image also has
+ *   PMOVE p      O/p  -> R/p       preserved item the new image lacks
+ * then one sync of the volume.  No step is fsynced by itself: whether a
+ * step is done is read from the filesystem, by where the inode numbers
+ * recorded in the plan now are, so recovery needs only the plan (written
+ * and fsynced before the first rename) and the tree itself.
+ */
+#ifndef REIMAGE_SWAP_H
+#define REIMAGE_SWAP_H
+
+#include "registry.h"
+
+#include <sys/types.h>
+
+enum swap_op { OP_EXCHANGE, OP_RETIRE, OP_ADD, OP_FINAL, OP_PEXCHANGE, OP_PMOVE };
+
+struct swap_step {
+	enum swap_op op;
+	char *name;        /* relative to the root; "" for FINAL */
+	ino_t ino_old;     /* the old image's object (FINAL: the staging directory) */
+	ino_t ino_new;     /* the new image's object, 0 if none */
+};
+
+struct swap_plan {
+	struct swap_step *steps;
+	size_t n, cap;
+	char **kept;       /* top-level entries that stay: keep-list and mount points */
+	size_t n_kept;
+	size_t count[OP_PMOVE + 1];
+};
+
+struct swap_ctx {
+	const char *root;  /* real path */
+	const struct reimage_backend_ops *ops;
+	void *backend;     /* the backend's ctx */
+};
+
+/* Build the plan from the live root and the staging directory.
+ * keep: top-level names that never move.  preserve: move-mode items,
+ * relative paths, NULL-terminated (may be NULL). */
+int swap_plan_build(const struct swap_ctx *sc, const char *const *keep,
+		    const char *const *preserve, struct swap_plan *plan, struct reimage_error *err);
+void swap_plan_free(struct swap_plan *plan);
+/* Journal the plan, run it, sync, journal "swapped".  On a failure the
+ * steps done are undone (and "undone" journaled); if that fails too the
+ * journal stays for `reimage recover`. */
+int swap_run(const struct swap_ctx *sc, const struct swap_plan *plan, struct reimage_error *err);
+
+enum swap_journal_state { SWAP_NONE, SWAP_STARTED, SWAP_DONE, SWAP_UNDONE };
+/* Read the journal: its state, and the plan if there is one. */
+int swap_journal_read(const char *root, enum swap_journal_state *ret_state,
+		      struct swap_plan *plan, struct reimage_error *err);
+/* Complete (undo = 0) or undo (undo = 1) the journaled swap from whatever
+ * point it reached; safe to run any number of times. */
+int swap_recover(const struct swap_ctx *sc, int undo, struct reimage_error *err);
+const char *swap_op_name(enum swap_op op);
+
+#endif
