@@ -64,7 +64,7 @@ int fs_sync_parent(const char *path, struct reimage_error *err)
 	return fs_sync_dir(dir, err);
 }
 
-int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
+int fs_write_atomic(const char *path, const void *data, size_t len, const struct stat *like,
 		    struct reimage_error *err)
 {
 	char tmp[PATH_MAX];
@@ -75,11 +75,19 @@ int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
 		err_set(err, -ENAMETOOLONG, REIMAGE_EC_IO, "%s: path too long", path);
 		return -ENAMETOOLONG;
 	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+		  like ? like->st_mode & 07777 : 0644);
 	if (fd < 0) {
 		e = -errno;
 		err_sys(err, e, "create %s", tmp);
 		return e;
+	}
+	/* Owner first (it clears set-id bits), then the mode. */
+	if (like && (fchown(fd, like->st_uid, like->st_gid) < 0 ||
+		     fchmod(fd, like->st_mode & 07777) < 0)) {
+		e = -errno;
+		err_sys(err, e, "set owner and mode of %s", tmp);
+		goto fail;
 	}
 	while (len > 0) {
 		ssize_t n = write(fd, p, len);
@@ -268,6 +276,25 @@ int fs_make_parents(const char *base, const char *rel, const char *model,
 				err_sys(err, -errno, "set owner and mode of %s", path);
 				return -errno;
 			}
+		}
+		*p = '/';
+	}
+	return 0;
+}
+
+int fs_parents_real(const char *base, const char *rel, struct reimage_error *err)
+{
+	char sub[PATH_MAX], path[PATH_MAX];
+	struct stat st;
+
+	snprintf(sub, sizeof(sub), "%s", rel);
+	for (char *p = sub; (p = strchr(p + 1, '/'));) {
+		*p = '\0';
+		fs_join(path, sizeof(path), base, sub);
+		if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
+			err_set(err, -ELOOP, REIMAGE_EC_INTEGRITY,
+				"%s: %s is a symbolic link; refusing to follow it", rel, path);
+			return -ELOOP;
 		}
 		*p = '/';
 	}

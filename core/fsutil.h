@@ -9,9 +9,11 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+struct stat;
 /* Write a whole file so that a power cut leaves the old or the new one:
- * temp -> fsync -> rename -> fsync(dir). */
-int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
+ * temp -> fsync -> rename -> fsync(dir).  Owner and mode from like, or
+ * 0644 and the caller's if like is NULL. */
+int fs_write_atomic(const char *path, const void *data, size_t len, const struct stat *like,
 		    struct reimage_error *err);
 /* Read a whole small file (at most cap bytes, else -EFBIG); NUL-terminated. */
 int fs_read_small(const char *path, size_t cap, char **ret_data, size_t *ret_len,
@@ -28,6 +30,9 @@ int fs_remove_tree(const char *path, struct reimage_error *err);
  * there; else 0755 root). */
 int fs_make_parents(const char *base, const char *rel, const char *model,
 		    struct reimage_error *err);
+/* No parent directory of rel under base may be a symlink (a rename
+ * through one would act outside the tree); the last component may. */
+int fs_parents_real(const char *base, const char *rel, struct reimage_error *err);
 /* Join a and b with one '/' into buf; -ENAMETOOLONG if it does not fit. */
 int fs_join(char *buf, size_t len, const char *a, const char *b);
 /* 1 if path exists (without following a final symlink), 0 if not. */

@@ -66,13 +66,11 @@ static int parse_default(const struct reimage_option *o, struct reimage_optval *
 			err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
 			return -ENOMEM;
 		}
-		/* The list's first slot owns the copy (freed by options_free). */
 		size_t i = 0;
+		v->owned = copy;
 		for (char *save = NULL, *t = strtok_r(copy, ",", &save); t;
 		     t = strtok_r(NULL, ",", &save))
 			list[i++] = t;
-		if (i == 0)
-			free(copy);
 		v->list = list;
 		v->n = i;
 		return 0;
@@ -207,12 +205,9 @@ void options_free(const struct reimage_option *table, struct reimage_optval *val
 {
 	size_t n = options_count(table);
 	for (size_t k = 0; k < n; k++) {
-		if (table[k].type == REIMAGE_OPT_STRINGS && values[k].list) {
-			/* Defaults share one strdup'ed buffer, owned by the first slot. */
-			if (!values[k].file && values[k].n > 0)
-				free((void *)values[k].list[0]);
+		if (table[k].type == REIMAGE_OPT_STRINGS)
 			free((void *)values[k].list);
-		}
+		free(values[k].owned);
 		memset(&values[k], 0, sizeof(values[k]));
 	}
 }

@@ -164,8 +164,8 @@ static int root_path(char *buf, size_t len, const char *staging, const char *rel
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
-static int copy_data(struct archive *in, struct archive *out, struct stage_result *res,
-		     const char *name, struct reimage_error *err)
+int stage_copy_data(struct archive *in, struct archive *out, uint64_t *bytes, const char *name,
+		    struct reimage_error *err)
 {
 	const void *buf;
 	size_t size;
@@ -186,7 +186,7 @@ static int copy_data(struct archive *in, struct archive *out, struct stage_resul
 				archive_error_string(out));
 			return -e;
 		}
-		res->bytes_out += size;
+		*bytes += size;
 	}
 }
 
@@ -227,7 +227,7 @@ static int extract_entry(struct archive *in, struct archive *out, struct archive
 			"extract '%s': %s", rel, archive_error_string(out));
 		return -en;
 	}
-	if (archive_entry_size(e) > 0 && (r = copy_data(in, out, res, rel, err)) < 0)
+	if (archive_entry_size(e) > 0 && (r = stage_copy_data(in, out, &res->bytes_out, rel, err)) < 0)
 		return r;
 	if (archive_write_finish_entry(out) < ARCHIVE_WARN) {
 		int en = archive_errno(out) ? archive_errno(out) : EIO;
@@ -248,7 +248,7 @@ static void hex(char *out, const unsigned char *md, unsigned len)
 	out[2 * len] = '\0';
 }
 
-static struct archive *open_writer(void)
+struct archive *stage_disk_writer(void)
 {
 	struct archive *out = archive_write_disk_new();
 	if (!out)
@@ -285,7 +285,7 @@ int stage_image(const struct stage_request *req, struct stage_result *res,
 	r->ops = req->transport->desc->transport;
 	r->total = req->size >= 0 ? (uint64_t)req->size : REIMAGE_SIZE_UNKNOWN;
 	in = archive_read_new();
-	out = open_writer();
+	out = stage_disk_writer();
 	if (!in || !out) {
 		err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
 		ret = -ENOMEM;

@@ -36,6 +36,13 @@ struct stage_result {
  * On failure the staging directory is left for the caller to remove. */
 int stage_image(const struct stage_request *req, struct stage_result *res,
 		struct reimage_error *err);
+struct archive;
+/* libarchive's disk writer with reimage's flags: numeric owners, all
+ * metadata, no writes through symlinks, no "..". */
+struct archive *stage_disk_writer(void);
+/* Copy the current entry's data blocks (holes stay holes). */
+int stage_copy_data(struct archive *in, struct archive *out, uint64_t *bytes, const char *name,
+		    struct reimage_error *err);
 /* Check that an archive member's path stays inside staging: relative,
  * no "..", not empty.  Returns the path without leading "./" or NULL. */
 const char *stage_safe_path(const char *path);

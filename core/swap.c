@@ -6,7 +6,8 @@
  * step puts it, or -- for an exchange done with three moves on a backend
  * without atomic exchange -- in the parking place .reimage/xchg.  Renames
  * keep inode numbers, and the objects live on until COMMIT, so a number
- * cannot be reused meanwhile.  recover therefore acts on facts, not on
+ * cannot be reused meanwhile; the birth time recorded beside it tells an
+ * entry deleted and re-created by hand from the original.  recover therefore acts on facts, not on
  * per-step records that would each cost an fsync inside the outage.
  */
 #define _GNU_SOURCE
@@ -23,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -38,8 +40,8 @@ const char *swap_op_name(enum swap_op op)
 	return op_names[op];
 }
 
-static int plan_add(struct swap_plan *plan, enum swap_op op, const char *name, ino_t ino_old,
-		    ino_t ino_new, struct reimage_error *err)
+static int plan_add(struct swap_plan *plan, enum swap_op op, const char *name,
+		    struct obj_id old_id, struct obj_id new_id, struct reimage_error *err)
 {
 	if (plan->n == plan->cap) {
 		size_t cap = plan->cap ? plan->cap * 2 : 64;
@@ -57,8 +59,8 @@ static int plan_add(struct swap_plan *plan, enum swap_op op, const char *name, i
 		return -ENOMEM;
 	}
 	s->op = op;
-	s->ino_old = ino_old;
-	s->ino_new = ino_new;
+	s->old_id = old_id;
+	s->new_id = new_id;
 	plan->n++;
 	plan->count[op]++;
 	return 0;
@@ -75,11 +77,37 @@ void swap_plan_free(struct swap_plan *plan)
 	memset(plan, 0, sizeof(*plan));
 }
 
-/* Inode of path without following a final symlink; 0 if absent. */
-static ino_t ino_at(const char *path)
+/* Identity of the object at path (not following a final symlink): its
+ * inode number and, where the filesystem records it, its birth time, so
+ * that an entry deleted and re-created (which may get the same inode
+ * number) is not taken for the original.  {0, 0} if absent. */
+static struct obj_id id_at(const char *path)
 {
+	struct obj_id id = { 0, 0 };
+#ifdef STATX_BTIME
+	struct statx stx;
+	if (statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_INO | STATX_BTIME, &stx) == 0) {
+		id.ino = stx.stx_ino;
+		if (stx.stx_mask & STATX_BTIME)
+			id.birth = (uint64_t)stx.stx_btime.tv_sec * 1000000000u + stx.stx_btime.tv_nsec;
+		return id;
+	}
+#else
 	struct stat st;
-	return lstat(path, &st) == 0 ? st.st_ino : 0;
+	if (lstat(path, &st) == 0)
+		id.ino = st.st_ino;
+#endif
+	return id;
+}
+
+static int same_id(struct obj_id a, struct obj_id b)
+{
+	return a.ino == b.ino && a.birth == b.birth;
+}
+
+static int absent(struct obj_id a)
+{
+	return a.ino == 0;
 }
 
 static int in_list(const char *const *list, const char *name)
@@ -140,30 +168,10 @@ static void free_names(char **names, size_t n)
 	free(names);
 }
 
-/* No parent of rel under base may be a symlink: a rename through one
- * would act outside the tree. */
-static int parents_real(const char *base, const char *rel, struct reimage_error *err)
-{
-	char sub[PATH_MAX], path[PATH_MAX];
-	struct stat st;
-
-	snprintf(sub, sizeof(sub), "%s", rel);
-	for (char *p = sub; (p = strchr(p + 1, '/'));) {
-		*p = '\0';
-		fs_join(path, sizeof(path), base, sub);
-		if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
-			err_set(err, -ELOOP, REIMAGE_EC_INTEGRITY,
-				"preserve %s: %s is a symbolic link; refusing to follow it", rel, path);
-			return -ELOOP;
-		}
-		*p = '/';
-	}
-	return 0;
-}
-
 int swap_plan_build(const struct swap_ctx *sc, const char *const *keep,
 		    const char *const *preserve, struct swap_plan *plan, struct reimage_error *err)
 {
+	const struct obj_id no_id = { 0, 0 };
 	struct layout L;
 	char **old_names = NULL, **new_names = NULL;
 	size_t n_old = 0, n_new = 0;
@@ -200,10 +208,10 @@ int swap_plan_build(const struct swap_ctx *sc, const char *const *keep,
 			}
 			continue;
 		}
-		ino_t io = ino_at(path);
+		struct obj_id io = id_at(path);
 		fs_join(path, sizeof(path), L.staging, e);
-		ino_t in = ino_at(path);
-		if ((r = plan_add(plan, in ? OP_EXCHANGE : OP_RETIRE, e, io, in, err)) < 0)
+		struct obj_id in = id_at(path);
+		if ((r = plan_add(plan, absent(in) ? OP_RETIRE : OP_EXCHANGE, e, io, in, err)) < 0)
 			goto out;
 	}
 	/* Entries only the new image has. */
@@ -213,10 +221,10 @@ int swap_plan_build(const struct swap_ctx *sc, const char *const *keep,
 		if (fs_exists(path))
 			continue;
 		fs_join(path, sizeof(path), L.staging, e);
-		if ((r = plan_add(plan, OP_ADD, e, 0, ino_at(path), err)) < 0)
+		if ((r = plan_add(plan, OP_ADD, e, no_id, id_at(path), err)) < 0)
 			goto out;
 	}
-	if ((r = plan_add(plan, OP_FINAL, "", ino_at(L.staging), 0, err)) < 0)
+	if ((r = plan_add(plan, OP_FINAL, "", id_at(L.staging), no_id, err)) < 0)
 		goto out;
 	/* Move-mode preserves: the old object returns to its place in the
 	 * new root; an object of the new image there is exchanged out. */
@@ -229,15 +237,16 @@ int swap_plan_build(const struct swap_ctx *sc, const char *const *keep,
 			log_info("preserve %s: stays in place (%s is kept)", p, top);
 			continue;
 		}
-		if ((r = parents_real(sc->root, p, err)) < 0 || (r = parents_real(L.staging, p, err)) < 0)
+		if ((r = fs_parents_real(sc->root, p, err)) < 0 ||
+		    (r = fs_parents_real(L.staging, p, err)) < 0)
 			goto out;
 		fs_join(path, sizeof(path), sc->root, p);
-		ino_t io = ino_at(path);
-		if (!io)
+		struct obj_id io = id_at(path);
+		if (absent(io))
 			continue;  /* nothing to keep */
 		fs_join(path, sizeof(path), L.staging, p);
-		ino_t in = ino_at(path);
-		if ((r = plan_add(plan, in ? OP_PEXCHANGE : OP_PMOVE, p, io, in, err)) < 0)
+		struct obj_id in = id_at(path);
+		if ((r = plan_add(plan, absent(in) ? OP_PMOVE : OP_PEXCHANGE, p, io, in, err)) < 0)
 			goto out;
 	}
 	r = 0;
@@ -266,8 +275,9 @@ static int journal_write_plan(const struct layout *L, const struct swap_plan *pl
 	for (size_t i = 0; i < plan->n; i++) {
 		const struct swap_step *s = &plan->steps[i];
 		journal_encode(enc, sizeof(enc), s->name);
-		if (asprintf((char **)&recs[k++], "step %s %llu %llu %s", op_names[s->op],
-			     (unsigned long long)s->ino_old, (unsigned long long)s->ino_new,
+		if (asprintf((char **)&recs[k++], "step %s %llu.%llu %llu.%llu %s", op_names[s->op],
+			     (unsigned long long)s->old_id.ino, (unsigned long long)s->old_id.birth,
+			     (unsigned long long)s->new_id.ino, (unsigned long long)s->new_id.birth,
 			     s->name[0] ? enc : "-") < 0)
 			goto out;
 	}
@@ -315,9 +325,9 @@ int swap_journal_read(const char *root, enum swap_journal_state *ret_state,
 	}
 	while (plan->n < expect && (rec = journal_next(&jr))) {
 		char op[16], enc[PATH_MAX * 3], name[PATH_MAX];
-		unsigned long long io, in;
+		unsigned long long io, ib, in, nb;
 		int k;
-		if (sscanf(rec, "step %15s %llu %llu %12287s", op, &io, &in, enc) != 4)
+		if (sscanf(rec, "step %15s %llu.%llu %llu.%llu %12287s", op, &io, &ib, &in, &nb, enc) != 6)
 			break;
 		for (k = 0; k <= OP_PMOVE && strcmp(op_names[k], op); k++)
 			;
@@ -327,7 +337,8 @@ int swap_journal_read(const char *root, enum swap_journal_state *ret_state,
 			name[0] = '\0';
 		else if (journal_decode(name, sizeof(name), enc) < 0)
 			break;
-		if ((r = plan_add(plan, (enum swap_op)k, name, (ino_t)io, (ino_t)in, err)) < 0) {
+		struct obj_id oid = { io, ib }, nid = { in, nb };
+		if ((r = plan_add(plan, (enum swap_op)k, name, oid, nid, err)) < 0) {
 			journal_close(&jr);
 			swap_plan_free(plan);
 			return r;
@@ -360,8 +371,9 @@ static void step_paths(const struct layout *L, const struct swap_step *s, char *
 	case OP_EXCHANGE:
 	case OP_RETIRE:
 	case OP_ADD:
+		/* Their other side is new/, which FINAL renames to old/. */
 		fs_join(a, PATH_MAX, L->root, s->name);
-		fs_join(b, PATH_MAX, L->staging, s->name);
+		fs_join(b, PATH_MAX, fs_exists(L->staging) ? L->staging : L->retired, s->name);
 		break;
 	case OP_FINAL:
 		snprintf(a, PATH_MAX, "%s", L->retired);
@@ -399,26 +411,27 @@ static int do_exchange(const struct swap_ctx *sc, const struct layout *L, const 
  * 0 pending, 3 done.  For an exchange of a (holding ia) and b (holding
  * ib): 0 pending, 1 ia parked, 2 ia parked and ib at a, 3 done.
  * -1: neither: the tree is not what the journal describes. */
-static int pair_state(const struct layout *L, const char *a, const char *b, ino_t ia, ino_t ib)
+static int pair_state(const struct layout *L, const char *a, const char *b, struct obj_id ia,
+		      struct obj_id ib)
 {
-	ino_t at_a = ino_at(a), at_b = ino_at(b), parked = ino_at(L->parking);
+	struct obj_id at_a = id_at(a), at_b = id_at(b), parked = id_at(L->parking);
 
-	if (at_a == ia && at_b == ib)
+	if (same_id(at_a, ia) && same_id(at_b, ib))
 		return 0;
-	if (at_a == ib && at_b == ia)
+	if (same_id(at_a, ib) && same_id(at_b, ia))
 		return 3;
-	if (parked == ia && at_a == 0 && at_b == ib)
+	if (same_id(parked, ia) && absent(at_a) && same_id(at_b, ib))
 		return 1;
-	if (parked == ia && at_a == ib && at_b == 0)
+	if (same_id(parked, ia) && same_id(at_a, ib) && absent(at_b))
 		return 2;
 	return -1;
 }
 
-static int move_state(const char *src, const char *dst, ino_t ino)
+static int move_state(const char *src, const char *dst, struct obj_id id)
 {
-	if (ino_at(src) == ino && !fs_exists(dst))
+	if (same_id(id_at(src), id) && !fs_exists(dst))
 		return 0;
-	if (ino_at(dst) == ino && !fs_exists(src))
+	if (same_id(id_at(dst), id) && !fs_exists(src))
 		return 3;
 	return -1;
 }
@@ -430,17 +443,16 @@ static int step_state(const struct layout *L, const struct swap_step *s)
 	step_paths(L, s, a, b);
 	switch (s->op) {
 	case OP_EXCHANGE:
-		return pair_state(L, a, b, s->ino_old, s->ino_new);
+		return pair_state(L, a, b, s->old_id, s->new_id);
 	case OP_PEXCHANGE:
-		return pair_state(L, a, b, s->ino_new, s->ino_old);
+		return pair_state(L, a, b, s->new_id, s->old_id);
 	case OP_RETIRE:
-		return move_state(a, b, s->ino_old);
+		return move_state(a, b, s->old_id);
 	case OP_ADD:
-		return move_state(b, a, s->ino_new);
+		return move_state(b, a, s->new_id);
 	case OP_FINAL:
-		return move_state(b, a, s->ino_old);
 	case OP_PMOVE:
-		return move_state(b, a, s->ino_old);
+		return move_state(b, a, s->old_id);
 	}
 	return -1;
 }

@@ -19,15 +19,22 @@
 
 #include "registry.h"
 
+#include <stdint.h>
 #include <sys/types.h>
 
 enum swap_op { OP_EXCHANGE, OP_RETIRE, OP_ADD, OP_FINAL, OP_PEXCHANGE, OP_PMOVE };
 
+/* Which object: inode number and birth time (ns; 0 where unrecorded). */
+struct obj_id {
+	uint64_t ino;
+	uint64_t birth;
+};
+
 struct swap_step {
 	enum swap_op op;
-	char *name;        /* relative to the root; "" for FINAL */
-	ino_t ino_old;     /* the old image's object (FINAL: the staging directory) */
-	ino_t ino_new;     /* the new image's object, 0 if none */
+	char *name;             /* relative to the root; "" for FINAL */
+	struct obj_id old_id;   /* the old image's object (FINAL: the staging directory) */
+	struct obj_id new_id;   /* the new image's object, {0,0} if none */
 };
 
 struct swap_plan {

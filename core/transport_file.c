@@ -232,7 +232,7 @@ static int file_put(void *ctx, const char *url, const void *data, size_t len,
 	(void)content_type;
 	if ((r = url_to_path(c->host, url, path, sizeof(path), err)) < 0)
 		return r;
-	return fs_write_atomic(path, data, len, 0644, err);
+	return fs_write_atomic(path, data, len, NULL, err);
 }
 
 static int file_remove(void *ctx, const char *url, struct reimage_error *err)

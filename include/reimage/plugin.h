@@ -110,6 +110,7 @@ struct reimage_optval {
 	size_t n;                 /* STRINGS: item count */
 	const char *file;         /* where it was set, for the plugin's own errors */
 	int line;                 /* (NULL/0 for defaults) */
+	void *owned;              /* the core's: storage freed with the values */
 };
 
 /* -------------------------------------------------------------------- host */

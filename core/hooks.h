@@ -1,0 +1,19 @@
+/*
+ * hooks.h -- HOOKS: the administrator's scripts, run on the staged image
+ * before anything of the running system changes.
+ */
+#ifndef REIMAGE_HOOKS_H
+#define REIMAGE_HOOKS_H
+
+#include "config.h"
+
+/* Run every hook in order with execve (no shell): argv[1] = staging,
+ * then the hook's args; environment REIMAGE_STAGING, REIMAGE_ROOT,
+ * REIMAGE_JOB.  A digest mismatch, a non-zero exit, a signal or the
+ * timeout fails the phase. */
+int hooks_run(const struct job *job, const char *root, const char *staging,
+	      struct reimage_error *err);
+/* SHA-256 of a file as 64 hex digits (OpenSSL EVP). */
+int hooks_file_sha256(const char *path, char out[65], struct reimage_error *err);
+
+#endif

@@ -1,0 +1,776 @@
+/*
+ * phase.c -- the phase machine of one job on one root.
+ *
+ *   PREFLIGHT -> PREPARE -> STAGE -> PRESERVE -> HOOKS -> LABEL -> QUIESCE
+ *        |          |         |         |          |        |         |
+ *        +----------+---------+---------+----------+--------+---------+--> FAILED
+ *                                 (staging removed, root untouched)
+ *   QUIESCE -> SWAP -> BOOT -> REPORT -> REBOOT      ...after the reboot:
+ *               |        |                           confirm -> COMMITTED
+ *               +--------+--> FAILED (swap undone from the journal)
+ *
+ *   phase      function          guaranteed on disk when it starts
+ *   ---------  ----------------  -------------------------------------------
+ *   PREFLIGHT  engine_open       nothing written
+ *   PREPARE    phase_prepare     state file written; root untouched
+ *   STAGE      phase_stage       .reimage/ exists on the root's volume (0700)
+ *   PRESERVE   phase_preserve    new/ holds the whole image, hash verified
+ *   HOOKS      phase_hooks       copy-mode preserves and accounts in new/
+ *   LABEL      phase_label       hooks done; new/ final
+ *   QUIESCE    phase_quiesce     volume label set (if asked)
+ *   SWAP       phase_swap        users logged out, unneeded processes stopped
+ *   BOOT       phase_boot        journal says "swapped": new image at the top
+ *                                level, old image in .reimage/old, synced
+ *   REPORT     phase_report      boot parameters set
+ *   REBOOT     phase_reboot      state "pending": awaits confirm after boot
+ *
+ * Every phase writes the state file before it starts.  A failure before
+ * SWAP removes new/ and leaves the root exactly as it was; a failure in
+ * SWAP or BOOT undoes the swap from the journal.  Success is "committed",
+ * written by root_confirm() after the new image has booted.
+ */
+#define _GNU_SOURCE
+#include "phase.h"
+#include "error.h"
+#include "fsutil.h"
+#include "hooks.h"
+#include "log.h"
+#include "stage.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static void set_phase(struct engine *e, const char *phase, const char *status)
+{
+	snprintf(e->st.phase, sizeof(e->st.phase), "%s", phase);
+	snprintf(e->st.status, sizeof(e->st.status), "%s", status);
+}
+
+static void report(struct engine *e, const char *message)
+{
+	if (e->report)
+		e->report(e->report_arg, e, e->st.phase, e->st.status, message);
+}
+
+/* The plugin directories: the job's, then the agent file's. */
+static void search_path(const char **out, size_t cap, const char *const *a,
+			const char *const *b)
+{
+	size_t n = 0;
+	for (; a && *a && n + 1 < cap; a++)
+		out[n++] = *a;
+	for (; b && *b && n + 1 < cap; b++)
+		out[n++] = *b;
+	out[n] = NULL;
+}
+
+static int start_plugin(struct plugin *p, const struct job *job, const struct agent_conf *ac,
+			struct reimage_error *err)
+{
+	int r;
+	if (p->started)
+		return 0;
+	if ((r = plugin_configure(p, config_plugin_group(job, ac, p->name), err)) < 0)
+		return r;
+	return plugin_start(p, err);
+}
+
+static int check_caps(struct engine *e, struct reimage_error *err)
+{
+	const struct reimage_backend_ops *b = e->backend->desc->backend;
+	const struct job *job = e->job;
+	const char *missing = NULL;
+
+	/* Refuse before anything is staged, never half way through. */
+	if (job->label && (!(b->caps & REIMAGE_BCAP_LABEL) || !b->set_label))
+		missing = "set a volume label (remove `label`)";
+	else if (job->boot_set && (!(b->caps & REIMAGE_BCAP_BOOT) || !b->set_boot))
+		missing = "set boot parameters (remove the `boot` group)";
+	else if (job->reboot && (!(b->caps & REIMAGE_BCAP_REBOOT) || !b->reboot))
+		missing = "reboot (set `reboot = false`)";
+	else if (!b->quiesce)
+		missing = "stop processes";
+	if (missing) {
+		err_set(err, -ENOTSUP, REIMAGE_EC_UNSUPPORTED, "backend %s cannot %s", b->name, missing);
+		return -ENOTSUP;
+	}
+	return 0;
+}
+
+/* A root with a swap in progress or awaiting confirmation takes no new job. */
+static int check_root_free(struct engine *e, struct reimage_error *err)
+{
+	enum swap_journal_state js;
+	struct swap_plan plan;
+	struct job_state st;
+	int r;
+
+	if ((r = swap_journal_read(e->root, &js, &plan, err)) < 0)
+		return r;
+	swap_plan_free(&plan);
+	if (js == SWAP_STARTED) {
+		err_set(err, -EBUSY, REIMAGE_EC_STATE,
+			"%s: a swap was interrupted; run `reimage recover --root %s` first", e->root,
+			e->root);
+		return -EBUSY;
+	}
+	if (state_read(e->root, &st, err) == 0 && strcmp(st.status, "pending") == 0 &&
+	    js == SWAP_DONE) {
+		err_set(err, -EBUSY, REIMAGE_EC_STATE,
+			"%s: job %s swapped and awaits `reimage confirm` (or `reimage rollback`)",
+			e->root, st.job);
+		return -EBUSY;
+	}
+	err_clear(err);
+	return 0;
+}
+
+static int check_hooks(const struct job *job, struct reimage_error *err)
+{
+	for (size_t i = 0; i < job->n_hooks; i++)
+		if (access(job->hooks[i].path, X_OK) < 0) {
+			err_sys(err, -errno, "hook %s", job->hooks[i].path);
+			return -errno;
+		}
+	return 0;
+}
+
+static void agent_paths(struct engine *e)
+{
+	char exe[PATH_MAX];
+	size_t n = 0;
+	ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+	if (len > 0) {
+		exe[len] = '\0';
+		e->agent_paths[n++] = strdup(exe);
+	}
+	if (e->ac->loaded)
+		e->agent_paths[n++] = realpath(e->ac->file, NULL);
+	e->agent_paths[n++] = strdup(e->ac->state_dir);
+	for (size_t i = 0; i < e->reg.count && n < 7; i++)
+		if (e->reg.plugins[i].file[0] == '/')
+			e->agent_paths[n++] = strdup(e->reg.plugins[i].file);
+	e->agent_paths[n] = NULL;
+}
+
+int engine_open(struct engine *e, struct job *job, struct agent_conf *ac, const char *root,
+		const char *backend, struct reimage_error *err)
+{
+	struct stat st;
+	int r;
+
+	memset(e, 0, sizeof(*e));
+	e->job = job;
+	e->ac = ac;
+	set_phase(e, "PREFLIGHT", "running");
+	search_path(e->search_path, 16, job->plugin_path, ac->plugin_path);
+	if ((r = registry_init(&e->reg, e->search_path, err)) < 0)
+		return r;
+	root = root ? root : job->root;
+	if (!realpath(root, e->root) || stat(e->root, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		err_sys(err, errno ? -errno : -ENOTDIR, "root %s", root);
+		return err->code;
+	}
+	layout_init(&e->L, e->root);
+	snprintf(e->st.job, sizeof(e->st.job), "%s", job->id);
+	e->st.serial = job->serial;
+	e->st.keep_old_days = job->keep_old_days;
+	if ((r = registry_backend(&e->reg, backend ? backend : job->backend, &e->backend, err)) < 0 ||
+	    (r = start_plugin(e->backend, job, ac, err)) < 0 ||
+	    (r = registry_transport_for(&e->reg, job->image_url, &e->transport, err)) < 0 ||
+	    (r = start_plugin(e->transport, job, ac, err)) < 0)
+		return r;
+	for (size_t i = 0; ac->plugins && ac->plugins[i]; i++) {
+		struct plugin *p;
+		if ((r = registry_require(&e->reg, ac->plugins[i], &p, err)) < 0 ||
+		    (r = start_plugin(p, job, ac, err)) < 0)
+			return r;
+	}
+	snprintf(e->st.backend, sizeof(e->st.backend), "%s", e->backend->name);
+	e->keep = job->keep_entries ? job->keep_entries : e->backend->desc->backend->keep_entries;
+	if ((r = check_caps(e, err)) < 0 || (r = check_root_free(e, err)) < 0 ||
+	    (r = check_hooks(job, err)) < 0)
+		return r;
+	agent_paths(e);
+	/* Every plugin is loaded now: nothing is loaded after PREPARE. */
+	e->reg.sealed = 1;
+	return preserve_collect(job, e->root, (const char *const *)e->agent_paths,
+				e->backend->desc->backend->network_paths, &e->preserve, err);
+}
+
+void engine_close(struct engine *e)
+{
+	preserve_free(&e->preserve);
+	for (size_t i = 0; e->agent_paths[i]; i++)
+		free(e->agent_paths[i]);
+	registry_fini(&e->reg);
+}
+
+/* ----------------------------------------------------------------- plan */
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int in_list(const char *const *list, const char *name)
+{
+	for (; list && *list; list++)
+		if (strcmp(*list, name) == 0)
+			return 1;
+	return 0;
+}
+
+/* The top-level names of a local archive, by reading its headers only. */
+static int scan_local_image(struct engine *e, char ***ret_names, size_t *ret_n,
+			    uint64_t *ret_entries, uint64_t *ret_bytes, struct reimage_error *err)
+{
+	const char *path = e->job->image_url;
+	struct archive *a = archive_read_new();
+	struct archive_entry *entry;
+	char **names = NULL;
+	size_t n = 0;
+	int r = 0;
+
+	if (strncmp(path, "file://", 7) == 0)
+		path += 7;
+	else if (strncmp(path, "file:", 5) == 0)
+		path += 5;
+	archive_read_support_filter_all(a);
+	archive_read_support_format_all(a);
+	if (archive_read_open_filename(a, path, 1 << 20) != ARCHIVE_OK) {
+		err_set(err, -EIO, REIMAGE_EC_INTEGRITY, "read %s: %s", path, archive_error_string(a));
+		archive_read_free(a);
+		return -EIO;
+	}
+	*ret_entries = *ret_bytes = 0;
+	while ((r = archive_read_next_header(a, &entry)) == ARCHIVE_OK || r == ARCHIVE_WARN) {
+		const char *rel = stage_safe_path(archive_entry_pathname(entry));
+		char top[NAME_MAX + 1];
+		(*ret_entries)++;
+		*ret_bytes += (uint64_t)archive_entry_size(entry);
+		if (!rel || !*rel || !strcmp(rel, "."))
+			continue;
+		snprintf(top, sizeof(top), "%.*s", (int)strcspn(rel, "/"), rel);
+		size_t i;
+		for (i = 0; i < n && strcmp(names[i], top); i++)
+			;
+		if (i == n) {
+			char **nn = realloc(names, (n + 2) * sizeof(char *));
+			if (!nn)
+				break;
+			names = nn;
+			names[n++] = strdup(top);
+			names[n] = NULL;
+		}
+	}
+	if (r != ARCHIVE_EOF) {
+		err_set(err, -EIO, REIMAGE_EC_INTEGRITY, "read %s: %s", path, archive_error_string(a));
+		r = -EIO;
+	} else {
+		r = 0;
+	}
+	archive_read_free(a);
+	if (names)
+		qsort(names, n, sizeof(char *), cmp_str);
+	*ret_names = names;
+	*ret_n = n;
+	return r;
+}
+
+static void print_list(FILE *out, const char *title, char **items, size_t n)
+{
+	fprintf(out, "  %-10s %zu", title, n);
+	for (size_t i = 0; i < n; i++)
+		fprintf(out, "%s%s", i ? " " : ": ", items[i]);
+	fputc('\n', out);
+}
+
+int engine_plan(struct engine *e, FILE *out, struct reimage_error *err)
+{
+	const struct job *job = e->job;
+	const struct reimage_backend_ops *b = e->backend->desc->backend;
+	char **old_names = NULL, **new_names = NULL, **lists[4] = { 0 };
+	size_t n_old = 0, n_new = 0, counts[4] = { 0 };
+	uint64_t entries = 0, bytes = 0;
+	int local = strcmp(e->transport->name, "file") == 0, r = 0;
+	struct reimage_error scan_err = { 0 };
+
+	fprintf(out, "job %s (serial %lld) on root %s\n", job->id, job->serial, e->root);
+	fprintf(out, "  backend    %s (%s)\n", e->backend->name, e->backend->file);
+	fprintf(out, "  image      %s via %s", job->image_url, e->transport->name);
+	if (job->image_size >= 0)
+		fprintf(out, ", %lld bytes to stage", job->image_size);
+	fprintf(out, "%s\n", job->image_sha256 ? ", SHA-256 checked" : ", no SHA-256 given");
+	if (local && scan_local_image(e, &new_names, &n_new, &entries, &bytes, &scan_err) == 0)
+		fprintf(out, "  contents   %llu entries, %llu bytes expanded\n",
+			(unsigned long long)entries, (unsigned long long)bytes);
+	else if (local)
+		fprintf(out, "  contents   unreadable: %s\n", scan_err.msg);
+	/* Classify the root's entries as the swap will. */
+	DIR *d = opendir(e->root);
+	for (struct dirent *de; d && (de = readdir(d));) {
+		char path[PATH_MAX];
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
+		    !strcmp(de->d_name, LAYOUT_DIR))
+			continue;
+		fs_join(path, sizeof(path), e->root, de->d_name);
+		int k = in_list(e->keep, de->d_name) || b->is_mount(e->backend->ctx, path, err) > 0 ? 3
+			: !new_names ? 0
+			: in_list((const char *const *)new_names, de->d_name) ? 1 : 2;
+		char **nl = realloc(lists[k], (counts[k] + 2) * sizeof(char *));
+		if (!nl)
+			break;
+		lists[k] = nl;
+		lists[k][counts[k]++] = strdup(de->d_name);
+	}
+	if (d)
+		closedir(d);
+	err_clear(err);
+	for (int k = 0; k < 4; k++)
+		if (lists[k])
+			qsort(lists[k], counts[k], sizeof(char *), cmp_str);
+	if (new_names) {
+		print_list(out, "exchanged", lists[1], counts[1]);
+		print_list(out, "retired", lists[2], counts[2]);
+		char **added = calloc(n_new + 1, sizeof(char *));
+		size_t n_added = 0;
+		for (size_t i = 0; added && i < n_new; i++) {
+			char path[PATH_MAX];
+			fs_join(path, sizeof(path), e->root, new_names[i]);
+			if (!fs_exists(path))
+				added[n_added++] = new_names[i];
+		}
+		print_list(out, "added", added, n_added);
+		free(added);
+	} else {
+		print_list(out, "swapped", lists[0], counts[0]);
+		fprintf(out, "  (the new image's entries are known after staging)\n");
+	}
+	print_list(out, "kept", lists[3], counts[3]);
+	fprintf(out, "  preserve   mode %s\n", job->preserve_mode == PRESERVE_MOVE ? "move" : "copy");
+	print_list(out, "preserved", e->preserve.paths, e->preserve.n);
+	print_list(out, "accounts", e->preserve.users, e->preserve.n_users);
+	for (size_t i = 0; i < job->n_hooks; i++)
+		fprintf(out, "  hook       %s (timeout %lld s%s)\n", job->hooks[i].path,
+			job->hooks[i].timeout, job->hooks[i].sha256 ? ", SHA-256 checked" : "");
+	fprintf(out, "  label      %s\n", job->label ? job->label : "(unchanged)");
+	if (job->boot_set)
+		fprintf(out, "  boot       %s%s\n",
+			job->boot.command ? job->boot.command
+					  : job->boot.kernel ? job->boot.kernel : "(default)",
+			job->boot.one_shot ? " (one-shot)" : "");
+	fprintf(out, "  quiesce    %s%s\n", b->caps & REIMAGE_BCAP_LOGOUT ? "log users out, " : "",
+		"stop unneeded processes");
+	fprintf(out, "  reboot     %s\n", job->reboot ? "yes" : "no");
+	fprintf(out, "  old image  %s\n",
+		job->keep_old_days ? "kept for rollback after commit" : "deleted at commit");
+	for (int k = 0; k < 4; k++) {
+		for (size_t i = 0; i < counts[k]; i++)
+			free(lists[k][i]);
+		free(lists[k]);
+	}
+	for (size_t i = 0; i < n_new; i++)
+		free(new_names[i]);
+	free(new_names);
+	free(old_names);
+	(void)n_old;
+	return r;
+}
+
+/* --------------------------------------------------------------- phases */
+
+static int phase_prepare(struct engine *e, struct reimage_error *err)
+{
+	const struct reimage_backend_ops *b = e->backend->desc->backend;
+	struct stat rst, dst;
+	int r;
+
+	if (mkdir(e->L.dir, 0700) < 0 && errno != EEXIST) {
+		err_sys(err, -errno, "create %s", e->L.dir);
+		return -errno;
+	}
+	if (stat(e->root, &rst) < 0 || lstat(e->L.dir, &dst) < 0) {
+		err_sys(err, -errno, "stat %s", e->L.dir);
+		return -errno;
+	}
+	/* Staging must be on the root's volume: the swap is renames only. */
+	if (!S_ISDIR(dst.st_mode) || rst.st_dev != dst.st_dev) {
+		err_set(err, -EXDEV, REIMAGE_EC_STATE,
+			"%s is not a directory on the root's volume; staging must be", e->L.dir);
+		return -EXDEV;
+	}
+	if (chmod(e->L.dir, 0700) < 0) {
+		err_sys(err, -errno, "chmod %s", e->L.dir);
+		return -errno;
+	}
+	/* A retired image kept after an earlier commit gives way to this job. */
+	if (fs_exists(e->L.retired)) {
+		log_notice("removing the image retired by an earlier job (%s)", e->L.retired);
+		if ((r = fs_remove_tree(e->L.retired, err)) < 0)
+			return r;
+		unlink(e->L.journal);
+	}
+	if ((r = fs_remove_tree(e->L.staging, err)) < 0)
+		return r;
+	return b->prepare ? b->prepare(e->backend->ctx, e->root, err) : 0;
+}
+
+static int phase_stage(struct engine *e, struct reimage_error *err)
+{
+	struct stage_result res;
+	struct stage_request req = {
+		.transport = e->transport,
+		.url = e->job->image_url,
+		.sha256 = e->job->image_sha256,
+		.size = e->job->image_size,
+		.staging = e->L.staging,
+		.retries = e->job->image_retries,
+		.retry_delay_ms = e->job->image_retry_delay_ms,
+		.progress = &e->progress,
+	};
+	int64_t t0 = progress_now_ms();
+	int r;
+
+	if (mkdir(e->L.staging, 0700) < 0) {
+		err_sys(err, -errno, "create %s", e->L.staging);
+		return -errno;
+	}
+	if ((r = stage_image(&req, &res, err)) < 0)
+		return r;
+	log_notice("staged %llu entries, %llu bytes of files from %llu bytes of image in %.1f s "
+		   "(SHA-256 %s%s)", (unsigned long long)res.entries,
+		   (unsigned long long)res.bytes_out, (unsigned long long)res.bytes_in,
+		   (double)(progress_now_ms() - t0) / 1000.0, res.sha256,
+		   e->job->image_sha256 ? ", as declared" : ", not checked: the job gives none");
+	return 0;
+}
+
+static int phase_preserve(struct engine *e, struct reimage_error *err)
+{
+	int r;
+	if (e->job->preserve_mode == PRESERVE_COPY &&
+	    (r = preserve_copy(&e->preserve, e->root, e->L.staging, err)) < 0)
+		return r;
+	return preserve_accounts(&e->preserve, e->root, e->L.staging, err);
+}
+
+static int phase_hooks(struct engine *e, struct reimage_error *err)
+{
+	return hooks_run(e->job, e->root, e->L.staging, err);
+}
+
+static int phase_label(struct engine *e, struct reimage_error *err)
+{
+	const struct reimage_backend_ops *b = e->backend->desc->backend;
+	if (!e->job->label)
+		return 0;
+	return b->set_label(e->backend->ctx, e->root, e->job->label, err);
+}
+
+static int phase_quiesce(struct engine *e, struct reimage_error *err)
+{
+	const struct reimage_backend_ops *b = e->backend->desc->backend;
+	int r;
+	if ((b->caps & REIMAGE_BCAP_LOGOUT) && b->logout &&
+	    (r = b->logout(e->backend->ctx, e->root, err)) < 0)
+		return r;
+	return b->quiesce(e->backend->ctx, e->root, err);
+}
+
+static struct swap_ctx swap_ctx_of(struct engine *e)
+{
+	struct swap_ctx sc = { e->root, e->backend->desc->backend, e->backend->ctx };
+	return sc;
+}
+
+static int phase_swap(struct engine *e, struct reimage_error *err)
+{
+	struct swap_ctx sc = swap_ctx_of(e);
+	struct swap_plan plan;
+	int64_t t0 = progress_now_ms();
+	int r;
+
+	/* Move-mode items travel inside the swap; copy-mode ones are in new/. */
+	if ((r = swap_plan_build(&sc, e->keep,
+				 e->job->preserve_mode == PRESERVE_MOVE
+					 ? (const char *const *)e->preserve.paths : NULL,
+				 &plan, err)) < 0)
+		return r;
+	r = swap_run(&sc, &plan, err);
+	if (r == 0) {
+		e->st.swapped = (int64_t)time(NULL);
+		log_notice("swapped %zu exchanged, %zu retired, %zu added, %zu preserved in %lld ms",
+			   plan.count[OP_EXCHANGE], plan.count[OP_RETIRE], plan.count[OP_ADD],
+			   plan.count[OP_PEXCHANGE] + plan.count[OP_PMOVE],
+			   (long long)(progress_now_ms() - t0));
+	}
+	swap_plan_free(&plan);
+	return r;
+}
+
+static int phase_boot(struct engine *e, struct reimage_error *err)
+{
+	const struct reimage_backend_ops *b = e->backend->desc->backend;
+	struct reimage_boot boot = e->job->boot;
+	if (!e->job->boot_set)
+		return 0;
+	boot.root = e->root;
+	return b->set_boot(e->backend->ctx, &boot, err);
+}
+
+static int phase_report(struct engine *e, struct reimage_error *err)
+{
+	(void)err;
+	log_notice("job %s: swapped, %s", e->job->id,
+		   e->job->reboot ? "rebooting" : "takes effect at the next boot");
+	return 0;
+}
+
+static int phase_reboot(struct engine *e, struct reimage_error *err)
+{
+	const struct reimage_backend_ops *b = e->backend->desc->backend;
+	if (!e->job->reboot)
+		return 0;
+	return b->reboot(e->backend->ctx, err);
+}
+
+static const struct phase {
+	const char *name;
+	int (*run)(struct engine *e, struct reimage_error *err);
+	int after_swap;  /* a failure here undoes the swap */
+} phases[] = {
+	{ "PREPARE", phase_prepare, 0 },
+	{ "STAGE", phase_stage, 0 },
+	{ "PRESERVE", phase_preserve, 0 },
+	{ "HOOKS", phase_hooks, 0 },
+	{ "LABEL", phase_label, 0 },
+	{ "QUIESCE", phase_quiesce, 0 },
+	{ "SWAP", phase_swap, 0 },
+	{ "BOOT", phase_boot, 1 },
+	{ "REPORT", phase_report, 1 },
+	{ "REBOOT", phase_reboot, 1 },
+};
+
+static void fail(struct engine *e, const struct phase *p, struct reimage_error *err)
+{
+	struct reimage_error cleanup = { 0 };
+
+	err_prefix(err, "%s", p->name);
+	if (p->after_swap) {
+		struct swap_ctx sc = swap_ctx_of(e);
+		if (swap_recover(&sc, 1, &cleanup) < 0) {
+			log_error("the swap could not be undone: %s; run `reimage recover --undo`",
+				  cleanup.msg);
+			err_clear(&cleanup);
+		}
+	}
+	/* Nothing of a failed job stays: the root is as it was. */
+	if (fs_remove_tree(e->L.staging, &cleanup) < 0)
+		log_warn("could not remove %s: %s", e->L.staging, cleanup.msg);
+	snprintf(e->st.error, sizeof(e->st.error), "%s", err->msg);
+	set_phase(e, p->name, "failed");
+	if (state_write(e->root, &e->st, &cleanup) < 0)
+		log_warn("could not write the job state: %s", cleanup.msg);
+	report(e, err->msg);
+}
+
+int engine_run(struct engine *e, struct reimage_error *err)
+{
+	int r;
+
+	for (size_t i = 0; i < sizeof(phases) / sizeof(phases[0]); i++) {
+		const struct phase *p = &phases[i];
+		set_phase(e, p->name, p->after_swap ? "pending" : "running");
+		/* PREPARE creates .reimage/: its state is written once it exists. */
+		if (i > 0 && (r = state_write(e->root, &e->st, err)) < 0) {
+			fail(e, p, err);
+			return r;
+		}
+		log_notice("phase %s", p->name);
+		report(e, NULL);
+		if ((r = p->run(e, err)) < 0) {
+			fail(e, p, err);
+			return r;
+		}
+		if (i == 0 && (r = state_write(e->root, &e->st, err)) < 0) {
+			fail(e, p, err);
+			return r;
+		}
+	}
+	set_phase(e, "REBOOT", "pending");
+	report(e, "swapped; awaiting confirmation after the reboot");
+	return 0;
+}
+
+/* ------------------------------------------------------- root commands */
+
+int root_open(struct root_ctx *rc, const char *root, const char *backend,
+	      const struct agent_conf *ac, struct reimage_error *err)
+{
+	int r;
+
+	memset(rc, 0, sizeof(*rc));
+	search_path(rc->search_path, 16, ac ? ac->plugin_path : NULL, NULL);
+	if ((r = registry_init(&rc->reg, rc->search_path, err)) < 0)
+		return r;
+	if (!realpath(root, rc->root)) {
+		err_sys(err, -errno, "root %s", root);
+		return -errno;
+	}
+	r = state_read(rc->root, &rc->st, err);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	rc->have_state = r == 0;
+	err_clear(err);
+	if (!backend)
+		backend = rc->have_state && rc->st.backend[0] ? rc->st.backend : "auto";
+	if ((r = registry_backend(&rc->reg, backend, &rc->backend, err)) < 0 ||
+	    (r = start_plugin(rc->backend, NULL, ac, err)) < 0)
+		return r;
+	return 0;
+}
+
+void root_close(struct root_ctx *rc)
+{
+	registry_fini(&rc->reg);
+}
+
+static struct swap_ctx root_swap_ctx(struct root_ctx *rc)
+{
+	struct swap_ctx sc = { rc->root, rc->backend->desc->backend, rc->backend->ctx };
+	return sc;
+}
+
+static int root_set(struct root_ctx *rc, const char *status, const char *error,
+		    struct reimage_error *err)
+{
+	snprintf(rc->st.status, sizeof(rc->st.status), "%s", status);
+	snprintf(rc->st.error, sizeof(rc->st.error), "%s", error ? error : "");
+	return state_write(rc->root, &rc->st, err);
+}
+
+int root_recover(struct root_ctx *rc, int undo, struct reimage_error *err)
+{
+	struct swap_ctx sc = root_swap_ctx(rc);
+	enum swap_journal_state js;
+	struct swap_plan plan;
+	struct layout L;
+	int r;
+
+	layout_init(&L, rc->root);
+	if ((r = swap_journal_read(rc->root, &js, &plan, err)) < 0)
+		return r;
+	swap_plan_free(&plan);
+	if (js == SWAP_NONE || js == SWAP_UNDONE) {
+		/* No swap began (or it was undone): a job cut short before its
+		 * swap leaves only staging behind. */
+		if ((r = fs_remove_tree(L.staging, err)) < 0)
+			return r;
+		if (rc->have_state && (!strcmp(rc->st.status, "running") ||
+				       !strcmp(rc->st.status, "pending")))
+			return root_set(rc, "failed", "interrupted before its swap completed; "
+				"the old image stays", err);
+		return 0;
+	}
+	if ((r = swap_recover(&sc, undo, err)) < 0)
+		return r;
+	if (undo) {
+		if ((r = fs_remove_tree(L.staging, err)) < 0)
+			return r;
+		return root_set(rc, "failed", "swap undone by `reimage recover --undo`", err);
+	}
+	return rc->have_state ? root_set(rc, "pending", NULL, err) : 0;
+}
+
+int root_rollback(struct root_ctx *rc, struct reimage_error *err)
+{
+	struct swap_ctx sc = root_swap_ctx(rc);
+	enum swap_journal_state js;
+	struct swap_plan plan;
+	struct layout L;
+	int r;
+
+	layout_init(&L, rc->root);
+	if ((r = swap_journal_read(rc->root, &js, &plan, err)) < 0)
+		return r;
+	swap_plan_free(&plan);
+	if (js != SWAP_DONE || !fs_exists(L.retired)) {
+		err_set(err, -ENOENT, REIMAGE_EC_STATE,
+			"%s: no retired image to roll back to (.reimage/old is gone or the swap "
+			"did not complete)", rc->root);
+		return -ENOENT;
+	}
+	if ((r = swap_recover(&sc, 1, err)) < 0)
+		return r;
+	if ((r = fs_remove_tree(L.staging, err)) < 0)
+		return r;
+	unlink(L.journal);
+	snprintf(rc->st.phase, sizeof(rc->st.phase), "FALLBACK");
+	return root_set(rc, "rolled-back", NULL, err);
+}
+
+int root_confirm(struct root_ctx *rc, struct reimage_error *err)
+{
+	enum swap_journal_state js;
+	struct swap_plan plan;
+	struct layout L;
+	int r;
+
+	layout_init(&L, rc->root);
+	if ((r = swap_journal_read(rc->root, &js, &plan, err)) < 0)
+		return r;
+	swap_plan_free(&plan);
+	if (js == SWAP_STARTED) {
+		err_set(err, -EBUSY, REIMAGE_EC_STATE,
+			"%s: the swap was interrupted; run `reimage recover` first", rc->root);
+		return -EBUSY;
+	}
+	if (rc->have_state && !strcmp(rc->st.status, "pending") && js == SWAP_DONE) {
+		snprintf(rc->st.phase, sizeof(rc->st.phase), "COMMIT");
+		/* "committed" is on disk before the old image goes. */
+		if ((r = root_set(rc, "committed", NULL, err)) < 0)
+			return r;
+		log_notice("job %s committed: running the new image", rc->st.job);
+	}
+	/* The retired image stays keep_old_days after the swap, then goes. */
+	if (fs_exists(L.retired) && rc->have_state && !strcmp(rc->st.status, "committed") &&
+	    time(NULL) >= rc->st.swapped + rc->st.keep_old_days * 86400) {
+		if ((r = fs_remove_tree(L.retired, err)) < 0)
+			return r;
+		unlink(L.journal);
+		log_notice("retired image removed");
+	}
+	return 0;
+}
+
+int root_status(struct root_ctx *rc, FILE *out, struct reimage_error *err)
+{
+	struct layout L;
+	char when[64];
+	time_t t = (time_t)rc->st.time;
+
+	(void)err;
+	layout_init(&L, rc->root);
+	if (!rc->have_state) {
+		fprintf(out, "root %s: no job has run here\n", rc->root);
+		return 0;
+	}
+	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime(&t));
+	fprintf(out, "root     %s\njob      %s (serial %lld)\nphase    %s\nstatus   %s\n"
+		"backend  %s\nupdated  %s\n", rc->root, rc->st.job, rc->st.serial, rc->st.phase,
+		rc->st.status, rc->st.backend, when);
+	if (rc->st.error[0])
+		fprintf(out, "error    %s\n", rc->st.error);
+	fprintf(out, "retired  %s\n", fs_exists(L.retired) ? "present (rollback possible)" : "none");
+	return 0;
+}

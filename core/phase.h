@@ -1,0 +1,75 @@
+/*
+ * phase.h -- the phase machine of one job on one root (see phase.c for
+ * the diagram and what each phase guarantees on disk).
+ */
+#ifndef REIMAGE_PHASE_H
+#define REIMAGE_PHASE_H
+
+#include "config.h"
+#include "layout.h"
+#include "preserve.h"
+#include "progress.h"
+#include "registry.h"
+#include "state.h"
+#include "swap.h"
+
+#include <stdio.h>
+
+struct engine;
+/* Called at the start of every phase and at the end of the job, for
+ * reports to the administrator.  status: running, failed, pending... */
+typedef void (*engine_report_fn)(void *arg, const struct engine *e, const char *phase,
+				 const char *status, const char *message);
+
+struct engine {
+	struct job *job;
+	struct agent_conf *ac;
+	struct registry reg;
+	const char *search_path[16];
+	char root[4096];          /* real path */
+	struct layout L;
+	struct plugin *backend, *transport;
+	const char *const *keep;  /* top-level entries that never move */
+	struct preserve_set preserve;
+	struct job_state st;
+	struct progress progress;
+	engine_report_fn report;
+	void *report_arg;
+	char *agent_paths[8];
+};
+
+/* Load the configuration's plugins and check the job against this root
+ * (PREFLIGHT, touching nothing).  root/backend override the job's when
+ * not NULL. */
+int engine_open(struct engine *e, struct job *job, struct agent_conf *ac, const char *root,
+		const char *backend, struct reimage_error *err);
+void engine_close(struct engine *e);
+/* Print what the job would do; touches nothing. */
+int engine_plan(struct engine *e, FILE *out, struct reimage_error *err);
+/* Run every phase; returns after REBOOT (sandbox) or on failure. */
+int engine_run(struct engine *e, struct reimage_error *err);
+
+/* Commands on a root without a job file. */
+struct root_ctx {
+	struct registry reg;
+	const char *search_path[16];
+	char root[4096];
+	struct plugin *backend;
+	struct job_state st;
+	int have_state;
+};
+int root_open(struct root_ctx *rc, const char *root, const char *backend,
+	      const struct agent_conf *ac, struct reimage_error *err);
+void root_close(struct root_ctx *rc);
+/* Finish (undo = 0) or undo an interrupted swap; remove the staging of a
+ * job that failed or crashed before its swap. */
+int root_recover(struct root_ctx *rc, int undo, struct reimage_error *err);
+/* Swap back to the retired image while .reimage/old exists. */
+int root_rollback(struct root_ctx *rc, struct reimage_error *err);
+/* After the reboot into the new image: record success, delete the
+ * retired image (or keep it keep_old_days). */
+int root_confirm(struct root_ctx *rc, struct reimage_error *err);
+/* Print the job state of the root. */
+int root_status(struct root_ctx *rc, FILE *out, struct reimage_error *err);
+
+#endif

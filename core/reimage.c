@@ -1,0 +1,273 @@
+/*
+ * reimage.c -- main() of the agent binary: one table of subcommands and
+ * one dispatcher.  Errors are logged here, once.
+ *
+ * Exit codes: 0 success; 1 the job or command failed (the root is as it
+ * was, or as recover left it); 2 usage or configuration error; 3 refused
+ * by the root's state (a swap interrupted or awaiting confirmation).
+ */
+#define _GNU_SOURCE
+#include "config.h"
+#include "error.h"
+#include "log.h"
+#include "phase.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef REIMAGE_VERSION
+#define REIMAGE_VERSION "0"
+#endif
+#ifndef REIMAGE_CONF_DIR
+#define REIMAGE_CONF_DIR "/etc/reimage"
+#endif
+
+enum { EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_REFUSED = 3 };
+
+struct args {
+	const char *job_file;
+	const char *agent_file;
+	const char *root;
+	const char *backend;
+	int undo;
+};
+
+struct command {
+	const char *name;
+	int needs_job;   /* -c job.conf required */
+	int needs_root;  /* --root required */
+	int (*run)(const struct args *a, struct agent_conf *ac, struct reimage_error *err);
+	const char *usage;
+	const char *help;
+};
+
+static int exit_code(const struct reimage_error *err)
+{
+	switch (err->cls) {
+	case REIMAGE_EC_CONFIG:
+		return EXIT_USAGE;
+	case REIMAGE_EC_STATE:
+		return err->code == -EBUSY ? EXIT_REFUSED : EXIT_FAIL;
+	default:
+		return EXIT_FAIL;
+	}
+}
+
+static int with_engine(const struct args *a, struct agent_conf *ac, int run,
+		       struct reimage_error *err)
+{
+	struct job job;
+	struct engine e;
+	int r;
+
+	if ((r = job_load(&job, a->job_file, err)) < 0)
+		return r;
+	r = engine_open(&e, &job, ac, a->root, a->backend, err);
+	if (r == 0)
+		r = run ? engine_run(&e, err) : engine_plan(&e, stdout, err);
+	else
+		err_prefix(err, "PREFLIGHT");
+	engine_close(&e);
+	job_free(&job);
+	return r;
+}
+
+static int cmd_run(const struct args *a, struct agent_conf *ac, struct reimage_error *err)
+{
+	return with_engine(a, ac, 1, err);
+}
+
+static int cmd_plan(const struct args *a, struct agent_conf *ac, struct reimage_error *err)
+{
+	return with_engine(a, ac, 0, err);
+}
+
+static int with_root(const struct args *a, struct agent_conf *ac,
+		     int (*fn)(struct root_ctx *rc, const struct args *a, struct reimage_error *err),
+		     struct reimage_error *err)
+{
+	struct root_ctx rc;
+	int r = root_open(&rc, a->root, a->backend, ac, err);
+	if (r == 0)
+		r = fn(&rc, a, err);
+	root_close(&rc);
+	return r;
+}
+
+static int do_recover(struct root_ctx *rc, const struct args *a, struct reimage_error *err)
+{
+	return root_recover(rc, a->undo, err);
+}
+
+static int do_rollback(struct root_ctx *rc, const struct args *a, struct reimage_error *err)
+{
+	(void)a;
+	return root_rollback(rc, err);
+}
+
+static int do_confirm(struct root_ctx *rc, const struct args *a, struct reimage_error *err)
+{
+	(void)a;
+	return root_confirm(rc, err);
+}
+
+static int do_status(struct root_ctx *rc, const struct args *a, struct reimage_error *err)
+{
+	(void)a;
+	return root_status(rc, stdout, err);
+}
+
+static int cmd_recover(const struct args *a, struct agent_conf *ac, struct reimage_error *err)
+{
+	return with_root(a, ac, do_recover, err);
+}
+
+static int cmd_rollback(const struct args *a, struct agent_conf *ac, struct reimage_error *err)
+{
+	return with_root(a, ac, do_rollback, err);
+}
+
+static int cmd_confirm(const struct args *a, struct agent_conf *ac, struct reimage_error *err)
+{
+	return with_root(a, ac, do_confirm, err);
+}
+
+static int cmd_status(const struct args *a, struct agent_conf *ac, struct reimage_error *err)
+{
+	return with_root(a, ac, do_status, err);
+}
+
+static const struct command commands[] = {
+	{ "run", 1, 0, cmd_run, "run -c JOB [--root DIR] [--backend NAME] [-a AGENT]",
+	  "Run every phase of the job: stage, preserve, hooks, label, quiesce, swap,\n"
+	  "boot parameters, reboot.  A failure before the swap leaves the root as it was;\n"
+	  "a failure in or after the swap undoes it." },
+	{ "plan", 1, 0, cmd_plan, "plan -c JOB [--root DIR] [--backend NAME] [-a AGENT]",
+	  "Load every plugin, check the job against the root and print what it would do\n"
+	  "(entries exchanged, retired, added, kept; items preserved; hooks; label;\n"
+	  "boot).  Touches nothing." },
+	{ "recover", 0, 1, cmd_recover, "recover --root DIR [--undo] [--backend NAME]",
+	  "Finish a swap that was interrupted (crash, power cut) from its journal, or undo\n"
+	  "it with --undo; remove the staging of a job cut short before its swap.  Safe\n"
+	  "to run any number of times." },
+	{ "rollback", 0, 1, cmd_rollback, "rollback --root DIR [--backend NAME]",
+	  "Swap back to the retired image while .reimage/old exists." },
+	{ "confirm", 0, 1, cmd_confirm, "confirm --root DIR [--backend NAME]",
+	  "Run in the new image after its boot: record the job as committed and delete\n"
+	  "the retired image (or keep it keep_old_days for rollback)." },
+	{ "status", 0, 1, cmd_status, "status --root DIR",
+	  "Print the state of the last job on the root." },
+};
+
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: reimage [-v|-q] COMMAND [OPTIONS]\n\n"
+		     "Re-image this machine's root in place.  Commands:\n");
+	for (size_t i = 0; i < N_COMMANDS; i++)
+		fprintf(out, "  %s\n", commands[i].usage);
+	fprintf(out, "\n  reimage COMMAND --help    help on one command\n"
+		     "  reimage --version\n\n"
+		     "Options: -c, --config JOB     the job file\n"
+		     "         -a, --agent FILE     the agent file (default %s/agent.conf if present)\n"
+		     "         -r, --root DIR       the root to work on (default: the job's, else /)\n"
+		     "         -b, --backend NAME   auto, posix, macos, windows, sandbox\n"
+		     "         -u, --undo           recover: undo instead of completing\n"
+		     "         -v, --verbose  -q, --quiet\n\n"
+		     "Exit codes: 0 success, 1 failure, 2 usage or configuration error,\n"
+		     "3 refused by the root's state.\n", REIMAGE_CONF_DIR);
+}
+
+static void command_help(const struct command *c)
+{
+	printf("usage: reimage %s\n\n%s\n", c->usage, c->help);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option long_opts[] = {
+		{ "config", required_argument, NULL, 'c' }, { "agent", required_argument, NULL, 'a' },
+		{ "root", required_argument, NULL, 'r' },   { "backend", required_argument, NULL, 'b' },
+		{ "undo", no_argument, NULL, 'u' },         { "verbose", no_argument, NULL, 'v' },
+		{ "quiet", no_argument, NULL, 'q' },        { "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },      { NULL, 0, NULL, 0 }
+	};
+	struct reimage_error err = { 0 };
+	struct agent_conf ac;
+	struct args a = { 0 };
+	const struct command *cmd = NULL;
+	int help = 0, opt, r;
+
+	while ((opt = getopt_long(argc, argv, "+c:a:r:b:uvqhV", long_opts, NULL)) != -1 ||
+	       (!cmd && optind < argc)) {
+		if (opt == -1) {
+			/* The subcommand; its options follow it. */
+			for (size_t i = 0; i < N_COMMANDS; i++)
+				if (strcmp(commands[i].name, argv[optind]) == 0)
+					cmd = &commands[i];
+			if (!cmd && strcmp(argv[optind], "help") == 0) {
+				usage(stdout);
+				return 0;
+			}
+			if (!cmd) {
+				fprintf(stderr, "reimage: unknown command '%s'\n", argv[optind]);
+				usage(stderr);
+				return EXIT_USAGE;
+			}
+			optind++;
+			continue;
+		}
+		switch (opt) {
+		case 'c': a.job_file = optarg; break;
+		case 'a': a.agent_file = optarg; break;
+		case 'r': a.root = optarg; break;
+		case 'b': a.backend = optarg; break;
+		case 'u': a.undo = 1; break;
+		case 'v': log_set_level(log_get_level() < REIMAGE_LOG_DEBUG ? log_get_level() + 1
+									   : REIMAGE_LOG_DEBUG); break;
+		case 'q': log_set_level(REIMAGE_LOG_WARNING); break;
+		case 'h': help = 1; break;
+		case 'V': printf("reimage %s (plugin ABI %d)\n", REIMAGE_VERSION, REIMAGE_PLUGIN_ABI);
+			  return 0;
+		default: usage(stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "reimage: unexpected argument '%s'\n", argv[optind]);
+		return EXIT_USAGE;
+	}
+	if (!cmd) {
+		usage(help ? stdout : stderr);
+		return help ? 0 : EXIT_USAGE;
+	}
+	if (help) {
+		command_help(cmd);
+		return 0;
+	}
+	if (cmd->needs_job && !a.job_file) {
+		fprintf(stderr, "reimage %s: a job file is required (-c JOB)\n", cmd->name);
+		return EXIT_USAGE;
+	}
+	if (cmd->needs_root && !a.root) {
+		fprintf(stderr, "reimage %s: --root is required\n", cmd->name);
+		return EXIT_USAGE;
+	}
+	if (!a.agent_file && access(REIMAGE_CONF_DIR "/agent.conf", R_OK) == 0)
+		a.agent_file = REIMAGE_CONF_DIR "/agent.conf";
+	if ((r = agent_conf_load(&ac, a.agent_file, &err)) < 0) {
+		log_error("%s", err.msg);
+		return exit_code(&err);
+	}
+	r = cmd->run(&a, &ac, &err);
+	agent_conf_free(&ac);
+	if (r < 0) {
+		log_error("%s", err.msg);
+		return exit_code(&err);
+	}
+	return 0;
+}

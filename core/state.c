@@ -1,0 +1,71 @@
+/*
+ * state.c -- the job state file (see state.h).
+ */
+#include "state.h"
+#include "error.h"
+#include "fsutil.h"
+#include "layout.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int state_write(const char *root, struct job_state *st, struct reimage_error *err)
+{
+	struct layout L;
+	char *text;
+	int r;
+
+	layout_init(&L, root);
+	st->time = (int64_t)time(NULL);
+	json_t *o = json_pack("{s:s, s:I, s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "job", st->job, "serial",
+			      (json_int_t)st->serial, "phase", st->phase, "status", st->status,
+			      "backend", st->backend, "error", st->error, "time", (json_int_t)st->time, "swapped",
+			      (json_int_t)st->swapped, "keep_old_days", (json_int_t)st->keep_old_days);
+	if (!o || !(text = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS))) {
+		json_decref(o);
+		err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
+		return -ENOMEM;
+	}
+	json_decref(o);
+	r = fs_write_atomic(L.state, text, strlen(text), NULL, err);
+	free(text);
+	return r;
+}
+
+static void copy_str(char *dst, size_t len, json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+	snprintf(dst, len, "%s", s ? s : "");
+}
+
+int state_read(const char *root, struct job_state *st, struct reimage_error *err)
+{
+	struct layout L;
+	json_error_t jerr;
+	json_t *o;
+
+	memset(st, 0, sizeof(*st));
+	layout_init(&L, root);
+	if (!fs_exists(L.state))
+		return -ENOENT;
+	o = json_load_file(L.state, JSON_REJECT_DUPLICATES, &jerr);
+	if (!o || !json_is_object(o)) {
+		json_decref(o);
+		err_set(err, -EINVAL, REIMAGE_EC_STATE, "%s:%d: %s", L.state, jerr.line, jerr.text);
+		return -EINVAL;
+	}
+	copy_str(st->job, sizeof(st->job), o, "job");
+	copy_str(st->phase, sizeof(st->phase), o, "phase");
+	copy_str(st->status, sizeof(st->status), o, "status");
+	copy_str(st->error, sizeof(st->error), o, "error");
+	copy_str(st->backend, sizeof(st->backend), o, "backend");
+	st->serial = json_integer_value(json_object_get(o, "serial"));
+	st->time = json_integer_value(json_object_get(o, "time"));
+	st->swapped = json_integer_value(json_object_get(o, "swapped"));
+	st->keep_old_days = json_integer_value(json_object_get(o, "keep_old_days"));
+	json_decref(o);
+	return 0;
+}

@@ -1,0 +1,292 @@
+/*
+ * stream.c -- transport-http's image stream: open(), read(), close().
+ *
+ * The engine pulls bytes (read) while libcurl pushes them (its write
+ * callback).  Between the two sits one bounded buffer: the callback fills
+ * it and pauses the transfer when it is full; read() drains it and resumes
+ * the transfer when it is empty.  The body is never held whole, never
+ * written to a file.  A transfer runs on its own multi handle so that
+ * read() can drive it a step at a time.
+ *
+ * Resume: open() at an offset asks for "Range: bytes=OFFSET-".  Whatever
+ * the server answers (206 from some start, or 200 from byte 0), the
+ * callback drops the bytes before offset itself, so the caller always gets
+ * the resource from exactly offset.  Retrying is the core's decision: a
+ * failed read() is RETRYABLE, the core closes and opens again at the
+ * offset it reached.
+ */
+#define _GNU_SOURCE
+#include "http.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Big enough for any write callback call (libcurl passes at most
+ * CURL_MAX_WRITE_SIZE), small enough to hold nothing of the image. */
+#define STREAM_BUFFER (256 * 1024)
+_Static_assert(STREAM_BUFFER >= CURL_MAX_WRITE_SIZE, "a callback's chunk must fit");
+
+/* How long one wait for the socket lasts; libcurl's own timeouts
+ * (connect, low speed) end a transfer that makes no progress. */
+#define STREAM_POLL_MS 1000
+
+/* Why the body was refused at its start. */
+enum stream_refusal {
+	REFUSED_NONE = 0,
+	REFUSED_STATUS,  /* not 200 or 206: http_fail() names the status */
+	REFUSED_RANGE,   /* the answer does not cover the offset asked */
+};
+
+struct reimage_stream {
+	struct http_ctx *ctx;
+	struct http_request rq;
+	CURLM *multi;
+	uint64_t offset;       /* where the caller asked to start */
+	uint64_t size;         /* the whole resource, or REIMAGE_SIZE_UNKNOWN */
+	uint64_t skip;         /* bytes still to drop before offset */
+	int begun;             /* the answer's status and headers were checked */
+	enum stream_refusal refusal;
+	int paused;            /* the callback paused the transfer: buffer full */
+	int done;              /* the transfer ended; result says how */
+	CURLcode result;
+	size_t start, end;     /* unread bytes are buf[start, end) */
+	unsigned char buf[STREAM_BUFFER];
+};
+
+/* "bytes FIRST-LAST/TOTAL" (TOTAL may be "*"): FIRST and TOTAL. */
+static int parse_content_range(const char *value, uint64_t *ret_first, uint64_t *ret_total)
+{
+	uint64_t first, last;
+	char total[32];
+
+	if (!value || sscanf(value, "bytes %" SCNu64 "-%" SCNu64 "/%31s", &first, &last, total) != 3 ||
+	    last < first)
+		return -EINVAL;
+	*ret_first = first;
+	if (strcmp(total, "*") == 0)
+		*ret_total = REIMAGE_SIZE_UNKNOWN;
+	else if (sscanf(total, "%" SCNu64, ret_total) != 1 || *ret_total <= last)
+		return -EINVAL;
+	return 0;
+}
+
+/*
+ * At the start of the body (or at the end of a transfer without one):
+ * check the status, learn the resource's size and where the body starts,
+ * and so how many bytes to drop.  Returns 0 or -1 with s->refusal set.
+ */
+static int stream_begin(struct reimage_stream *s)
+{
+	long status = http_status(&s->rq);
+	curl_off_t length = -1;
+	uint64_t first = 0;
+
+	s->begun = 1;
+	if (status == 206) {
+		if (parse_content_range(http_header(&s->rq, "Content-Range"), &first, &s->size) < 0) {
+			s->refusal = REFUSED_RANGE;
+			return -1;
+		}
+	} else if (status == 200) {
+		/* A server that ignores Range sends the whole resource. */
+		curl_easy_getinfo(s->rq.easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
+		s->size = length >= 0 ? (uint64_t)length : REIMAGE_SIZE_UNKNOWN;
+	} else {
+		s->refusal = REFUSED_STATUS;
+		return -1;
+	}
+	if (first > s->offset || (s->size != REIMAGE_SIZE_UNKNOWN && s->offset > s->size)) {
+		s->refusal = REFUSED_RANGE;
+		return -1;
+	}
+	s->skip = s->offset - first;
+	return 0;
+}
+
+/* Make room for len more bytes at buf + end, moving unread bytes down. */
+static int stream_room(struct reimage_stream *s, size_t len)
+{
+	size_t unread = s->end - s->start;
+
+	if (len <= sizeof(s->buf) - s->end)
+		return 1;
+	if (len > sizeof(s->buf) - unread)
+		return 0;
+	memmove(s->buf, s->buf + s->start, unread);
+	s->start = 0;
+	s->end = unread;
+	return 1;
+}
+
+static size_t stream_write(char *data, size_t size, size_t n, void *userdata)
+{
+	struct reimage_stream *s = userdata;
+	size_t len = size * n;
+	size_t drop, keep;
+
+	if (!s->begun && stream_begin(s) < 0)
+		return 0;
+	drop = s->skip < len ? (size_t)s->skip : len;
+	keep = len - drop;
+	if (keep > sizeof(s->buf))
+		return 0;  /* libcurl broke its CURL_MAX_WRITE_SIZE promise */
+	if (keep && !stream_room(s, keep)) {
+		/* libcurl hands the same chunk again after the unpause, so
+		 * nothing of it (not even the dropping) is done now. */
+		s->paused = 1;
+		return CURL_WRITEFUNC_PAUSE;
+	}
+	s->skip -= drop;
+	memcpy(s->buf + s->end, data + drop, keep);
+	s->end += keep;
+	return len;
+}
+
+/* Drive the transfer one step. */
+static void stream_pump(struct reimage_stream *s)
+{
+	int running = 0, left = 0;
+	CURLMcode mc = curl_multi_perform(s->multi, &running);
+	CURLMsg *msg;
+
+	while ((msg = curl_multi_info_read(s->multi, &left)))
+		if (msg->msg == CURLMSG_DONE) {
+			s->done = 1;
+			s->result = msg->data.result;
+		}
+	if (mc != CURLM_OK && !s->done) {
+		s->done = 1;
+		s->result = mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_RECV_ERROR;
+	}
+	/* Wait only while what open() (the headers) or read() (bytes, or a
+	 * full buffer) needs has not arrived. */
+	if (!s->done && (!s->begun || (s->start == s->end && !s->paused)))
+		curl_multi_poll(s->multi, NULL, 0, STREAM_POLL_MS, NULL);
+}
+
+/* A resume exactly at the end: 416 with "bytes * /SIZE" and SIZE == offset. */
+static int stream_at_end(struct reimage_stream *s)
+{
+	const char *range = http_header(&s->rq, "Content-Range");
+	uint64_t total;
+
+	if (http_status(&s->rq) != 416 || !range ||
+	    sscanf(range, "bytes */%" SCNu64, &total) != 1 || total != s->offset)
+		return 0;
+	s->size = total;
+	s->refusal = REFUSED_NONE;
+	s->done = 1;
+	s->result = CURLE_OK;
+	return 1;
+}
+
+/* Record why the stream cannot go on. */
+static int stream_fail(struct reimage_stream *s, struct reimage_error *err)
+{
+	if (s->refusal == REFUSED_RANGE) {
+		s->ctx->host->error(err, -ERANGE, REIMAGE_EC_INTEGRITY,
+				    "GET %s: the answer (HTTP status %ld) does not hold the "
+				    "resource from byte %" PRIu64, s->rq.shown_url,
+				    http_status(&s->rq), s->offset);
+		return -ERANGE;
+	}
+	return http_fail(s->ctx, &s->rq, s->refusal == REFUSED_STATUS ? CURLE_OK : s->result, err);
+}
+
+void http_close(struct reimage_stream *s)
+{
+	if (s->multi && s->rq.easy)
+		curl_multi_remove_handle(s->multi, s->rq.easy);
+	http_request_fini(&s->rq);
+	if (s->multi)
+		curl_multi_cleanup(s->multi);
+	free(s);
+}
+
+static int stream_setup(struct reimage_stream *s, const char *url, struct reimage_error *err)
+{
+	char range[32];
+	CURLcode rc;
+	int r;
+
+	if ((r = http_request_init(s->ctx, &s->rq, "GET", url, NULL, err)) < 0)
+		return r;
+	snprintf(range, sizeof(range), "%" PRIu64 "-", s->offset);
+	rc = curl_easy_setopt(s->rq.easy, CURLOPT_WRITEFUNCTION, stream_write);
+	if (rc == CURLE_OK)
+		rc = curl_easy_setopt(s->rq.easy, CURLOPT_WRITEDATA, s);
+	if (rc == CURLE_OK && s->offset)
+		rc = curl_easy_setopt(s->rq.easy, CURLOPT_RANGE, range);
+	s->multi = curl_multi_init();
+	if (rc != CURLE_OK || !s->multi || curl_multi_add_handle(s->multi, s->rq.easy) != CURLM_OK) {
+		s->ctx->host->error(err, -ENOMEM, REIMAGE_EC_IO, "GET %s: cannot set up the transfer",
+				    s->rq.shown_url);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int http_open(void *ctx, const char *url, uint64_t offset, struct reimage_stream **ret_stream,
+	      uint64_t *ret_size, struct reimage_error *err)
+{
+	struct http_ctx *c = ctx;
+	struct reimage_stream *s = calloc(1, sizeof(*s));
+	int r;
+
+	if (!s) {
+		c->host->error(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
+		return -ENOMEM;
+	}
+	s->ctx = c;
+	s->offset = offset;
+	s->size = REIMAGE_SIZE_UNKNOWN;
+	if ((r = stream_setup(s, url, err)) < 0) {
+		http_close(s);
+		return r;
+	}
+	/* Run until the answer's headers are in: the status and size are
+	 * known, and a failure to connect or a refusal is reported here. */
+	while (!s->done && !s->begun)
+		stream_pump(s);
+	if (s->done && s->result == CURLE_OK && !s->begun)
+		stream_begin(s);  /* an answer without a body */
+	/* A resume exactly at the end is refused with 416 yet is no failure:
+	 * stream_at_end() turns it into an empty stream. */
+	if ((s->refusal != REFUSED_NONE && !stream_at_end(s)) || (s->done && s->result != CURLE_OK)) {
+		r = stream_fail(s, err);
+		http_close(s);
+		return r;
+	}
+	*ret_size = s->size;
+	*ret_stream = s;
+	return 0;
+}
+
+ssize_t http_read(struct reimage_stream *s, void *buf, size_t len, struct reimage_error *err)
+{
+	size_t n;
+
+	while (s->start == s->end) {
+		if (s->done)
+			return s->result == CURLE_OK ? 0 : stream_fail(s, err);
+		if (s->paused) {
+			CURLcode rc;
+
+			/* The callback may run inside the unpause and refill. */
+			s->paused = 0;
+			if ((rc = curl_easy_pause(s->rq.easy, CURLPAUSE_CONT)) != CURLE_OK) {
+				s->done = 1;
+				s->result = rc;
+			}
+			continue;
+		}
+		stream_pump(s);
+	}
+	n = s->end - s->start < len ? s->end - s->start : len;
+	memcpy(buf, s->buf + s->start, n);
+	s->start += n;
+	return (ssize_t)n;
+}

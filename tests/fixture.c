@@ -1,0 +1,113 @@
+/*
+ * fixture.c -- see fixture.h.  Fixtures are made with the shell's own
+ * tools (GNU tar, find, sha256sum): independent of the code under test.
+ */
+#include "fixture.h"
+#include "harness.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void fixture_old_root(const char *d)
+{
+	CU_ASSERT_EQUAL_FATAL(t_sh(
+		"set -e; cd '%s'; mkdir -p bin etc/network etc/ssh usr/lib var/log home/alice/docs "
+		"home/bob srv/data proc run lost+found opt/only-old\n"
+		"echo old-sh > bin/sh; chmod 755 bin/sh; echo old-lib > usr/lib/libc.so\n"
+		"ln usr/lib/libc.so usr/lib/libc.so.6\n"
+		"printf 'root:x:0:0:root:/root:/bin/sh\\nalice:x:1000:1000:Alice:/home/alice:/bin/sh\\n"
+		"bob:x:1001:1001:Bob:/home/bob:/bin/sh\\n' > etc/passwd\n"
+		"printf 'root:*:1::::::\\nalice:$6$old:1::::::\\nbob:$6$bob:1::::::\\n' > etc/shadow\n"
+		"chmod 640 etc/shadow\n"
+		"printf 'root:x:0:\\nalice:x:1000:\\nbob:x:1001:\\n' > etc/group\n"
+		"echo old-host > etc/hostname; echo '127.0.0.1 old' > etc/hosts\n"
+		"echo 'iface eth0 inet dhcp' > etc/network/interfaces\n"
+		"echo HOSTKEY > etc/ssh/ssh_host_ed25519_key; chmod 600 etc/ssh/ssh_host_ed25519_key\n"
+		"echo 0123456789abcdef > etc/machine-id; echo old > etc/os-release\n"
+		"echo 'alice notes' > home/alice/notes.txt; echo doc > home/alice/docs/a.txt\n"
+		"ln -s notes.txt home/alice/link; chown -R 1000:1000 home/alice; chmod 700 home/alice\n"
+		"echo bob > home/bob/b.txt; chown -R 1001:1001 home/bob\n"
+		"echo data > srv/data/d.bin; echo old-log > var/log/syslog; echo p > proc/keep\n"
+		"echo only > opt/only-old/x; echo top > topfile\n", d), 0);
+}
+
+void fixture_new_tree(const char *d)
+{
+	CU_ASSERT_EQUAL_FATAL(t_sh(
+		"set -e; cd '%s'; mkdir -p bin etc usr/lib usr/share var/log home proc srv\n"
+		"echo new-sh > bin/sh; chmod 755 bin/sh; echo new-lib > usr/lib/libc.so\n"
+		"ln usr/lib/libc.so usr/lib/libc.so.7; ln -s libc.so usr/lib/libc.link\n"
+		"printf 'root:x:0:0:root:/root:/bin/sh\\nsvc:x:999:999::/nonexistent:/bin/false\\n' "
+		"> etc/passwd\n"
+		"printf 'root:*:2::::::\\nsvc:!:2::::::\\n' > etc/shadow; chmod 640 etc/shadow\n"
+		"printf 'root:x:0:\\nsvc:x:999:\\n' > etc/group\n"
+		"echo new-host > etc/hostname; echo new > etc/os-release\n"
+		"echo marker > NEW-IMAGE; mkdir -p only-new/deep; echo n > only-new/deep/f\n"
+		"chmod 4755 bin/sh; echo s > usr/share/setgid; chmod 2644 usr/share/setgid\n"
+		"mkfifo usr/share/fifo\n", d), 0);
+}
+
+void fixture_pack(const char *dir, const char *archive, const char *compressor)
+{
+	CU_ASSERT_EQUAL_FATAL(t_sh("tar --numeric-owner --xattrs --acls -C '%s' -c%sf '%s' %s .",
+				   dir, "", archive,
+				   *compressor ? (strcmp(compressor, "zstd") == 0 ? "--zstd"
+						  : strcmp(compressor, "gzip") == 0 ? "--gzip"
+						  : "--xz")
+					       : ""), 0);
+}
+
+const char *fixture_sha256(const char *path)
+{
+	static char out[65];
+	char *text = NULL;
+	CU_ASSERT_EQUAL_FATAL(t_sh_out(&text, "sha256sum '%s'", path), 0);
+	snprintf(out, sizeof(out), "%.64s", text);
+	free(text);
+	return out;
+}
+
+long long fixture_size(const char *path)
+{
+	char *text = NULL;
+	long long n;
+	CU_ASSERT_EQUAL_FATAL(t_sh_out(&text, "stat -c %%s '%s'", path), 0);
+	n = atoll(text);
+	free(text);
+	return n;
+}
+
+char *fixture_manifest(const char *dir)
+{
+	char *text = NULL;
+	/* Type, mode, owner, size, link target and content digest of every
+	 * file; hard links show as equal inode-group counts. */
+	int r = t_sh_out(&text,
+		"cd '%s' && find . -mindepth 1 -path ./.reimage -prune -o -printf '%%p %%y %%m %%U:%%G %%n %%l ' "
+		"-exec sh -c 'if [ -f \"$1\" ] && [ ! -L \"$1\" ]; then sha256sum < \"$1\" | cut -c1-16; "
+		"else echo -; fi' _ {} \\; | LC_ALL=C sort", dir);
+	CU_ASSERT_EQUAL(r, 0);
+	return text;
+}
+
+void fixture_job(const char *path, const char *image, const char *extra)
+{
+	char text[8192];
+	snprintf(text, sizeof(text),
+		 "id = \"test-job\";\nserial = 7;\nbackend = \"sandbox\";\n"
+		 "image: { url = \"%s\"; retry_delay_ms = 0; };\n%s\n", image, extra ? extra : "");
+	t_write(path, text);
+}
+
+int fixture_same(const char *a, const char *b, const char *what)
+{
+	if (strcmp(a, b) == 0)
+		return 1;
+	const char *pa = t_path("manifest-a"), *pb = t_path("manifest-b");
+	t_write(pa, a);
+	t_write(pb, b);
+	fprintf(stderr, "%s: trees differ:\n", what);
+	t_sh("diff '%s' '%s' | head -40 >&2", pa, pb);
+	return 0;
+}

@@ -1,0 +1,48 @@
+/*
+ * servers.h -- the servers the http tests talk to, all started by the
+ * test on 127.0.0.1 with their files in the case's scratch directory:
+ * a real nginx (static files, WebDAV PUT/DELETE, a failing location, TLS
+ * with a CA of the test's own), and a tiny forked server that misbehaves
+ * on purpose (cuts a body short, ignores Range, never answers).
+ */
+#ifndef REIMAGE_TEST_HTTP_SERVERS_H
+#define REIMAGE_TEST_HTTP_SERVERS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+struct nginx {
+	pid_t pid;
+	int port;      /* plain http */
+	int tls_port;  /* https, 0 without TLS */
+};
+
+/* Files the TLS setup makes in t_path("tls"). */
+#define TLS_FILE(name) t_path("tls/%s", name)
+
+/* Make a CA, a server certificate for 127.0.0.1 and a client
+ * certificate with openssl (skips the case without openssl). */
+void tls_make_certs(void);
+/* "sha256//BASE64" of a certificate's public key (malloc'ed). */
+char *tls_pin_of(const char *cert);
+
+/* Start nginx serving t_path("www") (created), with TLS if tls. */
+void nginx_start(struct nginx *n, int tls);
+
+enum tiny_mode {
+	TINY_CUT_ONCE,   /* honours Range; cuts the first answer halfway */
+	TINY_NO_RANGE,   /* always 200 with the whole body */
+	TINY_NO_LENGTH,  /* 200, no Content-Length, the body then close */
+	TINY_SILENT,     /* accepts, reads the request, never answers */
+};
+
+/* Start the tiny server on body; it appends each request's Range
+ * header ("none" if absent) as a line to t_path("ranges.log"). */
+pid_t tiny_start(enum tiny_mode mode, const unsigned char *body, size_t len, int *ret_port);
+
+/* A port nothing listens on right now. */
+int free_port(void);
+/* Stop a server started here (SIGTERM, then wait for it). */
+void server_stop(pid_t pid);
+
+#endif

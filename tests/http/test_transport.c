@@ -1,0 +1,751 @@
+/*
+ * test_transport.c -- the transport-http plugin, loaded through the
+ * registry like the agent loads it, against a real nginx and a tiny
+ * misbehaving server, both started here on 127.0.0.1: whole and resumed
+ * downloads compared byte for byte, servers that cut, ignore Range or
+ * never answer, the error classes, TLS with the test's own CA, pinning and
+ * client certificates, documents with validators and a cap, and the
+ * bearer token (sent, never shown).
+ */
+#define _GNU_SOURCE
+#include "harness.h"
+#include "servers.h"
+#include "error.h"
+#include "registry.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define IMAGE_SIZE (4u * 1024 * 1024 + 321)  /* a few MB, not a round number */
+#define TOKEN "s3cr3t-token-42"
+
+struct fixture {
+	struct registry reg;
+	config_t cfg;
+	struct plugin *plugin;
+	const struct reimage_transport_ops *ops;
+};
+
+/*
+ * Load transport-http through the registry and start it with settings
+ * (the inside of its configuration group).  The configuration is read
+ * from a file, not with config_read_string(): options_free() takes a
+ * setting without a source file for a default and would free libconfig's
+ * own strings of a `headers` list.
+ */
+static int plugin_try(struct fixture *f, const char *settings, struct reimage_error *err)
+{
+	char *text;
+	int r;
+
+	CU_ASSERT_FATAL(asprintf(&text, "transport-http: { %s };\n", settings) >= 0);
+	t_write(t_path("agent.conf"), text);
+	free(text);
+	config_init(&f->cfg);
+	CU_ASSERT_FATAL(config_read_file(&f->cfg, t_path("agent.conf")) == CONFIG_TRUE);
+	CU_ASSERT_EQUAL_FATAL(registry_init(&f->reg, NULL, err), 0);
+	CU_ASSERT_EQUAL_FATAL(registry_require(&f->reg, "transport-http", &f->plugin, err), 0);
+	f->ops = f->plugin->desc->transport;
+	if ((r = plugin_configure(f->plugin, config_lookup(&f->cfg, "transport-http"), err)) < 0)
+		return r;
+	return plugin_start(f->plugin, err);
+}
+
+/* plugin_try() with printf-style settings, which must work. */
+static void plugin_up(struct fixture *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void plugin_up(struct fixture *f, const char *fmt, ...)
+{
+	struct reimage_error err = { 0 };
+	char *settings;
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	CU_ASSERT_FATAL(vasprintf(&settings, fmt, ap) >= 0);
+	va_end(ap);
+	r = plugin_try(f, settings, &err);
+	if (r < 0)
+		fprintf(stderr, "plugin start: %s\n", err.msg);
+	free(settings);
+	CU_ASSERT_EQUAL_FATAL(r, 0);
+}
+
+static void plugin_down(struct fixture *f)
+{
+	registry_fini(&f->reg);
+	config_destroy(&f->cfg);
+}
+
+/* Deterministic bytes that no compressor or pattern hides. */
+static unsigned char *make_image(size_t len)
+{
+	unsigned char *data = malloc(len);
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(data);
+	for (size_t i = 0; i < len; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		data[i] = (unsigned char)(x >> 24);
+	}
+	return data;
+}
+
+static void write_file(const char *path, const void *data, size_t len)
+{
+	FILE *f = fopen(path, "w");
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	CU_ASSERT_EQUAL_FATAL(fwrite(data, 1, len, f), len);
+	CU_ASSERT_EQUAL_FATAL(fclose(f), 0);
+}
+
+/* An image in nginx's document root. */
+static unsigned char *serve_image(const char *name)
+{
+	unsigned char *image = make_image(IMAGE_SIZE);
+
+	write_file(t_path("www/%s", name), image, IMAGE_SIZE);
+	return image;
+}
+
+struct download {
+	unsigned char *data;  /* IMAGE_SIZE + 1 bytes: room to notice extra */
+	size_t len;           /* bytes read */
+	uint64_t size;        /* what open() said */
+	int open_r, read_r;   /* 0, or the failing hook's code */
+};
+
+/* Open url at offset and read until the end or an error, in odd-sized
+ * pieces, appending to d->data at d->len. */
+static void download(struct fixture *f, const char *url, uint64_t offset, struct download *d,
+		     struct reimage_error *err)
+{
+	struct reimage_stream *s = NULL;
+	unsigned char piece[7001];
+
+	if (!d->data)
+		CU_ASSERT_PTR_NOT_NULL_FATAL(d->data = malloc(IMAGE_SIZE + 1));
+	d->read_r = 0;
+	d->open_r = f->ops->open(f->plugin->ctx, url, offset, &s, &d->size, err);
+	if (d->open_r < 0)
+		return;
+	for (int i = 0; i < 100000; i++) {  /* far more than IMAGE_SIZE needs */
+		ssize_t n = f->ops->read(s, piece, sizeof(piece), err);
+		if (n <= 0) {
+			d->read_r = (int)n;
+			break;
+		}
+		if (d->len + (size_t)n > IMAGE_SIZE + 1) {
+			CU_FAIL("more bytes than the image has");
+			break;
+		}
+		memcpy(d->data + d->len, piece, (size_t)n);
+		d->len += (size_t)n;
+	}
+	f->ops->close(s);
+}
+
+static const char *url(int port, const char *path)
+{
+	static char bufs[4][512];
+	static int next;
+	char *b = bufs[next++ % 4];
+
+	snprintf(b, sizeof(bufs[0]), "http://127.0.0.1:%d%s", port, path);
+	return b;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void expect_error(const struct reimage_error *err, enum reimage_errclass cls,
+			 const char *needle)
+{
+	CU_ASSERT_EQUAL(err->cls, cls);
+	CU_ASSERT(err->code < 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err->msg, needle));
+	if (err->cls != cls || !strstr(err->msg, needle))
+		fprintf(stderr, "error was (%s) %s; expected %s and '%s'\n",
+			err_class_name(err->cls), err->msg, err_class_name(cls), needle);
+}
+
+/* ------------------------------------------------------------ streaming */
+
+TEST_CASE(download_whole)
+{
+	struct fixture f;
+	struct nginx n;
+	struct download d = { 0 };
+	struct reimage_error err = { 0 };
+	struct plugin *p = NULL;
+	unsigned char *image;
+
+	nginx_start(&n, 0);
+	image = serve_image("image.bin");
+	plugin_up(&f, "%s", "");
+	/* The registry sends http: to this plugin. */
+	CU_ASSERT_EQUAL(registry_transport_for(&f.reg, url(n.port, "/image.bin"), &p, &err), 0);
+	CU_ASSERT_PTR_EQUAL(p, f.plugin);
+	download(&f, url(n.port, "/image.bin"), 0, &d, &err);
+	CU_ASSERT_EQUAL(d.open_r, 0);
+	CU_ASSERT_EQUAL(d.read_r, 0);
+	CU_ASSERT_EQUAL(d.size, IMAGE_SIZE);
+	CU_ASSERT_EQUAL(d.len, IMAGE_SIZE);
+	CU_ASSERT(memcmp(d.data, image, IMAGE_SIZE) == 0);
+	plugin_down(&f);
+	server_stop(n.pid);
+	free(image);
+	free(d.data);
+}
+
+TEST_CASE(download_from_offset)
+{
+	struct fixture f;
+	struct nginx n;
+	struct download d = { 0 };
+	struct reimage_error err = { 0 };
+	const uint64_t offset = 1234567;
+	unsigned char *image;
+
+	nginx_start(&n, 0);
+	image = serve_image("image.bin");
+	plugin_up(&f, "%s", "");
+	download(&f, url(n.port, "/image.bin"), offset, &d, &err);
+	CU_ASSERT_EQUAL(d.open_r, 0);
+	CU_ASSERT_EQUAL(d.read_r, 0);
+	CU_ASSERT_EQUAL(d.size, IMAGE_SIZE);  /* the whole resource, from Content-Range */
+	CU_ASSERT_EQUAL(d.len, IMAGE_SIZE - offset);
+	CU_ASSERT(memcmp(d.data, image + offset, IMAGE_SIZE - offset) == 0);
+	plugin_down(&f);
+	server_stop(n.pid);
+	free(image);
+	free(d.data);
+}
+
+TEST_CASE(resume_at_the_end)
+{
+	struct fixture f;
+	struct nginx n;
+	struct download d = { 0 };
+	struct reimage_error err = { 0 };
+	unsigned char *image;
+
+	nginx_start(&n, 0);
+	image = serve_image("image.bin");
+	plugin_up(&f, "%s", "");
+	/* A cut right after the last byte: nothing is left, which is no error. */
+	download(&f, url(n.port, "/image.bin"), IMAGE_SIZE, &d, &err);
+	CU_ASSERT_EQUAL(d.open_r, 0);
+	CU_ASSERT_EQUAL(d.read_r, 0);
+	CU_ASSERT_EQUAL(d.size, IMAGE_SIZE);
+	CU_ASSERT_EQUAL(d.len, 0);
+	/* Beyond the end: the resource changed under us. */
+	download(&f, url(n.port, "/image.bin"), IMAGE_SIZE + 10, &d, &err);
+	CU_ASSERT(d.open_r < 0);
+	expect_error(&err, REIMAGE_EC_INTEGRITY, "416");
+	plugin_down(&f);
+	server_stop(n.pid);
+	free(image);
+	free(d.data);
+}
+
+TEST_CASE(resume_after_cut)
+{
+	struct fixture f;
+	struct download d = { 0 };
+	struct reimage_error err = { 0 };
+	unsigned char *image = make_image(IMAGE_SIZE);
+	char *ranges, expected[128];
+	size_t reached;
+	int port;
+	pid_t pid = tiny_start(TINY_CUT_ONCE, image, IMAGE_SIZE, &port);
+
+	plugin_up(&f, "%s", "");
+	download(&f, url(port, "/image.bin"), 0, &d, &err);
+	CU_ASSERT_EQUAL(d.open_r, 0);
+	CU_ASSERT_EQUAL(d.size, IMAGE_SIZE);
+	/* The first answer stops halfway: retryable, the bytes so far good. */
+	CU_ASSERT_EQUAL(d.read_r, -ECONNRESET);
+	expect_error(&err, REIMAGE_EC_RETRYABLE, url(port, "/image.bin"));
+	reached = d.len;
+	CU_ASSERT(reached > 0 && reached < IMAGE_SIZE);
+	/* As the core does: open again at the offset reached. */
+	err_clear(&err);
+	download(&f, url(port, "/image.bin"), reached, &d, &err);
+	CU_ASSERT_EQUAL(d.open_r, 0);
+	CU_ASSERT_EQUAL(d.read_r, 0);
+	CU_ASSERT_EQUAL(d.size, IMAGE_SIZE);
+	CU_ASSERT_EQUAL(d.len, IMAGE_SIZE);
+	CU_ASSERT(memcmp(d.data, image, IMAGE_SIZE) == 0);
+	server_stop(pid);
+	/* The second request asked for exactly the missing bytes. */
+	ranges = t_read(t_path("ranges.log"));
+	snprintf(expected, sizeof(expected), "none\nbytes=%zu-\n", reached);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ranges);
+	CU_ASSERT_STRING_EQUAL(ranges, expected);
+	plugin_down(&f);
+	free(ranges);
+	free(image);
+	free(d.data);
+}
+
+TEST_CASE(server_ignores_range)
+{
+	struct fixture f;
+	struct download d = { 0 };
+	struct reimage_error err = { 0 };
+	unsigned char *image = make_image(IMAGE_SIZE);
+	const uint64_t offset = 1000003;
+	char *ranges;
+	int port;
+	pid_t pid = tiny_start(TINY_NO_RANGE, image, IMAGE_SIZE, &port);
+
+	plugin_up(&f, "%s", "");
+	download(&f, url(port, "/image.bin"), offset, &d, &err);
+	CU_ASSERT_EQUAL(d.open_r, 0);
+	CU_ASSERT_EQUAL(d.read_r, 0);
+	CU_ASSERT_EQUAL(d.size, IMAGE_SIZE);
+	CU_ASSERT_EQUAL(d.len, IMAGE_SIZE - offset);
+	CU_ASSERT(memcmp(d.data, image + offset, IMAGE_SIZE - offset) == 0);
+	server_stop(pid);
+	ranges = t_read(t_path("ranges.log"));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ranges);
+	CU_ASSERT_STRING_EQUAL(ranges, "bytes=1000003-\n");
+	plugin_down(&f);
+	free(ranges);
+	free(image);
+	free(d.data);
+}
+
+TEST_CASE(max_bandwidth)
+{
+	struct fixture f;
+	struct nginx n;
+	struct download d = { 0 };
+	struct reimage_error err = { 0 };
+	const uint64_t offset = IMAGE_SIZE - 1024 * 1024;
+	unsigned char *image;
+	double t0, elapsed;
+
+	nginx_start(&n, 0);
+	image = serve_image("image.bin");
+	plugin_up(&f, "max_bandwidth = %d;", 400 * 1024);
+	t0 = now_s();
+	download(&f, url(n.port, "/image.bin"), offset, &d, &err);
+	elapsed = now_s() - t0;
+	CU_ASSERT_EQUAL(d.read_r, 0);
+	CU_ASSERT_EQUAL(d.len, IMAGE_SIZE - offset);
+	CU_ASSERT(memcmp(d.data, image + offset, d.len) == 0);
+	/* 1 MiB at 400 KiB/s takes about 2.5 s; unlimited, a few ms. */
+	CU_ASSERT(elapsed > 1.8);
+	CU_ASSERT(elapsed < 20);
+	plugin_down(&f);
+	server_stop(n.pid);
+	free(image);
+	free(d.data);
+}
+
+/* --------------------------------------------------------------- errors */
+
+TEST_CASE(not_found)
+{
+	struct fixture f;
+	struct nginx n;
+	struct download d = { 0 };
+	struct reimage_error err = { 0 };
+	char with_password[512];
+
+	nginx_start(&n, 0);
+	plugin_up(&f, "%s", "");
+	snprintf(with_password, sizeof(with_password),
+		 "http://agent:hunter2@127.0.0.1:%d/missing.bin?sig=abc", n.port);
+	download(&f, with_password, 0, &d, &err);
+	CU_ASSERT_EQUAL(d.open_r, -ENOENT);
+	expect_error(&err, REIMAGE_EC_NOTFOUND, "HTTP status 404");
+	/* The URL is named, without its credentials or query. */
+	expect_error(&err, REIMAGE_EC_NOTFOUND, url(n.port, "/missing.bin?..."));
+	CU_ASSERT_PTR_NULL(strstr(err.msg, "hunter2"));
+	CU_ASSERT_PTR_NULL(strstr(err.msg, "sig=abc"));
+	plugin_down(&f);
+	server_stop(n.pid);
+	free(d.data);
+}
+
+TEST_CASE(server_error_is_retryable)
+{
+	struct fixture f;
+	struct nginx n;
+	struct download d = { 0 };
+	struct reimage_error err = { 0 };
+
+	nginx_start(&n, 0);
+	plugin_up(&f, "%s", "");
+	download(&f, url(n.port, "/fail"), 0, &d, &err);
+	CU_ASSERT(d.open_r < 0);
+	expect_error(&err, REIMAGE_EC_RETRYABLE, "HTTP status 500");
+	plugin_down(&f);
+	server_stop(n.pid);
+	free(d.data);
+}
+
+TEST_CASE(connection_refused)
+{
+	struct fixture f;
+	struct download d = { 0 };
+	struct reimage_error err = { 0 };
+
+	plugin_up(&f, "%s", "");
+	download(&f, url(free_port(), "/image.bin"), 0, &d, &err);
+	CU_ASSERT_EQUAL(d.open_r, -ECONNREFUSED);
+	expect_error(&err, REIMAGE_EC_NETWORK, "127.0.0.1");
+	plugin_down(&f);
+	free(d.data);
+}
+
+TEST_CASE(bad_url)
+{
+	struct fixture f;
+	struct download d = { 0 };
+	struct reimage_error err = { 0 };
+
+	plugin_up(&f, "%s", "");
+	download(&f, "http://[::1/image.bin", 0, &d, &err);
+	CU_ASSERT(d.open_r < 0);
+	CU_ASSERT_EQUAL(err.cls, REIMAGE_EC_CONFIG);
+	plugin_down(&f);
+	free(d.data);
+}
+
+TEST_CASE(silent_server_times_out)
+{
+	struct fixture f;
+	struct download d = { 0 };
+	struct reimage_error err = { 0 };
+	unsigned char byte = 0;
+	double t0, elapsed;
+	int port;
+	pid_t pid = tiny_start(TINY_SILENT, &byte, 1, &port);
+
+	plugin_up(&f, "low_speed_limit = 100; low_speed_time = 2;");
+	t0 = now_s();
+	download(&f, url(port, "/image.bin"), 0, &d, &err);
+	elapsed = now_s() - t0;
+	CU_ASSERT_EQUAL(d.open_r, -ETIMEDOUT);
+	expect_error(&err, REIMAGE_EC_RETRYABLE, url(port, "/image.bin"));
+	CU_ASSERT(elapsed >= 1.5);
+	CU_ASSERT(elapsed < 6);
+	server_stop(pid);
+	plugin_down(&f);
+	free(d.data);
+}
+
+TEST_CASE(bad_settings_refused)
+{
+	static const struct {
+		const char *settings, *needle;
+	} cases[] = {
+		{ "client_cert = \"/nonexistent.pem\";", "agent.conf:1: setting 'client_cert': "
+		  "client_cert and client_key" },
+		{ "ca_file = \"/nonexistent/ca.pem\";", "cannot read '/nonexistent/ca.pem'" },
+		{ "pinned_public_key = \"/etc/key.pem\";", "sha256//" },
+		{ "headers = [ \"no colon here\" ];", "not a header line" },
+		{ "low_speed_time = 0;", "out of range" },
+		{ "retries = 3;", "retries" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct fixture f;
+		struct reimage_error err = { 0 };
+
+		CU_ASSERT(plugin_try(&f, cases[i].settings, &err) < 0);
+		CU_ASSERT_EQUAL(err.cls, REIMAGE_EC_CONFIG);
+		CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, cases[i].needle));
+		if (!strstr(err.msg, cases[i].needle))
+			fprintf(stderr, "for %s: %s\n", cases[i].settings, err.msg);
+		plugin_down(&f);
+	}
+}
+
+/* ------------------------------------------------------------------ TLS */
+
+static const char *https_url(const struct nginx *n, const char *path)
+{
+	static char buf[512];
+
+	snprintf(buf, sizeof(buf), "https://127.0.0.1:%d%s", n->tls_port, path);
+	return buf;
+}
+
+TEST_CASE(tls_with_ca_file)
+{
+	struct fixture f;
+	struct nginx n;
+	struct download d = { 0 };
+	struct reimage_error err = { 0 };
+	unsigned char *image;
+
+	tls_make_certs();
+	nginx_start(&n, 1);
+	image = serve_image("image.bin");
+	plugin_up(&f, "ca_file = \"%s\";", TLS_FILE("ca.pem"));
+	download(&f, https_url(&n, "/image.bin"), 0, &d, &err);
+	CU_ASSERT_EQUAL(d.open_r, 0);
+	CU_ASSERT_EQUAL(d.read_r, 0);
+	CU_ASSERT_EQUAL(d.len, IMAGE_SIZE);
+	CU_ASSERT(memcmp(d.data, image, IMAGE_SIZE) == 0);
+	plugin_down(&f);
+	server_stop(n.pid);
+	free(image);
+	free(d.data);
+}
+
+TEST_CASE(tls_unknown_ca_refused)
+{
+	struct fixture f;
+	struct nginx n;
+	struct download d = { 0 };
+	struct reimage_error err = { 0 };
+
+	tls_make_certs();
+	nginx_start(&n, 1);
+	t_write(t_path("www/doc.txt"), "hello\n");
+	/* The system's CAs do not know the test's CA: verification is on. */
+	plugin_up(&f, "%s", "");
+	download(&f, https_url(&n, "/doc.txt"), 0, &d, &err);
+	CU_ASSERT_EQUAL(d.open_r, -EPROTO);
+	expect_error(&err, REIMAGE_EC_TLS, https_url(&n, "/doc.txt"));
+	plugin_down(&f);
+	server_stop(n.pid);
+	free(d.data);
+}
+
+TEST_CASE(tls_pinned_key)
+{
+	struct fixture f;
+	struct nginx n;
+	struct download d = { 0 };
+	struct reimage_error err = { 0 };
+	char *right = NULL, *wrong = NULL;
+
+	tls_make_certs();
+	nginx_start(&n, 1);
+	t_write(t_path("www/doc.txt"), "hello\n");
+	right = tls_pin_of(TLS_FILE("server.pem"));
+	wrong = tls_pin_of(TLS_FILE("ca.pem"));
+	plugin_up(&f, "ca_file = \"%s\"; pinned_public_key = \"%s\";", TLS_FILE("ca.pem"), right);
+	download(&f, https_url(&n, "/doc.txt"), 0, &d, &err);
+	CU_ASSERT_EQUAL(d.open_r, 0);
+	CU_ASSERT_EQUAL(d.len, 6);
+	plugin_down(&f);
+	/* A certificate the CA vouches for, but not the pinned key. */
+	d.len = 0;
+	plugin_up(&f, "ca_file = \"%s\"; pinned_public_key = \"%s\";", TLS_FILE("ca.pem"), wrong);
+	download(&f, https_url(&n, "/doc.txt"), 0, &d, &err);
+	CU_ASSERT(d.open_r < 0);
+	expect_error(&err, REIMAGE_EC_TLS, "curl error 90");
+	plugin_down(&f);
+	server_stop(n.pid);
+	free(right);
+	free(wrong);
+	free(d.data);
+}
+
+TEST_CASE(tls_client_certificate)
+{
+	struct fixture f;
+	struct nginx n;
+	struct reimage_error err = { 0 };
+	char buf[64], etag[REIMAGE_ETAG_MAX] = "";
+	size_t len = 0;
+
+	tls_make_certs();
+	nginx_start(&n, 1);
+	CU_ASSERT_FATAL(mkdir(t_path("www/mtls"), 0755) == 0);
+	t_write(t_path("www/mtls/doc.txt"), "for agents only\n");
+	plugin_up(&f, "ca_file = \"%s\"; client_cert = \"%s\"; client_key = \"%s\";",
+		  TLS_FILE("ca.pem"), TLS_FILE("client.pem"), TLS_FILE("client.key"));
+	CU_ASSERT_EQUAL(f.ops->fetch(f.plugin->ctx, https_url(&n, "/mtls/doc.txt"), buf, sizeof(buf),
+				     &len, etag, NULL, &err), 0);
+	CU_ASSERT_EQUAL(len, 16);
+	CU_ASSERT(memcmp(buf, "for agents only\n", 16) == 0);
+	plugin_down(&f);
+	/* Without the client certificate the server refuses. */
+	plugin_up(&f, "ca_file = \"%s\";", TLS_FILE("ca.pem"));
+	etag[0] = '\0';
+	CU_ASSERT_EQUAL(f.ops->fetch(f.plugin->ctx, https_url(&n, "/mtls/doc.txt"), buf, sizeof(buf),
+				     &len, etag, NULL, &err), -EACCES);
+	expect_error(&err, REIMAGE_EC_ACCESS, "HTTP status 403");
+	plugin_down(&f);
+	server_stop(n.pid);
+}
+
+/* ------------------------------------------------------------ documents */
+
+TEST_CASE(put_fetch_remove)
+{
+	struct fixture f;
+	struct nginx n;
+	struct reimage_error err = { 0 };
+	const char *first = "{\"serial\": 7}\n", *second = "{\"serial\": 8, \"at\": \"03:00\"}\n";
+	char buf[256], etag[REIMAGE_ETAG_MAX] = "", old_etag[REIMAGE_ETAG_MAX];
+	const char *doc;
+	size_t len = 0;
+	int64_t date = 0;
+	char *on_disk;
+
+	nginx_start(&n, 0);
+	plugin_up(&f, "%s", "");
+	doc = url(n.port, "/dav/jobs/host1/job.json");
+	/* PUT creates the document, directories included. */
+	CU_ASSERT_EQUAL_FATAL(f.ops->put(f.plugin->ctx, doc, first, strlen(first), "application/json",
+					 &err), 0);
+	on_disk = t_read(t_path("www/dav/jobs/host1/job.json"));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(on_disk);
+	CU_ASSERT_STRING_EQUAL(on_disk, first);
+	free(on_disk);
+	/* Read back with its validator and the server's clock. */
+	CU_ASSERT_EQUAL(f.ops->fetch(f.plugin->ctx, doc, buf, sizeof(buf), &len, etag, &date, &err), 0);
+	CU_ASSERT_EQUAL(len, strlen(first));
+	CU_ASSERT(memcmp(buf, first, len) == 0);
+	CU_ASSERT(etag[0] == '"');
+	CU_ASSERT(date > (int64_t)time(NULL) - 3600 && date < (int64_t)time(NULL) + 3600);
+	/* Unchanged: not modified, the validator kept. */
+	memcpy(old_etag, etag, sizeof(etag));
+	len = 0;
+	CU_ASSERT_EQUAL(f.ops->fetch(f.plugin->ctx, doc, buf, sizeof(buf), &len, etag, &date, &err),
+			REIMAGE_NOT_MODIFIED);
+	CU_ASSERT_STRING_EQUAL(etag, old_etag);
+	CU_ASSERT_EQUAL(len, 0);
+	/* Replaced: the new document and a new validator. */
+	CU_ASSERT_EQUAL(f.ops->put(f.plugin->ctx, doc, second, strlen(second), NULL, &err), 0);
+	CU_ASSERT_EQUAL(f.ops->fetch(f.plugin->ctx, doc, buf, sizeof(buf), &len, etag, NULL, &err), 0);
+	CU_ASSERT_EQUAL(len, strlen(second));
+	CU_ASSERT(memcmp(buf, second, len) == 0);
+	CU_ASSERT_STRING_NOT_EQUAL(etag, old_etag);
+	/* Removed, then removing again is fine, and fetching is NOTFOUND. */
+	CU_ASSERT_EQUAL(f.ops->remove(f.plugin->ctx, doc, &err), 0);
+	CU_ASSERT_PTR_NULL(t_read(t_path("www/dav/jobs/host1/job.json")));
+	CU_ASSERT_EQUAL(f.ops->remove(f.plugin->ctx, doc, &err), 0);
+	etag[0] = '\0';
+	CU_ASSERT_EQUAL(f.ops->fetch(f.plugin->ctx, doc, buf, sizeof(buf), &len, etag, NULL, &err),
+			-ENOENT);
+	expect_error(&err, REIMAGE_EC_NOTFOUND, "HTTP status 404");
+	/* A location that takes no PUT says so. */
+	err_clear(&err);
+	CU_ASSERT(f.ops->put(f.plugin->ctx, url(n.port, "/nodav.json"), first, strlen(first), NULL,
+			     &err) < 0);
+	expect_error(&err, REIMAGE_EC_CONFIG, "HTTP status 405");
+	plugin_down(&f);
+	server_stop(n.pid);
+}
+
+/* fetch() with a cap smaller than the document: refused, nothing past cap. */
+static void expect_over_cap(struct fixture *f, const char *doc_url)
+{
+	struct reimage_error err = { 0 };
+	char buf[4096 + 64], etag[REIMAGE_ETAG_MAX] = "";
+	size_t len = 12345;
+
+	memset(buf, 'Z', sizeof(buf));
+	CU_ASSERT_EQUAL(f->ops->fetch(f->plugin->ctx, doc_url, buf, 4096, &len, etag, NULL, &err),
+			-EFBIG);
+	expect_error(&err, REIMAGE_EC_INTEGRITY, "larger than 4096 bytes");
+	CU_ASSERT_EQUAL(len, 12345);  /* untouched on failure */
+	for (size_t i = 4096; i < sizeof(buf); i++)
+		CU_ASSERT_EQUAL_FATAL(buf[i], 'Z');
+}
+
+TEST_CASE(fetch_over_cap_refused)
+{
+	struct fixture f;
+	struct nginx n;
+	struct reimage_error err = { 0 };
+	unsigned char *doc = make_image(10000);
+	char buf[10000], etag[REIMAGE_ETAG_MAX] = "";
+	size_t len = 0;
+	int port;
+	pid_t pid;
+
+	nginx_start(&n, 0);
+	write_file(t_path("www/big.json"), doc, 10000);
+	plugin_up(&f, "%s", "");
+	/* nginx declares the length: refused before the body. */
+	expect_over_cap(&f, url(n.port, "/big.json"));
+	/* No length declared: refused when the body passes the cap. */
+	pid = tiny_start(TINY_NO_LENGTH, doc, 10000, &port);
+	expect_over_cap(&f, url(port, "/big.json"));
+	/* A cap the document just fits is fine. */
+	CU_ASSERT_EQUAL(f.ops->fetch(f.plugin->ctx, url(port, "/big.json"), buf, sizeof(buf), &len,
+				     etag, NULL, &err), 0);
+	CU_ASSERT_EQUAL(len, 10000);
+	CU_ASSERT(memcmp(buf, doc, 10000) == 0);
+	server_stop(pid);
+	plugin_down(&f);
+	server_stop(n.pid);
+	free(doc);
+}
+
+/* The access log once it has at least lines lines (bounded: 5 s). */
+static char *access_log(int lines)
+{
+	const struct timespec pause = { 0, 50 * 1000 * 1000 };
+
+	for (int i = 0; i < 100; i++) {
+		char *log = t_read(t_path("nginx/access.log"));
+		int have = 0;
+
+		for (const char *p = log; p && (p = strchr(p, '\n')); p++)
+			have++;
+		if (have >= lines)
+			return log;
+		free(log);
+		nanosleep(&pause, NULL);
+	}
+	return t_read(t_path("nginx/access.log"));
+}
+
+TEST_CASE(bearer_token_and_headers)
+{
+	struct fixture f;
+	struct nginx n;
+	struct reimage_error err = { 0 };
+	char buf[64], etag[REIMAGE_ETAG_MAX] = "";
+	size_t len = 0;
+	char *log;
+
+	nginx_start(&n, 0);
+	t_write(t_path("www/doc.txt"), "hello\n");
+	t_write(t_path("token"), TOKEN "\n");
+	plugin_up(&f, "bearer_token_file = \"%s\"; headers = [ \"X-Reimage-Test: yes\" ];"
+		  " user_agent = \"reimage-test/1\";", t_path("token"));
+	CU_ASSERT_EQUAL(f.ops->fetch(f.plugin->ctx, url(n.port, "/doc.txt"), buf, sizeof(buf), &len,
+				     etag, NULL, &err), 0);
+	/* Failures name the URL and status, never the token. */
+	CU_ASSERT_EQUAL(f.ops->fetch(f.plugin->ctx, url(n.port, "/missing.txt"), buf, sizeof(buf),
+				     &len, etag, NULL, &err), -ENOENT);
+	expect_error(&err, REIMAGE_EC_NOTFOUND, "/missing.txt");
+	CU_ASSERT_PTR_NULL(strstr(err.msg, TOKEN));
+	log = access_log(2);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(log);
+	CU_ASSERT_PTR_NOT_NULL(strstr(log, "GET /doc.txt 200 auth=\"Bearer " TOKEN "\" test=\"yes\" "
+				      "ua=\"reimage-test/1\""));
+	CU_ASSERT_PTR_NOT_NULL(strstr(log, "GET /missing.txt 404 auth=\"Bearer " TOKEN "\""));
+	if (!strstr(log, "GET /doc.txt 200 auth=\"Bearer " TOKEN))
+		fprintf(stderr, "access.log:\n%s\n", log);
+	free(log);
+	plugin_down(&f);
+	server_stop(n.pid);
+}

@@ -1,0 +1,255 @@
+/*
+ * test_swap.c -- the swap and its recovery, by crash injection through
+ * the backend table: for every k, a child process runs the swap of a
+ * realistic plan and dies (_exit) at its k-th rename; then `recover`
+ * must give exactly the new image plus the preserves, and `recover
+ * --undo` exactly the old image, file by file.  Done both with atomic
+ * exchange and with the three-move fallback.
+ */
+#define _GNU_SOURCE
+#include "harness.h"
+#include "fixture.h"
+#include "error.h"
+#include "layout.h"
+#include "registry.h"
+#include "swap.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define CRASHED 42
+
+static const struct reimage_backend_ops *real;
+static struct reimage_backend_ops crashing;
+static int ops_left;
+
+static int crash_move(void *ctx, const char *a, const char *b, struct reimage_error *err)
+{
+	if (ops_left-- == 0)
+		_exit(CRASHED);
+	return real->move(ctx, a, b, err);
+}
+
+static int crash_exchange(void *ctx, const char *a, const char *b, struct reimage_error *err)
+{
+	if (ops_left-- == 0)
+		_exit(CRASHED);
+	return real->exchange(ctx, a, b, err);
+}
+
+static const char *const preserve[] = { "home/alice", "etc/hostname", "etc/machine-id",
+					"srv/data", "etc/network/interfaces", NULL };
+static const char *const keep[] = { "proc", "sys", "dev", "run", "lost+found", NULL };
+
+/* template/old: the old root; template/new: the new tree; expected: the
+ * new tree with the old kept entries and the preserved items. */
+static void make_templates(void)
+{
+	CU_ASSERT_EQUAL_FATAL(t_sh("mkdir -p '%s' '%s'", t_path("old"), t_path("new")), 0);
+	fixture_old_root(t_path("old"));
+	fixture_new_tree(t_path("new"));
+	CU_ASSERT_EQUAL_FATAL(t_sh(
+		"set -e; cp -a '%s' '%s'; cd '%s'; rm -rf proc; for k in proc run lost+found; do "
+		"cp -a ../old/$k .; done; for p in home/alice etc/hostname etc/machine-id srv/data "
+		"etc/network/interfaces; do rm -rf $p; mkdir -p $(dirname $p); cp -a ../old/$p $p; "
+		"done; chown --reference=../old/etc/network etc/network; "
+		"chmod --reference=../old/etc/network etc/network",
+		t_path("new"), t_path("expected"), t_path("expected")), 0);
+}
+
+/* A fresh root at dir: the old image with the new one staged. */
+static void make_root(const char *dir)
+{
+	CU_ASSERT_EQUAL_FATAL(t_sh("set -e; rm -rf '%s'; cp -a '%s' '%s'; mkdir -m 700 '%s/.reimage'; "
+				   "cp -a '%s' '%s/.reimage/new'", dir, t_path("old"), dir, dir,
+				   t_path("new"), dir), 0);
+}
+
+static void open_sandbox(struct registry *reg, struct plugin **ret)
+{
+	struct reimage_error err = { 0 };
+	CU_ASSERT_EQUAL_FATAL(registry_init(reg, NULL, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(registry_backend(reg, "sandbox", ret, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(plugin_start(*ret, &err), 0);
+	real = (*ret)->desc->backend;
+}
+
+static void crash_points(int atomic)
+{
+	struct registry reg;
+	struct plugin *sb;
+	char *expected, *old;
+	int completed = 0, k;
+
+	make_templates();
+	open_sandbox(&reg, &sb);
+	crashing = *real;
+	crashing.move = crash_move;
+	crashing.exchange = atomic ? crash_exchange : NULL;
+	if (!atomic)
+		crashing.caps &= ~REIMAGE_BCAP_EXCHANGE;
+	expected = fixture_manifest(t_path("expected"));
+	old = fixture_manifest(t_path("old"));
+	for (k = 0; k < 200 && !completed; k++) {
+		const char *root = t_path("root");
+		struct swap_ctx sc = { NULL, &crashing, sb->ctx };
+		struct reimage_error err = { 0 };
+		struct swap_plan plan;
+		char real_root[4096];
+		int status;
+
+		make_root(root);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(realpath(root, real_root));
+		sc.root = real_root;
+		CU_ASSERT_EQUAL_FATAL(swap_plan_build(&sc, keep, preserve, &plan, &err), 0);
+		pid_t pid = fork();
+		if (pid == 0) {
+			ops_left = k;
+			_exit(swap_run(&sc, &plan, &err) == 0 ? 0 : 1);
+		}
+		swap_plan_free(&plan);
+		CU_ASSERT_EQUAL_FATAL(waitpid(pid, &status, 0), pid);
+		CU_ASSERT_FATAL(WIFEXITED(status));
+		completed = WEXITSTATUS(status) == 0;
+		if (!completed)
+			CU_ASSERT_EQUAL_FATAL(WEXITSTATUS(status), CRASHED);
+
+		/* Forward: exactly the new image plus the preserves, twice. */
+		sc.ops = real;
+		for (int twice = 0; twice < 2; twice++) {
+			err_clear(&err);
+			if (swap_recover(&sc, 0, &err) < 0)
+				fprintf(stderr, "crash at %d: recover: %s\n", k, err.msg);
+			CU_ASSERT_FATAL(err.code == 0);
+			char *now = fixture_manifest(root);
+			char what[64];
+			snprintf(what, sizeof(what), "recover after crash at op %d", k);
+			CU_ASSERT_FATAL(fixture_same(expected, now, what));
+			free(now);
+		}
+		/* Backward: exactly the old image, twice. */
+		for (int twice = 0; twice < 2; twice++) {
+			err_clear(&err);
+			if (swap_recover(&sc, 1, &err) < 0)
+				fprintf(stderr, "crash at %d: undo: %s\n", k, err.msg);
+			CU_ASSERT_FATAL(err.code == 0);
+			char *now = fixture_manifest(root);
+			char what[64];
+			snprintf(what, sizeof(what), "recover --undo after crash at op %d", k);
+			CU_ASSERT_FATAL(fixture_same(old, now, what));
+			free(now);
+		}
+	}
+	/* The plan has dozens of renames; every one was a crash point. */
+	CU_ASSERT(completed);
+	CU_ASSERT(k > 15);
+	fprintf(stderr, "%d crash points checked (%s)\n", k - 1, atomic ? "exchange" : "3 moves");
+	free(expected);
+	free(old);
+	registry_fini(&reg);
+}
+
+TEST_CASE(crash_every_step_exchange)
+{
+	crash_points(1);
+}
+
+TEST_CASE(crash_every_step_three_moves)
+{
+	crash_points(0);
+}
+
+TEST_CASE(plan_classifies_entries)
+{
+	struct registry reg;
+	struct plugin *sb;
+	struct reimage_error err = { 0 };
+	struct swap_plan plan;
+	char real_root[4096];
+
+	make_templates();
+	make_root(t_path("root"));
+	open_sandbox(&reg, &sb);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(realpath(t_path("root"), real_root));
+	struct swap_ctx sc = { real_root, real, sb->ctx };
+	CU_ASSERT_EQUAL_FATAL(swap_plan_build(&sc, keep, preserve, &plan, &err), 0);
+	/* old: bin etc home lost+found opt proc run srv topfile usr var;
+	 * new: NEW-IMAGE bin etc home only-new proc srv usr var */
+	CU_ASSERT_EQUAL(plan.count[OP_EXCHANGE], 6);  /* bin etc home srv usr var */
+	CU_ASSERT_EQUAL(plan.count[OP_RETIRE], 2);    /* opt topfile */
+	CU_ASSERT_EQUAL(plan.count[OP_ADD], 2);       /* NEW-IMAGE only-new */
+	CU_ASSERT_EQUAL(plan.count[OP_FINAL], 1);
+	CU_ASSERT_EQUAL(plan.n_kept, 3);              /* lost+found proc run */
+	CU_ASSERT_EQUAL(plan.count[OP_PEXCHANGE], 1); /* etc/hostname */
+	CU_ASSERT_EQUAL(plan.count[OP_PMOVE], 4);
+	swap_plan_free(&plan);
+	registry_fini(&reg);
+}
+
+TEST_CASE(torn_journal_record_ignored)
+{
+	struct registry reg;
+	struct plugin *sb;
+	struct reimage_error err = { 0 };
+	struct swap_plan plan;
+	enum swap_journal_state js;
+	char real_root[4096];
+
+	make_templates();
+	make_root(t_path("root"));
+	open_sandbox(&reg, &sb);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(realpath(t_path("root"), real_root));
+	struct swap_ctx sc = { real_root, real, sb->ctx };
+	CU_ASSERT_EQUAL_FATAL(swap_plan_build(&sc, keep, preserve, &plan, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(swap_run(&sc, &plan, &err), 0);
+	swap_plan_free(&plan);
+	CU_ASSERT_EQUAL(swap_journal_read(real_root, &js, &plan, &err), 0);
+	CU_ASSERT_EQUAL(js, SWAP_DONE);
+	swap_plan_free(&plan);
+	/* Cut the last record ("swapped") in half: the journal then says
+	 * "started", and recover completes (a no-op) rather than guessing. */
+	CU_ASSERT_EQUAL(t_sh("f='%s/.reimage/journal'; s=$(stat -c %%s \"$f\"); "
+			     "truncate -s $((s - 5)) \"$f\"", real_root), 0);
+	CU_ASSERT_EQUAL(swap_journal_read(real_root, &js, &plan, &err), 0);
+	CU_ASSERT_EQUAL(js, SWAP_STARTED);
+	swap_plan_free(&plan);
+	char *expected = fixture_manifest(t_path("expected"));
+	CU_ASSERT_EQUAL(swap_recover(&sc, 0, &err), 0);
+	if (err.code)
+		fprintf(stderr, "recover: %s\n", err.msg);
+	char *now = fixture_manifest(real_root);
+	CU_ASSERT(fixture_same(expected, now, "recover after torn record"));
+	free(now);
+	free(expected);
+	/* A corrupted plan record: the plan is unusable, recover does nothing. */
+	CU_ASSERT_EQUAL(t_sh("sed -i '2s/step/stap/' '%s/.reimage/journal'", real_root), 0);
+	CU_ASSERT_EQUAL(swap_journal_read(real_root, &js, &plan, &err), 0);
+	CU_ASSERT_EQUAL(js, SWAP_NONE);
+	swap_plan_free(&plan);
+	registry_fini(&reg);
+}
+
+TEST_CASE(inconsistent_tree_refused)
+{
+	struct registry reg;
+	struct plugin *sb;
+	struct reimage_error err = { 0 };
+	struct swap_plan plan;
+	char real_root[4096];
+
+	make_templates();
+	make_root(t_path("root"));
+	open_sandbox(&reg, &sb);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(realpath(t_path("root"), real_root));
+	struct swap_ctx sc = { real_root, real, sb->ctx };
+	CU_ASSERT_EQUAL_FATAL(swap_plan_build(&sc, keep, preserve, &plan, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(swap_run(&sc, &plan, &err), 0);
+	swap_plan_free(&plan);
+	/* Someone replaced an entry by hand: recover must not guess. */
+	CU_ASSERT_EQUAL(t_sh("rm -rf '%s/usr' && mkdir '%s/usr'", real_root, real_root), 0);
+	CU_ASSERT(swap_recover(&sc, 1, &err) < 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "neither before nor after"));
+	registry_fini(&reg);
+}
