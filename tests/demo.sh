@@ -1,0 +1,101 @@
+#!/bin/sh
+# The main job on the embedded default: a full re-image of a sandbox root
+# from a local image through the agent, with no server and nothing of this
+# machine's own / touched.
+#   sh tests/demo.sh [DIR]     (DIR: where the sandbox goes; default a new
+#                               directory under /tmp, kept for inspection)
+# It builds reimage, makes a small running system (users alice and bob, a
+# network configuration, a data folder) and a new image (tar.zst with its
+# SHA-256), then runs `reimage plan` and `reimage run` with the sandbox
+# backend (real renames; logout, quiesce, boot and reboot recorded), and
+# `reimage confirm` as the new image's agent would after its boot.
+set -eu
+top=$(cd "$(dirname "$0")/.." && pwd)
+sh "$top/tests/deps.sh"
+cmake -S "$top" -B "$top/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$top/build" -j "$(nproc 2>/dev/null || echo 2)" >/dev/null
+reimage="$top/build/reimage"
+export REIMAGE_PLUGIN_PATH="$top/build/plugins"
+
+dir=${1:-$(mktemp -d /tmp/reimage-demo.XXXXXX)}
+root="$dir/root"; src="$dir/image-src"; image="$dir/image.tar.zst"
+rm -rf "$root" "$src"; mkdir -p "$root" "$src"
+
+echo "== the running system: $root"
+(cd "$root"
+ mkdir -p bin etc/network etc/ssh usr/lib var/log home/alice home/bob srv/data proc opt/legacy
+ echo "old shell" > bin/sh; chmod 755 bin/sh
+ echo "Debian 11 (old image)" > etc/os-release
+ printf 'root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000:Alice:/home/alice:/bin/sh\nbob:x:1001:1001:Bob:/home/bob:/bin/sh\n' > etc/passwd
+ printf 'root:*:19000:0:99999:7:::\nalice:$6$alice$hash:19000:0:99999:7:::\nbob:$6$bob$hash:19000:0:99999:7:::\n' > etc/shadow
+ printf 'root:x:0:\nalice:x:1000:\nbob:x:1001:\n' > etc/group
+ chmod 640 etc/shadow
+ echo lab-pc-17 > etc/hostname
+ printf 'auto eth0\niface eth0 inet static\n  address 192.0.2.17/24\n' > etc/network/interfaces
+ echo "ssh-ed25519 HOSTKEY" > etc/ssh/ssh_host_ed25519_key.pub
+ echo "Alice's thesis, chapter 1" > home/alice/thesis.txt
+ echo "Bob's notes" > home/bob/notes.txt
+ chown -R 1000:1000 home/alice; chown -R 1001:1001 home/bob
+ echo "measurements" > srv/data/run-42.csv
+ echo "legacy tool" > opt/legacy/tool)
+
+echo "== the new image: $image"
+(cd "$src"
+ mkdir -p bin etc usr/lib usr/share/doc var/log home srv proc
+ echo "new shell" > bin/sh; chmod 755 bin/sh
+ echo "Debian 12 (new image)" > etc/os-release
+ printf 'root:x:0:0:root:/root:/bin/sh\n_apt:x:42:65534::/nonexistent:/usr/sbin/nologin\n' > etc/passwd
+ printf 'root:*:19500:0:99999:7:::\n_apt:*:19500:0:99999:7:::\n' > etc/shadow
+ printf 'root:x:0:\n' > etc/group
+ chmod 640 etc/shadow
+ echo localhost > etc/hostname
+ echo "new libc" > usr/lib/libc.so.6
+ echo "release notes" > usr/share/doc/NEWS)
+tar --numeric-owner -C "$src" --zstd -cf "$image" .
+sha=$(sha256sum "$image" | cut -d' ' -f1)
+size=$(stat -c %s "$image")
+
+cat > "$dir/mark-image.sh" <<'HOOK'
+#!/bin/sh
+# A hook: runs on the staged image before the swap.
+echo "staged by job $REIMAGE_JOB" > "$1/etc/reimage-stamp"
+HOOK
+chmod 755 "$dir/mark-image.sh"
+
+cat > "$dir/job.conf" <<JOB
+id = "demo-$(date +%Y%m%d-%H%M%S)";
+serial = 1;
+backend = "sandbox";
+image: { url = "$image"; sha256 = "$sha"; size = $size; };
+preserve: {
+  mode = "move";
+  network = true;
+  users = "all";
+  paths = [ "srv/data" ];
+};
+hooks = ( { path = "$dir/mark-image.sh"; timeout = 30; } );
+label = "LAB-ROOT";
+boot: { command = "update-grub"; };
+reboot = true;
+JOB
+
+echo "== reimage plan"
+"$reimage" plan -c "$dir/job.conf" --root "$root"
+echo "== reimage run"
+"$reimage" run -c "$dir/job.conf" --root "$root"
+echo "== after the swap (sandbox: the reboot was recorded, not done)"
+"$reimage" status --root "$root"
+echo "== reimage confirm (the new image's agent, after its boot)"
+"$reimage" confirm --root "$root"
+"$reimage" status --root "$root"
+
+echo "== result"
+echo "os-release:   $(cat "$root/etc/os-release")"
+echo "hostname:     $(cat "$root/etc/hostname")  (preserved: network)"
+echo "alice:        $(cat "$root/home/alice/thesis.txt")  (preserved: home folder)"
+echo "accounts:     $(cut -d: -f1 "$root/etc/passwd" | tr '\n' ' ') (merged)"
+echo "data:         $(cat "$root/srv/data/run-42.csv")  (preserved: path)"
+echo "hook:         $(cat "$root/etc/reimage-stamp")"
+echo "opt/legacy:   $([ -e "$root/opt" ] && echo still there || echo gone with the old image)"
+echo "recorded:     $(tr '\n' ';' < "$root/.reimage/sandbox.log")"
+echo "sandbox kept in $dir"
