@@ -158,6 +158,21 @@ static int reader_drain(struct reader *r, struct archive *a)
 	return 0;
 }
 
+/* A disk writer's error: its message, and the system's reason. */
+static int writer_error(struct reimage_error *err, struct archive *out, const char *what,
+			const char *name)
+{
+	int known = archive_errno(out) > 0, en = known ? archive_errno(out) : EIO;
+	const char *msg = archive_error_string(out) ? archive_error_string(out) : "failed";
+	if (!known || strstr(msg, strerror(en)))
+		err_set(err, -en, en == ENOSPC ? REIMAGE_EC_IO : REIMAGE_EC_INTEGRITY, "%s '%s': %s",
+			what, name, msg);
+	else
+		err_set(err, -en, en == ENOSPC ? REIMAGE_EC_IO : REIMAGE_EC_INTEGRITY,
+			"%s '%s': %s: %s", what, name, msg, strerror(en));
+	return -en;
+}
+
 static int root_path(char *buf, size_t len, const char *staging, const char *rel)
 {
 	int n = snprintf(buf, len, "%s/%s", staging, rel);
@@ -180,12 +195,8 @@ int stage_copy_data(struct archive *in, struct archive *out, uint64_t *bytes, co
 				archive_error_string(in));
 			return -EIO;
 		}
-		if (archive_write_data_block(out, buf, size, offset) < ARCHIVE_OK) {
-			int e = archive_errno(out) ? archive_errno(out) : EIO;
-			err_set(err, -e, REIMAGE_EC_IO, "extract '%s': %s", name,
-				archive_error_string(out));
-			return -e;
-		}
+		if (archive_write_data_block(out, buf, size, offset) < ARCHIVE_OK)
+			return writer_error(err, out, "extract", name);
 		*bytes += size;
 	}
 }
@@ -193,21 +204,23 @@ int stage_copy_data(struct archive *in, struct archive *out, uint64_t *bytes, co
 static int extract_entry(struct archive *in, struct archive *out, struct archive_entry *e,
 			 const char *staging, struct stage_result *res, struct reimage_error *err)
 {
-	char path[PATH_MAX], link[PATH_MAX];
+	char path[PATH_MAX], link[PATH_MAX], rel[PATH_MAX];
 	const char *orig = archive_entry_pathname(e);
-	const char *rel = stage_safe_path(orig);
+	const char *safe = stage_safe_path(orig);
 	const char *hard = archive_entry_hardlink(e);
 	int r;
 
-	if (!rel) {
+	if (!safe) {
 		err_set(err, -EPERM, REIMAGE_EC_INTEGRITY,
 			"refused member '%s': absolute or with '..'", orig ? orig : "(no name)");
 		return -EPERM;
 	}
+	/* The entry's own name is replaced below: keep a copy for messages. */
+	snprintf(rel, sizeof(rel), "%s", safe);
 	if (!*rel || strcmp(rel, ".") == 0)
 		return 0;  /* the image's root directory: staging itself stands for it */
 	if (root_path(path, sizeof(path), staging, rel) < 0) {
-		err_set(err, -ENAMETOOLONG, REIMAGE_EC_INTEGRITY, "member '%s': path too long", orig);
+		err_set(err, -ENAMETOOLONG, REIMAGE_EC_INTEGRITY, "member '%s': path too long", rel);
 		return -ENAMETOOLONG;
 	}
 	archive_entry_copy_pathname(e, path);
@@ -221,19 +234,12 @@ static int extract_entry(struct archive *in, struct archive *out, struct archive
 		archive_entry_copy_hardlink(e, link);
 	}
 	r = archive_write_header(out, e);
-	if (r < ARCHIVE_WARN) {
-		int en = archive_errno(out) ? archive_errno(out) : EIO;
-		err_set(err, -en, en == ENOSPC ? REIMAGE_EC_IO : REIMAGE_EC_INTEGRITY,
-			"extract '%s': %s", rel, archive_error_string(out));
-		return -en;
-	}
+	if (r < ARCHIVE_WARN)
+		return writer_error(err, out, "extract", rel);
 	if (archive_entry_size(e) > 0 && (r = stage_copy_data(in, out, &res->bytes_out, rel, err)) < 0)
 		return r;
-	if (archive_write_finish_entry(out) < ARCHIVE_WARN) {
-		int en = archive_errno(out) ? archive_errno(out) : EIO;
-		err_set(err, -en, REIMAGE_EC_IO, "extract '%s': %s", rel, archive_error_string(out));
-		return -en;
-	}
+	if (archive_write_finish_entry(out) < ARCHIVE_WARN)
+		return writer_error(err, out, "extract", rel);
 	res->entries++;
 	return 0;
 }

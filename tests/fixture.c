@@ -91,12 +91,13 @@ char *fixture_manifest(const char *dir)
 	return text;
 }
 
-void fixture_job(const char *path, const char *image, const char *extra)
+void fixture_job(const char *path, const char *image, const char *image_extra, const char *extra)
 {
 	char text[8192];
 	snprintf(text, sizeof(text),
 		 "id = \"test-job\";\nserial = 7;\nbackend = \"sandbox\";\n"
-		 "image: { url = \"%s\"; retry_delay_ms = 0; };\n%s\n", image, extra ? extra : "");
+		 "image: { url = \"%s\"; retry_delay_ms = 0; %s };\n%s\n", image,
+		 image_extra ? image_extra : "", extra ? extra : "");
 	t_write(path, text);
 }
 

@@ -19,8 +19,9 @@ const char *fixture_sha256(const char *path);
 long long fixture_size(const char *path);
 /* Manifest of a tree, without .reimage (malloc'ed, sorted lines). */
 char *fixture_manifest(const char *dir);
-/* Write a job file for the sandbox backend; extra: more settings. */
-void fixture_job(const char *path, const char *image, const char *extra);
+/* Write a job file for the sandbox backend: image_extra goes inside the
+ * image group, extra after it (either may be NULL). */
+void fixture_job(const char *path, const char *image, const char *image_extra, const char *extra);
 /* Compare two manifests; on a difference print a diff and return 0. */
 int fixture_same(const char *a, const char *b, const char *what);
 

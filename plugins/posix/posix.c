@@ -1,0 +1,355 @@
+/*
+ * posix.c -- the "posix" backend: Linux semantics for the engine.  This
+ * file holds the ops table, the options, init/fini, probe, PREPARE and
+ * REBOOT; the other phases live in their own files:
+ *
+ *   move.c     renames of the swap (shared with the core's sandbox backend)
+ *   procs.c    reading /proc and stopping processes (TERM, grace, KILL)
+ *   logout.c   ending user sessions (logind, then by process)
+ *   quiesce.c  stopping every process the machine does not need
+ *   mounts.c   refreshing a mounted top-level directory (a separate /boot)
+ *   label.c    the volume label (FS_IOC_SETFSLABEL)
+ *   boot.c     boot parameters: a command of the new image, or kexec
+ *
+ * The plugin is built on Linux only (renameat2, pidfd, FS_IOC_SETFSLABEL,
+ * kexec_file_load); other POSIX systems get their own backend.
+ */
+#define _GNU_SOURCE
+#include "posix.h"
+#include "move.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/reboot.h>
+#include <unistd.h>
+#include <linux/reboot.h>
+
+#define reimage_plugin_entry posix_LTX_reimage_plugin_entry
+
+/*
+ * The processes quiesce leaves running by default: what keeps the machine
+ * reachable and logging until the reboot -- the journal, udev, D-Bus and
+ * logind, the network (networkd, resolved for DNS, NetworkManager, Wi-Fi,
+ * DHCP clients), sshd for the administrator, and the agent's own unit.
+ * Getty and display managers are not kept: they belong to user sessions.
+ * An entry ending in ".service" or ".scope" names a systemd unit, any
+ * other a process name (comm, cut to 15 characters as the kernel does).
+ */
+#define POSIX_DEFAULT_KEEP                                                              \
+	"systemd-journald,systemd-journald.service,systemd-udevd,systemd-udevd.service," \
+	"systemd-logind,dbus-daemon,dbus-broker,dbus.service,systemd-networkd,"           \
+	"systemd-resolved,NetworkManager,wpa_supplicant,iwd,dhclient,dhcpcd,"             \
+	"sshd,ssh.service,sshd.service,reimage.service"
+
+static const struct reimage_option posix_options[] = {
+	[POSIX_OPT_KEEP_PROCESSES] = {
+		"keep_processes", REIMAGE_OPT_STRINGS, POSIX_DEFAULT_KEEP, 0, 0,
+		"processes quiesce never stops: names (comm) or systemd units "
+		"(\"ssh.service\"); replaces the default list" },
+	[POSIX_OPT_GRACE_SECONDS] = {
+		"grace_seconds", REIMAGE_OPT_INT, "10", 0, 600,
+		"seconds between SIGTERM and SIGKILL when stopping processes" },
+	[POSIX_OPT_USE_LOGIND] = {
+		"use_logind", REIMAGE_OPT_BOOL, "true", 0, 0,
+		"end user sessions through logind where systemd is PID 1" },
+	[POSIX_OPT_LOCK_MEMORY] = {
+		"lock_memory", REIMAGE_OPT_BOOL, "true", 0, 0,
+		"lock the agent's memory in PREPARE (mlockall) so that no page "
+		"is read back from the old image" },
+	[POSIX_OPT_BOOT_TIMEOUT] = {
+		"boot_timeout", REIMAGE_OPT_INT, "300", 1, 3600,
+		"seconds the job's boot command may run before it is killed" },
+	{ NULL, REIMAGE_OPT_END, NULL, 0, 0, NULL }
+};
+
+static enum reimage_errclass class_of_errno(int e)
+{
+	switch (e) {
+	case ENOENT:
+	case ESRCH:
+		return REIMAGE_EC_NOTFOUND;
+	case EACCES:
+	case EPERM:
+	case EROFS:
+		return REIMAGE_EC_ACCESS;
+	case ENOSYS:
+	case ENOTTY:
+	case EOPNOTSUPP:
+		return REIMAGE_EC_UNSUPPORTED;
+	default:
+		return REIMAGE_EC_IO;
+	}
+}
+
+int posix_fail(const struct posix *px, struct reimage_error *err, int e, const char *fmt, ...)
+{
+	char what[REIMAGE_ERRMSG_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	px->host->error(err, -e, class_of_errno(e), "%s: %s", what, strerror(e));
+	return -e;
+}
+
+int posix_root_fd(struct posix *px, const char *root, int *ret_owned,
+		  struct reimage_error *err)
+{
+	int fd;
+
+	if (px->root_fd >= 0 && strcmp(px->root, root) == 0) {
+		*ret_owned = 0;
+		return px->root_fd;
+	}
+	fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return posix_fail(px, err, errno, "open root %s", root);
+	*ret_owned = 1;
+	return fd;
+}
+
+int posix_proc_fd(struct posix *px, struct reimage_error *err)
+{
+	if (px->proc_fd < 0) {
+		px->proc_fd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (px->proc_fd < 0)
+			return posix_fail(px, err, errno, "open /proc");
+	}
+	return px->proc_fd;
+}
+
+/* The plugin is only built for Linux; it fits wherever /proc is there,
+ * which quiesce and logout need. */
+static int posix_probe(void)
+{
+	return access("/proc/self/stat", R_OK) == 0 ? 10 : 0;
+}
+
+static void posix_fini(void *ctx)
+{
+	struct posix *px = ctx;
+
+	if (!px)
+		return;
+	for (char **k = px->keep; k && *k; k++)
+		free(*k);
+	free(px->keep);
+	if (px->root_fd >= 0)
+		close(px->root_fd);
+	if (px->proc_fd >= 0)
+		close(px->proc_fd);
+	if (px->null_fd >= 0)
+		close(px->null_fd);
+	free(px);
+}
+
+/* The keep list is copied: the configuration may be released before the
+ * plugin is. */
+static int copy_keep_list(struct posix *px, const struct reimage_optval *v,
+			  struct reimage_error *err)
+{
+	px->keep = calloc(v->n + 1, sizeof(*px->keep));
+	if (!px->keep)
+		return posix_fail(px, err, ENOMEM, "keep_processes");
+	for (size_t i = 0; i < v->n; i++) {
+		if (!v->list[i][0]) {
+			px->host->error(err, -EINVAL, REIMAGE_EC_CONFIG,
+					"%s:%d: keep_processes: empty name",
+					v->file ? v->file : "(default)", v->line);
+			return -EINVAL;
+		}
+		px->keep[i] = strdup(v->list[i]);
+		if (!px->keep[i])
+			return posix_fail(px, err, ENOMEM, "keep_processes");
+	}
+	return 0;
+}
+
+static int posix_init(const struct reimage_host *host, const struct reimage_optval *values,
+		      void **ret_ctx, struct reimage_error *err)
+{
+	struct posix *px = calloc(1, sizeof(*px));
+	int r;
+
+	if (!px) {
+		host->error(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
+		return -ENOMEM;
+	}
+	px->host = host;
+	px->root_fd = px->proc_fd = px->null_fd = -1;
+	px->grace_seconds = (int)values[POSIX_OPT_GRACE_SECONDS].i;
+	px->use_logind = (int)values[POSIX_OPT_USE_LOGIND].i;
+	px->lock_memory = (int)values[POSIX_OPT_LOCK_MEMORY].i;
+	px->boot_timeout = (int)values[POSIX_OPT_BOOT_TIMEOUT].i;
+	r = copy_keep_list(px, &values[POSIX_OPT_KEEP_PROCESSES], err);
+	if (r < 0) {
+		posix_fini(px);
+		return r;
+	}
+	*ret_ctx = px;
+	return 0;
+}
+
+/*
+ * PREPARE.  Plugins are already bound (modules are linked -z now); here
+ * the memory is locked so that no page of the agent is paged in from the
+ * old image's files after the swap, the descriptors later hooks need are
+ * opened, and SIGHUP is ignored (the administrator's terminal may go away
+ * with its session in QUIESCE).
+ */
+static int posix_prepare(void *ctx, const char *root, struct reimage_error *err)
+{
+	struct posix *px = ctx;
+	struct sigaction ignore = { .sa_handler = SIG_IGN };
+	int r;
+
+	if (px->lock_memory && mlockall(MCL_CURRENT | MCL_FUTURE) < 0)
+		px->host->log(REIMAGE_LOG_WARNING,
+			      "posix: cannot lock memory (%s); pages may be read back from the "
+			      "old image after the swap", strerror(errno));
+	if (sigaction(SIGHUP, &ignore, NULL) < 0)
+		return posix_fail(px, err, errno, "ignore SIGHUP");
+	if ((r = posix_proc_fd(px, err)) < 0)
+		return r;
+	if (px->null_fd < 0) {
+		px->null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+		if (px->null_fd < 0)
+			return posix_fail(px, err, errno, "open /dev/null");
+	}
+	if (px->root_fd >= 0)
+		close(px->root_fd);
+	px->root_fd = -1;
+	if (snprintf(px->root, sizeof(px->root), "%s", root) >= (int)sizeof(px->root))
+		return posix_fail(px, err, ENAMETOOLONG, "root %s", root);
+	px->root_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (px->root_fd < 0)
+		return posix_fail(px, err, errno, "open root %s", root);
+	return 0;
+}
+
+static int posix_move_hook(void *ctx, const char *from, const char *to, struct reimage_error *err)
+{
+	return posix_move(((struct posix *)ctx)->host, from, to, err);
+}
+
+static int posix_exchange_hook(void *ctx, const char *a, const char *b, struct reimage_error *err)
+{
+	return posix_exchange(((struct posix *)ctx)->host, a, b, err);
+}
+
+static int posix_is_mount_hook(void *ctx, const char *path, struct reimage_error *err)
+{
+	return posix_is_mount(((struct posix *)ctx)->host, path, err);
+}
+
+/* The root's volume is synced through the descriptor prepare() opened:
+ * it names the filesystem itself, whatever the path resolves to now. */
+static int posix_sync_hook(void *ctx, const char *path, struct reimage_error *err)
+{
+	struct posix *px = ctx;
+
+	if (px->root_fd >= 0 && strcmp(px->root, path) == 0) {
+		if (syncfs(px->root_fd) < 0)
+			return posix_fail(px, err, errno, "sync %s", path);
+		return 0;
+	}
+	return posix_sync(px->host, path, err);
+}
+
+/*
+ * REBOOT: sync, then the reboot system call -- never a program of the old
+ * image (it is gone).  A kernel set_boot() loaded is started with kexec,
+ * which skips the firmware.  Returns only on failure.
+ */
+static int posix_reboot(void *ctx, struct reimage_error *err)
+{
+	struct posix *px = ctx;
+
+	sync();
+	if (px->kexec_loaded && reboot(LINUX_REBOOT_CMD_KEXEC) < 0)
+		px->host->log(REIMAGE_LOG_WARNING, "posix: kexec reboot failed (%s); rebooting "
+			      "through the firmware", strerror(errno));
+	reboot(RB_AUTOBOOT);
+	return posix_fail(px, err, errno, "reboot");
+}
+
+/*
+ * The contract of each hook is in include/reimage/plugin.h; what this
+ * backend does on top of it:
+ *
+ * logout    logind's user sessions (Class=user) are terminated over D-Bus
+ *           when systemd is PID 1 and use_logind is set -- except the
+ *           caller's own session; then every process of a login user
+ *           (loginuid set, or a uid of an ordinary user, 1000..59999) is
+ *           stopped as quiesce stops processes.
+ * quiesce   every process except PID 1, kernel threads, the caller and
+ *           its ancestors and keep_processes: SIGTERM, grace_seconds,
+ *           SIGKILL, at most 5 s more, up to 4 rounds for processes
+ *           started meanwhile.  A process that outlives SIGKILL (stuck in
+ *           the kernel) is logged, not an error.  Processes a service
+ *           manager restarts after the last round are left running.
+ *           Both refuse (EC_STATE) unless /proc shows the caller's own pid
+ *           namespace.
+ * mount_copy  aside MUST be on the mount's filesystem (normally
+ *           mount/.reimage-old) and empty or missing.  Every entry of the
+ *           mount except aside and lost+found is renamed into aside, then
+ *           staged is copied in (owner, mode, times, symlinks, device
+ *           nodes, FIFOs; not hard links, ACLs or xattrs), then the
+ *           filesystem is synced.  On failure the copy is removed and the
+ *           old entries are renamed back, so the mount is as it was.
+ *           Rolling back after success is: remove the mount's entries
+ *           (but aside and lost+found), rename aside's entries back.
+ * set_label FS_IOC_SETFSLABEL on root (ext4, btrfs, xfs); other
+ *           filesystems fail with EC_UNSUPPORTED.
+ * set_boot  boot->command runs as `/bin/sh -c COMMAND` chrooted into
+ *           boot->root (it is a program of the new image), with
+ *           REIMAGE_ONE_SHOT, REIMAGE_KERNEL, REIMAGE_INITRD and
+ *           REIMAGE_CMDLINE in its environment, killed after
+ *           boot_timeout.  boot->kernel (with initrd, cmdline: default the
+ *           running kernel's) is then loaded with kexec_file_load, and
+ *           reboot() starts it.
+ * reboot    sync(), kexec if a kernel was loaded, else reboot(RB_AUTOBOOT).
+ */
+static const struct reimage_backend_ops posix_ops = {
+	.abi_version = REIMAGE_PLUGIN_ABI,
+	.struct_size = sizeof(struct reimage_backend_ops),
+	.name = "posix",
+	.caps = REIMAGE_BCAP_EXCHANGE | REIMAGE_BCAP_LABEL | REIMAGE_BCAP_BOOT |
+		REIMAGE_BCAP_LOGOUT | REIMAGE_BCAP_QUIESCE | REIMAGE_BCAP_REBOOT |
+		REIMAGE_BCAP_MOUNTS,
+	.options = posix_options,
+	.keep_entries = posix_keep_entries,
+	.network_paths = posix_network_paths,
+	.probe = posix_probe,
+	.init = posix_init,
+	.fini = posix_fini,
+	.prepare = posix_prepare,
+	.logout = posix_logout,
+	.quiesce = posix_quiesce,
+	.move = posix_move_hook,
+	.exchange = posix_exchange_hook,
+	.is_mount = posix_is_mount_hook,
+	.sync = posix_sync_hook,
+	.set_label = posix_set_label,
+	.set_boot = posix_set_boot,
+	.reboot = posix_reboot,
+	.mount_copy = posix_mount_copy,
+};
+
+static const struct reimage_plugin posix_plugin = {
+	.abi_version = REIMAGE_PLUGIN_ABI,
+	.kind = REIMAGE_PLUGIN_BACKEND,
+	.backend = &posix_ops,
+};
+
+__attribute__((visibility("default"))) const struct reimage_plugin *reimage_plugin_entry(void)
+{
+	return &posix_plugin;
+}

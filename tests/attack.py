@@ -1,0 +1,46 @@
+#!/usr/bin/env python3
+"""Write hostile tar archives for the staging tests.
+
+usage: attack.py KIND OUT
+  dotdot     a member "../escape" (and "a/../../escape")
+  absolute   a member "/tmp/.../escape" (an absolute path)
+  symlink    a symlink "link" -> OUTSIDE, then a file "link/escape"
+  hardlink   a hard link to "../../etc/passwd"
+  bomb       a member declaring more data than the image holds
+OUTSIDE: the directory the attack aims at (argv[3]).
+"""
+import io
+import sys
+import tarfile
+
+
+def add_file(tar, name, data=b"pwned\n"):
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    tar.addfile(info, io.BytesIO(data))
+
+
+def main():
+    kind, out, outside = sys.argv[1], sys.argv[2], sys.argv[3]
+    with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tar:
+        add_file(tar, "etc/hostname", b"fine\n")
+        if kind == "dotdot":
+            add_file(tar, "a/../../escape")
+        elif kind == "absolute":
+            add_file(tar, outside + "/escape")
+        elif kind == "symlink":
+            link = tarfile.TarInfo("link")
+            link.type = tarfile.SYMTYPE
+            link.linkname = outside
+            tar.addfile(link)
+            add_file(tar, "link/escape")
+        elif kind == "hardlink":
+            hl = tarfile.TarInfo("stolen")
+            hl.type = tarfile.LNKTYPE
+            hl.linkname = "../../" + outside.lstrip("/") + "/secret"
+            tar.addfile(hl)
+        else:
+            raise SystemExit("unknown kind " + kind)
+
+
+main()

@@ -1,0 +1,391 @@
+/*
+ * test_run.c -- whole jobs through the `reimage` binary on sandbox roots:
+ * a full re-image with every kind of preserve, copy mode, rollback,
+ * refusals, and every way an image can be bad (hash, size, truncation,
+ * attacks, a full disk), each leaving the root exactly as it was.
+ */
+#define _GNU_SOURCE
+#include "harness.h"
+#include "fixture.h"
+
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* Run reimage with args; returns its exit status, output in *out. */
+static int reimage(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int reimage(char **out, const char *fmt, ...)
+{
+	char args[8192];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(args, sizeof(args), fmt, ap);
+	va_end(ap);
+	int r = t_sh_out(out, "'%s/reimage' %s", t_bin_dir(), args);
+	fprintf(stderr, "reimage %s -> %d\n%s", args, r, *out);
+	return r;
+}
+
+/* An old root and a zstd image of the new tree with its digest and size. */
+static void setup(const char *extra)
+{
+	char job_extra[4096];
+	CU_ASSERT_EQUAL_FATAL(t_sh("mkdir -p '%s' '%s'", t_path("root"), t_path("src")), 0);
+	fixture_old_root(t_path("root"));
+	fixture_new_tree(t_path("src"));
+	fixture_pack(t_path("src"), t_path("image.tar.zst"), "zstd");
+	snprintf(job_extra, sizeof(job_extra), "%s", extra ? extra : "");
+	fixture_job(t_path("job.conf"), t_path("image.tar.zst"), NULL, job_extra);
+}
+
+static char *slurp(const char *rel)
+{
+	return t_read(t_path("%s", rel));
+}
+
+static int contains(const char *rel, const char *needle)
+{
+	char *s = slurp(rel);
+	int r = s && strstr(s, needle);
+	free(s);
+	return r;
+}
+
+/* The root must be exactly as before, and no staging left. */
+static void assert_untouched(const char *before)
+{
+	char *now = fixture_manifest(t_path("root"));
+	CU_ASSERT(fixture_same(before, now, "root after a failed job"));
+	CU_ASSERT_FALSE(t_sh("test -e '%s/.reimage/new'", t_path("root")) == 0);
+	free(now);
+}
+
+TEST_CASE(full_reimage)
+{
+	char *out = NULL, extra[1024], img[512];
+	setup(NULL);
+	t_write(t_path("hook.sh"), "#!/bin/sh\n[ \"$REIMAGE_STAGING\" = \"$1\" ] || exit 9\n"
+				   "echo \"$REIMAGE_JOB $2\" > \"$1/etc/stamp\"\n");
+	CU_ASSERT_EQUAL_FATAL(t_sh("chmod 755 '%s'", t_path("hook.sh")), 0);
+	snprintf(extra, sizeof(extra),
+		 "preserve: { network = true; users = [ \"alice\" ]; paths = [ \"srv/data\" ]; };\n"
+		 "hooks = ( { path = \"%s\"; args = [ \"hello\" ]; } );\n"
+		 "label = \"NEWROOT\";\nboot: { command = \"update-grub\"; };\n", t_path("hook.sh"));
+	snprintf(img, sizeof(img), "sha256 = \"%s\"; size = %lld; retries = 0;",
+		 fixture_sha256(t_path("image.tar.zst")), fixture_size(t_path("image.tar.zst")));
+	fixture_job(t_path("job.conf"), t_path("image.tar.zst"), img, extra);
+
+	CU_ASSERT_EQUAL_FATAL(reimage(&out, "run -c '%s' --root '%s'", t_path("job.conf"),
+				      t_path("root")), 0);
+	free(out);
+	/* The new image is at the top level... */
+	CU_ASSERT(contains("root/etc/os-release", "new"));
+	CU_ASSERT(contains("root/NEW-IMAGE", "marker"));
+	CU_ASSERT(contains("root/bin/sh", "new-sh"));
+	CU_ASSERT_EQUAL(t_sh("test -d '%s/only-new/deep'", t_path("root")), 0);
+	CU_ASSERT_EQUAL(t_sh("test \"$(stat -c %%a '%s/bin/sh')\" = 4755", t_path("root")), 0);
+	CU_ASSERT_EQUAL(t_sh("test -p '%s/usr/share/fifo'", t_path("root")), 0);
+	CU_ASSERT_EQUAL(t_sh("test \"$(stat -c %%i '%s/usr/lib/libc.so')\" = "
+			     "\"$(stat -c %%i '%s/usr/lib/libc.so.7')\"", t_path("root"),
+			     t_path("root")), 0);
+	/* ...with what was preserved at the same places... */
+	CU_ASSERT(contains("root/etc/hostname", "old-host"));
+	CU_ASSERT(contains("root/etc/network/interfaces", "dhcp"));
+	CU_ASSERT(contains("root/etc/ssh/ssh_host_ed25519_key", "HOSTKEY"));
+	CU_ASSERT(contains("root/home/alice/notes.txt", "alice notes"));
+	CU_ASSERT_EQUAL(t_sh("test \"$(stat -c %%u:%%a '%s/home/alice')\" = 1000:700",
+			     t_path("root")), 0);
+	CU_ASSERT_EQUAL(t_sh("test -L '%s/home/alice/link'", t_path("root")), 0);
+	CU_ASSERT(contains("root/srv/data/d.bin", "data"));
+	CU_ASSERT_FALSE(t_sh("test -e '%s/home/bob'", t_path("root")) == 0);
+	/* ...accounts merged: alice's entries, the new image's own... */
+	CU_ASSERT(contains("root/etc/passwd", "alice:x:1000:1000:Alice:/home/alice:/bin/sh"));
+	CU_ASSERT(contains("root/etc/passwd", "svc:x:999"));
+	CU_ASSERT_FALSE(contains("root/etc/passwd", "bob:"));
+	CU_ASSERT(contains("root/etc/shadow", "alice:$6$old"));
+	CU_ASSERT(contains("root/etc/group", "alice:x:1000:"));
+	CU_ASSERT_EQUAL(t_sh("test \"$(stat -c %%a '%s/etc/shadow')\" = 640", t_path("root")), 0);
+	/* ...the hook ran on staging, kept entries stayed, the old image is retired. */
+	CU_ASSERT(contains("root/etc/stamp", "test-job hello"));
+	CU_ASSERT(contains("root/proc/keep", "p"));
+	CU_ASSERT(contains("root/.reimage/old/opt/only-old/x", "only"));
+	CU_ASSERT(contains("root/.reimage/old/etc/os-release", "old"));
+	CU_ASSERT(contains("root/.reimage/sandbox.log", "label NEWROOT"));
+	CU_ASSERT(contains("root/.reimage/sandbox.log", "boot update-grub"));
+	CU_ASSERT(contains("root/.reimage/sandbox.log", "reboot"));
+	CU_ASSERT(contains("root/.reimage/state", "\"pending\""));
+
+	/* A second job is refused until this one is confirmed. */
+	CU_ASSERT_EQUAL(reimage(&out, "run -c '%s' --root '%s'", t_path("job.conf"),
+				t_path("root")), 3);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "awaits `reimage confirm`"));
+	free(out);
+	/* Confirm: committed, the retired image deleted. */
+	CU_ASSERT_EQUAL(reimage(&out, "confirm --root '%s'", t_path("root")), 0);
+	free(out);
+	CU_ASSERT(contains("root/.reimage/state", "\"committed\""));
+	CU_ASSERT_FALSE(t_sh("test -e '%s/.reimage/old'", t_path("root")) == 0);
+}
+
+TEST_CASE(copy_mode_and_rollback)
+{
+	char *out = NULL, *before;
+	setup("preserve: { mode = \"copy\"; users = \"all\"; paths = [ \"srv/data\" ]; };\n"
+	      "keep_old_days = 3;\n");
+	before = fixture_manifest(t_path("root"));
+	CU_ASSERT_EQUAL_FATAL(reimage(&out, "run -c '%s' --root '%s'", t_path("job.conf"),
+				      t_path("root")), 0);
+	free(out);
+	CU_ASSERT(contains("root/home/alice/notes.txt", "alice notes"));
+	CU_ASSERT(contains("root/home/bob/b.txt", "bob"));
+	CU_ASSERT(contains("root/srv/data/d.bin", "data"));
+	/* Copies: the originals are still in the retired image. */
+	CU_ASSERT(contains("root/.reimage/old/home/alice/notes.txt", "alice notes"));
+	/* Confirm keeps the retired image for keep_old_days... */
+	CU_ASSERT_EQUAL(reimage(&out, "confirm --root '%s'", t_path("root")), 0);
+	free(out);
+	CU_ASSERT_EQUAL(t_sh("test -d '%s/.reimage/old'", t_path("root")), 0);
+	/* ...so a rollback gives back exactly the old image. */
+	CU_ASSERT_EQUAL(reimage(&out, "rollback --root '%s'", t_path("root")), 0);
+	free(out);
+	char *now = fixture_manifest(t_path("root"));
+	CU_ASSERT(fixture_same(before, now, "root after rollback"));
+	free(now);
+	free(before);
+	CU_ASSERT(contains("root/.reimage/state", "\"rolled-back\""));
+	CU_ASSERT_EQUAL(reimage(&out, "rollback --root '%s'", t_path("root")), 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "no retired image"));
+	free(out);
+}
+
+static void expect_failure(const char *job_extra, const char *image, const char *image_extra,
+			   const char *needle)
+{
+	char *out = NULL, *before;
+	if (!image)
+		image = t_path("image.tar.zst");
+	fixture_job(t_path("job.conf"), image, image_extra, job_extra);
+	before = fixture_manifest(t_path("root"));
+	CU_ASSERT_EQUAL(reimage(&out, "run -c '%s' --root '%s'", t_path("job.conf"),
+				t_path("root")), 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, needle));
+	free(out);
+	assert_untouched(before);
+	CU_ASSERT(contains("root/.reimage/state", "\"failed\""));
+	free(before);
+}
+
+TEST_CASE(hash_mismatch)
+{
+	char img[128];
+	setup(NULL);
+	snprintf(img, sizeof(img), "sha256 = \"%064d\";", 0);
+	expect_failure(NULL, NULL, img, "STAGE: image SHA-256 is");
+}
+
+TEST_CASE(size_mismatch)
+{
+	setup(NULL);
+	expect_failure(NULL, NULL, "size = 100;", "the job declares 100");
+}
+
+TEST_CASE(truncated_image)
+{
+	setup(NULL);
+	CU_ASSERT_EQUAL_FATAL(t_sh("tar --numeric-owner -C '%s' -cf '%s' . && "
+				   "truncate -s $(( $(stat -c %%s '%s') / 2 )) '%s'",
+				   t_path("src"), t_path("half.tar"), t_path("half.tar"),
+				   t_path("half.tar")), 0);
+	expect_failure(NULL, t_path("half.tar"), NULL, "STAGE:");
+}
+
+TEST_CASE(missing_image)
+{
+	setup(NULL);
+	expect_failure(NULL, "/nonexistent/image.tar", NULL, "No such file or directory");
+}
+
+TEST_CASE(hook_fails)
+{
+	char extra[512];
+	setup(NULL);
+	t_write(t_path("bad.sh"), "#!/bin/sh\nexit 3\n");
+	CU_ASSERT_EQUAL_FATAL(t_sh("chmod 755 '%s'", t_path("bad.sh")), 0);
+	snprintf(extra, sizeof(extra), "hooks = ( { path = \"%s\"; } );", t_path("bad.sh"));
+	expect_failure(extra, NULL, NULL, "HOOKS: hook");
+}
+
+TEST_CASE(hook_timeout)
+{
+	char extra[512];
+	setup(NULL);
+	t_write(t_path("slow.sh"), "#!/bin/sh\nsleep 30\n");
+	CU_ASSERT_EQUAL_FATAL(t_sh("chmod 755 '%s'", t_path("slow.sh")), 0);
+	snprintf(extra, sizeof(extra), "hooks = ( { path = \"%s\"; timeout = 1; } );",
+		 t_path("slow.sh"));
+	expect_failure(extra, NULL, NULL, "timed out after 1 s");
+}
+
+TEST_CASE(hook_digest_mismatch)
+{
+	char extra[512];
+	setup(NULL);
+	t_write(t_path("h.sh"), "#!/bin/sh\nexit 0\n");
+	CU_ASSERT_EQUAL_FATAL(t_sh("chmod 755 '%s'", t_path("h.sh")), 0);
+	snprintf(extra, sizeof(extra), "hooks = ( { path = \"%s\"; sha256 = \"%064d\"; } );",
+		 t_path("h.sh"), 1);
+	expect_failure(extra, NULL, NULL, "SHA-256 is");
+}
+
+static void attack(const char *kind, const char *needle)
+{
+	char outside[4096];
+	setup(NULL);
+	snprintf(outside, sizeof(outside), "%s", t_path("outside"));
+	CU_ASSERT_EQUAL_FATAL(t_sh("mkdir -p '%s' && echo secret > '%s/secret' && "
+				   "python3 '%s/tests/attack.py' %s '%s' '%s'", outside, outside,
+				   t_src_dir(), kind, t_path("evil.tar"), outside), 0);
+	expect_failure(NULL, t_path("evil.tar"), NULL, needle);
+	/* Nothing was written outside staging. */
+	CU_ASSERT_FALSE(t_sh("test -e '%s/escape'", outside) == 0);
+	CU_ASSERT_FALSE(t_sh("test -e '%s/escape'", t_dir()) == 0);
+	CU_ASSERT(contains("outside/secret", "secret"));
+}
+
+TEST_CASE(attack_dotdot)
+{
+	attack("dotdot", "refused member 'a/../../escape'");
+}
+
+TEST_CASE(attack_absolute)
+{
+	attack("absolute", "refused member '/");
+}
+
+TEST_CASE(attack_symlink_then_file)
+{
+	attack("symlink", "link/escape");
+}
+
+TEST_CASE(attack_hardlink_outside)
+{
+	attack("hardlink", "hard link to");
+}
+
+TEST_CASE(disk_full)
+{
+	/* A small tmpfs, mounted in a mount namespace of this test only. */
+	if (!t_is_root())
+		t_skip("needs root for a mount namespace");
+	setup(NULL);
+	CU_ASSERT_EQUAL_FATAL(t_sh("mkdir -p '%s' && head -c 8000000 /dev/urandom > '%s/big.bin' && "
+				   "tar -C '%s' -cf '%s' big.bin", t_path("bigsrc"), t_path("bigsrc"),
+				   t_path("bigsrc"), t_path("big.tar")), 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+		    mount("tmpfs", t_path("root"), "tmpfs", 0, "size=2m") < 0)
+			_exit(50);
+		fixture_old_root(t_path("root"));
+		char *before = fixture_manifest(t_path("root"));
+		fixture_job(t_path("job.conf"), t_path("big.tar"), NULL, NULL);
+		char *out = NULL;
+		int r = reimage(&out, "run -c '%s' --root '%s'", t_path("job.conf"), t_path("root"));
+		char *now = fixture_manifest(t_path("root"));
+		int ok = r == 1 && strstr(out, "No space left on device") &&
+			 strcmp(before, now) == 0 &&
+			 t_sh("test -e '%s/.reimage/new'", t_path("root")) != 0;
+		_exit(ok ? 0 : 51);
+	}
+	int status;
+	CU_ASSERT_EQUAL_FATAL(waitpid(pid, &status, 0), pid);
+	CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+TEST_CASE(config_errors_name_file_and_line)
+{
+	char *out = NULL;
+	setup("preserve: { mode = \"teleport\"; };");
+	CU_ASSERT_EQUAL(reimage(&out, "plan -c '%s' --root '%s'", t_path("job.conf"),
+				t_path("root")), 2);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "job.conf:5: setting 'preserve.mode'"));
+	free(out);
+	fixture_job(t_path("job.conf"), t_path("image.tar.zst"), NULL, "lable = \"x\";");
+	CU_ASSERT_EQUAL(reimage(&out, "plan -c '%s' --root '%s'", t_path("job.conf"),
+				t_path("root")), 2);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "job.conf:5: unknown setting 'lable'"));
+	free(out);
+	fixture_job(t_path("job.conf"), t_path("image.tar.zst"), NULL, NULL);
+	CU_ASSERT_EQUAL(reimage(&out, "plan -c '%s' --root '%s' --backend nosuch",
+				t_path("job.conf"), t_path("root")), 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "plugin nosuch: not found in the plugin path"));
+	free(out);
+}
+
+TEST_CASE(plan_touches_nothing)
+{
+	char *out = NULL, *before;
+	setup("preserve: { users = \"all\"; network = true; };");
+	before = fixture_manifest(t_path("root"));
+	CU_ASSERT_EQUAL(reimage(&out, "plan -c '%s' --root '%s'", t_path("job.conf"),
+				t_path("root")), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "exchanged  6: bin etc home srv usr var"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "retired    2: opt topfile"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "added      2: NEW-IMAGE only-new"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "kept       3: lost+found proc run"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "accounts   2: alice bob"));
+	free(out);
+	char *now = fixture_manifest(t_path("root"));
+	CU_ASSERT(fixture_same(before, now, "root after plan"));
+	CU_ASSERT_FALSE(t_sh("test -e '%s/.reimage'", t_path("root")) == 0);
+	free(now);
+	free(before);
+}
+
+TEST_CASE(recover_after_crash_before_swap)
+{
+	char *out = NULL, *before;
+	setup(NULL);
+	before = fixture_manifest(t_path("root"));
+	/* A job that died while staging: state "running", half a staging. */
+	CU_ASSERT_EQUAL_FATAL(t_sh("mkdir -p -m 700 '%s/.reimage/new/usr' && "
+				   "echo '{\"job\":\"x\",\"phase\":\"STAGE\",\"status\":\"running\","
+				   "\"backend\":\"sandbox\"}' > '%s/.reimage/state'",
+				   t_path("root"), t_path("root")), 0);
+	CU_ASSERT_EQUAL(reimage(&out, "recover --root '%s'", t_path("root")), 0);
+	free(out);
+	assert_untouched(before);
+	CU_ASSERT(contains("root/.reimage/state", "\"failed\""));
+	/* And again: nothing left to do. */
+	CU_ASSERT_EQUAL(reimage(&out, "recover --root '%s'", t_path("root")), 0);
+	free(out);
+	free(before);
+}
+
+TEST_CASE(image_of_100000_files)
+{
+	char *out = NULL;
+	CU_ASSERT_EQUAL_FATAL(t_sh("mkdir -p '%s'", t_path("root")), 0);
+	fixture_old_root(t_path("root"));
+	/* 100 directories of 1,000 files, written straight into a tar. */
+	CU_ASSERT_EQUAL_FATAL(t_sh("python3 -c \"\nimport io, tarfile\n"
+				   "with tarfile.open('%s', 'w:gz', compresslevel=1) as t:\n"
+				   "  for d in range(100):\n"
+				   "    for f in range(1000):\n"
+				   "      b = ('%%d/%%d\\n' %% (d, f)).encode()\n"
+				   "      i = tarfile.TarInfo('usr/share/d%%03d/f%%04d' %% (d, f))\n"
+				   "      i.size = len(b)\n"
+				   "      t.addfile(i, io.BytesIO(b))\n\"", t_path("big.tar.gz")), 0);
+	fixture_job(t_path("job.conf"), t_path("big.tar.gz"), NULL, "reboot = false;");
+	CU_ASSERT_EQUAL_FATAL(reimage(&out, "run -c '%s' --root '%s'", t_path("job.conf"),
+				      t_path("root")), 0);
+	free(out);
+	CU_ASSERT_EQUAL(t_sh("test $(find '%s/usr/share' -type f | wc -l) -eq 100000",
+			     t_path("root")), 0);
+	CU_ASSERT(contains("root/usr/share/d099/f0999", "99/999"));
+}
