@@ -121,6 +121,18 @@ const struct reimage_option *config_job_options(void)
 	return job_table;
 }
 
+const struct config_group *config_job_groups(void)
+{
+	static const struct config_group groups[] = {
+		{ "group 'image'", image_table },
+		{ "group 'preserve'", preserve_table },
+		{ "each item of 'hooks'", hook_table },
+		{ "group 'boot'", boot_table },
+		{ NULL, NULL },
+	};
+	return groups;
+}
+
 const struct reimage_option *config_agent_options(void)
 {
 	return agent_table;

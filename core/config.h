@@ -78,8 +78,14 @@ void agent_conf_free(struct agent_conf *ac);
 /* The group named `plugin` in the job file, else in the agent file, or NULL. */
 const config_setting_t *config_plugin_group(const struct job *job, const struct agent_conf *ac,
 					    const char *plugin);
-/* The declared settings, for `reimage plan --options` and the docs. */
+/* The declared settings, for `reimage options`. */
+struct config_group {
+	const char *name;
+	const struct reimage_option *table;
+};
 const struct reimage_option *config_job_options(void);
+/* The job file's groups, NULL-terminated. */
+const struct config_group *config_job_groups(void);
 const struct reimage_option *config_agent_options(void);
 
 #endif

@@ -11,9 +11,11 @@
 #include "error.h"
 #include "log.h"
 #include "phase.h"
+#include "registry.h"
 
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,6 +143,55 @@ static int cmd_status(const struct args *a, struct agent_conf *ac, struct reimag
 	return with_root(a, ac, do_status, err);
 }
 
+static void print_options(const char *title, const struct reimage_option *t)
+{
+	static const char *const types[] = { "", "bool", "integer", "string", "strings", "group" };
+	printf("%s\n", title);
+	for (; t && t->type != REIMAGE_OPT_END; t++) {
+		char type[64];
+		if (t->type == REIMAGE_OPT_INT && t->max == LLONG_MAX)
+			snprintf(type, sizeof(type), "integer >= %lld", t->min);
+		else if (t->type == REIMAGE_OPT_INT)
+			snprintf(type, sizeof(type), "integer %lld..%lld", t->min, t->max);
+		else
+			snprintf(type, sizeof(type), "%s", types[t->type]);
+		printf("  %-16s %-20s %-12s %s\n", t->name, type,
+		       !t->def ? "-" : *t->def ? t->def : "(none)", t->doc);
+	}
+	putchar('\n');
+}
+
+/* The settings reference, from the one declaration of each setting. */
+static int cmd_options(const struct args *a, struct agent_conf *ac, struct reimage_error *err)
+{
+	static const char *const plugins[] = { "sandbox", "file", "posix", "transport-http",
+					       "transport-smb", "macos", "windows", NULL };
+	struct registry reg;
+	int r;
+
+	(void)a;
+	printf("setting          type                 default      meaning\n\n");
+	print_options("job file", config_job_options());
+	for (size_t i = 0; config_job_groups()[i].name; i++)
+		print_options(config_job_groups()[i].name, config_job_groups()[i].table);
+	print_options("agent file", config_agent_options());
+	if ((r = registry_init(&reg, ac->plugin_path, err)) < 0)
+		return r;
+	for (size_t i = 0; plugins[i]; i++) {
+		struct plugin *p;
+		struct reimage_error e = { 0 };
+		char title[128];
+		if (registry_require(&reg, plugins[i], &p, &e) < 0) {
+			printf("group '%s': plugin not installed\n\n", plugins[i]);
+			continue;
+		}
+		snprintf(title, sizeof(title), "group '%s' (plugin %s)", p->name, p->file);
+		print_options(title, p->options);
+	}
+	registry_fini(&reg);
+	return 0;
+}
+
 static const struct command commands[] = {
 	{ "run", 1, 0, cmd_run, "run -c JOB [--root DIR] [--backend NAME] [-a AGENT]",
 	  "Run every phase of the job: stage, preserve, hooks, label, quiesce, swap,\n"
@@ -161,6 +212,9 @@ static const struct command commands[] = {
 	  "the retired image (or keep it keep_old_days for rollback)." },
 	{ "status", 0, 1, cmd_status, "status --root DIR",
 	  "Print the state of the last job on the root." },
+	{ "options", 0, 0, cmd_options, "options",
+	  "Print every setting of the job file, the agent file and each installed plugin's\n"
+	  "group: type, bounds, default and meaning." },
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

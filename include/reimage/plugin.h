@@ -99,7 +99,7 @@ struct reimage_option {
 	enum reimage_opt_type type;
 	const char *def;      /* default, written as in the configuration; NULL: unset */
 	long long min, max;   /* bounds for REIMAGE_OPT_INT */
-	const char *doc;      /* one line, shown by `reimage plan --options` */
+	const char *doc;      /* one line, shown by `reimage options` */
 };
 
 struct reimage_optval {
