@@ -14,8 +14,10 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
+#include <grp.h>
 #include <limits.h>
 #include <openssl/evp.h>
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -254,11 +256,56 @@ static void hex(char *out, const unsigned char *md, unsigned len)
 	out[2 * len] = '\0';
 }
 
+/* Owners are the image's numeric ids, never this machine's names (no
+ * lookup for the entry's own owner, which libarchive takes by number).
+ * ACL entries are another matter: GNU tar writes them as text with a name
+ * and no id ("user:alice:rw-"), or with the id as the name when it has
+ * none.  A numeric name is the id; a real name can only be resolved
+ * against this machine's accounts, as bsdtar does. */
+static int numeric_name(const char *name, la_int64_t *ret)
+{
+	char *end;
+	long long n;
+	if (!name || !*name)
+		return 0;
+	n = strtoll(name, &end, 10);
+	if (*end != '\0' || n < 0)
+		return 0;
+	*ret = n;
+	return 1;
+}
+
+static la_int64_t lookup_uid(void *data, const char *name, la_int64_t id)
+{
+	char buf[4096];
+	struct passwd pw, *found = NULL;
+	(void)data;
+	if (id >= 0 || numeric_name(name, &id))
+		return id;
+	if (name && getpwnam_r(name, &pw, buf, sizeof(buf), &found) == 0 && found)
+		return found->pw_uid;
+	return id;
+}
+
+static la_int64_t lookup_gid(void *data, const char *name, la_int64_t id)
+{
+	char buf[4096];
+	struct group gr, *found = NULL;
+	(void)data;
+	if (id >= 0 || numeric_name(name, &id))
+		return id;
+	if (name && getgrnam_r(name, &gr, buf, sizeof(buf), &found) == 0 && found)
+		return found->gr_gid;
+	return id;
+}
+
 struct archive *stage_disk_writer(void)
 {
 	struct archive *out = archive_write_disk_new();
 	if (!out)
 		return NULL;
+	archive_write_disk_set_user_lookup(out, NULL, lookup_uid, NULL);
+	archive_write_disk_set_group_lookup(out, NULL, lookup_gid, NULL);
 	/* Numeric owners (the image's ids, not this machine's names), every
 	 * piece of metadata, and libarchive's refusal to write through a
 	 * symlink or to a path with "..". */

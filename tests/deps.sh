@@ -7,7 +7,7 @@ packages="build-essential cmake pkg-config
   libcunit1-dev libsmbclient-dev libjansson-dev zlib1g-dev
   nginx-light samba openssl
   tar zstd xz-utils gzip bzip2 python3 acl attr e2fsprogs util-linux
-  libsystemd-dev busybox-static dosfstools procps file"
+  libsystemd-dev busybox-static dosfstools procps file libcap2-bin"
 missing=""
 for p in $packages; do
 	dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' ||

@@ -389,3 +389,44 @@ TEST_CASE(image_of_100000_files)
 			     t_path("root")), 0);
 	CU_ASSERT(contains("root/usr/share/d099/f0999", "99/999"));
 }
+
+TEST_CASE(metadata_kept)
+{
+	char *out = NULL;
+	if (!t_is_root())
+		t_skip("needs root for device nodes, owners and capabilities");
+	CU_ASSERT_EQUAL_FATAL(t_sh("mkdir -p '%s' '%s'", t_path("root"), t_path("src")), 0);
+	fixture_old_root(t_path("root"));
+	fixture_new_tree(t_path("src"));
+	/* A device node, a sparse file, an xattr, an ACL, a file capability,
+	 * an owner and a time. */
+	CU_ASSERT_EQUAL_FATAL(t_sh(
+		"set -e; cd '%s'; mkdir -p dev2; mknod dev2/null c 1 3; mknod dev2/blk b 7 200\n"
+		"truncate -s 64M usr/sparse; echo end >> usr/sparse\n"
+		"echo x > usr/xattr; setfattr -n user.reimage -v kept usr/xattr\n"
+		"echo a > usr/acl; setfacl -m u:1000:rw,u:4242:r usr/acl\n"
+		"cp bin/sh usr/ping; setcap cap_net_raw+ep usr/ping\n"
+		"echo o > usr/owned; chown 1234:4321 usr/owned; touch -d '2001-02-03 04:05:06' usr/owned\n",
+		t_path("src")), 0);
+	CU_ASSERT_EQUAL_FATAL(t_sh("tar --numeric-owner --xattrs --xattrs-include='*' --acls "
+				   "--sparse -C '%s' -cf '%s' .", t_path("src"), t_path("meta.tar")), 0);
+	fixture_job(t_path("job.conf"), t_path("meta.tar"), NULL, "reboot = false;");
+	CU_ASSERT_EQUAL_FATAL(t_sh_out(&out, "'%s/reimage' run -c '%s' --root '%s'", t_bin_dir(),
+				       t_path("job.conf"), t_path("root")), 0);
+	free(out);
+	const char *r = t_path("root");
+	CU_ASSERT_EQUAL(t_sh("test \"$(stat -c '%%F %%t:%%T' '%s/dev2/null')\" = "
+			     "'character special file 1:3'", r), 0);
+	CU_ASSERT_EQUAL(t_sh("test \"$(stat -c '%%F %%t:%%T' '%s/dev2/blk')\" = "
+			     "'block special file 7:c8'", r), 0);
+	/* 64 MiB long, a few blocks on disk. */
+	CU_ASSERT_EQUAL(t_sh("test $(stat -c %%s '%s/usr/sparse') -eq 67108868 && "
+			     "test $(du -k '%s/usr/sparse' | cut -f1) -lt 1024", r, r), 0);
+	CU_ASSERT_EQUAL(t_sh("test \"$(getfattr --only-values -n user.reimage '%s/usr/xattr')\" = kept",
+			     r), 0);
+	CU_ASSERT_EQUAL(t_sh("getfacl -n '%s/usr/acl' 2>/dev/null | grep -q '^user:1000:rw-'", r), 0);
+	CU_ASSERT_EQUAL(t_sh("getfacl -n '%s/usr/acl' 2>/dev/null | grep -q '^user:4242:r--'", r), 0);
+	CU_ASSERT_EQUAL(t_sh("getcap '%s/usr/ping' | grep -q 'cap_net_raw[=+]ep'", r), 0);
+	CU_ASSERT_EQUAL(t_sh("test \"$(stat -c '%%u:%%g %%Y' '%s/usr/owned')\" = "
+			     "\"1234:4321 $(date -d '2001-02-03 04:05:06' +%%s)\"", r), 0);
+}
