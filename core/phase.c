@@ -109,13 +109,11 @@ static int check_caps(struct engine *e, struct reimage_error *err)
 static int check_root_free(struct engine *e, struct reimage_error *err)
 {
 	enum swap_journal_state js;
-	struct swap_plan plan;
 	struct job_state st;
 	int r;
 
-	if ((r = swap_journal_read(e->root, &js, &plan, err)) < 0)
+	if ((r = swap_journal_state(e->root, &js, err)) < 0)
 		return r;
-	swap_plan_free(&plan);
 	if (js == SWAP_STARTED) {
 		err_set(err, -EBUSY, REIMAGE_EC_STATE,
 			"%s: a swap was interrupted; run `reimage recover --root %s` first", e->root,
@@ -299,8 +297,8 @@ int engine_plan(struct engine *e, FILE *out, struct reimage_error *err)
 {
 	const struct job *job = e->job;
 	const struct reimage_backend_ops *b = e->backend->desc->backend;
-	char **old_names = NULL, **new_names = NULL, **lists[4] = { 0 };
-	size_t n_old = 0, n_new = 0, counts[4] = { 0 };
+	char **new_names = NULL, **lists[4] = { 0 };
+	size_t n_new = 0, counts[4] = { 0 };
 	uint64_t entries = 0, bytes = 0;
 	int local = strcmp(e->transport->name, "file") == 0, r = 0;
 	struct reimage_error scan_err = { 0 };
@@ -382,8 +380,6 @@ int engine_plan(struct engine *e, FILE *out, struct reimage_error *err)
 	for (size_t i = 0; i < n_new; i++)
 		free(new_names[i]);
 	free(new_names);
-	free(old_names);
-	(void)n_old;
 	return r;
 }
 
@@ -487,15 +483,15 @@ static int phase_quiesce(struct engine *e, struct reimage_error *err)
 	return b->quiesce(e->backend->ctx, e->root, err);
 }
 
-static struct swap_ctx swap_ctx_of(struct engine *e)
+static struct swap_ctx swap_ctx_of(const char *root, const struct plugin *backend)
 {
-	struct swap_ctx sc = { e->root, e->backend->desc->backend, e->backend->ctx };
+	struct swap_ctx sc = { root, backend->desc->backend, backend->ctx };
 	return sc;
 }
 
 static int phase_swap(struct engine *e, struct reimage_error *err)
 {
-	struct swap_ctx sc = swap_ctx_of(e);
+	struct swap_ctx sc = swap_ctx_of(e->root, e->backend);
 	struct swap_plan plan;
 	int64_t t0 = progress_now_ms();
 	int r;
@@ -567,7 +563,7 @@ static void fail(struct engine *e, const struct phase *p, struct reimage_error *
 
 	err_prefix(err, "%s", p->name);
 	if (p->after_swap) {
-		struct swap_ctx sc = swap_ctx_of(e);
+		struct swap_ctx sc = swap_ctx_of(e->root, e->backend);
 		if (swap_recover(&sc, 1, &cleanup) < 0) {
 			log_error("the swap could not be undone: %s; run `reimage recover --undo`",
 				  cleanup.msg);
@@ -645,12 +641,6 @@ void root_close(struct root_ctx *rc)
 	registry_fini(&rc->reg);
 }
 
-static struct swap_ctx root_swap_ctx(struct root_ctx *rc)
-{
-	struct swap_ctx sc = { rc->root, rc->backend->desc->backend, rc->backend->ctx };
-	return sc;
-}
-
 static int root_set(struct root_ctx *rc, const char *status, const char *error,
 		    struct reimage_error *err)
 {
@@ -661,16 +651,14 @@ static int root_set(struct root_ctx *rc, const char *status, const char *error,
 
 int root_recover(struct root_ctx *rc, int undo, struct reimage_error *err)
 {
-	struct swap_ctx sc = root_swap_ctx(rc);
+	struct swap_ctx sc = swap_ctx_of(rc->root, rc->backend);
 	enum swap_journal_state js;
-	struct swap_plan plan;
 	struct layout L;
 	int r;
 
 	layout_init(&L, rc->root);
-	if ((r = swap_journal_read(rc->root, &js, &plan, err)) < 0)
+	if ((r = swap_journal_state(rc->root, &js, err)) < 0)
 		return r;
-	swap_plan_free(&plan);
 	if (js == SWAP_NONE || js == SWAP_UNDONE) {
 		/* No swap began (or it was undone): a job cut short before its
 		 * swap leaves only staging behind. */
@@ -694,16 +682,14 @@ int root_recover(struct root_ctx *rc, int undo, struct reimage_error *err)
 
 int root_rollback(struct root_ctx *rc, struct reimage_error *err)
 {
-	struct swap_ctx sc = root_swap_ctx(rc);
+	struct swap_ctx sc = swap_ctx_of(rc->root, rc->backend);
 	enum swap_journal_state js;
-	struct swap_plan plan;
 	struct layout L;
 	int r;
 
 	layout_init(&L, rc->root);
-	if ((r = swap_journal_read(rc->root, &js, &plan, err)) < 0)
+	if ((r = swap_journal_state(rc->root, &js, err)) < 0)
 		return r;
-	swap_plan_free(&plan);
 	if (js != SWAP_DONE || !fs_exists(L.retired)) {
 		err_set(err, -ENOENT, REIMAGE_EC_STATE,
 			"%s: no retired image to roll back to (.reimage/old is gone or the swap "
@@ -722,14 +708,12 @@ int root_rollback(struct root_ctx *rc, struct reimage_error *err)
 int root_confirm(struct root_ctx *rc, struct reimage_error *err)
 {
 	enum swap_journal_state js;
-	struct swap_plan plan;
 	struct layout L;
 	int r;
 
 	layout_init(&L, rc->root);
-	if ((r = swap_journal_read(rc->root, &js, &plan, err)) < 0)
+	if ((r = swap_journal_state(rc->root, &js, err)) < 0)
 		return r;
-	swap_plan_free(&plan);
 	if (js == SWAP_STARTED) {
 		err_set(err, -EBUSY, REIMAGE_EC_STATE,
 			"%s: the swap was interrupted; run `reimage recover` first", rc->root);

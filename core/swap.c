@@ -362,6 +362,15 @@ int swap_journal_read(const char *root, enum swap_journal_state *ret_state,
 	return 0;
 }
 
+int swap_journal_state(const char *root, enum swap_journal_state *ret_state,
+		       struct reimage_error *err)
+{
+	struct swap_plan plan;
+	int r = swap_journal_read(root, ret_state, &plan, err);
+	swap_plan_free(&plan);
+	return r;
+}
+
 /* ------------------------------------------------------------- steps */
 
 /* Where a step's two places are: a (in the root) and b (the other side). */

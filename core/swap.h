@@ -66,6 +66,9 @@ enum swap_journal_state { SWAP_NONE, SWAP_STARTED, SWAP_DONE, SWAP_UNDONE };
 /* Read the journal: its state, and the plan if there is one. */
 int swap_journal_read(const char *root, enum swap_journal_state *ret_state,
 		      struct swap_plan *plan, struct reimage_error *err);
+/* The journal's state only. */
+int swap_journal_state(const char *root, enum swap_journal_state *ret_state,
+		       struct reimage_error *err);
 /* Complete (undo = 0) or undo (undo = 1) the journaled swap from whatever
  * point it reached; safe to run any number of times. */
 int swap_recover(const struct swap_ctx *sc, int undo, struct reimage_error *err);

@@ -161,20 +161,27 @@ TEST_CASE(crash_every_step_three_moves)
 	crash_points(0);
 }
 
+/* Templates, a fresh root and its plan, with the sandbox started. */
+static void root_with_plan(struct registry *reg, struct plugin **sb, char *real_root,
+			   struct swap_plan *plan)
+{
+	struct reimage_error err = { 0 };
+	make_templates();
+	make_root(t_path("root"));
+	open_sandbox(reg, sb);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(realpath(t_path("root"), real_root));
+	struct swap_ctx sc = { real_root, real, (*sb)->ctx };
+	CU_ASSERT_EQUAL_FATAL(swap_plan_build(&sc, keep, preserve, plan, &err), 0);
+}
+
 TEST_CASE(plan_classifies_entries)
 {
 	struct registry reg;
 	struct plugin *sb;
-	struct reimage_error err = { 0 };
 	struct swap_plan plan;
 	char real_root[4096];
 
-	make_templates();
-	make_root(t_path("root"));
-	open_sandbox(&reg, &sb);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(realpath(t_path("root"), real_root));
-	struct swap_ctx sc = { real_root, real, sb->ctx };
-	CU_ASSERT_EQUAL_FATAL(swap_plan_build(&sc, keep, preserve, &plan, &err), 0);
+	root_with_plan(&reg, &sb, real_root, &plan);
 	/* old: bin etc home lost+found opt proc run srv topfile usr var;
 	 * new: NEW-IMAGE bin etc home only-new proc srv usr var */
 	CU_ASSERT_EQUAL(plan.count[OP_EXCHANGE], 6);  /* bin etc home srv usr var */
@@ -197,12 +204,8 @@ TEST_CASE(torn_journal_record_ignored)
 	enum swap_journal_state js;
 	char real_root[4096];
 
-	make_templates();
-	make_root(t_path("root"));
-	open_sandbox(&reg, &sb);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(realpath(t_path("root"), real_root));
+	root_with_plan(&reg, &sb, real_root, &plan);
 	struct swap_ctx sc = { real_root, real, sb->ctx };
-	CU_ASSERT_EQUAL_FATAL(swap_plan_build(&sc, keep, preserve, &plan, &err), 0);
 	CU_ASSERT_EQUAL_FATAL(swap_run(&sc, &plan, &err), 0);
 	swap_plan_free(&plan);
 	CU_ASSERT_EQUAL(swap_journal_read(real_root, &js, &plan, &err), 0);
@@ -239,12 +242,8 @@ TEST_CASE(inconsistent_tree_refused)
 	struct swap_plan plan;
 	char real_root[4096];
 
-	make_templates();
-	make_root(t_path("root"));
-	open_sandbox(&reg, &sb);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(realpath(t_path("root"), real_root));
+	root_with_plan(&reg, &sb, real_root, &plan);
 	struct swap_ctx sc = { real_root, real, sb->ctx };
-	CU_ASSERT_EQUAL_FATAL(swap_plan_build(&sc, keep, preserve, &plan, &err), 0);
 	CU_ASSERT_EQUAL_FATAL(swap_run(&sc, &plan, &err), 0);
 	swap_plan_free(&plan);
 	/* Someone replaced an entry by hand: recover must not guess. */
