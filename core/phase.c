@@ -297,8 +297,8 @@ int engine_plan(struct engine *e, FILE *out, struct reimage_error *err)
 {
 	const struct job *job = e->job;
 	const struct reimage_backend_ops *b = e->backend->desc->backend;
-	char **new_names = NULL, **lists[4] = { 0 };
-	size_t n_new = 0, counts[4] = { 0 };
+	char **new_names = NULL, **lists[5] = { 0 };
+	size_t n_new = 0, counts[5] = { 0 };
 	uint64_t entries = 0, bytes = 0;
 	int local = strcmp(e->transport->name, "file") == 0, r = 0;
 	struct reimage_error scan_err = { 0 };
@@ -322,7 +322,9 @@ int engine_plan(struct engine *e, FILE *out, struct reimage_error *err)
 		    !strcmp(de->d_name, LAYOUT_DIR))
 			continue;
 		fs_join(path, sizeof(path), e->root, de->d_name);
-		int k = in_list(e->keep, de->d_name) || b->is_mount(e->backend->ctx, path, err) > 0 ? 3
+		int kept = in_list(e->keep, de->d_name);
+		int k = !kept && b->is_mount(e->backend->ctx, path, err) > 0 ? 4
+			: kept ? 3
 			: !new_names ? 0
 			: in_list((const char *const *)new_names, de->d_name) ? 1 : 2;
 		char **nl = realloc(lists[k], (counts[k] + 2) * sizeof(char *));
@@ -334,7 +336,7 @@ int engine_plan(struct engine *e, FILE *out, struct reimage_error *err)
 	if (d)
 		closedir(d);
 	err_clear(err);
-	for (int k = 0; k < 4; k++)
+	for (int k = 0; k < 5; k++)
 		if (lists[k])
 			qsort(lists[k], counts[k], sizeof(char *), cmp_str);
 	if (new_names) {
@@ -355,6 +357,14 @@ int engine_plan(struct engine *e, FILE *out, struct reimage_error *err)
 		fprintf(out, "  (the new image's entries are known after staging)\n");
 	}
 	print_list(out, "kept", lists[3], counts[3]);
+	/* Mount points stay; the image's content for them is copied in. */
+	print_list(out, "mounts", lists[4], counts[4]);
+	if (counts[4])
+		fprintf(out, "  (%s)\n", b->caps & REIMAGE_BCAP_MOUNTS
+			? "mount points stay; the image's content for them is copied in, "
+			  "the old kept aside until commit"
+			: "mount points stay; this backend cannot refresh them: the image's "
+			  "content for them is NOT applied");
 	fprintf(out, "  preserve   mode %s\n", job->preserve_mode == PRESERVE_MOVE ? "move" : "copy");
 	print_list(out, "preserved", e->preserve.paths, e->preserve.n);
 	print_list(out, "accounts", e->preserve.users, e->preserve.n_users);
@@ -372,7 +382,7 @@ int engine_plan(struct engine *e, FILE *out, struct reimage_error *err)
 	fprintf(out, "  reboot     %s\n", job->reboot ? "yes" : "no");
 	fprintf(out, "  old image  %s\n",
 		job->keep_old_days ? "kept for rollback after commit" : "deleted at commit");
-	for (int k = 0; k < 4; k++) {
+	for (int k = 0; k < 5; k++) {
 		for (size_t i = 0; i < counts[k]; i++)
 			free(lists[k][i]);
 		free(lists[k]);
@@ -502,12 +512,17 @@ static int phase_swap(struct engine *e, struct reimage_error *err)
 					 ? (const char *const *)e->preserve.paths : NULL,
 				 &plan, err)) < 0)
 		return r;
+	for (size_t i = 0; i < plan.n_unapplied; i++)
+		log_warn("%s/%s is a mount point and backend %s cannot refresh one: the new "
+			 "image's content for it is not applied", e->root, plan.unapplied[i],
+			 e->backend->name);
 	r = swap_run(&sc, &plan, err);
 	if (r == 0) {
 		e->st.swapped = (int64_t)time(NULL);
-		log_notice("swapped %zu exchanged, %zu retired, %zu added, %zu preserved in %lld ms",
-			   plan.count[OP_EXCHANGE], plan.count[OP_RETIRE], plan.count[OP_ADD],
-			   plan.count[OP_PEXCHANGE] + plan.count[OP_PMOVE],
+		log_notice("swapped %zu exchanged, %zu retired, %zu added, %zu preserved, %zu "
+			   "mounts refreshed in %lld ms", plan.count[OP_EXCHANGE],
+			   plan.count[OP_RETIRE], plan.count[OP_ADD],
+			   plan.count[OP_PEXCHANGE] + plan.count[OP_PMOVE], plan.count[OP_MOUNT],
 			   (long long)(progress_now_ms() - t0));
 	}
 	swap_plan_free(&plan);
@@ -729,7 +744,8 @@ int root_confirm(struct root_ctx *rc, struct reimage_error *err)
 	/* The retired image stays keep_old_days after the swap, then goes. */
 	if (fs_exists(L.retired) && rc->have_state && !strcmp(rc->st.status, "committed") &&
 	    time(NULL) >= rc->st.swapped + rc->st.keep_old_days * 86400) {
-		if ((r = fs_remove_tree(L.retired, err)) < 0)
+		if ((r = swap_forget_asides(rc->root, err)) < 0 ||
+		    (r = fs_remove_tree(L.retired, err)) < 0)
 			return r;
 		unlink(L.journal);
 		log_notice("retired image removed");

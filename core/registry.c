@@ -165,7 +165,10 @@ int registry_add(struct registry *reg, const char *name, const char *file,
 			      END_OF(struct reimage_backend_ops, sync), "backend", err) < 0)
 			return -EINVAL;
 		if (!b->probe || !b->move || !b->is_mount || !b->sync ||
-		    ((b->caps & REIMAGE_BCAP_EXCHANGE) && !b->exchange)) {
+		    ((b->caps & REIMAGE_BCAP_EXCHANGE) && !b->exchange) ||
+		    ((b->caps & REIMAGE_BCAP_MOUNTS) &&
+		     (b->struct_size < END_OF(struct reimage_backend_ops, mount_restore) ||
+		      !b->mount_copy || !b->mount_restore))) {
 			err_set(err, -EINVAL, REIMAGE_EC_CONFIG,
 				"plugin %s: backend lacks a required hook", file);
 			return -EINVAL;

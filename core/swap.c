@@ -33,6 +33,7 @@
 static const char *const op_names[] = {
 	[OP_EXCHANGE] = "exchange", [OP_RETIRE] = "retire", [OP_ADD] = "add",
 	[OP_FINAL] = "final", [OP_PEXCHANGE] = "pexchange", [OP_PMOVE] = "pmove",
+	[OP_MOUNT] = "mount",
 };
 
 const char *swap_op_name(enum swap_op op)
@@ -72,8 +73,11 @@ void swap_plan_free(struct swap_plan *plan)
 		free(plan->steps[i].name);
 	for (size_t i = 0; i < plan->n_kept; i++)
 		free(plan->kept[i]);
+	for (size_t i = 0; i < plan->n_unapplied; i++)
+		free(plan->unapplied[i]);
 	free(plan->steps);
 	free(plan->kept);
+	free(plan->unapplied);
 	memset(plan, 0, sizeof(*plan));
 }
 
@@ -249,6 +253,27 @@ int swap_plan_build(const struct swap_ctx *sc, const char *const *keep,
 		if ((r = plan_add(plan, absent(in) ? OP_PMOVE : OP_PEXCHANGE, p, io, in, err)) < 0)
 			goto out;
 	}
+	/* Mounted entries stay, but the new image's content for them (a
+	 * separate /boot) is applied inside them, never skipped silently. */
+	plan->unapplied = calloc(plan->n_kept + 1, sizeof(char *));
+	for (size_t i = 0; plan->unapplied && i < plan->n_kept; i++) {
+		const char *e = plan->kept[i];
+		struct stat st;
+		fs_join(path, sizeof(path), L.staging, e);
+		if (in_list(keep, e) || lstat(path, &st) < 0 || !S_ISDIR(st.st_mode))
+			continue;
+		if (sc->ops->caps & REIMAGE_BCAP_MOUNTS)
+			r = plan_add(plan, OP_MOUNT, e, no_id, no_id, err);
+		else if (!(plan->unapplied[plan->n_unapplied++] = strdup(e)))
+			r = -ENOMEM;
+		if (r < 0)
+			goto out;
+	}
+	if (!plan->unapplied) {
+		err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
+		r = -ENOMEM;
+		goto out;
+	}
 	r = 0;
 out:
 	free_names(old_names, n_old);
@@ -329,9 +354,9 @@ int swap_journal_read(const char *root, enum swap_journal_state *ret_state,
 		int k;
 		if (sscanf(rec, "step %15s %llu.%llu %llu.%llu %12287s", op, &io, &ib, &in, &nb, enc) != 6)
 			break;
-		for (k = 0; k <= OP_PMOVE && strcmp(op_names[k], op); k++)
+		for (k = 0; k <= OP_MOUNT && strcmp(op_names[k], op); k++)
 			;
-		if (k > OP_PMOVE)
+		if (k > OP_MOUNT)
 			break;
 		if (strcmp(enc, "-") == 0)
 			name[0] = '\0';
@@ -392,6 +417,12 @@ static void step_paths(const struct layout *L, const struct swap_step *s, char *
 	case OP_PMOVE:
 		fs_join(a, PATH_MAX, L->root, s->name);
 		fs_join(b, PATH_MAX, L->retired, s->name);
+		break;
+	case OP_MOUNT:
+		/* a: the mount's aside; b: the staged content (in old/ by now). */
+		fs_join(b, PATH_MAX, L->root, s->name);
+		fs_join(a, PATH_MAX, b, SWAP_MOUNT_ASIDE);
+		fs_join(b, PATH_MAX, fs_exists(L->staging) ? L->staging : L->retired, s->name);
 		break;
 	}
 }
@@ -462,6 +493,11 @@ static int step_state(const struct layout *L, const struct swap_step *s)
 	case OP_FINAL:
 	case OP_PMOVE:
 		return move_state(b, a, s->old_id);
+	case OP_MOUNT:
+		/* With an aside the copy began, and may not have ended: it is
+		 * redone (forward) or restored (undo); it is done only once the
+		 * journal says "swapped". */
+		return fs_exists(a) ? 1 : 0;
 	}
 	return -1;
 }
@@ -492,6 +528,13 @@ static int step_forward(const struct swap_ctx *sc, const struct layout *L,
 		if ((r = fs_make_parents(L->root, s->name, L->retired, err)) < 0)
 			return r;
 		return do_move(sc, b, a, err);
+	case OP_MOUNT: {
+		char mount[PATH_MAX];
+		fs_join(mount, sizeof(mount), L->root, s->name);
+		if (state == 1 && (r = sc->ops->mount_restore(sc->backend, mount, a, err)) < 0)
+			return r;
+		return sc->ops->mount_copy(sc->backend, b, mount, a, err);
+	}
 	}
 	return -EINVAL;
 }
@@ -517,6 +560,11 @@ static int step_undo(const struct swap_ctx *sc, const struct layout *L,
 	case OP_FINAL:
 	case OP_PMOVE:
 		return do_move(sc, a, b, err);
+	case OP_MOUNT: {
+		char mount[PATH_MAX];
+		fs_join(mount, sizeof(mount), L->root, s->name);
+		return sc->ops->mount_restore(sc->backend, mount, a, err);
+	}
 	}
 	return -EINVAL;
 }
@@ -598,6 +646,27 @@ int swap_run(const struct swap_ctx *sc, const struct swap_plan *plan, struct rei
 	}
 	err_prefix(err, "swap failed and could not be undone (%s); run `reimage recover`",
 		   undo_err.msg);
+	return r;
+}
+
+int swap_forget_asides(const char *root, struct reimage_error *err)
+{
+	enum swap_journal_state js;
+	struct swap_plan plan;
+	struct layout L;
+	int r;
+
+	layout_init(&L, root);
+	if ((r = swap_journal_read(root, &js, &plan, err)) < 0)
+		return r;
+	for (size_t i = 0; i < plan.n && r == 0; i++) {
+		char a[PATH_MAX], b[PATH_MAX];
+		if (plan.steps[i].op != OP_MOUNT)
+			continue;
+		step_paths(&L, &plan.steps[i], a, b);
+		r = fs_remove_tree(a, err);
+	}
+	swap_plan_free(&plan);
 	return r;
 }
 

@@ -9,6 +9,8 @@
  *   FINAL        N    -> O         N now holds exactly the old image
  *   PEXCHANGE p  O/p <-> R/p       preserved item the new image also has
  *   PMOVE p      O/p  -> R/p       preserved item the new image lacks
+ *   MOUNT e      R/e is a mount point: the backend copies the staged
+ *                e into it, its old content kept aside in R/e/.reimage-old
  * then one sync of the volume.  No step is fsynced by itself: whether a
  * step is done is read from the filesystem, by where the inode numbers
  * recorded in the plan now are, so recovery needs only the plan (written
@@ -22,7 +24,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-enum swap_op { OP_EXCHANGE, OP_RETIRE, OP_ADD, OP_FINAL, OP_PEXCHANGE, OP_PMOVE };
+enum swap_op { OP_EXCHANGE, OP_RETIRE, OP_ADD, OP_FINAL, OP_PEXCHANGE, OP_PMOVE, OP_MOUNT };
+
+/* Where a refreshed mount keeps its old content, inside the mount. */
+#define SWAP_MOUNT_ASIDE ".reimage-old"
 
 /* Which object: inode number and birth time (ns; 0 where unrecorded). */
 struct obj_id {
@@ -42,7 +47,9 @@ struct swap_plan {
 	size_t n, cap;
 	char **kept;       /* top-level entries that stay: keep-list and mount points */
 	size_t n_kept;
-	size_t count[OP_PMOVE + 1];
+	size_t count[OP_MOUNT + 1];
+	char **unapplied;  /* mounted entries whose staged content the backend cannot apply */
+	size_t n_unapplied;
 };
 
 struct swap_ctx {
@@ -69,6 +76,8 @@ int swap_journal_read(const char *root, enum swap_journal_state *ret_state,
 /* The journal's state only. */
 int swap_journal_state(const char *root, enum swap_journal_state *ret_state,
 		       struct reimage_error *err);
+/* After the commit: drop what refreshed mounts kept aside. */
+int swap_forget_asides(const char *root, struct reimage_error *err);
 /* Complete (undo = 0) or undo (undo = 1) the journaled swap from whatever
  * point it reached; safe to run any number of times. */
 int swap_recover(const struct swap_ctx *sc, int undo, struct reimage_error *err);

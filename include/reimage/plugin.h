@@ -278,6 +278,12 @@ struct reimage_backend_ops {
 	 * for rollback.  REQUIRED with REIMAGE_BCAP_MOUNTS. */
 	int (*mount_copy)(void *ctx, const char *staged, const char *mount, const char *aside,
 			  struct reimage_error *err);
+	/* SWAP undone, or rollback: put back the content mount_copy() set
+	 * aside (remove what is in `mount` but `aside` and lost+found, move
+	 * aside's entries back, remove aside).  A missing aside is not an
+	 * error.  REQUIRED with REIMAGE_BCAP_MOUNTS. */
+	int (*mount_restore)(void *ctx, const char *mount, const char *aside,
+			     struct reimage_error *err);
 };
 
 /* ------------------------------------------------------------------- entry */

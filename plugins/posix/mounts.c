@@ -334,8 +334,15 @@ static int open_aside(struct refresh *rf, const struct stat *mount_st, int *ret_
 	return fd;
 }
 
-/* Undo after a failure: remove what was copied (if copying began), rename
- * the old entries back.  The first error stays the one returned; a
+/* Put the old entries back: remove what was copied (if copying began),
+ * rename aside's entries back into the mount. */
+static int restore(struct refresh *rf, int mount_fd, int aside_fd, int copied)
+{
+	int r = copied ? for_each_entry(rf, mount_fd, rf->mount, 1, remove_entry, NULL) : 0;
+	return r < 0 ? r : for_each_entry(rf, aside_fd, rf->aside, 1, rename_into, &mount_fd);
+}
+
+/* Undo after a failure.  The first error stays the one returned; a
  * failing undo is logged with where the old content is. */
 static void undo(struct refresh *rf, int mount_fd, int aside_fd, int created, int copied)
 {
@@ -343,8 +350,7 @@ static void undo(struct refresh *rf, int mount_fd, int aside_fd, int created, in
 	struct refresh u = *rf;
 
 	u.err = &undo_err;
-	if ((copied && for_each_entry(&u, mount_fd, rf->mount, 1, remove_entry, NULL) < 0) ||
-	    for_each_entry(&u, aside_fd, rf->aside, 1, rename_into, &mount_fd) < 0) {
+	if (restore(&u, mount_fd, aside_fd, copied) < 0) {
 		rf->px->host->log(REIMAGE_LOG_ERROR,
 				  "posix: mount %s: cannot restore the old content (%s); it is "
 				  "in %s", rf->mount, undo_err.msg, rf->aside);
@@ -353,6 +359,42 @@ static void undo(struct refresh *rf, int mount_fd, int aside_fd, int created, in
 	if (created && rmdir(rf->aside) < 0)
 		rf->px->host->log(REIMAGE_LOG_WARNING, "posix: mount %s: remove %s: %s", rf->mount,
 				  rf->aside, strerror(errno));
+}
+
+int posix_mount_restore(void *ctx, const char *mount, const char *aside,
+			struct reimage_error *err)
+{
+	struct refresh rf = { .px = ctx, .mount = mount, .aside = aside, .err = err };
+	const char *slash = strrchr(aside, '/');
+	int mount_fd, aside_fd, r;
+	struct stat st;
+
+	aside_fd = open(aside, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (aside_fd < 0)
+		return errno == ENOENT ? 0 : posix_fail(rf.px, err, errno, "mount %s: aside %s",
+							mount, aside);
+	mount_fd = open(mount, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (mount_fd < 0 || fstat(mount_fd, &st) < 0) {
+		r = posix_fail(rf.px, err, errno, "mount %s", mount);
+		goto out;
+	}
+	rf.dev = st.st_dev;
+	/* As in open_aside(): aside directly in the mount is skipped there. */
+	char parent[PATH_MAX];
+	struct stat pst;
+	if (slash && snprintf(parent, sizeof(parent), "%.*s", (int)(slash - aside), aside) <
+			     (int)sizeof(parent) &&
+	    stat(parent, &pst) == 0 && pst.st_ino == st.st_ino && pst.st_dev == st.st_dev)
+		rf.aside_name = slash + 1;
+	if ((r = restore(&rf, mount_fd, aside_fd, 1)) == 0 && rmdir(aside) < 0)
+		r = posix_fail(rf.px, err, errno, "mount %s: remove %s", mount, aside);
+	if (r == 0 && syncfs(mount_fd) < 0)
+		r = posix_fail(rf.px, err, errno, "mount %s: sync", mount);
+out:
+	if (mount_fd >= 0)
+		close(mount_fd);
+	close(aside_fd);
+	return r;
 }
 
 int posix_mount_copy(void *ctx, const char *staged, const char *mount, const char *aside,

@@ -304,8 +304,9 @@ static int posix_reboot(void *ctx, struct reimage_error *err)
  *           nodes, FIFOs; not hard links, ACLs or xattrs), then the
  *           filesystem is synced.  On failure the copy is removed and the
  *           old entries are renamed back, so the mount is as it was.
- *           Rolling back after success is: remove the mount's entries
- *           (but aside and lost+found), rename aside's entries back.
+ * mount_restore  the rollback of mount_copy after its success: remove the
+ *           mount's entries (but aside and lost+found), rename aside's
+ *           entries back, remove aside, sync.
  * set_label FS_IOC_SETFSLABEL on root (ext4, btrfs, xfs); other
  *           filesystems fail with EC_UNSUPPORTED.
  * set_boot  boot->command runs as `/bin/sh -c COMMAND` chrooted into
@@ -341,6 +342,7 @@ static const struct reimage_backend_ops posix_ops = {
 	.set_boot = posix_set_boot,
 	.reboot = posix_reboot,
 	.mount_copy = posix_mount_copy,
+	.mount_restore = posix_mount_restore,
 };
 
 static const struct reimage_plugin posix_plugin = {

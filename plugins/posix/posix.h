@@ -93,6 +93,8 @@ int posix_set_label(void *ctx, const char *root, const char *label,
 		    struct reimage_error *err);                               /* label.c */
 int posix_set_boot(void *ctx, const struct reimage_boot *boot,
 		   struct reimage_error *err);                                /* boot.c */
+int posix_mount_restore(void *ctx, const char *mount, const char *aside,
+			struct reimage_error *err);
 int posix_mount_copy(void *ctx, const char *staged, const char *mount, const char *aside,
 		     struct reimage_error *err);                              /* mounts.c */
 
