@@ -56,13 +56,15 @@ static const struct reimage_option image_table[] = {
 	{ NULL, REIMAGE_OPT_END, NULL, 0, 0, NULL }
 };
 
-enum { P_MODE, P_AGENT, P_NETWORK, P_USERS, P_PATHS, P_COUNT };
+enum { P_MODE, P_AGENT, P_NETWORK, P_NETWORK_PATHS, P_USERS, P_PATHS, P_COUNT };
 static const struct reimage_option preserve_table[] = {
 	[P_MODE] = { "mode", REIMAGE_OPT_STRING, "move", 0, 0,
 		     "move (renamed at swap time) or copy (copied into staging)" },
 	[P_AGENT] = { "agent", REIMAGE_OPT_BOOL, "true", 0, 0,
 		      "the agent, its plugins, configuration and state" },
 	[P_NETWORK] = { "network", REIMAGE_OPT_BOOL, "false", 0, 0, "the backend's network set" },
+	[P_NETWORK_PATHS] = { "network_paths", REIMAGE_OPT_STRINGS, NULL, 0, 0,
+			      "globs replacing the backend's network set" },
 	[P_USERS] = { "users", REIMAGE_OPT_STRINGS, "", 0, 0,
 		      "\"all\" or a list of users: home folders and account entries" },
 	[P_PATHS] = { "paths", REIMAGE_OPT_STRINGS, "", 0, 0, "globs of paths to keep" },
@@ -338,6 +340,7 @@ int job_load(struct job *job, const char *path, struct reimage_error *err)
 	job->preserve_mode = strcmp(pv[P_MODE].s, "copy") == 0 ? PRESERVE_COPY : PRESERVE_MOVE;
 	job->preserve_agent = (int)pv[P_AGENT].i;
 	job->preserve_network = (int)pv[P_NETWORK].i;
+	job->network_paths = pv[P_NETWORK_PATHS].set ? pv[P_NETWORK_PATHS].list : NULL;
 	job->users_all = pv[P_USERS].n == 1 && strcmp(pv[P_USERS].list[0], "all") == 0;
 	job->users = job->users_all ? NULL : pv[P_USERS].list;
 	job->paths = pv[P_PATHS].list;

@@ -35,6 +35,7 @@ struct job {
 	enum preserve_mode preserve_mode;
 	int preserve_agent;
 	int preserve_network;
+	const char *const *network_paths;  /* NULL: the backend's set */
 	int users_all;             /* users = "all" */
 	const char *const *users;  /* named users (NULL-terminated) */
 	const char *const *paths;  /* globs relative to the root */

@@ -202,7 +202,9 @@ int engine_open(struct engine *e, struct job *job, struct agent_conf *ac, const 
 	/* Every plugin is loaded now: nothing is loaded after PREPARE. */
 	e->reg.sealed = 1;
 	return preserve_collect(job, e->root, (const char *const *)e->agent_paths,
-				e->backend->desc->backend->network_paths, &e->preserve, err);
+				job->network_paths ? job->network_paths
+						   : e->backend->desc->backend->network_paths,
+				&e->preserve, err);
 }
 
 void engine_close(struct engine *e)

@@ -135,7 +135,8 @@ TEST_CASE(full_reimage)
 TEST_CASE(copy_mode_and_rollback)
 {
 	char *out = NULL, *before;
-	setup("preserve: { mode = \"copy\"; users = \"all\"; paths = [ \"srv/data\" ]; };\n"
+	setup("preserve: { mode = \"copy\"; users = \"all\"; paths = [ \"srv/data\" ];\n"
+	      "  network = true; network_paths = [ \"etc/host*\" ]; };\n"
 	      "keep_old_days = 3;\n");
 	before = fixture_manifest(t_path("root"));
 	CU_ASSERT_EQUAL_FATAL(reimage(&out, "run -c '%s' --root '%s'", t_path("job.conf"),
@@ -144,6 +145,10 @@ TEST_CASE(copy_mode_and_rollback)
 	CU_ASSERT(contains("root/home/alice/notes.txt", "alice notes"));
 	CU_ASSERT(contains("root/home/bob/b.txt", "bob"));
 	CU_ASSERT(contains("root/srv/data/d.bin", "data"));
+	/* The job's network set replaced the backend's. */
+	CU_ASSERT(contains("root/etc/hostname", "old-host"));
+	CU_ASSERT(contains("root/etc/hosts", "127.0.0.1 old"));
+	CU_ASSERT_FALSE(t_sh("test -e '%s/etc/network/interfaces'", t_path("root")) == 0);
 	/* Copies: the originals are still in the retired image. */
 	CU_ASSERT(contains("root/.reimage/old/home/alice/notes.txt", "alice notes"));
 	/* Confirm keeps the retired image for keep_old_days... */
