@@ -219,10 +219,3 @@ int options_index(const struct reimage_option *table, const char *name)
 			return (int)k;
 	return -1;
 }
-
-const struct reimage_optval *options_get(const struct reimage_option *table,
-					 const struct reimage_optval *values, const char *name)
-{
-	int k = options_index(table, name);
-	return k < 0 ? NULL : &values[k];
-}

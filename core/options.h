@@ -24,9 +24,6 @@ int options_read(const config_setting_t *group, const char *where,
 void options_free(const struct reimage_option *table, struct reimage_optval *values);
 /* The index of the option called name in table, or -1. */
 int options_index(const struct reimage_option *table, const char *name);
-/* The value of the option called name (which must be in table). */
-const struct reimage_optval *options_get(const struct reimage_option *table,
-					 const struct reimage_optval *values, const char *name);
 /* "FILE:LINE" of a setting, for errors. */
 void options_where(const config_setting_t *s, char *buf, size_t len);
 

@@ -54,12 +54,6 @@ static void set_phase(struct engine *e, const char *phase, const char *status)
 	snprintf(e->st.status, sizeof(e->st.status), "%s", status);
 }
 
-static void report(struct engine *e, const char *message)
-{
-	if (e->report)
-		e->report(e->report_arg, e, e->st.phase, e->st.status, message);
-}
-
 /* The plugin directories: the job's, then the agent file's. */
 static void search_path(const char **out, size_t cap, const char *const *a,
 			const char *const *b)
@@ -594,7 +588,6 @@ static void fail(struct engine *e, const struct phase *p, struct reimage_error *
 	set_phase(e, p->name, "failed");
 	if (state_write(e->root, &e->st, &cleanup) < 0)
 		log_warn("could not write the job state: %s", cleanup.msg);
-	report(e, err->msg);
 }
 
 int engine_run(struct engine *e, struct reimage_error *err)
@@ -610,7 +603,6 @@ int engine_run(struct engine *e, struct reimage_error *err)
 			return r;
 		}
 		log_notice("phase %s", p->name);
-		report(e, NULL);
 		if ((r = p->run(e, err)) < 0) {
 			fail(e, p, err);
 			return r;
@@ -620,8 +612,6 @@ int engine_run(struct engine *e, struct reimage_error *err)
 			return r;
 		}
 	}
-	set_phase(e, "REBOOT", "pending");
-	report(e, "swapped; awaiting confirmation after the reboot");
 	return 0;
 }
 

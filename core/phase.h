@@ -15,12 +15,6 @@
 
 #include <stdio.h>
 
-struct engine;
-/* Called at the start of every phase and at the end of the job, for
- * reports to the administrator.  status: running, failed, pending... */
-typedef void (*engine_report_fn)(void *arg, const struct engine *e, const char *phase,
-				 const char *status, const char *message);
-
 struct engine {
 	struct job *job;
 	struct agent_conf *ac;
@@ -33,8 +27,6 @@ struct engine {
 	struct preserve_set preserve;
 	struct job_state st;
 	struct progress progress;
-	engine_report_fn report;
-	void *report_arg;
 	char *agent_paths[8];
 };
 

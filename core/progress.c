@@ -71,16 +71,11 @@ static void draw(struct progress *p, int final)
 
 void progress_begin(struct progress *p, const char *what, uint64_t total)
 {
-	progress_report_fn report = p->report;
-	void *arg = p->report_arg;
-
 	memset(p, 0, sizeof(*p));
-	p->report = report;
-	p->report_arg = arg;
 	p->what = what;
 	p->total = total;
 	p->tty = isatty(STDERR_FILENO) && log_get_level() >= REIMAGE_LOG_NOTICE;
-	p->started_ms = p->last_ms = p->last_report_ms = progress_now_ms();
+	p->started_ms = p->last_ms = progress_now_ms();
 }
 
 void progress_update(struct progress *p, uint64_t done)
@@ -93,15 +88,9 @@ void progress_update(struct progress *p, uint64_t done)
 		p->last_ms = now;
 		draw(p, 0);
 	}
-	if (p->report && now - p->last_report_ms >= 5000) {
-		p->last_report_ms = now;
-		p->report(p->report_arg, p->what, done, p->total);
-	}
 }
 
 void progress_end(struct progress *p)
 {
 	draw(p, 1);
-	if (p->report)
-		p->report(p->report_arg, p->what, p->done, p->total);
 }

@@ -83,8 +83,8 @@ TEST_CASE(values)
 	CU_ASSERT_EQUAL_FATAL(v[3].n, 1);
 	CU_ASSERT_STRING_EQUAL(v[3].list[0], "one");
 	CU_ASSERT_EQUAL(v[4].set, 1);
-	CU_ASSERT_PTR_NOT_NULL(options_get(table, v, "count"));
-	CU_ASSERT_EQUAL(options_get(table, v, "count")->i, 10);
+	CU_ASSERT_EQUAL(options_index(table, "count"), 1);
+	CU_ASSERT_EQUAL(options_index(table, "nothing"), -1);
 	options_free(table, v);
 	config_destroy(&cfg);
 }
