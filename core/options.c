@@ -219,3 +219,16 @@ int options_index(const struct reimage_option *table, const char *name)
 			return (int)k;
 	return -1;
 }
+
+int strlist_has(const char *const *list, const char *s)
+{
+	for (; list && *list; list++)
+		if (strcmp(*list, s) == 0)
+			return 1;
+	return 0;
+}
+
+int strlist_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}

@@ -24,6 +24,10 @@ int options_read(const config_setting_t *group, const char *where,
 void options_free(const struct reimage_option *table, struct reimage_optval *values);
 /* The index of the option called name in table, or -1. */
 int options_index(const struct reimage_option *table, const char *name);
+/* String lists as settings give them (NULL-terminated; NULL is empty). */
+int strlist_has(const char *const *list, const char *s);
+/* qsort comparator for an array of char *. */
+int strlist_cmp(const void *a, const void *b);
 /* "FILE:LINE" of a setting, for errors. */
 void options_where(const config_setting_t *s, char *buf, size_t len);
 

@@ -33,6 +33,7 @@
 #include "phase.h"
 #include "error.h"
 #include "fsutil.h"
+#include "options.h"
 #include "hooks.h"
 #include "log.h"
 #include "stage.h"
@@ -211,19 +212,6 @@ void engine_close(struct engine *e)
 
 /* ----------------------------------------------------------------- plan */
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static int in_list(const char *const *list, const char *name)
-{
-	for (; list && *list; list++)
-		if (strcmp(*list, name) == 0)
-			return 1;
-	return 0;
-}
-
 /* The top-level names of a local archive, by reading its headers only. */
 static int scan_local_image(struct engine *e, char ***ret_names, size_t *ret_n,
 			    uint64_t *ret_entries, uint64_t *ret_bytes, struct reimage_error *err)
@@ -275,7 +263,7 @@ static int scan_local_image(struct engine *e, char ***ret_names, size_t *ret_n,
 	}
 	archive_read_free(a);
 	if (names)
-		qsort(names, n, sizeof(char *), cmp_str);
+		qsort(names, n, sizeof(char *), strlist_cmp);
 	*ret_names = names;
 	*ret_n = n;
 	return r;
@@ -318,11 +306,11 @@ int engine_plan(struct engine *e, FILE *out, struct reimage_error *err)
 		    !strcmp(de->d_name, LAYOUT_DIR))
 			continue;
 		fs_join(path, sizeof(path), e->root, de->d_name);
-		int kept = in_list(e->keep, de->d_name);
+		int kept = strlist_has(e->keep, de->d_name);
 		int k = !kept && b->is_mount(e->backend->ctx, path, err) > 0 ? 4
 			: kept ? 3
 			: !new_names ? 0
-			: in_list((const char *const *)new_names, de->d_name) ? 1 : 2;
+			: strlist_has((const char *const *)new_names, de->d_name) ? 1 : 2;
 		char **nl = realloc(lists[k], (counts[k] + 2) * sizeof(char *));
 		if (!nl)
 			break;
@@ -334,7 +322,7 @@ int engine_plan(struct engine *e, FILE *out, struct reimage_error *err)
 	err_clear(err);
 	for (int k = 0; k < 5; k++)
 		if (lists[k])
-			qsort(lists[k], counts[k], sizeof(char *), cmp_str);
+			qsort(lists[k], counts[k], sizeof(char *), strlist_cmp);
 	if (new_names) {
 		print_list(out, "exchanged", lists[1], counts[1]);
 		print_list(out, "retired", lists[2], counts[2]);

@@ -5,6 +5,7 @@
 #include "preserve.h"
 #include "error.h"
 #include "fsutil.h"
+#include "options.h"
 #include "log.h"
 #include "stage.h"
 
@@ -71,18 +72,13 @@ static int add_glob(struct preserve_set *set, const char *root, const char *patt
 	return r;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* Sort, drop duplicates and items inside another item. */
 static void normalise(struct preserve_set *set)
 {
 	size_t o = 0;
 	if (!set->n)
 		return;
-	qsort(set->paths, set->n, sizeof(char *), cmp_str);
+	qsort(set->paths, set->n, sizeof(char *), strlist_cmp);
 	for (size_t i = 0; i < set->n; i++) {
 		size_t len = o ? strlen(set->paths[o - 1]) : 0;
 		if (o && strncmp(set->paths[i], set->paths[o - 1], len) == 0 &&
@@ -94,14 +90,6 @@ static void normalise(struct preserve_set *set)
 	}
 	set->n = o;
 	set->paths[o] = NULL;
-}
-
-static int in_list(const char *const *list, const char *name)
-{
-	for (; list && *list; list++)
-		if (strcmp(*list, name) == 0)
-			return 1;
-	return 0;
 }
 
 /* Users to keep, from the old image's passwd, with their home folders. */
@@ -133,7 +121,7 @@ static int add_users(struct preserve_set *set, const struct job *job, const char
 			continue;
 		long uid = strtol(f[2], NULL, 10);
 		int wanted = job->users_all ? uid >= USER_UID_MIN && uid <= USER_UID_MAX
-					    : in_list(job->users, f[0]);
+					    : strlist_has(job->users, f[0]);
 		if (!wanted)
 			continue;
 		if ((r = push(&set->users, &set->n_users, f[0], err)) < 0)
@@ -143,7 +131,7 @@ static int add_users(struct preserve_set *set, const struct job *job, const char
 	}
 	free(data);
 	for (size_t i = 0; r == 0 && job->users && job->users[i]; i++)
-		if (!in_list((const char *const *)set->users, job->users[i])) {
+		if (!strlist_has((const char *const *)set->users, job->users[i])) {
 			err_set(err, -ENOENT, REIMAGE_EC_CONFIG,
 				"%s: preserve.users: no user '%s' in %s", job->file, job->users[i], path);
 			r = -ENOENT;
@@ -331,7 +319,7 @@ static int merge_file(const struct preserve_set *set, const char *root, const ch
 		size_t len = strcspn(l, "\n");
 		char name[256];
 		snprintf(name, sizeof(name), "%.*s", (int)name_len(l), l);
-		const char *mine = in_list((const char *const *)set->users, name) ? find_line(old, name)
+		const char *mine = strlist_has((const char *const *)set->users, name) ? find_line(old, name)
 										   : NULL;
 		if (mine)
 			fprintf(f, "%.*s\n", (int)strcspn(mine, "\n"), mine);

@@ -14,6 +14,7 @@
 #include "swap.h"
 #include "error.h"
 #include "fsutil.h"
+#include "options.h"
 #include "journal.h"
 #include "layout.h"
 #include "log.h"
@@ -114,19 +115,6 @@ static int absent(struct obj_id a)
 	return a.ino == 0;
 }
 
-static int in_list(const char *const *list, const char *name)
-{
-	for (; list && *list; list++)
-		if (strcmp(*list, name) == 0)
-			return 1;
-	return 0;
-}
-
-static int cmp_name(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* The sorted names of a directory, without "." and "..". */
 static int list_dir(const char *path, char ***ret, size_t *ret_n, struct reimage_error *err)
 {
@@ -152,7 +140,7 @@ static int list_dir(const char *path, char ***ret, size_t *ret_n, struct reimage
 		n++;
 	}
 	closedir(d);
-	qsort(names, n, sizeof(*names), cmp_name);
+	qsort(names, n, sizeof(*names), strlist_cmp);
 	*ret = names;
 	*ret_n = n;
 	return 0;
@@ -204,7 +192,7 @@ int swap_plan_build(const struct swap_ctx *sc, const char *const *keep,
 			r = mounted;
 			goto out;
 		}
-		if (mounted || in_list(keep, e)) {
+		if (mounted || strlist_has(keep, e)) {
 			if (!(plan->kept[plan->n_kept++] = strdup(e))) {
 				err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
 				r = -ENOMEM;
@@ -237,7 +225,7 @@ int swap_plan_build(const struct swap_ctx *sc, const char *const *keep,
 		char top[NAME_MAX + 1];
 		size_t tl = strcspn(p, "/");
 		snprintf(top, sizeof(top), "%.*s", (int)tl, p);
-		if (in_list((const char *const *)plan->kept, top)) {
+		if (strlist_has((const char *const *)plan->kept, top)) {
 			log_info("preserve %s: stays in place (%s is kept)", p, top);
 			continue;
 		}
@@ -260,7 +248,7 @@ int swap_plan_build(const struct swap_ctx *sc, const char *const *keep,
 		const char *e = plan->kept[i];
 		struct stat st;
 		fs_join(path, sizeof(path), L.staging, e);
-		if (in_list(keep, e) || lstat(path, &st) < 0 || !S_ISDIR(st.st_mode))
+		if (strlist_has(keep, e) || lstat(path, &st) < 0 || !S_ISDIR(st.st_mode))
 			continue;
 		if (sc->ops->caps & REIMAGE_BCAP_MOUNTS)
 			r = plan_add(plan, OP_MOUNT, e, no_id, no_id, err);

@@ -124,3 +124,14 @@ int ns_run(unsigned flags, int (*fn)(void *arg), void *arg, int timeout_s)
 		usleep(10000);
 	}
 }
+
+int fx_content_is(const char *path, const char *want)
+{
+	char *got = t_read(path);
+	int same = got && strcmp(got, want) == 0;
+	if (!same)
+		fprintf(stderr, "%s: '%s', expected '%s'\n", path, got ? got : "(missing)", want);
+	free(got);
+	return same;
+}
+

@@ -26,6 +26,9 @@ struct posix_fixture {
 int fx_load(struct posix_fixture *fx, const char *conf, struct reimage_error *err);
 void fx_unload(struct posix_fixture *fx);
 
+/* 1 if the file at path holds exactly want; else says what it holds. */
+int fx_content_is(const char *path, const char *want);
+
 /* ns_run() flags */
 #define NS_PID  1u  /* fn runs as PID 1 of a new pid namespace ... */
 #define NS_PROC 2u  /* ... with a fresh /proc mounted (else the old one) */

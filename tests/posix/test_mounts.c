@@ -20,16 +20,6 @@
 
 #define CONF "lock_memory = false;"
 
-static int content_is(const char *path, const char *want)
-{
-	char *got = t_read(path);
-	int same = got && strcmp(got, want) == 0;
-	if (!same)
-		fprintf(stderr, "%s: '%s', expected '%s'\n", path, got ? got : "(missing)", want);
-	free(got);
-	return same;
-}
-
 static void set_meta(const char *path, uid_t uid, gid_t gid, mode_t mode, time_t mtime)
 {
 	const struct timespec times[2] = { { mtime, 0 }, { mtime, 0 } };
@@ -103,11 +93,11 @@ static int copy_scenario(void *arg)
 	if (err.msg[0])
 		fprintf(stderr, "mount_copy: %s\n", err.msg);
 	/* the new content, with its metadata */
-	CHECK(content_is(t_path("boot/vmlinuz"), "new kernel"));
+	CHECK(fx_content_is(t_path("boot/vmlinuz"), "new kernel"));
 	CHECK(has_meta(t_path("boot/vmlinuz"), 1234, 5678, 04750, 1000000000));
-	CHECK(content_is(t_path("boot/grub/grub.cfg"), "new cfg"));
+	CHECK(fx_content_is(t_path("boot/grub/grub.cfg"), "new cfg"));
 	CHECK(has_meta(t_path("boot/grub"), 0, 42, 0750, 1200000000));
-	CHECK(content_is(t_path("boot/a/b/deep"), "deep"));
+	CHECK(fx_content_is(t_path("boot/a/b/deep"), "deep"));
 	CHECK(has_meta(t_path("boot/a/b"), 7, 7, 0711, 1300000000));
 	CHECK(readlink(t_path("boot/vmlinuz.link"), link, sizeof(link) - 1) == 7);
 	CHECK(strcmp(link, "vmlinuz") == 0);
@@ -115,11 +105,11 @@ static int copy_scenario(void *arg)
 	CHECK(lstat(t_path("boot/fifo"), &st) == 0 && S_ISFIFO(st.st_mode));
 	CHECK(!fs_exists(t_path("boot/old-kernel")));
 	/* the old content, aside on the same filesystem */
-	CHECK(content_is(t_path("boot/.reimage-old/old-kernel"), "old"));
-	CHECK(content_is(t_path("boot/.reimage-old/grub/grub.cfg"), "old cfg"));
+	CHECK(fx_content_is(t_path("boot/.reimage-old/old-kernel"), "old"));
+	CHECK(fx_content_is(t_path("boot/.reimage-old/grub/grub.cfg"), "old cfg"));
 	CHECK(stat(t_path("boot/.reimage-old"), &st) == 0 && (st.st_mode & 07777) == 0700);
 	/* lost+found stays where fsck looks for it, and is not copied over */
-	CHECK(content_is(t_path("boot/lost+found/#1234"), "recovered"));
+	CHECK(fx_content_is(t_path("boot/lost+found/#1234"), "recovered"));
 	CHECK(!fs_exists(t_path("boot/lost+found/stray")));
 	CHECK(!fs_exists(t_path("boot/.reimage-old/lost+found")));
 	fx_unload(&fx);
@@ -155,8 +145,8 @@ static int refused_scenario(void *arg)
 				 &err) == -EXDEV);
 	CHECK(strstr(err.msg, "not on the mount's filesystem") != NULL);
 	/* Nothing changed. */
-	CHECK(content_is(t_path("boot/old-kernel"), "old"));
-	CHECK(content_is(t_path("boot/grub/grub.cfg"), "old cfg"));
+	CHECK(fx_content_is(t_path("boot/old-kernel"), "old"));
+	CHECK(fx_content_is(t_path("boot/grub/grub.cfg"), "old cfg"));
 	CHECK(!fs_exists(t_path("boot/vmlinuz")));
 	CHECK(!fs_exists(t_path("aside")));
 	fx_unload(&fx);
@@ -188,9 +178,9 @@ static int full_scenario(void *arg)
 				 t_path("boot/.reimage-old"), &err) == -ENOSPC);
 	CHECK(strstr(err.msg, "No space left") != NULL);
 	/* The mount is as it was: old entries back, the copy and aside gone. */
-	CHECK(content_is(t_path("boot/old-kernel"), "old"));
-	CHECK(content_is(t_path("boot/grub/grub.cfg"), "old cfg"));
-	CHECK(content_is(t_path("boot/lost+found/#1234"), "recovered"));
+	CHECK(fx_content_is(t_path("boot/old-kernel"), "old"));
+	CHECK(fx_content_is(t_path("boot/grub/grub.cfg"), "old cfg"));
+	CHECK(fx_content_is(t_path("boot/lost+found/#1234"), "recovered"));
 	CHECK(!fs_exists(t_path("boot/vmlinuz")));
 	CHECK(!fs_exists(t_path("boot/zz-too-big")));
 	CHECK(!fs_exists(t_path("boot/.reimage-old")));
@@ -227,9 +217,9 @@ static int vfat_scenario(void *arg)
 				 t_path("boot/.reimage-old"), &err) == 0);
 	if (err.msg[0])
 		fprintf(stderr, "mount_copy: %s\n", err.msg);
-	CHECK(content_is(t_path("boot/EFI/new.efi"), "new"));
+	CHECK(fx_content_is(t_path("boot/EFI/new.efi"), "new"));
 	CHECK(has_meta(t_path("boot/EFI/new.efi"), 0, 0, 0, 1000000000));
-	CHECK(content_is(t_path("boot/.reimage-old/old.efi"), "old"));
+	CHECK(fx_content_is(t_path("boot/.reimage-old/old.efi"), "old"));
 	CHECK(!fs_exists(t_path("boot/old.efi")));
 	fx_unload(&fx);
 	CHECK(umount(t_path("boot")) == 0);

@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE
 #include "fixture.h"
+#include "options.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -21,14 +22,6 @@
 #define LOCK_MEMORY 1
 #endif
 
-static int has(const char *const *list, const char *item)
-{
-	for (; list && *list; list++)
-		if (strcmp(*list, item) == 0)
-			return 1;
-	return 0;
-}
-
 TEST_CASE(table)
 {
 	struct posix_fixture fx;
@@ -44,15 +37,15 @@ TEST_CASE(table)
 	CU_ASSERT_PTR_NOT_NULL(fx.ops->mount_copy);
 	CU_ASSERT_PTR_NOT_NULL(fx.ops->logout);
 	CU_ASSERT_PTR_NOT_NULL(fx.ops->reboot);
-	CU_ASSERT(has(fx.ops->keep_entries, "proc"));
-	CU_ASSERT(has(fx.ops->network_paths, "etc/resolv.conf"));
+	CU_ASSERT(strlist_has(fx.ops->keep_entries, "proc"));
+	CU_ASSERT(strlist_has(fx.ops->network_paths, "etc/resolv.conf"));
 	CU_ASSERT(fx.ops->probe() > 0);
 	/* The default keep-list keeps the machine reachable. */
 	keep = &fx.plugin->values[0];
-	CU_ASSERT(has(keep->list, "sshd"));
-	CU_ASSERT(has(keep->list, "ssh.service"));
-	CU_ASSERT(has(keep->list, "systemd-journald"));
-	CU_ASSERT(has(keep->list, "NetworkManager"));
+	CU_ASSERT(strlist_has(keep->list, "sshd"));
+	CU_ASSERT(strlist_has(keep->list, "ssh.service"));
+	CU_ASSERT(strlist_has(keep->list, "systemd-journald"));
+	CU_ASSERT(strlist_has(keep->list, "NetworkManager"));
 	fx_unload(&fx);
 }
 

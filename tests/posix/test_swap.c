@@ -18,16 +18,6 @@
 
 static const char *const keep[] = { "proc", NULL };
 
-static int has(const char *path, const char *want)
-{
-	char *got = t_read(path);
-	int same = got && strcmp(got, want) == 0;
-	if (!same)
-		fprintf(stderr, "%s: '%s', expected '%s'\n", path, got ? got : "(missing)", want);
-	free(got);
-	return same;
-}
-
 static int scenario(void *arg)
 {
 	struct posix_fixture fx;
@@ -58,22 +48,22 @@ static int scenario(void *arg)
 	char boot[4200];
 	snprintf(boot, sizeof(boot), "%s/boot", root);
 	CHECK(fx.ops->is_mount(fx.ctx, boot, &err) == 1);
-	CHECK(has(t_path("root/boot/vmlinuz"), "new-kernel\n"));
-	CHECK(has(t_path("root/boot/grub/grub.cfg"), "new-cfg\n"));
-	CHECK(has(t_path("root/boot/.reimage-old/vmlinuz"), "old-kernel\n"));
-	CHECK(has(t_path("root/etc/os-release"), "new\n"));
+	CHECK(fx_content_is(t_path("root/boot/vmlinuz"), "new-kernel\n"));
+	CHECK(fx_content_is(t_path("root/boot/grub/grub.cfg"), "new-cfg\n"));
+	CHECK(fx_content_is(t_path("root/boot/.reimage-old/vmlinuz"), "old-kernel\n"));
+	CHECK(fx_content_is(t_path("root/etc/os-release"), "new\n"));
 	/* Undo (a rollback): the old content is back, nothing aside. */
 	CHECK(swap_recover(&sc, 1, &err) == 0);
-	CHECK(has(t_path("root/boot/vmlinuz"), "old-kernel\n"));
+	CHECK(fx_content_is(t_path("root/boot/vmlinuz"), "old-kernel\n"));
 	CHECK(!fs_exists(t_path("root/boot/grub")));
 	CHECK(!fs_exists(t_path("root/boot/.reimage-old")));
-	CHECK(has(t_path("root/etc/os-release"), "old\n"));
+	CHECK(fx_content_is(t_path("root/etc/os-release"), "old\n"));
 	/* Redo, then the commit forgets what was aside. */
 	CHECK(swap_recover(&sc, 0, &err) == 0);
-	CHECK(has(t_path("root/boot/vmlinuz"), "new-kernel\n"));
+	CHECK(fx_content_is(t_path("root/boot/vmlinuz"), "new-kernel\n"));
 	CHECK(swap_forget_asides(root, &err) == 0);
 	CHECK(!fs_exists(t_path("root/boot/.reimage-old")));
-	CHECK(has(t_path("root/boot/grub/grub.cfg"), "new-cfg\n"));
+	CHECK(fx_content_is(t_path("root/boot/grub/grub.cfg"), "new-cfg\n"));
 	if (err.code)
 		fprintf(stderr, "error: %s\n", err.msg);
 	fx_unload(&fx);
