@@ -1,13 +1,16 @@
 /*
  * backend_sandbox.c -- the built-in "sandbox" backend.  It does the posix
  * backend's real moves and exchanges (plugins/posix/move.c, compiled into
- * the core for this) on a sandbox root, and records logout, quiesce, label,
+ * the core for this) on a sandbox root, opens file-system images for
+ * staging as the posix backend does (plugins/posix/image.c: a private
+ * mount namespace changes nothing outside), and records logout, quiesce, label,
  * boot parameters and reboot in a file instead of doing them, so that the
  * whole flow runs in a temporary directory without touching the machine.
  * It never fits a real system: backend = "auto" does not choose it.
  */
 #include "builtin.h"
 #include "fsutil.h"
+#include "image.h"
 #include "move.h"
 
 #include <errno.h>
@@ -133,12 +136,28 @@ static int sandbox_reboot(void *ctx, struct reimage_error *err)
 	return sandbox_record(ctx, NULL, err, "reboot", NULL);
 }
 
+static int sandbox_image_attach(void *ctx, const char *image, const char *kind,
+				const char *scratch, char *ret_tree, size_t tree_cap,
+				void **ret_handle, struct reimage_error *err)
+{
+	struct sandbox *sb = ctx;
+	return posix_image_attach(sb->host, image, kind, scratch, ret_tree, tree_cap, ret_handle,
+				  err);
+}
+
+static void sandbox_image_detach(void *ctx, void *handle)
+{
+	struct sandbox *sb = ctx;
+	posix_image_detach(sb->host, handle);
+}
+
 static const struct reimage_backend_ops sandbox_ops = {
 	.abi_version = REIMAGE_PLUGIN_ABI,
 	.struct_size = sizeof(struct reimage_backend_ops),
 	.name = "sandbox",
 	.caps = REIMAGE_BCAP_EXCHANGE | REIMAGE_BCAP_LABEL | REIMAGE_BCAP_BOOT |
-		REIMAGE_BCAP_LOGOUT | REIMAGE_BCAP_QUIESCE | REIMAGE_BCAP_REBOOT,
+		REIMAGE_BCAP_LOGOUT | REIMAGE_BCAP_QUIESCE | REIMAGE_BCAP_REBOOT |
+		REIMAGE_BCAP_IMAGES,
 	.options = sandbox_options,
 	.keep_entries = posix_keep_entries,
 	.network_paths = posix_network_paths,
@@ -155,6 +174,9 @@ static const struct reimage_backend_ops sandbox_ops = {
 	.set_label = sandbox_set_label,
 	.set_boot = sandbox_set_boot,
 	.reboot = sandbox_reboot,
+	.image_kinds = posix_image_kinds,
+	.image_attach = sandbox_image_attach,
+	.image_detach = sandbox_image_detach,
 };
 
 static const struct reimage_plugin sandbox_plugin = {

@@ -9,17 +9,21 @@
 #include "error.h"
 #include "options.h"
 #include "registry.h"
+#include "source.h"
+#include "when.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
 #include <unistd.h>
 
 #define MAX_BYTES 0x7fffffffffffffffLL
 
 enum {
 	J_ID, J_SERIAL, J_IMAGE, J_ROOT, J_BACKEND, J_PRESERVE, J_HOOKS, J_LABEL, J_BOOT,
-	J_REBOOT, J_KEEP_OLD_DAYS, J_KEEP_ENTRIES, J_PLUGIN_PATH, J_COUNT
+	J_REBOOT, J_KEEP_OLD_DAYS, J_KEEP_ENTRIES, J_PLUGIN_PATH, J_TARGETS, J_NOT_AFTER, J_AT,
+	J_WINDOW, J_HEALTH, J_TEST_SWAP_PAUSE, J_COUNT
 };
 static const struct reimage_option job_table[] = {
 	[J_ID] = { "id", REIMAGE_OPT_STRING, NULL, 0, 0, "job identifier (required)" },
@@ -40,10 +44,42 @@ static const struct reimage_option job_table[] = {
 			     "top-level entries never swapped (default: the backend's)" },
 	[J_PLUGIN_PATH] = { "plugin_path", REIMAGE_OPT_STRINGS, NULL, 0, 0,
 			    "extra plugin directories" },
+	[J_TARGETS] = { "targets", REIMAGE_OPT_GROUP, NULL, 0, 0,
+			"agents and groups the job is for (signed jobs: required)" },
+	[J_NOT_AFTER] = { "not_after", REIMAGE_OPT_STRING, NULL, 0, 0,
+			  "timestamp after which agents refuse the job (signed jobs: required)" },
+	[J_AT] = { "at", REIMAGE_OPT_STRING, NULL, 0, 0,
+		   "start time: daily local \"03:00\" or a timestamp (unset: at once)" },
+	[J_WINDOW] = { "window", REIMAGE_OPT_INT, "0", 0, 31 * 86400,
+		       "seconds after `at` during which the job may start (0: no limit)" },
+	[J_HEALTH] = { "health", REIMAGE_OPT_GROUP, NULL, 0, 0,
+		       "checks the new image must pass after its boot before it is committed" },
+	[J_TEST_SWAP_PAUSE] = { "test_swap_pause", REIMAGE_OPT_INT, "0", 0, 600,
+				"test switch: seconds to pause mid-swap (power-cut tests)" },
 	{ NULL, REIMAGE_OPT_END, NULL, 0, 0, NULL }
 };
 
-enum { I_URL, I_SHA256, I_SIZE, I_RETRIES, I_RETRY_DELAY, I_COUNT };
+enum { HC_UNITS, HC_COMMANDS, HC_REPORT, HC_DEADLINE, HC_COUNT };
+static const struct reimage_option health_table[] = {
+	[HC_UNITS] = { "units", REIMAGE_OPT_STRINGS, "", 0, 0,
+		       "service units that must be active (backend: posix, systemd)" },
+	[HC_COMMANDS] = { "commands", REIMAGE_OPT_STRINGS, "", 0, 0,
+			  "programs (absolute paths, run without a shell) that must exit 0" },
+	[HC_REPORT] = { "report", REIMAGE_OPT_BOOL, "false", 0, 0,
+			"the report location must accept a report" },
+	[HC_DEADLINE] = { "deadline", REIMAGE_OPT_INT, "300", 1, 86400,
+			  "seconds after the agent starts for every check to pass" },
+	{ NULL, REIMAGE_OPT_END, NULL, 0, 0, NULL }
+};
+
+enum { T_AGENTS, T_GROUPS, T_COUNT };
+static const struct reimage_option targets_table[] = {
+	[T_AGENTS] = { "agents", REIMAGE_OPT_STRINGS, "", 0, 0, "agent ids the job is for" },
+	[T_GROUPS] = { "groups", REIMAGE_OPT_STRINGS, "", 0, 0, "agent groups the job is for" },
+	{ NULL, REIMAGE_OPT_END, NULL, 0, 0, NULL }
+};
+
+enum { I_URL, I_SHA256, I_SIZE, I_RETRIES, I_RETRY_DELAY, I_KIND, I_TOKEN_FILE, I_COUNT };
 static const struct reimage_option image_table[] = {
 	[I_URL] = { "url", REIMAGE_OPT_STRING, NULL, 0, 0,
 		    "where the image is: path, file:, http(s):, smb: (required)" },
@@ -53,6 +89,11 @@ static const struct reimage_option image_table[] = {
 			"times an interrupted download is resumed before the job fails" },
 	[I_RETRY_DELAY] = { "retry_delay_ms", REIMAGE_OPT_INT, "1000", 0, 600000,
 			    "first wait before a resume; doubled each time, with jitter" },
+	[I_KIND] = { "kind", REIMAGE_OPT_STRING, NULL, 0, 0,
+		     "archive, iso, squashfs, ext4, raw, dir, oci, oci-layout, docker-archive "
+		     "(unset: from the URL)" },
+	[I_TOKEN_FILE] = { "token_file", REIMAGE_OPT_STRING, NULL, 0, 0,
+			   "file holding a bearer token for an oci:// registry" },
 	{ NULL, REIMAGE_OPT_END, NULL, 0, 0, NULL }
 };
 
@@ -93,8 +134,9 @@ static const struct reimage_option boot_table[] = {
 };
 
 enum {
-	A_AGENT_ID, A_GROUPS, A_ROOT, A_BACKEND, A_PLUGINS, A_PLUGIN_PATH, A_STATE_DIR, A_JOBS,
-	A_REPORTS, A_POLL_INTERVAL, A_POLL_JITTER, A_TRUSTED_KEYS, A_COUNT
+	A_AGENT_ID, A_GROUPS, A_ROOT, A_BACKEND, A_PLUGINS, A_PLUGIN_PATH, A_STATE_DIR, A_STORE,
+	A_JOBS, A_REPORTS, A_POLL_INTERVAL, A_POLL_JITTER, A_TRUSTED_KEYS, A_REVOKED_KEYS,
+	A_MAX_SERIAL_JUMP, A_COUNT
 };
 static const struct reimage_option agent_table[] = {
 	[A_AGENT_ID] = { "agent_id", REIMAGE_OPT_STRING, NULL, 0, 0,
@@ -107,14 +149,22 @@ static const struct reimage_option agent_table[] = {
 	[A_PLUGIN_PATH] = { "plugin_path", REIMAGE_OPT_STRINGS, "", 0, 0, "plugin directories" },
 	[A_STATE_DIR] = { "state_dir", REIMAGE_OPT_STRING, "/var/lib/reimage", 0, 0,
 			  "the agent's state (last serial, keys)" },
-	[A_JOBS] = { "jobs", REIMAGE_OPT_STRINGS, "", 0, 0, "job locations polled" },
-	[A_REPORTS] = { "reports", REIMAGE_OPT_STRING, NULL, 0, 0, "where status reports go" },
-	[A_POLL_INTERVAL] = { "poll_interval", REIMAGE_OPT_INT, "60", 5, 86400,
+	[A_STORE] = { "store", REIMAGE_OPT_STRING, NULL, 0, 0,
+		      "job store location (jobs and reports in the layout reimagectl writes)" },
+	[A_JOBS] = { "jobs", REIMAGE_OPT_STRINGS, NULL, 0, 0,
+		     "job locations polled (default: this agent's and its groups' in the store)" },
+	[A_REPORTS] = { "reports", REIMAGE_OPT_STRING, NULL, 0, 0,
+			"where status reports go (default: the store's reports/)" },
+	[A_POLL_INTERVAL] = { "poll_interval", REIMAGE_OPT_INT, "60", 1, 86400,
 			      "seconds between polls" },
 	[A_POLL_JITTER] = { "poll_jitter", REIMAGE_OPT_INT, "30", 0, 86400,
 			    "random extra seconds per poll, so a fleet does not poll in step" },
 	[A_TRUSTED_KEYS] = { "trusted_keys", REIMAGE_OPT_STRINGS, "", 0, 0,
 			     "public keys (PEM files) whose signed jobs are accepted" },
+	[A_REVOKED_KEYS] = { "revoked_keys", REIMAGE_OPT_STRINGS, "", 0, 0,
+			     "key ids or PEM files refused even if trusted" },
+	[A_MAX_SERIAL_JUMP] = { "max_serial_jump", REIMAGE_OPT_INT, "1000000", 1, MAX_BYTES,
+				"largest step above the last serial run that is accepted" },
 	{ NULL, REIMAGE_OPT_END, NULL, 0, 0, NULL }
 };
 
@@ -130,6 +180,8 @@ const struct config_group *config_job_groups(void)
 		{ "group 'preserve'", preserve_table },
 		{ "each item of 'hooks'", hook_table },
 		{ "group 'boot'", boot_table },
+		{ "group 'targets'", targets_table },
+		{ "group 'health'", health_table },
 		{ NULL, NULL },
 	};
 	return groups;
@@ -263,16 +315,14 @@ static int job_read_hooks(struct job *job, const config_setting_t *list, struct 
 	return 0;
 }
 
-int job_load(struct job *job, const char *path, struct reimage_error *err)
+/* The settings of a job read into job->cfg (from a file or a document). */
+static int job_parse(struct job *job, struct reimage_error *err)
 {
+	const char *path = job->file;
 	const config_setting_t *root;
-	struct reimage_optval *v, *iv, *pv, *bv;
+	struct reimage_optval *v, *iv, *pv, *bv, *tv;
 	int r;
 
-	memset(job, 0, sizeof(*job));
-	snprintf(job->file, sizeof(job->file), "%s", path);
-	if ((r = read_file(&job->cfg, path, err)) < 0)
-		return r;
 	root = config_root_setting(&job->cfg);
 	if (!(job->values = v = values_for(job_table, J_COUNT))) {
 		err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
@@ -297,11 +347,27 @@ int job_load(struct job *job, const char *path, struct reimage_error *err)
 			    &job->preserve_values, err)) < 0 ||
 	    (r = read_group(root, "boot", "group 'boot'", boot_table, B_COUNT, &job->boot_values,
 			    err)) < 0 ||
+	    (r = read_group(root, "targets", "group 'targets'", targets_table, T_COUNT,
+			    &job->targets_values, err)) < 0 ||
+	    (r = read_group(root, "health", "group 'health'", health_table, HC_COUNT,
+			    &job->health_values, err)) < 0 ||
 	    (r = job_read_hooks(job, config_setting_get_member(root, "hooks"), err)) < 0)
 		goto fail;
 	iv = job->image_values;
 	pv = job->preserve_values;
 	bv = job->boot_values;
+	tv = job->targets_values;
+	if (v[J_NOT_AFTER].set && when_parse(v[J_NOT_AFTER].s, &job->not_after) < 0) {
+		r = config_bad(err, path, v[J_NOT_AFTER].line, "not_after",
+			       "expected a timestamp like \"2026-11-30T18:00:00Z\"");
+		goto fail;
+	}
+	if (v[J_AT].set && !when_is_daily(v[J_AT].s) && when_parse(v[J_AT].s, &(int64_t){ 0 }) < 0) {
+		r = config_bad(err, path, v[J_AT].line, "at",
+			       "expected a daily local time \"03:00\" or a timestamp like "
+			       "\"2026-11-26T03:00:00Z\"");
+		goto fail;
+	}
 	if (!iv[I_URL].set || !iv[I_URL].s[0]) {
 		err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "%s: setting 'image.url' is required", path);
 		r = -EINVAL;
@@ -310,6 +376,17 @@ int job_load(struct job *job, const char *path, struct reimage_error *err)
 	if (iv[I_SHA256].set && !is_sha256(iv[I_SHA256].s)) {
 		r = config_bad(err, path, iv[I_SHA256].line, "image.sha256",
 			       "expected 64 lowercase hex digits");
+		goto fail;
+	}
+	if (iv[I_KIND].set && !strlist_has(source_kind_names, iv[I_KIND].s)) {
+		r = config_bad(err, path, iv[I_KIND].line, "image.kind",
+			       "expected archive, iso, squashfs, ext4, raw, dir, oci, oci-layout "
+			       "or docker-archive");
+		goto fail;
+	}
+	if (iv[I_TOKEN_FILE].set && iv[I_TOKEN_FILE].s[0] != '/') {
+		r = config_bad(err, path, iv[I_TOKEN_FILE].line, "image.token_file",
+			       "expected an absolute path");
 		goto fail;
 	}
 	if (strcmp(pv[P_MODE].s, "move") && strcmp(pv[P_MODE].s, "copy")) {
@@ -335,6 +412,8 @@ int job_load(struct job *job, const char *path, struct reimage_error *err)
 	job->image_size = iv[I_SIZE].i;
 	job->image_retries = (int)iv[I_RETRIES].i;
 	job->image_retry_delay_ms = iv[I_RETRY_DELAY].i;
+	job->image_kind = iv[I_KIND].set ? iv[I_KIND].s : NULL;
+	job->image_token_file = iv[I_TOKEN_FILE].set ? iv[I_TOKEN_FILE].s : NULL;
 	job->root = v[J_ROOT].s;
 	job->backend = v[J_BACKEND].s;
 	job->preserve_mode = strcmp(pv[P_MODE].s, "copy") == 0 ? PRESERVE_COPY : PRESERVE_MOVE;
@@ -355,10 +434,85 @@ int job_load(struct job *job, const char *path, struct reimage_error *err)
 	job->keep_old_days = v[J_KEEP_OLD_DAYS].i;
 	job->keep_entries = v[J_KEEP_ENTRIES].set ? v[J_KEEP_ENTRIES].list : NULL;
 	job->plugin_path = v[J_PLUGIN_PATH].list;
+	job->target_agents = tv[T_AGENTS].list;
+	job->target_groups = tv[T_GROUPS].list;
+	job->has_targets = v[J_TARGETS].set;
+	job->at = v[J_AT].set ? v[J_AT].s : NULL;
+	job->window = v[J_WINDOW].i;
+	job->test_swap_pause = v[J_TEST_SWAP_PAUSE].i;
+	job->health.units = job->health_values[HC_UNITS].list;
+	job->health.commands = job->health_values[HC_COMMANDS].list;
+	job->health.report = (int)job->health_values[HC_REPORT].i;
+	job->health.deadline = job->health_values[HC_DEADLINE].i;
+	for (size_t i = 0; job->health.commands && job->health.commands[i]; i++)
+		if (job->health.commands[i][0] != '/') {
+			r = config_bad(err, path, job->health_values[HC_COMMANDS].line,
+				       "health.commands", "each command needs an absolute path");
+			goto fail;
+		}
 	return 0;
 fail:
 	job_free(job);
 	return r;
+}
+
+int job_load(struct job *job, const char *path, struct reimage_error *err)
+{
+	int r;
+
+	memset(job, 0, sizeof(*job));
+	snprintf(job->file, sizeof(job->file), "%s", path);
+	if ((r = read_file(&job->cfg, path, err)) < 0)
+		return r;
+	return job_parse(job, err);
+}
+
+/* A signed document names every decision itself: it may not pull in a
+ * file of the machine that reads it. */
+static int has_include(const char *text, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		if (i > 0 && text[i - 1] != '\n')
+			continue;
+		size_t j = i;
+		while (j < len && (text[j] == ' ' || text[j] == '\t'))
+			j++;
+		if (len - j >= 8 && memcmp(text + j, "@include", 8) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+int job_load_text(struct job *job, const char *name, const char *text, size_t len,
+		  struct reimage_error *err)
+{
+	char *copy;
+	int ok;
+
+	memset(job, 0, sizeof(*job));
+	snprintf(job->file, sizeof(job->file), "%s", name);
+	config_init(&job->cfg);
+	if (memchr(text, '\0', len) || has_include(text, len)) {
+		err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "%s: a job document may hold no NUL byte "
+			"and no @include", name);
+		config_destroy(&job->cfg);
+		return -EINVAL;
+	}
+	if (!(copy = strndup(text, len))) {
+		err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
+		config_destroy(&job->cfg);
+		return -ENOMEM;
+	}
+	ok = config_read_string(&job->cfg, copy);
+	free(copy);
+	config_setting_set_hook(config_root_setting(&job->cfg), job->file);
+	if (!ok) {
+		err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "%s:%d: %s", name,
+			config_error_line(&job->cfg), config_error_text(&job->cfg));
+		config_destroy(&job->cfg);
+		return -EINVAL;
+	}
+	return job_parse(job, err);
 }
 
 static void free_values(const struct reimage_option *table, struct reimage_optval *v)
@@ -375,6 +529,8 @@ void job_free(struct job *job)
 	free_values(image_table, job->image_values);
 	free_values(preserve_table, job->preserve_values);
 	free_values(boot_table, job->boot_values);
+	free_values(targets_table, job->targets_values);
+	free_values(health_table, job->health_values);
 	for (size_t i = 0; job->hook_values && i < job->n_hooks; i++)
 		options_free(hook_table, &job->hook_values[i * H_COUNT]);
 	free(job->hook_values);
@@ -420,11 +576,14 @@ int agent_conf_load(struct agent_conf *ac, const char *path, struct reimage_erro
 	ac->plugins = v[A_PLUGINS].list;
 	ac->plugin_path = v[A_PLUGIN_PATH].list;
 	ac->state_dir = v[A_STATE_DIR].s;
-	ac->jobs = v[A_JOBS].list;
+	ac->store = v[A_STORE].set ? v[A_STORE].s : NULL;
+	ac->jobs = v[A_JOBS].set ? v[A_JOBS].list : NULL;
 	ac->reports = v[A_REPORTS].set ? v[A_REPORTS].s : NULL;
 	ac->poll_interval = v[A_POLL_INTERVAL].i;
 	ac->poll_jitter = v[A_POLL_JITTER].i;
 	ac->trusted_keys = v[A_TRUSTED_KEYS].list;
+	ac->revoked_keys = v[A_REVOKED_KEYS].list;
+	ac->max_serial_jump = v[A_MAX_SERIAL_JUMP].i;
 	return 0;
 }
 

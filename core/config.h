@@ -10,6 +10,7 @@
 
 #include <libconfig.h>
 #include <reimage/plugin.h>
+#include <stdint.h>
 
 enum preserve_mode { PRESERVE_MOVE, PRESERVE_COPY };
 
@@ -18,6 +19,14 @@ struct job_hook {
 	const char *const *args;   /* extra arguments after the staging path */
 	long long timeout;         /* seconds */
 	const char *sha256;        /* expected digest of the script, or NULL */
+};
+
+/* What the new image must pass after its boot (TRIAL) to be committed. */
+struct job_health {
+	const char *const *units;     /* active service units */
+	const char *const *commands;  /* absolute paths that must exit 0 */
+	int report;                   /* the report location must accept a report */
+	long long deadline;           /* seconds for all of them */
 };
 
 struct job {
@@ -30,6 +39,8 @@ struct job {
 	long long image_size;      /* bytes, -1 if not given */
 	int image_retries;         /* resumes of an interrupted download */
 	long long image_retry_delay_ms;
+	const char *image_kind;    /* image.kind, or NULL: from the URL (source.h) */
+	const char *image_token_file;  /* bearer token for an OCI registry, or NULL */
 	const char *root;
 	const char *backend;
 	enum preserve_mode preserve_mode;
@@ -48,8 +59,16 @@ struct job {
 	long long keep_old_days;
 	const char *const *keep_entries;  /* NULL: the backend's list */
 	const char *const *plugin_path;
+	const char *const *target_agents;  /* NULL-terminated, may be empty */
+	const char *const *target_groups;
+	int has_targets;           /* a targets group was given */
+	int64_t not_after;         /* Unix time, 0 if not given */
+	const char *at;            /* start time as written, or NULL: at once */
+	long long window;          /* seconds after `at`; 0: no limit */
+	long long test_swap_pause; /* test switch: pause mid-swap, seconds */
+	struct job_health health;
 	struct reimage_optval *values, *image_values, *preserve_values, *boot_values;
-	struct reimage_optval *hook_values;
+	struct reimage_optval *hook_values, *targets_values, *health_values;
 };
 
 struct agent_conf {
@@ -63,15 +82,22 @@ struct agent_conf {
 	const char *const *plugins;      /* modules loaded in PREPARE */
 	const char *const *plugin_path;
 	const char *state_dir;
-	const char *const *jobs;         /* job locations polled */
-	const char *reports;             /* report location */
+	const char *store;               /* job store, or NULL */
+	const char *const *jobs;         /* job locations polled, NULL: the store's */
+	const char *reports;             /* report location, NULL: the store's */
 	long long poll_interval;
 	long long poll_jitter;
 	const char *const *trusted_keys;
+	const char *const *revoked_keys;
+	long long max_serial_jump;
 	struct reimage_optval *values;
 };
 
 int job_load(struct job *job, const char *path, struct reimage_error *err);
+/* A job from a verified document's bytes; name (its URL) is used in
+ * errors.  @include is refused. */
+int job_load_text(struct job *job, const char *name, const char *text, size_t len,
+		  struct reimage_error *err);
 void job_free(struct job *job);
 /* path NULL: defaults only. */
 int agent_conf_load(struct agent_conf *ac, const char *path, struct reimage_error *err);

@@ -239,6 +239,25 @@ int fs_remove_tree(const char *path, struct reimage_error *err)
 	return remove_at(AT_FDCWD, path, st.st_dev, err, path);
 }
 
+int fs_mkdir_p(const char *dir, mode_t mode, struct reimage_error *err)
+{
+	char path[PATH_MAX];
+
+	if (snprintf(path, sizeof(path), "%s/", dir) >= (int)sizeof(path)) {
+		err_set(err, -ENAMETOOLONG, REIMAGE_EC_IO, "%s: path too long", dir);
+		return -ENAMETOOLONG;
+	}
+	for (char *p = path; (p = strchr(p + 1, '/'));) {
+		*p = '\0';
+		if (mkdir(path, mode) < 0 && errno != EEXIST) {
+			err_sys(err, -errno, "mkdir %s", path);
+			return err->code;
+		}
+		*p = '/';
+	}
+	return 0;
+}
+
 int fs_make_parents(const char *base, const char *rel, const char *model,
 		    struct reimage_error *err)
 {

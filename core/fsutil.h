@@ -30,6 +30,9 @@ int fs_remove_tree(const char *path, struct reimage_error *err);
  * there; else 0755 root). */
 int fs_make_parents(const char *base, const char *rel, const char *model,
 		    struct reimage_error *err);
+/* mkdir -p dir: missing directories made with mode; existing ones (or
+ * symlinks to them) are fine. */
+int fs_mkdir_p(const char *dir, mode_t mode, struct reimage_error *err);
 /* No parent directory of rel under base may be a symlink (a rename
  * through one would act outside the tree); the last component may. */
 int fs_parents_real(const char *base, const char *rel, struct reimage_error *err);

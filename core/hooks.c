@@ -4,6 +4,7 @@
  */
 #define _GNU_SOURCE
 #include "hooks.h"
+#include "digest.h"
 #include "error.h"
 #include "log.h"
 
@@ -47,8 +48,7 @@ int hooks_file_sha256(const char *path, char out[65], struct reimage_error *err)
 		EVP_DigestUpdate(ctx, buf, (size_t)n);
 	}
 	EVP_DigestFinal_ex(ctx, md, &len);
-	for (unsigned i = 0; i < len; i++)
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	digest_hex(out, md, len);
 out:
 	EVP_MD_CTX_free(ctx);
 	close(fd);
@@ -60,10 +60,7 @@ static int run_one(const struct job *job, const struct job_hook *h, const char *
 {
 	char env_staging[4200], env_root[4200], env_job[512];
 	const char *argv[64];
-	struct timespec start, now;
 	size_t argc = 0;
-	int status;
-	pid_t pid;
 
 	if (h->sha256) {
 		char got[65];
@@ -85,18 +82,27 @@ static int run_one(const struct job *job, const struct job_hook *h, const char *
 	snprintf(env_root, sizeof(env_root), "REIMAGE_ROOT=%s", root);
 	snprintf(env_job, sizeof(env_job), "REIMAGE_JOB=%s", job->id);
 
-	pid = fork();
+	const char *env[] = { env_staging, env_root, env_job, NULL };
+	return hooks_exec(argv, env, h->timeout, "hook", err);
+}
+
+int hooks_exec(const char *const *argv, const char *const *env, long long timeout,
+	       const char *what, struct reimage_error *err)
+{
+	struct timespec start, now;
+	int status;
+	pid_t pid = fork();
+
 	if (pid < 0) {
-		err_sys(err, -errno, "hook %s: fork", h->path);
+		err_sys(err, -errno, "%s %s: fork", what, argv[0]);
 		return -errno;
 	}
 	if (pid == 0) {
 		setpgid(0, 0);
-		putenv(env_staging);
-		putenv(env_root);
-		putenv(env_job);
-		execve(h->path, (char *const *)argv, environ);
-		fprintf(stderr, "reimage: hook %s: %s\n", h->path, strerror(errno));
+		for (; env && *env; env++)
+			putenv((char *)*env);
+		execve(argv[0], (char *const *)argv, environ);
+		fprintf(stderr, "reimage: %s %s: %s\n", what, argv[0], strerror(errno));
 		_exit(127);
 	}
 	setpgid(pid, pid);
@@ -106,27 +112,27 @@ static int run_one(const struct job *job, const struct job_hook *h, const char *
 		if (w == pid)
 			break;
 		if (w < 0 && errno != EINTR) {
-			err_sys(err, -errno, "hook %s: wait", h->path);
+			err_sys(err, -errno, "%s %s: wait", what, argv[0]);
 			return -errno;
 		}
 		clock_gettime(CLOCK_MONOTONIC, &now);
-		if (now.tv_sec - start.tv_sec >= h->timeout) {
+		if (now.tv_sec - start.tv_sec >= timeout) {
 			kill(-pid, SIGKILL);
 			waitpid(pid, &status, 0);
-			err_set(err, -ETIMEDOUT, REIMAGE_EC_STATE, "hook %s: timed out after %lld s",
-				h->path, h->timeout);
+			err_set(err, -ETIMEDOUT, REIMAGE_EC_STATE, "%s %s: timed out after %lld s",
+				what, argv[0], timeout);
 			return -ETIMEDOUT;
 		}
 		usleep(20000);
 	}
 	if (WIFSIGNALED(status)) {
-		err_set(err, -ECANCELED, REIMAGE_EC_STATE, "hook %s: killed by signal %d", h->path,
-			WTERMSIG(status));
+		err_set(err, -ECANCELED, REIMAGE_EC_STATE, "%s %s: killed by signal %d", what,
+			argv[0], WTERMSIG(status));
 		return -ECANCELED;
 	}
 	if (WEXITSTATUS(status) != 0) {
-		err_set(err, -ECANCELED, REIMAGE_EC_STATE, "hook %s: exited with status %d", h->path,
-			WEXITSTATUS(status));
+		err_set(err, -ECANCELED, REIMAGE_EC_STATE, "%s %s: exited with status %d", what,
+			argv[0], WEXITSTATUS(status));
 		return -ECANCELED;
 	}
 	return 0;

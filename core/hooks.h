@@ -13,6 +13,12 @@
  * timeout fails the phase. */
 int hooks_run(const struct job *job, const char *root, const char *staging,
 	      struct reimage_error *err);
+/* Run argv (argv[0] an absolute path, no shell) with env added to the
+ * environment ("NAME=value", NULL-terminated, may be NULL), in its own
+ * process group, killed after timeout seconds.  what names it in errors
+ * ("hook", "health check").  0 only for exit status 0. */
+int hooks_exec(const char *const *argv, const char *const *env, long long timeout,
+	       const char *what, struct reimage_error *err);
 /* SHA-256 of a file as 64 hex digits (OpenSSL EVP). */
 int hooks_file_sha256(const char *path, char out[65], struct reimage_error *err);
 

@@ -15,4 +15,9 @@ void layout_init(struct layout *L, const char *root)
 	fs_join(L->parking, sizeof(L->parking), L->dir, "xchg");
 	fs_join(L->journal, sizeof(L->journal), L->dir, "journal");
 	fs_join(L->state, sizeof(L->state), L->dir, "state");
+	fs_join(L->guard, sizeof(L->guard), L->dir, "guard");
+	fs_join(L->trial, sizeof(L->trial), L->dir, "trial");
+	fs_join(L->attempts, sizeof(L->attempts), L->dir, "attempts");
+	fs_join(L->saved_init, sizeof(L->saved_init), L->dir, "init.saved");
+	fs_join(L->fallback, sizeof(L->fallback), L->dir, "fallback");
 }

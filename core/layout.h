@@ -6,6 +6,12 @@
  *   <root>/.reimage/xchg      parking place of a three-move exchange
  *   <root>/.reimage/journal   the swap's journal
  *   <root>/.reimage/state     the job's phase, written before each phase
+ * and the trial boot's (trial.h says what each holds):
+ *   <root>/.reimage/guard       the static boot guard
+ *   <root>/.reimage/trial       the armed trial: attempts allowed, inits
+ *   <root>/.reimage/attempts    trial boots let through so far
+ *   <root>/.reimage/init.saved  the new image's init entry, while the guard has its place
+ *   <root>/.reimage/fallback    the guard's record of a fallback
  */
 #ifndef REIMAGE_LAYOUT_H
 #define REIMAGE_LAYOUT_H
@@ -22,6 +28,11 @@ struct layout {
 	char parking[PATH_MAX];
 	char journal[PATH_MAX];
 	char state[PATH_MAX];
+	char guard[PATH_MAX];
+	char trial[PATH_MAX];
+	char attempts[PATH_MAX];
+	char saved_init[PATH_MAX];
+	char fallback[PATH_MAX];
 };
 
 void layout_init(struct layout *L, const char *root);

@@ -1,9 +1,12 @@
 /*
- * log.c -- one line per message on stderr, "reimage: <level>: text".
+ * log.c -- one line per message on stderr, "<program>: <level>: text".
  * The agent runs under a service manager that timestamps stderr, so no
  * time is printed here.
  */
+#define _GNU_SOURCE
 #include "log.h"
+
+#include <errno.h>
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -27,7 +30,7 @@ void log_msg(enum reimage_loglevel level, const char *fmt, ...)
 
 	if (level > log_level)
 		return;
-	fprintf(stderr, "reimage: %s: ", names[level]);
+	fprintf(stderr, "%s: %s: ", program_invocation_short_name, names[level]);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);

@@ -21,6 +21,10 @@ size_t options_count(const struct reimage_option *table)
 void options_where(const config_setting_t *s, char *buf, size_t len)
 {
 	const char *file = config_setting_source_file(s);
+	/* A configuration read from a document carries its name (its URL) as
+	 * the root setting's hook. */
+	if (!file && s->config)
+		file = config_setting_get_hook(config_root_setting(s->config));
 	snprintf(buf, len, "%s:%u", file ? file : "(config)", config_setting_source_line(s));
 }
 

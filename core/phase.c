@@ -34,25 +34,71 @@
 #include "error.h"
 #include "fsutil.h"
 #include "options.h"
+#include "health.h"
 #include "hooks.h"
 #include "log.h"
+#include "source.h"
 #include "stage.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+/* flock() on the root directory itself: no file to create, released by
+ * the kernel when the process dies. */
+static int lock_root(const char *root, int *ret_fd, struct reimage_error *err)
+{
+	int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		err_sys(err, -errno, "root %s", root);
+		return -errno;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+		close(fd);
+		if (e == EWOULDBLOCK) {
+			err_set(err, -EBUSY, REIMAGE_EC_STATE,
+				"%s: another reimage job or command is working on this root", root);
+			return -EBUSY;
+		}
+		err_sys(err, -e, "lock %s", root);
+		return -e;
+	}
+	*ret_fd = fd;
+	return 0;
+}
 
 static void set_phase(struct engine *e, const char *phase, const char *status)
 {
 	snprintf(e->st.phase, sizeof(e->st.phase), "%s", phase);
 	snprintf(e->st.status, sizeof(e->st.status), "%s", status);
+}
+
+/* What STAGE reads and writes; PREFLIGHT checks it and plan reads it too. */
+static struct stage_request stage_request_of(struct engine *e)
+{
+	struct stage_request req = {
+		.transport = e->transport,
+		.url = e->job->image_url,
+		.kind = e->job->image_kind,
+		.sha256 = e->job->image_sha256,
+		.size = e->job->image_size,
+		.token_file = e->job->image_token_file,
+		.staging = e->L.staging,
+		.workdir = e->L.dir,
+		.backend = e->backend,
+		.retries = e->job->image_retries,
+		.retry_delay_ms = e->job->image_retry_delay_ms,
+		.progress = &e->progress,
+	};
+	return req;
 }
 
 /* The plugin directories: the job's, then the agent file's. */
@@ -93,6 +139,9 @@ static int check_caps(struct engine *e, struct reimage_error *err)
 		missing = "reboot (set `reboot = false`)";
 	else if (!b->quiesce)
 		missing = "stop processes";
+	else if (job->health.units && job->health.units[0] &&
+		 !OPS_HAS(b, struct reimage_backend_ops, unit_active))
+		missing = "check service units after the boot (remove `health.units`)";
 	if (missing) {
 		err_set(err, -ENOTSUP, REIMAGE_EC_UNSUPPORTED, "backend %s cannot %s", b->name, missing);
 		return -ENOTSUP;
@@ -158,10 +207,12 @@ static void agent_paths(struct engine *e)
 int engine_open(struct engine *e, struct job *job, struct agent_conf *ac, const char *root,
 		const char *backend, struct reimage_error *err)
 {
+	struct stage_request req;
 	struct stat st;
 	int r;
 
 	memset(e, 0, sizeof(*e));
+	e->lock_fd = -1;
 	e->job = job;
 	e->ac = ac;
 	set_phase(e, "PREFLIGHT", "running");
@@ -173,13 +224,18 @@ int engine_open(struct engine *e, struct job *job, struct agent_conf *ac, const 
 		err_sys(err, errno ? -errno : -ENOTDIR, "root %s", root);
 		return err->code;
 	}
+	if ((r = lock_root(e->root, &e->lock_fd, err)) < 0)
+		return r;
 	layout_init(&e->L, e->root);
 	snprintf(e->st.job, sizeof(e->st.job), "%s", job->id);
 	e->st.serial = job->serial;
 	e->st.keep_old_days = job->keep_old_days;
 	if ((r = registry_backend(&e->reg, backend ? backend : job->backend, &e->backend, err)) < 0 ||
-	    (r = start_plugin(e->backend, job, ac, err)) < 0 ||
-	    (r = registry_transport_for(&e->reg, job->image_url, &e->transport, err)) < 0 ||
+	    (r = start_plugin(e->backend, job, ac, err)) < 0)
+		return r;
+	/* The image's kind decides the transport (oci:// reads over https). */
+	req = stage_request_of(e);
+	if ((r = source_prepare(&e->reg, &req, &e->transport, err)) < 0 ||
 	    (r = start_plugin(e->transport, job, ac, err)) < 0)
 		return r;
 	for (size_t i = 0; ac->plugins && ac->plugins[i]; i++) {
@@ -208,66 +264,11 @@ void engine_close(struct engine *e)
 	for (size_t i = 0; e->agent_paths[i]; i++)
 		free(e->agent_paths[i]);
 	registry_fini(&e->reg);
+	if (e->lock_fd >= 0)
+		close(e->lock_fd);
 }
 
 /* ----------------------------------------------------------------- plan */
-
-/* The top-level names of a local archive, by reading its headers only. */
-static int scan_local_image(struct engine *e, char ***ret_names, size_t *ret_n,
-			    uint64_t *ret_entries, uint64_t *ret_bytes, struct reimage_error *err)
-{
-	const char *path = e->job->image_url;
-	struct archive *a = archive_read_new();
-	struct archive_entry *entry;
-	char **names = NULL;
-	size_t n = 0;
-	int r = 0;
-
-	if (strncmp(path, "file://", 7) == 0)
-		path += 7;
-	else if (strncmp(path, "file:", 5) == 0)
-		path += 5;
-	archive_read_support_filter_all(a);
-	archive_read_support_format_all(a);
-	if (archive_read_open_filename(a, path, 1 << 20) != ARCHIVE_OK) {
-		err_set(err, -EIO, REIMAGE_EC_INTEGRITY, "read %s: %s", path, archive_error_string(a));
-		archive_read_free(a);
-		return -EIO;
-	}
-	*ret_entries = *ret_bytes = 0;
-	while ((r = archive_read_next_header(a, &entry)) == ARCHIVE_OK || r == ARCHIVE_WARN) {
-		const char *rel = stage_safe_path(archive_entry_pathname(entry));
-		char top[NAME_MAX + 1];
-		(*ret_entries)++;
-		*ret_bytes += (uint64_t)archive_entry_size(entry);
-		if (!rel || !*rel || !strcmp(rel, "."))
-			continue;
-		snprintf(top, sizeof(top), "%.*s", (int)strcspn(rel, "/"), rel);
-		size_t i;
-		for (i = 0; i < n && strcmp(names[i], top); i++)
-			;
-		if (i == n) {
-			char **nn = realloc(names, (n + 2) * sizeof(char *));
-			if (!nn)
-				break;
-			names = nn;
-			names[n++] = strdup(top);
-			names[n] = NULL;
-		}
-	}
-	if (r != ARCHIVE_EOF) {
-		err_set(err, -EIO, REIMAGE_EC_INTEGRITY, "read %s: %s", path, archive_error_string(a));
-		r = -EIO;
-	} else {
-		r = 0;
-	}
-	archive_read_free(a);
-	if (names)
-		qsort(names, n, sizeof(char *), strlist_cmp);
-	*ret_names = names;
-	*ret_n = n;
-	return r;
-}
 
 static void print_list(FILE *out, const char *title, char **items, size_t n)
 {
@@ -283,9 +284,8 @@ int engine_plan(struct engine *e, FILE *out, struct reimage_error *err)
 	const struct reimage_backend_ops *b = e->backend->desc->backend;
 	char **new_names = NULL, **lists[5] = { 0 };
 	size_t n_new = 0, counts[5] = { 0 };
-	uint64_t entries = 0, bytes = 0;
-	int local = strcmp(e->transport->name, "file") == 0, r = 0;
-	struct reimage_error scan_err = { 0 };
+	int r = 0;
+	struct stage_request req = stage_request_of(e);
 
 	fprintf(out, "job %s (serial %lld) on root %s\n", job->id, job->serial, e->root);
 	fprintf(out, "  backend    %s (%s)\n", e->backend->name, e->backend->file);
@@ -293,11 +293,8 @@ int engine_plan(struct engine *e, FILE *out, struct reimage_error *err)
 	if (job->image_size >= 0)
 		fprintf(out, ", %lld bytes to stage", job->image_size);
 	fprintf(out, "%s\n", job->image_sha256 ? ", SHA-256 checked" : ", no SHA-256 given");
-	if (local && scan_local_image(e, &new_names, &n_new, &entries, &bytes, &scan_err) == 0)
-		fprintf(out, "  contents   %llu entries, %llu bytes expanded\n",
-			(unsigned long long)entries, (unsigned long long)bytes);
-	else if (local)
-		fprintf(out, "  contents   unreadable: %s\n", scan_err.msg);
+	/* The source's kind, size and entries where known (source.c). */
+	source_plan(&req, out, &new_names, &n_new);
 	/* Classify the root's entries as the swap will. */
 	DIR *d = opendir(e->root);
 	for (struct dirent *de; d && (de = readdir(d));) {
@@ -418,19 +415,15 @@ static int phase_prepare(struct engine *e, struct reimage_error *err)
 static int phase_stage(struct engine *e, struct reimage_error *err)
 {
 	struct stage_result res;
-	struct stage_request req = {
-		.transport = e->transport,
-		.url = e->job->image_url,
-		.sha256 = e->job->image_sha256,
-		.size = e->job->image_size,
-		.staging = e->L.staging,
-		.retries = e->job->image_retries,
-		.retry_delay_ms = e->job->image_retry_delay_ms,
-		.progress = &e->progress,
-	};
+	struct stage_request req = stage_request_of(e);
 	int64_t t0 = progress_now_ms();
 	int r;
 
+	if (e->watch) {
+		e->progress.tick = e->watch->progress;
+		e->progress.tick_arg = e->watch->arg;
+		e->progress.stop = e->watch->stop;
+	}
 	if (mkdir(e->L.staging, 0700) < 0) {
 		err_sys(err, -errno, "create %s", e->L.staging);
 		return -errno;
@@ -440,7 +433,7 @@ static int phase_stage(struct engine *e, struct reimage_error *err)
 	log_notice("staged %llu entries, %llu bytes of files from %llu bytes of image in %.1f s "
 		   "(SHA-256 %s%s)", (unsigned long long)res.entries,
 		   (unsigned long long)res.bytes_out, (unsigned long long)res.bytes_in,
-		   (double)(progress_now_ms() - t0) / 1000.0, res.sha256,
+		   (double)(progress_now_ms() - t0) / 1000.0, res.sha256[0] ? res.sha256 : "none",
 		   e->job->image_sha256 ? ", as declared" : ", not checked: the job gives none");
 	return 0;
 }
@@ -479,7 +472,7 @@ static int phase_quiesce(struct engine *e, struct reimage_error *err)
 
 static struct swap_ctx swap_ctx_of(const char *root, const struct plugin *backend)
 {
-	struct swap_ctx sc = { root, backend->desc->backend, backend->ctx };
+	struct swap_ctx sc = { root, backend->desc->backend, backend->ctx, 0 };
 	return sc;
 }
 
@@ -488,6 +481,8 @@ static int phase_swap(struct engine *e, struct reimage_error *err)
 	struct swap_ctx sc = swap_ctx_of(e->root, e->backend);
 	struct swap_plan plan;
 	int64_t t0 = progress_now_ms();
+
+	sc.pause_s = e->job->test_swap_pause;
 	int r;
 
 	/* Move-mode items travel inside the swap; copy-mode ones are in new/. */
@@ -517,6 +512,10 @@ static int phase_boot(struct engine *e, struct reimage_error *err)
 {
 	const struct reimage_backend_ops *b = e->backend->desc->backend;
 	struct reimage_boot boot = e->job->boot;
+	int r;
+	/* The new image's agent finds its trial checks here, not in a job file. */
+	if ((r = health_save(e->root, &e->job->health, err)) < 0)
+		return r;
 	if (!e->job->boot_set)
 		return 0;
 	boot.root = e->root;
@@ -576,6 +575,8 @@ static void fail(struct engine *e, const struct phase *p, struct reimage_error *
 	set_phase(e, p->name, "failed");
 	if (state_write(e->root, &e->st, &cleanup) < 0)
 		log_warn("could not write the job state: %s", cleanup.msg);
+	if (e->watch && e->watch->phase)
+		e->watch->phase(e->watch->arg, &e->st);
 }
 
 int engine_run(struct engine *e, struct reimage_error *err)
@@ -590,7 +591,16 @@ int engine_run(struct engine *e, struct reimage_error *err)
 			fail(e, p, err);
 			return r;
 		}
+		if (e->watch && e->watch->phase)
+			e->watch->phase(e->watch->arg, &e->st);
 		log_notice("phase %s", p->name);
+		/* A stop request is honoured up to the swap, never inside it. */
+		if (!p->after_swap && e->watch && e->watch->stop && *e->watch->stop) {
+			err_set(err, -ECANCELED, REIMAGE_EC_STATE, "stopped on request before %s",
+				p->name);
+			fail(e, p, err);
+			return -ECANCELED;
+		}
 		if ((r = p->run(e, err)) < 0) {
 			fail(e, p, err);
 			return r;
@@ -600,6 +610,8 @@ int engine_run(struct engine *e, struct reimage_error *err)
 			return r;
 		}
 	}
+	if (e->watch && e->watch->phase)
+		e->watch->phase(e->watch->arg, &e->st);
 	return 0;
 }
 
@@ -611,6 +623,7 @@ int root_open(struct root_ctx *rc, const char *root, const char *backend,
 	int r;
 
 	memset(rc, 0, sizeof(*rc));
+	rc->lock_fd = -1;
 	search_path(rc->search_path, 16, ac ? ac->plugin_path : NULL, NULL);
 	if ((r = registry_init(&rc->reg, rc->search_path, err)) < 0)
 		return r;
@@ -618,6 +631,8 @@ int root_open(struct root_ctx *rc, const char *root, const char *backend,
 		err_sys(err, -errno, "root %s", root);
 		return -errno;
 	}
+	if ((r = lock_root(rc->root, &rc->lock_fd, err)) < 0)
+		return r;
 	r = state_read(rc->root, &rc->st, err);
 	if (r < 0 && r != -ENOENT)
 		return r;
@@ -634,6 +649,8 @@ int root_open(struct root_ctx *rc, const char *root, const char *backend,
 void root_close(struct root_ctx *rc)
 {
 	registry_fini(&rc->reg);
+	if (rc->lock_fd >= 0)
+		close(rc->lock_fd);
 }
 
 static int root_set(struct root_ctx *rc, const char *status, const char *error,
@@ -675,7 +692,7 @@ int root_recover(struct root_ctx *rc, int undo, struct reimage_error *err)
 	return rc->have_state ? root_set(rc, "pending", NULL, err) : 0;
 }
 
-int root_rollback(struct root_ctx *rc, struct reimage_error *err)
+int root_rollback(struct root_ctx *rc, const char *reason, struct reimage_error *err)
 {
 	struct swap_ctx sc = swap_ctx_of(rc->root, rc->backend);
 	enum swap_journal_state js;
@@ -696,8 +713,9 @@ int root_rollback(struct root_ctx *rc, struct reimage_error *err)
 	if ((r = fs_remove_tree(L.staging, err)) < 0)
 		return r;
 	unlink(L.journal);
+	health_forget(rc->root);
 	snprintf(rc->st.phase, sizeof(rc->st.phase), "FALLBACK");
-	return root_set(rc, "rolled-back", NULL, err);
+	return root_set(rc, "rolled-back", reason, err);
 }
 
 int root_confirm(struct root_ctx *rc, struct reimage_error *err)
@@ -719,6 +737,7 @@ int root_confirm(struct root_ctx *rc, struct reimage_error *err)
 		/* "committed" is on disk before the old image goes. */
 		if ((r = root_set(rc, "committed", NULL, err)) < 0)
 			return r;
+		health_forget(rc->root);
 		log_notice("job %s committed: running the new image", rc->st.job);
 	}
 	/* The retired image stays keep_old_days after the swap, then goes. */

@@ -13,7 +13,20 @@
 #include "state.h"
 #include "swap.h"
 
+#include <signal.h>
 #include <stdio.h>
+
+/* Who follows a job as it runs (the agent, for its reports). */
+struct engine_watch {
+	/* After each phase's state is written, and at the end. */
+	void (*phase)(void *arg, const struct job_state *st);
+	/* While staging, at each progress drawing. */
+	void (*progress)(void *arg, const struct progress *p);
+	void *arg;
+	/* Set (by a signal handler): stop before the next phase, or while
+	 * staging; never once the swap has begun. */
+	const volatile sig_atomic_t *stop;
+};
 
 struct engine {
 	struct job *job;
@@ -28,11 +41,14 @@ struct engine {
 	struct job_state st;
 	struct progress progress;
 	char *agent_paths[8];
+	const struct engine_watch *watch;  /* may be NULL; set after engine_open() */
+	int lock_fd;              /* the root, locked: one job at a time */
 };
 
 /* Load the configuration's plugins and check the job against this root
  * (PREFLIGHT, touching nothing).  root/backend override the job's when
- * not NULL. */
+ * not NULL.  Locks the root (flock on its directory): one job or root
+ * command at a time, whoever runs it. */
 int engine_open(struct engine *e, struct job *job, struct agent_conf *ac, const char *root,
 		const char *backend, struct reimage_error *err);
 void engine_close(struct engine *e);
@@ -49,6 +65,7 @@ struct root_ctx {
 	struct plugin *backend;
 	struct job_state st;
 	int have_state;
+	int lock_fd;
 };
 int root_open(struct root_ctx *rc, const char *root, const char *backend,
 	      const struct agent_conf *ac, struct reimage_error *err);
@@ -56,8 +73,9 @@ void root_close(struct root_ctx *rc);
 /* Finish (undo = 0) or undo an interrupted swap; remove the staging of a
  * job that failed or crashed before its swap. */
 int root_recover(struct root_ctx *rc, int undo, struct reimage_error *err);
-/* Swap back to the retired image while .reimage/old exists. */
-int root_rollback(struct root_ctx *rc, struct reimage_error *err);
+/* Swap back to the retired image while .reimage/old exists; reason is
+ * recorded in the state ("health: unit x is not active"). */
+int root_rollback(struct root_ctx *rc, const char *reason, struct reimage_error *err);
 /* After the reboot into the new image: record success, delete the
  * retired image (or keep it keep_old_days). */
 int root_confirm(struct root_ctx *rc, struct reimage_error *err);

@@ -6,6 +6,7 @@
 #include "progress.h"
 #include "log.h"
 
+#include <errno.h>
 #include <reimage/plugin.h>
 #include <stdio.h>
 #include <string.h>
@@ -71,14 +72,18 @@ static void draw(struct progress *p, int final)
 
 void progress_begin(struct progress *p, const char *what, uint64_t total)
 {
+	struct progress keep = *p;
 	memset(p, 0, sizeof(*p));
+	p->tick = keep.tick;
+	p->tick_arg = keep.tick_arg;
+	p->stop = keep.stop;
 	p->what = what;
 	p->total = total;
 	p->tty = isatty(STDERR_FILENO) && log_get_level() >= REIMAGE_LOG_NOTICE;
 	p->started_ms = p->last_ms = progress_now_ms();
 }
 
-void progress_update(struct progress *p, uint64_t done)
+int progress_update(struct progress *p, uint64_t done)
 {
 	int64_t now;
 
@@ -87,7 +92,10 @@ void progress_update(struct progress *p, uint64_t done)
 	if (now - p->last_ms >= (p->tty ? 100 : 10000)) {
 		p->last_ms = now;
 		draw(p, 0);
+		if (p->tick)
+			p->tick(p->tick_arg, p);
 	}
+	return p->stop && *p->stop ? -ECANCELED : 0;
 }
 
 void progress_end(struct progress *p)

@@ -5,6 +5,7 @@
 #ifndef REIMAGE_PROGRESS_H
 #define REIMAGE_PROGRESS_H
 
+#include <signal.h>
 #include <stdint.h>
 
 struct progress {
@@ -13,10 +14,15 @@ struct progress {
 	uint64_t done;
 	int tty;
 	int64_t started_ms, last_ms;
+	/* Set by the owner, kept by progress_begin(): */
+	void (*tick)(void *arg, const struct progress *p);  /* at each drawing, may be NULL */
+	void *tick_arg;
+	const volatile sig_atomic_t *stop;  /* set: the work should stop */
 };
 
 void progress_begin(struct progress *p, const char *what, uint64_t total);
-void progress_update(struct progress *p, uint64_t done);
+/* -ECANCELED if *stop is set (the caller stops), else 0. */
+int progress_update(struct progress *p, uint64_t done);
 void progress_end(struct progress *p);
 int64_t progress_now_ms(void);
 

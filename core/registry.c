@@ -130,8 +130,6 @@ static int check_ops(const char *file, uint32_t abi, uint32_t size,
 	return 0;
 }
 
-#define END_OF(type, member) (offsetof(type, member) + sizeof(((type *)0)->member))
-
 int registry_add(struct registry *reg, const char *name, const char *file,
 		 const struct reimage_plugin *desc, struct reimage_error *err)
 {
@@ -151,7 +149,7 @@ int registry_add(struct registry *reg, const char *name, const char *file,
 	if (desc->kind == REIMAGE_PLUGIN_TRANSPORT && desc->transport) {
 		const struct reimage_transport_ops *t = desc->transport;
 		if (check_ops(file, t->abi_version, t->struct_size,
-			      END_OF(struct reimage_transport_ops, close), "transport", err) < 0)
+			      OPS_END_OF(struct reimage_transport_ops, close), "transport", err) < 0)
 			return -EINVAL;
 		if (!t->schemes || !t->open || !t->read || !t->close) {
 			err_set(err, -EINVAL, REIMAGE_EC_CONFIG,
@@ -162,13 +160,17 @@ int registry_add(struct registry *reg, const char *name, const char *file,
 	} else if (desc->kind == REIMAGE_PLUGIN_BACKEND && desc->backend) {
 		const struct reimage_backend_ops *b = desc->backend;
 		if (check_ops(file, b->abi_version, b->struct_size,
-			      END_OF(struct reimage_backend_ops, sync), "backend", err) < 0)
+			      OPS_END_OF(struct reimage_backend_ops, sync), "backend", err) < 0)
 			return -EINVAL;
 		if (!b->probe || !b->move || !b->is_mount || !b->sync ||
 		    ((b->caps & REIMAGE_BCAP_EXCHANGE) && !b->exchange) ||
 		    ((b->caps & REIMAGE_BCAP_MOUNTS) &&
-		     (b->struct_size < END_OF(struct reimage_backend_ops, mount_restore) ||
-		      !b->mount_copy || !b->mount_restore))) {
+		     (b->struct_size < OPS_END_OF(struct reimage_backend_ops, mount_restore) ||
+		      !b->mount_copy || !b->mount_restore)) ||
+		    ((b->caps & REIMAGE_BCAP_IMAGES) &&
+		     (!OPS_HAS(b, struct reimage_backend_ops, image_kinds) ||
+		      !OPS_HAS(b, struct reimage_backend_ops, image_attach) ||
+		      !OPS_HAS(b, struct reimage_backend_ops, image_detach)))) {
 			err_set(err, -EINVAL, REIMAGE_EC_CONFIG,
 				"plugin %s: backend lacks a required hook", file);
 			return -EINVAL;

@@ -7,9 +7,16 @@
 #define REIMAGE_REGISTRY_H
 
 #include <libconfig.h>
+#include <stddef.h>
 #include <reimage/plugin.h>
 
 #define REGISTRY_MAX 32
+
+/* Ops tables only grow at their end: a plugin has a hook only if the
+ * table it was built with (struct_size) reaches past it. */
+#define OPS_END_OF(type, member) (offsetof(type, member) + sizeof(((type *)0)->member))
+#define OPS_HAS(ops, type, member) \
+	((ops)->struct_size >= OPS_END_OF(type, member) && (ops)->member != NULL)
 
 struct plugin {
 	char name[64];

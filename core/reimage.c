@@ -7,6 +7,7 @@
  * by the root's state (a swap interrupted or awaiting confirmation).
  */
 #define _GNU_SOURCE
+#include "agent.h"
 #include "config.h"
 #include "error.h"
 #include "log.h"
@@ -16,6 +17,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +38,18 @@ struct args {
 	const char *root;
 	const char *backend;
 	int undo;
+	int once;
 };
+
+/* Set by SIGTERM/SIGINT: a job stops before its swap, the agent between
+ * polls. */
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
 
 struct command {
 	const char *name;
@@ -69,6 +82,8 @@ static int with_engine(const struct args *a, struct agent_conf *ac, int run,
 	if ((r = job_load(&job, a->job_file, err)) < 0)
 		return r;
 	r = engine_open(&e, &job, ac, a->root, a->backend, err);
+	const struct engine_watch watch = { .stop = &stop_requested };
+	e.watch = &watch;
 	if (r == 0)
 		r = run ? engine_run(&e, err) : engine_plan(&e, stdout, err);
 	else
@@ -81,6 +96,12 @@ static int with_engine(const struct args *a, struct agent_conf *ac, int run,
 static int cmd_run(const struct args *a, struct agent_conf *ac, struct reimage_error *err)
 {
 	return with_engine(a, ac, 1, err);
+}
+
+static int cmd_agent(const struct args *a, struct agent_conf *ac, struct reimage_error *err)
+{
+	const struct agent_opts opts = { .once = a->once };
+	return agent_run(ac, &opts, &stop_requested, err);
 }
 
 static int cmd_plan(const struct args *a, struct agent_conf *ac, struct reimage_error *err)
@@ -108,7 +129,7 @@ static int do_recover(struct root_ctx *rc, const struct args *a, struct reimage_
 static int do_rollback(struct root_ctx *rc, const struct args *a, struct reimage_error *err)
 {
 	(void)a;
-	return root_rollback(rc, err);
+	return root_rollback(rc, "by `reimage rollback`", err);
 }
 
 static int do_confirm(struct root_ctx *rc, const struct args *a, struct reimage_error *err)
@@ -201,6 +222,13 @@ static const struct command commands[] = {
 	  "Load every plugin, check the job against the root and print what it would do\n"
 	  "(entries exchanged, retired, added, kept; items preserved; hooks; label;\n"
 	  "boot).  Touches nothing." },
+	{ "agent", 0, 0, cmd_agent, "agent [-c AGENT] [--once]",
+	  "Run as the machine's agent: poll the job locations of the agent file, verify\n"
+	  "each job's signature, targets, serial and expiry, run it at its time and\n"
+	  "report every phase to the report location.  At start, finish or confirm\n"
+	  "the job that rebooted the machine and report \"running new image\".\n"
+	  "SIGTERM stops it between polls, or a job before its swap.  --once: poll\n"
+	  "once, run what is due, and exit.  Here -c names the agent file." },
 	{ "recover", 0, 1, cmd_recover, "recover --root DIR [--undo] [--backend NAME]",
 	  "Finish a swap that was interrupted (crash, power cut) from its journal, or undo\n"
 	  "it with --undo; remove the staging of a job cut short before its swap.  Safe\n"
@@ -232,6 +260,7 @@ static void usage(FILE *out)
 		     "         -r, --root DIR       the root to work on (default: the job's, else /)\n"
 		     "         -b, --backend NAME   auto, posix, macos, windows, sandbox\n"
 		     "         -u, --undo           recover: undo instead of completing\n"
+		     "         -o, --once           agent: one poll round, then exit\n"
 		     "         -v, --verbose  -q, --quiet\n\n"
 		     "Exit codes: 0 success, 1 failure, 2 usage or configuration error,\n"
 		     "3 refused by the root's state.\n", REIMAGE_CONF_DIR);
@@ -249,7 +278,8 @@ int main(int argc, char **argv)
 		{ "root", required_argument, NULL, 'r' },   { "backend", required_argument, NULL, 'b' },
 		{ "undo", no_argument, NULL, 'u' },         { "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },        { "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },      { NULL, 0, NULL, 0 }
+		{ "version", no_argument, NULL, 'V' },      { "once", no_argument, NULL, 'o' },
+		{ NULL, 0, NULL, 0 }
 	};
 	struct reimage_error err = { 0 };
 	struct agent_conf ac;
@@ -257,7 +287,7 @@ int main(int argc, char **argv)
 	const struct command *cmd = NULL;
 	int help = 0, opt, r;
 
-	while ((opt = getopt_long(argc, argv, "+c:a:r:b:uvqhV", long_opts, NULL)) != -1 ||
+	while ((opt = getopt_long(argc, argv, "+c:a:r:b:uovqhV", long_opts, NULL)) != -1 ||
 	       (!cmd && optind < argc)) {
 		if (opt == -1) {
 			/* The subcommand; its options follow it. */
@@ -282,6 +312,7 @@ int main(int argc, char **argv)
 		case 'r': a.root = optarg; break;
 		case 'b': a.backend = optarg; break;
 		case 'u': a.undo = 1; break;
+		case 'o': a.once = 1; break;
 		case 'v': log_set_level(log_get_level() < REIMAGE_LOG_DEBUG ? log_get_level() + 1
 									   : REIMAGE_LOG_DEBUG); break;
 		case 'q': log_set_level(REIMAGE_LOG_WARNING); break;
@@ -310,6 +341,17 @@ int main(int argc, char **argv)
 	if (cmd->needs_root && !a.root) {
 		fprintf(stderr, "reimage %s: --root is required\n", cmd->name);
 		return EXIT_USAGE;
+	}
+	if (cmd->run == cmd_agent && a.job_file) {
+		/* `reimage agent -c FILE`: the agent file. */
+		a.agent_file = a.job_file;
+		a.job_file = NULL;
+	}
+	if (cmd->run == cmd_run || cmd->run == cmd_agent) {
+		struct sigaction sa = { .sa_handler = on_stop_signal };
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGTERM, &sa, NULL);
+		sigaction(SIGINT, &sa, NULL);
 	}
 	if (!a.agent_file && access(REIMAGE_CONF_DIR "/agent.conf", R_OK) == 0)
 		a.agent_file = REIMAGE_CONF_DIR "/agent.conf";

@@ -1,42 +1,28 @@
 /*
- * stage.c -- STAGE (see stage.h).  One pass: transport read -> SHA-256
- * (OpenSSL EVP, which uses the CPU's SHA instructions) -> libarchive
- * reader -> libarchive disk writer with the secure flags.  Nothing is
- * buffered beyond one read block; no chdir: every member path is checked
- * and then rooted at the staging directory's real path, and hard-link
- * targets likewise, so nothing resolves against the working directory.
+ * stage.c -- STAGE (see stage.h): the one writer every source feeds.
+ * libarchive's disk writer with the secure flags, behind reimage's own
+ * checks: every entry's path is checked and then rooted at the staging
+ * directory's real path, and hard-link targets likewise, so nothing
+ * resolves against the working directory (no chdir).  Which source an
+ * image is and how it is read is source.c's business; stage_image() asks
+ * it, and the source hands its entries to the sink below.
  */
 #define _GNU_SOURCE
 #include "stage.h"
 #include "error.h"
-#include "log.h"
+#include "fsutil.h"
+#include "source.h"
 
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
 #include <grp.h>
 #include <limits.h>
-#include <openssl/evp.h>
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
-
-#define STAGE_BLOCK (256 * 1024)
-
-struct reader {
-	const struct stage_request *req;
-	const struct reimage_transport_ops *ops;
-	struct reimage_stream *stream;
-	EVP_MD_CTX *md;
-	uint64_t offset;        /* bytes read and hashed so far */
-	uint64_t total;         /* size the transport announced */
-	int resumes;
-	int eof;
-	struct reimage_error err;  /* the transport's or the size check's error */
-	unsigned char buf[STAGE_BLOCK];
-};
+#include <fcntl.h>
+#include <sys/stat.h>
 
 const char *stage_safe_path(const char *path)
 {
@@ -63,103 +49,6 @@ const char *stage_safe_path(const char *path)
 	return p;
 }
 
-static void sleep_ms(int64_t ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
-static int reader_open(struct reader *r)
-{
-	uint64_t size = REIMAGE_SIZE_UNKNOWN;
-	int ret = r->ops->open(r->req->transport->ctx, r->req->url, r->offset, &r->stream, &size,
-			       &r->err);
-	if (ret < 0)
-		return ret;
-	if (size != REIMAGE_SIZE_UNKNOWN) {
-		r->total = size;
-		if (r->req->size >= 0 && size != (uint64_t)r->req->size) {
-			err_set(&r->err, -EBADMSG, REIMAGE_EC_INTEGRITY,
-				"image is %llu bytes, the job declares %lld",
-				(unsigned long long)size, (long long)r->req->size);
-			return -EBADMSG;
-		}
-	}
-	return 0;
-}
-
-/* One read from the stream; a retryable failure closes the stream and
- * opens it again at the byte reached, a bounded number of times with a
- * doubling delay and jitter. */
-static ssize_t reader_pull(struct reader *r)
-{
-	for (;;) {
-		ssize_t n;
-		if (!r->stream && reader_open(r) < 0) {
-			if (r->err.cls != REIMAGE_EC_RETRYABLE || r->resumes >= r->req->retries)
-				return -1;
-		} else {
-			n = r->ops->read(r->stream, r->buf, sizeof(r->buf), &r->err);
-			if (n >= 0)
-				return n;
-			r->ops->close(r->stream);
-			r->stream = NULL;
-			if (r->err.cls != REIMAGE_EC_RETRYABLE || r->resumes >= r->req->retries)
-				return -1;
-		}
-		int64_t delay = r->req->retry_delay_ms << (r->resumes < 16 ? r->resumes : 16);
-		delay += delay > 0 ? random() % (delay / 4 + 1) : 0;
-		log_warn("stage: %s; resuming at byte %llu in %lld ms (attempt %d of %d)", r->err.msg,
-			 (unsigned long long)r->offset, (long long)delay, r->resumes + 1,
-			 r->req->retries);
-		err_clear(&r->err);
-		r->resumes++;
-		sleep_ms(delay);
-	}
-}
-
-static la_ssize_t read_cb(struct archive *a, void *client, const void **ret_buf)
-{
-	struct reader *r = client;
-	ssize_t n;
-
-	if (r->eof)
-		return 0;
-	n = reader_pull(r);
-	if (n < 0) {
-		archive_set_error(a, EIO, "%s", r->err.msg);
-		return -1;
-	}
-	if (n == 0) {
-		r->eof = 1;
-		return 0;
-	}
-	if (r->req->size >= 0 && r->offset + (uint64_t)n > (uint64_t)r->req->size) {
-		err_set(&r->err, -EFBIG, REIMAGE_EC_INTEGRITY,
-			"image is larger than the %lld bytes the job declares", (long long)r->req->size);
-		archive_set_error(a, EFBIG, "%s", r->err.msg);
-		return -1;
-	}
-	EVP_DigestUpdate(r->md, r->buf, (size_t)n);
-	r->offset += (uint64_t)n;
-	if (r->req->progress)
-		progress_update(r->req->progress, r->offset);
-	*ret_buf = r->buf;
-	return n;
-}
-
-/* Hash the bytes after the archive's end marker too: the digest covers
- * the whole file. */
-static int reader_drain(struct reader *r, struct archive *a)
-{
-	const void *buf;
-	while (!r->eof)
-		if (read_cb(a, r, &buf) < 0)
-			return -1;
-	return 0;
-}
-
 /* A disk writer's error: its message, and the system's reason. */
 static int writer_error(struct reimage_error *err, struct archive *out, const char *what,
 			const char *name)
@@ -181,21 +70,37 @@ static int root_path(char *buf, size_t len, const char *staging, const char *rel
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
-int stage_copy_data(struct archive *in, struct archive *out, uint64_t *bytes, const char *name,
-		    struct reimage_error *err)
+int stage_archive_data(void *arg, const void **ret_buf, size_t *ret_len, int64_t *ret_offset,
+		       struct reimage_error *err)
 {
-	const void *buf;
-	size_t size;
+	struct archive *in = arg;
 	la_int64_t offset;
+	int r = archive_read_data_block(in, ret_buf, ret_len, &offset);
 
+	if (r == ARCHIVE_EOF)
+		return 0;
+	if (r < ARCHIVE_OK) {
+		err_set(err, -EIO, REIMAGE_EC_INTEGRITY, "%s",
+			archive_error_string(in) ? archive_error_string(in) : "unreadable data");
+		return -EIO;
+	}
+	*ret_offset = offset;
+	return 1;
+}
+
+static int copy_blocks(struct archive *out, stage_data_fn data, void *arg, uint64_t *bytes,
+		       const char *name, struct reimage_error *err)
+{
 	for (;;) {
-		int r = archive_read_data_block(in, &buf, &size, &offset);
-		if (r == ARCHIVE_EOF)
+		const void *buf;
+		size_t size;
+		int64_t offset;
+		int r = data(arg, &buf, &size, &offset, err);
+		if (r == 0)
 			return 0;
-		if (r < ARCHIVE_OK) {
-			err_set(err, -EIO, REIMAGE_EC_INTEGRITY, "read '%s': %s", name,
-				archive_error_string(in));
-			return -EIO;
+		if (r < 0) {
+			err_prefix(err, "read '%s'", name);
+			return r;
 		}
 		if (archive_write_data_block(out, buf, size, offset) < ARCHIVE_OK)
 			return writer_error(err, out, "extract", name);
@@ -203,8 +108,181 @@ int stage_copy_data(struct archive *in, struct archive *out, uint64_t *bytes, co
 	}
 }
 
-static int extract_entry(struct archive *in, struct archive *out, struct archive_entry *e,
-			 const char *staging, struct stage_result *res, struct reimage_error *err)
+int stage_copy_data(struct archive *in, struct archive *out, uint64_t *bytes, const char *name,
+		    struct reimage_error *err)
+{
+	return copy_blocks(out, stage_archive_data, in, bytes, name, err);
+}
+
+/* Directory times are the sink's to set, at the end: libarchive defers
+ * those of the directories it creates, but sets at once those of a
+ * directory that already existed (an OCI layer changing one an earlier
+ * layer made), and entries written into it after would change them.  And
+ * a writer flushed early (sink_flush) has applied its own. */
+struct stage_dir_time {
+	char *path;
+	struct timespec times[2];  /* atime, mtime */
+};
+
+static int defer_dir_time(struct stage_sink *k, struct archive_entry *e, const char *path,
+			  struct reimage_error *err)
+{
+	struct stage_dir_time *grown;
+
+	if (archive_entry_filetype(e) != AE_IFDIR || !archive_entry_mtime_is_set(e))
+		return 0;
+	if (!(grown = realloc(k->times, (k->n_times + 1) * sizeof(*grown))) ||
+	    !(grown[k->n_times].path = strdup(path))) {
+		if (grown)
+			k->times = grown;
+		err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
+		return -ENOMEM;
+	}
+	k->times = grown;
+	struct stage_dir_time *t = &k->times[k->n_times++];
+	t->times[0].tv_sec = archive_entry_atime_is_set(e) ? archive_entry_atime(e)
+							   : archive_entry_mtime(e);
+	t->times[0].tv_nsec = archive_entry_atime_is_set(e) ? archive_entry_atime_nsec(e)
+							    : archive_entry_mtime_nsec(e);
+	t->times[1].tv_sec = archive_entry_mtime(e);
+	t->times[1].tv_nsec = archive_entry_mtime_nsec(e);
+	return 0;
+}
+
+static void free_dir_times(struct stage_sink *k)
+{
+	for (size_t i = 0; i < k->n_times; i++)
+		free(k->times[i].path);
+	free(k->times);
+	k->times = NULL;
+	k->n_times = 0;
+}
+
+void stage_sink_init(struct stage_sink *k, const char *staging, int dry)
+{
+	memset(k, 0, sizeof(*k));
+	k->staging = staging;
+	k->dry = dry;
+}
+
+int stage_sink_begin(struct stage_sink *k, struct reimage_error *err)
+{
+	if (k->dry || k->out)
+		return 0;
+	if (!(k->out = stage_disk_writer())) {
+		err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Close the writer: libarchive applies the modes (and times) of the
+ * directories it created, by path. */
+static int writer_close(struct stage_sink *k, struct reimage_error *err)
+{
+	int r = 0;
+
+	if (archive_write_close(k->out) != ARCHIVE_OK) {
+		int en = archive_errno(k->out) ? archive_errno(k->out) : EIO;
+		err_set(err, -en, REIMAGE_EC_IO, "finish extraction: %s",
+			archive_error_string(k->out));
+		r = -en;
+	}
+	archive_write_free(k->out);
+	k->out = NULL;
+	return r;
+}
+
+/* Before the sink removes a tree (a whiteout, a directory an entry
+ * replaces): the writer's deferred fixups name paths that may lie in it,
+ * and a symlink written there later would lead them outside staging. */
+static int sink_flush(struct stage_sink *k, struct reimage_error *err)
+{
+	int r;
+	if (!k->out)
+		return 0;
+	if ((r = writer_close(k, err)) < 0)
+		return r;
+	return stage_sink_begin(k, err);
+}
+
+int stage_sink_end(struct stage_sink *k, struct reimage_error *err)
+{
+	size_t sl = strlen(k->staging);
+	int r;
+
+	if (!k->out)
+		return 0;
+	r = writer_close(k, err);
+	/* Never through a symlink: a directory whose parents are no longer
+	 * real directories (replaced since) is left alone. */
+	for (size_t i = 0; r == 0 && i < k->n_times; i++) {
+		struct reimage_error skip = { 0 };
+		const char *path = k->times[i].path;
+		if (fs_parents_real(k->staging, path + sl + 1, &skip) < 0)
+			continue;
+		if (utimensat(AT_FDCWD, path, k->times[i].times, AT_SYMLINK_NOFOLLOW) < 0 &&
+		    errno != ENOENT) {
+			err_sys(err, -errno, "set times of %s", path);
+			r = err->code;
+		}
+	}
+	free_dir_times(k);
+	return r;
+}
+
+void stage_sink_fini(struct stage_sink *k)
+{
+	if (k->out)
+		archive_write_free(k->out);
+	k->out = NULL;
+	free_dir_times(k);
+	for (size_t i = 0; i < k->n_top; i++)
+		free(k->top[i]);
+	free(k->top);
+	k->top = NULL;
+	k->n_top = 0;
+}
+
+/* Dry run: the image's top-level names, for `plan` to classify the root's. */
+static int add_top(struct stage_sink *k, const char *rel, struct reimage_error *err)
+{
+	size_t len = strcspn(rel, "/");
+	char **grown;
+
+	for (size_t i = 0; i < k->n_top; i++)
+		if (strlen(k->top[i]) == len && strncmp(k->top[i], rel, len) == 0)
+			return 0;
+	grown = realloc(k->top, (k->n_top + 2) * sizeof(char *));
+	if (!grown || !(grown[k->n_top] = strndup(rel, len))) {
+		if (grown)
+			k->top = grown;
+		err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
+		return -ENOMEM;
+	}
+	k->top = grown;
+	k->top[++k->n_top] = NULL;
+	return 0;
+}
+
+/* Layers: an entry that is not a directory replaces a directory an
+ * earlier layer made (libarchive's writer would only rmdir an empty one). */
+static int replace_dir(struct stage_sink *k, struct archive_entry *e, const char *rel,
+		       const char *path, struct reimage_error *err)
+{
+	struct stat st;
+	int r;
+
+	if (!k->layered || archive_entry_filetype(e) == AE_IFDIR || lstat(path, &st) < 0 ||
+	    !S_ISDIR(st.st_mode))
+		return 0;
+	if ((r = fs_parents_real(k->staging, rel, err)) < 0 || (r = sink_flush(k, err)) < 0)
+		return r;
+	return fs_remove_tree(path, err);
+}
+
+int stage_sink_entry(struct stage_sink *k, struct archive_entry *e, stage_data_fn data,
+		     void *arg, struct reimage_error *err)
 {
 	char path[PATH_MAX], link[PATH_MAX], rel[PATH_MAX];
 	const char *orig = archive_entry_pathname(e);
@@ -221,39 +299,76 @@ static int extract_entry(struct archive *in, struct archive *out, struct archive
 	snprintf(rel, sizeof(rel), "%s", safe);
 	if (!*rel || strcmp(rel, ".") == 0)
 		return 0;  /* the image's root directory: staging itself stands for it */
-	if (root_path(path, sizeof(path), staging, rel) < 0) {
+	if (root_path(path, sizeof(path), k->staging, rel) < 0) {
 		err_set(err, -ENAMETOOLONG, REIMAGE_EC_INTEGRITY, "member '%s': path too long", rel);
 		return -ENAMETOOLONG;
 	}
-	archive_entry_copy_pathname(e, path);
 	if (hard) {
 		const char *hrel = stage_safe_path(hard);
-		if (!hrel || !*hrel || root_path(link, sizeof(link), staging, hrel) < 0) {
+		if (!hrel || !*hrel || root_path(link, sizeof(link), k->staging, hrel) < 0) {
 			err_set(err, -EPERM, REIMAGE_EC_INTEGRITY,
 				"refused member '%s': hard link to '%s' outside the image", rel, hard);
 			return -EPERM;
 		}
-		archive_entry_copy_hardlink(e, link);
 	}
-	r = archive_write_header(out, e);
-	if (r < ARCHIVE_WARN)
-		return writer_error(err, out, "extract", rel);
-	if (archive_entry_size(e) > 0 && (r = stage_copy_data(in, out, &res->bytes_out, rel, err)) < 0)
+	if (k->dry) {
+		k->entries++;
+		k->bytes += archive_entry_size(e) > 0 ? (uint64_t)archive_entry_size(e) : 0;
+		return add_top(k, rel, err);
+	}
+	if ((r = replace_dir(k, e, rel, path, err)) < 0 || (r = defer_dir_time(k, e, path, err)) < 0)
 		return r;
-	if (archive_write_finish_entry(out) < ARCHIVE_WARN)
-		return writer_error(err, out, "extract", rel);
-	res->entries++;
+	archive_entry_copy_pathname(e, path);
+	if (hard)
+		archive_entry_copy_hardlink(e, link);
+	r = archive_write_header(k->out, e);
+	if (r < ARCHIVE_WARN)
+		return writer_error(err, k->out, "extract", rel);
+	if (archive_entry_size(e) > 0 && data &&
+	    (r = copy_blocks(k->out, data, arg, &k->bytes, rel, err)) < 0)
+		return r;
+	if (archive_write_finish_entry(k->out) < ARCHIVE_WARN)
+		return writer_error(err, k->out, "extract", rel);
+	k->entries++;
 	return 0;
 }
 
-static void hex(char *out, const unsigned char *md, unsigned len)
+int stage_sink_remove(struct stage_sink *k, const char *rel, struct reimage_error *err)
 {
-	static const char digits[] = "0123456789abcdef";
-	for (unsigned i = 0; i < len; i++) {
-		out[2 * i] = digits[md[i] >> 4];
-		out[2 * i + 1] = digits[md[i] & 15];
+	const char *safe = stage_safe_path(rel);
+	char path[PATH_MAX];
+	int r;
+
+	if (!safe || !*safe || strcmp(safe, ".") == 0) {
+		err_set(err, -EPERM, REIMAGE_EC_INTEGRITY,
+			"refused whiteout of '%s': absolute, empty or with '..'", rel);
+		return -EPERM;
 	}
-	out[2 * len] = '\0';
+	if (k->dry) {
+		/* Only a top-level name changes what plan shows. */
+		for (size_t i = 0; !strchr(safe, '/') && i < k->n_top; i++)
+			if (strcmp(k->top[i], safe) == 0) {
+				free(k->top[i]);
+				memmove(&k->top[i], &k->top[i + 1], (k->n_top - i) * sizeof(char *));
+				k->n_top--;
+				break;
+			}
+		return 0;
+	}
+	if (root_path(path, sizeof(path), k->staging, safe) < 0) {
+		err_set(err, -ENAMETOOLONG, REIMAGE_EC_INTEGRITY, "whiteout '%s': path too long", rel);
+		return -ENAMETOOLONG;
+	}
+	/* Never through a symlink an earlier layer planted. */
+	if ((r = fs_parents_real(k->staging, safe, err)) < 0) {
+		err_prefix(err, "refused whiteout");
+		return r;
+	}
+	if (!fs_exists(path))
+		return 0;
+	if ((r = sink_flush(k, err)) < 0)
+		return r;
+	return fs_remove_tree(path, err);
 }
 
 /* Owners are the image's numeric ids, never this machine's names (no
@@ -320,106 +435,17 @@ struct archive *stage_disk_writer(void)
 int stage_image(const struct stage_request *req, struct stage_result *res,
 		struct reimage_error *err)
 {
-	struct archive *in = NULL, *out = NULL;
-	struct archive_entry *entry;
-	struct reader *r;
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned mdlen = 0;
-	int ret = 0;
+	struct stage_sink k;
+	struct source src;
+	int r;
 
 	memset(res, 0, sizeof(*res));
-	r = calloc(1, sizeof(*r));
-	if (!r || !(r->md = EVP_MD_CTX_new()) || !EVP_DigestInit_ex(r->md, EVP_sha256(), NULL)) {
-		err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
-		ret = -ENOMEM;
-		goto out;
-	}
-	r->req = req;
-	r->ops = req->transport->desc->transport;
-	r->total = req->size >= 0 ? (uint64_t)req->size : REIMAGE_SIZE_UNKNOWN;
-	in = archive_read_new();
-	out = stage_disk_writer();
-	if (!in || !out) {
-		err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
-		ret = -ENOMEM;
-		goto out;
-	}
-	archive_read_support_filter_all(in);
-	archive_read_support_format_all(in);
-	if (reader_open(r) < 0 && r->err.cls != REIMAGE_EC_RETRYABLE) {
-		*err = r->err;
-		err_prefix(err, "open %s", req->url);
-		ret = err->code;
-		goto out;
-	}
-	if (req->progress)
-		progress_begin(req->progress, "staging", r->total);
-	if (archive_read_open(in, r, NULL, read_cb, NULL) != ARCHIVE_OK) {
-		ret = -EIO;
-		goto fail_read;
-	}
-	for (;;) {
-		int st = archive_read_next_header(in, &entry);
-		if (st == ARCHIVE_EOF)
-			break;
-		if (st < ARCHIVE_WARN) {
-			ret = -EIO;
-			goto fail_read;
-		}
-		if ((ret = extract_entry(in, out, entry, req->staging, res, err)) < 0) {
-			/* A read failure inside the data is the stream's error. */
-			if (r->err.code)
-				goto fail_read;
-			goto out;
-		}
-	}
-	if (reader_drain(r, in) < 0) {
-		ret = -EIO;
-		goto fail_read;
-	}
-	if (archive_write_close(out) != ARCHIVE_OK) {
-		int en = archive_errno(out) ? archive_errno(out) : EIO;
-		err_set(err, -en, REIMAGE_EC_IO, "finish extraction: %s", archive_error_string(out));
-		ret = -en;
-		goto out;
-	}
-	EVP_DigestFinal_ex(r->md, md, &mdlen);
-	hex(res->sha256, md, mdlen);
-	res->bytes_in = r->offset;
-	res->resumes = r->resumes;
-	if (req->progress)
-		progress_end(req->progress);
-	if (req->size >= 0 && r->offset != (uint64_t)req->size) {
-		err_set(err, -EBADMSG, REIMAGE_EC_INTEGRITY,
-			"image ended after %llu bytes, the job declares %lld (truncated?)",
-			(unsigned long long)r->offset, (long long)req->size);
-		ret = -EBADMSG;
-	} else if (req->sha256 && strcmp(req->sha256, res->sha256) != 0) {
-		err_set(err, -EBADMSG, REIMAGE_EC_INTEGRITY,
-			"image SHA-256 is %s, the job declares %s", res->sha256, req->sha256);
-		ret = -EBADMSG;
-	}
-	goto out;
-fail_read:
-	/* The first error wins: the transport's or size check's, else libarchive's. */
-	if (r->err.code) {
-		*err = r->err;
-	} else {
-		err_set(err, -EIO, REIMAGE_EC_INTEGRITY, "read image: %s",
-			archive_error_string(in) ? archive_error_string(in) : "unreadable archive");
-	}
-	ret = err->code;
-out:
-	if (in)
-		archive_read_free(in);
-	if (out)
-		archive_write_free(out);
-	if (r) {
-		if (r->stream)
-			r->ops->close(r->stream);
-		if (r->md)
-			EVP_MD_CTX_free(r->md);
-		free(r);
-	}
-	return ret;
+	if ((r = source_resolve(req->url, req->kind, &src, err)) < 0)
+		return r;
+	stage_sink_init(&k, req->staging, 0);
+	r = source_stage(&src, req, &k, res, err);
+	res->entries = k.entries;
+	res->bytes_out = k.bytes;
+	stage_sink_fini(&k);
+	return r;
 }

@@ -580,6 +580,13 @@ static int run_forward(const struct swap_ctx *sc, const struct layout *L,
 			err_prefix(err, "swap step %zu (%s %s)", i + 1, op_names[s->op], s->name);
 			return r;
 		}
+		if (i == 0 && sc->pause_s > 0 && plan->n > 1) {
+			log_warn("test switch: swap paused for %lld s after its first step",
+				 sc->pause_s);
+			if ((r = sc->ops->sync(sc->backend, sc->root, err)) < 0)
+				return r;
+			sleep((unsigned)sc->pause_s);
+		}
 	}
 	return 0;
 }

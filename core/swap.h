@@ -56,6 +56,9 @@ struct swap_ctx {
 	const char *root;  /* real path */
 	const struct reimage_backend_ops *ops;
 	void *backend;     /* the backend's ctx */
+	/* Test switch (the job's test_swap_pause): after the first step, sync
+	 * and wait this long, so a test can cut the power mid-swap. */
+	long long pause_s;
 };
 
 /* Build the plan from the live root and the staging directory.

@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE
 #include "builtin.h"
+#include "error.h"
 #include "fsutil.h"
 
 #include <errno.h>
@@ -34,9 +35,7 @@ static int hexval(char c)
 	return -1;
 }
 
-/* file:///a/b, file:/a/b, file://localhost/a/b, or a plain path; %XX decoded. */
-static int url_to_path(const struct reimage_host *host, const char *url, char *path,
-		       size_t len, struct reimage_error *err)
+int file_url_path(const char *url, char *path, size_t len, struct reimage_error *err)
 {
 	const char *p = url;
 	size_t o = 0;
@@ -48,8 +47,8 @@ static int url_to_path(const struct reimage_host *host, const char *url, char *p
 			if (strncmp(p, "localhost/", 10) == 0)
 				p += 9;
 			else if (*p != '/') {
-				host->error(err, -EINVAL, REIMAGE_EC_CONFIG,
-					    "URL '%s': file URLs name a local path only", url);
+				err_set(err, -EINVAL, REIMAGE_EC_CONFIG,
+					"URL '%s': file URLs name a local path only", url);
 				return -EINVAL;
 			}
 		}
@@ -61,14 +60,14 @@ static int url_to_path(const struct reimage_host *host, const char *url, char *p
 			p += 2;
 		}
 		if (c == '\0' || o + 1 >= len) {
-			host->error(err, -EINVAL, REIMAGE_EC_CONFIG, "URL '%s': not a usable path", url);
+			err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "URL '%s': not a usable path", url);
 			return -EINVAL;
 		}
 		path[o++] = c;
 	}
 	path[o] = '\0';
 	if (o == 0) {
-		host->error(err, -EINVAL, REIMAGE_EC_CONFIG, "URL '%s': empty path", url);
+		err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "URL '%s': empty path", url);
 		return -EINVAL;
 	}
 	return 0;
@@ -113,7 +112,7 @@ static int file_open(void *ctx, const char *url, uint64_t offset,
 	struct stat st;
 	int fd, r;
 
-	if ((r = url_to_path(c->host, url, path, sizeof(path), err)) < 0)
+	if ((r = file_url_path(url, path, sizeof(path), err)) < 0)
 		return r;
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -178,7 +177,7 @@ static int file_fetch(void *ctx, const char *url, void *buf, size_t cap, size_t 
 	size_t have = 0;
 	int fd, r;
 
-	if ((r = url_to_path(c->host, url, path, sizeof(path), err)) < 0)
+	if ((r = file_url_path(url, path, sizeof(path), err)) < 0)
 		return r;
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -225,13 +224,23 @@ static int file_fetch(void *ctx, const char *url, void *buf, size_t cap, size_t 
 static int file_put(void *ctx, const char *url, const void *data, size_t len,
 		    const char *content_type, struct reimage_error *err)
 {
-	struct file_ctx *c = ctx;
 	char path[PATH_MAX];
 	int r;
 
+	(void)ctx;
 	(void)content_type;
-	if ((r = url_to_path(c->host, url, path, sizeof(path), err)) < 0)
+	if ((r = file_url_path(url, path, sizeof(path), err)) < 0)
 		return r;
+	/* A store's folders appear with its first document, as an HTTP
+	 * server's do with create_full_put_path. */
+	char *slash = strrchr(path, '/');
+	if (slash && slash > path) {
+		*slash = '\0';
+		r = fs_mkdir_p(path, 0755, err);
+		*slash = '/';
+		if (r < 0)
+			return r;
+	}
 	return fs_write_atomic(path, data, len, NULL, err);
 }
 
@@ -241,7 +250,7 @@ static int file_remove(void *ctx, const char *url, struct reimage_error *err)
 	char path[PATH_MAX];
 	int r;
 
-	if ((r = url_to_path(c->host, url, path, sizeof(path), err)) < 0)
+	if ((r = file_url_path(url, path, sizeof(path), err)) < 0)
 		return r;
 	if (unlink(path) < 0 && errno != ENOENT)
 		return sys_error(c->host, err, errno, "remove", path);

@@ -7,6 +7,11 @@ usage: attack.py KIND OUT
   symlink    a symlink "link" -> OUTSIDE, then a file "link/escape"
   hardlink   a hard link to "../../etc/passwd"
   bomb       a member declaring more data than the image holds
+  plant      only a symlink "link" -> OUTSIDE (an OCI layer an attack builds on)
+  whiteout   an OCI whiteout "link/.wh.secret" (through the planted link)
+  through    a hard link "stolen" to "link/secret" (through the planted link)
+  replace    directories "a" and "a/b", then "a" again as a symlink -> OUTSIDE:
+             what is pending for "a/b" must not land in OUTSIDE/b
 OUTSIDE: the directory the attack aims at (argv[3]).
 """
 import io
@@ -38,6 +43,29 @@ def main():
             hl = tarfile.TarInfo("stolen")
             hl.type = tarfile.LNKTYPE
             hl.linkname = "../../" + outside.lstrip("/") + "/secret"
+            tar.addfile(hl)
+        elif kind == "plant":
+            link = tarfile.TarInfo("link")
+            link.type = tarfile.SYMTYPE
+            link.linkname = outside
+            tar.addfile(link)
+        elif kind == "replace":
+            for name, mode in (("a", 0o755), ("a/b", 0o700)):
+                d = tarfile.TarInfo(name)
+                d.type = tarfile.DIRTYPE
+                d.mode = mode
+                d.mtime = 981173106
+                tar.addfile(d)
+            link = tarfile.TarInfo("a")
+            link.type = tarfile.SYMTYPE
+            link.linkname = outside
+            tar.addfile(link)
+        elif kind == "whiteout":
+            add_file(tar, "link/.wh.secret", b"")
+        elif kind == "through":
+            hl = tarfile.TarInfo("stolen")
+            hl.type = tarfile.LNKTYPE
+            hl.linkname = "link/secret"
             tar.addfile(hl)
         else:
             raise SystemExit("unknown kind " + kind)

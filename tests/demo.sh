@@ -1,20 +1,23 @@
 #!/bin/sh
 # The main job on the embedded default: a full re-image of a sandbox root
-# from a local image through the agent, with no server and nothing of this
-# machine's own / touched.
+# from a local image through the agent, with no server (the job store is a
+# directory) and nothing of this machine's own / touched.
 #   sh tests/demo.sh [DIR]     (DIR: where the sandbox goes; default a new
 #                               directory under /tmp, kept for inspection)
 # It builds reimage, makes a small running system (users alice and bob, a
 # network configuration, a data folder) and a new image (tar.zst with its
-# SHA-256), then runs `reimage plan` and `reimage run` with the sandbox
-# backend (real renames; logout, quiesce, boot and reboot recorded), and
-# `reimage confirm` as the new image's agent would after its boot.
+# SHA-256), an administrator's key, and a directory job store; then
+# `reimagectl submit` publishes the signed job, the agent runs it with the
+# sandbox backend (real renames; logout, quiesce, boot and reboot
+# recorded), the agent starts again as after the reboot and confirms, and
+# `reimagectl wait` shows the outcome.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 sh "$top/tests/deps.sh"
 cmake -S "$top" -B "$top/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$top/build" -j "$(nproc 2>/dev/null || echo 2)" >/dev/null
 reimage="$top/build/reimage"
+reimagectl="$top/build/reimagectl"
 export REIMAGE_PLUGIN_PATH="$top/build/plugins"
 
 dir=${1:-$(mktemp -d /tmp/reimage-demo.XXXXXX)}
@@ -64,7 +67,6 @@ chmod 755 "$dir/mark-image.sh"
 
 cat > "$dir/job.conf" <<JOB
 id = "demo-$(date +%Y%m%d-%H%M%S)";
-serial = 1;
 backend = "sandbox";
 image: { url = "$image"; sha256 = "$sha"; size = $size; };
 preserve: {
@@ -79,14 +81,32 @@ boot: { command = "update-grub"; };
 reboot = true;
 JOB
 
-echo "== reimage plan"
+job=$(sed -n 's/^id = "\(.*\)";/\1/p' "$dir/job.conf")
+store="$dir/store"
+echo "== the administrator's key and the agent's configuration"
+[ -e "$dir/admin.key" ] || "$reimagectl" keygen "$dir/admin.key" "$dir/admin.pub"
+cat > "$dir/agent.conf" <<AGENT
+agent_id = "lab-pc-17";
+groups = [ "lab" ];
+root = "$root";
+backend = "sandbox";
+state_dir = "$root/var/lib/reimage";
+store = "$store";
+trusted_keys = [ "$dir/admin.pub" ];
+poll_interval = 1;
+poll_jitter = 0;
+AGENT
+
+echo "== reimage plan (what the job would do; touches nothing)"
 "$reimage" plan -c "$dir/job.conf" --root "$root"
-echo "== reimage run"
-"$reimage" run -c "$dir/job.conf" --root "$root"
-echo "== after the swap (sandbox: the reboot was recorded, not done)"
-"$reimage" status --root "$root"
-echo "== reimage confirm (the new image's agent, after its boot)"
-"$reimage" confirm --root "$root"
+echo "== reimagectl submit"
+"$reimagectl" submit -s "$store" -k "$dir/admin.key" "$dir/job.conf" --agents lab-pc-17
+echo "== reimage agent (polls the store, verifies, runs every phase, 'reboots')"
+"$reimage" agent -c "$dir/agent.conf" --once
+"$reimagectl" status -s "$store" "$job"
+echo "== reimage agent after the reboot: confirms the new image and reports"
+"$reimage" agent -c "$dir/agent.conf" --once
+"$reimagectl" wait -s "$store" "$job" --timeout 30
 "$reimage" status --root "$root"
 
 echo "== result"

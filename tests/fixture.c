@@ -5,6 +5,7 @@
 #include "fixture.h"
 #include "harness.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +92,18 @@ char *fixture_manifest(const char *dir)
 	return text;
 }
 
+int fixture_reimage(char **out, const char *fmt, ...)
+{
+	char args[8192];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(args, sizeof(args), fmt, ap);
+	va_end(ap);
+	int r = t_sh_out(out, "'%s/reimage' %s", t_bin_dir(), args);
+	fprintf(stderr, "reimage %s -> %d\n%s", args, r, *out);
+	return r;
+}
+
 void fixture_job(const char *path, const char *image, const char *image_extra, const char *extra)
 {
 	char text[8192];
@@ -111,4 +124,28 @@ int fixture_same(const char *a, const char *b, const char *what)
 	fprintf(stderr, "%s: trees differ:\n", what);
 	t_sh("diff '%s' '%s' | head -40 >&2", pa, pb);
 	return 0;
+}
+
+void fixture_meta_tree(const char *dir)
+{
+	fixture_new_tree(dir);
+	CU_ASSERT_EQUAL_FATAL(t_sh(
+		"set -e; cd '%s'; mkdir -p dev2; mknod dev2/null c 1 3; mknod dev2/blk b 7 200\n"
+		"truncate -s 64M usr/sparse; echo end >> usr/sparse\n"
+		"echo x > usr/xattr; setfattr -n user.reimage -v kept usr/xattr\n"
+		"echo a > usr/acl; setfacl -m u:1000:rw,u:4242:r usr/acl\n"
+		"cp bin/sh usr/ping; setcap cap_net_raw+ep usr/ping\n"
+		"echo o > usr/owned; chown 1234:4321 usr/owned; touch -d '2001-02-03 04:05:06' usr/owned\n",
+		dir), 0);
+}
+
+char *fixture_meta_manifest(const char *dir, unsigned drop)
+{
+	char *text = NULL;
+	int r = t_sh_out(&text, "python3 '%s/tests/manifest.py' '%s'%s%s%s", t_src_dir(), dir,
+			 drop & FIXTURE_NO_ACL ? " --no-acl" : "",
+			 drop & FIXTURE_NO_XATTR ? " --no-xattr" : "",
+			 drop & FIXTURE_NO_SPARSE ? " --no-sparse" : "");
+	CU_ASSERT_EQUAL(r, 0);
+	return text;
 }

@@ -19,10 +19,26 @@ const char *fixture_sha256(const char *path);
 long long fixture_size(const char *path);
 /* Manifest of a tree, without .reimage (malloc'ed, sorted lines). */
 char *fixture_manifest(const char *dir);
+/* Run the reimage binary with args; its exit status, output in *out
+ * (also copied to stderr for the test's log). */
+int fixture_reimage(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Write a job file for the sandbox backend: image_extra goes inside the
  * image group, extra after it (either may be NULL). */
 void fixture_job(const char *path, const char *image, const char *image_extra, const char *extra);
 /* Compare two manifests; on a difference print a diff and return 0. */
 int fixture_same(const char *a, const char *b, const char *what);
+
+/* The metadata fixture every image source is checked against: the new
+ * image's tree plus device nodes, a sparse file, an xattr, an ACL, a file
+ * capability, an owner and a time (needs root). */
+void fixture_meta_tree(const char *dir);
+/* What a source kind cannot carry, left out of fixture_meta_manifest(). */
+#define FIXTURE_NO_ACL 1u     /* POSIX ACLs */
+#define FIXTURE_NO_XATTR 2u   /* every xattr: ACLs and capabilities too */
+#define FIXTURE_NO_SPARSE 4u  /* holes */
+/* Every piece of metadata of a tree, one sorted line per entry
+ * (tests/manifest.py): type, mode, owner, links, link target, time,
+ * device numbers, size, content, sparseness, xattrs.  malloc'ed. */
+char *fixture_meta_manifest(const char *dir, unsigned drop);
 
 #endif

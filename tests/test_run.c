@@ -9,27 +9,12 @@
 #include "fixture.h"
 
 #include <sched.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-/* Run reimage with args; returns its exit status, output in *out. */
-static int reimage(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int reimage(char **out, const char *fmt, ...)
-{
-	char args[8192];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(args, sizeof(args), fmt, ap);
-	va_end(ap);
-	int r = t_sh_out(out, "'%s/reimage' %s", t_bin_dir(), args);
-	fprintf(stderr, "reimage %s -> %d\n%s", args, r, *out);
-	return r;
-}
 
 /* An old root and a zstd image of the new tree with its digest and size. */
 static void setup(const char *extra)
@@ -80,7 +65,7 @@ TEST_CASE(full_reimage)
 		 fixture_sha256(t_path("image.tar.zst")), fixture_size(t_path("image.tar.zst")));
 	fixture_job(t_path("job.conf"), t_path("image.tar.zst"), img, extra);
 
-	CU_ASSERT_EQUAL_FATAL(reimage(&out, "run -c '%s' --root '%s'", t_path("job.conf"),
+	CU_ASSERT_EQUAL_FATAL(fixture_reimage(&out, "run -c '%s' --root '%s'", t_path("job.conf"),
 				      t_path("root")), 0);
 	free(out);
 	/* The new image is at the top level... */
@@ -121,12 +106,12 @@ TEST_CASE(full_reimage)
 	CU_ASSERT(contains("root/.reimage/state", "\"pending\""));
 
 	/* A second job is refused until this one is confirmed. */
-	CU_ASSERT_EQUAL(reimage(&out, "run -c '%s' --root '%s'", t_path("job.conf"),
+	CU_ASSERT_EQUAL(fixture_reimage(&out, "run -c '%s' --root '%s'", t_path("job.conf"),
 				t_path("root")), 3);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "awaits `reimage confirm`"));
 	free(out);
 	/* Confirm: committed, the retired image deleted. */
-	CU_ASSERT_EQUAL(reimage(&out, "confirm --root '%s'", t_path("root")), 0);
+	CU_ASSERT_EQUAL(fixture_reimage(&out, "confirm --root '%s'", t_path("root")), 0);
 	free(out);
 	CU_ASSERT(contains("root/.reimage/state", "\"committed\""));
 	CU_ASSERT_FALSE(t_sh("test -e '%s/.reimage/old'", t_path("root")) == 0);
@@ -139,7 +124,7 @@ TEST_CASE(copy_mode_and_rollback)
 	      "  network = true; network_paths = [ \"etc/host*\" ]; };\n"
 	      "keep_old_days = 3;\n");
 	before = fixture_manifest(t_path("root"));
-	CU_ASSERT_EQUAL_FATAL(reimage(&out, "run -c '%s' --root '%s'", t_path("job.conf"),
+	CU_ASSERT_EQUAL_FATAL(fixture_reimage(&out, "run -c '%s' --root '%s'", t_path("job.conf"),
 				      t_path("root")), 0);
 	free(out);
 	CU_ASSERT(contains("root/home/alice/notes.txt", "alice notes"));
@@ -152,18 +137,18 @@ TEST_CASE(copy_mode_and_rollback)
 	/* Copies: the originals are still in the retired image. */
 	CU_ASSERT(contains("root/.reimage/old/home/alice/notes.txt", "alice notes"));
 	/* Confirm keeps the retired image for keep_old_days... */
-	CU_ASSERT_EQUAL(reimage(&out, "confirm --root '%s'", t_path("root")), 0);
+	CU_ASSERT_EQUAL(fixture_reimage(&out, "confirm --root '%s'", t_path("root")), 0);
 	free(out);
 	CU_ASSERT_EQUAL(t_sh("test -d '%s/.reimage/old'", t_path("root")), 0);
 	/* ...so a rollback gives back exactly the old image. */
-	CU_ASSERT_EQUAL(reimage(&out, "rollback --root '%s'", t_path("root")), 0);
+	CU_ASSERT_EQUAL(fixture_reimage(&out, "rollback --root '%s'", t_path("root")), 0);
 	free(out);
 	char *now = fixture_manifest(t_path("root"));
 	CU_ASSERT(fixture_same(before, now, "root after rollback"));
 	free(now);
 	free(before);
 	CU_ASSERT(contains("root/.reimage/state", "\"rolled-back\""));
-	CU_ASSERT_EQUAL(reimage(&out, "rollback --root '%s'", t_path("root")), 1);
+	CU_ASSERT_EQUAL(fixture_reimage(&out, "rollback --root '%s'", t_path("root")), 1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "no retired image"));
 	free(out);
 }
@@ -176,7 +161,7 @@ static void expect_failure(const char *job_extra, const char *image, const char 
 		image = t_path("image.tar.zst");
 	fixture_job(t_path("job.conf"), image, image_extra, job_extra);
 	before = fixture_manifest(t_path("root"));
-	CU_ASSERT_EQUAL(reimage(&out, "run -c '%s' --root '%s'", t_path("job.conf"),
+	CU_ASSERT_EQUAL(fixture_reimage(&out, "run -c '%s' --root '%s'", t_path("job.conf"),
 				t_path("root")), 1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, needle));
 	free(out);
@@ -300,7 +285,7 @@ TEST_CASE(disk_full)
 		char *before = fixture_manifest(t_path("root"));
 		fixture_job(t_path("job.conf"), t_path("big.tar"), NULL, NULL);
 		char *out = NULL;
-		int r = reimage(&out, "run -c '%s' --root '%s'", t_path("job.conf"), t_path("root"));
+		int r = fixture_reimage(&out, "run -c '%s' --root '%s'", t_path("job.conf"), t_path("root"));
 		char *now = fixture_manifest(t_path("root"));
 		int ok = r == 1 && strstr(out, "No space left on device") &&
 			 strcmp(before, now) == 0 &&
@@ -316,17 +301,17 @@ TEST_CASE(config_errors_name_file_and_line)
 {
 	char *out = NULL;
 	setup("preserve: { mode = \"teleport\"; };");
-	CU_ASSERT_EQUAL(reimage(&out, "plan -c '%s' --root '%s'", t_path("job.conf"),
+	CU_ASSERT_EQUAL(fixture_reimage(&out, "plan -c '%s' --root '%s'", t_path("job.conf"),
 				t_path("root")), 2);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "job.conf:5: setting 'preserve.mode'"));
 	free(out);
 	fixture_job(t_path("job.conf"), t_path("image.tar.zst"), NULL, "lable = \"x\";");
-	CU_ASSERT_EQUAL(reimage(&out, "plan -c '%s' --root '%s'", t_path("job.conf"),
+	CU_ASSERT_EQUAL(fixture_reimage(&out, "plan -c '%s' --root '%s'", t_path("job.conf"),
 				t_path("root")), 2);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "job.conf:5: unknown setting 'lable'"));
 	free(out);
 	fixture_job(t_path("job.conf"), t_path("image.tar.zst"), NULL, NULL);
-	CU_ASSERT_EQUAL(reimage(&out, "plan -c '%s' --root '%s' --backend nosuch",
+	CU_ASSERT_EQUAL(fixture_reimage(&out, "plan -c '%s' --root '%s' --backend nosuch",
 				t_path("job.conf"), t_path("root")), 1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "plugin nosuch: not found in the plugin path"));
 	free(out);
@@ -337,7 +322,7 @@ TEST_CASE(plan_touches_nothing)
 	char *out = NULL, *before;
 	setup("preserve: { users = \"all\"; network = true; };");
 	before = fixture_manifest(t_path("root"));
-	CU_ASSERT_EQUAL(reimage(&out, "plan -c '%s' --root '%s'", t_path("job.conf"),
+	CU_ASSERT_EQUAL(fixture_reimage(&out, "plan -c '%s' --root '%s'", t_path("job.conf"),
 				t_path("root")), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "exchanged  6: bin etc home srv usr var"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "retired    2: opt topfile"));
@@ -362,12 +347,12 @@ TEST_CASE(recover_after_crash_before_swap)
 				   "echo '{\"job\":\"x\",\"phase\":\"STAGE\",\"status\":\"running\","
 				   "\"backend\":\"sandbox\"}' > '%s/.reimage/state'",
 				   t_path("root"), t_path("root")), 0);
-	CU_ASSERT_EQUAL(reimage(&out, "recover --root '%s'", t_path("root")), 0);
+	CU_ASSERT_EQUAL(fixture_reimage(&out, "recover --root '%s'", t_path("root")), 0);
 	free(out);
 	assert_untouched(before);
 	CU_ASSERT(contains("root/.reimage/state", "\"failed\""));
 	/* And again: nothing left to do. */
-	CU_ASSERT_EQUAL(reimage(&out, "recover --root '%s'", t_path("root")), 0);
+	CU_ASSERT_EQUAL(fixture_reimage(&out, "recover --root '%s'", t_path("root")), 0);
 	free(out);
 	free(before);
 }
@@ -387,7 +372,7 @@ TEST_CASE(image_of_100000_files)
 				   "      i.size = len(b)\n"
 				   "      t.addfile(i, io.BytesIO(b))\n\"", t_path("big.tar.gz")), 0);
 	fixture_job(t_path("job.conf"), t_path("big.tar.gz"), NULL, "reboot = false;");
-	CU_ASSERT_EQUAL_FATAL(reimage(&out, "run -c '%s' --root '%s'", t_path("job.conf"),
+	CU_ASSERT_EQUAL_FATAL(fixture_reimage(&out, "run -c '%s' --root '%s'", t_path("job.conf"),
 				      t_path("root")), 0);
 	free(out);
 	CU_ASSERT_EQUAL(t_sh("test $(find '%s/usr/share' -type f | wc -l) -eq 100000",
@@ -402,17 +387,9 @@ TEST_CASE(metadata_kept)
 		t_skip("needs root for device nodes, owners and capabilities");
 	CU_ASSERT_EQUAL_FATAL(t_sh("mkdir -p '%s' '%s'", t_path("root"), t_path("src")), 0);
 	fixture_old_root(t_path("root"));
-	fixture_new_tree(t_path("src"));
 	/* A device node, a sparse file, an xattr, an ACL, a file capability,
-	 * an owner and a time. */
-	CU_ASSERT_EQUAL_FATAL(t_sh(
-		"set -e; cd '%s'; mkdir -p dev2; mknod dev2/null c 1 3; mknod dev2/blk b 7 200\n"
-		"truncate -s 64M usr/sparse; echo end >> usr/sparse\n"
-		"echo x > usr/xattr; setfattr -n user.reimage -v kept usr/xattr\n"
-		"echo a > usr/acl; setfacl -m u:1000:rw,u:4242:r usr/acl\n"
-		"cp bin/sh usr/ping; setcap cap_net_raw+ep usr/ping\n"
-		"echo o > usr/owned; chown 1234:4321 usr/owned; touch -d '2001-02-03 04:05:06' usr/owned\n",
-		t_path("src")), 0);
+	 * an owner and a time: the fixture every image source is held to. */
+	fixture_meta_tree(t_path("src"));
 	CU_ASSERT_EQUAL_FATAL(t_sh("tar --numeric-owner --xattrs --xattrs-include='*' --acls "
 				   "--sparse -C '%s' -cf '%s' .", t_path("src"), t_path("meta.tar")), 0);
 	fixture_job(t_path("job.conf"), t_path("meta.tar"), NULL, "reboot = false;");

@@ -94,7 +94,7 @@ static void crash_points(int atomic)
 	old = fixture_manifest(t_path("old"));
 	for (k = 0; k < 200 && !completed; k++) {
 		const char *root = t_path("root");
-		struct swap_ctx sc = { NULL, &crashing, sb->ctx };
+		struct swap_ctx sc = { NULL, &crashing, sb->ctx, 0 };
 		struct reimage_error err = { 0 };
 		struct swap_plan plan;
 		char real_root[4096];
@@ -170,7 +170,7 @@ static void root_with_plan(struct registry *reg, struct plugin **sb, char *real_
 	make_root(t_path("root"));
 	open_sandbox(reg, sb);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(realpath(t_path("root"), real_root));
-	struct swap_ctx sc = { real_root, real, (*sb)->ctx };
+	struct swap_ctx sc = { real_root, real, (*sb)->ctx, 0 };
 	CU_ASSERT_EQUAL_FATAL(swap_plan_build(&sc, keep, preserve, plan, &err), 0);
 }
 
@@ -205,7 +205,7 @@ TEST_CASE(torn_journal_record_ignored)
 	char real_root[4096];
 
 	root_with_plan(&reg, &sb, real_root, &plan);
-	struct swap_ctx sc = { real_root, real, sb->ctx };
+	struct swap_ctx sc = { real_root, real, sb->ctx, 0 };
 	CU_ASSERT_EQUAL_FATAL(swap_run(&sc, &plan, &err), 0);
 	swap_plan_free(&plan);
 	CU_ASSERT_EQUAL(swap_journal_read(real_root, &js, &plan, &err), 0);
@@ -243,7 +243,7 @@ TEST_CASE(inconsistent_tree_refused)
 	char real_root[4096];
 
 	root_with_plan(&reg, &sb, real_root, &plan);
-	struct swap_ctx sc = { real_root, real, sb->ctx };
+	struct swap_ctx sc = { real_root, real, sb->ctx, 0 };
 	CU_ASSERT_EQUAL_FATAL(swap_run(&sc, &plan, &err), 0);
 	swap_plan_free(&plan);
 	/* Someone replaced an entry by hand: recover must not guess. */

@@ -148,6 +148,23 @@ struct reimage_host {
 
 struct reimage_stream;  /* defined by each transport */
 
+/*
+ * What the caller of open_ex() asks of one request beyond open()'s
+ * offset.  A transport applies the members its protocol has (http: the
+ * Accept and Authorization headers, the Content-Type of the answer) and
+ * ignores the others.  The caller sets struct_size to the size it was
+ * built with; a transport reads only members that lie inside it, so the
+ * struct too only ever grows at its end.
+ */
+#define REIMAGE_MEDIA_TYPE_MAX 128
+struct reimage_open_opts {
+	uint32_t struct_size;        /* sizeof(struct reimage_open_opts) of the caller */
+	const char *const *accept;   /* media types the caller understands, NULL-terminated, or NULL */
+	const char *bearer_token;    /* a credential for this request only, or NULL; a secret:
+				      * never logged, never sent to a host a redirect leads to */
+	char content_type[REIMAGE_MEDIA_TYPE_MAX];  /* out: the answer's media type, "" if none */
+};
+
 struct reimage_transport_ops {
 	uint32_t abi_version;    /* REIMAGE_PLUGIN_ABI */
 	uint32_t struct_size;    /* sizeof(struct reimage_transport_ops) */
@@ -195,6 +212,17 @@ struct reimage_transport_ops {
 		   const char *content_type, struct reimage_error *err);
 	/* Remove a document; a missing one is not an error.  MAY be NULL. */
 	int (*remove)(void *ctx, const char *url, struct reimage_error *err);
+
+	/* Appended later: the core reads these only if struct_size covers them. */
+
+	/* open() with request options (see struct reimage_open_opts): the
+	 * core uses it for image sources that need them (an OCI registry's
+	 * manifests: Accept, a bearer token, the answer's media type).  Same
+	 * contract as open() otherwise.  MAY be NULL: the core then refuses
+	 * such sources with a message naming this transport. */
+	int (*open_ex)(void *ctx, const char *url, uint64_t offset,
+		       struct reimage_open_opts *opts, struct reimage_stream **ret_stream,
+		       uint64_t *ret_size, struct reimage_error *err);
 };
 
 /* ----------------------------------------------------------------- backend */
@@ -208,6 +236,7 @@ struct reimage_transport_ops {
 #define REIMAGE_BCAP_QUIESCE  (1u << 5)  /* quiesce() stops unneeded processes */
 #define REIMAGE_BCAP_REBOOT   (1u << 6)  /* reboot() restarts the machine */
 #define REIMAGE_BCAP_MOUNTS   (1u << 7)  /* mount_copy() refreshes a mounted entry */
+#define REIMAGE_BCAP_IMAGES   (1u << 8)  /* image_attach() opens the image_kinds */
 
 /* Boot parameters of a job, passed to set_boot(). */
 struct reimage_boot {
@@ -284,6 +313,36 @@ struct reimage_backend_ops {
 	 * error.  REQUIRED with REIMAGE_BCAP_MOUNTS. */
 	int (*mount_restore)(void *ctx, const char *mount, const char *aside,
 			     struct reimage_error *err);
+
+	/* Appended later: the core reads these only if struct_size covers them. */
+
+	/* The kinds image_attach() opens, NULL-terminated: the core refuses
+	 * any other kind in PREFLIGHT, before staging. */
+	const char *const *image_kinds;
+	/* STAGE: make the file-system image in the file `image` readable as
+	 * a directory tree, read-only, without changing the running system
+	 * (posix: a loop device and mount(2) in a private mount namespace;
+	 * macOS: hdiutil attach -readonly -nobrowse -noverify).  kind names
+	 * the image: "ext4", "raw" (any file system the OS can mount), "vhd",
+	 * "vhdx", "wim".  scratch is an empty directory the backend MAY use
+	 * as the mount point.  On success ret_tree (capacity tree_cap) holds
+	 * the tree's path, valid until image_detach(); *ret_handle is the
+	 * plugin's.  A kind the backend cannot open is UNSUPPORTED with a
+	 * message naming the kind.  REQUIRED with REIMAGE_BCAP_IMAGES. */
+	int (*image_attach)(void *ctx, const char *image, const char *kind, const char *scratch,
+			    char *ret_tree, size_t tree_cap, void **ret_handle,
+			    struct reimage_error *err);
+	/* Undo image_attach() whatever happened in between (the core calls
+	 * it on every path, success or failure).  The backend MUST also
+	 * arrange that the image is detached if the agent dies while it is
+	 * attached.  REQUIRED with REIMAGE_BCAP_IMAGES. */
+	void (*image_detach)(void *ctx, void *handle);
+
+	/* TRIAL, in the new image after its boot: 1 if the service unit
+	 * (systemd unit, launchd label, Windows service) is active, 0 if not,
+	 * < 0 if it cannot tell.  MAY be NULL: the core then refuses, in
+	 * PREFLIGHT, a job whose health checks name units. */
+	int (*unit_active)(void *ctx, const char *unit, struct reimage_error *err);
 };
 
 /* ------------------------------------------------------------------- entry */

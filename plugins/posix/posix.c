@@ -16,6 +16,7 @@
  */
 #define _GNU_SOURCE
 #include "posix.h"
+#include "image.h"
 #include "move.h"
 
 #include <errno.h>
@@ -318,13 +319,28 @@ static int posix_reboot(void *ctx, struct reimage_error *err)
  *           reboot() starts it.
  * reboot    sync(), kexec if a kernel was loaded, else reboot(RB_AUTOBOOT).
  */
+static int posix_image_attach_hook(void *ctx, const char *image, const char *kind,
+				   const char *scratch, char *ret_tree, size_t tree_cap,
+				   void **ret_handle, struct reimage_error *err)
+{
+	struct posix *px = ctx;
+	return posix_image_attach(px->host, image, kind, scratch, ret_tree, tree_cap, ret_handle,
+				  err);
+}
+
+static void posix_image_detach_hook(void *ctx, void *handle)
+{
+	struct posix *px = ctx;
+	posix_image_detach(px->host, handle);
+}
+
 static const struct reimage_backend_ops posix_ops = {
 	.abi_version = REIMAGE_PLUGIN_ABI,
 	.struct_size = sizeof(struct reimage_backend_ops),
 	.name = "posix",
 	.caps = REIMAGE_BCAP_EXCHANGE | REIMAGE_BCAP_LABEL | REIMAGE_BCAP_BOOT |
 		REIMAGE_BCAP_LOGOUT | REIMAGE_BCAP_QUIESCE | REIMAGE_BCAP_REBOOT |
-		REIMAGE_BCAP_MOUNTS,
+		REIMAGE_BCAP_MOUNTS | REIMAGE_BCAP_IMAGES,
 	.options = posix_options,
 	.keep_entries = posix_keep_entries,
 	.network_paths = posix_network_paths,
@@ -343,6 +359,10 @@ static const struct reimage_backend_ops posix_ops = {
 	.reboot = posix_reboot,
 	.mount_copy = posix_mount_copy,
 	.mount_restore = posix_mount_restore,
+	.image_kinds = posix_image_kinds,
+	.image_attach = posix_image_attach_hook,
+	.image_detach = posix_image_detach_hook,
+	.unit_active = posix_unit_active,
 };
 
 static const struct reimage_plugin posix_plugin = {

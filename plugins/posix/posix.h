@@ -88,6 +88,7 @@ int posix_proc_fd(struct posix *px, struct reimage_error *err);
 /* ------------------------------------------------- the hooks, by file */
 
 int posix_quiesce(void *ctx, const char *root, struct reimage_error *err);   /* quiesce.c */
+int posix_unit_active(void *ctx, const char *unit, struct reimage_error *err); /* units.c */
 int posix_logout(void *ctx, const char *root, struct reimage_error *err);    /* logout.c */
 int posix_set_label(void *ctx, const char *root, const char *label,
 		    struct reimage_error *err);                               /* label.c */

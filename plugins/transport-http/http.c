@@ -704,6 +704,7 @@ static const struct reimage_transport_ops http_ops = {
 	.fetch = http_fetch,
 	.put = http_put,
 	.remove = http_remove,
+	.open_ex = http_open_ex,
 };
 
 static const struct reimage_plugin http_plugin = {

@@ -8,6 +8,10 @@
  * written to a file.  A transfer runs on its own multi handle so that
  * read() can drive it a step at a time.
  *
+ * open_ex() adds what the caller asks of one request: an Accept header,
+ * a bearer token of its own, and the answer's Content-Type back (an OCI
+ * registry's manifests need all three).
+ *
  * Resume: open() at an offset asks for "Range: bytes=OFFSET-".  Whatever
  * the server answers (206 from some start, or 200 from byte 0), the
  * callback drops the bytes before offset itself, so the caller always gets
@@ -20,6 +24,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -206,16 +211,52 @@ void http_close(struct reimage_stream *s)
 	free(s);
 }
 
-static int stream_setup(struct reimage_stream *s, const char *url, struct reimage_error *err)
+/* A member of the caller's struct reimage_open_opts, if its size holds it. */
+#define OPTS_HAS(o, m) \
+	((o) && (o)->struct_size >= offsetof(struct reimage_open_opts, m) + sizeof((o)->m))
+
+/* "Accept: a, b, c" from the caller's media types ("" if none). */
+static int accept_header(const struct reimage_open_opts *opts, char *buf, size_t len)
 {
-	char range[32];
+	size_t n = 0;
+
+	buf[0] = '\0';
+	if (!OPTS_HAS(opts, accept) || !opts->accept || !opts->accept[0])
+		return 0;
+	for (size_t i = 0; opts->accept[i]; i++) {
+		int w = snprintf(buf + n, len - n, "%s%s", i ? ", " : "Accept: ", opts->accept[i]);
+		if (w < 0 || (size_t)w >= len - n)
+			return -ENAMETOOLONG;
+		n += (size_t)w;
+	}
+	return 0;
+}
+
+static int stream_setup(struct reimage_stream *s, const char *url,
+			const struct reimage_open_opts *opts, struct reimage_error *err)
+{
+	char range[32], accept[1024];
+	const char *extra[] = { accept, NULL };
 	CURLcode rc;
 	int r;
 
-	if ((r = http_request_init(s->ctx, &s->rq, "GET", url, NULL, err)) < 0)
+	if (accept_header(opts, accept, sizeof(accept)) < 0) {
+		s->ctx->host->error(err, -EINVAL, REIMAGE_EC_CONFIG, "GET %s: too many media types",
+				    url);
+		return -EINVAL;
+	}
+	if ((r = http_request_init(s->ctx, &s->rq, "GET", url, accept[0] ? extra : NULL, err)) < 0)
 		return r;
 	snprintf(range, sizeof(range), "%" PRIu64 "-", s->offset);
 	rc = curl_easy_setopt(s->rq.easy, CURLOPT_WRITEFUNCTION, stream_write);
+	/* This request's own credential replaces the configured one; like
+	 * it, libcurl sends it to the first host only, never after a
+	 * redirect to another (a registry's storage). */
+	if (rc == CURLE_OK && OPTS_HAS(opts, bearer_token) && opts->bearer_token) {
+		rc = curl_easy_setopt(s->rq.easy, CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);
+		if (rc == CURLE_OK)
+			rc = curl_easy_setopt(s->rq.easy, CURLOPT_XOAUTH2_BEARER, opts->bearer_token);
+	}
 	if (rc == CURLE_OK)
 		rc = curl_easy_setopt(s->rq.easy, CURLOPT_WRITEDATA, s);
 	if (rc == CURLE_OK && s->offset)
@@ -232,6 +273,12 @@ static int stream_setup(struct reimage_stream *s, const char *url, struct reimag
 int http_open(void *ctx, const char *url, uint64_t offset, struct reimage_stream **ret_stream,
 	      uint64_t *ret_size, struct reimage_error *err)
 {
+	return http_open_ex(ctx, url, offset, NULL, ret_stream, ret_size, err);
+}
+
+int http_open_ex(void *ctx, const char *url, uint64_t offset, struct reimage_open_opts *opts,
+		 struct reimage_stream **ret_stream, uint64_t *ret_size, struct reimage_error *err)
+{
 	struct http_ctx *c = ctx;
 	struct reimage_stream *s = calloc(1, sizeof(*s));
 	int r;
@@ -243,7 +290,7 @@ int http_open(void *ctx, const char *url, uint64_t offset, struct reimage_stream
 	s->ctx = c;
 	s->offset = offset;
 	s->size = REIMAGE_SIZE_UNKNOWN;
-	if ((r = stream_setup(s, url, err)) < 0) {
+	if ((r = stream_setup(s, url, opts, err)) < 0) {
 		http_close(s);
 		return r;
 	}
@@ -259,6 +306,11 @@ int http_open(void *ctx, const char *url, uint64_t offset, struct reimage_stream
 		r = stream_fail(s, err);
 		http_close(s);
 		return r;
+	}
+	if (OPTS_HAS(opts, content_type)) {
+		char *type = NULL;
+		curl_easy_getinfo(s->rq.easy, CURLINFO_CONTENT_TYPE, &type);
+		snprintf(opts->content_type, sizeof(opts->content_type), "%s", type ? type : "");
 	}
 	*ret_size = s->size;
 	*ret_stream = s;

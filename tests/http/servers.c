@@ -10,6 +10,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -182,6 +183,7 @@ static void write_nginx_conf(const struct nginx *n, int tls)
 		"    root %s;\n"
 		"    location /dav/ { dav_methods PUT DELETE; create_full_put_path on; }\n"
 		"    location = /fail { return 500; }\n"
+		"    location /slow/ { limit_rate 256k; }\n"
 		"    location /mtls/ { if ($ssl_client_verify != SUCCESS) { return 403; } }\n"
 		"  }\n"
 		"}\n",
@@ -193,7 +195,7 @@ static void write_nginx_conf(const struct nginx *n, int tls)
 
 void nginx_start(struct nginx *n, int tls)
 {
-	char conf[4096], prefix[4096];
+	char conf[4096], prefix[4096], log[4096];
 
 	if (t_sh("command -v nginx >/dev/null") != 0)
 		t_skip("nginx is not installed (Debian package nginx-light)");
@@ -204,22 +206,39 @@ void nginx_start(struct nginx *n, int tls)
 	write_nginx_conf(n, tls);
 	snprintf(prefix, sizeof(prefix), "%s/", t_path("nginx"));
 	snprintf(conf, sizeof(conf), "%s", t_path("nginx/nginx.conf"));
+	snprintf(log, sizeof(log), "%s", t_path("nginx/error.log"));
+	char *const argv[] = { "nginx", "-p", prefix, "-c", conf, "-e", log, "-g", "daemon off;",
+			       NULL };
+	n->pid = server_spawn(argv, n->port, log);
+	if (tls && !wait_for_port(n->tls_port, n->pid))
+		CU_FAIL_FATAL("nginx did not listen for TLS");
+}
+
+pid_t server_spawn(char *const argv[], int port, const char *log)
+{
+	pid_t pid;
+
 	fflush(NULL);
-	n->pid = fork();
-	CU_ASSERT_FATAL(n->pid >= 0);
-	if (n->pid == 0) {
+	pid = fork();
+	CU_ASSERT_FATAL(pid >= 0);
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 		child_bound_to_parent();
-		execlp("nginx", "nginx", "-p", prefix, "-c", conf, "-e", t_path("nginx/error.log"),
-		       "-g", "daemon off;", (char *)NULL);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execvp(argv[0], argv);
 		_exit(127);
 	}
-	track(n->pid);
-	if (!wait_for_port(n->port, n->pid) || (tls && !wait_for_port(n->tls_port, n->pid))) {
-		char *log = t_read(t_path("nginx/error.log"));
-		fprintf(stderr, "nginx did not start; error.log:\n%s\n", log ? log : "(none)");
-		free(log);
-		CU_FAIL_FATAL("nginx did not start");
+	track(pid);
+	if (!wait_for_port(port, pid)) {
+		char *text = t_read(log);
+		fprintf(stderr, "%s did not start; %s:\n%s\n", argv[0], log, text ? text : "(none)");
+		free(text);
+		CU_FAIL_FATAL("a server did not start");
 	}
+	return pid;
 }
 
 /* ----------------------------------------------------------- tiny server */

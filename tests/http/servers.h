@@ -1,7 +1,8 @@
 /*
  * servers.h -- the servers the http tests talk to, all started by the
  * test on 127.0.0.1 with their files in the case's scratch directory:
- * a real nginx (static files, WebDAV PUT/DELETE, a failing location, TLS
+ * a real nginx (static files, WebDAV PUT/DELETE under /dav/, files sent at
+ * 256 KiB/s under /slow/, a failing location, TLS
  * with a CA of the test's own), and a tiny forked server that misbehaves
  * on purpose (cuts a body short, ignores Range, never answers).
  */
@@ -40,6 +41,10 @@ enum tiny_mode {
  * header ("none" if absent) as a line to t_path("ranges.log"). */
 pid_t tiny_start(enum tiny_mode mode, const unsigned char *body, size_t len, int *ret_port);
 
+/* Start argv (searched in PATH) as a server bound to the test, its
+ * output appended to log, and wait until it accepts on port (bounded);
+ * fails the case, showing the log, if it does not. */
+pid_t server_spawn(char *const argv[], int port, const char *log);
 /* A port nothing listens on right now. */
 int free_port(void);
 /* Stop a server started here (SIGTERM, then wait for it). */

@@ -33,8 +33,12 @@ TEST_CASE(table)
 	CU_ASSERT_EQUAL(fx.ops->caps,
 			REIMAGE_BCAP_EXCHANGE | REIMAGE_BCAP_LABEL | REIMAGE_BCAP_BOOT |
 				REIMAGE_BCAP_LOGOUT | REIMAGE_BCAP_QUIESCE | REIMAGE_BCAP_REBOOT |
-				REIMAGE_BCAP_MOUNTS);
+				REIMAGE_BCAP_MOUNTS | REIMAGE_BCAP_IMAGES);
 	CU_ASSERT_PTR_NOT_NULL(fx.ops->mount_copy);
+	CU_ASSERT(strlist_has(fx.ops->image_kinds, "ext4"));
+	CU_ASSERT(strlist_has(fx.ops->image_kinds, "raw"));
+	CU_ASSERT_PTR_NOT_NULL(fx.ops->image_attach);
+	CU_ASSERT_PTR_NOT_NULL(fx.ops->image_detach);
 	CU_ASSERT_PTR_NOT_NULL(fx.ops->logout);
 	CU_ASSERT_PTR_NOT_NULL(fx.ops->reboot);
 	CU_ASSERT(strlist_has(fx.ops->keep_entries, "proc"));

@@ -36,7 +36,7 @@ static int scenario(void *arg)
 		   "echo new > $r/.reimage/new/etc/os-release", t_path("root")) == 0);
 	CHECK(realpath(t_path("root"), root) != NULL);
 	CHECK(fx_load(&fx, "lock_memory = false;", &err) == 0);
-	struct swap_ctx sc = { root, fx.ops, fx.ctx };
+	struct swap_ctx sc = { root, fx.ops, fx.ctx, 0 };
 	CHECK(swap_plan_build(&sc, keep, NULL, &plan, &err) == 0);
 	CHECK(plan.count[OP_MOUNT] == 1);
 	CHECK(plan.n_unapplied == 0);

@@ -1,0 +1,27 @@
+/*
+ * agentstate.h -- what the agent remembers across runs and reboots, in
+ * <state_dir>/agent.json: the last serial it ran (written durably before
+ * the job's first step, so a replay is refused even after a power cut;
+ * the state directory travels with the agent through the swap), and the
+ * last outcome it reported (so a restart reports each outcome once).
+ */
+#ifndef REIMAGE_AGENTSTATE_H
+#define REIMAGE_AGENTSTATE_H
+
+#include <reimage/plugin.h>
+
+struct agent_state {
+	int have_serial;
+	long long last_serial;
+	char last_job[256];
+	char reported_job[256];    /* the outcome last reported */
+	char reported_state[32];
+};
+
+/* A missing file is an empty state. */
+int agent_state_load(const char *state_dir, struct agent_state *st, struct reimage_error *err);
+/* temp, fsync, rename, fsync(dir). */
+int agent_state_save(const char *state_dir, const struct agent_state *st,
+		     struct reimage_error *err);
+
+#endif

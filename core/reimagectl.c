@@ -1,0 +1,782 @@
+/*
+ * reimagectl.c -- main() of the administrator's tool: make keys, sign
+ * jobs, publish them to the job store for agents or a group, follow the
+ * agents' reports, withdraw a job.  One table of subcommands, one
+ * dispatcher; errors are logged here, once.
+ *
+ * Exit codes: 0 success (wait: every agent committed); 1 failure (wait:
+ * an agent failed, was refused or rolled back); 2 usage or configuration
+ * error; 4 wait timed out.
+ */
+#define _GNU_SOURCE
+#include "config.h"
+#include "error.h"
+#include "fsutil.h"
+#include "log.h"
+#include "registry.h"
+#include "report.h"
+#include "sign.h"
+#include "store.h"
+#include "when.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <libconfig.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef REIMAGE_VERSION
+#define REIMAGE_VERSION "0"
+#endif
+
+enum { EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_TIMEOUT = 4 };
+
+#define INDEX_MAX (4u << 20)   /* a rollout index: a few MB for thousands of agents */
+#define REPORT_MAX 65536
+
+struct args {
+	const char *store, *key, *conf, *agents, *group, *members, *output, *trusted;
+	long long serial, expires, timeout, interval;
+	char **pos;  /* positional arguments */
+	int npos;
+};
+
+struct ctl {
+	struct args *a;
+	struct agent_conf ac;  /* the admin file: store and transport settings */
+	struct registry reg;
+	const char *store;
+};
+
+struct command {
+	const char *name;
+	int nargs;       /* positional arguments */
+	int needs_store;
+	int (*run)(struct ctl *c, struct reimage_error *err);
+	const char *usage;
+	const char *help;
+};
+
+/* ------------------------------------------------------------ helpers */
+
+/* "a,b,c" into a NULL-terminated array (malloc'ed, one block). */
+static char **split_list(const char *s)
+{
+	size_t n = 1, len = strlen(s);
+	for (const char *p = s; *p; p++)
+		n += *p == ',';
+	char **v = malloc((n + 1) * sizeof(char *) + len + 1);
+	if (!v)
+		return NULL;
+	char *text = (char *)(v + n + 1), *save = NULL;
+	memcpy(text, s, len + 1);
+	n = 0;
+	for (char *tok = strtok_r(text, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save))
+		v[n++] = tok;
+	v[n] = NULL;
+	return v;
+}
+
+static int names_ok(char **names, const char *what, struct reimage_error *err)
+{
+	if (!names || !names[0]) {
+		err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "%s: no names given", what);
+		return -EINVAL;
+	}
+	for (char **n = names; *n; n++)
+		if (!store_name_ok(*n)) {
+			err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "%s: '%s' may hold only letters, "
+				"digits, '.', '_' and '-'", what, *n);
+			return -EINVAL;
+		}
+	return 0;
+}
+
+static json_t *json_strings(char *const *v)
+{
+	json_t *a = json_array();
+	for (; v && *v; v++)
+		json_array_append_new(a, json_string(*v));
+	return a;
+}
+
+/* -------------------------------------------------------------- keys */
+
+static int cmd_keygen(struct ctl *c, struct reimage_error *err)
+{
+	char id[SIGN_KEY_ID_LEN];
+	int r = sign_keygen(c->a->pos[0], c->a->pos[1], err);
+	if (r == 0 && (r = sign_key_id(c->a->pos[1], id, err)) == 0)
+		printf("key %s: private %s (keep it secret), public %s (list it in the agents' "
+		       "trusted_keys)\n", id, c->a->pos[0], c->a->pos[1]);
+	return r;
+}
+
+static int read_job_text(const char *path, char **ret_text, size_t *ret_len,
+			 struct reimage_error *err)
+{
+	struct job job;
+	int r;
+	/* The agent must be able to read what is signed: check it first. */
+	if ((r = job_load(&job, path, err)) < 0)
+		return r;
+	job_free(&job);
+	return fs_read_small(path, SIGN_DOC_MAX - 512, ret_text, ret_len, err);
+}
+
+static int write_out(const char *path, const char *data, size_t len, struct reimage_error *err)
+{
+	if (!path || !strcmp(path, "-")) {
+		if (fwrite(data, 1, len, stdout) != len || fflush(stdout) != 0) {
+			err_sys(err, -EIO, "write to standard output");
+			return -EIO;
+		}
+		return 0;
+	}
+	return fs_write_atomic(path, data, len, NULL, err);
+}
+
+static int cmd_sign(struct ctl *c, struct reimage_error *err)
+{
+	char *text = NULL, *doc = NULL;
+	size_t len, dlen;
+	int r;
+
+	if (!c->a->key) {
+		err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "sign: the private key is required (-k KEY)");
+		return -EINVAL;
+	}
+	if ((r = read_job_text(c->a->pos[0], &text, &len, err)) == 0 &&
+	    (r = sign_document(c->a->key, text, len, &doc, &dlen, err)) == 0)
+		r = write_out(c->a->output, doc, dlen, err);
+	free(text);
+	free(doc);
+	return r;
+}
+
+static int cmd_verify(struct ctl *c, struct reimage_error *err)
+{
+	const char *trusted[2] = { c->a->trusted, NULL };
+	struct sign_verified v;
+	struct job job;
+	char *doc = NULL, when[64] = "(none)";
+	size_t len;
+	int r;
+
+	if (!c->a->trusted) {
+		err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "verify: a public key is required (-t KEY)");
+		return -EINVAL;
+	}
+	if ((r = fs_read_small(c->a->pos[0], SIGN_DOC_MAX, &doc, &len, err)) < 0)
+		return r;
+	if ((r = sign_verify(doc, len, trusted, NULL, &v, err)) == 0 &&
+	    (r = job_load_text(&job, c->a->pos[0], v.payload, v.len, err)) == 0) {
+		if (job.not_after)
+			when_format(job.not_after, when, sizeof(when));
+		printf("signature valid: key %s (%s)\njob %s, serial %lld, not_after %s\n", v.key_id,
+		       v.key_file, job.id, job.serial, when);
+		for (size_t i = 0; job.target_agents && job.target_agents[i]; i++)
+			printf("target agent %s\n", job.target_agents[i]);
+		for (size_t i = 0; job.target_groups && job.target_groups[i]; i++)
+			printf("target group %s\n", job.target_groups[i]);
+		job_free(&job);
+	}
+	free(doc);
+	return r;
+}
+
+/* ------------------------------------------------------------- submit */
+
+static int set_targets(config_t *cfg, const char *agent, const char *group)
+{
+	config_setting_t *root = config_root_setting(cfg), *t, *l;
+	config_setting_remove(root, "targets");
+	if (!(t = config_setting_add(root, "targets", CONFIG_TYPE_GROUP)) ||
+	    !(l = config_setting_add(t, agent ? "agents" : "groups", CONFIG_TYPE_ARRAY)) ||
+	    !config_setting_set_string_elem(l, -1, agent ? agent : group))
+		return -ENOMEM;
+	return 0;
+}
+
+static int set_scalar(config_t *cfg, const char *name, int type, long long i, const char *s)
+{
+	config_setting_t *root = config_root_setting(cfg), *v;
+	config_setting_remove(root, name);
+	if (!(v = config_setting_add(root, name, type)))
+		return -ENOMEM;
+	return (type == CONFIG_TYPE_INT64 ? config_setting_set_int64(v, i)
+					  : config_setting_set_string(v, s)) ? 0 : -ENOMEM;
+}
+
+/* The job file as the agent will read it, signed. */
+static int signed_doc(struct ctl *c, config_t *cfg, const char *agent, const char *group,
+		      char **ret_doc, size_t *ret_len, struct reimage_error *err)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f;
+	int r;
+
+	if (set_targets(cfg, agent, group) < 0 || !(f = open_memstream(&text, &len))) {
+		err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
+		return -ENOMEM;
+	}
+	config_write(cfg, f);
+	fclose(f);
+	r = sign_document(c->a->key, text, len, ret_doc, ret_len, err);
+	free(text);
+	return r;
+}
+
+static int next_serial(struct ctl *c, const struct job *job, long long *ret,
+		       struct reimage_error *err)
+{
+	char url[STORE_URL_MAX], *text = NULL;
+	size_t len;
+	long long last = 0;
+	int r;
+
+	if (c->a->serial > 0) {
+		*ret = c->a->serial;
+		return 0;
+	}
+	store_url(url, sizeof(url), c->store, "serial");
+	r = store_get(&c->reg, &c->ac, url, 64, &text, &len, err);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	err_clear(err);
+	if (text)
+		last = strtoll(text, NULL, 10);
+	free(text);
+	*ret = job->serial > last ? job->serial : last + 1;
+	return 0;
+}
+
+static int cmd_submit(struct ctl *c, struct reimage_error *err)
+{
+	struct args *a = c->a;
+	char **agents = a->agents ? split_list(a->agents) : NULL;
+	char **members = a->members ? split_list(a->members) : NULL;
+	char url[STORE_URL_MAX], when[64], *doc = NULL, *text = NULL;
+	json_t *index = NULL, *docs = json_array();
+	struct job job = { 0 };
+	config_t cfg;
+	long long serial = 0;
+	int64_t now = (int64_t)time(NULL), not_after;
+	size_t len;
+	int r;
+
+	config_init(&cfg);
+	if (!a->key || (!a->agents == !a->group)) {
+		err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "submit: needs -k KEY and either "
+			"--agents LIST or --group NAME");
+		r = -EINVAL;
+		goto out;
+	}
+	if ((agents && (r = names_ok(agents, "--agents", err)) < 0) ||
+	    (members && (r = names_ok(members, "--members", err)) < 0) ||
+	    (a->group && !store_name_ok(a->group) &&
+	     (r = names_ok((char *[]){ (char *)a->group, NULL }, "--group", err)) < 0) ||
+	    (r = job_load(&job, a->pos[0], err)) < 0)
+		goto out;
+	if (!store_name_ok(job.id)) {
+		err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "%s: job id '%s' may hold only letters, "
+			"digits, '.', '_' and '-'", a->pos[0], job.id);
+		r = -EINVAL;
+		goto out;
+	}
+	if ((r = next_serial(c, &job, &serial, err)) < 0)
+		goto out;
+	not_after = job.not_after ? job.not_after : now + a->expires;
+	when_format(not_after, when, sizeof(when));
+	if (!config_read_file(&cfg, a->pos[0]) ||
+	    set_scalar(&cfg, "serial", CONFIG_TYPE_INT64, serial, NULL) < 0 ||
+	    set_scalar(&cfg, "not_after", CONFIG_TYPE_STRING, 0, when) < 0) {
+		err_set(err, -EIO, REIMAGE_EC_IO, "%s: cannot rewrite the job", a->pos[0]);
+		r = -EIO;
+		goto out;
+	}
+	/* One document per agent, or one for the group. */
+	for (size_t i = 0; agents ? agents[i] != NULL : i == 0; i++) {
+		const char *agent = agents ? agents[i] : NULL;
+		if (agent)
+			store_url(url, sizeof(url), c->store, "jobs/%s.job", agent);
+		else
+			store_url(url, sizeof(url), c->store, "jobs/group-%s.job", a->group);
+		if ((r = signed_doc(c, &cfg, agent, a->group, &doc, &len, err)) < 0 ||
+		    (r = store_put(&c->reg, &c->ac, url, doc, len, "application/octet-stream",
+				   err)) < 0)
+			goto out;
+		free(doc);
+		doc = NULL;
+		json_array_append_new(docs, json_pack("{s:s?, s:s}", "agent", agent, "url", url));
+	}
+	index = json_pack("{s:s, s:I, s:o, s:s?, s:O, s:I, s:I}", "job", job.id, "serial",
+			  (json_int_t)serial, "agents", json_strings(agents ? agents : members),
+			  "group", a->group, "documents", docs, "submitted", (json_int_t)now,
+			  "not_after", (json_int_t)not_after);
+	text = index ? json_dumps(index, JSON_INDENT(1)) : NULL;
+	store_url(url, sizeof(url), c->store, "rollouts/%s.json", job.id);
+	if (!text) {
+		err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
+		r = -ENOMEM;
+		goto out;
+	}
+	if ((r = store_put(&c->reg, &c->ac, url, text, strlen(text), "application/json", err)) < 0)
+		goto out;
+	char serial_text[32];
+	snprintf(serial_text, sizeof(serial_text), "%lld\n", serial);
+	store_url(url, sizeof(url), c->store, "serial");
+	if ((r = store_put(&c->reg, &c->ac, url, serial_text, strlen(serial_text), "text/plain",
+			   err)) < 0)
+		goto out;
+	printf("job %s: serial %lld, not after %s, %zu document(s) published to %s\n", job.id,
+	       serial, when, json_array_size(docs), c->store);
+	if (a->group && !members)
+		printf("note: without --members, `status` and `wait` know no agent of group %s\n",
+		       a->group);
+out:
+	json_decref(index);
+	json_decref(docs);
+	free(text);
+	free(doc);
+	free(agents);
+	free(members);
+	config_destroy(&cfg);
+	job_free(&job);
+	return r;
+}
+
+/* ----------------------------------------------------- status and wait */
+
+struct rollout {
+	json_t *index;
+	char job[256];
+	int64_t submitted;
+	size_t n;
+	const char **agents;
+	const char **urls;  /* the job document each agent reads */
+	struct report *rep;
+	int *have;
+};
+
+static void rollout_free(struct rollout *ro)
+{
+	json_decref(ro->index);
+	free(ro->agents);
+	free(ro->urls);
+	free(ro->rep);
+	free(ro->have);
+	memset(ro, 0, sizeof(*ro));
+}
+
+static int rollout_load(struct ctl *c, const char *job, struct rollout *ro,
+			struct reimage_error *err)
+{
+	char url[STORE_URL_MAX], *text = NULL;
+	json_t *agents, *docs, *v, *group = NULL;
+	json_int_t submitted = 0;
+	json_error_t jerr;
+	size_t len, i;
+	int r;
+
+	memset(ro, 0, sizeof(*ro));
+	if (!store_name_ok(job)) {
+		err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "job id '%s' is not a valid name", job);
+		return -EINVAL;
+	}
+	store_url(url, sizeof(url), c->store, "rollouts/%s.json", job);
+	if ((r = store_get(&c->reg, &c->ac, url, INDEX_MAX, &text, &len, err)) < 0) {
+		if (r == -ENOENT)
+			err_set(err, r, REIMAGE_EC_NOTFOUND, "job %s was not submitted to %s", job,
+				c->store);
+		return r;
+	}
+	ro->index = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	free(text);
+	if (!ro->index || json_unpack_ex(ro->index, &jerr, 0, "{s:o, s:o, s:I, s?o}", "agents",
+					 &agents, "documents", &docs, "submitted", &submitted,
+					 "group", &group) < 0) {
+		err_set(err, -EBADMSG, REIMAGE_EC_INTEGRITY, "%s: %s", url, jerr.text);
+		return -EBADMSG;
+	}
+	snprintf(ro->job, sizeof(ro->job), "%s", job);
+	ro->submitted = submitted;
+	ro->n = json_array_size(agents);
+	ro->agents = calloc(ro->n + 1, sizeof(char *));
+	ro->urls = calloc(ro->n + 1, sizeof(char *));
+	ro->rep = calloc(ro->n + 1, sizeof(struct report));
+	ro->have = calloc(ro->n + 1, sizeof(int));
+	if (!ro->agents || !ro->urls || !ro->rep || !ro->have) {
+		err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
+		return -ENOMEM;
+	}
+	json_array_foreach(agents, i, v) {
+		json_t *d;
+		size_t k;
+		ro->agents[i] = json_string_value(v);
+		json_array_foreach(docs, k, d) {
+			json_t *da = json_object_get(d, "agent");
+			if (!json_is_string(da) || !strcmp(json_string_value(da), ro->agents[i]) ||
+			    (json_is_string(group) && json_is_null(da)))
+				ro->urls[i] = json_string_value(json_object_get(d, "url"));
+		}
+		if (!ro->agents[i] || !store_name_ok(ro->agents[i])) {
+			err_set(err, -EBADMSG, REIMAGE_EC_INTEGRITY, "%s: bad agent name", url);
+			return -EBADMSG;
+		}
+	}
+	return 0;
+}
+
+/* Fetch every agent's report on the job.  An agent that refused the
+ * document before it could read the job's id reports only in its latest
+ * report, naming the document's location. */
+static void rollout_poll(struct ctl *c, struct rollout *ro)
+{
+	for (size_t i = 0; i < ro->n; i++) {
+		char url[STORE_URL_MAX], *text = NULL;
+		struct reimage_error e = { 0 };
+		struct report rep;
+		size_t len;
+
+		store_url(url, sizeof(url), c->store, "reports/%s/%s.json", ro->job, ro->agents[i]);
+		if (store_get(&c->reg, &c->ac, url, REPORT_MAX, &text, &len, &e) == 0 &&
+		    report_parse(text, len, &rep, &e) == 0) {
+			ro->rep[i] = rep;
+			ro->have[i] = 1;
+		}
+		free(text);
+		text = NULL;
+		if (ro->have[i])
+			continue;
+		store_url(url, sizeof(url), c->store, "reports/%s.json", ro->agents[i]);
+		if (store_get(&c->reg, &c->ac, url, REPORT_MAX, &text, &len, &e) == 0 &&
+		    report_parse(text, len, &rep, &e) == 0 && !strcmp(rep.state, "refused") &&
+		    ro->urls[i] && !strcmp(rep.location, ro->urls[i]) && rep.time >= ro->submitted) {
+			ro->rep[i] = rep;
+			ro->have[i] = 1;
+		}
+		free(text);
+	}
+}
+
+static void age_text(char *buf, size_t len, int64_t seconds)
+{
+	if (seconds < 120)
+		snprintf(buf, len, "%llds", (long long)seconds);
+	else if (seconds < 7200)
+		snprintf(buf, len, "%lldm", (long long)seconds / 60);
+	else if (seconds < 172800)
+		snprintf(buf, len, "%lldh", (long long)seconds / 3600);
+	else
+		snprintf(buf, len, "%lldd", (long long)seconds / 86400);
+}
+
+static void rollout_print(const struct rollout *ro, FILE *out)
+{
+	int64_t now = (int64_t)time(NULL);
+	size_t counts[3] = { 0 };  /* succeeded, failed, unfinished */
+
+	fprintf(out, "%-20s %-12s %-10s %-9s %-5s %s\n", "AGENT", "STATE", "PHASE", "PROGRESS",
+		"AGE", "DETAIL");
+	for (size_t i = 0; i < ro->n; i++) {
+		const struct report *r = &ro->rep[i];
+		char progress[32] = "-", age[16] = "-";
+		if (!ro->have[i]) {
+			fprintf(out, "%-20s %-12s %-10s %-9s %-5s %s\n", ro->agents[i], "no-report",
+				"-", "-", "-", "no report on this job yet");
+			counts[2]++;
+			continue;
+		}
+		if (r->total > 0)
+			snprintf(progress, sizeof(progress), "%d%%", (int)(r->done * 100 / r->total));
+		else if (r->done > 0)
+			snprintf(progress, sizeof(progress), "%lluMB",
+				 (unsigned long long)(r->done >> 20));
+		age_text(age, sizeof(age), now - r->time);
+		fprintf(out, "%-20s %-12s %-10s %-9s %-5s %s\n", ro->agents[i], r->state, r->phase,
+			progress, age, r->error[0] ? r->error : r->message);
+		counts[report_state_success(r->state) ? 0 : report_state_final(r->state) ? 1 : 2]++;
+	}
+	fprintf(out, "%zu agent(s): %zu succeeded, %zu failed, %zu unfinished\n", ro->n, counts[0],
+		counts[1], counts[2]);
+}
+
+static int cmd_status(struct ctl *c, struct reimage_error *err)
+{
+	struct rollout ro;
+	int r = rollout_load(c, c->a->pos[0], &ro, err);
+	if (r == 0) {
+		rollout_poll(c, &ro);
+		rollout_print(&ro, stdout);
+	}
+	rollout_free(&ro);
+	return r;
+}
+
+static int cmd_wait(struct ctl *c, struct reimage_error *err)
+{
+	int64_t deadline = (int64_t)time(NULL) + c->a->timeout;
+	struct rollout ro;
+	int r = rollout_load(c, c->a->pos[0], &ro, err);
+	char **last = calloc(ro.n + 1, sizeof(char *));
+
+	while (r == 0) {
+		size_t done = 0, ok = 0;
+		rollout_poll(c, &ro);
+		for (size_t i = 0; i < ro.n; i++) {
+			char line[512];
+			if (!ro.have[i])
+				continue;
+			snprintf(line, sizeof(line), "%s %s", ro.rep[i].state, ro.rep[i].phase);
+			/* A line per change of state or phase. */
+			if (last && (!last[i] || strcmp(last[i], line))) {
+				free(last[i]);
+				last[i] = strdup(line);
+				log_notice("%s: %s %s%s%s", ro.agents[i], ro.rep[i].state,
+					   ro.rep[i].phase, ro.rep[i].error[0] || ro.rep[i].message[0]
+					   ? ": " : "", ro.rep[i].error[0] ? ro.rep[i].error
+									  : ro.rep[i].message);
+			}
+			done += report_state_final(ro.rep[i].state);
+			ok += report_state_success(ro.rep[i].state);
+		}
+		if (done == ro.n) {
+			rollout_print(&ro, stdout);
+			if (ok < ro.n) {
+				err_set(err, -EIO, REIMAGE_EC_STATE, "job %s: %zu of %zu agent(s) did "
+					"not succeed", ro.job, ro.n - ok, ro.n);
+				r = -EIO;
+			}
+			break;
+		}
+		if ((int64_t)time(NULL) >= deadline) {
+			rollout_print(&ro, stdout);
+			err_set(err, -ETIMEDOUT, REIMAGE_EC_RETRYABLE, "job %s: timed out after %lld s "
+				"with %zu of %zu agent(s) unfinished", ro.job, c->a->timeout,
+				ro.n - done, ro.n);
+			r = -ETIMEDOUT;
+			break;
+		}
+		poll(NULL, 0, (int)(c->a->interval * 1000));
+	}
+	for (size_t i = 0; last && i < ro.n; i++)
+		free(last[i]);
+	free(last);
+	rollout_free(&ro);
+	return r;
+}
+
+static int cmd_cancel(struct ctl *c, struct reimage_error *err)
+{
+	struct rollout ro;
+	json_t *docs, *d;
+	size_t i, started = 0;
+	int r = rollout_load(c, c->a->pos[0], &ro, err);
+
+	if (r < 0) {
+		rollout_free(&ro);
+		return r;
+	}
+	docs = json_object_get(ro.index, "documents");
+	json_array_foreach(docs, i, d) {
+		const char *url = json_string_value(json_object_get(d, "url"));
+		if (url && (r = store_remove(&c->reg, &c->ac, url, err)) < 0)
+			break;
+	}
+	if (r == 0) {
+		rollout_poll(c, &ro);
+		for (i = 0; i < ro.n; i++)
+			if (ro.have[i] && strcmp(ro.rep[i].state, "scheduled") &&
+			    strcmp(ro.rep[i].state, "refused")) {
+				printf("%s: already %s (%s): not withdrawn\n", ro.agents[i],
+				       ro.rep[i].state, ro.rep[i].phase);
+				started++;
+			}
+		printf("job %s withdrawn: %zu document(s) removed; %zu agent(s) had started it\n",
+		       ro.job, json_array_size(docs), started);
+	}
+	rollout_free(&ro);
+	return r;
+}
+
+/* ------------------------------------------------------------- main */
+
+static const struct command commands[] = {
+	{ "keygen", 2, 0, cmd_keygen, "keygen PRIVATE.pem PUBLIC.pem",
+	  "Make an Ed25519 key pair.  The private key (mode 0600) signs jobs; the public\n"
+	  "key goes into each agent's trusted_keys.  Existing files are never replaced." },
+	{ "sign", 1, 0, cmd_sign, "sign -k PRIVATE.pem JOB [-o FILE]",
+	  "Check a job file and write it signed (to standard output, or FILE).  A signed\n"
+	  "job needs `targets` and `not_after`; `submit` sets both." },
+	{ "verify", 1, 0, cmd_verify, "verify -t PUBLIC.pem SIGNED-JOB",
+	  "Check a signed job's signature and print its id, serial, expiry and targets." },
+	{ "submit", 1, 1, cmd_submit,
+	  "submit -s STORE -k PRIVATE.pem JOB (--agents A,B,... | --group G [--members A,B,...])\n"
+	  "         [--serial N] [--expires SECONDS]",
+	  "Publish a job to the job store: one signed document per agent (--agents), or\n"
+	  "one shared document for a group (--group; --members names the agents `status`\n"
+	  "and `wait` follow).  The serial is --serial, else one above the store's last;\n"
+	  "not_after is the job's, else now + --expires (default 7 days).  Records the\n"
+	  "rollout in <store>/rollouts/JOB.json." },
+	{ "status", 1, 1, cmd_status, "status -s STORE JOB",
+	  "A table of every targeted agent: state, phase, progress, age of its last\n"
+	  "report, and the error or message." },
+	{ "wait", 1, 1, cmd_wait, "wait -s STORE JOB [--timeout SECONDS] [--interval SECONDS]",
+	  "Follow the agents' reports until every one has succeeded (committed: running\n"
+	  "the new image) or failed, or the timeout (default 3600 s) passes.  Exit 0\n"
+	  "only if all succeeded; 1 if any failed; 4 on timeout." },
+	{ "cancel", 1, 1, cmd_cancel, "cancel -s STORE JOB",
+	  "Withdraw a job: remove its documents from the store.  Agents that have not\n"
+	  "started it report \"cancelled\"; those that started go on." },
+};
+
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: reimagectl [-v|-q] [-C ADMIN.conf] COMMAND [OPTIONS] ARGS\n\n"
+		     "Sign re-imaging jobs and follow them across a fleet.  Commands:\n");
+	for (size_t i = 0; i < N_COMMANDS; i++)
+		fprintf(out, "  %s\n", commands[i].usage);
+	fprintf(out, "\n  reimagectl COMMAND --help    help on one command\n"
+		     "  reimagectl --version\n\n"
+		     "Options: -s, --store URL        the job store (a directory, http(s)://, smb://)\n"
+		     "         -C, --config FILE      settings in agent-file syntax: `store`,\n"
+		     "                                `plugin_path`, transport groups (TLS, credentials)\n"
+		     "         -k, --key FILE         private key   -t, --trusted FILE  public key\n"
+		     "         -o, --output FILE      sign: where to write\n"
+		     "         -v, --verbose  -q, --quiet\n\n"
+		     "Exit codes: 0 success, 1 failure, 2 usage or configuration error,\n"
+		     "4 wait timed out.\n");
+}
+
+static int exit_code(int r, const struct reimage_error *err)
+{
+	if (r == -ETIMEDOUT)
+		return EXIT_TIMEOUT;
+	return err->cls == REIMAGE_EC_CONFIG ? EXIT_USAGE : EXIT_FAIL;
+}
+
+static long long number(const char *s, const char *what, int *bad)
+{
+	char *end;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (errno || *end || v < 0) {
+		fprintf(stderr, "reimagectl: %s: '%s' is not a non-negative number\n", what, s);
+		*bad = 1;
+	}
+	return v;
+}
+
+int main(int argc, char **argv)
+{
+	enum { O_AGENTS = 256, O_GROUP, O_MEMBERS, O_SERIAL, O_EXPIRES, O_TIMEOUT, O_INTERVAL };
+	static const struct option long_opts[] = {
+		{ "store", required_argument, NULL, 's' },   { "config", required_argument, NULL, 'C' },
+		{ "key", required_argument, NULL, 'k' },     { "trusted", required_argument, NULL, 't' },
+		{ "output", required_argument, NULL, 'o' },  { "agents", required_argument, NULL, O_AGENTS },
+		{ "group", required_argument, NULL, O_GROUP }, { "members", required_argument, NULL, O_MEMBERS },
+		{ "serial", required_argument, NULL, O_SERIAL },
+		{ "expires", required_argument, NULL, O_EXPIRES },
+		{ "timeout", required_argument, NULL, O_TIMEOUT },
+		{ "interval", required_argument, NULL, O_INTERVAL },
+		{ "verbose", no_argument, NULL, 'v' },       { "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },          { "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct args a = { .expires = 7 * 86400, .timeout = 3600, .interval = 2 };
+	struct reimage_error err = { 0 };
+	const struct command *cmd = NULL;
+	struct ctl c = { .a = &a };
+	char *pos[8];
+	int help = 0, bad = 0, opt, r;
+
+	a.pos = pos;
+	/* Options may come before or after the command and its arguments:
+	 * "-" makes getopt return each other word as option 1, in order. */
+	while ((opt = getopt_long(argc, argv, "-s:C:k:t:o:vqhV", long_opts, NULL)) != -1) {
+		if (opt == 1 && !cmd) {
+			for (size_t i = 0; i < N_COMMANDS; i++)
+				if (!strcmp(commands[i].name, optarg))
+					cmd = &commands[i];
+			if (!cmd && !strcmp(optarg, "help")) {
+				usage(stdout);
+				return 0;
+			}
+			if (!cmd) {
+				fprintf(stderr, "reimagectl: unknown command '%s'\n", optarg);
+				usage(stderr);
+				return EXIT_USAGE;
+			}
+			continue;
+		}
+		if (opt == 1) {
+			if (a.npos < 8)
+				a.pos[a.npos++] = optarg;
+			else
+				bad = 1;
+			continue;
+		}
+		switch (opt) {
+		case 's': a.store = optarg; break;
+		case 'C': a.conf = optarg; break;
+		case 'k': a.key = optarg; break;
+		case 't': a.trusted = optarg; break;
+		case 'o': a.output = optarg; break;
+		case O_AGENTS: a.agents = optarg; break;
+		case O_GROUP: a.group = optarg; break;
+		case O_MEMBERS: a.members = optarg; break;
+		case O_SERIAL: a.serial = number(optarg, "--serial", &bad); break;
+		case O_EXPIRES: a.expires = number(optarg, "--expires", &bad); break;
+		case O_TIMEOUT: a.timeout = number(optarg, "--timeout", &bad); break;
+		case O_INTERVAL: a.interval = number(optarg, "--interval", &bad); break;
+		case 'v': log_set_level(log_get_level() < REIMAGE_LOG_DEBUG ? log_get_level() + 1
+									   : REIMAGE_LOG_DEBUG); break;
+		case 'q': log_set_level(REIMAGE_LOG_WARNING); break;
+		case 'h': help = 1; break;
+		case 'V': printf("reimagectl %s\n", REIMAGE_VERSION); return 0;
+		default: usage(stderr); return EXIT_USAGE;
+		}
+	}
+	if (!cmd) {
+		usage(help ? stdout : stderr);
+		return help ? 0 : EXIT_USAGE;
+	}
+	if (help) {
+		printf("usage: reimagectl %s\n\n%s\n", cmd->usage, cmd->help);
+		return 0;
+	}
+	if (bad || a.npos != cmd->nargs || a.interval < 1) {
+		fprintf(stderr, "usage: reimagectl %s\n", cmd->usage);
+		return EXIT_USAGE;
+	}
+	if ((r = agent_conf_load(&c.ac, a.conf, &err)) < 0) {
+		log_error("%s", err.msg);
+		return exit_code(r, &err);
+	}
+	c.store = a.store ? a.store : c.ac.store;
+	if (cmd->needs_store && !c.store) {
+		fprintf(stderr, "reimagectl %s: the job store is required (-s URL, or `store` in "
+				"-C FILE)\n", cmd->name);
+		agent_conf_free(&c.ac);
+		return EXIT_USAGE;
+	}
+	if ((r = registry_init(&c.reg, c.ac.plugin_path, &err)) == 0)
+		r = cmd->run(&c, &err);
+	registry_fini(&c.reg);
+	agent_conf_free(&c.ac);
+	if (r < 0) {
+		log_error("%s", err.msg);
+		return exit_code(r, &err);
+	}
+	return 0;
+}

@@ -1,0 +1,47 @@
+/*
+ * report.h -- status reports: JSON documents (jansson) an agent puts in
+ * the store at every phase and every state change, read back by
+ * reimagectl.  See store.h for where they go.
+ *
+ *   { "agent": "pc-17", "groups": ["lab"], "job": "spring-2027",
+ *     "serial": 42, "location": "https://.../jobs/pc-17.job",
+ *     "phase": "STAGE", "state": "running",
+ *     "progress": { "done": 104857600, "total": 734003200 },
+ *     "error": "", "message": "", "time": 1795598400,
+ *     "started": 1795598100, "version": "0.1.0" }
+ *
+ * States: scheduled, running, pending (swapped, rebooting), committed
+ * (running the new image: success), and the failures refused, failed,
+ * rolled-back, skipped (its window passed), cancelled.
+ */
+#ifndef REIMAGE_REPORT_H
+#define REIMAGE_REPORT_H
+
+#include <reimage/plugin.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct report {
+	char agent[160];
+	const char *const *groups;  /* NULL-terminated; not filled by report_parse() */
+	char job[256];              /* "" if the document could not be read */
+	long long serial;
+	char location[1024];        /* where the job document was found */
+	char phase[32];
+	char state[32];
+	uint64_t done, total;       /* progress in bytes; total 0 if unknown */
+	char error[REIMAGE_ERRMSG_MAX];
+	char message[256];
+	int64_t time;               /* when the report was made */
+	int64_t started;            /* when the job started, 0 before */
+};
+
+/* The JSON text of a report (malloc'ed), or NULL without memory. */
+char *report_json(const struct report *rep);
+/* Read a report; an INTEGRITY error names what is wrong. */
+int report_parse(const char *text, size_t len, struct report *ret, struct reimage_error *err);
+/* 1 if state ends a job: success (committed) or failure. */
+int report_state_final(const char *state);
+int report_state_success(const char *state);
+
+#endif

@@ -1,0 +1,552 @@
+/*
+ * test_fleet.c -- the remote flow end to end on one machine: a real nginx
+ * on 127.0.0.1 is the job store (WebDAV PUT/DELETE) and the image server;
+ * agents are separate `reimage agent` processes, each with its own
+ * sandbox root and agent id (the sandbox backend records quiesce and
+ * reboot); `reimagectl submit` and `wait` drive them.  A "reboot" is the
+ * agent stopping after the swap and the test starting it again.
+ */
+#define _GNU_SOURCE
+#include "harness.h"
+#include "fixture.h"
+#include "http/servers.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_AGENTS 8
+
+struct fleet {
+	struct nginx ng;
+	char store[256];
+	char image_url[256];
+	int n;
+	pid_t pid[MAX_AGENTS + 1];
+};
+
+static const char *agent_file(int i)
+{
+	return t_path("pc-%d/agent.conf", i);
+}
+
+static void make_agent(struct fleet *f, int i, const char *key)
+{
+	char conf[2048], root[1024];
+	snprintf(root, sizeof(root), "%s", t_path("pc-%d/root", i));
+	/* The installed agent's state folder. */
+	CU_ASSERT_EQUAL_FATAL(t_sh("mkdir -p '%s'", root), 0);
+	fixture_old_root(root);
+	CU_ASSERT_EQUAL_FATAL(t_sh("mkdir -p -m 700 '%s/var/lib/reimage'", root), 0);
+	snprintf(conf, sizeof(conf),
+		 "agent_id = \"pc-%d\";\ngroups = [ \"lab\" ];\nroot = \"%s\";\n"
+		 "backend = \"sandbox\";\nstate_dir = \"%s/var/lib/reimage\";\nstore = \"%s\";\n"
+		 "trusted_keys = [ \"%s\" ];\npoll_interval = 1;\npoll_jitter = 1;\n",
+		 i, root, root, f->store, key);
+	t_write(agent_file(i), conf);
+}
+
+/* nginx, keys, an image (slow: served at 256 KiB/s with 4 MiB of data),
+ * n agents with sandbox roots, and a job file for them. */
+static void fleet_setup(struct fleet *f, int n, int slow, const char *job_extra)
+{
+	char image[1024], extra[512];
+
+	memset(f, 0, sizeof(*f));
+	f->n = n;
+	nginx_start(&f->ng, 0);
+	snprintf(f->store, sizeof(f->store), "http://127.0.0.1:%d/dav/store", f->ng.port);
+	CU_ASSERT_EQUAL_FATAL(t_sh("'%s/reimagectl' keygen '%s' '%s' >/dev/null", t_bin_dir(),
+				   t_path("admin.key"), t_path("admin.pub")), 0);
+	CU_ASSERT_EQUAL_FATAL(t_sh("mkdir -p '%s'", t_path("new")), 0);
+	fixture_new_tree(t_path("new"));
+	if (slow)
+		CU_ASSERT_EQUAL_FATAL(t_sh("head -c 4194304 /dev/urandom > '%s'",
+					   t_path("new/usr/big")), 0);
+	CU_ASSERT_EQUAL_FATAL(t_sh("mkdir -p '%s'", t_path("www/slow")), 0);
+	snprintf(image, sizeof(image), "%s", t_path("www/%simage.tar", slow ? "slow/" : ""));
+	fixture_pack(t_path("new"), image, "");
+	snprintf(f->image_url, sizeof(f->image_url), "http://127.0.0.1:%d/%simage.tar", f->ng.port,
+		 slow ? "slow/" : "");
+	snprintf(extra, sizeof(extra), "sha256 = \"%s\"; size = %lld;", fixture_sha256(image),
+		 fixture_size(image));
+	fixture_job(t_path("job.conf"), f->image_url, extra, job_extra);
+	for (int i = 1; i <= n; i++)
+		make_agent(f, i, t_path("admin.pub"));
+}
+
+static pid_t agent_start(int i, int once)
+{
+	char log[1024], conf[1024];
+	snprintf(log, sizeof(log), "%s", t_path("pc-%d/agent.log", i));
+	snprintf(conf, sizeof(conf), "%s", agent_file(i));
+	fflush(NULL);
+	pid_t pid = fork();
+	CU_ASSERT_FATAL(pid >= 0);
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		char bin[1024];
+		snprintf(bin, sizeof(bin), "%s/reimage", t_bin_dir());
+		execl(bin, "reimage", "agent", "-c", conf, once ? "--once" : NULL, (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
+/* The agent's exit status, or -1 if it did not end within seconds (it is
+ * then killed). */
+static int agent_wait(pid_t pid, int seconds)
+{
+	for (int i = 0; i < seconds * 10; i++) {
+		int status;
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+		usleep(100000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	return -1;
+}
+
+static void show_log(int i)
+{
+	char *log = t_read(t_path("pc-%d/agent.log", i));
+	fprintf(stderr, "--- pc-%d agent.log:\n%s\n", i, log ? log : "(none)");
+	free(log);
+}
+
+/* Run the agent once (poll, run what is due, stop). */
+static int agent_once(int i)
+{
+	int r = agent_wait(agent_start(i, 1), 120);
+	if (r != 0)
+		show_log(i);
+	return r;
+}
+
+static int ctl(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int ctl(char **out, const char *fmt, ...)
+{
+	char args[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(args, sizeof(args), fmt, ap);
+	va_end(ap);
+	int r = t_sh_out(out, "'%s/reimagectl' %s", t_bin_dir(), args);
+	fprintf(stderr, "reimagectl %s -> %d\n%s", args, r, *out);
+	return r;
+}
+
+static void submit(struct fleet *f, const char *key, const char *how)
+{
+	char *out = NULL;
+	CU_ASSERT_EQUAL_FATAL(ctl(&out, "submit -s %s -k '%s' '%s' %s", f->store, key,
+				  t_path("job.conf"), how), 0);
+	free(out);
+}
+
+/* The agent's latest report, straight from nginx's folder. */
+static char *latest_report(int i)
+{
+	return t_read(t_path("www/dav/store/reports/pc-%d.json", i));
+}
+
+/* Wait (bounded) until the agent's latest report holds every string. */
+static int report_shows(int i, const char *a, const char *b, int seconds)
+{
+	for (int k = 0; k < seconds * 10; k++) {
+		char *rep = latest_report(i);
+		int ok = rep && strstr(rep, a) && (!b || strstr(rep, b));
+		free(rep);
+		if (ok)
+			return 1;
+		usleep(100000);
+	}
+	char *rep = latest_report(i);
+	fprintf(stderr, "pc-%d: report never showed '%s' '%s'; last:\n%s\n", i, a, b ? b : "",
+		rep ? rep : "(none)");
+	free(rep);
+	return 0;
+}
+
+/* The root's manifest, without the agent's own state files. */
+static char *root_manifest(int i)
+{
+	char *m = fixture_manifest(t_path("pc-%d/root", i)), *out = m;
+	for (char *line = m, *next; line && *line; line = next) {
+		next = strchr(line, '\n');
+		next = next ? next + 1 : line + strlen(line);
+		if (!memmem(line, (size_t)(next - line), "./var/lib/reimage/agent.", 24)) {
+			memmove(out, line, (size_t)(next - line));
+			out += next - line;
+		}
+	}
+	if (m)
+		*out = '\0';
+	return m;
+}
+
+static int is_new_image(int i)
+{
+	return access(t_path("pc-%d/root/NEW-IMAGE", i), F_OK) == 0 &&
+	       access(t_path("pc-%d/root/opt/only-old", i), F_OK) != 0;
+}
+
+/* ------------------------------------------------------------- cases */
+
+static void reimage_all(struct fleet *f, const char *how)
+{
+	char *out = NULL;
+
+	submit(f, t_path("admin.key"), how);
+	for (int i = 1; i <= f->n; i++)
+		f->pid[i] = agent_start(i, 0);
+	/* Each agent stages, swaps and "reboots": it stops by itself. */
+	for (int i = 1; i <= f->n; i++) {
+		int r = agent_wait(f->pid[i], 120);
+		if (r != 0)
+			show_log(i);
+		CU_ASSERT_EQUAL(r, 0);
+		CU_ASSERT(is_new_image(i));
+		char *rec = t_read(t_path("pc-%d/root/.reimage/sandbox.log", i));
+		CU_ASSERT(rec && strstr(rec, "reboot"));
+		free(rec);
+	}
+	/* Not committed before the new image's agent says so. */
+	CU_ASSERT_EQUAL(ctl(&out, "status -s %s test-job", f->store), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "pending"));
+	CU_ASSERT_PTR_NULL(strstr(out, "committed"));
+	free(out);
+	/* The boot: each agent starts again, confirms and reports. */
+	for (int i = 1; i <= f->n; i++)
+		f->pid[i] = agent_start(i, 0);
+	CU_ASSERT_EQUAL(ctl(&out, "wait -s %s test-job --timeout 90 --interval 1", f->store), 0);
+	char summary[128];
+	snprintf(summary, sizeof(summary), "%d agent(s): %d succeeded", f->n, f->n);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, summary));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "running new image"));
+	free(out);
+	/* Agents poll with conditional requests: unchanged documents are 304s. */
+	int conditional = 0;
+	for (int k = 0; k < 100 && !conditional; k++, usleep(100000))
+		conditional = t_sh("grep -q 'GET /dav/store/jobs/[^ ]* 304' '%s'",
+				   t_path("nginx/access.log")) == 0;
+	CU_ASSERT(conditional);
+	/* SIGTERM stops each agent cleanly between polls. */
+	for (int i = 1; i <= f->n; i++) {
+		kill(f->pid[i], SIGTERM);
+		CU_ASSERT_EQUAL(agent_wait(f->pid[i], 15), 0);
+		CU_ASSERT_EQUAL(access(t_path("pc-%d/root/.reimage/old", i), F_OK), -1);
+	}
+}
+
+TEST_CASE(reimaged_at_once)
+{
+	struct fleet f;
+	fleet_setup(&f, 3, 0, NULL);
+	reimage_all(&f, "--agents pc-1,pc-2,pc-3");
+	/* Each agent left one report per job and one latest report. */
+	for (int i = 1; i <= 3; i++) {
+		char *rep = t_read(t_path("www/dav/store/reports/test-job/pc-%d.json", i));
+		CU_ASSERT(rep && strstr(rep, "\"state\": \"committed\"") &&
+			  strstr(rep, "\"serial\": 7"));
+		free(rep);
+	}
+	server_stop(f.ng.pid);
+}
+
+TEST_CASE(group_document)
+{
+	struct fleet f;
+	fleet_setup(&f, 2, 0, NULL);
+	reimage_all(&f, "--group lab --members pc-1,pc-2");
+	CU_ASSERT_EQUAL(access(t_path("www/dav/store/jobs/group-lab.job"), F_OK), 0);
+	CU_ASSERT_NOT_EQUAL(access(t_path("www/dav/store/jobs/pc-1.job"), F_OK), 0);
+	server_stop(f.ng.pid);
+}
+
+/* The agent refuses the published document; its report says why and the
+ * root is untouched. */
+static void expect_refusal(struct fleet *f, const char *reason)
+{
+	char *before = root_manifest(1), *after, *out = NULL;
+
+	CU_ASSERT_EQUAL(agent_once(1), 0);
+	CU_ASSERT(report_shows(1, "\"refused\"", reason, 1));
+	after = root_manifest(1);
+	CU_ASSERT(fixture_same(before, after, "root after a refused job"));
+	CU_ASSERT_EQUAL(access(t_path("pc-1/root/.reimage/new"), F_OK), -1);
+	/* wait ends with the refusal, exit 1. */
+	CU_ASSERT_EQUAL(ctl(&out, "wait -s %s test-job --timeout 20 --interval 1", f->store), 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "refused"));
+	free(out);
+	free(before);
+	free(after);
+}
+
+TEST_CASE(forged_signature)
+{
+	struct fleet f;
+	fleet_setup(&f, 1, 0, NULL);
+	CU_ASSERT_EQUAL_FATAL(t_sh("'%s/reimagectl' keygen '%s' '%s' >/dev/null", t_bin_dir(),
+				   t_path("mallory.key"), t_path("mallory.pub")), 0);
+	submit(&f, t_path("mallory.key"), "--agents pc-1");
+	expect_refusal(&f, "not among this agent's trusted_keys");
+	server_stop(f.ng.pid);
+}
+
+TEST_CASE(altered_document)
+{
+	struct fleet f;
+	fleet_setup(&f, 1, 0, NULL);
+	submit(&f, t_path("admin.key"), "--agents pc-1");
+	/* Someone with write access to the store changes the signed bytes
+	 * (same length, so only the signature can tell). */
+	CU_ASSERT_EQUAL_FATAL(t_sh("sed -i 's/\"test-job\"/\"test-jox\"/' '%s' && grep -q test-jox '%s'",
+				   t_path("www/dav/store/jobs/pc-1.job"),
+				   t_path("www/dav/store/jobs/pc-1.job")), 0);
+	expect_refusal(&f, "signature does not match");
+	server_stop(f.ng.pid);
+}
+
+TEST_CASE(expired_job)
+{
+	struct fleet f;
+	fleet_setup(&f, 1, 0, "not_after = \"2020-01-01T00:00:00Z\";");
+	submit(&f, t_path("admin.key"), "--agents pc-1");
+	expect_refusal(&f, "expired at 2020-01-01T00:00:00Z");
+	server_stop(f.ng.pid);
+}
+
+TEST_CASE(job_for_another_agent)
+{
+	struct fleet f;
+	fleet_setup(&f, 1, 0, NULL);
+	submit(&f, t_path("admin.key"), "--agents pc-9");
+	/* pc-9's genuine document, put where pc-1 looks. */
+	CU_ASSERT_EQUAL_FATAL(t_sh("cp '%s' '%s'", t_path("www/dav/store/jobs/pc-9.job"),
+				   t_path("www/dav/store/jobs/pc-1.job")), 0);
+	CU_ASSERT(agent_once(1) == 0);
+	CU_ASSERT(report_shows(1, "\"refused\"", "not for this agent (pc-1)", 1));
+	CU_ASSERT(!is_new_image(1));
+	server_stop(f.ng.pid);
+}
+
+TEST_CASE(replayed_serial)
+{
+	struct fleet f;
+	char *out = NULL;
+	fleet_setup(&f, 1, 0, NULL);
+	submit(&f, t_path("admin.key"), "--agents pc-1 --serial 7");
+	CU_ASSERT_EQUAL_FATAL(t_sh("cp '%s' '%s'", t_path("www/dav/store/jobs/pc-1.job"),
+				   t_path("old-doc")), 0);
+	CU_ASSERT_EQUAL(agent_once(1), 0);  /* runs it and "reboots" */
+	CU_ASSERT_EQUAL(agent_once(1), 0);  /* confirms */
+	CU_ASSERT(report_shows(1, "\"committed\"", NULL, 1));
+	/* The same signed document again, under a new job id in the store's
+	 * index, and an older serial: both are replays. */
+	CU_ASSERT_EQUAL(t_sh("sed -i 's/test-job/test-job2/' '%s'", t_path("job.conf")), 0);
+	submit(&f, t_path("admin.key"), "--agents pc-1 --serial 5");
+	CU_ASSERT_EQUAL(agent_once(1), 0);
+	CU_ASSERT(report_shows(1, "\"refused\"", "serial 5 is not above the last serial run "
+			       "here (7)", 1));
+	CU_ASSERT_EQUAL(ctl(&out, "status -s %s test-job2", f.store), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "refused"));
+	free(out);
+	server_stop(f.ng.pid);
+}
+
+TEST_CASE(restart_mid_staging)
+{
+	struct fleet f;
+	char *out = NULL;
+	fleet_setup(&f, 1, 1, NULL);
+	char *before = root_manifest(1);
+	submit(&f, t_path("admin.key"), "--agents pc-1");
+	pid_t pid = agent_start(1, 0);
+	CU_ASSERT_FATAL(report_shows(1, "\"STAGE\"", "\"running\"", 60));
+	CU_ASSERT_EQUAL(access(t_path("pc-1/root/.reimage/new"), F_OK), 0);
+	/* A crash (or power cut) while the image downloads. */
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	/* The restarted agent cleans up and reports the job failed. */
+	CU_ASSERT_EQUAL(agent_once(1), 0);
+	CU_ASSERT(report_shows(1, "\"failed\"", "interrupted before its swap", 1));
+	CU_ASSERT_EQUAL(access(t_path("pc-1/root/.reimage/new"), F_OK), -1);
+	char *after = root_manifest(1);
+	CU_ASSERT(fixture_same(before, after, "root after an interrupted staging"));
+	CU_ASSERT_EQUAL(ctl(&out, "wait -s %s test-job --timeout 20 --interval 1", f.store), 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "0 succeeded, 1 failed"));
+	free(out);
+	free(before);
+	free(after);
+	server_stop(f.ng.pid);
+}
+
+TEST_CASE(sigterm_cancels_before_swap)
+{
+	struct fleet f;
+	fleet_setup(&f, 1, 1, NULL);
+	char *before = root_manifest(1);
+	submit(&f, t_path("admin.key"), "--agents pc-1");
+	pid_t pid = agent_start(1, 0);
+	CU_ASSERT_FATAL(report_shows(1, "\"STAGE\"", "\"running\"", 60));
+	kill(pid, SIGTERM);
+	/* It stops within a few chunks of the download, not at its end. */
+	CU_ASSERT_EQUAL(agent_wait(pid, 10), 0);
+	CU_ASSERT(report_shows(1, "\"cancelled\"", "stopped on request", 1));
+	CU_ASSERT_EQUAL(access(t_path("pc-1/root/.reimage/new"), F_OK), -1);
+	char *after = root_manifest(1);
+	CU_ASSERT(fixture_same(before, after, "root after a stopped job"));
+	free(before);
+	free(after);
+	server_stop(f.ng.pid);
+}
+
+TEST_CASE(cancel_scheduled_job)
+{
+	struct fleet f;
+	char *out = NULL;
+	fleet_setup(&f, 1, 0, "at = \"2099-01-01T03:00:00Z\";");
+	submit(&f, t_path("admin.key"), "--agents pc-1");
+	pid_t pid = agent_start(1, 0);
+	CU_ASSERT(report_shows(1, "\"scheduled\"", "starts at 2099-01-01T03:00:00Z", 30));
+	CU_ASSERT_EQUAL(ctl(&out, "cancel -s %s test-job", f.store), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "1 document(s) removed; 0 agent(s) had started"));
+	free(out);
+	CU_ASSERT(report_shows(1, "\"cancelled\"", "withdrawn from the job store", 30));
+	kill(pid, SIGTERM);
+	CU_ASSERT_EQUAL(agent_wait(pid, 15), 0);
+	CU_ASSERT(!is_new_image(1));
+	CU_ASSERT_EQUAL(ctl(&out, "wait -s %s test-job --timeout 10 --interval 1", f.store), 1);
+	free(out);
+	server_stop(f.ng.pid);
+}
+
+TEST_CASE(agent_config_errors)
+{
+	char *out = NULL;
+	t_write(t_path("a.conf"), "agent_id = \"pc 1\";\nstore = \"/tmp/x\";\n"
+				  "trusted_keys = [\"/k.pub\"];\n");
+	CU_ASSERT_EQUAL(fixture_reimage(&out, "agent -c '%s' --once", t_path("a.conf")), 2);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "agent_id 'pc 1'"));
+	free(out);
+	t_write(t_path("b.conf"), "agent_id = \"pc-1\";\nstore = \"/tmp/x\";\n");
+	CU_ASSERT_EQUAL(fixture_reimage(&out, "agent -c '%s' --once", t_path("b.conf")), 2);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "no trusted_keys"));
+	free(out);
+	t_write(t_path("c.conf"), "agent_id = \"pc-1\";\npoll_interval = 0;\n");
+	CU_ASSERT_EQUAL(fixture_reimage(&out, "agent -c '%s' --once", t_path("c.conf")), 2);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "c.conf:2"));
+	free(out);
+}
+
+TEST_CASE(killed_mid_swap)
+{
+	struct fleet f;
+	fleet_setup(&f, 1, 0, "test_swap_pause = 30;");
+	submit(&f, t_path("admin.key"), "--agents pc-1");
+	pid_t pid = agent_start(1, 0);
+	int paused = 0;
+	for (int k = 0; k < 600 && !paused; k++, usleep(100000))
+		paused = t_sh("grep -q 'swap paused' '%s'", t_path("pc-1/agent.log")) == 0;
+	CU_ASSERT_FATAL(paused);
+	/* The machine dies with the swap half done. */
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	CU_ASSERT(!is_new_image(1) || access(t_path("pc-1/root/.reimage/journal"), F_OK) == 0);
+	/* At the next start the agent completes the swap from its journal,
+	 * confirms and reports. */
+	CU_ASSERT_EQUAL(agent_once(1), 0);
+	CU_ASSERT(report_shows(1, "\"committed\"", "running new image", 1));
+	CU_ASSERT(is_new_image(1));
+	char *st = t_read(t_path("pc-1/agent.log"));
+	CU_ASSERT(st && strstr(st, "was interrupted; completing it"));
+	free(st);
+	server_stop(f.ng.pid);
+}
+
+/* Run a job on pc-1 through its "reboot" and the new image's start. */
+static void run_and_boot(struct fleet *f)
+{
+	submit(f, t_path("admin.key"), "--agents pc-1");
+	CU_ASSERT_EQUAL(agent_once(1), 0);  /* stages, swaps, "reboots" */
+	CU_ASSERT(is_new_image(1));
+	CU_ASSERT_EQUAL(agent_once(1), 0);  /* the new image's agent: TRIAL */
+}
+
+TEST_CASE(trial_failing_check_rolls_back)
+{
+	struct fleet f;
+	char extra[1024], *out = NULL;
+	t_write(t_path("check.sh"), "#!/bin/sh\necho 'app is down' >&2\nexit 3\n");
+	chmod(t_path("check.sh"), 0755);
+	snprintf(extra, sizeof(extra), "health: { commands = [ \"%s\" ]; report = true; "
+		 "deadline = 3; };", t_path("check.sh"));
+	fleet_setup(&f, 1, 0, extra);
+	char *before = root_manifest(1);
+	run_and_boot(&f);
+	CU_ASSERT(report_shows(1, "\"rolled-back\"", "exited with status 3", 1));
+	/* Exactly the old tree again, file by file. */
+	char *after = root_manifest(1);
+	CU_ASSERT(fixture_same(before, after, "root after a failed trial"));
+	/* A second reboot, into the old image. */
+	CU_ASSERT_EQUAL(t_sh("test $(grep -c 'sandbox: would reboot' '%s') -eq 2",
+			     t_path("pc-1/agent.log")), 0);
+	/* The old image's agent does not report it twice; wait says so. */
+	CU_ASSERT_EQUAL(agent_once(1), 0);
+	CU_ASSERT_EQUAL(ctl(&out, "wait -s %s test-job --timeout 10 --interval 1", f.store), 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "rolled-back"));
+	free(out);
+	free(before);
+	free(after);
+	server_stop(f.ng.pid);
+}
+
+TEST_CASE(trial_passing_check_commits)
+{
+	struct fleet f;
+	char extra[1024], *out = NULL;
+	/* The check looks at the running image: the new one must be there. */
+	char script[1024];
+	snprintf(script, sizeof(script), "#!/bin/sh\ntest -e '%s/NEW-IMAGE'\n",
+		 t_path("pc-1/root"));
+	t_write(t_path("check.sh"), script);
+	chmod(t_path("check.sh"), 0755);
+	snprintf(extra, sizeof(extra), "health: { commands = [ \"%s\" ]; report = true; };"
+		 "keep_old_days = 1;", t_path("check.sh"));
+	fleet_setup(&f, 1, 0, extra);
+	run_and_boot(&f);
+	CU_ASSERT(report_shows(1, "\"committed\"", "running new image", 1));
+	CU_ASSERT(is_new_image(1));
+	/* keep_old_days = 1: the old image stays for `reimage rollback`. */
+	CU_ASSERT_EQUAL(access(t_path("pc-1/root/.reimage/old/opt/only-old"), F_OK), 0);
+	CU_ASSERT_EQUAL(access(t_path("pc-1/root/.reimage/health"), F_OK), -1);
+	CU_ASSERT_EQUAL(ctl(&out, "wait -s %s test-job --timeout 10 --interval 1", f.store), 0);
+	free(out);
+	server_stop(f.ng.pid);
+}
+
+TEST_CASE(trial_units_need_a_backend_that_checks_them)
+{
+	struct fleet f;
+	fleet_setup(&f, 1, 0, "health: { units = [ \"ssh.service\" ]; };");
+	submit(&f, t_path("admin.key"), "--agents pc-1");
+	CU_ASSERT_EQUAL(agent_once(1), 0);
+	/* Refused in PREFLIGHT, before anything was staged. */
+	CU_ASSERT(report_shows(1, "\"failed\"", "cannot check service units", 1));
+	CU_ASSERT(!is_new_image(1));
+	server_stop(f.ng.pid);
+}
