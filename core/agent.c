@@ -139,6 +139,16 @@ static void refuse(struct agent *a, const char *job, long long serial, const cha
 
 /* ------------------------------------------------------------ boot check */
 
+/* 1 if the backend is rebooting the machine, 0 if it cannot reboot. */
+static int reboot_now(struct root_ctx *rc, struct reimage_error *err)
+{
+	const struct reimage_backend_ops *b = rc->backend->desc->backend;
+	int r;
+	if (!(b->caps & REIMAGE_BCAP_REBOOT) || !b->reboot)
+		return 0;
+	return (r = b->reboot(rc->backend->ctx, err)) < 0 ? r : 1;
+}
+
 /* TRIAL's report check: the report location accepts a report. */
 static int trial_report(void *arg, struct reimage_error *err)
 {
@@ -197,11 +207,7 @@ static int trial(struct agent *a, struct root_ctx *rc, struct reimage_error *err
 		return r;
 	report_event(a, "FALLBACK", "rolled-back", why.msg, "rebooting into the old image");
 	outcome_reported(a, rc->st.job, "rolled-back");
-	if (!(b->caps & REIMAGE_BCAP_REBOOT) || !b->reboot)
-		return 0;
-	if ((r = b->reboot(rc->backend->ctx, err)) < 0)
-		return r;
-	return 1;
+	return reboot_now(rc, err);
 }
 
 /* Bring the root to a settled state after a (re)boot and report how the
@@ -226,14 +232,22 @@ static int boot_check(struct agent *a)
 	if (r == 0 && js == SWAP_STARTED) {
 		log_notice("boot check: the swap of job %s was interrupted; completing it",
 			   rc.st.job);
-		r = root_recover(&rc, 0, &e);
+		/* What runs now was started from a half-swapped root: the new
+		 * image is tried only once it has booted whole. */
+		if ((r = root_recover(&rc, 0, &e)) == 0 && (r = reboot_now(&rc, &e)) == 1) {
+			report_event(a, "SWAP", "pending", NULL,
+				     "interrupted swap completed; rebooting into the new image");
+			rebooting = 1;
+		}
 	} else if (r == 0 && !strcmp(rc.st.status, "running")) {
 		r = root_recover(&rc, 0, &e);
 	}
-	if (r == 0 && !strcmp(rc.st.status, "pending") && (r = trial(a, &rc, &e)) == 1)
-		rebooting = 1;
-	else if (r == 0 && !strcmp(rc.st.status, "pending"))
-		r = root_confirm(&rc, &e);
+	if (!rebooting && r == 0 && !strcmp(rc.st.status, "pending")) {
+		if ((r = trial(a, &rc, &e)) == 1)
+			rebooting = 1;
+		else if (r == 0 && !strcmp(rc.st.status, "pending"))
+			r = root_confirm(&rc, &e);
+	}
 	if (r < 0) {
 		snprintf(rc.st.status, sizeof(rc.st.status), "failed");
 		snprintf(rc.st.error, sizeof(rc.st.error), "boot check: %s", e.msg);

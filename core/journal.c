@@ -19,6 +19,26 @@
 
 #define JOURNAL_MAX (64u << 20)
 
+/* Cut a record torn by a power cut off the end of the journal (fd) before
+ * appending: a reader stops at it, so every record after it would be
+ * unreadable ("undone" written by a recover would never be seen). */
+static int journal_trim(int fd, const char *path, struct reimage_error *err)
+{
+	struct journal_reader jr;
+	int r = journal_open(&jr, path, err);
+
+	if (r < 0)
+		return r == -ENOENT ? 0 : r;
+	while (journal_next(&jr))
+		;
+	if (jr.pos < jr.len && ftruncate(fd, (off_t)jr.pos) < 0) {
+		r = -errno;
+		err_sys(err, r, "journal %s: cut its torn end", path);
+	}
+	journal_close(&jr);
+	return r;
+}
+
 int journal_append(const char *path, const char *const *payloads, size_t n,
 		   struct reimage_error *err)
 {
@@ -26,10 +46,15 @@ int journal_append(const char *path, const char *const *payloads, size_t n,
 	int created = lstat(path, &st) < 0;
 	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
 	FILE *f;
+	int r;
 
 	if (fd < 0) {
 		err_sys(err, -errno, "journal %s", path);
 		return -errno;
+	}
+	if (!created && (r = journal_trim(fd, path, err)) < 0) {
+		close(fd);
+		return r;
 	}
 	f = fdopen(fd, "a");
 	if (!f) {

@@ -336,7 +336,6 @@ void source_plan(const struct stage_request *req, FILE *out, char ***ret_top, si
 	struct source src;
 	uint64_t size = req->size >= 0 ? (uint64_t)req->size : REIMAGE_SIZE_UNKNOWN;
 	struct stat st;
-	int r;
 
 	*ret_top = NULL;
 	*ret_n = 0;
@@ -344,8 +343,9 @@ void source_plan(const struct stage_request *req, FILE *out, char ***ret_top, si
 		fprintf(out, "  source     unknown: %s\n", err.msg);
 		return;
 	}
+	/* A failure to tell the size is shown, not fatal: plan goes on. */
 	if (src.ops->size)
-		r = src.ops->size(&src, req, &size, &err);
+		src.ops->size(&src, req, &size, &err);
 	else if (src.local && !(src.ops->flags & SOURCE_TREE) && stat(src.location, &st) == 0)
 		size = (uint64_t)st.st_size;
 	fprintf(out, "  source     %s", src.ops->name);
@@ -361,8 +361,7 @@ void source_plan(const struct stage_request *req, FILE *out, char ***ret_top, si
 	fputc('\n', out);
 	dry.progress = NULL;
 	stage_sink_init(&k, req->staging, 1);
-	r = source_stage(&src, &dry, &k, &res, &err);
-	if (r == 0) {
+	if (source_stage(&src, &dry, &k, &res, &err) == 0) {
 		fprintf(out, "  contents   %llu entries, %llu bytes of files\n",
 			(unsigned long long)k.entries, (unsigned long long)k.bytes);
 		if (k.top)

@@ -92,15 +92,30 @@ char *fixture_manifest(const char *dir)
 	return text;
 }
 
-int fixture_reimage(char **out, const char *fmt, ...)
+static int run_tool(char **out, const char *tool, const char *fmt, va_list ap)
 {
 	char args[8192];
+	vsnprintf(args, sizeof(args), fmt, ap);
+	int r = t_sh_out(out, "'%s/%s' %s", t_bin_dir(), tool, args);
+	fprintf(stderr, "%s %s -> %d\n%s", tool, args, r, *out);
+	return r;
+}
+
+int fixture_reimage(char **out, const char *fmt, ...)
+{
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(args, sizeof(args), fmt, ap);
+	int r = run_tool(out, "reimage", fmt, ap);
 	va_end(ap);
-	int r = t_sh_out(out, "'%s/reimage' %s", t_bin_dir(), args);
-	fprintf(stderr, "reimage %s -> %d\n%s", args, r, *out);
+	return r;
+}
+
+int fixture_reimagectl(char **out, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int r = run_tool(out, "reimagectl", fmt, ap);
+	va_end(ap);
 	return r;
 }
 

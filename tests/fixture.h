@@ -22,6 +22,8 @@ char *fixture_manifest(const char *dir);
 /* Run the reimage binary with args; its exit status, output in *out
  * (also copied to stderr for the test's log). */
 int fixture_reimage(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The same for reimagectl. */
+int fixture_reimagectl(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Write a job file for the sandbox backend: image_extra goes inside the
  * image group, extra after it (either may be NULL). */
 void fixture_job(const char *path, const char *image, const char *image_extra, const char *extra);

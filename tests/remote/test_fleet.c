@@ -14,7 +14,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,23 +135,10 @@ static int agent_once(int i)
 	return r;
 }
 
-static int ctl(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int ctl(char **out, const char *fmt, ...)
-{
-	char args[4096];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(args, sizeof(args), fmt, ap);
-	va_end(ap);
-	int r = t_sh_out(out, "'%s/reimagectl' %s", t_bin_dir(), args);
-	fprintf(stderr, "reimagectl %s -> %d\n%s", args, r, *out);
-	return r;
-}
-
 static void submit(struct fleet *f, const char *key, const char *how)
 {
 	char *out = NULL;
-	CU_ASSERT_EQUAL_FATAL(ctl(&out, "submit -s %s -k '%s' '%s' %s", f->store, key,
+	CU_ASSERT_EQUAL_FATAL(fixture_reimagectl(&out, "submit -s %s -k '%s' '%s' %s", f->store, key,
 				  t_path("job.conf"), how), 0);
 	free(out);
 }
@@ -225,14 +211,14 @@ static void reimage_all(struct fleet *f, const char *how)
 		free(rec);
 	}
 	/* Not committed before the new image's agent says so. */
-	CU_ASSERT_EQUAL(ctl(&out, "status -s %s test-job", f->store), 0);
+	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "status -s %s test-job", f->store), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "pending"));
 	CU_ASSERT_PTR_NULL(strstr(out, "committed"));
 	free(out);
 	/* The boot: each agent starts again, confirms and reports. */
 	for (int i = 1; i <= f->n; i++)
 		f->pid[i] = agent_start(i, 0);
-	CU_ASSERT_EQUAL(ctl(&out, "wait -s %s test-job --timeout 90 --interval 1", f->store), 0);
+	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "wait -s %s test-job --timeout 90 --interval 1", f->store), 0);
 	char summary[128];
 	snprintf(summary, sizeof(summary), "%d agent(s): %d succeeded", f->n, f->n);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, summary));
@@ -289,7 +275,7 @@ static void expect_refusal(struct fleet *f, const char *reason)
 	CU_ASSERT(fixture_same(before, after, "root after a refused job"));
 	CU_ASSERT_EQUAL(access(t_path("pc-1/root/.reimage/new"), F_OK), -1);
 	/* wait ends with the refusal, exit 1. */
-	CU_ASSERT_EQUAL(ctl(&out, "wait -s %s test-job --timeout 20 --interval 1", f->store), 1);
+	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "wait -s %s test-job --timeout 20 --interval 1", f->store), 1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "refused"));
 	free(out);
 	free(before);
@@ -362,7 +348,7 @@ TEST_CASE(replayed_serial)
 	CU_ASSERT_EQUAL(agent_once(1), 0);
 	CU_ASSERT(report_shows(1, "\"refused\"", "serial 5 is not above the last serial run "
 			       "here (7)", 1));
-	CU_ASSERT_EQUAL(ctl(&out, "status -s %s test-job2", f.store), 0);
+	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "status -s %s test-job2", f.store), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "refused"));
 	free(out);
 	server_stop(f.ng.pid);
@@ -387,7 +373,7 @@ TEST_CASE(restart_mid_staging)
 	CU_ASSERT_EQUAL(access(t_path("pc-1/root/.reimage/new"), F_OK), -1);
 	char *after = root_manifest(1);
 	CU_ASSERT(fixture_same(before, after, "root after an interrupted staging"));
-	CU_ASSERT_EQUAL(ctl(&out, "wait -s %s test-job --timeout 20 --interval 1", f.store), 1);
+	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "wait -s %s test-job --timeout 20 --interval 1", f.store), 1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "0 succeeded, 1 failed"));
 	free(out);
 	free(before);
@@ -423,14 +409,14 @@ TEST_CASE(cancel_scheduled_job)
 	submit(&f, t_path("admin.key"), "--agents pc-1");
 	pid_t pid = agent_start(1, 0);
 	CU_ASSERT(report_shows(1, "\"scheduled\"", "starts at 2099-01-01T03:00:00Z", 30));
-	CU_ASSERT_EQUAL(ctl(&out, "cancel -s %s test-job", f.store), 0);
+	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "cancel -s %s test-job", f.store), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "1 document(s) removed; 0 agent(s) had started"));
 	free(out);
 	CU_ASSERT(report_shows(1, "\"cancelled\"", "withdrawn from the job store", 30));
 	kill(pid, SIGTERM);
 	CU_ASSERT_EQUAL(agent_wait(pid, 15), 0);
 	CU_ASSERT(!is_new_image(1));
-	CU_ASSERT_EQUAL(ctl(&out, "wait -s %s test-job --timeout 10 --interval 1", f.store), 1);
+	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "wait -s %s test-job --timeout 10 --interval 1", f.store), 1);
 	free(out);
 	server_stop(f.ng.pid);
 }
@@ -467,8 +453,12 @@ TEST_CASE(killed_mid_swap)
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
 	CU_ASSERT(!is_new_image(1) || access(t_path("pc-1/root/.reimage/journal"), F_OK) == 0);
-	/* At the next start the agent completes the swap from its journal,
-	 * confirms and reports. */
+	/* At the next start the agent completes the swap from its journal and
+	 * reboots: what runs was started from a half-swapped root. */
+	CU_ASSERT_EQUAL(agent_once(1), 0);
+	CU_ASSERT(report_shows(1, "\"pending\"", "interrupted swap completed", 1));
+	CU_ASSERT(is_new_image(1));
+	/* The new image, booted whole, is tried and committed. */
 	CU_ASSERT_EQUAL(agent_once(1), 0);
 	CU_ASSERT(report_shows(1, "\"committed\"", "running new image", 1));
 	CU_ASSERT(is_new_image(1));
@@ -507,7 +497,7 @@ TEST_CASE(trial_failing_check_rolls_back)
 			     t_path("pc-1/agent.log")), 0);
 	/* The old image's agent does not report it twice; wait says so. */
 	CU_ASSERT_EQUAL(agent_once(1), 0);
-	CU_ASSERT_EQUAL(ctl(&out, "wait -s %s test-job --timeout 10 --interval 1", f.store), 1);
+	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "wait -s %s test-job --timeout 10 --interval 1", f.store), 1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "rolled-back"));
 	free(out);
 	free(before);
@@ -534,7 +524,7 @@ TEST_CASE(trial_passing_check_commits)
 	/* keep_old_days = 1: the old image stays for `reimage rollback`. */
 	CU_ASSERT_EQUAL(access(t_path("pc-1/root/.reimage/old/opt/only-old"), F_OK), 0);
 	CU_ASSERT_EQUAL(access(t_path("pc-1/root/.reimage/health"), F_OK), -1);
-	CU_ASSERT_EQUAL(ctl(&out, "wait -s %s test-job --timeout 10 --interval 1", f.store), 0);
+	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "wait -s %s test-job --timeout 10 --interval 1", f.store), 0);
 	free(out);
 	server_stop(f.ng.pid);
 }
