@@ -72,31 +72,46 @@ struct agent {
 
 /* ------------------------------------------------------------- reports */
 
-static void report_put(struct agent *a, const char *url, const char *text)
+/* Put one report; a failure is logged (reports are best effort) and
+ * returned. */
+static int report_put(struct agent *a, const char *url, const char *text,
+		      struct reimage_error *err)
 {
-	struct reimage_error e = { 0 };
-	if (store_put(&a->reg, a->ac, url, text, strlen(text), "application/json", &e) < 0)
-		log_warn("report to %s: %s", url, e.msg);
+	int r = store_put(&a->reg, a->ac, url, text, strlen(text), "application/json", err);
+	if (r < 0)
+		log_warn("report to %s: %s", url, err->msg);
+	return r;
 }
 
 /* Send a->rep: the agent's latest report and, for a job with a usable
- * id, the report on that job. */
-static void report_send(struct agent *a)
+ * id, the report on that job.  Returns whether the latest report was
+ * accepted (TRIAL checks the report location with it). */
+static int report_send(struct agent *a, struct reimage_error *err)
 {
 	char url[STORE_URL_MAX], *text;
+	int r;
 
 	a->rep.time = (int64_t)time(NULL);
 	const char *detail = a->rep.error[0] ? a->rep.error : a->rep.message;
 	log_notice("report: job %s serial %lld %s %s%s%s", a->rep.job[0] ? a->rep.job : "-",
 		   a->rep.serial, a->rep.phase, a->rep.state, detail[0] ? ": " : "", detail);
-	if (!a->reports[0] || !(text = report_json(&a->rep)))
-		return;
-	if (store_url(url, sizeof(url), a->reports, "%s.json", a->ac->agent_id) == 0)
-		report_put(a, url, text);
+	if (!a->reports[0]) {
+		err_set(err, -ENOENT, REIMAGE_EC_CONFIG, "no report location is configured");
+		return -ENOENT;
+	}
+	if (!(text = report_json(&a->rep))) {
+		err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
+		return -ENOMEM;
+	}
+	if ((r = store_url(url, sizeof(url), a->reports, "%s.json", a->ac->agent_id)) < 0)
+		err_set(err, r, REIMAGE_EC_CONFIG, "%s: report location too long", a->reports);
+	else
+		r = report_put(a, url, text, err);
 	if (store_name_ok(a->rep.job) &&
 	    store_url(url, sizeof(url), a->reports, "%s/%s.json", a->rep.job, a->ac->agent_id) == 0)
-		report_put(a, url, text);
+		report_put(a, url, text, &(struct reimage_error){ 0 });
 	free(text);
+	return r;
 }
 
 static void report_begin(struct agent *a, const char *job, long long serial,
@@ -117,7 +132,7 @@ static void report_event(struct agent *a, const char *phase, const char *state,
 	snprintf(a->rep.state, sizeof(a->rep.state), "%s", state);
 	snprintf(a->rep.error, sizeof(a->rep.error), "%s", error ? error : "");
 	snprintf(a->rep.message, sizeof(a->rep.message), "%s", message ? message : "");
-	report_send(a);
+	report_send(a, &(struct reimage_error){ 0 });
 }
 
 /* Remember a final outcome as reported, so a restart does not repeat it. */
@@ -153,26 +168,10 @@ static int reboot_now(struct root_ctx *rc, struct reimage_error *err)
 static int trial_report(void *arg, struct reimage_error *err)
 {
 	struct agent *a = arg;
-	char url[STORE_URL_MAX], *text;
-	int r;
-
-	if (!a->reports[0]) {
-		err_set(err, -ENOENT, REIMAGE_EC_CONFIG, "no report location is configured");
-		return -ENOENT;
-	}
 	snprintf(a->rep.phase, sizeof(a->rep.phase), "TRIAL");
 	snprintf(a->rep.state, sizeof(a->rep.state), "pending");
 	snprintf(a->rep.message, sizeof(a->rep.message), "checking the new image");
-	a->rep.time = (int64_t)time(NULL);
-	if (!(text = report_json(&a->rep)) ||
-	    store_url(url, sizeof(url), a->reports, "%s.json", a->ac->agent_id) < 0) {
-		free(text);
-		err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
-		return -ENOMEM;
-	}
-	r = store_put(&a->reg, a->ac, url, text, strlen(text), "application/json", err);
-	free(text);
-	return r;
+	return report_send(a, err);
 }
 
 /* TRIAL of a swapped job in its new image: the saved health checks pass
@@ -287,7 +286,7 @@ static void watch_progress(void *arg, const struct progress *p)
 	a->last_progress_ms = now;
 	a->rep.done = p->done;
 	a->rep.total = p->total == REIMAGE_SIZE_UNKNOWN ? 0 : p->total;
-	report_send(a);
+	report_send(a, &(struct reimage_error){ 0 });
 }
 
 /* The serial is spent before anything happens: a job runs (or is
@@ -383,10 +382,9 @@ static void take_document(struct agent *a, size_t i, const char *doc, size_t len
 		free(job);
 		return;
 	}
-	if (job->at && when_start(job->at, job->window, now, &start) < 0)
-		start = now;  /* checked when the job was read */
-	if (!job->at)
-		start = now;
+	start = now;
+	if (job->at)  /* its form was checked when the job was read */
+		when_start(job->at, job->window, now, &start);
 	/* Of two acceptable jobs, the higher serial wins. */
 	if (a->waiting && a->job_loc != i && a->job->serial >= job->serial) {
 		log_info("%s: job %s (serial %lld) ignored: job %s (serial %lld) comes first", url,

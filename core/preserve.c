@@ -179,7 +179,7 @@ void preserve_free(struct preserve_set *set)
 
 int preserve_copy_tree(const char *src, const char *dst, struct reimage_error *err)
 {
-	struct archive *rd = archive_read_disk_new(), *wr = stage_disk_writer();
+	struct archive *rd = stage_disk_reader(), *wr = stage_disk_writer();
 	struct archive_entry_linkresolver *links = archive_entry_linkresolver_new();
 	struct archive_entry *entry = archive_entry_new(), *spare = NULL;
 	size_t sl = strlen(src);
@@ -194,8 +194,6 @@ int preserve_copy_tree(const char *src, const char *dst, struct reimage_error *e
 	}
 	/* Hard links inside the tree stay hard links. */
 	archive_entry_linkresolver_set_strategy(links, ARCHIVE_FORMAT_TAR_PAX_RESTRICTED);
-	archive_read_disk_set_symlink_physical(rd);
-	archive_read_disk_set_behavior(rd, ARCHIVE_READDISK_NO_TRAVERSE_MOUNTS);
 	if (archive_read_disk_open(rd, src) != ARCHIVE_OK) {
 		err_set(err, -EIO, REIMAGE_EC_IO, "copy %s: %s", src, archive_error_string(rd));
 		r = -EIO;

@@ -281,8 +281,7 @@ static int cmd_submit(struct ctl *c, struct reimage_error *err)
 	}
 	if ((agents && (r = names_ok(agents, "--agents", err)) < 0) ||
 	    (members && (r = names_ok(members, "--members", err)) < 0) ||
-	    (a->group && !store_name_ok(a->group) &&
-	     (r = names_ok((char *[]){ (char *)a->group, NULL }, "--group", err)) < 0) ||
+	    (a->group && (r = names_ok((char *[]){ (char *)a->group, NULL }, "--group", err)) < 0) ||
 	    (r = job_load(&job, a->pos[0], err)) < 0)
 		goto out;
 	if (!store_name_ok(job.id)) {

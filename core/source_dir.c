@@ -27,7 +27,7 @@
 int source_dir_walk(const char *tree, const char *const *skip_top, struct stage_sink *k,
 		    struct progress *progress, struct reimage_error *err)
 {
-	struct archive *rd = archive_read_disk_new();
+	struct archive *rd = stage_disk_reader();
 	struct archive_entry_linkresolver *links = archive_entry_linkresolver_new();
 	struct archive_entry *entry = archive_entry_new(), *spare = NULL;
 	size_t tl = strlen(tree);
@@ -41,8 +41,6 @@ int source_dir_walk(const char *tree, const char *const *skip_top, struct stage_
 	}
 	/* Files sharing an inode become hard links to the first one seen. */
 	archive_entry_linkresolver_set_strategy(links, ARCHIVE_FORMAT_TAR_PAX_RESTRICTED);
-	archive_read_disk_set_symlink_physical(rd);
-	archive_read_disk_set_behavior(rd, ARCHIVE_READDISK_NO_TRAVERSE_MOUNTS);
 	if ((r = stage_sink_begin(k, err)) < 0)
 		goto out;
 	if (archive_read_disk_open(rd, tree) != ARCHIVE_OK) {

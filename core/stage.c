@@ -414,6 +414,16 @@ static la_int64_t lookup_gid(void *data, const char *name, la_int64_t id)
 	return id;
 }
 
+struct archive *stage_disk_reader(void)
+{
+	struct archive *rd = archive_read_disk_new();
+	if (!rd)
+		return NULL;
+	archive_read_disk_set_symlink_physical(rd);
+	archive_read_disk_set_behavior(rd, ARCHIVE_READDISK_NO_TRAVERSE_MOUNTS);
+	return rd;
+}
+
 struct archive *stage_disk_writer(void)
 {
 	struct archive *out = archive_write_disk_new();

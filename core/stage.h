@@ -90,6 +90,9 @@ void stage_sink_fini(struct stage_sink *k);
 /* libarchive's disk writer with reimage's flags: numeric owners, all
  * metadata, no writes through symlinks, no "..". */
 struct archive *stage_disk_writer(void);
+/* libarchive's disk reader as every tree walk uses it: symlinks read as
+ * links (never followed), mount points inside the tree not entered. */
+struct archive *stage_disk_reader(void);
 /* Copy the current entry's data blocks (holes stay holes). */
 int stage_copy_data(struct archive *in, struct archive *out, uint64_t *bytes, const char *name,
 		    struct reimage_error *err);
