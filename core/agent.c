@@ -227,7 +227,12 @@ static int boot_check(struct agent *a)
 		return 0;
 	}
 	report_begin(a, rc.st.job, rc.st.serial, NULL);
-	r = swap_journal_state(rc.root, &js, &e);
+	/* The new image never reached its agent: the boot guard brought the
+	 * old one back, and this is it. */
+	if ((r = root_guard_fell_back(&rc, &e)) != 0)
+		js = SWAP_NONE;
+	else
+		r = swap_journal_state(rc.root, &js, &e);
 	if (r == 0 && js == SWAP_STARTED) {
 		log_notice("boot check: the swap of job %s was interrupted; completing it",
 			   rc.st.job);

@@ -12,6 +12,7 @@
 #include "fsutil.h"
 #include "image.h"
 #include "move.h"
+#include "power.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -19,18 +20,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { OPT_RECORD, OPT_COUNT };
+enum { OPT_RECORD, OPT_POWER_SUPPLY_DIR, OPT_COUNT };
 
 static const struct reimage_option sandbox_options[] = {
 	[OPT_RECORD] = { "record", REIMAGE_OPT_STRING, NULL, 0, 0,
 			 "file the recorded actions are appended to "
 			 "(default <root>/.reimage/sandbox.log)" },
+	[OPT_POWER_SUPPLY_DIR] = { "power_supply_dir", REIMAGE_OPT_STRING, NULL, 0, 0,
+				   "a directory laid out as /sys/class/power_supply that "
+				   "PREFLIGHT reads (default: none, power unknown)" },
 	{ NULL, REIMAGE_OPT_END, NULL, 0, 0, NULL }
 };
 
 struct sandbox {
 	const struct reimage_host *host;
 	char record[PATH_MAX];  /* "" until the root is known */
+	char power_supply_dir[PATH_MAX];  /* "" if not set */
 };
 
 static int sandbox_record(struct sandbox *sb, const char *root, struct reimage_error *err,
@@ -75,6 +80,9 @@ static int sandbox_init(const struct reimage_host *host, const struct reimage_op
 	sb->host = host;
 	if (values && values[OPT_RECORD].set)
 		snprintf(sb->record, sizeof(sb->record), "%s", values[OPT_RECORD].s);
+	if (values && values[OPT_POWER_SUPPLY_DIR].set)
+		snprintf(sb->power_supply_dir, sizeof(sb->power_supply_dir), "%s",
+			 values[OPT_POWER_SUPPLY_DIR].s);
 	*ret_ctx = sb;
 	return 0;
 }
@@ -151,13 +159,20 @@ static void sandbox_image_detach(void *ctx, void *handle)
 	posix_image_detach(sb->host, handle);
 }
 
+static int sandbox_power(void *ctx, struct reimage_error *err)
+{
+	struct sandbox *sb = ctx;
+	(void)err;
+	return sb->power_supply_dir[0] ? posix_power(sb->power_supply_dir) : REIMAGE_POWER_UNKNOWN;
+}
+
 static const struct reimage_backend_ops sandbox_ops = {
 	.abi_version = REIMAGE_PLUGIN_ABI,
 	.struct_size = sizeof(struct reimage_backend_ops),
 	.name = "sandbox",
 	.caps = REIMAGE_BCAP_EXCHANGE | REIMAGE_BCAP_LABEL | REIMAGE_BCAP_BOOT |
 		REIMAGE_BCAP_LOGOUT | REIMAGE_BCAP_QUIESCE | REIMAGE_BCAP_REBOOT |
-		REIMAGE_BCAP_IMAGES,
+		REIMAGE_BCAP_IMAGES | REIMAGE_BCAP_GUARD,
 	.options = sandbox_options,
 	.keep_entries = posix_keep_entries,
 	.network_paths = posix_network_paths,
@@ -177,6 +192,7 @@ static const struct reimage_backend_ops sandbox_ops = {
 	.image_kinds = posix_image_kinds,
 	.image_attach = sandbox_image_attach,
 	.image_detach = sandbox_image_detach,
+	.power = sandbox_power,
 };
 
 static const struct reimage_plugin sandbox_plugin = {

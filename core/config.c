@@ -23,7 +23,7 @@
 enum {
 	J_ID, J_SERIAL, J_IMAGE, J_ROOT, J_BACKEND, J_PRESERVE, J_HOOKS, J_LABEL, J_BOOT,
 	J_REBOOT, J_KEEP_OLD_DAYS, J_KEEP_ENTRIES, J_PLUGIN_PATH, J_TARGETS, J_NOT_AFTER, J_AT,
-	J_WINDOW, J_HEALTH, J_TEST_SWAP_PAUSE, J_COUNT
+	J_WINDOW, J_HEALTH, J_TEST_SWAP_PAUSE, J_TRIAL, J_PREFLIGHT, J_COUNT
 };
 static const struct reimage_option job_table[] = {
 	[J_ID] = { "id", REIMAGE_OPT_STRING, NULL, 0, 0, "job identifier (required)" },
@@ -56,6 +56,32 @@ static const struct reimage_option job_table[] = {
 		       "checks the new image must pass after its boot before it is committed" },
 	[J_TEST_SWAP_PAUSE] = { "test_swap_pause", REIMAGE_OPT_INT, "0", 0, 600,
 				"test switch: seconds to pause mid-swap (power-cut tests)" },
+	[J_TRIAL] = { "trial", REIMAGE_OPT_GROUP, NULL, 0, 0,
+		      "the boot guard of the new image's trial boots" },
+	[J_PREFLIGHT] = { "preflight", REIMAGE_OPT_GROUP, NULL, 0, 0,
+			  "checks made before anything is touched" },
+	{ NULL, REIMAGE_OPT_END, NULL, 0, 0, NULL }
+};
+
+enum { TR_GUARD, TR_MAX_ATTEMPTS, TR_COUNT };
+static const struct reimage_option trial_table[] = {
+	[TR_GUARD] = { "guard", REIMAGE_OPT_BOOL, "true", 0, 0,
+		       "boot the new image through reimage-guard until it is committed "
+		       "(backends that can: posix, sandbox)" },
+	[TR_MAX_ATTEMPTS] = { "max_attempts", REIMAGE_OPT_INT, "3", 1, 100,
+			      "boots the new image gets before the guard falls back" },
+	{ NULL, REIMAGE_OPT_END, NULL, 0, 0, NULL }
+};
+
+enum { PF_FREE_MARGIN_MB, PF_AC_POWER, PF_REQUIRED_PATHS, PF_COUNT };
+static const struct reimage_option preflight_table[] = {
+	[PF_FREE_MARGIN_MB] = { "free_margin_mb", REIMAGE_OPT_INT, "256", 0, 1 << 30,
+				"MiB that must stay free on the root's volume, before and "
+				"while staging" },
+	[PF_AC_POWER] = { "ac_power", REIMAGE_OPT_BOOL, "true", 0, 0,
+			  "refuse to start on battery (where the backend can tell)" },
+	[PF_REQUIRED_PATHS] = { "required_paths", REIMAGE_OPT_STRINGS, "", 0, 0,
+				"paths (relative) the staged image must contain" },
 	{ NULL, REIMAGE_OPT_END, NULL, 0, 0, NULL }
 };
 
@@ -79,7 +105,10 @@ static const struct reimage_option targets_table[] = {
 	{ NULL, REIMAGE_OPT_END, NULL, 0, 0, NULL }
 };
 
-enum { I_URL, I_SHA256, I_SIZE, I_RETRIES, I_RETRY_DELAY, I_KIND, I_TOKEN_FILE, I_COUNT };
+enum {
+	I_URL, I_SHA256, I_SIZE, I_RETRIES, I_RETRY_DELAY, I_KIND, I_TOKEN_FILE, I_UNPACKED_SIZE,
+	I_COUNT
+};
 static const struct reimage_option image_table[] = {
 	[I_URL] = { "url", REIMAGE_OPT_STRING, NULL, 0, 0,
 		    "where the image is: path, file:, http(s):, smb: (required)" },
@@ -94,6 +123,8 @@ static const struct reimage_option image_table[] = {
 		     "(unset: from the URL)" },
 	[I_TOKEN_FILE] = { "token_file", REIMAGE_OPT_STRING, NULL, 0, 0,
 			   "file holding a bearer token for an oci:// registry" },
+	[I_UNPACKED_SIZE] = { "unpacked_size", REIMAGE_OPT_INT, "-1", -1, MAX_BYTES,
+			      "bytes the image takes once staged (PREFLIGHT's space check)" },
 	{ NULL, REIMAGE_OPT_END, NULL, 0, 0, NULL }
 };
 
@@ -136,7 +167,7 @@ static const struct reimage_option boot_table[] = {
 enum {
 	A_AGENT_ID, A_GROUPS, A_ROOT, A_BACKEND, A_PLUGINS, A_PLUGIN_PATH, A_STATE_DIR, A_STORE,
 	A_JOBS, A_REPORTS, A_POLL_INTERVAL, A_POLL_JITTER, A_TRUSTED_KEYS, A_REVOKED_KEYS,
-	A_MAX_SERIAL_JUMP, A_COUNT
+	A_MAX_SERIAL_JUMP, A_GUARD, A_COUNT
 };
 static const struct reimage_option agent_table[] = {
 	[A_AGENT_ID] = { "agent_id", REIMAGE_OPT_STRING, NULL, 0, 0,
@@ -165,6 +196,8 @@ static const struct reimage_option agent_table[] = {
 			     "key ids or PEM files refused even if trusted" },
 	[A_MAX_SERIAL_JUMP] = { "max_serial_jump", REIMAGE_OPT_INT, "1000000", 1, MAX_BYTES,
 				"largest step above the last serial run that is accepted" },
+	[A_GUARD] = { "guard", REIMAGE_OPT_STRING, NULL, 0, 0,
+		      "the reimage-guard binary (default: beside reimage, else the installed one)" },
 	{ NULL, REIMAGE_OPT_END, NULL, 0, 0, NULL }
 };
 
@@ -182,6 +215,8 @@ const struct config_group *config_job_groups(void)
 		{ "group 'boot'", boot_table },
 		{ "group 'targets'", targets_table },
 		{ "group 'health'", health_table },
+		{ "group 'trial'", trial_table },
+		{ "group 'preflight'", preflight_table },
 		{ NULL, NULL },
 	};
 	return groups;
@@ -351,6 +386,10 @@ static int job_parse(struct job *job, struct reimage_error *err)
 			    &job->targets_values, err)) < 0 ||
 	    (r = read_group(root, "health", "group 'health'", health_table, HC_COUNT,
 			    &job->health_values, err)) < 0 ||
+	    (r = read_group(root, "trial", "group 'trial'", trial_table, TR_COUNT,
+			    &job->trial_values, err)) < 0 ||
+	    (r = read_group(root, "preflight", "group 'preflight'", preflight_table, PF_COUNT,
+			    &job->preflight_values, err)) < 0 ||
 	    (r = job_read_hooks(job, config_setting_get_member(root, "hooks"), err)) < 0)
 		goto fail;
 	iv = job->image_values;
@@ -444,6 +483,21 @@ static int job_parse(struct job *job, struct reimage_error *err)
 	job->health.commands = job->health_values[HC_COMMANDS].list;
 	job->health.report = (int)job->health_values[HC_REPORT].i;
 	job->health.deadline = job->health_values[HC_DEADLINE].i;
+	job->image_unpacked_size = iv[I_UNPACKED_SIZE].i;
+	job->trial_guard = (int)job->trial_values[TR_GUARD].i;
+	job->trial_max_attempts = (int)job->trial_values[TR_MAX_ATTEMPTS].i;
+	job->free_margin = job->preflight_values[PF_FREE_MARGIN_MB].i << 20;
+	job->require_ac_power = (int)job->preflight_values[PF_AC_POWER].i;
+	job->required_paths = job->preflight_values[PF_REQUIRED_PATHS].list;
+	for (size_t i = 0; job->required_paths && job->required_paths[i]; i++) {
+		const char *p = job->required_paths[i];
+		if (!p[0] || p[0] == '/' || strstr(p, "..")) {
+			r = config_bad(err, path, job->preflight_values[PF_REQUIRED_PATHS].line,
+				       "preflight.required_paths",
+				       "paths are relative to the image and must not contain '..'");
+			goto fail;
+		}
+	}
 	for (size_t i = 0; job->health.commands && job->health.commands[i]; i++)
 		if (job->health.commands[i][0] != '/') {
 			r = config_bad(err, path, job->health_values[HC_COMMANDS].line,
@@ -531,6 +585,8 @@ void job_free(struct job *job)
 	free_values(boot_table, job->boot_values);
 	free_values(targets_table, job->targets_values);
 	free_values(health_table, job->health_values);
+	free_values(trial_table, job->trial_values);
+	free_values(preflight_table, job->preflight_values);
 	for (size_t i = 0; job->hook_values && i < job->n_hooks; i++)
 		options_free(hook_table, &job->hook_values[i * H_COUNT]);
 	free(job->hook_values);
@@ -584,6 +640,7 @@ int agent_conf_load(struct agent_conf *ac, const char *path, struct reimage_erro
 	ac->trusted_keys = v[A_TRUSTED_KEYS].list;
 	ac->revoked_keys = v[A_REVOKED_KEYS].list;
 	ac->max_serial_jump = v[A_MAX_SERIAL_JUMP].i;
+	ac->guard = v[A_GUARD].set ? v[A_GUARD].s : NULL;
 	return 0;
 }
 

@@ -67,8 +67,15 @@ struct job {
 	long long window;          /* seconds after `at`; 0: no limit */
 	long long test_swap_pause; /* test switch: pause mid-swap, seconds */
 	struct job_health health;
+	long long image_unpacked_size;     /* bytes once staged, -1 if not given */
+	int trial_guard;           /* arm reimage-guard for the trial boots */
+	int trial_max_attempts;    /* boots of the new image before the guard falls back */
+	long long free_margin;     /* bytes that must stay free on the root's volume */
+	int require_ac_power;      /* refuse to start on battery */
+	const char *const *required_paths;  /* relative paths the staged image must hold */
 	struct reimage_optval *values, *image_values, *preserve_values, *boot_values;
 	struct reimage_optval *hook_values, *targets_values, *health_values;
+	struct reimage_optval *trial_values, *preflight_values;
 };
 
 struct agent_conf {
@@ -90,6 +97,7 @@ struct agent_conf {
 	const char *const *trusted_keys;
 	const char *const *revoked_keys;
 	long long max_serial_jump;
+	const char *guard;               /* reimage-guard binary, NULL: found (trial.h) */
 	struct reimage_optval *values;
 };
 

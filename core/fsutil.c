@@ -319,3 +319,71 @@ int fs_parents_real(const char *base, const char *rel, struct reimage_error *err
 	}
 	return 0;
 }
+
+/* The kernel's path walk, done by hand so that root stands for "/". */
+int fs_resolve_in(const char *root, const char *rel, int follow_last, char *ret, size_t len)
+{
+	char rest[PATH_MAX], cur[PATH_MAX] = "", next[PATH_MAX], full[PATH_MAX];
+	char target[PATH_MAX], comp[NAME_MAX + 1], joined[PATH_MAX];
+	int links = 0;
+
+	snprintf(rest, sizeof(rest), "%s", rel);
+	for (const char *p = rest; *p;) {
+		size_t n;
+		struct stat st;
+
+		while (*p == '/')
+			p++;
+		if (!*p)
+			break;
+		n = strcspn(p, "/");
+		if (n > NAME_MAX)
+			return -ENAMETOOLONG;
+		memcpy(comp, p, n);
+		comp[n] = '\0';
+		p += n;
+		while (*p == '/')
+			p++;
+		int last = !*p;
+		if (!strcmp(comp, "."))
+			continue;
+		if (!strcmp(comp, "..")) {
+			char *s = strrchr(cur, '/');
+			*(s ? s : cur) = '\0';
+			continue;
+		}
+		if (snprintf(next, sizeof(next), "%s%s%s", cur, *cur ? "/" : "", comp) >=
+			    (int)sizeof(next) ||
+		    fs_join(full, sizeof(full), root, next) < 0)
+			return -ENAMETOOLONG;
+		if (lstat(full, &st) < 0) {
+			if (errno != ENOENT || !last || follow_last)
+				return -errno;
+			memcpy(cur, next, sizeof(cur));  /* a missing final entry */
+			break;
+		}
+		if (S_ISLNK(st.st_mode) && (!last || follow_last)) {
+			ssize_t t = readlink(full, target, sizeof(target) - 1);
+			if (t < 0)
+				return -errno;
+			target[t] = '\0';
+			if (++links > FS_SYMLINKS_MAX)
+				return -ELOOP;
+			/* The rest of the walk: the target, then what followed. */
+			if (snprintf(joined, sizeof(joined), "%s/%s", target, p) >= (int)sizeof(joined))
+				return -ENAMETOOLONG;
+			if (target[0] == '/')
+				cur[0] = '\0';
+			memcpy(rest, joined, sizeof(rest));
+			p = rest;
+			continue;
+		}
+		if (!last && !S_ISDIR(st.st_mode))
+			return -ENOTDIR;
+		memcpy(cur, next, sizeof(cur));
+	}
+	if (strlen(cur) >= len)
+		return -ENAMETOOLONG;
+	memcpy(ret, cur, strlen(cur) + 1);
+	return 0;
+}

@@ -40,5 +40,13 @@ int fs_parents_real(const char *base, const char *rel, struct reimage_error *err
 int fs_join(char *buf, size_t len, const char *a, const char *b);
 /* 1 if path exists (without following a final symlink), 0 if not. */
 int fs_exists(const char *path);
+/* Resolve rel inside root as the kernel would with root as "/": symlinks
+ * followed (at most FS_SYMLINKS_MAX), an absolute target taken from root,
+ * ".." never above it, so nothing outside root is ever looked at.
+ * follow_last: follow a final symlink too (then the final entry must
+ * exist); else a missing final entry is fine and ret names where it would
+ * be.  ret: relative to root, "" for root itself.  0 or -errno. */
+#define FS_SYMLINKS_MAX 40
+int fs_resolve_in(const char *root, const char *rel, int follow_last, char *ret, size_t len);
 
 #endif

@@ -3,26 +3,34 @@
  *
  *   PREFLIGHT -> PREPARE -> STAGE -> PRESERVE -> HOOKS -> LABEL -> QUIESCE
  *        |          |         |         |          |        |         |
- *        +----------+---------+---------+----------+--------+---------+--> FAILED
- *                                 (staging removed, root untouched)
+ *     REFUSED       +---------+---------+----------+--------+---------+--> FAILED
+ *   (nothing written)            (staging removed, root untouched)
  *   QUIESCE -> SWAP -> BOOT -> REPORT -> REBOOT      ...after the reboot:
- *               |        |                           confirm -> COMMITTED
- *               +--------+--> FAILED (swap undone from the journal)
+ *               |        |                           TRIAL -> COMMITTED
+ *               +--------+--> FAILED (swap undone      |  or FALLBACK (the
+ *                             from the journal)        |  agent's checks failed,
+ *                                                      |  or reimage-guard found
+ *                                                      |  the new image unbootable)
  *
  *   phase      function          guaranteed on disk when it starts
  *   ---------  ----------------  -------------------------------------------
- *   PREFLIGHT  engine_open       nothing written
+ *   PREFLIGHT  engine_open,      nothing written (plugins, capabilities,
+ *              phase_preflight   root state, hooks, guard; space, power)
  *   PREPARE    phase_prepare     state file written; root untouched
- *   STAGE      phase_stage       .reimage/ exists on the root's volume (0700)
- *   PRESERVE   phase_preserve    new/ holds the whole image, hash verified
+ *   STAGE      phase_stage       .reimage/ exists on the root's volume (0700),
+ *                                the guard copied there (when guarded)
+ *   PRESERVE   phase_preserve    new/ holds the whole image, hash verified,
+ *                                and it fits this machine (preflight_image)
  *   HOOKS      phase_hooks       copy-mode preserves and accounts in new/
  *   LABEL      phase_label       hooks done; new/ final
  *   QUIESCE    phase_quiesce     volume label set (if asked)
- *   SWAP       phase_swap        users logged out, unneeded processes stopped
+ *   SWAP       phase_swap        users logged out, unneeded processes stopped;
+ *                                it first arms the guard inside new/
  *   BOOT       phase_boot        journal says "swapped": new image at the top
- *                                level, old image in .reimage/old, synced
- *   REPORT     phase_report      boot parameters set
- *   REBOOT     phase_reboot      state "pending": awaits confirm after boot
+ *                                level (its /sbin/init the guard), old image
+ *                                in .reimage/old, synced
+ *   REPORT     phase_report      boot parameters set, health checks saved
+ *   REBOOT     phase_reboot      state "pending": awaits TRIAL after boot
  *
  * Every phase writes the state file before it starts.  A failure before
  * SWAP removes new/ and leaves the root exactly as it was; a failure in
@@ -37,8 +45,10 @@
 #include "health.h"
 #include "hooks.h"
 #include "log.h"
+#include "preflight.h"
 #include "source.h"
 #include "stage.h"
+#include "trial.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -97,6 +107,7 @@ static struct stage_request stage_request_of(struct engine *e)
 		.retries = e->job->image_retries,
 		.retry_delay_ms = e->job->image_retry_delay_ms,
 		.progress = &e->progress,
+		.free_floor = (uint64_t)e->job->free_margin,
 	};
 	return req;
 }
@@ -247,8 +258,10 @@ int engine_open(struct engine *e, struct job *job, struct agent_conf *ac, const 
 	snprintf(e->st.backend, sizeof(e->st.backend), "%s", e->backend->name);
 	e->keep = job->keep_entries ? job->keep_entries : e->backend->desc->backend->keep_entries;
 	if ((r = check_caps(e, err)) < 0 || (r = check_root_free(e, err)) < 0 ||
-	    (r = check_hooks(job, err)) < 0)
+	    (r = check_hooks(job, err)) < 0 ||
+	    (r = preflight_guard(job, ac, e->backend, e->guard, sizeof(e->guard), err)) < 0)
 		return r;
+	e->guarded = r;
 	agent_paths(e);
 	/* Every plugin is loaded now: nothing is loaded after PREPARE. */
 	e->reg.sealed = 1;
@@ -358,6 +371,25 @@ int engine_plan(struct engine *e, FILE *out, struct reimage_error *err)
 			job->boot.command ? job->boot.command
 					  : job->boot.kernel ? job->boot.kernel : "(default)",
 			job->boot.one_shot ? " (one-shot)" : "");
+	if (e->guarded)
+		fprintf(out, "  trial      guarded: %s runs as /sbin/init for up to %d boots of the "
+			"new image, then falls back to the old one\n", e->guard,
+			job->trial_max_attempts);
+	else
+		fprintf(out, "  trial      not guarded (%s): a new image that never reaches its agent "
+			"does not fall back by itself\n",
+			job->trial_guard ? "the backend cannot" : "trial.guard = false");
+	fprintf(out, "  one-shot   %s\n",
+		job->boot.kernel ? "kexec: the new kernel boots once, the firmware's default after"
+		: e->guarded ? "the guard counts boots (the bootloader's default entry is not changed)"
+		: "none");
+	if ((r = preflight_machine(e->root, job, e->backend, out, err)) < 0)
+		return r;
+	fprintf(out, "  preflight  image: checked after staging:%s%s%s\n",
+		e->guarded ? " init present, executable and built for this machine;" : "",
+		job->boot.kernel ? " boot.kernel present;" : "",
+		job->required_paths && job->required_paths[0] ? " preflight.required_paths present"
+							      : " no required paths");
 	fprintf(out, "  quiesce    %s%s\n", b->caps & REIMAGE_BCAP_LOGOUT ? "log users out, " : "",
 		"stop unneeded processes");
 	fprintf(out, "  reboot     %s\n", job->reboot ? "yes" : "no");
@@ -375,6 +407,11 @@ int engine_plan(struct engine *e, FILE *out, struct reimage_error *err)
 }
 
 /* --------------------------------------------------------------- phases */
+
+static int phase_preflight(struct engine *e, struct reimage_error *err)
+{
+	return preflight_machine(e->root, e->job, e->backend, NULL, err);
+}
 
 static int phase_prepare(struct engine *e, struct reimage_error *err)
 {
@@ -409,6 +446,9 @@ static int phase_prepare(struct engine *e, struct reimage_error *err)
 	}
 	if ((r = fs_remove_tree(e->L.staging, err)) < 0)
 		return r;
+	/* Copied while the old image is whole: after the swap it is in old/. */
+	if (e->guarded && (r = trial_install_guard(e->root, e->guard, err)) < 0)
+		return r;
 	return b->prepare ? b->prepare(e->backend->ctx, e->root, err) : 0;
 }
 
@@ -428,7 +468,8 @@ static int phase_stage(struct engine *e, struct reimage_error *err)
 		err_sys(err, -errno, "create %s", e->L.staging);
 		return -errno;
 	}
-	if ((r = stage_image(&req, &res, err)) < 0)
+	if ((r = stage_image(&req, &res, err)) < 0 ||
+	    (r = preflight_image(e->L.staging, e->job, e->guarded, err)) < 0)
 		return r;
 	log_notice("staged %llu entries, %llu bytes of files from %llu bytes of image in %.1f s "
 		   "(SHA-256 %s%s)", (unsigned long long)res.entries,
@@ -484,6 +525,13 @@ static int phase_swap(struct engine *e, struct reimage_error *err)
 
 	sc.pause_s = e->job->test_swap_pause;
 	int r;
+
+	/* Armed inside new/ before the first rename: whenever the new image's
+	 * /sbin/init reaches the top level, even in a swap cut short, the
+	 * next boot runs the guard, which finishes the swap's undo. */
+	if (e->guarded && (r = trial_arm(e->root, e->L.staging, NULL, e->job->trial_max_attempts,
+					 err)) < 0)
+		return r;
 
 	/* Move-mode items travel inside the swap; copy-mode ones are in new/. */
 	if ((r = swap_plan_build(&sc, e->keep,
@@ -543,6 +591,7 @@ static const struct phase {
 	int (*run)(struct engine *e, struct reimage_error *err);
 	int after_swap;  /* a failure here undoes the swap */
 } phases[] = {
+	{ "PREFLIGHT", phase_preflight, 0 },
 	{ "PREPARE", phase_prepare, 0 },
 	{ "STAGE", phase_stage, 0 },
 	{ "PRESERVE", phase_preserve, 0 },
@@ -560,6 +609,14 @@ static void fail(struct engine *e, const struct phase *p, struct reimage_error *
 	struct reimage_error cleanup = { 0 };
 
 	err_prefix(err, "%s", p->name);
+	snprintf(e->st.error, sizeof(e->st.error), "%s", err->msg);
+	/* A refused job wrote nothing: the root's state stays the last job's. */
+	if (p->run == phase_preflight) {
+		set_phase(e, p->name, "refused");
+		if (e->watch && e->watch->phase)
+			e->watch->phase(e->watch->arg, &e->st);
+		return;
+	}
 	if (p->after_swap) {
 		struct swap_ctx sc = swap_ctx_of(e->root, e->backend);
 		if (swap_recover(&sc, 1, &cleanup) < 0) {
@@ -568,10 +625,14 @@ static void fail(struct engine *e, const struct phase *p, struct reimage_error *
 			err_clear(&cleanup);
 		}
 	}
-	/* Nothing of a failed job stays: the root is as it was. */
+	/* Nothing of a failed job stays: the root is as it was.  The guard
+	 * goes first: its symlink may be in new/. */
+	if (trial_disarm(e->root, &cleanup) < 0) {
+		log_warn("could not end the trial: %s", cleanup.msg);
+		err_clear(&cleanup);
+	}
 	if (fs_remove_tree(e->L.staging, &cleanup) < 0)
 		log_warn("could not remove %s: %s", e->L.staging, cleanup.msg);
-	snprintf(e->st.error, sizeof(e->st.error), "%s", err->msg);
 	set_phase(e, p->name, "failed");
 	if (state_write(e->root, &e->st, &cleanup) < 0)
 		log_warn("could not write the job state: %s", cleanup.msg);
@@ -587,7 +648,7 @@ int engine_run(struct engine *e, struct reimage_error *err)
 		const struct phase *p = &phases[i];
 		set_phase(e, p->name, p->after_swap ? "pending" : "running");
 		/* PREPARE creates .reimage/: its state is written once it exists. */
-		if (i > 0 && (r = state_write(e->root, &e->st, err)) < 0) {
+		if (i > 1 && (r = state_write(e->root, &e->st, err)) < 0) {
 			fail(e, p, err);
 			return r;
 		}
@@ -605,7 +666,7 @@ int engine_run(struct engine *e, struct reimage_error *err)
 			fail(e, p, err);
 			return r;
 		}
-		if (i == 0 && (r = state_write(e->root, &e->st, err)) < 0) {
+		if (i == 1 && (r = state_write(e->root, &e->st, err)) < 0) {
 			fail(e, p, err);
 			return r;
 		}
@@ -673,8 +734,9 @@ int root_recover(struct root_ctx *rc, int undo, struct reimage_error *err)
 		return r;
 	if (js == SWAP_NONE || js == SWAP_UNDONE) {
 		/* No swap began (or it was undone): a job cut short before its
-		 * swap leaves only staging behind. */
-		if ((r = fs_remove_tree(L.staging, err)) < 0)
+		 * swap leaves only staging (and the guard) behind. */
+		if ((r = trial_disarm(rc->root, err)) < 0 ||
+		    (r = fs_remove_tree(L.staging, err)) < 0)
 			return r;
 		if (rc->have_state && (!strcmp(rc->st.status, "running") ||
 				       !strcmp(rc->st.status, "pending")))
@@ -685,11 +747,28 @@ int root_recover(struct root_ctx *rc, int undo, struct reimage_error *err)
 	if ((r = swap_recover(&sc, undo, err)) < 0)
 		return r;
 	if (undo) {
-		if ((r = fs_remove_tree(L.staging, err)) < 0)
+		if ((r = trial_disarm(rc->root, err)) < 0 ||
+		    (r = fs_remove_tree(L.staging, err)) < 0)
 			return r;
 		return root_set(rc, "failed", "swap undone by `reimage recover --undo`", err);
 	}
 	return rc->have_state ? root_set(rc, "pending", NULL, err) : 0;
+}
+
+/* The swap is undone: the new image is staging again.  End the trial
+ * (the guard's symlink may be in new/), remove staging, and record it. */
+static int rolled_back(struct root_ctx *rc, const char *reason, struct reimage_error *err)
+{
+	struct layout L;
+	int r;
+
+	layout_init(&L, rc->root);
+	if ((r = trial_disarm(rc->root, err)) < 0 || (r = fs_remove_tree(L.staging, err)) < 0)
+		return r;
+	unlink(L.journal);
+	health_forget(rc->root);
+	snprintf(rc->st.phase, sizeof(rc->st.phase), "FALLBACK");
+	return root_set(rc, "rolled-back", reason, err);
 }
 
 int root_rollback(struct root_ctx *rc, const char *reason, struct reimage_error *err)
@@ -710,12 +789,37 @@ int root_rollback(struct root_ctx *rc, const char *reason, struct reimage_error 
 	}
 	if ((r = swap_recover(&sc, 1, err)) < 0)
 		return r;
-	if ((r = fs_remove_tree(L.staging, err)) < 0)
+	return rolled_back(rc, reason, err);
+}
+
+int root_guard_fell_back(struct root_ctx *rc, struct reimage_error *err)
+{
+	struct swap_ctx sc = swap_ctx_of(rc->root, rc->backend);
+	enum swap_journal_state js;
+	struct trial_info ti;
+	char reason[REIMAGE_ERRMSG_MAX + 64];
+	int r;
+
+	if ((r = trial_state(rc->root, &ti, err)) < 0)
 		return r;
-	unlink(L.journal);
-	health_forget(rc->root);
-	snprintf(rc->st.phase, sizeof(rc->st.phase), "FALLBACK");
-	return root_set(rc, "rolled-back", reason, err);
+	if (!ti.armed || ti.fallback == TRIAL_FB_NONE)
+		return 0;
+	if ((r = swap_journal_state(rc->root, &js, err)) < 0)
+		return r;
+	/* A guard cut short in its undo (or failed in it) left the journal
+	 * "started" or "swapped": this image runs, so the undo is finished
+	 * here with the backend, as `recover --undo` would. */
+	if ((js == SWAP_STARTED || js == SWAP_DONE) && (r = swap_recover(&sc, 1, err)) < 0)
+		return r;
+	/* Mounted entries the guard could not restore (a separate /boot). */
+	if ((r = trial_restore_mounts(&sc, err)) < 0)
+		return r;
+	snprintf(reason, sizeof(reason), "the boot guard fell back to the old image: %s%s%s",
+		 ti.reason, ti.error[0] ? "; " : "", ti.error);
+	log_error("job %s: %s", rc->st.job, reason);
+	if ((r = rolled_back(rc, reason, err)) < 0)
+		return r;
+	return 1;
 }
 
 int root_confirm(struct root_ctx *rc, struct reimage_error *err)
@@ -734,8 +838,10 @@ int root_confirm(struct root_ctx *rc, struct reimage_error *err)
 	}
 	if (rc->have_state && !strcmp(rc->st.status, "pending") && js == SWAP_DONE) {
 		snprintf(rc->st.phase, sizeof(rc->st.phase), "COMMIT");
-		/* "committed" is on disk before the old image goes. */
-		if ((r = root_set(rc, "committed", NULL, err)) < 0)
+		/* The new image proved itself: its own init is put back before
+		 * "committed" is on disk, which is before the old image goes. */
+		if ((r = trial_disarm(rc->root, err)) < 0 ||
+		    (r = root_set(rc, "committed", NULL, err)) < 0)
 			return r;
 		health_forget(rc->root);
 		log_notice("job %s committed: running the new image", rc->st.job);

@@ -43,6 +43,8 @@ struct engine {
 	char *agent_paths[8];
 	const struct engine_watch *watch;  /* may be NULL; set after engine_open() */
 	int lock_fd;              /* the root, locked: one job at a time */
+	int guarded;              /* the trial boots run through reimage-guard */
+	char guard[4096];         /* its binary, when guarded */
 };
 
 /* Load the configuration's plugins and check the job against this root
@@ -75,6 +77,11 @@ void root_close(struct root_ctx *rc);
 int root_recover(struct root_ctx *rc, int undo, struct reimage_error *err);
 /* Swap back to the retired image while .reimage/old exists; reason is
  * recorded in the state ("health: unit x is not active"). */
+/* After a boot: if reimage-guard fell back to the old image (its record
+ * in .reimage/fallback), finish what it could not do (an undo it was cut
+ * in, mounted entries), end the trial and record the job "rolled-back"
+ * with the guard's reason.  Returns 1 if it had fallen back, else 0. */
+int root_guard_fell_back(struct root_ctx *rc, struct reimage_error *err);
 int root_rollback(struct root_ctx *rc, const char *reason, struct reimage_error *err);
 /* After the reboot into the new image: record success, delete the
  * retired image (or keep it keep_old_days). */

@@ -20,7 +20,7 @@ int64_t progress_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void human(char *buf, size_t len, uint64_t bytes)
+void progress_human(char *buf, size_t len, uint64_t bytes)
 {
 	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
 	double v = (double)bytes;
@@ -39,8 +39,8 @@ static void draw(struct progress *p, int final)
 	double rate = elapsed > 0 ? (double)p->done * 1000.0 / (double)elapsed : 0;
 	char rate_s[32];
 
-	human(done, sizeof(done), p->done);
-	human(rate_s, sizeof(rate_s), (uint64_t)rate);
+	progress_human(done, sizeof(done), p->done);
+	progress_human(rate_s, sizeof(rate_s), (uint64_t)rate);
 	if (p->tty) {
 		char bar[31];
 		int pct = -1;
@@ -52,7 +52,7 @@ static void draw(struct progress *p, int final)
 				pct = 100;
 			memset(bar, '#', (size_t)(pct * 30 / 100));
 		}
-		human(total, sizeof(total), p->total);
+		progress_human(total, sizeof(total), p->total);
 		if (pct >= 0)
 			fprintf(stderr, "\r%s [%s] %3d%% %s / %s, %s/s ", p->what, bar, pct, done, total,
 				rate_s);
@@ -62,7 +62,7 @@ static void draw(struct progress *p, int final)
 			fputc('\n', stderr);
 		fflush(stderr);
 	} else if (p->total != REIMAGE_SIZE_UNKNOWN && p->total > 0) {
-		human(total, sizeof(total), p->total);
+		progress_human(total, sizeof(total), p->total);
 		log_info("%s: %s of %s (%d%%), %s/s", p->what, done, total,
 			 (int)(p->done * 100 / p->total), rate_s);
 	} else {

@@ -25,5 +25,7 @@ void progress_begin(struct progress *p, const char *what, uint64_t total);
 int progress_update(struct progress *p, uint64_t done);
 void progress_end(struct progress *p);
 int64_t progress_now_ms(void);
+/* bytes as "1.5 GiB" (binary units). */
+void progress_human(char *buf, size_t len, uint64_t bytes);
 
 #endif

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 const char *stage_safe_path(const char *path)
 {
@@ -281,6 +282,32 @@ static int replace_dir(struct stage_sink *k, struct archive_entry *e, const char
 	return fs_remove_tree(path, err);
 }
 
+/* Every 16 MiB written (an entry counting as 4 KiB), the staging volume
+ * must still have free_floor bytes free: a full root volume would break
+ * the running system the user still works on. */
+#define SPACE_CHECK_STEP (16ull << 20)
+static int check_space_left(struct stage_sink *k, struct reimage_error *err)
+{
+	uint64_t written = k->bytes + k->entries * 4096;
+	struct statvfs sv;
+
+	if (!k->free_floor || written < k->next_space_check)
+		return 0;
+	k->next_space_check = written + SPACE_CHECK_STEP;
+	if (statvfs(k->staging, &sv) < 0) {
+		err_sys(err, -errno, "statvfs %s", k->staging);
+		return -errno;
+	}
+	if ((uint64_t)sv.f_bavail * sv.f_frsize < k->free_floor) {
+		err_set(err, -ENOSPC, REIMAGE_EC_IO,
+			"the root's volume has less than the %llu MiB free that must stay "
+			"(preflight.free_margin_mb): staging stopped after %llu entries",
+			(unsigned long long)(k->free_floor >> 20), (unsigned long long)k->entries);
+		return -ENOSPC;
+	}
+	return 0;
+}
+
 int stage_sink_entry(struct stage_sink *k, struct archive_entry *e, stage_data_fn data,
 		     void *arg, struct reimage_error *err)
 {
@@ -330,7 +357,7 @@ int stage_sink_entry(struct stage_sink *k, struct archive_entry *e, stage_data_f
 	if (archive_write_finish_entry(k->out) < ARCHIVE_WARN)
 		return writer_error(err, k->out, "extract", rel);
 	k->entries++;
-	return 0;
+	return check_space_left(k, err);
 }
 
 int stage_sink_remove(struct stage_sink *k, const char *rel, struct reimage_error *err)
@@ -453,6 +480,7 @@ int stage_image(const struct stage_request *req, struct stage_result *res,
 	if ((r = source_resolve(req->url, req->kind, &src, err)) < 0)
 		return r;
 	stage_sink_init(&k, req->staging, 0);
+	k.free_floor = req->free_floor;
 	r = source_stage(&src, req, &k, res, err);
 	res->entries = k.entries;
 	res->bytes_out = k.bytes;

@@ -30,6 +30,8 @@ struct stage_request {
 	int retries;               /* resumes after a retryable failure */
 	int64_t retry_delay_ms;    /* first delay, doubled each time */
 	struct progress *progress; /* may be NULL */
+	uint64_t free_floor;       /* bytes that must stay free on staging's volume
+				    * (preflight.free_margin_mb); 0: not watched */
 };
 
 struct stage_result {
@@ -62,6 +64,8 @@ struct stage_sink {
 	size_t n_top;
 	struct stage_dir_time *times;  /* directories that existed: times set at end */
 	size_t n_times;
+	uint64_t free_floor;       /* see stage_request; 0: not watched */
+	uint64_t next_space_check; /* bytes + entries * 4 KiB at which to look again */
 };
 
 /* Where a source's file data comes from: one block per call, at its

@@ -28,7 +28,6 @@
 static const char *const init_candidates[] = { "sbin/init", "usr/sbin/init",
 					       "lib/systemd/systemd", NULL };
 
-#define SYMLINKS_MAX 40           /* as the kernel's path walk */
 #define GUARD_SIZE_MAX (16 << 20) /* the static guard is ~1 MiB */
 #define RECORD_MAX 16384
 
@@ -50,80 +49,6 @@ static int unlink_if(const char *path, struct reimage_error *err)
 }
 
 /* ------------------------------------------------------ paths in the root */
-
-/* Resolve rel inside root as the kernel would with root as "/": symlinks
- * followed, an absolute target taken from root, ".." never above it, so
- * nothing outside root is ever looked at.  follow_last: follow a final
- * symlink too (then the final entry must exist); else a missing final
- * entry is fine and ret names where it would be.  ret: relative, "" for
- * root itself. */
-static int resolve_in_root(const char *root, const char *rel, int follow_last, char *ret,
-			   size_t len)
-{
-	char rest[PATH_MAX], cur[PATH_MAX] = "", next[PATH_MAX], full[PATH_MAX];
-	char target[PATH_MAX], comp[NAME_MAX + 1], joined[PATH_MAX];
-	int links = 0;
-
-	snprintf(rest, sizeof(rest), "%s", rel);
-	for (const char *p = rest; *p;) {
-		size_t n;
-		struct stat st;
-
-		while (*p == '/')
-			p++;
-		if (!*p)
-			break;
-		n = strcspn(p, "/");
-		if (n > NAME_MAX)
-			return -ENAMETOOLONG;
-		memcpy(comp, p, n);
-		comp[n] = '\0';
-		p += n;
-		while (*p == '/')
-			p++;
-		int last = !*p;
-		if (!strcmp(comp, "."))
-			continue;
-		if (!strcmp(comp, "..")) {
-			char *s = strrchr(cur, '/');
-			*(s ? s : cur) = '\0';
-			continue;
-		}
-		if (snprintf(next, sizeof(next), "%s%s%s", cur, *cur ? "/" : "", comp) >=
-			    (int)sizeof(next) ||
-		    fs_join(full, sizeof(full), root, next) < 0)
-			return -ENAMETOOLONG;
-		if (lstat(full, &st) < 0) {
-			if (errno != ENOENT || !last || follow_last)
-				return -errno;
-			memcpy(cur, next, sizeof(cur));  /* a missing final entry */
-			break;
-		}
-		if (S_ISLNK(st.st_mode) && (!last || follow_last)) {
-			ssize_t t = readlink(full, target, sizeof(target) - 1);
-			if (t < 0)
-				return -errno;
-			target[t] = '\0';
-			if (++links > SYMLINKS_MAX)
-				return -ELOOP;
-			/* The rest of the walk: the target, then what followed. */
-			if (snprintf(joined, sizeof(joined), "%s/%s", target, p) >= (int)sizeof(joined))
-				return -ENAMETOOLONG;
-			if (target[0] == '/')
-				cur[0] = '\0';
-			memcpy(rest, joined, sizeof(rest));
-			p = rest;
-			continue;
-		}
-		if (!last && !S_ISDIR(st.st_mode))
-			return -ENOTDIR;
-		memcpy(cur, next, sizeof(cur));
-	}
-	if (strlen(cur) >= len)
-		return -ENAMETOOLONG;
-	memcpy(ret, cur, strlen(cur) + 1);
-	return 0;
-}
 
 /* The guard symlink for link: relative ("../.reimage/guard" for
  * sbin/init), so that it resolves inside the root from whatever place the
@@ -170,7 +95,7 @@ static int check_link(const char *link, struct reimage_error *err)
 /* The entry the kernel runs: /sbin/init with its directories resolved. */
 static int find_link(const char *root, char *link, size_t len, struct reimage_error *err)
 {
-	int r = resolve_in_root(root, KERNEL_INIT, 0, link, len);
+	int r = fs_resolve_in(root, KERNEL_INIT, 0, link, len);
 	if (r < 0) {
 		err_sys(err, r, "new image in %s: /%s (the kernel could not run the guard)", root,
 			KERNEL_INIT);
@@ -188,13 +113,30 @@ static void find_init(const char *root, char *init, size_t len)
 
 	init[0] = '\0';
 	for (size_t i = 0; init_candidates[i]; i++) {
-		if (resolve_in_root(root, init_candidates[i], 1, rel, sizeof(rel)) < 0 ||
+		if (fs_resolve_in(root, init_candidates[i], 1, rel, sizeof(rel)) < 0 ||
 		    fs_join(full, sizeof(full), root, rel) < 0 || lstat(full, &st) < 0 ||
 		    S_ISDIR(st.st_mode) || strchr(rel, '\n'))
 			continue;
 		snprintf(init, len, "/%s", rel);
 		return;
 	}
+}
+
+int trial_find_init(const char *tree, char *ret_init, size_t len, struct reimage_error *err)
+{
+	char link[PATH_MAX];
+	int r;
+
+	if ((r = find_link(tree, link, sizeof(link), err)) < 0)
+		return r;
+	find_init(tree, ret_init, len);
+	if (!ret_init[0]) {
+		err_set(err, -ENOENT, REIMAGE_EC_INTEGRITY,
+			"the image has no init (/%s, /%s or /%s): it cannot boot", init_candidates[0],
+			init_candidates[1], init_candidates[2]);
+		return -ENOENT;
+	}
+	return 0;
 }
 
 void trial_init_path(const struct trial_info *ti, char *buf, size_t len)
@@ -328,7 +270,7 @@ int trial_install_guard(const char *root, const char *guard_binary, struct reima
 	return r;
 }
 
-int trial_arm(const char *root, const char *guard_binary, int max_attempts,
+int trial_arm(const char *root, const char *tree, const char *guard_binary, int max_attempts,
 	      struct reimage_error *err)
 {
 	char link[PATH_MAX], init[PATH_MAX], at[PATH_MAX], target[PATH_MAX], text[3 * PATH_MAX];
@@ -341,11 +283,11 @@ int trial_arm(const char *root, const char *guard_binary, int max_attempts,
 		return -EINVAL;
 	}
 	layout_init(&L, root);
-	if ((r = find_link(root, link, sizeof(link), err)) < 0 ||
+	if ((r = find_link(tree, link, sizeof(link), err)) < 0 ||
 	    (r = guard_target(link, target, sizeof(target), err)) < 0)
 		return r;
-	if (fs_join(at, sizeof(at), root, link) < 0) {
-		err_set(err, -ENAMETOOLONG, REIMAGE_EC_IO, "%s/%s: path too long", root, link);
+	if (fs_join(at, sizeof(at), tree, link) < 0) {
+		err_set(err, -ENAMETOOLONG, REIMAGE_EC_IO, "%s/%s: path too long", tree, link);
 		return -ENAMETOOLONG;
 	}
 	/* Step 5 done: every step before it is too. */
@@ -359,7 +301,7 @@ int trial_arm(const char *root, const char *guard_binary, int max_attempts,
 	 * orphan of a trial that fell back: the image's entry is at link. */
 	if ((r = unlink_if(L.saved_init, err)) < 0)
 		return r;
-	find_init(root, init, sizeof(init));
+	find_init(tree, init, sizeof(init));
 	if (!init[0])
 		log_warn("trial: the new image has no init (/%s, /%s, /%s); the guard will fall "
 			 "back at its first boot", init_candidates[0], init_candidates[1],

@@ -98,11 +98,21 @@ struct trial_info {
  * agent calls it before the swap (PREPARE): afterwards the installed
  * binary is in .reimage/old. */
 int trial_install_guard(const char *root, const char *guard_binary, struct reimage_error *err);
-/* Arm the trial right after a successful swap (steps above).
- * guard_binary: copied first; NULL if trial_install_guard() did it.
- * Already armed (step 5 done): nothing changes. */
-int trial_arm(const char *root, const char *guard_binary, int max_attempts,
+/* Arm the trial (steps above) in tree, where the new image is: the
+ * root's staging directory just before the swap (the engine does so: a
+ * power cut in or right after the swap then boots the guard whenever the
+ * new image's /sbin/init is at the top level), or root itself after it.
+ * The guard symlink is relative, so it resolves once the swap has put it
+ * at the root's top level.  guard_binary: copied first; NULL if
+ * trial_install_guard() did it.  Already armed (step 5 done): nothing
+ * changes. */
+int trial_arm(const char *root, const char *tree, const char *guard_binary, int max_attempts,
 	      struct reimage_error *err);
+/* The staged or installed image in tree has an init the guard could run:
+ * /sbin/init resolves inside tree to an entry below a directory, and an
+ * init candidate is a file.  ret_init (capacity len): that init,
+ * absolute inside tree. */
+int trial_find_init(const char *tree, char *ret_init, size_t len, struct reimage_error *err);
 /* End the trial (after the commit, or once a fallback is reported): the
  * new image's init back at link, every trial file removed.  Read
  * trial_state() first: the fallback record goes too.  No trial: only a

@@ -53,7 +53,10 @@ echo "== the new image: $image"
  chmod 640 etc/shadow
  echo localhost > etc/hostname
  echo "new libc" > usr/lib/libc.so.6
- echo "release notes" > usr/share/doc/NEWS)
+ echo "release notes" > usr/share/doc/NEWS
+ # An init of this machine's architecture: PREFLIGHT checks it, and the
+ # boot guard runs in its place until the new image is committed.
+ mkdir -p sbin; cp /bin/busybox sbin/init)
 tar --numeric-owner -C "$src" --zstd -cf "$image" .
 sha=$(sha256sum "$image" | cut -d' ' -f1)
 size=$(stat -c %s "$image")
@@ -104,6 +107,7 @@ echo "== reimagectl submit"
 echo "== reimage agent (polls the store, verifies, runs every phase, 'reboots')"
 "$reimage" agent -c "$dir/agent.conf" --once
 "$reimagectl" status -s "$store" "$job"
+echo "trial:        /sbin/init -> $(readlink "$root/sbin/init") (the boot guard, until the commit)"
 echo "== reimage agent after the reboot: confirms the new image and reports"
 "$reimage" agent -c "$dir/agent.conf" --once
 "$reimagectl" wait -s "$store" "$job" --timeout 30
@@ -116,6 +120,7 @@ echo "alice:        $(cat "$root/home/alice/thesis.txt")  (preserved: home folde
 echo "accounts:     $(cut -d: -f1 "$root/etc/passwd" | tr '\n' ' ') (merged)"
 echo "data:         $(cat "$root/srv/data/run-42.csv")  (preserved: path)"
 echo "hook:         $(cat "$root/etc/reimage-stamp")"
+echo "init:         $([ -L "$root/sbin/init" ] && echo "still the guard" || echo "the new image's own (guard disarmed at the commit)")"
 echo "opt/legacy:   $([ -e "$root/opt" ] && echo still there || echo gone with the old image)"
 echo "recorded:     $(tr '\n' ';' < "$root/.reimage/sandbox.log")"
 echo "sandbox kept in $dir"

@@ -25,7 +25,8 @@ int fixture_reimage(char **out, const char *fmt, ...) __attribute__((format(prin
 /* The same for reimagectl. */
 int fixture_reimagectl(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Write a job file for the sandbox backend: image_extra goes inside the
- * image group, extra after it (either may be NULL). */
+ * image group, extra after it (either may be NULL).  The boot guard is
+ * off (trial.guard = false) unless extra has a trial group. */
 void fixture_job(const char *path, const char *image, const char *image_extra, const char *extra);
 /* Compare two manifests; on a difference print a diff and return 0. */
 int fixture_same(const char *a, const char *b, const char *what);

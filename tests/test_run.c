@@ -283,7 +283,9 @@ TEST_CASE(disk_full)
 			_exit(50);
 		fixture_old_root(t_path("root"));
 		char *before = fixture_manifest(t_path("root"));
-		fixture_job(t_path("job.conf"), t_path("big.tar"), NULL, NULL);
+		/* No margin: the disk itself runs full. */
+		fixture_job(t_path("job.conf"), t_path("big.tar"), NULL,
+			    "preflight: { free_margin_mb = 0; };");
 		char *out = NULL;
 		int r = fixture_reimage(&out, "run -c '%s' --root '%s'", t_path("job.conf"), t_path("root"));
 		char *now = fixture_manifest(t_path("root"));

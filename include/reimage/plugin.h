@@ -237,6 +237,17 @@ struct reimage_transport_ops {
 #define REIMAGE_BCAP_REBOOT   (1u << 6)  /* reboot() restarts the machine */
 #define REIMAGE_BCAP_MOUNTS   (1u << 7)  /* mount_copy() refreshes a mounted entry */
 #define REIMAGE_BCAP_IMAGES   (1u << 8)  /* image_attach() opens the image_kinds */
+/* The kernel runs the root's /sbin/init at boot, so the core can put
+ * reimage-guard there for the new image's trial boots (the core's
+ * trial.h): a new image that never reaches its agent falls back alone. */
+#define REIMAGE_BCAP_GUARD    (1u << 9)
+
+/* What power() answers. */
+enum reimage_power {
+	REIMAGE_POWER_UNKNOWN = 0,  /* cannot tell (no power supply reported) */
+	REIMAGE_POWER_AC = 1,       /* on mains power */
+	REIMAGE_POWER_BATTERY = 2   /* on battery only */
+};
 
 /* Boot parameters of a job, passed to set_boot(). */
 struct reimage_boot {
@@ -343,6 +354,11 @@ struct reimage_backend_ops {
 	 * < 0 if it cannot tell.  MAY be NULL: the core then refuses, in
 	 * PREFLIGHT, a job whose health checks name units. */
 	int (*unit_active)(void *ctx, const char *unit, struct reimage_error *err);
+
+	/* PREFLIGHT: where the machine draws its power from, an enum
+	 * reimage_power (>= 0), or < 0 on error.  The core refuses to start
+	 * a job on BATTERY unless the job allows it.  MAY be NULL: UNKNOWN. */
+	int (*power)(void *ctx, struct reimage_error *err);
 };
 
 /* ------------------------------------------------------------------- entry */

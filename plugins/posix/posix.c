@@ -18,6 +18,7 @@
 #include "posix.h"
 #include "image.h"
 #include "move.h"
+#include "power.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -66,6 +67,9 @@ static const struct reimage_option posix_options[] = {
 	[POSIX_OPT_BOOT_TIMEOUT] = {
 		"boot_timeout", REIMAGE_OPT_INT, "300", 1, 3600,
 		"seconds the job's boot command may run before it is killed" },
+	[POSIX_OPT_POWER_SUPPLY_DIR] = {
+		"power_supply_dir", REIMAGE_OPT_STRING, POSIX_POWER_SUPPLY_DIR, 0, 0,
+		"where PREFLIGHT reads the power supplies (AC or battery)" },
 	{ NULL, REIMAGE_OPT_END, NULL, 0, 0, NULL }
 };
 
@@ -142,6 +146,7 @@ static void posix_fini(void *ctx)
 	for (char **k = px->keep; k && *k; k++)
 		free(*k);
 	free(px->keep);
+	free(px->power_supply_dir);
 	if (px->root_fd >= 0)
 		close(px->root_fd);
 	if (px->proc_fd >= 0)
@@ -189,7 +194,9 @@ static int posix_init(const struct reimage_host *host, const struct reimage_optv
 	px->use_logind = (int)values[POSIX_OPT_USE_LOGIND].i;
 	px->lock_memory = (int)values[POSIX_OPT_LOCK_MEMORY].i;
 	px->boot_timeout = (int)values[POSIX_OPT_BOOT_TIMEOUT].i;
-	r = copy_keep_list(px, &values[POSIX_OPT_KEEP_PROCESSES], err);
+	px->power_supply_dir = strdup(values[POSIX_OPT_POWER_SUPPLY_DIR].s);
+	r = px->power_supply_dir ? copy_keep_list(px, &values[POSIX_OPT_KEEP_PROCESSES], err)
+				 : posix_fail(px, err, ENOMEM, "power_supply_dir");
 	if (r < 0) {
 		posix_fini(px);
 		return r;
@@ -334,13 +341,20 @@ static void posix_image_detach_hook(void *ctx, void *handle)
 	posix_image_detach(px->host, handle);
 }
 
+static int posix_power_hook(void *ctx, struct reimage_error *err)
+{
+	struct posix *px = ctx;
+	(void)err;
+	return posix_power(px->power_supply_dir);
+}
+
 static const struct reimage_backend_ops posix_ops = {
 	.abi_version = REIMAGE_PLUGIN_ABI,
 	.struct_size = sizeof(struct reimage_backend_ops),
 	.name = "posix",
 	.caps = REIMAGE_BCAP_EXCHANGE | REIMAGE_BCAP_LABEL | REIMAGE_BCAP_BOOT |
 		REIMAGE_BCAP_LOGOUT | REIMAGE_BCAP_QUIESCE | REIMAGE_BCAP_REBOOT |
-		REIMAGE_BCAP_MOUNTS | REIMAGE_BCAP_IMAGES,
+		REIMAGE_BCAP_MOUNTS | REIMAGE_BCAP_IMAGES | REIMAGE_BCAP_GUARD,
 	.options = posix_options,
 	.keep_entries = posix_keep_entries,
 	.network_paths = posix_network_paths,
@@ -363,6 +377,7 @@ static const struct reimage_backend_ops posix_ops = {
 	.image_attach = posix_image_attach_hook,
 	.image_detach = posix_image_detach_hook,
 	.unit_active = posix_unit_active,
+	.power = posix_power_hook,
 };
 
 static const struct reimage_plugin posix_plugin = {

@@ -20,6 +20,7 @@ enum posix_opt {
 	POSIX_OPT_USE_LOGIND,
 	POSIX_OPT_LOCK_MEMORY,
 	POSIX_OPT_BOOT_TIMEOUT,
+	POSIX_OPT_POWER_SUPPLY_DIR,
 	POSIX_OPT_COUNT
 };
 
@@ -30,6 +31,7 @@ struct posix {
 	int use_logind;
 	int lock_memory;
 	int boot_timeout;       /* seconds the boot command may run */
+	char *power_supply_dir; /* the kernel's power-supply class, owned */
 
 	/* Opened by prepare() so that later phases need no file of the old
 	 * image; -1 until then (hooks then open what they need themselves). */
