@@ -34,7 +34,9 @@
 #   e2e_now / e2e_took LABEL START   timing: "e2e: LABEL: 12.3 s"
 #
 # Files in $E2E_WORK: console.log (the serial console of every boot,
-# appended; each qemu start adds a line "=== vm.sh: ..."), qemu.err,
+# appended; each qemu start adds a line "=== vm.sh: ..."), user.log (the
+# second serial port, the guest's ttyS1, which e2e-boot makes writable for
+# every user: alice's session copies each line she writes there), qemu.err,
 # store/ (what nginx serves; the guest's reports land in store/e2e/results),
 # nginx/ (access.log, error.log).
 #
@@ -221,6 +223,7 @@ _vm_exec() {
 		-drive "file=$VM_DISK,if=virtio,format=raw" \
 		-netdev user,id=n0 -device virtio-net-pci,netdev=n0 \
 		-chardev "file,id=con,path=$E2E_WORK/console.log,append=on" -serial chardev:con \
+		-chardev "file,id=user,path=$E2E_WORK/user.log,append=on" -serial chardev:user \
 		-display none -vga none -monitor none \
 		</dev/null 2>>"$E2E_WORK/qemu.err" &
 	VM_PID=$!
