@@ -343,6 +343,21 @@ struct reimage_backend_ops {
 	 * < 0 if it cannot tell.  MAY be NULL: the core then refuses, in
 	 * PREFLIGHT, a job whose health checks name units. */
 	int (*unit_active)(void *ctx, const char *unit, struct reimage_error *err);
+
+	/* Appended for the macos backend (kept together). */
+
+	/* PREFLIGHT, after init() and before prepare(): refuse a root this
+	 * backend cannot swap, or boot parameters it cannot set, before
+	 * anything is staged (macOS: a read-only or sealed system volume;
+	 * boot.kernel on a system that boots only its own kernel).  boot is
+	 * the job's boot parameters with boot->root = root, or NULL if the
+	 * job sets none.  MUST NOT change anything on the root or the
+	 * machine.  Returns 0, or < 0 with err set: EC_UNSUPPORTED with a
+	 * message that says why and what to do instead; any other class if
+	 * the check itself failed (the job is refused then too: the swap
+	 * never starts on a guess).  MAY be NULL. */
+	int (*preflight)(void *ctx, const char *root, const struct reimage_boot *boot,
+			 struct reimage_error *err);
 };
 
 /* ------------------------------------------------------------------- entry */

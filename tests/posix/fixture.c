@@ -21,6 +21,12 @@ int fx_failures;
 
 int fx_load(struct posix_fixture *fx, const char *conf, struct reimage_error *err)
 {
+	return fx_load_backend(fx, "posix", NULL, conf, err);
+}
+
+int fx_load_backend(struct posix_fixture *fx, const char *name, const struct reimage_plugin *linked,
+		    const char *conf, struct reimage_error *err)
+{
 	static char dir[4096];
 	static const char *path[2];
 	char file[4096];
@@ -30,18 +36,19 @@ int fx_load(struct posix_fixture *fx, const char *conf, struct reimage_error *er
 	snprintf(dir, sizeof(dir), "%s/plugins", t_bin_dir());
 	path[0] = dir;
 	config_init(&fx->cfg);
-	if ((r = registry_init(&fx->reg, path, err)) < 0)
+	if ((r = registry_init(&fx->reg, path, err)) < 0 ||
+	    (linked && (r = registry_add(&fx->reg, name, "(linked into the test)", linked, err)) < 0))
 		return r;
 	/* Read from a file, as the agent does: the core tells defaults from
 	 * configured lists by their source file. */
-	snprintf(file, sizeof(file), "%s/posix-%d.conf", t_dir(), (int)getpid());
+	snprintf(file, sizeof(file), "%s/%s-%d.conf", t_dir(), name, (int)getpid());
 	t_write(file, conf);
 	if (!config_read_file(&fx->cfg, file)) {
 		err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "test configuration %s:%d: %s", file,
 			config_error_line(&fx->cfg), config_error_text(&fx->cfg));
 		return -EINVAL;
 	}
-	if ((r = registry_backend(&fx->reg, "posix", &fx->plugin, err)) < 0 ||
+	if ((r = registry_backend(&fx->reg, name, &fx->plugin, err)) < 0 ||
 	    (r = plugin_configure(fx->plugin, config_root_setting(&fx->cfg), err)) < 0 ||
 	    (r = plugin_start(fx->plugin, err)) < 0)
 		return r;

@@ -1,0 +1,125 @@
+/*
+ * test_plugin.c -- the built macos module as the registry loads it on
+ * Linux: its ABI, name, table and capabilities, options and their
+ * errors, that it never fits a system that is not a Mac, and its swap
+ * renames through the real seam on temporary directories (Linux's
+ * renameat2 has renamex_np's contract).
+ */
+#define _GNU_SOURCE
+#include "posix/fixture.h"
+#include "options.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+TEST_CASE(table)
+{
+	struct posix_fixture fx;
+	struct reimage_error err = { 0 };
+	const struct reimage_optval *keep;
+
+	CU_ASSERT_EQUAL_FATAL(fx_load_backend(&fx, "macos", NULL, "", &err), 0);
+	/* Loaded from the module file, not linked in. */
+	CU_ASSERT_PTR_NOT_NULL(strstr(fx.plugin->file, "/plugins/macos.so"));
+	CU_ASSERT_EQUAL(fx.plugin->desc->abi_version, REIMAGE_PLUGIN_ABI);
+	CU_ASSERT_EQUAL(fx.ops->abi_version, REIMAGE_PLUGIN_ABI);
+	CU_ASSERT_EQUAL(fx.ops->struct_size, sizeof(struct reimage_backend_ops));
+	CU_ASSERT_STRING_EQUAL(fx.ops->name, "macos");
+	CU_ASSERT_EQUAL(fx.ops->caps,
+			REIMAGE_BCAP_EXCHANGE | REIMAGE_BCAP_LABEL | REIMAGE_BCAP_BOOT |
+				REIMAGE_BCAP_LOGOUT | REIMAGE_BCAP_QUIESCE | REIMAGE_BCAP_REBOOT);
+	CU_ASSERT(OPS_HAS(fx.ops, struct reimage_backend_ops, preflight));
+	CU_ASSERT(!OPS_HAS(fx.ops, struct reimage_backend_ops, image_attach));
+	CU_ASSERT(!OPS_HAS(fx.ops, struct reimage_backend_ops, unit_active));
+	CU_ASSERT_PTR_NULL(fx.ops->mount_copy);
+	CU_ASSERT(fx.ops->prepare && fx.ops->logout && fx.ops->quiesce && fx.ops->exchange &&
+		  fx.ops->set_label && fx.ops->set_boot && fx.ops->reboot);
+	CU_ASSERT(strlist_has(fx.ops->keep_entries, "Volumes"));
+	CU_ASSERT(strlist_has(fx.ops->keep_entries, "dev"));
+	CU_ASSERT(strlist_has(fx.ops->network_paths, "Library/Preferences/SystemConfiguration"));
+	CU_ASSERT(strlist_has(fx.ops->network_paths, "Library/Keychains/System.keychain"));
+	CU_ASSERT(strlist_has(fx.ops->network_paths, "private/var/db/SystemKey"));
+	/* Not a Mac: it never fits, backend = "auto" passes it by. */
+	CU_ASSERT_EQUAL(fx.ops->probe(), 0);
+	keep = &fx.plugin->values[0];
+	CU_ASSERT(strlist_has(keep->list, "sshd"));
+	CU_ASSERT(strlist_has(keep->list, "configd"));
+	CU_ASSERT(strlist_has(keep->list, "mDNSResponder"));
+	CU_ASSERT(strlist_has(keep->list, "diskarbitrationd"));
+	CU_ASSERT_STRING_EQUAL(fx.plugin->values[3].s, "auto");
+	fx_unload(&fx);
+}
+
+TEST_CASE(bad_bless_option)
+{
+	struct posix_fixture fx;
+	struct reimage_error err = { 0 };
+
+	CU_ASSERT(fx_load_backend(&fx, "macos", NULL, "\n\nbless = \"sometimes\";", &err) < 0);
+	CU_ASSERT_EQUAL(err.cls, REIMAGE_EC_CONFIG);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, ".conf:3: bless: expected \"auto\", \"folder\" or "
+					       "\"mount\""));
+	fx_unload(&fx);
+}
+
+TEST_CASE(bad_keep_option)
+{
+	struct posix_fixture fx;
+	struct reimage_error err = { 0 };
+
+	CU_ASSERT(fx_load_backend(&fx, "macos", NULL, "keep_processes = [\"sshd\", \"\"];", &err) < 0);
+	CU_ASSERT_EQUAL(err.cls, REIMAGE_EC_CONFIG);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, ":1: keep_processes: empty name"));
+	fx_unload(&fx);
+}
+
+TEST_CASE(renames)
+{
+	struct posix_fixture fx;
+	struct reimage_error err = { 0 };
+	char *a, *b;
+
+	CU_ASSERT_EQUAL_FATAL(fx_load_backend(&fx, "macos", NULL, "", &err), 0);
+	t_write(t_path("a"), "A");
+	t_write(t_path("b"), "B");
+	CU_ASSERT_EQUAL(fx.ops->exchange(fx.ctx, t_path("a"), t_path("b"), &err), 0);
+	a = t_read(t_path("a"));
+	b = t_read(t_path("b"));
+	CU_ASSERT(a && b && strcmp(a, "B") == 0 && strcmp(b, "A") == 0);
+	free(a);
+	free(b);
+	/* A move never replaces an entry. */
+	CU_ASSERT_EQUAL(fx.ops->move(fx.ctx, t_path("a"), t_path("c"), &err), 0);
+	CU_ASSERT_EQUAL(fx.ops->move(fx.ctx, t_path("b"), t_path("c"), &err), -EEXIST);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "move "));
+	CU_ASSERT(fx_content_is(t_path("b"), "A") && fx_content_is(t_path("c"), "B"));
+	memset(&err, 0, sizeof(err));
+	/* An exchange needs both names. */
+	CU_ASSERT_EQUAL(fx.ops->exchange(fx.ctx, t_path("b"), t_path("missing"), &err), -ENOENT);
+	CU_ASSERT_EQUAL(err.cls, REIMAGE_EC_NOTFOUND);
+	CU_ASSERT(fx_content_is(t_path("b"), "A"));
+	CU_ASSERT_EQUAL(fx.ops->is_mount(fx.ctx, t_dir(), &err), 0);
+	CU_ASSERT_EQUAL(fx.ops->is_mount(fx.ctx, "/proc", &err), 1);
+	CU_ASSERT_EQUAL(fx.ops->sync(fx.ctx, t_dir(), &err), 0);
+	fx_unload(&fx);
+}
+
+TEST_CASE(acts_only_on_a_mac)
+{
+	struct posix_fixture fx;
+	struct reimage_error err = { 0 };
+
+	/* The calls only macOS has are refused on Linux, clearly: the
+	 * machine is never rebooted, no process is listed or stopped. */
+	CU_ASSERT_EQUAL_FATAL(fx_load_backend(&fx, "macos", NULL, "", &err), 0);
+	CU_ASSERT_EQUAL(fx.ops->reboot(fx.ctx, &err), -ENOTSUP);
+	CU_ASSERT_EQUAL(err.cls, REIMAGE_EC_UNSUPPORTED);
+	memset(&err, 0, sizeof(err));
+	CU_ASSERT_EQUAL(fx.ops->quiesce(fx.ctx, "/", &err), -ENOTSUP);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "quiesce: list processes"));
+	memset(&err, 0, sizeof(err));
+	CU_ASSERT_EQUAL(fx.ops->preflight(fx.ctx, t_dir(), NULL, &err), -ENOTSUP);
+	fx_unload(&fx);
+}
