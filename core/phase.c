@@ -268,7 +268,7 @@ int engine_open(struct engine *e, struct job *job, struct agent_conf *ac, const 
 	return preserve_collect(job, e->root, (const char *const *)e->agent_paths,
 				job->network_paths ? job->network_paths
 						   : e->backend->desc->backend->network_paths,
-				&e->preserve, err);
+				e->backend, &e->preserve, err);
 }
 
 void engine_close(struct engine *e)

@@ -10,6 +10,7 @@
  *             (Signed System Volume, SIP) before anything is staged
  *   procs.c   QUIESCE: logout (launchctl bootout) and stopping processes
  *   boot.c    LABEL (diskutil rename) and BOOT (bless)
+ *   accounts.c  users kept in Open Directory's local node (dscl)
  *
  * The plugin builds on every system (the tests run on Linux); it fits
  * (probe) and acts on macOS only.
@@ -268,7 +269,7 @@ static int macos_prepare(void *ctx, const char *root, struct reimage_error *err)
 		return macos_fail(mc, err, ENAMETOOLONG, "prepare %s", root);
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
 		return macos_fail(mc, err, errno, "prepare: create %s", dir);
-	if ((r = mc->sys->copy_program(mc->sys, MACOS_BLESS, copy)) < 0)
+	if ((r = mc->sys->copy_file(mc->sys, MACOS_BLESS, copy, 0700)) < 0)
 		return macos_fail(mc, err, -r, "prepare: copy %s to %s (BOOT runs it after the swap)",
 				  MACOS_BLESS, copy);
 	snprintf(mc->bless, sizeof(mc->bless), "%s", copy);
@@ -345,6 +346,8 @@ static const struct reimage_backend_ops macos_ops = {
 	.set_boot = macos_set_boot,
 	.reboot = macos_reboot,
 	.preflight = macos_preflight,
+	.accounts_list = macos_accounts_list,
+	.accounts_copy = macos_accounts_copy,
 };
 
 static const struct reimage_plugin macos_plugin = {

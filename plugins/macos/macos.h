@@ -83,9 +83,9 @@ struct macos_sys {
 	/* The owner of /dev/console: the user logged in at the screen, 0 if
 	 * none (loginwindow shows its login panel as root). */
 	int (*console_uid)(const struct macos_sys *sys, uid_t *ret);
-	/* Copy a program to dst (mode 0700, synced), keeping its code
-	 * signature (copyfile on macOS). */
-	int (*copy_program)(const struct macos_sys *sys, const char *src, const char *dst);
+	/* Copy a file to dst, replacing it, with mode (synced); a program
+	 * keeps its code signature (copyfile on macOS). */
+	int (*copy_file)(const struct macos_sys *sys, const char *src, const char *dst, mode_t mode);
 	/* Make every completed rename on the volume holding path durable
 	 * (F_FULLFSYNC: the drive's cache too). */
 	int (*full_sync)(const struct macos_sys *sys, const char *path);
@@ -136,6 +136,10 @@ int macos_preflight(void *ctx, const char *root, const struct reimage_boot *boot
 		    struct reimage_error *err);                                 /* sealed.c */
 int macos_logout(void *ctx, const char *root, struct reimage_error *err); /* procs.c */
 int macos_quiesce(void *ctx, const char *root, struct reimage_error *err);
+int macos_accounts_list(void *ctx, const char *root, reimage_account_fn each, void *arg,
+			struct reimage_error *err);                                 /* accounts.c */
+int macos_accounts_copy(void *ctx, const char *root, const char *staging,
+			const char *const *users, struct reimage_error *err);
 int macos_set_label(void *ctx, const char *root, const char *label,
 		    struct reimage_error *err);                                 /* boot.c */
 /* EC_UNSUPPORTED for boot parameters macOS has no use for (kernel,

@@ -242,7 +242,7 @@ static int real_procs(const struct macos_sys *sys, struct macos_proc **ret, size
 	return 0;
 }
 
-static int copy_file(const char *src, const char *dst)
+static int copy_data(const char *src, const char *dst)
 {
 	return copyfile(src, dst, NULL, COPYFILE_ALL) < 0 ? -errno : 0;
 }
@@ -290,7 +290,7 @@ static int real_procs(const struct macos_sys *sys, struct macos_proc **ret, size
 	return -ENOTSUP;
 }
 
-static int copy_file(const char *src, const char *dst)
+static int copy_data(const char *src, const char *dst)
 {
 	char buf[65536];
 	int in = open(src, O_RDONLY | O_CLOEXEC), out, r = 0;
@@ -298,7 +298,7 @@ static int copy_file(const char *src, const char *dst)
 
 	if (in < 0)
 		return -errno;
-	out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0700);
+	out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (out < 0) {
 		r = -errno;
 		close(in);
@@ -339,14 +339,16 @@ static int sync_path(const char *path)
 	return r;
 }
 
-static int real_copy_program(const struct macos_sys *sys, const char *src, const char *dst)
+static int real_copy_file(const struct macos_sys *sys, const char *src, const char *dst,
+			  mode_t mode)
 {
 	int r;
 	(void)sys;
-	unlink(dst);
-	if ((r = copy_file(src, dst)) < 0)
+	if (unlink(dst) < 0 && errno != ENOENT)
+		return -errno;
+	if ((r = copy_data(src, dst)) < 0)
 		return r;
-	if (chmod(dst, 0700) < 0)
+	if (chmod(dst, mode) < 0)
 		return -errno;
 	return sync_path(dst);
 }
@@ -365,7 +367,7 @@ const struct macos_sys macos_sys_real = {
 	.procs = real_procs,
 	.signal = real_signal,
 	.console_uid = real_console_uid,
-	.copy_program = real_copy_program,
+	.copy_file = real_copy_file,
 	.full_sync = real_full_sync,
 	.reboot = real_reboot,
 	.now_ms = real_now_ms,

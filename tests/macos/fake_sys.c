@@ -136,9 +136,9 @@ static int fake_console(const struct macos_sys *sys, uid_t *ret)
 	return 0;
 }
 
-static int fake_copy(const struct macos_sys *sys, const char *src, const char *dst)
+static int fake_copy(const struct macos_sys *sys, const char *src, const char *dst, mode_t mode)
 {
-	logf_(of(sys), "copy %s %s", src, dst);
+	logf_(of(sys), "copy %s %s %04o", src, dst, (unsigned)mode);
 	return of(sys)->copy_error;
 }
 
@@ -172,7 +172,7 @@ static const struct macos_sys fake_table = {
 	.procs = fake_procs,
 	.signal = fake_signal,
 	.console_uid = fake_console,
-	.copy_program = fake_copy,
+	.copy_file = fake_copy,
 	.full_sync = fake_sync,
 	.reboot = fake_reboot,
 	.now_ms = fake_now,

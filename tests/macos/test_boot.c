@@ -45,7 +45,7 @@ TEST_CASE(prepare_copies_bless)
 	/* BOOT, after the swap, runs the copy. */
 	CU_ASSERT_EQUAL(m.fx.ops->set_boot(m.fx.ctx, &boot, &err), 0);
 	snprintf(want, sizeof(want),
-		 "copy /usr/sbin/bless %s/.reimage/macos-tools/bless\n"
+		 "copy /usr/sbin/bless %s/.reimage/macos-tools/bless 0700\n"
 		 "run %s/.reimage/macos-tools/bless --folder %s/System/Library/CoreServices --setBoot\n",
 		 root, root, root);
 	CU_ASSERT(fake_calls_are(&m.fake, want));

@@ -105,16 +105,17 @@ TEST_CASE(run_errors)
 	mfx_stop(&m);
 }
 
-TEST_CASE(copy_program)
+TEST_CASE(copy_file)
 {
 	struct stat st;
 
 	t_write(t_path("tool"), "#!/bin/sh\necho tool\n");
 	t_write(t_path("old"), "replaced");
-	CU_ASSERT_EQUAL(macos_sys_real.copy_program(&macos_sys_real, t_path("tool"), t_path("old")), 0);
+	CU_ASSERT_EQUAL(macos_sys_real.copy_file(&macos_sys_real, t_path("tool"), t_path("old"), 0700),
+			0);
 	CU_ASSERT(fx_content_is(t_path("old"), "#!/bin/sh\necho tool\n"));
 	CU_ASSERT_EQUAL(stat(t_path("old"), &st), 0);
 	CU_ASSERT_EQUAL(st.st_mode & 07777, 0700);
-	CU_ASSERT_EQUAL(macos_sys_real.copy_program(&macos_sys_real, t_path("none"), t_path("x")),
+	CU_ASSERT_EQUAL(macos_sys_real.copy_file(&macos_sys_real, t_path("none"), t_path("x"), 0600),
 			-ENOENT);
 }
