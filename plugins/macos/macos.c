@@ -17,6 +17,7 @@
  */
 #define _GNU_SOURCE
 #include "macos.h"
+#include "backend_util.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -92,36 +93,13 @@ static const char *const macos_network_paths[] = {
 	NULL
 };
 
-static enum reimage_errclass class_of_errno(int e)
-{
-	switch (e) {
-	case ENOENT:
-	case ESRCH:
-		return REIMAGE_EC_NOTFOUND;
-	case EACCES:
-	case EPERM:
-	case EROFS:
-	case EBUSY:
-		return REIMAGE_EC_ACCESS;
-	case ENOSYS:
-	case ENOTSUP:
-	case EINVAL:
-		return REIMAGE_EC_UNSUPPORTED;
-	default:
-		return REIMAGE_EC_IO;
-	}
-}
-
 int macos_fail(const struct macos *mc, struct reimage_error *err, int e, const char *fmt, ...)
 {
-	char what[REIMAGE_ERRMSG_MAX];
 	va_list ap;
-
 	va_start(ap, fmt);
-	vsnprintf(what, sizeof(what), fmt, ap);
+	int r = backend_vfail(mc->host, err, e, fmt, ap);
 	va_end(ap);
-	mc->host->error(err, -e, class_of_errno(e), "%s: %s", what, strerror(e));
-	return -e;
+	return r;
 }
 
 /* The last non-empty line of a program's output: where it says why. */
@@ -185,35 +163,8 @@ static void macos_fini(void *ctx)
 
 	if (!mc)
 		return;
-	for (char **k = mc->keep; k && *k; k++)
-		free(*k);
-	free(mc->keep);
+	backend_free_names(mc->keep);
 	free(mc);
-}
-
-static int config_error(const struct macos *mc, struct reimage_error *err,
-			const struct reimage_optval *v, const char *what)
-{
-	mc->host->error(err, -EINVAL, REIMAGE_EC_CONFIG, "%s:%d: %s",
-			v->file ? v->file : "(default)", v->line, what);
-	return -EINVAL;
-}
-
-/* The keep list is copied: the configuration may be released before the
- * plugin is. */
-static int copy_keep_list(struct macos *mc, const struct reimage_optval *v,
-			  struct reimage_error *err)
-{
-	mc->keep = calloc(v->n + 1, sizeof(*mc->keep));
-	if (!mc->keep)
-		return macos_fail(mc, err, ENOMEM, "keep_processes");
-	for (size_t i = 0; i < v->n; i++) {
-		if (!v->list[i][0])
-			return config_error(mc, err, v, "keep_processes: empty name");
-		if (!(mc->keep[i] = strdup(v->list[i])))
-			return macos_fail(mc, err, ENOMEM, "keep_processes");
-	}
-	return 0;
 }
 
 static int macos_init(const struct reimage_host *host, const struct reimage_optval *values,
@@ -233,10 +184,16 @@ static int macos_init(const struct reimage_host *host, const struct reimage_optv
 	mc->command_timeout = (int)values[MACOS_OPT_COMMAND_TIMEOUT].i;
 	snprintf(mc->bless, sizeof(mc->bless), "%s", MACOS_BLESS);
 	if (strcmp(bless->s, "auto") != 0 && strcmp(bless->s, "folder") != 0 &&
-	    strcmp(bless->s, "mount") != 0)
-		r = config_error(mc, err, bless, "bless: expected \"auto\", \"folder\" or \"mount\"");
-	else
-		r = copy_keep_list(mc, &values[MACOS_OPT_KEEP_PROCESSES], err);
+	    strcmp(bless->s, "mount") != 0) {
+		host->error(err, -EINVAL, REIMAGE_EC_CONFIG,
+			    "%s:%d: bless: expected \"auto\", \"folder\" or \"mount\"",
+			    bless->file ? bless->file : "(default)", bless->line);
+		r = -EINVAL;
+	} else {
+		/* Copied: the configuration may be released before the plugin is. */
+		r = backend_copy_names(host, &values[MACOS_OPT_KEEP_PROCESSES], "keep_processes",
+				       &mc->keep, err);
+	}
 	if (r < 0) {
 		macos_fini(mc);
 		return r;

@@ -79,30 +79,9 @@ TEST_CASE(renames)
 {
 	struct posix_fixture fx;
 	struct reimage_error err = { 0 };
-	char *a, *b;
 
 	CU_ASSERT_EQUAL_FATAL(fx_load_backend(&fx, "macos", NULL, "", &err), 0);
-	t_write(t_path("a"), "A");
-	t_write(t_path("b"), "B");
-	CU_ASSERT_EQUAL(fx.ops->exchange(fx.ctx, t_path("a"), t_path("b"), &err), 0);
-	a = t_read(t_path("a"));
-	b = t_read(t_path("b"));
-	CU_ASSERT(a && b && strcmp(a, "B") == 0 && strcmp(b, "A") == 0);
-	free(a);
-	free(b);
-	/* A move never replaces an entry. */
-	CU_ASSERT_EQUAL(fx.ops->move(fx.ctx, t_path("a"), t_path("c"), &err), 0);
-	CU_ASSERT_EQUAL(fx.ops->move(fx.ctx, t_path("b"), t_path("c"), &err), -EEXIST);
-	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "move "));
-	CU_ASSERT(fx_content_is(t_path("b"), "A") && fx_content_is(t_path("c"), "B"));
-	memset(&err, 0, sizeof(err));
-	/* An exchange needs both names. */
-	CU_ASSERT_EQUAL(fx.ops->exchange(fx.ctx, t_path("b"), t_path("missing"), &err), -ENOENT);
-	CU_ASSERT_EQUAL(err.cls, REIMAGE_EC_NOTFOUND);
-	CU_ASSERT(fx_content_is(t_path("b"), "A"));
-	CU_ASSERT_EQUAL(fx.ops->is_mount(fx.ctx, t_dir(), &err), 0);
-	CU_ASSERT_EQUAL(fx.ops->is_mount(fx.ctx, "/proc", &err), 1);
-	CU_ASSERT_EQUAL(fx.ops->sync(fx.ctx, t_dir(), &err), 0);
+	fx_check_renames(&fx);
 	fx_unload(&fx);
 }
 

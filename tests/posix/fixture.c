@@ -57,6 +57,29 @@ int fx_load_backend(struct posix_fixture *fx, const char *name, const struct rei
 	return 0;
 }
 
+void fx_check_renames(struct posix_fixture *fx)
+{
+	struct reimage_error err = { 0 };
+
+	t_write(t_path("a"), "A");
+	t_write(t_path("b"), "B");
+	CU_ASSERT_EQUAL(fx->ops->exchange(fx->ctx, t_path("a"), t_path("b"), &err), 0);
+	CU_ASSERT(fx_content_is(t_path("a"), "B") && fx_content_is(t_path("b"), "A"));
+	/* A move never replaces an entry. */
+	CU_ASSERT_EQUAL(fx->ops->move(fx->ctx, t_path("a"), t_path("c"), &err), 0);
+	CU_ASSERT_EQUAL(fx->ops->move(fx->ctx, t_path("b"), t_path("c"), &err), -EEXIST);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "move "));
+	CU_ASSERT(fx_content_is(t_path("b"), "A") && fx_content_is(t_path("c"), "B"));
+	memset(&err, 0, sizeof(err));
+	/* An exchange needs both names. */
+	CU_ASSERT_EQUAL(fx->ops->exchange(fx->ctx, t_path("b"), t_path("missing"), &err), -ENOENT);
+	CU_ASSERT_EQUAL(err.cls, REIMAGE_EC_NOTFOUND);
+	CU_ASSERT(fx_content_is(t_path("b"), "A"));
+	CU_ASSERT_EQUAL(fx->ops->is_mount(fx->ctx, t_dir(), &err), 0);
+	CU_ASSERT_EQUAL(fx->ops->is_mount(fx->ctx, "/proc", &err), 1);
+	CU_ASSERT_EQUAL(fx->ops->sync(fx->ctx, t_dir(), &err), 0);
+}
+
 void fx_unload(struct posix_fixture *fx)
 {
 	registry_fini(&fx->reg);

@@ -30,6 +30,9 @@ int fx_load(struct posix_fixture *fx, const char *conf, struct reimage_error *er
 int fx_load_backend(struct posix_fixture *fx, const char *name, const struct reimage_plugin *linked,
 		    const char *conf, struct reimage_error *err);
 void fx_unload(struct posix_fixture *fx);
+/* The backend's swap renames on the case's directory: exchange, move
+ * (never replacing), a missing name, is_mount, sync. */
+void fx_check_renames(struct posix_fixture *fx);
 
 /* 1 if the file at path holds exactly want; else says what it holds. */
 int fx_content_is(const char *path, const char *want);
