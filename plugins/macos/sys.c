@@ -33,14 +33,6 @@
 #include <sys/mount.h>
 #include <sys/param.h>
 #include <sys/reboot.h>
-#else
-#include <sys/syscall.h>
-#ifndef RENAME_NOREPLACE
-#define RENAME_NOREPLACE (1 << 0)
-#endif
-#ifndef RENAME_EXCHANGE
-#define RENAME_EXCHANGE (1 << 1)
-#endif
 #endif
 
 static int64_t real_now_ms(const struct macos_sys *sys)
@@ -268,14 +260,13 @@ static int real_reboot(const struct macos_sys *sys)
 static int real_rename_swap(const struct macos_sys *sys, const char *a, const char *b)
 {
 	(void)sys;
-	return syscall(SYS_renameat2, AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE) < 0 ? -errno : 0;
+	return renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE) < 0 ? -errno : 0;
 }
 
 static int real_rename_excl(const struct macos_sys *sys, const char *from, const char *to)
 {
 	(void)sys;
-	return syscall(SYS_renameat2, AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) < 0 ? -errno
-											   : 0;
+	return renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) < 0 ? -errno : 0;
 }
 
 static int real_volume(const struct macos_sys *sys, const char *path, struct macos_volume *ret)
