@@ -11,6 +11,7 @@
  *   procs.c   QUIESCE: logout (launchctl bootout) and stopping processes
  *   boot.c    LABEL (diskutil rename) and BOOT (bless)
  *   accounts.c  users kept in Open Directory's local node (dscl)
+ *   units.c   TRIAL: is a launchd job running (launchctl print)
  *
  * The plugin builds on every system (the tests run on Linux); it fits
  * (probe) and acts on macOS only.
@@ -302,6 +303,7 @@ static const struct reimage_backend_ops macos_ops = {
 	.set_label = macos_set_label,
 	.set_boot = macos_set_boot,
 	.reboot = macos_reboot,
+	.unit_active = macos_unit_active,
 	.preflight = macos_preflight,
 	.accounts_list = macos_accounts_list,
 	.accounts_copy = macos_accounts_copy,

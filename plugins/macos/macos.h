@@ -140,6 +140,7 @@ int macos_accounts_list(void *ctx, const char *root, reimage_account_fn each, vo
 			struct reimage_error *err);                                 /* accounts.c */
 int macos_accounts_copy(void *ctx, const char *root, const char *staging,
 			const char *const *users, struct reimage_error *err);
+int macos_unit_active(void *ctx, const char *unit, struct reimage_error *err); /* units.c */
 int macos_set_label(void *ctx, const char *root, const char *label,
 		    struct reimage_error *err);                                 /* boot.c */
 /* EC_UNSUPPORTED for boot parameters macOS has no use for (kernel,

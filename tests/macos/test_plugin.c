@@ -32,7 +32,9 @@ TEST_CASE(table)
 				REIMAGE_BCAP_LOGOUT | REIMAGE_BCAP_QUIESCE | REIMAGE_BCAP_REBOOT);
 	CU_ASSERT(OPS_HAS(fx.ops, struct reimage_backend_ops, preflight));
 	CU_ASSERT(!OPS_HAS(fx.ops, struct reimage_backend_ops, image_attach));
-	CU_ASSERT(!OPS_HAS(fx.ops, struct reimage_backend_ops, unit_active));
+	CU_ASSERT(OPS_HAS(fx.ops, struct reimage_backend_ops, unit_active));
+	CU_ASSERT(OPS_HAS(fx.ops, struct reimage_backend_ops, accounts_list));
+	CU_ASSERT(OPS_HAS(fx.ops, struct reimage_backend_ops, accounts_copy));
 	CU_ASSERT_PTR_NULL(fx.ops->mount_copy);
 	CU_ASSERT(fx.ops->prepare && fx.ops->logout && fx.ops->quiesce && fx.ops->exchange &&
 		  fx.ops->set_label && fx.ops->set_boot && fx.ops->reboot);
