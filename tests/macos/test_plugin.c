@@ -1,13 +1,15 @@
 /*
  * test_plugin.c -- the built macos module as the registry loads it on
  * Linux: its ABI, name, table and capabilities, options and their
- * errors, that it never fits a system that is not a Mac, and its swap
+ * errors, that it never fits a system that is not a Mac, its swap
  * renames through the real seam on temporary directories (Linux's
- * renameat2 has renamex_np's contract).
+ * renameat2 has renamex_np's contract), and its network preserve set on a
+ * root laid out as macOS lays it out.
  */
 #define _GNU_SOURCE
 #include "posix/fixture.h"
 #include "options.h"
+#include "preserve.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -102,5 +104,40 @@ TEST_CASE(acts_only_on_a_mac)
 	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "quiesce: list processes"));
 	memset(&err, 0, sizeof(err));
 	CU_ASSERT_EQUAL(fx.ops->preflight(fx.ctx, t_dir(), NULL, &err), -ENOTSUP);
+	fx_unload(&fx);
+}
+
+TEST_CASE(network_set)
+{
+	struct posix_fixture fx;
+	struct reimage_error err = { 0 };
+	struct preserve_set set;
+	static struct job job;
+	const char *root = t_path("root");
+	const char *want[] = { "Library/Keychains/System.keychain",
+			       "Library/Preferences/SystemConfiguration", "private/etc/hosts",
+			       "private/etc/ssh/ssh_host_ed25519_key",
+			       "private/etc/ssh/ssh_host_ed25519_key.pub", "private/var/db/SystemKey" };
+
+	/* A root laid out as macOS lays it out, /etc a symlink into private/:
+	 * the backend's network set finds every file through private/. */
+	CU_ASSERT_EQUAL_FATAL(fx_load_backend(&fx, "macos", NULL, "", &err), 0);
+	CU_ASSERT_EQUAL_FATAL(t_sh(
+		"set -e; R='%s'; mkdir -p \"$R\"; cd \"$R\"\n"
+		"mkdir -p Library/Preferences/SystemConfiguration Library/Keychains private/etc/ssh "
+		"private/var/db; ln -s private/etc etc; ln -s private/var var\n"
+		"touch Library/Preferences/SystemConfiguration/preferences.plist "
+		"Library/Keychains/System.keychain Library/Keychains/apsd.keychain "
+		"private/var/db/SystemKey private/etc/hosts private/etc/ssh/ssh_host_ed25519_key "
+		"private/etc/ssh/ssh_host_ed25519_key.pub private/etc/ssh/sshd_config",
+		root), 0);
+	memset(&job, 0, sizeof(job));
+	job.preserve_network = 1;
+	CU_ASSERT_EQUAL_FATAL(preserve_collect(&job, root, NULL, fx.ops->network_paths, fx.plugin,
+					       &set, &err), 0);
+	CU_ASSERT_EQUAL(set.n, sizeof(want) / sizeof(want[0]));
+	for (size_t i = 0; i < set.n && i < sizeof(want) / sizeof(want[0]); i++)
+		CU_ASSERT_STRING_EQUAL(set.paths[i], want[i]);
+	preserve_free(&set);
 	fx_unload(&fx);
 }
