@@ -10,7 +10,9 @@
  * (ssh and console logins, agents).  A bootout that fails is logged, not
  * returned: the process pass that follows stops what is left of the
  * user's processes -- loginwindow among them, which is the other way a
- * GUI session ends.
+ * GUI session ends.  The session the agent was started from (sudo in a
+ * Terminal) is not booted out, which would end the agent with it; its
+ * other processes are stopped all the same.
  *
  * quiesce: every process except kernel_task (0), launchd (1), the agent
  * and its ancestors and keep_processes: SIGTERM, grace_seconds, SIGKILL,
@@ -54,21 +56,40 @@ static const struct macos_proc *find(const struct macos_proc *ps, size_t n, pid_
 	return NULL;
 }
 
+/* The caller (depth 0), then its ancestors below launchd; NULL past them. */
+static const struct macos_proc *ancestor(const struct macos_proc *ps, size_t n, int depth)
+{
+	const struct macos_proc *me = find(ps, n, getpid());
+
+	if (depth >= ANCESTORS_MAX)
+		return NULL;
+	for (int d = 0; me && d < depth; d++)
+		me = me->ppid > 1 ? find(ps, n, me->ppid) : NULL;
+	return me;
+}
+
 /* kernel_task, launchd, the caller and its ancestors: never stopped. */
 static int is_protected(const struct macos_proc *ps, size_t n, pid_t pid)
 {
-	pid_t p = getpid();
+	const struct macos_proc *a;
 
-	if (pid <= 1)
+	if (pid <= 1 || pid == getpid())
 		return 1;
-	for (int depth = 0; p > 1 && depth < ANCESTORS_MAX; depth++) {
-		const struct macos_proc *me = find(ps, n, p);
-		if (p == pid)
+	for (int d = 1; (a = ancestor(ps, n, d)); d++)
+		if (a->pid == pid)
 			return 1;
-		if (!me)
-			break;
-		p = me->ppid;
-	}
+	return 0;
+}
+
+/* 1 if the caller or an ancestor runs as uid: the agent was started in
+ * that user's session, which a bootout would end with it. */
+static int in_callers_session(const struct macos_proc *ps, size_t n, uid_t uid)
+{
+	const struct macos_proc *a;
+
+	for (int d = 0; (a = ancestor(ps, n, d)); d++)
+		if (a->uid == uid)
+			return 1;
 	return 0;
 }
 
@@ -175,35 +196,22 @@ static int uid_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* The login users with a process or at the screen, sorted, each once. */
-static int logged_in(struct macos *mc, uid_t console, uid_t **ret, size_t *ret_n,
-		     struct reimage_error *err)
+/* The login users with a process or at the screen, sorted, each once,
+ * into uids (room for n + 1); returns their count. */
+static size_t logged_in(const struct macos_proc *ps, size_t n, uid_t console, uid_t *uids)
 {
-	struct macos_proc *ps = NULL;
-	size_t n = 0, k = 0;
-	uid_t *uids;
-	int r;
+	size_t k = 0, u = 0;
 
-	if ((r = mc->sys->procs(mc->sys, &ps, &n)) < 0)
-		return macos_fail(mc, err, -r, "logout: list processes");
-	if (!(uids = calloc(n + 1, sizeof(*uids)))) {
-		free(ps);
-		return macos_fail(mc, err, ENOMEM, "logout");
-	}
 	if (is_login_user(console))
 		uids[k++] = console;
 	for (size_t i = 0; i < n; i++)
 		if (is_login_user(ps[i].uid))
 			uids[k++] = ps[i].uid;
-	free(ps);
 	qsort(uids, k, sizeof(*uids), uid_cmp);
-	size_t u = 0;
 	for (size_t i = 0; i < k; i++)
 		if (!u || uids[u - 1] != uids[i])
 			uids[u++] = uids[i];
-	*ret = uids;
-	*ret_n = u;
-	return 0;
+	return u;
 }
 
 /* A failed bootout is logged: the process pass ends what it left. */
@@ -223,21 +231,34 @@ static void bootout(struct macos *mc, const char *domain, uid_t uid)
 int macos_logout(void *ctx, const char *root, struct reimage_error *err)
 {
 	struct macos *mc = ctx;
-	uid_t console = 0, *uids = NULL;
-	size_t n = 0;
+	struct macos_proc *ps = NULL;
+	uid_t console = 0, *uids;
+	size_t n = 0, users;
 	int r;
 
 	(void)root;  /* sessions are the machine's, whatever the root */
-	if ((r = mc->sys->console_uid(mc->sys, &console)) < 0)
+	if (mc->sys->console_uid(mc->sys, &console) < 0)
 		console = 0;  /* no console device: no GUI session */
-	if ((r = logged_in(mc, console, &uids, &n, err)) < 0)
-		return r;
-	for (size_t i = 0; i < n; i++) {
+	if ((r = mc->sys->procs(mc->sys, &ps, &n)) < 0)
+		return macos_fail(mc, err, -r, "logout: list processes");
+	if (!(uids = calloc(n + 1, sizeof(*uids)))) {
+		free(ps);
+		return macos_fail(mc, err, ENOMEM, "logout");
+	}
+	users = logged_in(ps, n, console, uids);
+	for (size_t i = 0; i < users; i++) {
+		if (in_callers_session(ps, n, uids[i])) {
+			mc->host->log(REIMAGE_LOG_NOTICE, "macos: logout: the agent runs in a session "
+				      "of uid %u; its processes are stopped, its launchd domains left",
+				      (unsigned)uids[i]);
+			continue;
+		}
 		if (uids[i] == console)
 			bootout(mc, "gui", uids[i]);
 		bootout(mc, "user", uids[i]);
 	}
 	free(uids);
+	free(ps);
 	return stop_processes(mc, "logout", select_login_user, err);
 }
 

@@ -86,11 +86,11 @@ TEST_CASE(logout_users)
 	struct reimage_error err = { 0 };
 
 	/* alice (501) at the screen, bob (502) over ssh, root daemons, and
-	 * nobody (-2): only alice and bob are logged out; the agent's
-	 * ancestor (a Terminal of alice's) is never stopped. */
+	 * nobody (-2): only alice and bob are logged out. */
 	mfx_start(&m, "");
 	m.fake.console = 501;
 	fake_self(&m.fake);
+	m.fake.procs[2].p.uid = 0;  /* the agent's ancestor: a root daemon */
 	fake_proc(&m.fake, 600, 1, 501, "Finder");
 	fake_proc(&m.fake, 601, 1, 502, "zsh");
 	fake_proc(&m.fake, 602, 1, 0, "cupsd");
@@ -114,6 +114,7 @@ TEST_CASE(logout_bootout_fails)
 	mfx_start(&m, "");
 	m.fake.console = 501;
 	fake_self(&m.fake);
+	m.fake.procs[2].p.uid = 0;
 	fake_proc(&m.fake, 700, 1, 501, "loginwindow");
 	fake_answer(&m.fake, "/bin/launchctl bootout gui/501", 5,
 		    "Boot-out failed: 5: Input/output error\n");
@@ -124,6 +125,26 @@ TEST_CASE(logout_bootout_fails)
 					  "run /bin/launchctl bootout gui/501\n"
 					  "run /bin/launchctl bootout user/501\n"
 					  "procs\nsignal 700 15\nprocs\n"));
+	mfx_stop(&m);
+}
+
+TEST_CASE(logout_own_session)
+{
+	struct macos_fixture m;
+	struct reimage_error err = { 0 };
+
+	/* The agent was started with sudo from alice's Terminal: her launchd
+	 * domains stay (a bootout would end the agent), her other processes
+	 * are stopped, the Terminal is not; bob is logged out. */
+	mfx_start(&m, "");
+	m.fake.console = 501;
+	fake_self(&m.fake);
+	fake_proc(&m.fake, 600, 1, 501, "Finder");
+	fake_proc(&m.fake, 601, 1, 502, "zsh");
+	CU_ASSERT_EQUAL(m.fx.ops->logout(m.fx.ctx, "/", &err), 0);
+	CU_ASSERT(fake_calls_are(&m.fake, "procs\n"
+					  "run /bin/launchctl bootout user/502\n"
+					  "procs\nsignal 600 15\nsignal 601 15\nprocs\n"));
 	mfx_stop(&m);
 }
 
