@@ -160,6 +160,19 @@ static int check_caps(struct engine *e, struct reimage_error *err)
 	return 0;
 }
 
+/* The backend's own refusals of this root or these boot parameters (a
+ * sealed macOS system volume), before anything is staged. */
+static int check_backend_preflight(struct engine *e, struct reimage_error *err)
+{
+	const struct reimage_backend_ops *b = e->backend->desc->backend;
+	struct reimage_boot boot = e->job->boot;
+
+	if (!OPS_HAS(b, struct reimage_backend_ops, preflight))
+		return 0;
+	boot.root = e->root;
+	return b->preflight(e->backend->ctx, e->root, e->job->boot_set ? &boot : NULL, err);
+}
+
 /* A root with a swap in progress or awaiting confirmation takes no new job. */
 static int check_root_free(struct engine *e, struct reimage_error *err)
 {
@@ -258,7 +271,7 @@ int engine_open(struct engine *e, struct job *job, struct agent_conf *ac, const 
 	snprintf(e->st.backend, sizeof(e->st.backend), "%s", e->backend->name);
 	e->keep = job->keep_entries ? job->keep_entries : e->backend->desc->backend->keep_entries;
 	if ((r = check_caps(e, err)) < 0 || (r = check_root_free(e, err)) < 0 ||
-	    (r = check_hooks(job, err)) < 0 ||
+	    (r = check_hooks(job, err)) < 0 || (r = check_backend_preflight(e, err)) < 0 ||
 	    (r = preflight_guard(job, ac, e->backend, e->guard, sizeof(e->guard), err)) < 0)
 		return r;
 	e->guarded = r;
@@ -268,7 +281,7 @@ int engine_open(struct engine *e, struct job *job, struct agent_conf *ac, const 
 	return preserve_collect(job, e->root, (const char *const *)e->agent_paths,
 				job->network_paths ? job->network_paths
 						   : e->backend->desc->backend->network_paths,
-				&e->preserve, err);
+				e->backend, &e->preserve, err);
 }
 
 void engine_close(struct engine *e)

@@ -7,6 +7,7 @@
 #include "fsutil.h"
 #include "options.h"
 #include "log.h"
+#include "registry.h"
 #include "stage.h"
 
 #include <archive.h>
@@ -92,16 +93,29 @@ static void normalise(struct preserve_set *set)
 	set->paths[o] = NULL;
 }
 
-/* Users to keep, from the old image's passwd, with their home folders. */
-static int add_users(struct preserve_set *set, const struct job *job, const char *root,
-		     struct reimage_error *err)
+/* Keep the account if the job wants it: its name, and its home folder. */
+static int add_account(struct preserve_set *set, const struct job *job, const char *root,
+		       const char *name, const char *home, int login, struct reimage_error *err)
 {
-	char path[PATH_MAX], *data = NULL, *save = NULL;
+	int wanted = job->users_all ? login : strlist_has(job->users, name);
 	int r;
 
-	if (!job->users_all && (!job->users || !job->users[0]))
+	if (!wanted)
 		return 0;
-	fs_join(path, sizeof(path), root, "etc/passwd");
+	if ((r = push(&set->users, &set->n_users, name, err)) < 0)
+		return r;
+	if (home && home[0] == '/' && strcmp(home, "/") != 0)
+		r = add_glob(set, root, home, err);
+	return r;
+}
+
+/* The accounts of the old image's passwd. */
+static int add_passwd_users(struct preserve_set *set, const struct job *job, const char *root,
+			    const char *path, struct reimage_error *err)
+{
+	char *data = NULL, *save = NULL;
+	int r;
+
 	if (job->users_all && !fs_exists(path))
 		return 0;  /* no accounts on this root */
 	if ((r = fs_read_small(path, ACCOUNT_FILE_MAX, &data, NULL, err)) < 0) {
@@ -120,16 +134,45 @@ static int add_users(struct preserve_set *set, const struct job *job, const char
 		if (!f[6])
 			continue;
 		long uid = strtol(f[2], NULL, 10);
-		int wanted = job->users_all ? uid >= USER_UID_MIN && uid <= USER_UID_MAX
-					    : strlist_has(job->users, f[0]);
-		if (!wanted)
-			continue;
-		if ((r = push(&set->users, &set->n_users, f[0], err)) < 0)
-			break;
-		if (f[5][0] == '/' && strcmp(f[5], "/") != 0)
-			r = add_glob(set, root, f[5], err);
+		r = add_account(set, job, root, f[0], f[5],
+				uid >= USER_UID_MIN && uid <= USER_UID_MAX, err);
 	}
 	free(data);
+	return r;
+}
+
+struct directory_walk {
+	struct preserve_set *set;
+	const struct job *job;
+	const char *root;
+	struct reimage_error *err;
+};
+
+static int add_directory_user(void *arg, const struct reimage_account *a)
+{
+	struct directory_walk *w = arg;
+	return add_account(w->set, w->job, w->root, a->name, a->home, a->login, w->err);
+}
+
+/* Users to keep, with their home folders: from the backend's directory
+ * service where it has one, else from the old image's passwd. */
+static int add_users(struct preserve_set *set, const struct job *job, const char *root,
+		     struct reimage_error *err)
+{
+	const struct plugin *b = set->backend;
+	char path[PATH_MAX];
+	int r;
+
+	if (!job->users_all && (!job->users || !job->users[0]))
+		return 0;
+	if (b && OPS_HAS(b->desc->backend, struct reimage_backend_ops, accounts_list)) {
+		struct directory_walk w = { set, job, root, err };
+		snprintf(path, sizeof(path), "the directory service of %s", root);
+		r = b->desc->backend->accounts_list(b->ctx, root, add_directory_user, &w, err);
+	} else {
+		fs_join(path, sizeof(path), root, "etc/passwd");
+		r = add_passwd_users(set, job, root, path, err);
+	}
 	for (size_t i = 0; r == 0 && job->users && job->users[i]; i++)
 		if (!strlist_has((const char *const *)set->users, job->users[i])) {
 			err_set(err, -ENOENT, REIMAGE_EC_CONFIG,
@@ -140,13 +183,14 @@ static int add_users(struct preserve_set *set, const struct job *job, const char
 }
 
 int preserve_collect(const struct job *job, const char *root, const char *const *agent_paths,
-		     const char *const *network, struct preserve_set *set,
-		     struct reimage_error *err)
+		     const char *const *network, const struct plugin *backend,
+		     struct preserve_set *set, struct reimage_error *err)
 {
 	size_t rl = strlen(root);
 	int r = 0;
 
 	memset(set, 0, sizeof(*set));
+	set->backend = backend;
 	for (; job->preserve_agent && agent_paths && *agent_paths && r == 0; agent_paths++) {
 		const char *a = *agent_paths;
 		if (strncmp(a, root, rl) == 0 && a[rl] == '/')
@@ -349,10 +393,14 @@ int preserve_accounts(const struct preserve_set *set, const char *root, const ch
 	 * like the user's own lines. */
 	static const char *const files[] = { "etc/passwd", "etc/shadow", "etc/group",
 					     "etc/gshadow", NULL };
+	const struct plugin *b = set->backend;
 	int r;
 
 	if (!set->n_users)
 		return 0;
+	if (b && OPS_HAS(b->desc->backend, struct reimage_backend_ops, accounts_copy))
+		return b->desc->backend->accounts_copy(b->ctx, root, staging,
+						       (const char *const *)set->users, err);
 	for (size_t i = 0; files[i]; i++)
 		if ((r = merge_file(set, root, staging, files[i], err)) < 0)
 			return r;

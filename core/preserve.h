@@ -12,24 +12,30 @@
 
 #include "config.h"
 
+struct plugin;
+
 struct preserve_set {
 	char **paths;      /* relative to the root, outermost only, sorted */
 	size_t n;
 	char **users;      /* account names whose entries are merged */
 	size_t n_users;
+	const struct plugin *backend;  /* whose directory service holds the accounts, if any */
 };
 
 /* agent_paths: absolute paths of the agent's own files (binary, plugins,
  * configuration, state); those under the root are kept when
- * job->preserve_agent is set.  network: the backend's set. */
+ * job->preserve_agent is set.  network: the backend's set.  backend: the
+ * started backend; its accounts_list/accounts_copy hooks, if it has
+ * them, replace etc/passwd for the users' accounts. */
 int preserve_collect(const struct job *job, const char *root, const char *const *agent_paths,
-		     const char *const *network, struct preserve_set *set,
-		     struct reimage_error *err);
+		     const char *const *network, const struct plugin *backend,
+		     struct preserve_set *set, struct reimage_error *err);
 void preserve_free(struct preserve_set *set);
 /* Copy every item from root into staging (copy mode). */
 int preserve_copy(const struct preserve_set *set, const char *root, const char *staging,
 		  struct reimage_error *err);
-/* Merge the users' account entries from root into staging. */
+/* Merge the users' account entries from root into staging (etc/passwd
+ * and friends, or the backend's directory service). */
 int preserve_accounts(const struct preserve_set *set, const char *root, const char *staging,
 		      struct reimage_error *err);
 /* Copy one tree with every piece of metadata (libarchive disk reader into

@@ -259,6 +259,15 @@ struct reimage_boot {
 	int one_shot;              /* boot it once only where the platform can */
 };
 
+/* One account of a directory service, for accounts_list(). */
+struct reimage_account {
+	const char *name;
+	const char *home;   /* absolute, as the root sees it ("/Users/alice"), or NULL */
+	uint32_t uid;
+	int login;          /* 1: an ordinary person's account */
+};
+typedef int (*reimage_account_fn)(void *arg, const struct reimage_account *account);
+
 struct reimage_backend_ops {
 	uint32_t abi_version;    /* REIMAGE_PLUGIN_ABI */
 	uint32_t struct_size;    /* sizeof(struct reimage_backend_ops) */
@@ -359,6 +368,44 @@ struct reimage_backend_ops {
 	 * reimage_power (>= 0), or < 0 on error.  The core refuses to start
 	 * a job on BATTERY unless the job allows it.  MAY be NULL: UNKNOWN. */
 	int (*power)(void *ctx, struct reimage_error *err);
+
+	/* Appended for the macos backend (kept together). */
+
+	/* PREFLIGHT, after init() and before prepare(): refuse a root this
+	 * backend cannot swap, or boot parameters it cannot set, before
+	 * anything is staged (macOS: a read-only or sealed system volume;
+	 * boot.kernel on a system that boots only its own kernel).  boot is
+	 * the job's boot parameters with boot->root = root, or NULL if the
+	 * job sets none.  MUST NOT change anything on the root or the
+	 * machine.  Returns 0, or < 0 with err set: EC_UNSUPPORTED with a
+	 * message that says why and what to do instead; any other class if
+	 * the check itself failed (the job is refused then too: the swap
+	 * never starts on a guess).  MAY be NULL. */
+	int (*preflight)(void *ctx, const char *root, const struct reimage_boot *boot,
+			 struct reimage_error *err);
+
+	/* Accounts kept in a directory service rather than in etc/passwd
+	 * (macOS: Open Directory's local node).  A backend sets both or
+	 * neither; without them the core reads and merges etc/passwd,
+	 * shadow, group and gshadow itself. */
+
+	/* PREFLIGHT (collecting what PRESERVE keeps): call each(arg, a) for
+	 * every account of root's directory service, read from the root's
+	 * files, never from the running system's service.  a and its
+	 * strings are valid during the call only.  a->login says whether
+	 * `users = "all"` keeps it (an ordinary person's account, not a
+	 * service's).  each() returning < 0 stops the listing with that
+	 * code.  MUST NOT change anything. */
+	int (*accounts_list)(void *ctx, const char *root, reimage_account_fn each, void *arg,
+			     struct reimage_error *err);
+	/* PRESERVE, before the swap: copy the records of users (names,
+	 * NULL-terminated, each listed by accounts_list) from root's
+	 * directory service into the staged image's at staging, replacing
+	 * the staged image's record of the same name, with the users'
+	 * memberships in groups the staged image has.  Changes nothing but
+	 * staging.  A user without a record is EC_NOTFOUND. */
+	int (*accounts_copy)(void *ctx, const char *root, const char *staging,
+			     const char *const *users, struct reimage_error *err);
 };
 
 /* ------------------------------------------------------------------- entry */

@@ -16,6 +16,7 @@
  */
 #define _GNU_SOURCE
 #include "posix.h"
+#include "backend_util.h"
 #include "image.h"
 #include "move.h"
 #include "power.h"
@@ -73,35 +74,13 @@ static const struct reimage_option posix_options[] = {
 	{ NULL, REIMAGE_OPT_END, NULL, 0, 0, NULL }
 };
 
-static enum reimage_errclass class_of_errno(int e)
-{
-	switch (e) {
-	case ENOENT:
-	case ESRCH:
-		return REIMAGE_EC_NOTFOUND;
-	case EACCES:
-	case EPERM:
-	case EROFS:
-		return REIMAGE_EC_ACCESS;
-	case ENOSYS:
-	case ENOTTY:
-	case EOPNOTSUPP:
-		return REIMAGE_EC_UNSUPPORTED;
-	default:
-		return REIMAGE_EC_IO;
-	}
-}
-
 int posix_fail(const struct posix *px, struct reimage_error *err, int e, const char *fmt, ...)
 {
-	char what[REIMAGE_ERRMSG_MAX];
 	va_list ap;
-
 	va_start(ap, fmt);
-	vsnprintf(what, sizeof(what), fmt, ap);
+	int r = backend_vfail(px->host, err, e, fmt, ap);
 	va_end(ap);
-	px->host->error(err, -e, class_of_errno(e), "%s: %s", what, strerror(e));
-	return -e;
+	return r;
 }
 
 int posix_root_fd(struct posix *px, const char *root, int *ret_owned,
@@ -143,9 +122,7 @@ static void posix_fini(void *ctx)
 
 	if (!px)
 		return;
-	for (char **k = px->keep; k && *k; k++)
-		free(*k);
-	free(px->keep);
+	backend_free_names(px->keep);
 	free(px->power_supply_dir);
 	if (px->root_fd >= 0)
 		close(px->root_fd);
@@ -154,28 +131,6 @@ static void posix_fini(void *ctx)
 	if (px->null_fd >= 0)
 		close(px->null_fd);
 	free(px);
-}
-
-/* The keep list is copied: the configuration may be released before the
- * plugin is. */
-static int copy_keep_list(struct posix *px, const struct reimage_optval *v,
-			  struct reimage_error *err)
-{
-	px->keep = calloc(v->n + 1, sizeof(*px->keep));
-	if (!px->keep)
-		return posix_fail(px, err, ENOMEM, "keep_processes");
-	for (size_t i = 0; i < v->n; i++) {
-		if (!v->list[i][0]) {
-			px->host->error(err, -EINVAL, REIMAGE_EC_CONFIG,
-					"%s:%d: keep_processes: empty name",
-					v->file ? v->file : "(default)", v->line);
-			return -EINVAL;
-		}
-		px->keep[i] = strdup(v->list[i]);
-		if (!px->keep[i])
-			return posix_fail(px, err, ENOMEM, "keep_processes");
-	}
-	return 0;
 }
 
 static int posix_init(const struct reimage_host *host, const struct reimage_optval *values,
@@ -194,9 +149,12 @@ static int posix_init(const struct reimage_host *host, const struct reimage_optv
 	px->use_logind = (int)values[POSIX_OPT_USE_LOGIND].i;
 	px->lock_memory = (int)values[POSIX_OPT_LOCK_MEMORY].i;
 	px->boot_timeout = (int)values[POSIX_OPT_BOOT_TIMEOUT].i;
+	/* Copied: the configuration may be released before the plugin is. */
 	px->power_supply_dir = strdup(values[POSIX_OPT_POWER_SUPPLY_DIR].s);
-	r = px->power_supply_dir ? copy_keep_list(px, &values[POSIX_OPT_KEEP_PROCESSES], err)
-				 : posix_fail(px, err, ENOMEM, "power_supply_dir");
+	r = px->power_supply_dir
+		    ? backend_copy_names(host, &values[POSIX_OPT_KEEP_PROCESSES], "keep_processes",
+					 &px->keep, err)
+		    : posix_fail(px, err, ENOMEM, "power_supply_dir");
 	if (r < 0) {
 		posix_fini(px);
 		return r;

@@ -1,9 +1,13 @@
 /*
  * fake_backend.c -- a backend for the loader's tests, built under several
  * module names with FAKE_NAME, FAKE_SCORE (probe), and optionally a wrong
- * FAKE_ABI, a short FAKE_SIZE, or FAKE_NO_ENTRY.
+ * FAKE_ABI, a short FAKE_SIZE, or FAKE_NO_ENTRY.  With FAKE_PREFLIGHT it
+ * can also quiesce, and its preflight hook refuses every root, saying
+ * what the core passed it (the engine's PREFLIGHT tests).
  */
 #include <reimage/plugin.h>
+
+#include <errno.h>
 
 #ifndef FAKE_ABI
 #define FAKE_ABI REIMAGE_PLUGIN_ABI
@@ -35,6 +39,45 @@ static int fake_sync(void *ctx, const char *path, struct reimage_error *err)
 	return 0;
 }
 
+#ifdef FAKE_PREFLIGHT
+static const struct reimage_host *fake_host;
+
+static int fake_init(const struct reimage_host *host, const struct reimage_optval *values,
+		     void **ret_ctx, struct reimage_error *err)
+{
+	(void)values; (void)err;
+	fake_host = host;
+	*ret_ctx = NULL;
+	return 0;
+}
+
+static int fake_quiesce(void *ctx, const char *root, struct reimage_error *err)
+{
+	(void)ctx; (void)root; (void)err;
+	return 0;
+}
+
+static int fake_set_boot(void *ctx, const struct reimage_boot *boot, struct reimage_error *err)
+{
+	(void)ctx; (void)boot; (void)err;
+	return 0;
+}
+
+static int fake_preflight(void *ctx, const char *root, const struct reimage_boot *boot,
+			  struct reimage_error *err)
+{
+	(void)ctx;
+	if (boot)
+		fake_host->error(err, -EROFS, REIMAGE_EC_UNSUPPORTED,
+				 "fake refuses root %s; boot root %s, one_shot %d", root,
+				 boot->root, boot->one_shot);
+	else
+		fake_host->error(err, -EROFS, REIMAGE_EC_UNSUPPORTED,
+				 "fake refuses root %s; no boot parameters", root);
+	return -EROFS;
+}
+#endif
+
 static const struct reimage_backend_ops fake_ops = {
 	.abi_version = FAKE_ABI,
 	.struct_size = FAKE_SIZE,
@@ -43,6 +86,13 @@ static const struct reimage_backend_ops fake_ops = {
 	.move = fake_move,
 	.is_mount = fake_is_mount,
 	.sync = fake_sync,
+#ifdef FAKE_PREFLIGHT
+	.caps = REIMAGE_BCAP_BOOT,
+	.init = fake_init,
+	.set_boot = fake_set_boot,
+	.quiesce = fake_quiesce,
+	.preflight = fake_preflight,
+#endif
 };
 
 static const struct reimage_plugin fake_plugin = {

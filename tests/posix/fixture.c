@@ -21,6 +21,12 @@ int fx_failures;
 
 int fx_load(struct posix_fixture *fx, const char *conf, struct reimage_error *err)
 {
+	return fx_load_backend(fx, "posix", NULL, conf, err);
+}
+
+int fx_load_backend(struct posix_fixture *fx, const char *name, const struct reimage_plugin *linked,
+		    const char *conf, struct reimage_error *err)
+{
 	static char dir[4096];
 	static const char *path[2];
 	char file[4096];
@@ -30,24 +36,48 @@ int fx_load(struct posix_fixture *fx, const char *conf, struct reimage_error *er
 	snprintf(dir, sizeof(dir), "%s/plugins", t_bin_dir());
 	path[0] = dir;
 	config_init(&fx->cfg);
-	if ((r = registry_init(&fx->reg, path, err)) < 0)
+	if ((r = registry_init(&fx->reg, path, err)) < 0 ||
+	    (linked && (r = registry_add(&fx->reg, name, "(linked into the test)", linked, err)) < 0))
 		return r;
 	/* Read from a file, as the agent does: the core tells defaults from
 	 * configured lists by their source file. */
-	snprintf(file, sizeof(file), "%s/posix-%d.conf", t_dir(), (int)getpid());
+	snprintf(file, sizeof(file), "%s/%s-%d.conf", t_dir(), name, (int)getpid());
 	t_write(file, conf);
 	if (!config_read_file(&fx->cfg, file)) {
 		err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "test configuration %s:%d: %s", file,
 			config_error_line(&fx->cfg), config_error_text(&fx->cfg));
 		return -EINVAL;
 	}
-	if ((r = registry_backend(&fx->reg, "posix", &fx->plugin, err)) < 0 ||
+	if ((r = registry_backend(&fx->reg, name, &fx->plugin, err)) < 0 ||
 	    (r = plugin_configure(fx->plugin, config_root_setting(&fx->cfg), err)) < 0 ||
 	    (r = plugin_start(fx->plugin, err)) < 0)
 		return r;
 	fx->ops = fx->plugin->desc->backend;
 	fx->ctx = fx->plugin->ctx;
 	return 0;
+}
+
+void fx_check_renames(struct posix_fixture *fx)
+{
+	struct reimage_error err = { 0 };
+
+	t_write(t_path("a"), "A");
+	t_write(t_path("b"), "B");
+	CU_ASSERT_EQUAL(fx->ops->exchange(fx->ctx, t_path("a"), t_path("b"), &err), 0);
+	CU_ASSERT(fx_content_is(t_path("a"), "B") && fx_content_is(t_path("b"), "A"));
+	/* A move never replaces an entry. */
+	CU_ASSERT_EQUAL(fx->ops->move(fx->ctx, t_path("a"), t_path("c"), &err), 0);
+	CU_ASSERT_EQUAL(fx->ops->move(fx->ctx, t_path("b"), t_path("c"), &err), -EEXIST);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "move "));
+	CU_ASSERT(fx_content_is(t_path("b"), "A") && fx_content_is(t_path("c"), "B"));
+	memset(&err, 0, sizeof(err));
+	/* An exchange needs both names. */
+	CU_ASSERT_EQUAL(fx->ops->exchange(fx->ctx, t_path("b"), t_path("missing"), &err), -ENOENT);
+	CU_ASSERT_EQUAL(err.cls, REIMAGE_EC_NOTFOUND);
+	CU_ASSERT(fx_content_is(t_path("b"), "A"));
+	CU_ASSERT_EQUAL(fx->ops->is_mount(fx->ctx, t_dir(), &err), 0);
+	CU_ASSERT_EQUAL(fx->ops->is_mount(fx->ctx, "/proc", &err), 1);
+	CU_ASSERT_EQUAL(fx->ops->sync(fx->ctx, t_dir(), &err), 0);
 }
 
 void fx_unload(struct posix_fixture *fx)

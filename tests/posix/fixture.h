@@ -24,7 +24,15 @@ struct posix_fixture {
 /* Load plugins/posix from the build and start it with conf (the text of
  * its `posix` group, "" for defaults).  Returns 0, or < 0 with err set. */
 int fx_load(struct posix_fixture *fx, const char *conf, struct reimage_error *err);
+/* The same for the backend `name` (the macos tests share it): loaded
+ * from the build, or, if linked is not NULL, the plugin linked into the
+ * test program itself. */
+int fx_load_backend(struct posix_fixture *fx, const char *name, const struct reimage_plugin *linked,
+		    const char *conf, struct reimage_error *err);
 void fx_unload(struct posix_fixture *fx);
+/* The backend's swap renames on the case's directory: exchange, move
+ * (never replacing), a missing name, is_mount, sync. */
+void fx_check_renames(struct posix_fixture *fx);
 
 /* 1 if the file at path holds exactly want; else says what it holds. */
 int fx_content_is(const char *path, const char *want);

@@ -116,21 +116,8 @@ TEST_CASE(renames)
 {
 	struct posix_fixture fx;
 	struct reimage_error err = { 0 };
-	char *a, *b;
 
 	CU_ASSERT_EQUAL_FATAL(fx_load(&fx, "", &err), 0);
-	t_write(t_path("a"), "A");
-	t_write(t_path("b"), "B");
-	CU_ASSERT_EQUAL(fx.ops->exchange(fx.ctx, t_path("a"), t_path("b"), &err), 0);
-	a = t_read(t_path("a"));
-	b = t_read(t_path("b"));
-	CU_ASSERT(a && b && strcmp(a, "B") == 0 && strcmp(b, "A") == 0);
-	free(a);
-	free(b);
-	CU_ASSERT_EQUAL(fx.ops->move(fx.ctx, t_path("a"), t_path("c"), &err), 0);
-	CU_ASSERT_EQUAL(fx.ops->move(fx.ctx, t_path("b"), t_path("c"), &err), -EEXIST);
-	CU_ASSERT_EQUAL(fx.ops->is_mount(fx.ctx, t_dir(), &err), 0);
-	CU_ASSERT_EQUAL(fx.ops->is_mount(fx.ctx, "/proc", &err), 1);
-	CU_ASSERT_EQUAL(fx.ops->sync(fx.ctx, t_dir(), &err), 0);
+	fx_check_renames(&fx);
 	fx_unload(&fx);
 }
