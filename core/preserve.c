@@ -186,14 +186,17 @@ int preserve_collect(const struct job *job, const char *root, const char *const 
 		     const char *const *network, const struct plugin *backend,
 		     struct preserve_set *set, struct reimage_error *err)
 {
+	/* The root's own path, without a trailing slash: "" for "/". */
 	size_t rl = strlen(root);
 	int r = 0;
 
+	while (rl > 0 && root[rl - 1] == '/')
+		rl--;
 	memset(set, 0, sizeof(*set));
 	set->backend = backend;
 	for (; job->preserve_agent && agent_paths && *agent_paths && r == 0; agent_paths++) {
 		const char *a = *agent_paths;
-		if (strncmp(a, root, rl) == 0 && a[rl] == '/')
+		if (strncmp(a, root, rl) == 0 && a[rl] == '/' && a[rl + 1])
 			r = add_glob(set, root, a + rl + 1, err);
 	}
 	for (; job->preserve_network && network && *network && r == 0; network++)
