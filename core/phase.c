@@ -476,6 +476,16 @@ static struct swap_ctx swap_ctx_of(const char *root, const struct plugin *backen
 	return sc;
 }
 
+/* Entries in use that the backend moves at the next boot go into the
+ * job's state (and so its report); confirm checks them after the boot. */
+static int note_deferred_entries(struct engine *e, struct reimage_error *err)
+{
+	int r = swap_deferred_names(e->root, e->st.deferred, sizeof(e->st.deferred), err);
+	if (r == 0)
+		log_notice("deferred to the boot (in use): %s", e->st.deferred);
+	return r;
+}
+
 static int phase_swap(struct engine *e, struct reimage_error *err)
 {
 	struct swap_ctx sc = swap_ctx_of(e->root, e->backend);
@@ -496,6 +506,8 @@ static int phase_swap(struct engine *e, struct reimage_error *err)
 			 "image's content for it is not applied", e->root, plan.unapplied[i],
 			 e->backend->name);
 	r = swap_run(&sc, &plan, err);
+	if (r == 0 && plan.n_deferred)
+		r = note_deferred_entries(e, err);
 	if (r == 0) {
 		e->st.swapped = (int64_t)time(NULL);
 		log_notice("swapped %zu exchanged, %zu retired, %zu added, %zu preserved, %zu "
@@ -733,6 +745,9 @@ int root_confirm(struct root_ctx *rc, struct reimage_error *err)
 		return -EBUSY;
 	}
 	if (rc->have_state && !strcmp(rc->st.status, "pending") && js == SWAP_DONE) {
+		/* What the boot was to move must be moved before anything commits. */
+		if ((r = swap_deferred_check(rc->root, err)) < 0)
+			return r;
 		snprintf(rc->st.phase, sizeof(rc->st.phase), "COMMIT");
 		/* "committed" is on disk before the old image goes. */
 		if ((r = root_set(rc, "committed", NULL, err)) < 0)
