@@ -480,10 +480,15 @@ static struct swap_ctx swap_ctx_of(const char *root, const struct plugin *backen
  * job's state (and so its report); confirm checks them after the boot. */
 static int note_deferred_entries(struct engine *e, struct reimage_error *err)
 {
+	char line[sizeof(e->st.deferred)];
 	int r = swap_deferred_names(e->root, e->st.deferred, sizeof(e->st.deferred), err);
-	if (r == 0)
-		log_notice("deferred to the boot (in use): %s", e->st.deferred);
-	return r;
+	if (r < 0)
+		return r;
+	snprintf(line, sizeof(line), "%s", e->st.deferred);
+	for (char *p = line; (p = strchr(p, '\n'));)
+		*p = ',';
+	log_notice("deferred to the boot (in use): %s", line);
+	return 0;
 }
 
 static int phase_swap(struct engine *e, struct reimage_error *err)

@@ -78,10 +78,18 @@ static void boot(void)
 
 static const char *const preserve[] = { "etc/hostname", "home/alice", NULL };
 
+/* One case's root, its plan and the sandbox under the wrapper. */
+struct defer_case {
+	struct registry reg;
+	struct plugin *sb;
+	struct swap_plan plan;
+	struct swap_ctx sc;
+	char root[4096];
+};
+
 /* old: a running root; new: the staged image; expected: new plus the
  * preserves; then a root with the image staged, its plan built. */
-static void setup(struct registry *reg, struct plugin **sb, char *root, struct swap_plan *plan,
-		  struct swap_ctx *sc)
+static void setup(struct defer_case *t)
 {
 	struct reimage_error err = { 0 };
 
@@ -93,20 +101,26 @@ static void setup(struct registry *reg, struct plugin **sb, char *root, struct s
 		"cp -a new expected; cp -a old/etc/hostname expected/etc/; cp -a old/home/alice "
 		"expected/home/; cp -a old root; mkdir -m 700 root/.reimage; cp -a new root/.reimage/new",
 		t_dir()), 0);
-	CU_ASSERT_EQUAL_FATAL(registry_init(reg, NULL, &err), 0);
-	CU_ASSERT_EQUAL_FATAL(registry_backend(reg, "sandbox", sb, &err), 0);
-	CU_ASSERT_EQUAL_FATAL(plugin_start(*sb, &err), 0);
-	real = (*sb)->desc->backend;
+	CU_ASSERT_EQUAL_FATAL(registry_init(&t->reg, NULL, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(registry_backend(&t->reg, "sandbox", &t->sb, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(plugin_start(t->sb, &err), 0);
+	real = t->sb->desc->backend;
 	deferring = *real;
 	deferring.caps = (real->caps & ~REIMAGE_BCAP_EXCHANGE) | REIMAGE_BCAP_DEFER;
 	deferring.exchange = NULL;
 	deferring.move = defer_move;
 	deferring.deferred_cancel = defer_cancel;
-	CU_ASSERT_PTR_NOT_NULL_FATAL(realpath(t_path("root"), root));
-	snprintf(in_use, sizeof(in_use), "%s/usr", root);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(realpath(t_path("root"), t->root));
+	snprintf(in_use, sizeof(in_use), "%s/usr", t->root);
 	n_pending = cancels = 0;
-	*sc = (struct swap_ctx){ root, &deferring, (*sb)->ctx, 0 };
-	CU_ASSERT_EQUAL_FATAL(swap_plan_build(sc, NULL, preserve, plan, &err), 0);
+	t->sc = (struct swap_ctx){ t->root, &deferring, t->sb->ctx, 0 };
+	CU_ASSERT_EQUAL_FATAL(swap_plan_build(&t->sc, NULL, preserve, &t->plan, &err), 0);
+}
+
+static void teardown(struct defer_case *t)
+{
+	swap_plan_free(&t->plan);
+	registry_fini(&t->reg);
 }
 
 static int same_tree(const char *dir, const char *model, const char *what)
@@ -120,20 +134,17 @@ static int same_tree(const char *dir, const char *model, const char *what)
 
 TEST_CASE(deferred_steps_journaled_and_done_at_boot)
 {
-	struct registry reg;
-	struct plugin *sb;
-	struct swap_plan plan;
-	struct swap_ctx sc;
+	struct defer_case t;
 	struct reimage_error err = { 0 };
-	char root[4096], names[1024];
+	char names[1024];
 
-	setup(&reg, &sb, root, &plan, &sc);
-	CU_ASSERT_EQUAL_FATAL(swap_run(&sc, &plan, &err), 0);
+	setup(&t);
+	CU_ASSERT_EQUAL_FATAL(swap_run(&t.sc, &t.plan, &err), 0);
 	/* usr is in use: its exchange, then FINAL (new/ holds a pending
 	 * path) and the preserves that come out of old/ wait for the boot. */
-	CU_ASSERT_EQUAL(plan.n_deferred, 4);
+	CU_ASSERT_EQUAL(t.plan.n_deferred, 4);
 	CU_ASSERT_EQUAL(n_pending, 3 + 1 + 2);
-	CU_ASSERT_EQUAL(swap_deferred_names(root, names, sizeof(names), &err), 0);
+	CU_ASSERT_EQUAL(swap_deferred_names(t.root, names, sizeof(names), &err), 0);
 	CU_ASSERT_STRING_EQUAL(names, "usr\n.reimage/new\netc/hostname\nhome/alice");
 	/* Before the boot: the old usr is in place, the rest is swapped. */
 	char *tool = t_read(t_path("root/usr/tool")), *os = t_read(t_path("root/etc/os"));
@@ -141,92 +152,78 @@ TEST_CASE(deferred_steps_journaled_and_done_at_boot)
 	CU_ASSERT_STRING_EQUAL(os, "new\n");
 	free(tool);
 	free(os);
-	CU_ASSERT(swap_deferred_check(root, &err) == -EUCLEAN);
+	CU_ASSERT(swap_deferred_check(t.root, &err) == -EUCLEAN);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "exchange 'usr'"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "4 step(s)"));
 	/* A recover before the boot leaves the deferred steps to it. */
 	err_clear(&err);
 	CU_ASSERT_EQUAL(t_sh("f='%s/.reimage/journal'; s=$(stat -c %%s \"$f\"); "
-			     "truncate -s $((s - 3)) \"$f\"", root), 0);
-	CU_ASSERT_EQUAL(swap_recover(&sc, 0, &err), 0);
+			     "truncate -s $((s - 3)) \"$f\"", t.root), 0);
+	CU_ASSERT_EQUAL(swap_recover(&t.sc, 0, &err), 0);
 	CU_ASSERT_EQUAL(n_pending, 6);
 	boot();
 	err_clear(&err);
-	CU_ASSERT_EQUAL(swap_deferred_check(root, &err), 0);
-	CU_ASSERT(same_tree(root, t_path("expected"), "after the boot"));
+	CU_ASSERT_EQUAL(swap_deferred_check(t.root, &err), 0);
+	CU_ASSERT(same_tree(t.root, t_path("expected"), "after the boot"));
 	CU_ASSERT(same_tree(t_path("root/.reimage/old/usr"), t_path("old/usr"), "retired usr"));
-	swap_plan_free(&plan);
-	registry_fini(&reg);
+	teardown(&t);
 }
 
 TEST_CASE(undo_before_boot_cancels_deferred)
 {
-	struct registry reg;
-	struct plugin *sb;
-	struct swap_plan plan;
-	struct swap_ctx sc;
+	struct defer_case t;
 	struct reimage_error err = { 0 };
-	char root[4096], names[1024];
+	char names[1024];
 
-	setup(&reg, &sb, root, &plan, &sc);
-	CU_ASSERT_EQUAL_FATAL(swap_run(&sc, &plan, &err), 0);
+	setup(&t);
+	CU_ASSERT_EQUAL_FATAL(swap_run(&t.sc, &t.plan, &err), 0);
 	CU_ASSERT_EQUAL_FATAL(n_pending, 6);
-	CU_ASSERT_EQUAL(swap_recover(&sc, 1, &err), 0);
+	CU_ASSERT_EQUAL(swap_recover(&t.sc, 1, &err), 0);
 	CU_ASSERT_EQUAL(cancels, 1);
 	CU_ASSERT_EQUAL(n_pending, 0);
-	CU_ASSERT(same_tree(root, t_path("old"), "undone before the boot"));
+	CU_ASSERT(same_tree(t.root, t_path("old"), "undone before the boot"));
 	/* The undo dropped the deferred marks: nothing is left to check. */
-	CU_ASSERT_EQUAL(swap_deferred_names(root, names, sizeof(names), &err), 0);
+	CU_ASSERT_EQUAL(swap_deferred_names(t.root, names, sizeof(names), &err), 0);
 	CU_ASSERT_STRING_EQUAL(names, "");
 	/* And a redo defers usr again, then the boot completes it. */
-	CU_ASSERT_EQUAL(swap_recover(&sc, 0, &err), 0);
+	CU_ASSERT_EQUAL(swap_recover(&t.sc, 0, &err), 0);
 	CU_ASSERT_EQUAL(n_pending, 6);
 	boot();
-	CU_ASSERT(same_tree(root, t_path("expected"), "redone, then booted"));
-	swap_plan_free(&plan);
-	registry_fini(&reg);
+	CU_ASSERT(same_tree(t.root, t_path("expected"), "redone, then booted"));
+	teardown(&t);
 }
 
 TEST_CASE(defer_without_capability_refused)
 {
-	struct registry reg;
-	struct plugin *sb;
-	struct swap_plan plan;
-	struct swap_ctx sc;
+	struct defer_case t;
 	struct reimage_error err = { 0 };
-	char root[4096];
 
-	setup(&reg, &sb, root, &plan, &sc);
+	setup(&t);
 	deferring.caps &= ~REIMAGE_BCAP_DEFER;
-	CU_ASSERT(swap_run(&sc, &plan, &err) == -EPROTO);
+	CU_ASSERT(swap_run(&t.sc, &t.plan, &err) == -EPROTO);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "without declaring"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "old image restored"));
-	CU_ASSERT(same_tree(root, t_path("old"), "refused deferral undone"));
-	swap_plan_free(&plan);
-	registry_fini(&reg);
+	CU_ASSERT(same_tree(t.root, t_path("old"), "refused deferral undone"));
+	teardown(&t);
 }
 
 /* The job's state and its report carry the deferred entries; confirm
  * commits only once the boot has done them. */
 TEST_CASE(confirm_waits_for_deferred)
 {
-	struct registry reg;
-	struct plugin *sb;
-	struct swap_plan plan;
-	struct swap_ctx sc;
+	struct defer_case t;
 	struct reimage_error err = { 0 };
 	struct job_state st = { 0 };
 	struct root_ctx rc;
-	char root[4096];
 
-	setup(&reg, &sb, root, &plan, &sc);
-	CU_ASSERT_EQUAL_FATAL(swap_run(&sc, &plan, &err), 0);
+	setup(&t);
+	CU_ASSERT_EQUAL_FATAL(swap_run(&t.sc, &t.plan, &err), 0);
 	snprintf(st.job, sizeof(st.job), "j1");
 	snprintf(st.phase, sizeof(st.phase), "REBOOT");
 	snprintf(st.status, sizeof(st.status), "pending");
 	snprintf(st.backend, sizeof(st.backend), "sandbox");
-	CU_ASSERT_EQUAL(swap_deferred_names(root, st.deferred, sizeof(st.deferred), &err), 0);
-	CU_ASSERT_EQUAL_FATAL(state_write(root, &st, &err), 0);
+	CU_ASSERT_EQUAL(swap_deferred_names(t.root, st.deferred, sizeof(st.deferred), &err), 0);
+	CU_ASSERT_EQUAL_FATAL(state_write(t.root, &st, &err), 0);
 	char *text = t_read(t_path("root/.reimage/state"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(text, "\"deferred\": [\n    \"usr\",\n    \".reimage/new\""));
 	free(text);
@@ -240,7 +237,7 @@ TEST_CASE(confirm_waits_for_deferred)
 	CU_ASSERT_STRING_EQUAL(back.deferred, "usr\n.reimage/new\netc/hostname\nhome/alice");
 	free(json);
 
-	CU_ASSERT_EQUAL_FATAL(root_open(&rc, root, "sandbox", NULL, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(root_open(&rc, t.root, "sandbox", NULL, &err), 0);
 	CU_ASSERT_STRING_EQUAL(rc.st.deferred, st.deferred);
 	CU_ASSERT(root_confirm(&rc, &err) == -EUCLEAN);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "not done by it"));
@@ -248,10 +245,9 @@ TEST_CASE(confirm_waits_for_deferred)
 	root_close(&rc);
 	boot();
 	err_clear(&err);
-	CU_ASSERT_EQUAL_FATAL(root_open(&rc, root, "sandbox", NULL, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(root_open(&rc, t.root, "sandbox", NULL, &err), 0);
 	CU_ASSERT_EQUAL(root_confirm(&rc, &err), 0);
 	CU_ASSERT_STRING_EQUAL(rc.st.status, "committed");
 	root_close(&rc);
-	swap_plan_free(&plan);
-	registry_fini(&reg);
+	teardown(&t);
 }
