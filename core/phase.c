@@ -790,6 +790,12 @@ int root_status(struct root_ctx *rc, FILE *out, struct reimage_error *err)
 		rc->st.status, rc->st.backend, when);
 	if (rc->st.error[0])
 		fprintf(out, "error    %s\n", rc->st.error);
+	/* Entries the swap left to the boot (one a line in the state). */
+	for (const char *d = rc->st.deferred; *d;) {
+		size_t n = strcspn(d, "\n");
+		fprintf(out, "deferred %.*s (moved at the boot)\n", (int)n, d);
+		d += n + (d[n] == '\n');
+	}
 	fprintf(out, "retired  %s\n", fs_exists(L.retired) ? "present (rollback possible)" : "none");
 	return 0;
 }

@@ -239,6 +239,14 @@ TEST_CASE(confirm_waits_for_deferred)
 
 	CU_ASSERT_EQUAL_FATAL(root_open(&rc, t.root, "sandbox", NULL, &err), 0);
 	CU_ASSERT_STRING_EQUAL(rc.st.deferred, st.deferred);
+	char *shown = NULL;
+	size_t shown_len = 0;
+	FILE *out = open_memstream(&shown, &shown_len);
+	CU_ASSERT_EQUAL(root_status(&rc, out, &err), 0);
+	fclose(out);
+	CU_ASSERT_PTR_NOT_NULL(strstr(shown, "deferred usr (moved at the boot)\n"
+					     "deferred .reimage/new (moved at the boot)\n"));
+	free(shown);
 	CU_ASSERT(root_confirm(&rc, &err) == -EUCLEAN);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "not done by it"));
 	CU_ASSERT_STRING_EQUAL(rc.st.status, "pending");
