@@ -276,6 +276,7 @@ static void watch_phase(void *arg, const struct job_state *st)
 		state = "cancelled";
 	if (!a->rep.started)
 		a->rep.started = (int64_t)time(NULL);
+	snprintf(a->rep.deferred, sizeof(a->rep.deferred), "%s", st->deferred);
 	report_event(a, st->phase, state, st->error[0] ? st->error : NULL,
 		     !strcmp(state, "pending") && a->job->reboot ? "swapped, rebooting" : NULL);
 	if (report_state_final(state))

@@ -530,6 +530,21 @@ static struct swap_ctx swap_ctx_of(const char *root, const struct plugin *backen
 	return sc;
 }
 
+/* Entries in use that the backend moves at the next boot go into the
+ * job's state (and so its report); confirm checks them after the boot. */
+static int note_deferred_entries(struct engine *e, struct reimage_error *err)
+{
+	char line[sizeof(e->st.deferred)];
+	int r = swap_deferred_names(e->root, e->st.deferred, sizeof(e->st.deferred), err);
+	if (r < 0)
+		return r;
+	snprintf(line, sizeof(line), "%s", e->st.deferred);
+	for (char *p = line; (p = strchr(p, '\n'));)
+		*p = ',';
+	log_notice("deferred to the boot (in use): %s", line);
+	return 0;
+}
+
 static int phase_swap(struct engine *e, struct reimage_error *err)
 {
 	struct swap_ctx sc = swap_ctx_of(e->root, e->backend);
@@ -557,6 +572,8 @@ static int phase_swap(struct engine *e, struct reimage_error *err)
 			 "image's content for it is not applied", e->root, plan.unapplied[i],
 			 e->backend->name);
 	r = swap_run(&sc, &plan, err);
+	if (r == 0 && plan.n_deferred)
+		r = note_deferred_entries(e, err);
 	if (r == 0) {
 		e->st.swapped = (int64_t)time(NULL);
 		log_notice("swapped %zu exchanged, %zu retired, %zu added, %zu preserved, %zu "
@@ -850,6 +867,9 @@ int root_confirm(struct root_ctx *rc, struct reimage_error *err)
 		return -EBUSY;
 	}
 	if (rc->have_state && !strcmp(rc->st.status, "pending") && js == SWAP_DONE) {
+		/* What the boot was to move must be moved before anything commits. */
+		if ((r = swap_deferred_check(rc->root, err)) < 0)
+			return r;
 		snprintf(rc->st.phase, sizeof(rc->st.phase), "COMMIT");
 		/* The new image proved itself: its own init is put back before
 		 * "committed" is on disk, which is before the old image goes. */
@@ -889,6 +909,12 @@ int root_status(struct root_ctx *rc, FILE *out, struct reimage_error *err)
 		rc->st.status, rc->st.backend, when);
 	if (rc->st.error[0])
 		fprintf(out, "error    %s\n", rc->st.error);
+	/* Entries the swap left to the boot (one a line in the state). */
+	for (const char *d = rc->st.deferred; *d;) {
+		size_t n = strcspn(d, "\n");
+		fprintf(out, "deferred %.*s (moved at the boot)\n", (int)n, d);
+		d += n + (d[n] == '\n');
+	}
 	fprintf(out, "retired  %s\n", fs_exists(L.retired) ? "present (rollback possible)" : "none");
 	return 0;
 }

@@ -3,6 +3,7 @@
  */
 #include "report.h"
 #include "error.h"
+#include "state.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -29,6 +30,10 @@ char *report_json(const struct report *rep)
 		      REIMAGE_VERSION);
 	if (!o)
 		return NULL;
+	if (rep->deferred[0] && json_object_set_new(o, "deferred", state_names_json(rep->deferred)) < 0) {
+		json_decref(o);
+		return NULL;
+	}
 	text = json_dumps(o, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
 	json_decref(o);
 	return text;
@@ -73,6 +78,7 @@ int report_parse(const char *text, size_t len, struct report *ret, struct reimag
 	ret->total = (uint64_t)total;
 	ret->time = time;
 	ret->started = started;
+	state_json_names(json_object_get(o, "deferred"), ret->deferred, sizeof(ret->deferred));
 	json_decref(o);
 	return 0;
 }

@@ -8,7 +8,8 @@
  *     "phase": "STAGE", "state": "running",
  *     "progress": { "done": 104857600, "total": 734003200 },
  *     "error": "", "message": "", "time": 1795598400,
- *     "started": 1795598100, "version": "0.1.0" }
+ *     "started": 1795598100, "version": "0.1.0",
+ *     "deferred": ["Windows"] }       (only when the swap deferred entries)
  *
  * States: scheduled, running, pending (swapped, rebooting), committed
  * (running the new image: success), and the failures refused, failed,
@@ -34,6 +35,7 @@ struct report {
 	char message[256];
 	int64_t time;               /* when the report was made */
 	int64_t started;            /* when the job started, 0 before */
+	char deferred[REIMAGE_ERRMSG_MAX];  /* entries the swap deferred to the boot, one a line */
 };
 
 /* The JSON text of a report (malloc'ed), or NULL without memory. */

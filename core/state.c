@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -20,10 +21,11 @@ int state_write(const char *root, struct job_state *st, struct reimage_error *er
 
 	layout_init(&L, root);
 	st->time = (int64_t)time(NULL);
-	json_t *o = json_pack("{s:s, s:I, s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "job", st->job, "serial",
+	json_t *o = json_pack("{s:s, s:I, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:o*}", "job", st->job, "serial",
 			      (json_int_t)st->serial, "phase", st->phase, "status", st->status,
 			      "backend", st->backend, "error", st->error, "time", (json_int_t)st->time, "swapped",
-			      (json_int_t)st->swapped, "keep_old_days", (json_int_t)st->keep_old_days);
+			      (json_int_t)st->swapped, "keep_old_days", (json_int_t)st->keep_old_days,
+			      "deferred", st->deferred[0] ? state_names_json(st->deferred) : NULL);
 	if (!o || !(text = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS))) {
 		json_decref(o);
 		err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
@@ -66,6 +68,33 @@ int state_read(const char *root, struct job_state *st, struct reimage_error *err
 	st->time = json_integer_value(json_object_get(o, "time"));
 	st->swapped = json_integer_value(json_object_get(o, "swapped"));
 	st->keep_old_days = json_integer_value(json_object_get(o, "keep_old_days"));
+	state_json_names(json_object_get(o, "deferred"), st->deferred, sizeof(st->deferred));
 	json_decref(o);
 	return 0;
+}
+
+json_t *state_names_json(const char *names)
+{
+	json_t *a = json_array();
+	for (const char *p = names; a && *p;) {
+		size_t n = strcspn(p, "\n");
+		if (json_array_append_new(a, json_stringn(p, n)) < 0) {
+			json_decref(a);
+			return NULL;
+		}
+		p += n + (p[n] == '\n');
+	}
+	return a;
+}
+
+void state_json_names(const json_t *array, char *buf, size_t cap)
+{
+	size_t len = 0, i;
+	json_t *v;
+
+	buf[0] = '\0';
+	json_array_foreach(array, i, v)
+		if (json_is_string(v) && len < cap)
+			len += (size_t)snprintf(buf + len, cap - len, "%s%s", len ? "\n" : "",
+						json_string_value(v));
 }

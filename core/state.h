@@ -22,10 +22,18 @@ struct job_state {
 	int64_t time;         /* when this state was written (Unix time) */
 	int64_t swapped;      /* when the swap completed, 0 before */
 	long long keep_old_days;
+	char deferred[REIMAGE_ERRMSG_MAX];  /* entries the swap deferred to the boot, one a line */
 };
 
 int state_write(const char *root, struct job_state *st, struct reimage_error *err);
 /* -ENOENT if there is no state. */
 int state_read(const char *root, struct job_state *st, struct reimage_error *err);
+
+/* Names one a line <-> a JSON array of strings (state and reports).
+ * names_json returns a new reference, NULL without memory; json_names
+ * fills buf ("" for anything but an array). */
+struct json_t;
+struct json_t *state_names_json(const char *names);
+void state_json_names(const struct json_t *array, char *buf, size_t cap);
 
 #endif

@@ -61,6 +61,7 @@ static int plan_add(struct swap_plan *plan, enum swap_op op, const char *name,
 		return -ENOMEM;
 	}
 	s->op = op;
+	s->deferred = 0;
 	s->old_id = old_id;
 	s->new_id = new_id;
 	plan->n++;
@@ -312,6 +313,20 @@ static int journal_mark(const struct layout *L, const char *what, struct reimage
 	return journal_append(L->journal, rec, 1, err);
 }
 
+static void mark_deferred(struct swap_plan *plan, size_t step)
+{
+	if (!plan->steps[step].deferred)
+		plan->n_deferred++;
+	plan->steps[step].deferred = 1;
+}
+
+static void clear_deferred(struct swap_plan *plan)
+{
+	for (size_t i = 0; i < plan->n; i++)
+		plan->steps[i].deferred = 0;
+	plan->n_deferred = 0;
+}
+
 int swap_journal_read(const char *root, enum swap_journal_state *ret_state,
 		      struct swap_plan *plan, struct reimage_error *err)
 {
@@ -364,12 +379,18 @@ int swap_journal_read(const char *root, enum swap_journal_state *ret_state,
 	}
 	*ret_state = SWAP_STARTED;
 	while ((rec = journal_next(&jr))) {
+		size_t step;
 		if (strcmp(rec, "swapped") == 0)
 			*ret_state = SWAP_DONE;
 		else if (strcmp(rec, "undone") == 0)
 			*ret_state = SWAP_UNDONE;
 		else if (strcmp(rec, "redo") == 0)
 			*ret_state = SWAP_STARTED;
+		else if (sscanf(rec, "deferred %zu", &step) == 1 && step < plan->n)
+			mark_deferred(plan, step);
+		/* An undo cancels what was deferred: a redo starts afresh. */
+		if (*ret_state == SWAP_UNDONE)
+			clear_deferred(plan);
 	}
 	journal_close(&jr);
 	return 0;
@@ -415,24 +436,33 @@ static void step_paths(const struct layout *L, const struct swap_step *s, char *
 	}
 }
 
+/* 0 done, 1 deferred to the boot (REIMAGE_BCAP_DEFER), < 0 failed. */
 static int do_move(const struct swap_ctx *sc, const char *from, const char *to,
 		   struct reimage_error *err)
 {
 	int r = sc->ops->move(sc->backend, from, to, err);
-	return r < 0 ? r : 0;
+	if (r > 0 && !(sc->ops->caps & REIMAGE_BCAP_DEFER)) {
+		err_set(err, -EPROTO, REIMAGE_EC_STATE,
+			"backend %s deferred a move without declaring it can", sc->ops->name);
+		return -EPROTO;
+	}
+	return r < 0 ? r : r > 0;
 }
 
 /* Exchange a and b: atomically where the backend can, else by three
- * moves through the parking place (recoverable: see pair_state). */
+ * moves through the parking place (recoverable: see pair_state).
+ * 1 if any of the moves was deferred to the boot. */
 static int do_exchange(const struct swap_ctx *sc, const struct layout *L, const char *a,
 		       const char *b, struct reimage_error *err)
 {
-	int r;
+	int r, d1, d2;
 	if (sc->ops->caps & REIMAGE_BCAP_EXCHANGE)
 		return sc->ops->exchange(sc->backend, a, b, err);
-	if ((r = do_move(sc, a, L->parking, err)) < 0 || (r = do_move(sc, b, a, err)) < 0)
+	if ((d1 = do_move(sc, a, L->parking, err)) < 0 || (d2 = do_move(sc, b, a, err)) < 0)
+		return d1 < 0 ? d1 : d2;
+	if ((r = do_move(sc, L->parking, b, err)) < 0)
 		return r;
-	return do_move(sc, L->parking, b, err);
+	return d1 || d2 || r;
 }
 
 /* Which objects are where.  For a move (ino at `src` goes to `dst`):
@@ -473,13 +503,20 @@ static int step_state(const struct layout *L, const struct swap_step *s)
 	case OP_EXCHANGE:
 		return pair_state(L, a, b, s->old_id, s->new_id);
 	case OP_PEXCHANGE:
+		/* Preserves come out of old/: before FINAL (not done, undone,
+		 * or deferred to the boot) they cannot have begun. */
+		if (!fs_exists(L->retired))
+			return 0;
 		return pair_state(L, a, b, s->new_id, s->old_id);
 	case OP_RETIRE:
 		return move_state(a, b, s->old_id);
 	case OP_ADD:
 		return move_state(b, a, s->new_id);
-	case OP_FINAL:
 	case OP_PMOVE:
+		if (!fs_exists(L->retired))
+			return 0;
+		return move_state(b, a, s->old_id);
+	case OP_FINAL:
 		return move_state(b, a, s->old_id);
 	case OP_MOUNT:
 		/* With an aside the copy began, and may not have ended: it is
@@ -488,6 +525,15 @@ static int step_state(const struct layout *L, const struct swap_step *s)
 		return fs_exists(a) ? 1 : 0;
 	}
 	return -1;
+}
+
+/* The second move of a cut-short exchange was deferred: ask the third
+ * too, which the backend defers after it. */
+static int step_finish_deferred(const struct swap_ctx *sc, const struct layout *L,
+				const char *b, struct reimage_error *err)
+{
+	int r = do_move(sc, L->parking, b, err);
+	return r < 0 ? r : 1;
 }
 
 static int step_forward(const struct swap_ctx *sc, const struct layout *L,
@@ -503,8 +549,8 @@ static int step_forward(const struct swap_ctx *sc, const struct layout *L,
 		if (state == 0)
 			return do_exchange(sc, L, a, b, err);
 		/* Finish a three-move exchange that was cut short. */
-		if (state == 1 && (r = do_move(sc, b, a, err)) < 0)
-			return r;
+		if (state == 1 && (r = do_move(sc, b, a, err)) != 0)
+			return r < 0 ? r : step_finish_deferred(sc, L, b, err);
 		return do_move(sc, L->parking, b, err);
 	case OP_RETIRE:
 		return do_move(sc, a, b, err);
@@ -565,12 +611,26 @@ static int inconsistent(const struct swap_step *s, struct reimage_error *err)
 	return -EUCLEAN;
 }
 
-/* Run every step not yet done, front to back. */
+/* The backend deferred step i to the boot: journaled before the next
+ * step, so that recover leaves it to the boot too. */
+static int note_deferred(const struct layout *L, struct swap_plan *plan, size_t i,
+			 struct reimage_error *err)
+{
+	char rec[64];
+	snprintf(rec, sizeof(rec), "deferred %zu", i);
+	mark_deferred(plan, i);
+	return journal_mark(L, rec, err);
+}
+
+/* Run every step not yet done, front to back.  A step deferred to the
+ * boot is the boot's: the tree shows it done only after the boot. */
 static int run_forward(const struct swap_ctx *sc, const struct layout *L,
-		       const struct swap_plan *plan, struct reimage_error *err)
+		       struct swap_plan *plan, struct reimage_error *err)
 {
 	for (size_t i = 0; i < plan->n; i++) {
 		const struct swap_step *s = &plan->steps[i];
+		if (s->deferred)
+			continue;
 		int state = step_state(L, s), r;
 		if (state == 3)
 			continue;
@@ -580,6 +640,8 @@ static int run_forward(const struct swap_ctx *sc, const struct layout *L,
 			err_prefix(err, "swap step %zu (%s %s)", i + 1, op_names[s->op], s->name);
 			return r;
 		}
+		if (r == 1 && (r = note_deferred(L, plan, i, err)) < 0)
+			return r;
 		if (i == 0 && sc->pause_s > 0 && plan->n > 1) {
 			log_warn("test switch: swap paused for %lld s after its first step",
 				 sc->pause_s);
@@ -591,10 +653,30 @@ static int run_forward(const struct swap_ctx *sc, const struct layout *L,
 	return 0;
 }
 
-/* Undo every step done, back to front. */
+/* Moves deferred to a boot that has not come are forgotten before an
+ * undo: the tree shows their steps as not done, and so they must stay. */
+static int cancel_deferred(const struct swap_ctx *sc, const struct layout *L,
+			   const struct swap_plan *plan, struct reimage_error *err)
+{
+	if (!plan->n_deferred)
+		return 0;
+	if (!OPS_HAS(sc->ops, struct reimage_backend_ops, deferred_cancel)) {
+		err_set(err, -ENOTSUP, REIMAGE_EC_UNSUPPORTED,
+			"backend %s deferred moves to the boot but cannot cancel them",
+			sc->ops->name);
+		return -ENOTSUP;
+	}
+	return sc->ops->deferred_cancel(sc->backend, L->dir, err);
+}
+
+/* Undo every step done, back to front (moves the backend defers now
+ * happen at the next boot, in this order). */
 static int run_undo(const struct swap_ctx *sc, const struct layout *L,
 		    const struct swap_plan *plan, struct reimage_error *err)
 {
+	int r;
+	if ((r = cancel_deferred(sc, L, plan, err)) < 0)
+		return r;
 	for (size_t i = plan->n; i-- > 0;) {
 		const struct swap_step *s = &plan->steps[i];
 		int state = step_state(L, s), r;
@@ -621,7 +703,7 @@ static int finish(const struct swap_ctx *sc, const struct layout *L, const char 
 	return journal_mark(L, mark, err);
 }
 
-int swap_run(const struct swap_ctx *sc, const struct swap_plan *plan, struct reimage_error *err)
+int swap_run(const struct swap_ctx *sc, struct swap_plan *plan, struct reimage_error *err)
 {
 	struct layout L;
 	int r;
@@ -692,4 +774,54 @@ int swap_recover(const struct swap_ctx *sc, int undo, struct reimage_error *err)
 out:
 	swap_plan_free(&plan);
 	return r;
+}
+
+int swap_deferred_names(const char *root, char *buf, size_t cap, struct reimage_error *err)
+{
+	enum swap_journal_state js;
+	struct swap_plan plan;
+	size_t len = 0;
+	int r;
+
+	buf[0] = '\0';
+	if ((r = swap_journal_read(root, &js, &plan, err)) < 0)
+		return r;
+	for (size_t i = 0; i < plan.n && len < cap; i++) {
+		const struct swap_step *s = &plan.steps[i];
+		if (s->deferred)
+			len += (size_t)snprintf(buf + len, cap - len, "%s%s", len ? "\n" : "",
+						s->op == OP_FINAL ? LAYOUT_DIR "/new" : s->name);
+	}
+	swap_plan_free(&plan);
+	return 0;
+}
+
+int swap_deferred_check(const char *root, struct reimage_error *err)
+{
+	enum swap_journal_state js;
+	struct swap_plan plan;
+	struct layout L;
+	char missed[REIMAGE_ERRMSG_MAX / 2];
+	size_t len = 0, n = 0;
+	int r;
+
+	layout_init(&L, root);
+	if ((r = swap_journal_read(root, &js, &plan, err)) < 0)
+		return r;
+	missed[0] = '\0';
+	for (size_t i = 0; i < plan.n; i++) {
+		const struct swap_step *s = &plan.steps[i];
+		if (!s->deferred || step_state(&L, s) == 3)
+			continue;
+		n++;
+		if (len < sizeof(missed))
+			len += (size_t)snprintf(missed + len, sizeof(missed) - len, "%s%s '%s'",
+						len ? ", " : "", op_names[s->op], s->name);
+	}
+	swap_plan_free(&plan);
+	if (!n)
+		return 0;
+	err_set(err, -EUCLEAN, REIMAGE_EC_STATE,
+		"%zu step(s) deferred to the boot were not done by it: %s", n, missed);
+	return -EUCLEAN;
 }

@@ -40,6 +40,7 @@ struct swap_step {
 	char *name;             /* relative to the root; "" for FINAL */
 	struct obj_id old_id;   /* the old image's object (FINAL: the staging directory) */
 	struct obj_id new_id;   /* the new image's object, {0,0} if none */
+	int deferred;           /* journaled "deferred": the backend left it to the boot */
 };
 
 struct swap_plan {
@@ -50,6 +51,7 @@ struct swap_plan {
 	size_t count[OP_MOUNT + 1];
 	char **unapplied;  /* mounted entries whose staged content the backend cannot apply */
 	size_t n_unapplied;
+	size_t n_deferred;  /* steps whose moves the backend deferred to the boot */
 };
 
 struct swap_ctx {
@@ -69,8 +71,9 @@ int swap_plan_build(const struct swap_ctx *sc, const char *const *keep,
 void swap_plan_free(struct swap_plan *plan);
 /* Journal the plan, run it, sync, journal "swapped".  On a failure the
  * steps done are undone (and "undone" journaled); if that fails too the
- * journal stays for `reimage recover`. */
-int swap_run(const struct swap_ctx *sc, const struct swap_plan *plan, struct reimage_error *err);
+ * journal stays for `reimage recover`.  A step the backend defers to the
+ * boot is journaled "deferred" and marked in the plan. */
+int swap_run(const struct swap_ctx *sc, struct swap_plan *plan, struct reimage_error *err);
 
 enum swap_journal_state { SWAP_NONE, SWAP_STARTED, SWAP_DONE, SWAP_UNDONE };
 /* Read the journal: its state, and the plan if there is one. */
@@ -85,5 +88,11 @@ int swap_forget_asides(const char *root, struct reimage_error *err);
  * point it reached; safe to run any number of times. */
 int swap_recover(const struct swap_ctx *sc, int undo, struct reimage_error *err);
 const char *swap_op_name(enum swap_op op);
+/* The journaled swap's steps deferred to the boot, their names one per
+ * line in buf ("" if none; FINAL is named after the staging directory). */
+int swap_deferred_names(const char *root, char *buf, size_t cap, struct reimage_error *err);
+/* After the boot: 0 if every deferred step is done on the tree, else
+ * -EUCLEAN naming those that are not. */
+int swap_deferred_check(const char *root, struct reimage_error *err);
 
 #endif

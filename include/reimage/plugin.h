@@ -406,6 +406,23 @@ struct reimage_backend_ops {
 	 * staging.  A user without a record is EC_NOTFOUND. */
 	int (*accounts_copy)(void *ctx, const char *root, const char *staging,
 			     const char *const *users, struct reimage_error *err);
+
+	/* Moves deferred to the boot (REIMAGE_BCAP_DEFER; Windows).  move()
+	 * returns 1 when it left an entry in use to be moved at the next
+	 * boot.  Once a move is deferred, a later move whose source or
+	 * destination is, contains or lies under a path of a move still
+	 * deferred MUST be deferred too, so the boot performs them in the
+	 * order they were asked (the old entry retired before the new one
+	 * moves in).  The core journals each deferred step, names them in
+	 * the job's state and report, and after the boot checks on the tree
+	 * that every one was done before it commits.
+	 *
+	 * deferred_cancel: the swap is undone before the boot: forget every
+	 * deferred move with a source or destination under dir (the core
+	 * passes <root>/.reimage: every move of a swap has a side there), and
+	 * no other.  Nothing deferred is not an error.  REQUIRED with
+	 * REIMAGE_BCAP_DEFER. */
+	int (*deferred_cancel)(void *ctx, const char *dir, struct reimage_error *err);
 };
 
 /* ------------------------------------------------------------------- entry */
