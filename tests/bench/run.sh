@@ -44,5 +44,9 @@ cleanup() {
 	rm -rf "$work"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
-python3 "$top/tests/bench/bench.py" --build "$build" --work "$work" "${args[@]}"
+# In the background so that a signal reaches bench.py at once: it stops
+# its servers and agents and unmounts, then the trap above checks.
+python3 "$top/tests/bench/bench.py" --build "$build" --work "$work" "${args[@]}" &
+bench=$!
+trap 'kill -TERM $bench 2>/dev/null; wait $bench || :; exit 143' INT TERM
+wait $bench
