@@ -12,7 +12,8 @@ with the per-round ratio engine/reference.
            backend) for generated images of 1,000 / 10,000 / 100,000 files
            and for the ~1 GB /usr image; reference: bench-swapref, the same
            renames/exchanges with one syncfs, on the same swapped root.
-  staging  `reimage run` of the /usr image (wall time + sync) from the file
+  staging  `reimage run` of the /usr image (wall time + sync, and the CPU
+           time of every process) from the file
            and from nginx on 127.0.0.1, against GNU tar -x, bsdtar -x and
            curl | tee >(openssl dgst -sha256) | tar --zstd -x.
   memory   peak RSS of those runs (/usr/bin/time); idle RSS of polling agents.
@@ -269,8 +270,8 @@ def reimage_run(mnt, url, image, tag):
         raise RuntimeError(f"staged {staged.group(1)} entries, image has {image['entries']}")
     if open(os.path.join(root, "etc/hostname")).read() != "old-host\n":
         raise RuntimeError("the preserved etc/hostname is not the old one")
-    return {"wall": secs, "cpu": cpu, "rss_kb": int(rss.group(1)), "staged_s": float(staged.group(2)),
-            "swap_ms": int(swapped.group(5)),
+    return {"wall": secs, "cpu": cpu, "rss_kb": int(rss.group(1)),
+            "staged_s": float(staged.group(2)), "swap_ms": int(swapped.group(5)),
             "ops": sum(int(swapped.group(k)) for k in range(1, 5)), "root": root}
 
 
@@ -278,7 +279,7 @@ def swap_reference(root):
     """bench-swapref on the root the engine just swapped: its exchanges, in
     reverse, plus the preserves, with one syncfs."""
     r = sh(f"'{BIN['swapref']}' '{root}' '{root}/.reimage/old' srv/data etc/hostname")
-    ops, ms = r.stdout.split()
+    _ops, ms = r.stdout.split()
     return float(ms)
 
 
