@@ -168,7 +168,8 @@ def cached(cache, name, build):
         os.makedirs(cache, exist_ok=True)
         tmp = path + ".tmp"
         build(tmp)
-        listing = sh(f"tar --zstd -tvf '{tmp}' | awk '$6 != \"./\" {{n++; s+=$3}} END {{print n, s}}'")
+        listing = sh(f"tar --zstd -tvf '{tmp}' | "
+                     "awk '$6 != \"./\" {n++; s+=$3} END {print n, s}'")
         entries, nbytes = listing.stdout.split()
         os.rename(tmp, path)
         with open(meta, "w") as f:
