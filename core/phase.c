@@ -24,8 +24,9 @@
  *   HOOKS      phase_hooks       copy-mode preserves and accounts in new/
  *   LABEL      phase_label       hooks done; new/ final
  *   QUIESCE    phase_quiesce     volume label set (if asked)
- *   SWAP       phase_swap        users logged out, unneeded processes stopped;
- *                                it first arms the guard inside new/
+ *   SWAP       phase_swap        new/ synced, users logged out, unneeded
+ *                                processes stopped; it first arms the guard
+ *                                inside new/
  *   BOOT       phase_boot        journal says "swapped": new image at the top
  *                                level (its /sbin/init the guard), old image
  *                                in .reimage/old, synced
@@ -518,6 +519,11 @@ static int phase_quiesce(struct engine *e, struct reimage_error *err)
 {
 	const struct reimage_backend_ops *b = e->backend->desc->backend;
 	int r;
+	/* The staged image reaches the disk while users still work: left
+	 * dirty, the swap's one sync would write it inside the outage
+	 * (seconds for a large image instead of milliseconds). */
+	if ((r = b->sync(e->backend->ctx, e->root, err)) < 0)
+		return r;
 	if ((b->caps & REIMAGE_BCAP_LOGOUT) && b->logout &&
 	    (r = b->logout(e->backend->ctx, e->root, err)) < 0)
 		return r;

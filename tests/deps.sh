@@ -10,7 +10,8 @@ packages="build-essential cmake pkg-config
   libsystemd-dev busybox-static dosfstools procps file libcap2-bin
   mmdebstrap qemu-system-x86 linux-image-cloud-amd64 iproute2
   libsquashfs-dev squashfs-tools xorriso docker-registry
-  gcc-mingw-w64-x86-64 mingw-w64 wine64 wine"
+  gcc-mingw-w64-x86-64 mingw-w64 wine64 wine
+  libarchive-tools curl time"
 missing=""
 for p in $packages; do
 	dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' ||

@@ -1,0 +1,52 @@
+#!/bin/bash
+# The engine's benchmarks (outage, staging speed, memory, fleet); see
+# tests/bench/bench.py for what is measured against what.
+#   tests/bench/run.sh [--quick] [--build DIR] [--rounds N] [--agents N]
+#                         [--only outage,staging,fleet] [--json FILE]
+# Without --build it configures and builds build-bench/ (RelWithDebInfo).
+# Needs root: each measurement gets a fresh ext4 on a loop file, which this
+# script unmounts and detaches by path when it ends, however it ends.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/../.." && pwd)
+build=""
+args=()
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--build) build=$2; shift 2 ;;
+	--quick) args+=("$1"); shift ;;
+	--rounds|--agents|--only|--json) args+=("$1" "$2"); shift 2 ;;
+	-h|--help) sed -n '2,8s/^# \{0,1\}//p' "$0"; exit 0 ;;
+	*) echo "run.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+	esac
+done
+if [ "$(id -u)" -ne 0 ]; then
+	echo "run.sh: needs root (a loop-mounted ext4 for each measurement)" >&2
+	exit 77
+fi
+if [ -z "$build" ]; then
+	sh "$top/tests/deps.sh"
+	build=$top/build-bench
+	cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build "$build" -j "$(nproc 2>/dev/null || echo 2)" >/dev/null
+fi
+for tool in nginx curl bsdtar zstd openssl mkfs.ext4 /usr/bin/time; do
+	command -v "$tool" >/dev/null || {
+		echo "run.sh: $tool is missing (sh tests/deps.sh installs it)" >&2; exit 77; }
+done
+
+work=$(mktemp -d /tmp/reimage-bench.XXXXXX)
+cleanup() {
+	# bench.py unmounts as it goes; this is for when it could not.
+	if mountpoint -q "$work/mnt"; then umount "$work/mnt" || umount -l "$work/mnt"; fi
+	losetup -j "$work/volume.img" -O NAME -n 2>/dev/null | while read -r dev; do
+		losetup -d "$dev"
+	done
+	rm -rf "$work"
+}
+trap cleanup EXIT
+# In the background so that a signal reaches bench.py at once: it stops
+# its servers and agents and unmounts, then the trap above checks.
+python3 "$top/tests/bench/bench.py" --build "$build" --work "$work" "${args[@]}" &
+bench=$!
+trap 'kill -TERM $bench 2>/dev/null; wait $bench || :; exit 143' INT TERM
+wait $bench
