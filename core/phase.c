@@ -1,9 +1,9 @@
 /*
  * phase.c -- the phase machine of one job on one root.
  *
- *   PREFLIGHT -> PREPARE -> STAGE -> PRESERVE -> HOOKS -> LABEL -> QUIESCE
- *        |          |         |         |          |        |         |
- *        +----------+---------+---------+----------+--------+---------+--> FAILED
+ *   PREFLIGHT -> PREPARE -> STAGE -> PRESERVE -> HOOKS -> LABEL -> WINDOW -> QUIESCE
+ *        |          |         |         |          |        |        |         |
+ *        +----------+---------+---------+----------+--------+--------+---------+--> FAILED
  *                                 (staging removed, root untouched)
  *   QUIESCE -> SWAP -> BOOT -> REPORT -> REBOOT      ...after the reboot:
  *               |        |                           confirm -> COMMITTED
@@ -17,7 +17,10 @@
  *   PRESERVE   phase_preserve    new/ holds the whole image, hash verified
  *   HOOKS      phase_hooks       copy-mode preserves and accounts in new/
  *   LABEL      phase_label       hooks done; new/ final
- *   QUIESCE    phase_quiesce     volume label set (if asked)
+ *   WINDOW     phase_window      volume label set (if asked); staging final:
+ *                                the agent waits here for the swap's window
+ *                                and wave, and warns the users
+ *   QUIESCE    phase_quiesce     the window is open
  *   SWAP       phase_swap        users logged out, unneeded processes stopped
  *   BOOT       phase_boot        journal says "swapped": new image at the top
  *                                level, old image in .reimage/old, synced
@@ -460,6 +463,11 @@ static int phase_label(struct engine *e, struct reimage_error *err)
 	return b->set_label(e->backend->ctx, e->root, e->job->label, err);
 }
 
+static int phase_window(struct engine *e, struct reimage_error *err)
+{
+	return e->watch && e->watch->window ? e->watch->window(e->watch->arg, e->backend, err) : 0;
+}
+
 static int phase_quiesce(struct engine *e, struct reimage_error *err)
 {
 	const struct reimage_backend_ops *b = e->backend->desc->backend;
@@ -548,6 +556,7 @@ static const struct phase {
 	{ "PRESERVE", phase_preserve, 0 },
 	{ "HOOKS", phase_hooks, 0 },
 	{ "LABEL", phase_label, 0 },
+	{ "WINDOW", phase_window, 0 },
 	{ "QUIESCE", phase_quiesce, 0 },
 	{ "SWAP", phase_swap, 0 },
 	{ "BOOT", phase_boot, 1 },

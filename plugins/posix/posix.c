@@ -363,6 +363,8 @@ static const struct reimage_backend_ops posix_ops = {
 	.image_attach = posix_image_attach_hook,
 	.image_detach = posix_image_detach_hook,
 	.unit_active = posix_unit_active,
+	.notify_users = posix_notify_users,
+	.inhibited = posix_inhibited,
 };
 
 static const struct reimage_plugin posix_plugin = {
