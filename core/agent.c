@@ -154,7 +154,10 @@ static void outcome_reported(struct agent *a, const char *job, const char *state
 
 static void gate_report(void *arg, const char *phase, const char *state, const char *message)
 {
-	report_event(arg, phase, state, NULL, message);
+	struct agent *a = arg;
+	if (strcmp(a->rep.job, a->job->id))  /* a job still waiting to start */
+		report_begin(a, a->job->id, a->job->serial, a->loc[a->job_loc].url);
+	report_event(a, phase, state, NULL, message);
 }
 
 static void refuse(struct agent *a, const char *job, long long serial, const char *location,
