@@ -9,7 +9,7 @@ packages="build-essential cmake pkg-config
   tar zstd xz-utils gzip bzip2 python3 acl attr e2fsprogs util-linux
   libsystemd-dev busybox-static dosfstools procps file libcap2-bin
   mmdebstrap qemu-system-x86 linux-image-cloud-amd64 iproute2
-  libsquashfs-dev squashfs-tools xorriso docker-registry"
+  libsquashfs-dev squashfs-tools xorriso docker-registry tzdata faketime"
 missing=""
 for p in $packages; do
 	dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' ||

@@ -510,3 +510,56 @@ TEST_CASE(reimagectl_rollout_errors)
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "waiting"));
 	free(out);
 }
+
+#define LIBFAKETIME "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+
+/* Start agent i with its clock 1000 days behind (libfaketime). */
+static pid_t agent_start_behind(int i)
+{
+	setenv("LD_PRELOAD", LIBFAKETIME, 1);
+	setenv("FAKETIME", "-1000d", 1);
+	setenv("FAKETIME_DONT_FAKE_MONOTONIC", "1", 1);
+	/* libfaketime comes before the sanitizer's runtime in ASan builds. */
+	char asan[256];
+	snprintf(asan, sizeof(asan), "%s:verify_asan_link_order=0",
+		 getenv("ASAN_OPTIONS") ? getenv("ASAN_OPTIONS") : "");
+	char *saved = getenv("ASAN_OPTIONS") ? strdup(getenv("ASAN_OPTIONS")) : NULL;
+	setenv("ASAN_OPTIONS", asan, 1);
+	pid_t pid = agent_start(i, 0);
+	unsetenv("LD_PRELOAD");
+	unsetenv("FAKETIME");
+	unsetenv("FAKETIME_DONT_FAKE_MONOTONIC");
+	if (saved)
+		setenv("ASAN_OPTIONS", saved, 1);
+	else
+		unsetenv("ASAN_OPTIONS");
+	free(saved);
+	return pid;
+}
+
+TEST_CASE(agent_follows_the_store_clock)
+{
+	struct fleet f;
+	char job[512];
+
+	if (access(LIBFAKETIME, R_OK) < 0)
+		t_skip("libfaketime is not installed (package faketime)");
+	/* The window opened 5 s ago by the store's (and the true) clock. */
+	window_job(job, sizeof(job), -5, "");
+	fleet_setup(&f, 2, 0, job);
+	CU_ASSERT_EQUAL_FATAL(t_sh("echo 'clock = \"store\";' >> '%s'", agent_file(1)), 0);
+	submit(&f, t_path("admin.key"), "--agents pc-1,pc-2");
+	pid_t p1 = agent_start_behind(1), p2 = agent_start_behind(2);
+	/* pc-1 follows the store's Date and runs; pc-2 believes its own
+	 * clock: it stages early and waits for a window 1000 days ahead. */
+	CU_ASSERT_EQUAL(agent_wait(p1, 60), 0);
+	CU_ASSERT(is_new_image(1));
+	char *log = t_read(t_path("pc-1/agent.log"));
+	CU_ASSERT(log && strstr(log, "clock: following the job store's, 864"));
+	free(log);
+	CU_ASSERT(report_shows(2, "staged; the swap waits for its window at", NULL, 30));
+	CU_ASSERT(!is_new_image(2));
+	kill(p2, SIGTERM);
+	CU_ASSERT_EQUAL(agent_wait(p2, 15), 0);
+	server_stop(f.ng.pid);
+}
