@@ -420,15 +420,17 @@ static void take_document(struct agent *a, size_t i, const char *doc, size_t len
 		free(job);
 		return;
 	}
-	drop_waiting(a);
-	a->gate.job = job;
-	a->gate.doc_url = url;
-	if (gate_plan(&a->gate, a->loc[i].etag, now, &start, &e) < 0) {
+	struct gate plan = a->gate;  /* the waiting job keeps its own until this one is sure */
+	plan.job = job;
+	plan.doc_url = url;
+	if (gate_plan(&plan, a->loc[i].etag, now, &start, &e) < 0) {
 		refuse(a, job->id, job->serial, url, e.msg);
 		job_free(job);
 		free(job);
 		return;
 	}
+	drop_waiting(a);
+	a->gate = plan;
 	a->job = job;
 	a->job_loc = i;
 	a->job_start = start;

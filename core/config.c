@@ -61,7 +61,8 @@ static const struct reimage_option job_table[] = {
 	[J_TIMEZONE] = { "timezone", REIMAGE_OPT_STRING, NULL, 0, 0,
 			 "zone of a local `at` (\"Europe/Berlin\"; unset: the machine's)" },
 	[J_JITTER] = { "jitter", REIMAGE_OPT_INT, "0", 0, 31 * 86400,
-		       "up to this many seconds added to `at`, different per agent" },
+		       "up to this many seconds added to the start (`at`, else the job's "
+		       "arrival), different per agent" },
 	[J_STAGE_EARLY] = { "stage_early", REIMAGE_OPT_BOOL, "false", 0, 0,
 			    "download and stage at once; only the swap waits for the window" },
 	[J_ROLLOUT] = { "rollout", REIMAGE_OPT_GROUP, NULL, 0, 0,

@@ -734,9 +734,10 @@ static int cmd_stop(struct ctl *c, struct reimage_error *err)
 	int64_t now = (int64_t)time(NULL);
 	int r = rollout_load(c, c->a->pos[0], &ro, err);
 
-	/* Documents first: they are what every agent checks. */
-	if (r == 0 && (r = withdraw(c, &ro, &docs, err)) == 0 &&
-	    (r = stop_waves(c, ro.job, now, err)) == 0) {
+	/* The waves first: an agent cancelled by the withdrawn document then
+	 * finds its wave stopped and does not count it as failed. */
+	if (r == 0 && (r = stop_waves(c, ro.job, now, err)) == 0 &&
+	    (r = withdraw(c, &ro, &docs, err)) == 0) {
 		rollout_poll(c, &ro);
 		for (i = 0; i < ro.n; i++)
 			if (ro.have[i] && swapped(&ro.rep[i])) {

@@ -302,6 +302,13 @@ int rollout_tally(struct registry *reg, const struct agent_conf *ac, const char 
 	struct wave_state next;
 	int r;
 
+	/* A decided wave is not counted again: the agents of a halted wave
+	 * of thousands each end here. */
+	if ((r = rollout_wave_get(reg, ac, store, job, wave, (char[REIMAGE_ETAG_MAX]){ "" }, ret,
+				  err)) < 0)
+		return r;
+	if (strcmp(ret->state, "open") && strcmp(ret->state, "waiting"))
+		return 0;
 	if ((r = rollout_count(reg, ac, store, job, wave, now, ret, err)) < 0)
 		return r;
 	if (ret->decided != now)
