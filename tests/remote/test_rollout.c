@@ -152,17 +152,26 @@ static char *agents_list(int n)
 	return list;
 }
 
+/* n agents and job_extra, their roots' manifests in before[1..n] (if not
+ * NULL), the job submitted to all of them in order. */
+static void rollout_submit(struct fleet *f, int n, const char *job_extra, char **before)
+{
+	char how[1100];
+	fleet_setup(f, n, 0, job_extra);
+	for (int i = 1; before && i <= n; i++)
+		before[i] = root_manifest(i);
+	snprintf(how, sizeof(how), "--agents %s", agents_list(n));
+	submit(f, t_path("admin.key"), how);
+}
+
 TEST_CASE(waves_progress_within_budget)
 {
 	struct fleet f;
 	char *out = NULL;
 	/* 21 agents: 3, 8 and 10; one of wave 2 fails, within its 20%. */
-	fleet_setup(&f, 21, 0, "rollout: { waves = [ \"10%\", \"50%\", \"100%\" ]; "
-		    "failure_budget = 20; };");
+	rollout_submit(&f, 21, "rollout: { waves = [ \"10%\", \"50%\", \"100%\" ]; "
+		       "failure_budget = 20; };", NULL);
 	break_agent(5);
-	char how[1100];
-	snprintf(how, sizeof(how), "--agents %s", agents_list(21));
-	submit(&f, t_path("admin.key"), how);
 	/* Each wave starts only after the one before it committed. */
 	int wave_of[22];
 	for (int i = 1; i <= 21; i++)
@@ -194,15 +203,12 @@ TEST_CASE(waves_progress_within_budget)
 TEST_CASE(wave_over_budget_halts_the_rollout)
 {
 	struct fleet f;
-	char *before[MAX_AGENTS + 1], *out = NULL, how[1100];
+	char *before[MAX_AGENTS + 1], *out = NULL;
 	/* 20 agents: 5, then 15; two failures in the first wave are 40%. */
-	fleet_setup(&f, 20, 0, "rollout: { waves = [ \"25%\", \"100%\" ]; failure_budget = 20; };");
+	rollout_submit(&f, 20, "rollout: { waves = [ \"25%\", \"100%\" ]; failure_budget = 20; };",
+		       before);
 	break_agent(2);
 	break_agent(4);
-	for (int i = 6; i <= 20; i++)
-		before[i] = root_manifest(i);
-	snprintf(how, sizeof(how), "--agents %s", agents_list(20));
-	submit(&f, t_path("admin.key"), how);
 	int wave_of[21];
 	for (int i = 1; i <= 20; i++)
 		wave_of[i] = i <= 5 ? 0 : 1;
@@ -216,8 +222,9 @@ TEST_CASE(wave_over_budget_halts_the_rollout)
 		CU_ASSERT_EQUAL(access(t_path("pc-%d/root/.reimage/new", i), F_OK), -1);
 		free(rep);
 		free(after);
-		free(before[i]);
 	}
+	for (int i = 1; i <= 20; i++)
+		free(before[i]);
 	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "rollout status -s %s test-job", f.store), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "halted"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "rollout test-job: 2 wave(s), halted"));
@@ -228,13 +235,10 @@ TEST_CASE(wave_over_budget_halts_the_rollout)
 TEST_CASE(stop_cancels_every_agent_not_swapped)
 {
 	struct fleet f;
-	char *before[MAX_AGENTS + 1], *out = NULL, how[1100];
+	char *before[MAX_AGENTS + 1], *out = NULL;
 	/* pc-1 is the first wave; the 19 others stage early and wait for it. */
-	fleet_setup(&f, 20, 0, "rollout: { waves = [ \"5%\", \"100%\" ]; }; stage_early = true;");
-	for (int i = 1; i <= 20; i++)
-		before[i] = root_manifest(i);
-	snprintf(how, sizeof(how), "--agents %s", agents_list(20));
-	submit(&f, t_path("admin.key"), how);
+	rollout_submit(&f, 20, "rollout: { waves = [ \"5%\", \"100%\" ]; }; stage_early = true;",
+		       before);
 	for (int i = 1; i <= 20; i++)
 		f.pid[i] = agent_start(i, 0);
 	/* pc-1 swaps and "reboots"; it is not started again yet. */
