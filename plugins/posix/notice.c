@@ -15,6 +15,7 @@
 #include "tty.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
@@ -128,7 +129,9 @@ static int desktop_notify(uid_t uid, const char *text)
 		char xdg[96];
 		snprintf(xdg, sizeof(xdg), "XDG_RUNTIME_DIR=%s", runtime);
 		char *envp[] = { bus, xdg, "PATH=/usr/bin:/bin", NULL };
-		if (setgid(pw->pw_gid) < 0 || setuid(uid) < 0)
+		/* The user's own groups only: none of the agent's. */
+		if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
+		    setuid(uid) < 0)
 			_exit(126);
 		execle("/usr/bin/notify-send", "notify-send", "-u", "critical", "-a", "reimage",
 		       "System restart", text, (char *)NULL, envp);

@@ -65,6 +65,12 @@ void tty_notify(const struct tty_session *s, size_t n_sessions, const struct rei
 		int fd = open(s[i].path, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
 		if (fd < 0)
 			continue;
+		/* Only ever a terminal: a stale or forged utmp line naming a
+		 * disk must not get the text written onto it. */
+		if (!isatty(fd)) {
+			close(fd);
+			continue;
+		}
 		/* \r\n: a terminal in raw mode still starts each line at the left. */
 		char head[512];
 		int hl = snprintf(head, sizeof(head), "\r\n\a*** reimage: message for %s ***\r\n",

@@ -16,8 +16,9 @@ struct tty_session {
 	char user[64];
 };
 
-/* Write n->text to each terminal (opened O_NOCTTY, non-blocking: a
- * terminal that does not take it is skipped), then read their input for
+/* Write n->text to each terminal (opened O_NOCTTY, non-blocking; a path
+ * that is not a terminal, or a terminal that does not take the text, is
+ * skipped), then read their input for
  * up to n->wait_ms: a line "defer" sets ret->defer and ret->who.  Fills
  * ret->sessions and appends "tty:PATH" to ret->channels for each
  * terminal reached. */
