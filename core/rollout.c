@@ -313,7 +313,10 @@ int rollout_tally(struct registry *reg, const struct agent_conf *ac, const char 
 		return r;
 	if (ret->decided != now)
 		return 0;  /* undecided, or decided before */
-	for (int k = wave + 1; k < ret->waves; k++) {
+	/* Committed: the next wave opens (the ones after it wait for it).
+	 * Halted: every later wave halts. */
+	int last = !strcmp(ret->state, "committed") ? wave + 1 : ret->waves - 1;
+	for (int k = wave + 1; k <= last && k < ret->waves; k++) {
 		if ((r = rollout_wave_get(reg, ac, store, job, k, (char[REIMAGE_ETAG_MAX]){ "" },
 					  &next, err)) < 0)
 			return r;
@@ -329,8 +332,6 @@ int rollout_tally(struct registry *reg, const struct agent_conf *ac, const char 
 		}
 		if ((r = rollout_wave_put(reg, ac, store, job, &next, err)) < 0)
 			return r;
-		if (!strcmp(ret->state, "committed"))
-			break;  /* the waves after the next wait for it */
 	}
 	return rollout_wave_put(reg, ac, store, job, ret, err);
 }

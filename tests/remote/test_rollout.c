@@ -85,8 +85,13 @@ static int wave_committed(int wave)
 static int wave_finished(const struct fleet *f, const int *wave_of, int wave)
 {
 	for (int j = 1; j <= f->n; j++)
-		if (wave_of[j] == wave && !job_final(j))
+		if (wave_of[j] == wave && !job_final(j)) {
+			char *rep = job_report(j);
+			fprintf(stderr, "pc-%d of wave %d not finished: %s\n", j, wave + 1,
+				rep ? rep : "(no report)");
+			free(rep);
 			return 0;
+		}
 	return 1;
 }
 

@@ -9,6 +9,7 @@
 #include "harness.h"
 #include "gate.h"
 #include "notice.h"
+#include "registry.h"
 #include "rollout.h"
 #include "when.h"
 #include "../../plugins/posix/tty.h"
@@ -80,6 +81,85 @@ TEST_CASE(wave_errors_name_the_cause)
 	CU_ASSERT_EQUAL(rollout_assign((const char *const[]){ "50%", "100%" }, 2, targets, 1,
 				       NULL, wave, &err), -EINVAL);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "wave 2 (100%) takes no agent"));
+}
+
+/* A rollout of three waves of two agents in a directory store (the
+ * built-in file transport); agents' outcomes written as their reports. */
+struct store {
+	struct registry reg;
+	struct agent_conf ac;
+	char dir[1024];
+};
+
+static void store_open(struct store *st)
+{
+	struct reimage_error err = { 0 };
+	static const char *const names[3][2] = { { "a1", "a2" }, { "b1", "b2" }, { "c1", "c2" } };
+	memset(st, 0, sizeof(*st));
+	snprintf(st->dir, sizeof(st->dir), "%s", t_path("store"));
+	CU_ASSERT_EQUAL_FATAL(registry_init(&st->reg, NULL, &err), 0);
+	for (int w = 0; w < 3; w++) {
+		struct wave_state ws = { .wave = w, .waves = 3, .size = 2, .budget = 50 };
+		snprintf(ws.name, sizeof(ws.name), "w%d", w);
+		snprintf(ws.state, sizeof(ws.state), "%s", w == 0 ? "open" : "waiting");
+		CU_ASSERT_EQUAL_FATAL(rollout_agents_put(&st->reg, &st->ac, st->dir, "j1", w,
+							 names[w], 2, &err), 0);
+		CU_ASSERT_EQUAL_FATAL(rollout_wave_put(&st->reg, &st->ac, st->dir, "j1", &ws, &err), 0);
+	}
+}
+
+static void outcome(struct store *st, const char *agent, const char *state)
+{
+	char text[512];
+	snprintf(text, sizeof(text), "{\"agent\": \"%s\", \"job\": \"j1\", \"serial\": 1, "
+		 "\"phase\": \"X\", \"state\": \"%s\", \"time\": 1}", agent, state);
+	CU_ASSERT_EQUAL(t_sh("mkdir -p '%s/reports/j1'", st->dir), 0);
+	t_write(t_path("store/reports/j1/%s.json", agent), text);
+}
+
+static const char *wave_state_of(struct store *st, int wave)
+{
+	static struct wave_state ws;
+	struct reimage_error err = { 0 };
+	CU_ASSERT_EQUAL(rollout_wave_get(&st->reg, &st->ac, st->dir, "j1", wave,
+					 (char[REIMAGE_ETAG_MAX]){ "" }, &ws, &err), 0);
+	return ws.state;
+}
+
+TEST_CASE(tally_opens_only_the_next_wave)
+{
+	struct reimage_error err = { 0 };
+	struct wave_state ws;
+	struct store st;
+
+	store_open(&st);
+	outcome(&st, "a1", "committed");
+	CU_ASSERT_EQUAL(rollout_tally(&st.reg, &st.ac, st.dir, "j1", 0, 100, &ws, &err), 0);
+	CU_ASSERT_STRING_EQUAL(ws.state, "open");  /* a2 still runs */
+	CU_ASSERT_STRING_EQUAL(wave_state_of(&st, 1), "waiting");
+	outcome(&st, "a2", "failed");  /* 1 of 2 is within 50% */
+	CU_ASSERT_EQUAL(rollout_tally(&st.reg, &st.ac, st.dir, "j1", 0, 101, &ws, &err), 0);
+	CU_ASSERT_STRING_EQUAL(ws.state, "committed");
+	CU_ASSERT_EQUAL(ws.failed, 1);
+	CU_ASSERT_STRING_EQUAL(wave_state_of(&st, 1), "open");
+	CU_ASSERT_STRING_EQUAL(wave_state_of(&st, 2), "waiting");
+	/* Two agents deciding the same wave at once: the second decision
+	 * must not open the wave after the next. */
+	struct wave_state again;
+	CU_ASSERT_EQUAL(rollout_wave_get(&st.reg, &st.ac, st.dir, "j1", 0,
+					 (char[REIMAGE_ETAG_MAX]){ "" }, &again, &err), 0);
+	snprintf(again.state, sizeof(again.state), "open");
+	CU_ASSERT_EQUAL(rollout_wave_put(&st.reg, &st.ac, st.dir, "j1", &again, &err), 0);
+	CU_ASSERT_EQUAL(rollout_tally(&st.reg, &st.ac, st.dir, "j1", 0, 102, &ws, &err), 0);
+	CU_ASSERT_STRING_EQUAL(wave_state_of(&st, 2), "waiting");
+	/* Wave 2 over budget halts itself and wave 3. */
+	outcome(&st, "b1", "rolled-back");
+	outcome(&st, "b2", "failed");
+	CU_ASSERT_EQUAL(rollout_tally(&st.reg, &st.ac, st.dir, "j1", 1, 103, &ws, &err), 0);
+	CU_ASSERT_STRING_EQUAL(ws.state, "halted");
+	CU_ASSERT_PTR_NOT_NULL(strstr(ws.reason, "wave 2 (w1): 2 of 2 failed or rolled back"));
+	CU_ASSERT_STRING_EQUAL(wave_state_of(&st, 2), "halted");
+	registry_fini(&st.reg);
 }
 
 /* ------------------------------------------------------ job settings */
