@@ -7,7 +7,8 @@
  *           that a job was cut short before its swap; report the outcome
  *   loop:   poll every job location (conditional fetch: ETag/mtime)
  *           verify signature -> parse -> accept (targets, serial, expiry)
- *           -> run now, or wait for `at` (a withdrawn document cancels)
+ *           -> run now, or wait for its window and wave (gate.c; a
+ *           withdrawn document cancels)
  *           run: last serial saved durably, then the phases, each
  *           reported; after the reboot request the agent stops
  *           sleep poll_interval + random(0..poll_jitter)
@@ -21,8 +22,10 @@
 #include "agentstate.h"
 #include "error.h"
 #include "fsutil.h"
+#include "gate.h"
 #include "health.h"
 #include "log.h"
+#include "notice.h"
 #include "phase.h"
 #include "report.h"
 #include "sign.h"
@@ -68,6 +71,7 @@ struct agent {
 	/* The report of the job running now. */
 	struct report rep;
 	int64_t last_progress_ms;
+	struct gate gate;  /* the job's window, wave and stop; the clock */
 };
 
 /* ------------------------------------------------------------- reports */
@@ -135,7 +139,8 @@ static void report_event(struct agent *a, const char *phase, const char *state,
 	report_send(a, &(struct reimage_error){ 0 });
 }
 
-/* Remember a final outcome as reported, so a restart does not repeat it. */
+/* Remember a final outcome as reported, so a restart does not repeat it;
+ * a job of a rollout's wave then counts its wave. */
 static void outcome_reported(struct agent *a, const char *job, const char *state)
 {
 	struct reimage_error e = { 0 };
@@ -143,6 +148,16 @@ static void outcome_reported(struct agent *a, const char *job, const char *state
 	snprintf(a->st.reported_state, sizeof(a->st.reported_state), "%s", state);
 	if (agent_state_save(a->ac->state_dir, &a->st, &e) < 0)
 		log_warn("agent state: %s", e.msg);
+	if (!strcmp(job, a->st.last_job))
+		gate_tally(&a->reg, a->ac, job, a->st.last_wave);
+}
+
+static void gate_report(void *arg, const char *phase, const char *state, const char *message)
+{
+	struct agent *a = arg;
+	if (strcmp(a->rep.job, a->job->id))  /* a job still waiting to start */
+		report_begin(a, a->job->id, a->job->serial, a->loc[a->job_loc].url);
+	report_event(a, phase, state, NULL, message);
 }
 
 static void refuse(struct agent *a, const char *job, long long serial, const char *location,
@@ -272,8 +287,12 @@ static void watch_phase(void *arg, const struct job_state *st)
 {
 	struct agent *a = arg;
 	const char *state = st->status;
-	if (!strcmp(state, "failed") && a->stop && *a->stop)
+	if (!strcmp(state, "failed") && a->gate.outcome)
+		state = a->gate.outcome;  /* stopped, withdrawn, or its window closed */
+	else if (!strcmp(state, "failed") && a->stop && *a->stop)
 		state = "cancelled";
+	if (*a->stop)
+		a->gate.halt = 1;
 	if (!a->rep.started)
 		a->rep.started = (int64_t)time(NULL);
 	snprintf(a->rep.deferred, sizeof(a->rep.deferred), "%s", st->deferred);
@@ -287,6 +306,7 @@ static void watch_progress(void *arg, const struct progress *p)
 {
 	struct agent *a = arg;
 	int64_t now = progress_now_ms();
+	gate_poll(&a->gate);
 	if (now - a->last_progress_ms < PROGRESS_REPORT_MS)
 		return;
 	a->last_progress_ms = now;
@@ -295,12 +315,19 @@ static void watch_progress(void *arg, const struct progress *p)
 	report_send(a, &(struct reimage_error){ 0 });
 }
 
+static int watch_window(void *arg, struct plugin *backend, struct reimage_error *err)
+{
+	struct agent *a = arg;
+	return gate_run(&a->gate, backend, err);
+}
+
 /* The serial is spent before anything happens: a job runs (or is
  * skipped) at most once, whatever becomes of it. */
 static int spend_serial(struct agent *a, struct reimage_error *err)
 {
 	a->st.have_serial = 1;
 	a->st.last_serial = a->job->serial;
+	a->st.last_wave = a->job->wave;
 	snprintf(a->st.last_job, sizeof(a->st.last_job), "%s", a->job->id);
 	return agent_state_save(a->ac->state_dir, &a->st, err);
 }
@@ -314,7 +341,8 @@ static const char *job_backend(const struct agent *a)
 /* Returns 1 if the backend was asked to reboot (the agent stops), else 0. */
 static int run_job(struct agent *a)
 {
-	const struct engine_watch watch = { watch_phase, watch_progress, a, a->stop };
+	const struct engine_watch watch = { watch_phase, watch_progress, a, &a->gate.halt,
+					    watch_window };
 	struct reimage_error e = { 0 };
 	struct engine eng;
 	int r, rebooting = 0;
@@ -327,6 +355,8 @@ static int run_job(struct agent *a)
 	log_notice("job %s (serial %lld) from %s: starting", a->job->id, a->job->serial,
 		   a->loc[a->job_loc].url);
 	r = engine_open(&eng, a->job, a->ac, a->ac->root, job_backend(a), &e);
+	if (r == 0)
+		r = notice_check(eng.backend->desc->backend, a->job, &e);
 	if (r < 0) {
 		err_prefix(&e, "PREFLIGHT");
 		report_event(a, "PREFLIGHT", "failed", e.msg, NULL);
@@ -361,7 +391,7 @@ static void take_document(struct agent *a, size_t i, const char *doc, size_t len
 	struct reimage_error e = { 0 };
 	struct sign_verified v;
 	struct job *job = calloc(1, sizeof(*job));
-	int64_t now = (int64_t)time(NULL), start;
+	int64_t now = gate_now(&a->gate), start;
 
 	if (!job) {
 		log_error("%s: out of memory", url);
@@ -388,9 +418,6 @@ static void take_document(struct agent *a, size_t i, const char *doc, size_t len
 		free(job);
 		return;
 	}
-	start = now;
-	if (job->at)  /* its form was checked when the job was read */
-		when_start(job->at, job->window, now, &start);
 	/* Of two acceptable jobs, the higher serial wins. */
 	if (a->waiting && a->job_loc != i && a->job->serial >= job->serial) {
 		log_info("%s: job %s (serial %lld) ignored: job %s (serial %lld) comes first", url,
@@ -399,7 +426,17 @@ static void take_document(struct agent *a, size_t i, const char *doc, size_t len
 		free(job);
 		return;
 	}
+	struct gate plan = a->gate;  /* the waiting job keeps its own until this one is sure */
+	plan.job = job;
+	plan.doc_url = url;
+	if (gate_plan(&plan, a->loc[i].etag, now, &start, &e) < 0) {
+		refuse(a, job->id, job->serial, url, e.msg);
+		job_free(job);
+		free(job);
+		return;
+	}
 	drop_waiting(a);
+	a->gate = plan;
 	a->job = job;
 	a->job_loc = i;
 	a->job_start = start;
@@ -420,7 +457,10 @@ static void poll_location(struct agent *a, size_t i)
 	struct location *l = &a->loc[i];
 	struct reimage_error e = { 0 };
 	size_t len = 0;
-	int r = store_fetch(&a->reg, a->ac, l->url, a->buf, SIGN_DOC_MAX, &len, l->etag, NULL, &e);
+	int64_t date = 0;
+	int r = store_fetch(&a->reg, a->ac, l->url, a->buf, SIGN_DOC_MAX, &len, l->etag, &date, &e);
+
+	gate_clock(&a->gate, date);
 
 	if (r == REIMAGE_NOT_MODIFIED)
 		return;
@@ -544,12 +584,24 @@ static int64_t next_poll_ms(struct agent *a)
 	int64_t ms = a->ac->poll_interval * 1000;
 	if (a->ac->poll_jitter > 0)
 		ms += random() % (a->ac->poll_jitter * 1000 + 1);
-	if (a->waiting) {
-		int64_t until = (a->job_start - (int64_t)time(NULL)) * 1000;
+	if (a->waiting && a->job_start > gate_now(&a->gate)) {
+		int64_t until = (a->job_start - gate_now(&a->gate)) * 1000;
 		if (until < ms)
 			ms = until < 1000 ? 1000 : until;
 	}
 	return ms;
+}
+
+/* A job that ends before it started (its window passed, its rollout
+ * halted): its serial is spent, the outcome reported. */
+static void end_unstarted(struct agent *a, const char *state, const char *why)
+{
+	struct reimage_error e = { 0 };
+	if (spend_serial(a, &e) < 0)
+		log_warn("agent state: %s", e.msg);
+	report_begin(a, a->job->id, a->job->serial, a->loc[a->job_loc].url);
+	report_event(a, "SCHEDULED", state, NULL, why);
+	outcome_reported(a, a->job->id, state);
 }
 
 int agent_run(struct agent_conf *ac, const struct agent_opts *opts,
@@ -569,6 +621,8 @@ int agent_run(struct agent_conf *ac, const struct agent_opts *opts,
 	a->stop = stop;
 	for (const char *p = ac->agent_id; *p; p++)
 		seed = seed * 31 + (unsigned char)*p;
+	a->gate = (struct gate){ .reg = &a->reg, .ac = ac, .buf = a->buf, .cap = SIGN_DOC_MAX,
+				 .signalled = stop, .report = gate_report, .arg = a };
 	srandom(seed);  /* agents started together still poll apart */
 	for (size_t n = 0; ac->plugin_path && ac->plugin_path[n] && n < 15; n++)
 		a->search_path[n] = ac->plugin_path[n];
@@ -586,22 +640,21 @@ int agent_run(struct agent_conf *ac, const struct agent_opts *opts,
 	while (!*stop) {
 		for (size_t i = 0; i < a->n_loc && !*stop; i++)
 			poll_location(a, i);
-		int64_t now = (int64_t)time(NULL);
+		int64_t now = gate_now(&a->gate);
+		struct reimage_error why = { 0 };
+		int go = -1;
 		if (a->waiting && !*stop && a->job_start <= now) {
-			if (a->job->window > 0 && now > a->job_start + a->job->window) {
-				struct reimage_error e = { 0 };
-				if (spend_serial(a, &e) < 0)
-					log_warn("agent state: %s", e.msg);
-				report_begin(a, a->job->id, a->job->serial, a->loc[a->job_loc].url);
-				report_event(a, "SCHEDULED", "skipped", NULL,
-					     "its window passed before it could start");
-				outcome_reported(a, a->job->id, "skipped");
-			} else if (run_job(a)) {
+			if (gate_expired(&a->gate, now))
+				end_unstarted(a, "skipped", "its window passed before it could start");
+			else if ((go = gate_may_start(&a->gate, &why)) < 0)
+				end_unstarted(a, a->gate.outcome, why.msg);
+			else if (go == 1 && run_job(a)) {
 				log_notice("agent: the backend is rebooting the machine; stopping");
 				drop_waiting(a);
 				break;
 			}
-			drop_waiting(a);
+			if (go != 0)  /* 0: its wave is not open yet */
+				drop_waiting(a);
 		}
 		if (opts->once)
 			break;

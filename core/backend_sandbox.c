@@ -6,6 +6,9 @@
  * mount namespace changes nothing outside), and records logout, quiesce, label,
  * boot parameters and reboot in a file instead of doing them, so that the
  * whole flow runs in a temporary directory without touching the machine.
+ * User notices are recorded too, and written to the terminals `terminals`
+ * names (a test's simulated sessions), never to the machine's own users;
+ * inhibitors are looked up among the machine's processes (read only).
  * It never fits a real system: backend = "auto" does not choose it.
  */
 #include "builtin.h"
@@ -13,6 +16,7 @@
 #include "image.h"
 #include "move.h"
 #include "power.h"
+#include "tty.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -20,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { OPT_RECORD, OPT_POWER_SUPPLY_DIR, OPT_COUNT };
+enum { OPT_RECORD, OPT_POWER_SUPPLY_DIR, OPT_TERMINALS, OPT_COUNT };
 
 static const struct reimage_option sandbox_options[] = {
 	[OPT_RECORD] = { "record", REIMAGE_OPT_STRING, NULL, 0, 0,
@@ -29,6 +33,8 @@ static const struct reimage_option sandbox_options[] = {
 	[OPT_POWER_SUPPLY_DIR] = { "power_supply_dir", REIMAGE_OPT_STRING, NULL, 0, 0,
 				   "a directory laid out as /sys/class/power_supply that "
 				   "PREFLIGHT reads (default: none, power unknown)" },
+	[OPT_TERMINALS] = { "terminals", REIMAGE_OPT_STRINGS, "", 0, 0,
+			    "terminals (e.g. a test's ptys) standing for logged-in sessions" },
 	{ NULL, REIMAGE_OPT_END, NULL, 0, 0, NULL }
 };
 
@@ -36,6 +42,8 @@ struct sandbox {
 	const struct reimage_host *host;
 	char record[PATH_MAX];  /* "" until the root is known */
 	char power_supply_dir[PATH_MAX];  /* "" if not set */
+	struct tty_session *terminals;
+	size_t n_terminals;
 };
 
 static int sandbox_record(struct sandbox *sb, const char *root, struct reimage_error *err,
@@ -83,13 +91,27 @@ static int sandbox_init(const struct reimage_host *host, const struct reimage_op
 	if (values && values[OPT_POWER_SUPPLY_DIR].set)
 		snprintf(sb->power_supply_dir, sizeof(sb->power_supply_dir), "%s",
 			 values[OPT_POWER_SUPPLY_DIR].s);
+	if (values && values[OPT_TERMINALS].n > 0) {
+		sb->terminals = calloc(values[OPT_TERMINALS].n, sizeof(*sb->terminals));
+		if (!sb->terminals) {
+			free(sb);
+			host->error(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
+			return -ENOMEM;
+		}
+		for (size_t i = 0; i < values[OPT_TERMINALS].n; i++)
+			snprintf(sb->terminals[i].path, sizeof(sb->terminals[i].path), "%s",
+				 values[OPT_TERMINALS].list[i]);
+		sb->n_terminals = values[OPT_TERMINALS].n;
+	}
 	*ret_ctx = sb;
 	return 0;
 }
 
 static void sandbox_fini(void *ctx)
 {
-	free(ctx);
+	struct sandbox *sb = ctx;
+	free(sb->terminals);
+	free(sb);
 }
 
 static int sandbox_prepare(void *ctx, const char *root, struct reimage_error *err)
@@ -166,6 +188,29 @@ static int sandbox_power(void *ctx, struct reimage_error *err)
 	return sb->power_supply_dir[0] ? posix_power(sb->power_supply_dir) : REIMAGE_POWER_UNKNOWN;
 }
 
+static int sandbox_notify_users(void *ctx, const struct reimage_notice *n,
+				struct reimage_notice_result *ret, struct reimage_error *err)
+{
+	struct sandbox *sb = ctx;
+	char what[64];
+	snprintf(what, sizeof(what), "%lld s left, %d deferral(s) left", (long long)n->seconds_left,
+		 n->deferrals_left);
+	tty_notify(sb->terminals, sb->n_terminals, n, ret);
+	return sandbox_record(sb, NULL, err, "notify users:", what);
+}
+
+static int sandbox_inhibited(void *ctx, const char *const *processes, char *ret_what,
+			     size_t cap, struct reimage_error *err)
+{
+	struct sandbox *sb = ctx;
+	int r = tty_process_running(processes, ret_what, cap);
+	if (r < 0) {
+		sb->host->error(err, r, REIMAGE_EC_IO, "sandbox: read /proc: %s", strerror(-r));
+		return r;
+	}
+	return r;
+}
+
 static const struct reimage_backend_ops sandbox_ops = {
 	.abi_version = REIMAGE_PLUGIN_ABI,
 	.struct_size = sizeof(struct reimage_backend_ops),
@@ -193,6 +238,8 @@ static const struct reimage_backend_ops sandbox_ops = {
 	.image_attach = sandbox_image_attach,
 	.image_detach = sandbox_image_detach,
 	.power = sandbox_power,
+	.notify_users = sandbox_notify_users,
+	.inhibited = sandbox_inhibited,
 };
 
 static const struct reimage_plugin sandbox_plugin = {

@@ -10,6 +10,7 @@
 #include "options.h"
 #include "registry.h"
 #include "source.h"
+#include "store.h"
 #include "when.h"
 
 #include <errno.h>
@@ -23,7 +24,8 @@
 enum {
 	J_ID, J_SERIAL, J_IMAGE, J_ROOT, J_BACKEND, J_PRESERVE, J_HOOKS, J_LABEL, J_BOOT,
 	J_REBOOT, J_KEEP_OLD_DAYS, J_KEEP_ENTRIES, J_PLUGIN_PATH, J_TARGETS, J_NOT_AFTER, J_AT,
-	J_WINDOW, J_HEALTH, J_TEST_SWAP_PAUSE, J_TRIAL, J_PREFLIGHT, J_COUNT
+	J_WINDOW, J_HEALTH, J_TEST_SWAP_PAUSE, J_TRIAL, J_PREFLIGHT, J_TIMEZONE, J_JITTER,
+	J_STAGE_EARLY, J_ROLLOUT, J_NOTICE, J_COUNT
 };
 static const struct reimage_option job_table[] = {
 	[J_ID] = { "id", REIMAGE_OPT_STRING, NULL, 0, 0, "job identifier (required)" },
@@ -60,6 +62,17 @@ static const struct reimage_option job_table[] = {
 		      "the boot guard of the new image's trial boots" },
 	[J_PREFLIGHT] = { "preflight", REIMAGE_OPT_GROUP, NULL, 0, 0,
 			  "checks made before anything is touched" },
+	[J_TIMEZONE] = { "timezone", REIMAGE_OPT_STRING, NULL, 0, 0,
+			 "zone of a local `at` (\"Europe/Berlin\"; unset: the machine's)" },
+	[J_JITTER] = { "jitter", REIMAGE_OPT_INT, "0", 0, 31 * 86400,
+		       "up to this many seconds added to the start (`at`, else the job's "
+		       "arrival), different per agent" },
+	[J_STAGE_EARLY] = { "stage_early", REIMAGE_OPT_BOOL, "false", 0, 0,
+			    "download and stage at once; only the swap waits for the window" },
+	[J_ROLLOUT] = { "rollout", REIMAGE_OPT_GROUP, NULL, 0, 0,
+			"waves: which agents go first, and the failures each wave may have" },
+	[J_NOTICE] = { "notice", REIMAGE_OPT_GROUP, NULL, 0, 0,
+		       "warning the logged-in users before QUIESCE, and their deferrals" },
 	{ NULL, REIMAGE_OPT_END, NULL, 0, 0, NULL }
 };
 
@@ -82,6 +95,41 @@ static const struct reimage_option preflight_table[] = {
 			  "refuse to start on battery (where the backend can tell)" },
 	[PF_REQUIRED_PATHS] = { "required_paths", REIMAGE_OPT_STRINGS, "", 0, 0,
 				"paths (relative) the staged image must contain" },
+	{ NULL, REIMAGE_OPT_END, NULL, 0, 0, NULL }
+};
+
+enum { RO_WAVES, RO_FAILURE_BUDGET, RO_WAVE, RO_COUNT };
+static const struct reimage_option rollout_table[] = {
+	[RO_WAVES] = { "waves", REIMAGE_OPT_STRINGS, "", 0, 0,
+		       "waves in order: \"N%\" (cumulative share of the targets) or a group name" },
+	[RO_FAILURE_BUDGET] = { "failure_budget", REIMAGE_OPT_INT, "0", 0, 100,
+				"percent of a wave that may fail or roll back; above it the "
+				"rollout halts" },
+	[RO_WAVE] = { "wave", REIMAGE_OPT_INT, "-1", -1, 999,
+		      "this agent's wave (0: the first); set by `reimagectl submit`" },
+	{ NULL, REIMAGE_OPT_END, NULL, 0, 0, NULL }
+};
+
+enum { N_SECONDS, N_REPEAT, N_MESSAGE, N_MAX_DEFERRALS, N_DEFER_SECONDS, N_DEFER_DEADLINE,
+       N_INHIBITORS, N_COUNT };
+static const struct reimage_option notice_table[] = {
+	[N_SECONDS] = { "seconds", REIMAGE_OPT_INT, "300", 0, 86400,
+			"countdown shown to logged-in users before QUIESCE (0: no notice)" },
+	[N_REPEAT] = { "repeat", REIMAGE_OPT_INT, "60", 1, 86400,
+		       "seconds between notices during the countdown" },
+	[N_MESSAGE] = { "message", REIMAGE_OPT_STRING,
+			"This computer will be restarted to install a new system.", 0, 0,
+			"text of the notice (the countdown and how to defer are added)" },
+	[N_MAX_DEFERRALS] = { "max_deferrals", REIMAGE_OPT_INT, "0", 0, 100,
+			      "times users may defer (0: they may not)" },
+	[N_DEFER_SECONDS] = { "defer_seconds", REIMAGE_OPT_INT, "3600", 1, 7 * 86400,
+			      "how long one deferral postpones" },
+	[N_DEFER_DEADLINE] = { "defer_deadline", REIMAGE_OPT_STRING, NULL, 0, 0,
+			       "timestamp after which no deferral is granted (unset: the "
+			       "window's end)" },
+	[N_INHIBITORS] = { "inhibitors", REIMAGE_OPT_STRINGS, "", 0, 0,
+			   "process names that postpone the swap while they run (within the "
+			   "window)" },
 	{ NULL, REIMAGE_OPT_END, NULL, 0, 0, NULL }
 };
 
@@ -167,7 +215,7 @@ static const struct reimage_option boot_table[] = {
 enum {
 	A_AGENT_ID, A_GROUPS, A_ROOT, A_BACKEND, A_PLUGINS, A_PLUGIN_PATH, A_STATE_DIR, A_STORE,
 	A_JOBS, A_REPORTS, A_POLL_INTERVAL, A_POLL_JITTER, A_TRUSTED_KEYS, A_REVOKED_KEYS,
-	A_MAX_SERIAL_JUMP, A_GUARD, A_COUNT
+	A_MAX_SERIAL_JUMP, A_GUARD, A_CLOCK, A_COUNT
 };
 static const struct reimage_option agent_table[] = {
 	[A_AGENT_ID] = { "agent_id", REIMAGE_OPT_STRING, NULL, 0, 0,
@@ -198,6 +246,9 @@ static const struct reimage_option agent_table[] = {
 				"largest step above the last serial run that is accepted" },
 	[A_GUARD] = { "guard", REIMAGE_OPT_STRING, NULL, 0, 0,
 		      "the reimage-guard binary (default: beside reimage, else the installed one)" },
+	[A_CLOCK] = { "clock", REIMAGE_OPT_STRING, "system", 0, 0,
+		      "\"system\", or \"store\": follow the job store's clock (HTTP Date) for "
+		      "`at`, windows and expiry" },
 	{ NULL, REIMAGE_OPT_END, NULL, 0, 0, NULL }
 };
 
@@ -217,6 +268,8 @@ const struct config_group *config_job_groups(void)
 		{ "group 'health'", health_table },
 		{ "group 'trial'", trial_table },
 		{ "group 'preflight'", preflight_table },
+		{ "group 'rollout'", rollout_table },
+		{ "group 'notice'", notice_table },
 		{ NULL, NULL },
 	};
 	return groups;
@@ -350,6 +403,47 @@ static int job_read_hooks(struct job *job, const config_setting_t *list, struct 
 	return 0;
 }
 
+/* When and in which wave the swap may happen, and how users are told. */
+static int job_parse_schedule(struct job *job, struct reimage_error *err)
+{
+	const struct reimage_optval *v = job->values, *ro = job->rollout_values,
+				    *n = job->notice_values;
+	const char *path = job->file;
+
+	if (v[J_TIMEZONE].set && !when_zone_ok(v[J_TIMEZONE].s))
+		return config_bad(err, path, v[J_TIMEZONE].line, "timezone",
+				  "expected a zone name like \"Europe/Berlin\" or \"UTC\"");
+	if (v[J_JITTER].i > 0 && v[J_WINDOW].i > 0 && v[J_JITTER].i >= v[J_WINDOW].i)
+		return config_bad(err, path, v[J_JITTER].line, "jitter",
+				  "must be shorter than `window`, or no agent could start in it");
+	for (size_t i = 0; i < ro[RO_WAVES].n; i++) {
+		const char *w = ro[RO_WAVES].list[i];
+		if (!when_percent(w, NULL) && !store_name_ok(w))
+			return config_bad(err, path, ro[RO_WAVES].line, "rollout.waves",
+					  "each wave is \"N%\" (1 to 100) or a group name");
+	}
+	if (ro[RO_WAVE].i >= (long long)ro[RO_WAVES].n && ro[RO_WAVE].i >= 0)
+		return config_bad(err, path, ro[RO_WAVE].line, "rollout.wave",
+				  "there is no such wave in rollout.waves");
+	if (n[N_DEFER_DEADLINE].set && when_parse(n[N_DEFER_DEADLINE].s, &job->defer_deadline) < 0)
+		return config_bad(err, path, n[N_DEFER_DEADLINE].line, "notice.defer_deadline",
+				  "expected a timestamp like \"2026-11-30T18:00:00Z\"");
+	job->timezone = v[J_TIMEZONE].set ? v[J_TIMEZONE].s : NULL;
+	job->jitter = v[J_JITTER].i;
+	job->stage_early = (int)v[J_STAGE_EARLY].i;
+	job->waves = ro[RO_WAVES].list;
+	job->n_waves = ro[RO_WAVES].n;
+	job->failure_budget = (int)ro[RO_FAILURE_BUDGET].i;
+	job->wave = (int)ro[RO_WAVE].i;
+	job->notice.seconds = n[N_SECONDS].i;
+	job->notice.repeat = n[N_REPEAT].i;
+	job->notice.message = n[N_MESSAGE].s;
+	job->notice.max_deferrals = (int)n[N_MAX_DEFERRALS].i;
+	job->notice.defer_seconds = n[N_DEFER_SECONDS].i;
+	job->notice.inhibitors = n[N_INHIBITORS].list;
+	return 0;
+}
+
 /* The settings of a job read into job->cfg (from a file or a document). */
 static int job_parse(struct job *job, struct reimage_error *err)
 {
@@ -390,6 +484,10 @@ static int job_parse(struct job *job, struct reimage_error *err)
 			    &job->trial_values, err)) < 0 ||
 	    (r = read_group(root, "preflight", "group 'preflight'", preflight_table, PF_COUNT,
 			    &job->preflight_values, err)) < 0 ||
+	    (r = read_group(root, "rollout", "group 'rollout'", rollout_table, RO_COUNT,
+			    &job->rollout_values, err)) < 0 ||
+	    (r = read_group(root, "notice", "group 'notice'", notice_table, N_COUNT,
+			    &job->notice_values, err)) < 0 ||
 	    (r = job_read_hooks(job, config_setting_get_member(root, "hooks"), err)) < 0)
 		goto fail;
 	iv = job->image_values;
@@ -407,6 +505,8 @@ static int job_parse(struct job *job, struct reimage_error *err)
 			       "\"2026-11-26T03:00:00Z\"");
 		goto fail;
 	}
+	if ((r = job_parse_schedule(job, err)) < 0)
+		goto fail;
 	if (!iv[I_URL].set || !iv[I_URL].s[0]) {
 		err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "%s: setting 'image.url' is required", path);
 		r = -EINVAL;
@@ -587,6 +687,8 @@ void job_free(struct job *job)
 	free_values(health_table, job->health_values);
 	free_values(trial_table, job->trial_values);
 	free_values(preflight_table, job->preflight_values);
+	free_values(rollout_table, job->rollout_values);
+	free_values(notice_table, job->notice_values);
 	for (size_t i = 0; job->hook_values && i < job->n_hooks; i++)
 		options_free(hook_table, &job->hook_values[i * H_COUNT]);
 	free(job->hook_values);
@@ -641,6 +743,13 @@ int agent_conf_load(struct agent_conf *ac, const char *path, struct reimage_erro
 	ac->revoked_keys = v[A_REVOKED_KEYS].list;
 	ac->max_serial_jump = v[A_MAX_SERIAL_JUMP].i;
 	ac->guard = v[A_GUARD].set ? v[A_GUARD].s : NULL;
+	if (strcmp(v[A_CLOCK].s, "system") && strcmp(v[A_CLOCK].s, "store")) {
+		r = config_bad(err, ac->file, v[A_CLOCK].line, "clock",
+			       "expected \"system\" or \"store\"");
+		agent_conf_free(ac);
+		return r;
+	}
+	ac->store_clock = !strcmp(v[A_CLOCK].s, "store");
 	return 0;
 }
 

@@ -29,6 +29,16 @@ struct job_health {
 	long long deadline;           /* seconds for all of them */
 };
 
+/* What logged-in users are told before QUIESCE, and what they may do. */
+struct job_notice {
+	long long seconds;           /* countdown; 0: no notice */
+	long long repeat;            /* seconds between notices */
+	const char *message;
+	int max_deferrals;
+	long long defer_seconds;
+	const char *const *inhibitors;  /* process names that postpone */
+};
+
 struct job {
 	config_t cfg;
 	char file[4096];
@@ -73,9 +83,19 @@ struct job {
 	long long free_margin;     /* bytes that must stay free on the root's volume */
 	int require_ac_power;      /* refuse to start on battery */
 	const char *const *required_paths;  /* relative paths the staged image must hold */
+	const char *timezone;      /* zone of a local `at`, NULL: the machine's */
+	long long jitter;          /* seconds of per-agent delay after `at` */
+	int stage_early;           /* stage at once, swap in the window */
+	const char *const *waves;  /* rollout.waves */
+	size_t n_waves;
+	int failure_budget;        /* percent per wave */
+	int wave;                  /* this document's wave, -1: no waves */
+	struct job_notice notice;
+	int64_t defer_deadline;    /* Unix time, 0: the window's end */
 	struct reimage_optval *values, *image_values, *preserve_values, *boot_values;
 	struct reimage_optval *hook_values, *targets_values, *health_values;
 	struct reimage_optval *trial_values, *preflight_values;
+	struct reimage_optval *rollout_values, *notice_values;
 };
 
 struct agent_conf {
@@ -98,6 +118,7 @@ struct agent_conf {
 	const char *const *revoked_keys;
 	long long max_serial_jump;
 	const char *guard;               /* reimage-guard binary, NULL: found (trial.h) */
+	int store_clock;                 /* clock = "store": follow the store's Date */
 	struct reimage_optval *values;
 };
 

@@ -1,9 +1,9 @@
 /*
  * phase.c -- the phase machine of one job on one root.
  *
- *   PREFLIGHT -> PREPARE -> STAGE -> PRESERVE -> HOOKS -> LABEL -> QUIESCE
- *        |          |         |         |          |        |         |
- *     REFUSED       +---------+---------+----------+--------+---------+--> FAILED
+ *   PREFLIGHT -> PREPARE -> STAGE -> PRESERVE -> HOOKS -> LABEL -> WINDOW -> QUIESCE
+ *        |          |         |         |          |        |        |         |
+ *     REFUSED       +---------+---------+----------+--------+--------+---------+--> FAILED
  *   (nothing written)            (staging removed, root untouched)
  *   QUIESCE -> SWAP -> BOOT -> REPORT -> REBOOT      ...after the reboot:
  *               |        |                           TRIAL -> COMMITTED
@@ -23,7 +23,10 @@
  *                                and it fits this machine (preflight_image)
  *   HOOKS      phase_hooks       copy-mode preserves and accounts in new/
  *   LABEL      phase_label       hooks done; new/ final
- *   QUIESCE    phase_quiesce     volume label set (if asked)
+ *   WINDOW     phase_window      volume label set (if asked); staging final:
+ *                                the agent waits here for the swap's window
+ *                                and wave, and warns the users
+ *   QUIESCE    phase_quiesce     the window is open
  *   SWAP       phase_swap        new/ synced, users logged out, unneeded
  *                                processes stopped; it first arms the guard
  *                                inside new/
@@ -515,6 +518,11 @@ static int phase_label(struct engine *e, struct reimage_error *err)
 	return b->set_label(e->backend->ctx, e->root, e->job->label, err);
 }
 
+static int phase_window(struct engine *e, struct reimage_error *err)
+{
+	return e->watch && e->watch->window ? e->watch->window(e->watch->arg, e->backend, err) : 0;
+}
+
 static int phase_quiesce(struct engine *e, struct reimage_error *err)
 {
 	const struct reimage_backend_ops *b = e->backend->desc->backend;
@@ -633,6 +641,7 @@ static const struct phase {
 	{ "PRESERVE", phase_preserve, 0 },
 	{ "HOOKS", phase_hooks, 0 },
 	{ "LABEL", phase_label, 0 },
+	{ "WINDOW", phase_window, 0 },
 	{ "QUIESCE", phase_quiesce, 0 },
 	{ "SWAP", phase_swap, 0 },
 	{ "BOOT", phase_boot, 1 },

@@ -26,6 +26,10 @@ struct engine_watch {
 	/* Set (by a signal handler): stop before the next phase, or while
 	 * staging; never once the swap has begun. */
 	const volatile sig_atomic_t *stop;
+	/* WINDOW, before QUIESCE: wait for the swap's window and wave, warn
+	 * the users (gate.h).  0: go on; < 0 ends the job before its swap.
+	 * NULL: no wait (`reimage run`). */
+	int (*window)(void *arg, struct plugin *backend, struct reimage_error *err);
 };
 
 struct engine {

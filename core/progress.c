@@ -80,7 +80,7 @@ void progress_begin(struct progress *p, const char *what, uint64_t total)
 	p->what = what;
 	p->total = total;
 	p->tty = isatty(STDERR_FILENO) && log_get_level() >= REIMAGE_LOG_NOTICE;
-	p->started_ms = p->last_ms = progress_now_ms();
+	p->started_ms = p->last_ms = p->last_tick_ms = progress_now_ms();
 }
 
 int progress_update(struct progress *p, uint64_t done)
@@ -92,8 +92,10 @@ int progress_update(struct progress *p, uint64_t done)
 	if (now - p->last_ms >= (p->tty ? 100 : 10000)) {
 		p->last_ms = now;
 		draw(p, 0);
-		if (p->tick)
-			p->tick(p->tick_arg, p);
+	}
+	if (p->tick && now - p->last_tick_ms >= 1000) {
+		p->last_tick_ms = now;
+		p->tick(p->tick_arg, p);
 	}
 	return p->stop && *p->stop ? -ECANCELED : 0;
 }

@@ -13,9 +13,10 @@ struct progress {
 	uint64_t total;         /* REIMAGE_SIZE_UNKNOWN if unknown */
 	uint64_t done;
 	int tty;
-	int64_t started_ms, last_ms;
+	int64_t started_ms, last_ms, last_tick_ms;
 	/* Set by the owner, kept by progress_begin(): */
-	void (*tick)(void *arg, const struct progress *p);  /* at each drawing, may be NULL */
+	/* Every second (a stop the owner learns of, its own reports), may be NULL. */
+	void (*tick)(void *arg, const struct progress *p);
 	void *tick_arg;
 	const volatile sig_atomic_t *stop;  /* set: the work should stop */
 };

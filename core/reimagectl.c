@@ -6,7 +6,7 @@
  *
  * Exit codes: 0 success (wait: every agent committed); 1 failure (wait:
  * an agent failed, was refused or rolled back); 2 usage or configuration
- * error; 4 wait timed out.
+ * error; 4 wait timed out.  Rollouts in waves: rollout.c.
  */
 #define _GNU_SOURCE
 #include "config.h"
@@ -15,6 +15,7 @@
 #include "log.h"
 #include "registry.h"
 #include "report.h"
+#include "rollout.h"
 #include "sign.h"
 #include "store.h"
 #include "when.h"
@@ -45,6 +46,8 @@ struct args {
 	long long serial, expires, timeout, interval;
 	char **pos;  /* positional arguments */
 	int npos;
+	const char *wave_groups[17];  /* --wave-group NAME=A,B,... */
+	int n_wave_groups;
 };
 
 struct ctl {
@@ -204,6 +207,18 @@ static int set_targets(config_t *cfg, const char *agent, const char *group)
 	return 0;
 }
 
+/* rollout.wave = wave in the job as signed for one agent. */
+static int set_wave(config_t *cfg, int wave)
+{
+	config_setting_t *g = config_setting_get_member(config_root_setting(cfg), "rollout"), *v;
+	if (!g)
+		return -ENOENT;
+	config_setting_remove(g, "wave");
+	if (!(v = config_setting_add(g, "wave", CONFIG_TYPE_INT)))
+		return -ENOMEM;
+	return config_setting_set_int(v, wave) ? 0 : -ENOMEM;
+}
+
 static int set_scalar(config_t *cfg, const char *name, int type, long long i, const char *s)
 {
 	config_setting_t *root = config_root_setting(cfg), *v;
@@ -214,16 +229,17 @@ static int set_scalar(config_t *cfg, const char *name, int type, long long i, co
 					  : config_setting_set_string(v, s)) ? 0 : -ENOMEM;
 }
 
-/* The job file as the agent will read it, signed. */
+/* The job file as the agent will read it, signed; wave >= 0: its wave. */
 static int signed_doc(struct ctl *c, config_t *cfg, const char *agent, const char *group,
-		      char **ret_doc, size_t *ret_len, struct reimage_error *err)
+		      int wave, char **ret_doc, size_t *ret_len, struct reimage_error *err)
 {
 	char *text = NULL;
 	size_t len = 0;
 	FILE *f;
 	int r;
 
-	if (set_targets(cfg, agent, group) < 0 || !(f = open_memstream(&text, &len))) {
+	if (set_targets(cfg, agent, group) < 0 || (wave >= 0 && set_wave(cfg, wave) < 0) ||
+	    !(f = open_memstream(&text, &len))) {
 		err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
 		return -ENOMEM;
 	}
@@ -258,6 +274,47 @@ static int next_serial(struct ctl *c, const struct job *job, long long *ret,
 	return 0;
 }
 
+/* Assign the targets to the job's waves and publish each wave's
+ * documents, before any job document: an agent that accepts its job
+ * finds its wave's state. */
+static int publish_waves(struct ctl *c, const struct job *job, char **agents, int *wave_of,
+			 struct reimage_error *err)
+{
+	size_t n = 0;
+	int r;
+
+	while (agents[n])
+		n++;
+	if ((r = rollout_assign(job->waves, job->n_waves, (const char *const *)agents, n,
+				c->a->wave_groups, wave_of, err)) < 0)
+		return r;
+	const char **members = calloc(n + 1, sizeof(char *));
+	if (!members) {
+		err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
+		return -ENOMEM;
+	}
+	for (size_t w = 0; w < job->n_waves && r == 0; w++) {
+		struct wave_state ws = { .wave = (int)w, .waves = (int)job->n_waves,
+					 .budget = job->failure_budget };
+		size_t k = 0;
+		for (size_t i = 0; i < n; i++)
+			if (wave_of[i] == (int)w)
+				members[k++] = agents[i];
+		snprintf(ws.name, sizeof(ws.name), "%s", job->waves[w]);
+		snprintf(ws.state, sizeof(ws.state), "%s", w == 0 ? "open" : "waiting");
+		ws.size = (long long)k;
+		ws.unfinished = (long long)k;
+		ws.opened = w == 0 ? (int64_t)time(NULL) : 0;
+		if ((r = rollout_agents_put(&c->reg, &c->ac, c->store, job->id, (int)w, members, k,
+					    err)) == 0)
+			r = rollout_wave_put(&c->reg, &c->ac, c->store, job->id, &ws, err);
+		printf("wave %zu (%s): %zu agent(s), failure budget %d%%\n", w + 1, job->waves[w],
+		       k, job->failure_budget);
+	}
+	free(members);
+	return r;
+}
+
 static int cmd_submit(struct ctl *c, struct reimage_error *err)
 {
 	struct args *a = c->a;
@@ -266,6 +323,7 @@ static int cmd_submit(struct ctl *c, struct reimage_error *err)
 	char url[STORE_URL_MAX], when[64], *doc = NULL, *text = NULL;
 	json_t *index = NULL, *docs = json_array();
 	struct job job = { 0 };
+	int *wave_of = NULL;
 	config_t cfg;
 	long long serial = 0;
 	int64_t now = (int64_t)time(NULL), not_after;
@@ -290,6 +348,12 @@ static int cmd_submit(struct ctl *c, struct reimage_error *err)
 		r = -EINVAL;
 		goto out;
 	}
+	if (job.n_waves > 0 && !agents) {
+		err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "%s: a job with rollout.waves needs "
+			"--agents: each agent's document carries its wave", a->pos[0]);
+		r = -EINVAL;
+		goto out;
+	}
 	if ((r = next_serial(c, &job, &serial, err)) < 0)
 		goto out;
 	not_after = job.not_after ? job.not_after : now + a->expires;
@@ -301,6 +365,18 @@ static int cmd_submit(struct ctl *c, struct reimage_error *err)
 		r = -EIO;
 		goto out;
 	}
+	if (job.n_waves > 0) {
+		size_t n = 0;
+		while (agents[n])
+			n++;
+		if (!(wave_of = calloc(n + 1, sizeof(int)))) {
+			err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
+			r = -ENOMEM;
+			goto out;
+		}
+		if ((r = publish_waves(c, &job, agents, wave_of, err)) < 0)
+			goto out;
+	}
 	/* One document per agent, or one for the group. */
 	for (size_t i = 0; agents ? agents[i] != NULL : i == 0; i++) {
 		const char *agent = agents ? agents[i] : NULL;
@@ -308,7 +384,8 @@ static int cmd_submit(struct ctl *c, struct reimage_error *err)
 			store_url(url, sizeof(url), c->store, "jobs/%s.job", agent);
 		else
 			store_url(url, sizeof(url), c->store, "jobs/group-%s.job", a->group);
-		if ((r = signed_doc(c, &cfg, agent, a->group, &doc, &len, err)) < 0 ||
+		if ((r = signed_doc(c, &cfg, agent, a->group, wave_of ? wave_of[i] : -1, &doc, &len,
+				    err)) < 0 ||
 		    (r = store_put(&c->reg, &c->ac, url, doc, len, "application/octet-stream",
 				   err)) < 0)
 			goto out;
@@ -347,6 +424,7 @@ out:
 	free(doc);
 	free(agents);
 	free(members);
+	free(wave_of);
 	config_destroy(&cfg);
 	job_free(&job);
 	return r;
@@ -573,24 +651,31 @@ static int cmd_wait(struct ctl *c, struct reimage_error *err)
 	return r;
 }
 
-static int cmd_cancel(struct ctl *c, struct reimage_error *err)
+/* Remove every document of the job from the store; agents that have not
+ * started it report "cancelled".  *ret_docs: how many were removed. */
+static int withdraw(struct ctl *c, const struct rollout *ro, size_t *ret_docs,
+		    struct reimage_error *err)
 {
-	struct rollout ro;
-	json_t *docs, *d;
-	size_t i, started = 0;
-	int r = rollout_load(c, c->a->pos[0], &ro, err);
+	json_t *docs = json_object_get(ro->index, "documents"), *d;
+	size_t i;
+	int r = 0;
 
-	if (r < 0) {
-		rollout_free(&ro);
-		return r;
-	}
-	docs = json_object_get(ro.index, "documents");
 	json_array_foreach(docs, i, d) {
 		const char *url = json_string_value(json_object_get(d, "url"));
 		if (url && (r = store_remove(&c->reg, &c->ac, url, err)) < 0)
-			break;
+			return r;
 	}
-	if (r == 0) {
+	*ret_docs = json_array_size(docs);
+	return 0;
+}
+
+static int cmd_cancel(struct ctl *c, struct reimage_error *err)
+{
+	struct rollout ro;
+	size_t i, started = 0, docs = 0;
+	int r = rollout_load(c, c->a->pos[0], &ro, err);
+
+	if (r == 0 && (r = withdraw(c, &ro, &docs, err)) == 0) {
 		rollout_poll(c, &ro);
 		for (i = 0; i < ro.n; i++)
 			if (ro.have[i] && strcmp(ro.rep[i].state, "scheduled") &&
@@ -600,9 +685,112 @@ static int cmd_cancel(struct ctl *c, struct reimage_error *err)
 				started++;
 			}
 		printf("job %s withdrawn: %zu document(s) removed; %zu agent(s) had started it\n",
-		       ro.job, json_array_size(docs), started);
+		       ro.job, docs, started);
 	}
 	rollout_free(&ro);
+	return r;
+}
+
+/* 1 if the report shows the swap done (or the job over). */
+static int swapped(const struct report *rep)
+{
+	return !strcmp(rep->state, "pending") || !strcmp(rep->state, "committed") ||
+	       !strcmp(rep->state, "rolled-back");
+}
+
+/* Mark every wave not yet decided "stopped", for `rollout status`. */
+static int stop_waves(struct ctl *c, const char *job, int64_t now, struct reimage_error *err)
+{
+	struct wave_state ws;
+	char when[64];
+	int r;
+
+	when_format(now, when, sizeof(when));
+	for (int k = 0;; k++) {
+		struct reimage_error e = { 0 };
+		r = rollout_wave_get(&c->reg, &c->ac, c->store, job, k, (char[REIMAGE_ETAG_MAX]){ "" },
+				     &ws, &e);
+		if (r < 0 && e.cls == REIMAGE_EC_NOTFOUND)
+			return 0;  /* past the last wave, or a job without waves */
+		if (r < 0) {
+			err_set(err, r, e.cls, "%s", e.msg);
+			return r;
+		}
+		if (strcmp(ws.state, "open") && strcmp(ws.state, "waiting"))
+			continue;
+		snprintf(ws.state, sizeof(ws.state), "stopped");
+		snprintf(ws.reason, sizeof(ws.reason), "rollout stopped by the administrator at %s",
+			 when);
+		ws.decided = now;
+		if ((r = rollout_wave_put(&c->reg, &c->ac, c->store, job, &ws, err)) < 0)
+			return r;
+	}
+}
+
+static int cmd_stop(struct ctl *c, struct reimage_error *err)
+{
+	struct rollout ro;
+	size_t i, done = 0, docs = 0;
+	int64_t now = (int64_t)time(NULL);
+	int r = rollout_load(c, c->a->pos[0], &ro, err);
+
+	/* The waves first: an agent cancelled by the withdrawn document then
+	 * finds its wave stopped and does not count it as failed. */
+	if (r == 0 && (r = stop_waves(c, ro.job, now, err)) == 0 &&
+	    (r = withdraw(c, &ro, &docs, err)) == 0) {
+		rollout_poll(c, &ro);
+		for (i = 0; i < ro.n; i++)
+			if (ro.have[i] && swapped(&ro.rep[i])) {
+				printf("%s: already swapped (%s): goes on\n", ro.agents[i],
+				       ro.rep[i].state);
+				done++;
+			}
+		printf("rollout %s stopped: %zu document(s) withdrawn; agents that have not "
+		       "swapped abort and report \"cancelled\"; %zu had swapped\n", ro.job, docs,
+		       done);
+	}
+	rollout_free(&ro);
+	return r;
+}
+
+static int cmd_rollout(struct ctl *c, struct reimage_error *err)
+{
+	const char *job = c->a->pos[1];
+	int64_t now = (int64_t)time(NULL);
+	int halted = 0, k, r = 0;
+
+	if (strcmp(c->a->pos[0], "status")) {
+		err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "rollout: unknown action '%s' (expected "
+			"\"status\")", c->a->pos[0]);
+		return -EINVAL;
+	}
+	if (!store_name_ok(job)) {
+		err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "job id '%s' is not a valid name", job);
+		return -EINVAL;
+	}
+	printf("%-5s %-12s %6s %-10s %9s %6s %10s %6s  %s\n", "WAVE", "NAME", "AGENTS", "STATE",
+	       "COMMITTED", "FAILED", "UNFINISHED", "BUDGET", "DETAIL");
+	for (k = 0;; k++) {
+		struct reimage_error e = { 0 };
+		struct wave_state ws;
+		if ((r = rollout_count(&c->reg, &c->ac, c->store, job, k, now, &ws, &e)) < 0) {
+			if (e.cls == REIMAGE_EC_NOTFOUND && k > 0) {
+				r = 0;
+				break;
+			}
+			if (e.cls == REIMAGE_EC_NOTFOUND)
+				err_set(err, -ENOENT, REIMAGE_EC_NOTFOUND, "job %s has no waves in %s "
+					"(submitted without rollout.waves? see `reimagectl status`)",
+					job, c->store);
+			else
+				err_set(err, r, e.cls, "%s", e.msg);
+			return r < 0 ? r : -ENOENT;
+		}
+		printf("%-5d %-12s %6lld %-10s %9lld %6lld %10lld %5d%%  %s\n", k + 1, ws.name, ws.size,
+		       ws.state, ws.committed, ws.failed, ws.unfinished, ws.budget, ws.reason);
+		halted |= !strcmp(ws.state, "halted") || !strcmp(ws.state, "stopped");
+	}
+	printf("rollout %s: %d wave(s)%s\n", job, k, halted ? ", halted" : "");
 	return r;
 }
 
@@ -619,12 +807,14 @@ static const struct command commands[] = {
 	  "Check a signed job's signature and print its id, serial, expiry and targets." },
 	{ "submit", 1, 1, cmd_submit,
 	  "submit -s STORE -k PRIVATE.pem JOB (--agents A,B,... | --group G [--members A,B,...])\n"
-	  "         [--serial N] [--expires SECONDS]",
+	  "         [--serial N] [--expires SECONDS] [--wave-group NAME=A,B,...]",
 	  "Publish a job to the job store: one signed document per agent (--agents), or\n"
 	  "one shared document for a group (--group; --members names the agents `status`\n"
 	  "and `wait` follow).  The serial is --serial, else one above the store's last;\n"
 	  "not_after is the job's, else now + --expires (default 7 days).  Records the\n"
-	  "rollout in <store>/rollouts/JOB.json." },
+	  "rollout in <store>/rollouts/JOB.json.  A job with rollout.waves needs --agents:\n"
+	  "each agent's signed document names its wave; a wave named after a group takes\n"
+	  "the agents --wave-group NAME=A,B,... lists (repeat it per group)." },
 	{ "status", 1, 1, cmd_status, "status -s STORE JOB",
 	  "A table of every targeted agent: state, phase, progress, age of its last\n"
 	  "report, and the error or message." },
@@ -635,6 +825,18 @@ static const struct command commands[] = {
 	{ "cancel", 1, 1, cmd_cancel, "cancel -s STORE JOB",
 	  "Withdraw a job: remove its documents from the store.  Agents that have not\n"
 	  "started it report \"cancelled\"; those that started go on." },
+	{ "stop", 1, 1, cmd_stop, "stop -s STORE JOB",
+	  "Halt a rollout now: remove its documents and mark its open and waiting waves\n"
+	  "stopped.  Every agent that has not swapped aborts (waiting, staging, staged\n"
+	  "or counting down), removes its staging and reports \"cancelled\" within its\n"
+	  "poll interval; those that swapped go on to their trial.  Exit 0 once the\n"
+	  "store holds the stop." },
+	{ "rollout", 2, 1, cmd_rollout, "rollout status -s STORE JOB",
+	  "Each wave of a rollout (job.conf's rollout.waves): its agents, state (waiting,\n"
+	  "open, committed, halted, stopped), committed, failed and unfinished agents\n"
+	  "counted from their reports now, and its failure budget.  A wave opens when\n"
+	  "the one before it committed within its budget; one over budget halts the\n"
+	  "rollout.  The agents decide this themselves in the store." },
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -653,8 +855,8 @@ static void usage(FILE *out)
 		     "         -k, --key FILE         private key   -t, --trusted FILE  public key\n"
 		     "         -o, --output FILE      sign: where to write\n"
 		     "         -v, --verbose  -q, --quiet\n\n"
-		     "Exit codes: 0 success, 1 failure, 2 usage or configuration error,\n"
-		     "4 wait timed out.\n");
+		     "Exit codes: 0 success, 1 failure (wait: an agent did not succeed), 2 usage\n"
+		     "or configuration error, 4 wait timed out.\n");
 }
 
 static int exit_code(int r, const struct reimage_error *err)
@@ -678,7 +880,8 @@ static long long number(const char *s, const char *what, int *bad)
 
 int main(int argc, char **argv)
 {
-	enum { O_AGENTS = 256, O_GROUP, O_MEMBERS, O_SERIAL, O_EXPIRES, O_TIMEOUT, O_INTERVAL };
+	enum { O_AGENTS = 256, O_GROUP, O_MEMBERS, O_SERIAL, O_EXPIRES, O_TIMEOUT, O_INTERVAL,
+	       O_WAVE_GROUP };
 	static const struct option long_opts[] = {
 		{ "store", required_argument, NULL, 's' },   { "config", required_argument, NULL, 'C' },
 		{ "key", required_argument, NULL, 'k' },     { "trusted", required_argument, NULL, 't' },
@@ -688,6 +891,7 @@ int main(int argc, char **argv)
 		{ "expires", required_argument, NULL, O_EXPIRES },
 		{ "timeout", required_argument, NULL, O_TIMEOUT },
 		{ "interval", required_argument, NULL, O_INTERVAL },
+		{ "wave-group", required_argument, NULL, O_WAVE_GROUP },
 		{ "verbose", no_argument, NULL, 'v' },       { "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },          { "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -738,6 +942,15 @@ int main(int argc, char **argv)
 		case O_EXPIRES: a.expires = number(optarg, "--expires", &bad); break;
 		case O_TIMEOUT: a.timeout = number(optarg, "--timeout", &bad); break;
 		case O_INTERVAL: a.interval = number(optarg, "--interval", &bad); break;
+		case O_WAVE_GROUP:
+			if (a.n_wave_groups < 16 && strchr(optarg, '='))
+				a.wave_groups[a.n_wave_groups++] = optarg;
+			else {
+				fprintf(stderr, "reimagectl: --wave-group NAME=AGENT,...: '%s' (at most "
+					"16)\n", optarg);
+				bad = 1;
+			}
+			break;
 		case 'v': log_set_level(log_get_level() < REIMAGE_LOG_DEBUG ? log_get_level() + 1
 									   : REIMAGE_LOG_DEBUG); break;
 		case 'q': log_set_level(REIMAGE_LOG_WARNING); break;

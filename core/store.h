@@ -9,6 +9,8 @@
  *   <store>/reports/<agent>.json       the agent's latest report, any job
  *   <store>/reports/<job>/<agent>.json the agent's latest report on a job
  *   <store>/rollouts/<job>.json        what reimagectl submitted
+ *   <store>/rollouts/<job>/wave-<k>.json    a wave's state (rollout.h)
+ *   <store>/rollouts/<job>/wave-<k>.agents  a wave's agents
  *   <store>/serial                     the last serial reimagectl used
  */
 #ifndef REIMAGE_STORE_H

@@ -7,8 +7,10 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static int two_digits(const char *s, int *ret)
 {
@@ -100,6 +102,57 @@ int when_start(const char *at, int64_t window, int64_t now, int64_t *ret_start)
 	tm.tm_isdst = -1;
 	*ret_start = (int64_t)mktime(&tm);
 	return 0;
+}
+
+/* Local times in another zone: TZ is swapped for the call and restored.
+ * The process's environment is global, so this is for one thread (the
+ * agent has one). */
+int when_start_in(const char *at, int64_t window, int64_t now, const char *zone,
+		  int64_t *ret_start)
+{
+	char path[512], *saved = NULL;
+	int r;
+
+	if (!zone)
+		return when_start(at, window, now, ret_start);
+	/* glibc silently falls back to UTC for an unknown zone: check first. */
+	snprintf(path, sizeof(path), "/usr/share/zoneinfo/%s", zone);
+	if (!when_zone_ok(zone) || access(path, R_OK) < 0)
+		return -ENOENT;
+	if (getenv("TZ") && !(saved = strdup(getenv("TZ"))))
+		return -ENOMEM;
+	setenv("TZ", zone, 1);
+	tzset();
+	r = when_start(at, window, now, ret_start);
+	if (saved)
+		setenv("TZ", saved, 1);
+	else
+		unsetenv("TZ");
+	tzset();
+	free(saved);
+	return r;
+}
+
+int when_zone_ok(const char *s)
+{
+	if (!s[0] || s[0] == '/' || strstr(s, "..") || strlen(s) > 64)
+		return 0;
+	for (const char *p = s; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		      *p == '/' || *p == '_' || *p == '-' || *p == '+'))
+			return 0;
+	return 1;
+}
+
+int when_percent(const char *s, int *ret_percent)
+{
+	char *end;
+	long v = strtol(s, &end, 10);
+	if (end == s || s[0] < '0' || s[0] > '9' || strcmp(end, "%") || v < 1 || v > 100)
+		return 0;
+	if (ret_percent)
+		*ret_percent = (int)v;
+	return 1;
 }
 
 void when_format(int64_t t, char *buf, size_t len)

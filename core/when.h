@@ -17,6 +17,15 @@ int when_is_daily(const char *s);
  * daily time whose start passed less than window seconds ago starts now;
  * otherwise the next occurrence.  -EINVAL if at is neither form. */
 int when_start(const char *at, int64_t window, int64_t now, int64_t *ret_start);
+/* when_start() with local times in zone (NULL: the machine's).  -ENOENT
+ * if this machine does not know the zone. */
+int when_start_in(const char *at, int64_t window, int64_t now, const char *zone,
+		  int64_t *ret_start);
+/* 1 if s looks like a zone name ("UTC", "Europe/Berlin"): letters,
+ * digits, '/', '_', '-', '+', no "..". */
+int when_zone_ok(const char *s);
+/* 1 if s is "N%" with N in 1..100 (stored in *ret_percent if not NULL). */
+int when_percent(const char *s, int *ret_percent);
 /* ISO 8601 in UTC ("2026-11-25T14:03:09Z"). */
 void when_format(int64_t t, char *buf, size_t len);
 

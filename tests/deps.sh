@@ -9,7 +9,7 @@ packages="build-essential cmake pkg-config
   tar zstd xz-utils gzip bzip2 python3 acl attr e2fsprogs util-linux
   libsystemd-dev busybox-static dosfstools procps file libcap2-bin
   mmdebstrap qemu-system-x86 linux-image-cloud-amd64 iproute2
-  libsquashfs-dev squashfs-tools xorriso docker-registry
+  libsquashfs-dev squashfs-tools xorriso docker-registry tzdata faketime
   gcc-mingw-w64-x86-64 mingw-w64 wine64 wine
   libarchive-tools curl time"
 missing=""

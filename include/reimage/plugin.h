@@ -268,6 +268,25 @@ struct reimage_account {
 };
 typedef int (*reimage_account_fn)(void *arg, const struct reimage_account *account);
 
+/* A notice to the logged-in users before QUIESCE (notify_users()). */
+struct reimage_notice {
+	uint32_t struct_size;      /* sizeof(struct reimage_notice) of the caller */
+	const char *job;           /* the job's id */
+	const char *text;          /* the whole message, countdown and how to defer included */
+	int64_t seconds_left;      /* until QUIESCE; 0: it starts now */
+	int deferrals_left;        /* 0: users may not defer this notice */
+	int wait_ms;               /* how long to wait for answers after delivering */
+};
+
+/* What notify_users() found. */
+#define REIMAGE_NOTICE_WHO_MAX 256
+struct reimage_notice_result {
+	int sessions;                        /* sessions the notice reached */
+	char channels[REIMAGE_NOTICE_WHO_MAX];  /* how, for the report: "tty:/dev/pts/3 desktop:alice" */
+	int defer;                           /* 1: a user asked to defer */
+	char who[REIMAGE_NOTICE_WHO_MAX];    /* who asked: user and terminal */
+};
+
 struct reimage_backend_ops {
 	uint32_t abi_version;    /* REIMAGE_PLUGIN_ABI */
 	uint32_t struct_size;    /* sizeof(struct reimage_backend_ops) */
@@ -423,6 +442,30 @@ struct reimage_backend_ops {
 	 * no other.  Nothing deferred is not an error.  REQUIRED with
 	 * REIMAGE_BCAP_DEFER. */
 	int (*deferred_cancel)(void *ctx, const char *dir, struct reimage_error *err);
+
+	/* WINDOW, before QUIESCE: deliver notice->text to every logged-in
+	 * user session the OS knows (Linux: logind sessions where systemd
+	 * runs, else utmp; a write to each session's terminal as wall(1)
+	 * does, a desktop notification where a desktop session runs; macOS:
+	 * a dialog in the console user's session; Windows: WTSSendMessage),
+	 * then wait up to notice->wait_ms for a user's answer.  When
+	 * notice->deferrals_left > 0 the text tells the user how to defer
+	 * and an answer "defer" sets ret->defer and ret->who.  MUST NOT
+	 * block longer than wait_ms plus a few seconds per session, MUST NOT
+	 * end or change any session; a session it cannot reach is skipped
+	 * and not counted.  ret is zeroed by the caller.  Returns 0 (also
+	 * with no session: ret->sessions = 0) or < 0 if sessions cannot be
+	 * listed at all.  MAY be NULL: the core then reports that users were
+	 * not warned and goes on. */
+	int (*notify_users)(void *ctx, const struct reimage_notice *notice,
+			    struct reimage_notice_result *ret, struct reimage_error *err);
+	/* WINDOW: 1 if an activity that must not be interrupted runs (one of
+	 * the processes named, NULL-terminated; a presentation, a call), with
+	 * its name in ret_what (capacity cap); 0 if none; < 0 on error.  MAY
+	 * be NULL: the core then refuses, in PREFLIGHT, a job that names
+	 * inhibitors. */
+	int (*inhibited)(void *ctx, const char *const *processes, char *ret_what, size_t cap,
+			 struct reimage_error *err);
 };
 
 /* ------------------------------------------------------------------- entry */

@@ -336,6 +336,8 @@ static const struct reimage_backend_ops posix_ops = {
 	.image_detach = posix_image_detach_hook,
 	.unit_active = posix_unit_active,
 	.power = posix_power_hook,
+	.notify_users = posix_notify_users,
+	.inhibited = posix_inhibited,
 };
 
 static const struct reimage_plugin posix_plugin = {

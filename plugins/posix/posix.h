@@ -92,6 +92,10 @@ int posix_proc_fd(struct posix *px, struct reimage_error *err);
 int posix_quiesce(void *ctx, const char *root, struct reimage_error *err);   /* quiesce.c */
 int posix_unit_active(void *ctx, const char *unit, struct reimage_error *err); /* units.c */
 int posix_logout(void *ctx, const char *root, struct reimage_error *err);    /* logout.c */
+int posix_notify_users(void *ctx, const struct reimage_notice *n,             /* notice.c */
+		       struct reimage_notice_result *ret, struct reimage_error *err);
+int posix_inhibited(void *ctx, const char *const *processes, char *ret_what, size_t cap,
+		    struct reimage_error *err);
 int posix_set_label(void *ctx, const char *root, const char *label,
 		    struct reimage_error *err);                               /* label.c */
 int posix_set_boot(void *ctx, const struct reimage_boot *boot,

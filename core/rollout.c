@@ -1,0 +1,337 @@
+/*
+ * rollout.c -- see rollout.h.  Used by reimagectl (submit assigns waves
+ * and publishes their documents; `rollout status` counts them; stop marks
+ * them) and by the agent (gate.c waits for its wave; the tally after each
+ * final outcome decides a wave).
+ */
+#define _GNU_SOURCE
+#include "rollout.h"
+#include "error.h"
+#include "report.h"
+#include "store.h"
+#include "when.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define WAVE_DOC_MAX 4096
+#define AGENTS_DOC_MAX (8u << 20)  /* 100,000 names */
+#define REPORT_DOC_MAX 65536
+
+/* ------------------------------------------------------------ assign */
+
+/* The members of group name in "NAME=A,B,..." items, or NULL. */
+static const char *group_members(const char *const *groups, const char *name)
+{
+	size_t len = strlen(name);
+	for (; groups && *groups; groups++)
+		if (!strncmp(*groups, name, len) && (*groups)[len] == '=')
+			return *groups + len + 1;
+	return NULL;
+}
+
+static int in_list(const char *list, const char *name)
+{
+	size_t len = strlen(name);
+	for (const char *p = list; p && *p;) {
+		size_t n = strcspn(p, ", ");
+		if (n == len && !strncmp(p, name, len))
+			return 1;
+		p += n;
+		p += strspn(p, ", ");
+	}
+	return 0;
+}
+
+int rollout_assign(const char *const *waves, size_t n_waves, const char *const *targets,
+		   size_t n_targets, const char *const *groups, int *ret_wave,
+		   struct reimage_error *err)
+{
+	size_t placed = 0, w;
+
+	for (size_t i = 0; i < n_targets; i++)
+		ret_wave[i] = -1;
+	for (w = 0; w < n_waves; w++) {
+		int percent;
+		if (when_percent(waves[w], &percent)) {
+			/* Cumulative: "10%" is the first tenth, rounded up. */
+			size_t upto = (n_targets * (size_t)percent + 99) / 100, took = 0;
+			for (size_t i = 0; i < n_targets && placed < upto; i++)
+				if (ret_wave[i] < 0) {
+					ret_wave[i] = (int)w;
+					placed++;
+					took++;
+				}
+			if (took == 0)
+				goto empty;
+			continue;
+		}
+		const char *members = group_members(groups, waves[w]);
+		if (!members) {
+			err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "rollout.waves: wave %zu is group "
+				"'%s', but no --wave-group %s=AGENT,... names its members", w + 1,
+				waves[w], waves[w]);
+			return -EINVAL;
+		}
+		size_t before = placed;
+		for (size_t i = 0; i < n_targets; i++)
+			if (ret_wave[i] < 0 && in_list(members, targets[i])) {
+				ret_wave[i] = (int)w;
+				placed++;
+			}
+		if (placed == before)
+			goto empty;
+	}
+	for (size_t i = 0; i < n_targets; i++)
+		if (ret_wave[i] < 0) {
+			err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "rollout.waves: agent %s is in no "
+				"wave (end the waves with \"100%%\" to take everyone left)", targets[i]);
+			return -EINVAL;
+		}
+	return 0;
+empty:
+	/* Nobody would ever decide an empty wave. */
+	err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "rollout.waves: wave %zu (%s) takes no agent "
+		"(earlier waves hold %zu of the %zu targets)", w + 1, waves[w], placed, n_targets);
+	return -EINVAL;
+}
+
+/* --------------------------------------------------------- documents */
+
+static int doc_url(char *buf, size_t len, const char *store, const char *job, int wave,
+		   const char *suffix)
+{
+	return store_url(buf, len, store, "rollouts/%s/wave-%d.%s", job, wave, suffix);
+}
+
+int rollout_wave_put(struct registry *reg, const struct agent_conf *ac, const char *store,
+		     const char *job, const struct wave_state *ws, struct reimage_error *err)
+{
+	char url[STORE_URL_MAX], *text;
+	json_t *o = json_pack("{s:i, s:i, s:s, s:I, s:i, s:s, s:I, s:I, s:I, s:I, s:I, s:s}",
+			      "wave", ws->wave, "waves", ws->waves, "name", ws->name, "size",
+			      (json_int_t)ws->size, "budget", ws->budget, "state", ws->state,
+			      "opened", (json_int_t)ws->opened, "decided", (json_int_t)ws->decided,
+			      "committed", (json_int_t)ws->committed, "failed",
+			      (json_int_t)ws->failed, "unfinished", (json_int_t)ws->unfinished,
+			      "reason", ws->reason);
+	int r;
+
+	text = o ? json_dumps(o, JSON_INDENT(1) | JSON_PRESERVE_ORDER) : NULL;
+	json_decref(o);
+	if (!text) {
+		err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
+		return -ENOMEM;
+	}
+	if ((r = doc_url(url, sizeof(url), store, job, ws->wave, "json")) < 0)
+		err_set(err, r, REIMAGE_EC_CONFIG, "%s: store location too long", store);
+	else
+		r = store_put(reg, ac, url, text, strlen(text), "application/json", err);
+	free(text);
+	return r;
+}
+
+int rollout_agents_put(struct registry *reg, const struct agent_conf *ac, const char *store,
+		       const char *job, int wave, const char *const *agents, size_t n,
+		       struct reimage_error *err)
+{
+	char url[STORE_URL_MAX], *text;
+	json_t *a = json_array();
+	int r;
+
+	for (size_t i = 0; a && i < n; i++)
+		json_array_append_new(a, json_string(agents[i]));
+	text = a ? json_dumps(a, JSON_COMPACT) : NULL;
+	json_decref(a);
+	if (!text) {
+		err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
+		return -ENOMEM;
+	}
+	if ((r = doc_url(url, sizeof(url), store, job, wave, "agents")) < 0)
+		err_set(err, r, REIMAGE_EC_CONFIG, "%s: store location too long", store);
+	else
+		r = store_put(reg, ac, url, text, strlen(text), "application/json", err);
+	free(text);
+	return r;
+}
+
+static int wave_parse(const char *text, size_t len, const char *url, struct wave_state *ret,
+		      struct reimage_error *err)
+{
+	const char *name, *state, *reason = "";
+	json_int_t size, opened, decided, committed = 0, failed = 0, unfinished = 0;
+	json_error_t jerr;
+	json_t *o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	int wave, waves, budget;
+
+	if (!o || json_unpack_ex(o, &jerr, 0, "{s:i, s:i, s:s, s:I, s:i, s:s, s:I, s:I, s?I, s?I, "
+				 "s?I, s?s}", "wave", &wave, "waves", &waves, "name", &name,
+				 "size", &size, "budget", &budget, "state", &state, "opened",
+				 &opened, "decided", &decided, "committed", &committed, "failed",
+				 &failed, "unfinished", &unfinished, "reason", &reason) < 0) {
+		err_set(err, -EBADMSG, REIMAGE_EC_INTEGRITY, "%s: %s", url, jerr.text);
+		json_decref(o);
+		return -EBADMSG;
+	}
+	memset(ret, 0, sizeof(*ret));
+	ret->wave = wave;
+	ret->waves = waves;
+	snprintf(ret->name, sizeof(ret->name), "%s", name);
+	ret->size = size;
+	ret->budget = budget;
+	snprintf(ret->state, sizeof(ret->state), "%s", state);
+	ret->opened = opened;
+	ret->decided = decided;
+	ret->committed = committed;
+	ret->failed = failed;
+	ret->unfinished = unfinished;
+	snprintf(ret->reason, sizeof(ret->reason), "%s", reason);
+	json_decref(o);
+	return 0;
+}
+
+int rollout_wave_get(struct registry *reg, const struct agent_conf *ac, const char *store,
+		     const char *job, int wave, char etag[REIMAGE_ETAG_MAX],
+		     struct wave_state *ret, struct reimage_error *err)
+{
+	char url[STORE_URL_MAX], buf[WAVE_DOC_MAX];
+	size_t len = 0;
+	int r;
+
+	if ((r = doc_url(url, sizeof(url), store, job, wave, "json")) < 0) {
+		err_set(err, r, REIMAGE_EC_CONFIG, "%s: store location too long", store);
+		return r;
+	}
+	r = store_fetch(reg, ac, url, buf, sizeof(buf), &len, etag, NULL, err);
+	if (r != 0)
+		return r;
+	return wave_parse(buf, len, url, ret, err);
+}
+
+/* ----------------------------------------------------------- counting */
+
+static int wave_agents(struct registry *reg, const struct agent_conf *ac, const char *store,
+		       const char *job, int wave, json_t **ret, struct reimage_error *err)
+{
+	char url[STORE_URL_MAX], *text = NULL;
+	json_error_t jerr;
+	size_t len;
+	int r;
+
+	doc_url(url, sizeof(url), store, job, wave, "agents");
+	if ((r = store_get(reg, ac, url, AGENTS_DOC_MAX, &text, &len, err)) < 0)
+		return r;
+	*ret = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	free(text);
+	if (!*ret || !json_is_array(*ret)) {
+		json_decref(*ret);
+		err_set(err, -EBADMSG, REIMAGE_EC_INTEGRITY, "%s: not a list of agents", url);
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+/* The state of one agent on the job: its report's, "" without one. */
+static void agent_state(struct registry *reg, const struct agent_conf *ac, const char *store,
+			const char *job, const char *agent, char *state, size_t cap)
+{
+	char url[STORE_URL_MAX], *text = NULL;
+	struct reimage_error e = { 0 };
+	struct report rep;
+	size_t len;
+
+	state[0] = '\0';
+	if (!store_name_ok(agent) ||
+	    store_url(url, sizeof(url), store, "reports/%s/%s.json", job, agent) < 0)
+		return;
+	if (store_get(reg, ac, url, REPORT_DOC_MAX, &text, &len, &e) == 0 &&
+	    report_parse(text, len, &rep, &e) == 0)
+		snprintf(state, cap, "%s", rep.state);
+	free(text);
+}
+
+int rollout_count(struct registry *reg, const struct agent_conf *ac, const char *store,
+		  const char *job, int wave, int64_t now, struct wave_state *ret,
+		  struct reimage_error *err)
+{
+	json_t *agents = NULL, *v;
+	size_t i;
+	int r;
+
+	if ((r = rollout_wave_get(reg, ac, store, job, wave, (char[REIMAGE_ETAG_MAX]){ "" }, ret,
+				  err)) < 0 ||
+	    (r = wave_agents(reg, ac, store, job, wave, &agents, err)) < 0)
+		return r;
+	ret->committed = ret->failed = ret->unfinished = 0;
+	json_array_foreach(agents, i, v) {
+		char state[32];
+		agent_state(reg, ac, store, job, json_string_value(v) ? json_string_value(v) : "",
+			    state, sizeof(state));
+		if (report_state_success(state))
+			ret->committed++;
+		else if (report_state_final(state))
+			ret->failed++;
+		else
+			ret->unfinished++;
+	}
+	json_decref(agents);
+	ret->size = (long long)i;
+	if (!strcmp(ret->state, "open") || !strcmp(ret->state, "waiting")) {
+		/* Failures only grow: past the budget is final at once. */
+		if (ret->failed * 100 > (long long)ret->budget * ret->size) {
+			snprintf(ret->state, sizeof(ret->state), "halted");
+			snprintf(ret->reason, sizeof(ret->reason), "wave %d (%s): %lld of %lld "
+				 "failed or rolled back, above its failure budget of %d%%",
+				 wave + 1, ret->name, ret->failed, ret->size, ret->budget);
+			ret->decided = now;
+		} else if (ret->unfinished == 0 && !strcmp(ret->state, "open")) {
+			snprintf(ret->state, sizeof(ret->state), "committed");
+			ret->decided = now;
+		}
+	}
+	return 0;
+}
+
+int rollout_tally(struct registry *reg, const struct agent_conf *ac, const char *store,
+		  const char *job, int wave, int64_t now, struct wave_state *ret,
+		  struct reimage_error *err)
+{
+	struct wave_state next;
+	int r;
+
+	/* A decided wave is not counted again: the agents of a halted wave
+	 * of thousands each end here. */
+	if ((r = rollout_wave_get(reg, ac, store, job, wave, (char[REIMAGE_ETAG_MAX]){ "" }, ret,
+				  err)) < 0)
+		return r;
+	if (strcmp(ret->state, "open") && strcmp(ret->state, "waiting"))
+		return 0;
+	if ((r = rollout_count(reg, ac, store, job, wave, now, ret, err)) < 0)
+		return r;
+	if (ret->decided != now)
+		return 0;  /* undecided, or decided before */
+	/* Committed: the next wave opens (the ones after it wait for it).
+	 * Halted: every later wave halts. */
+	int last = !strcmp(ret->state, "committed") ? wave + 1 : ret->waves - 1;
+	for (int k = wave + 1; k <= last && k < ret->waves; k++) {
+		if ((r = rollout_wave_get(reg, ac, store, job, k, (char[REIMAGE_ETAG_MAX]){ "" },
+					  &next, err)) < 0)
+			return r;
+		if (strcmp(next.state, "waiting"))
+			continue;  /* opened, halted or stopped already */
+		if (!strcmp(ret->state, "committed")) {
+			snprintf(next.state, sizeof(next.state), "open");
+			next.opened = now;
+		} else {
+			snprintf(next.state, sizeof(next.state), "halted");
+			snprintf(next.reason, sizeof(next.reason), "rollout halted: %s", ret->reason);
+			next.decided = now;
+		}
+		if ((r = rollout_wave_put(reg, ac, store, job, &next, err)) < 0)
+			return r;
+	}
+	return rollout_wave_put(reg, ac, store, job, ret, err);
+}
