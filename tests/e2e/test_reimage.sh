@@ -146,12 +146,16 @@ vm_wait 'phase QUIESCE' 120 || e2e_fail "the agent did not reach QUIESCE"
 t_logout=$(e2e_now)
 from=$(vm_log_size)
 
-# wait_outcome: `reimagectl wait`'s exit status (it ends by itself).
+# wait_outcome: `reimagectl wait`'s exit status (it ends by itself; asked
+# again, the same answer).
+WAIT_RC=""
 wait_outcome() {
-	local rc=0
-	wait "$wait_pid" || rc=$?
-	cat "$E2E_WORK/wait.out"
-	return "$rc"
+	if [ -z "$WAIT_RC" ]; then
+		WAIT_RC=0
+		wait "$wait_pid" || WAIT_RC=$?
+		cat "$E2E_WORK/wait.out"
+	fi
+	return "$WAIT_RC"
 }
 
 # check_b: B runs with what the job preserved; B_LAST is the last line
@@ -212,16 +216,17 @@ powercut)
 	vm_powercut
 	vm_start "$E2E_WORK/disk-a.img" panic=5
 	from=$VM_BOOT_OFFSET
-	vm_wait 'E2E-MARK multi-user image=[AB] boot=' 900 "$from" ||
-		e2e_fail "neither A nor B came back after the power cut"
-	if grep -q 'image=B' <<<"$VM_MATCH"; then
-		e2e_log "the old image's agent completed the swap; B booted"
+	# Whichever image's /sbin/init is at the top level boots: the old
+	# one's agent completes the swap and reboots into B, or the guard
+	# undoes it and boots A.  The outcome says which; the VM must agree.
+	if wait_outcome; then
+		e2e_log "the swap was completed after the power cut; B committed"
 		check_b
-		wait_outcome || e2e_fail "B runs but reimagectl wait did not report success"
 	else
-		e2e_log "the boot guard undid the swap; A booted"
-		vm_wait 'E2E-MARK user alice uid=1000' 60 "$from" || e2e_fail "alice is missing in A"
+		e2e_log "the swap was undone after the power cut; A runs"
 		expect_rolled_back 'the swap was interrupted'
+		vm_wait 'E2E-MARK multi-user image=A' 600 "$from" || e2e_fail "A did not come back"
+		vm_wait 'E2E-MARK user alice uid=1000' 60 "$from" || e2e_fail "alice is missing in A"
 	fi
 	e2e_took "submit to outcome after the power cut" "$t_submit"
 	;;
