@@ -145,6 +145,10 @@ hook_lines=$(sed -n 's/.*journal-lines=\([0-9]*\).*/\1/p' <<<"$VM_MATCH")
 vm_wait 'phase QUIESCE' 120 || e2e_fail "the agent did not reach QUIESCE"
 t_logout=$(e2e_now)
 from=$(vm_log_size)
+# QUIESCE syncs the staged image first, then logs users out: the outage
+# is somewhere between QUIESCE and SWAP; both are printed.
+vm_wait 'phase SWAP' 300 "$from" || e2e_fail "the agent did not reach SWAP"
+t_swap=$(e2e_now)
 
 # wait_outcome: `reimagectl wait`'s exit status (it ends by itself; asked
 # again, the same answer).
@@ -194,7 +198,8 @@ good)
 	vm_wait 'E2E-MARK multi-user image=B' 600 "$from" || e2e_fail "B did not boot"
 	e2e_took "logout to B at multi-user" "$t_logout"
 	vm_wait 'reimage-a login:' 120 "$from" || e2e_fail "no login prompt in B"
-	e2e_took "user's outage: logout to B's login prompt" "$t_logout"
+	e2e_took "user's outage, at most: QUIESCE (sync, logout) to B's login prompt" "$t_logout"
+	e2e_took "user's outage, at least: SWAP to B's login prompt" "$t_swap"
 	check_b
 	# The last line alice wrote before her logout, as the host saw it.
 	a_last=$(tr -d '\r' <"$E2E_WORK/user.log" | sed -n 's/^alice //p' | tail -n 1)
