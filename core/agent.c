@@ -229,7 +229,7 @@ static int trial(struct agent *a, struct root_ctx *rc, struct reimage_error *err
 static int boot_check(struct agent *a)
 {
 	struct reimage_error e = { 0 };
-	enum swap_journal_state js;
+	enum swap_journal_state js = SWAP_NONE;
 	struct job_state st;
 	struct root_ctx rc;
 	int r, rebooting = 0;
@@ -243,10 +243,8 @@ static int boot_check(struct agent *a)
 	}
 	report_begin(a, rc.st.job, rc.st.serial, NULL);
 	/* The new image never reached its agent: the boot guard brought the
-	 * old one back, and this is it. */
-	if ((r = root_guard_fell_back(&rc, &e)) != 0)
-		js = SWAP_NONE;
-	else
+	 * old one back, and this is it (1: nothing below applies). */
+	if ((r = root_guard_fell_back(&rc, &e)) == 0)
 		r = swap_journal_state(rc.root, &js, &e);
 	if (r == 0 && js == SWAP_STARTED) {
 		log_notice("boot check: the swap of job %s was interrupted; completing it",

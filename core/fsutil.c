@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 int fs_join(char *buf, size_t len, const char *a, const char *b)
@@ -317,6 +318,17 @@ int fs_parents_real(const char *base, const char *rel, struct reimage_error *err
 		}
 		*p = '/';
 	}
+	return 0;
+}
+
+int fs_free_bytes(const char *path, uint64_t *ret, struct reimage_error *err)
+{
+	struct statvfs sv;
+	if (statvfs(path, &sv) < 0) {
+		err_sys(err, -errno, "statvfs %s", path);
+		return -errno;
+	}
+	*ret = (uint64_t)sv.f_bavail * sv.f_frsize;
 	return 0;
 }
 

@@ -7,6 +7,7 @@
 
 #include <reimage/plugin.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 struct stat;
@@ -40,6 +41,8 @@ int fs_parents_real(const char *base, const char *rel, struct reimage_error *err
 int fs_join(char *buf, size_t len, const char *a, const char *b);
 /* 1 if path exists (without following a final symlink), 0 if not. */
 int fs_exists(const char *path);
+/* Bytes an unprivileged writer may still use on the volume holding path. */
+int fs_free_bytes(const char *path, uint64_t *ret, struct reimage_error *err);
 /* Resolve rel inside root as the kernel would with root as "/": symlinks
  * followed (at most FS_SYMLINKS_MAX), an absolute target taken from root,
  * ".." never above it, so nothing outside root is ever looked at.

@@ -19,7 +19,6 @@
 #include <stddef.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #ifndef REIMAGE_GUARD_PATH
@@ -42,15 +41,14 @@ static int check_space(const char *root, const struct job *job, FILE *out,
 		       struct reimage_error *err)
 {
 	char avail_s[32], need_s[32], margin_s[32], msg[512];
-	struct statvfs sv;
 	uint64_t avail, need;
 	const char *basis;
+	int r;
 
-	if (statvfs(root, &sv) < 0) {
-		err_sys(err, -errno, "space: statvfs %s", root);
-		return -errno;
+	if ((r = fs_free_bytes(root, &avail, err)) < 0) {
+		err_prefix(err, "space");
+		return r;
 	}
-	avail = (uint64_t)sv.f_bavail * sv.f_frsize;
 	if (job->image_unpacked_size >= 0) {
 		need = (uint64_t)job->image_unpacked_size;
 		basis = "image.unpacked_size";

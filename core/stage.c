@@ -23,7 +23,6 @@
 #include <string.h>
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 
 const char *stage_safe_path(const char *path)
 {
@@ -288,17 +287,15 @@ static int replace_dir(struct stage_sink *k, struct archive_entry *e, const char
 #define SPACE_CHECK_STEP (16ull << 20)
 static int check_space_left(struct stage_sink *k, struct reimage_error *err)
 {
-	uint64_t written = k->bytes + k->entries * 4096;
-	struct statvfs sv;
+	uint64_t written = k->bytes + k->entries * 4096, avail;
+	int r;
 
 	if (!k->free_floor || written < k->next_space_check)
 		return 0;
 	k->next_space_check = written + SPACE_CHECK_STEP;
-	if (statvfs(k->staging, &sv) < 0) {
-		err_sys(err, -errno, "statvfs %s", k->staging);
-		return -errno;
-	}
-	if ((uint64_t)sv.f_bavail * sv.f_frsize < k->free_floor) {
+	if ((r = fs_free_bytes(k->staging, &avail, err)) < 0)
+		return r;
+	if (avail < k->free_floor) {
 		err_set(err, -ENOSPC, REIMAGE_EC_IO,
 			"the root's volume has less than the %llu MiB free that must stay "
 			"(preflight.free_margin_mb): staging stopped after %llu entries",
