@@ -135,6 +135,18 @@ void t_write(const char *path, const char *text)
 	}
 }
 
+int t_process_gone(const char *pid_file)
+{
+	char *text = t_read(pid_file);
+	int pid = text ? atoi(text) : 0;
+
+	free(text);
+	if (pid <= 0)
+		return 0;
+	return t_sh("for i in $(seq 20); do s=$(cut -d' ' -f3 /proc/%d/stat 2>/dev/null) || exit 0; "
+		    "[ \"$s\" = Z ] && exit 0; sleep 0.1; done; exit 1", pid) == 0;
+}
+
 char *t_read(const char *path)
 {
 	FILE *f = fopen(path, "r");

@@ -32,6 +32,10 @@ int t_sh_out(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 
 /* Write and read small files. */
 void t_write(const char *path, const char *text);
 char *t_read(const char *path);  /* malloc'ed, NULL if missing */
+/* 1 once the process whose pid is written in pid_file is gone or a zombie
+ * its new parent has not reaped yet (waits up to 2 s); 0 if it still runs
+ * or the file holds no pid.  By pid, never by name: other tests run too. */
+int t_process_gone(const char *pid_file);
 /* 1 if the current process is root and may use namespaces and mounts. */
 int t_is_root(void);
 

@@ -49,6 +49,19 @@ grep -q 'E2E-MARK multi-user image=A boot=1' "$STORE_DIR/e2e/results/A-boot1.txt
 	e2e_fail "the report in the store is not the guest's"
 vm_wait 'E2E-MARK journal start' 30 || e2e_fail "alice's session did not start"
 
+# The guest will reboot itself as the agent does (sync, reboot(2)) on
+# its second boot: the store serves the boot reporter a script.  It is
+# written now, while A is up after its first report: the second boot's
+# reporter fetches it right after its PUT, faster than the host sees it.
+cat >"$STORE_DIR/e2e/guest.sh" <<'EOF'
+if [ "$E2E_IMAGE$E2E_BOOT" = A2 ]; then
+	e2e-mark guest rebooting
+	sync
+	systemctl reboot --force --force
+fi
+e2e-mark guest "ran image=$E2E_IMAGE boot=$E2E_BOOT"
+EOF
+
 # --- power cut, A boots again on the same disk.  boot-done came after a
 # sync: alice's lines written by then must survive.
 vm_powercut
@@ -58,16 +71,7 @@ e2e_took "boot A after a power cut to multi-user" "$VM_BOOT_T0"
 vm_wait 'E2E-MARK journal lines=[1-9]' 30 || e2e_fail "alice's journal did not survive the power cut"
 vm_wait 'E2E-MARK net put=ok' 60 || e2e_fail "no network after the power cut"
 
-# --- the guest reboots itself as the agent will (sync, reboot(2)): the
-# same qemu boots again.  The store serves the boot reporter a script.
-cat >"$STORE_DIR/e2e/guest.sh" <<'EOF'
-if [ "$E2E_IMAGE$E2E_BOOT" = A2 ]; then
-	e2e-mark guest rebooting
-	sync
-	systemctl reboot --force --force
-fi
-e2e-mark guest "ran image=$E2E_IMAGE boot=$E2E_BOOT"
-EOF
+# --- the same qemu boots again after the guest rebooted itself.
 pid=$VM_PID
 vm_wait 'E2E-MARK guest rebooting' 60 || e2e_fail "the guest did not run the store's script"
 t=$(e2e_now)
