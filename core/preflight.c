@@ -12,6 +12,7 @@
 #include "progress.h"
 #include "trial.h"
 
+#include <dirent.h>
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -259,6 +260,21 @@ static int check_program(const char *tree, const char *rel, const struct elf_id 
 	return 0;
 }
 
+/* 1 if the directory holds anything, 0 if empty, < 0 if unreadable. */
+static int has_entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int found = 0;
+
+	if (!d)
+		return -errno;
+	while (!found && (de = readdir(d)))
+		found = strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
+	closedir(d);
+	return found;
+}
+
 int preflight_image(const char *staging, const struct job *job, int guarded,
 		    struct reimage_error *err)
 {
@@ -266,6 +282,15 @@ int preflight_image(const char *staging, const struct job *job, int guarded,
 	struct elf_id self = { 0 };
 	int r;
 
+	/* An empty archive would swap in a root with nothing in it. */
+	if ((r = has_entries(staging)) <= 0) {
+		if (r < 0)
+			err_sys(err, r, "image check: read %s", staging);
+		else
+			err_set(err, -ENOENT, REIMAGE_EC_INTEGRITY,
+				"image check: the image is empty (no file or directory staged)");
+		return r < 0 ? r : -ENOENT;
+	}
 	for (size_t i = 0; job->required_paths && job->required_paths[i]; i++)
 		if (fs_resolve_in(staging, job->required_paths[i], 1, rel, sizeof(rel)) < 0) {
 			err_set(err, -ENOENT, REIMAGE_EC_INTEGRITY,

@@ -2,8 +2,8 @@
  * test_preflight.c -- PREFLIGHT's refusals through the `reimage` binary on
  * sandbox roots: not enough space (before anything is written, and while
  * staging on a small tmpfs), a battery (a fake power-supply class), an
- * image built for another architecture, without an init, or without a
- * path the job requires.  Each leaves the root exactly as it was, and
+ * image built for another architecture, without an init, without a
+ * path the job requires, or with nothing in it.  Each leaves the root exactly as it was, and
  * `reimage plan` shows every check's outcome.
  */
 #define _GNU_SOURCE
@@ -227,6 +227,22 @@ TEST_CASE(image_without_init_refused_when_guarded)
 	setup("mkdir -p sbin", "trial: { guard = true; };");
 	char *before = fixture_manifest(t_path("root"));
 	run_refused(before, "the image has no init");
+	free(before);
+}
+
+/* Nothing to swap in: a zero-byte file (libarchive reads it as an empty
+ * archive), and a tar of an empty directory (its "./" stands for the root). */
+TEST_CASE(empty_image_refused)
+{
+	setup(NULL, NULL);
+	char *before = fixture_manifest(t_path("root"));
+	t_write(t_path("empty.tar"), "");
+	fixture_job(t_path("job.conf"), t_path("empty.tar"), NULL, NULL);
+	run_refused(before, "image check: the image is empty (no file or directory staged)");
+	CU_ASSERT_EQUAL_FATAL(t_sh("mkdir '%s' && tar -C '%s' -cf '%s' .", t_path("nothing"),
+				   t_path("nothing"), t_path("nothing.tar")), 0);
+	fixture_job(t_path("job.conf"), t_path("nothing.tar"), NULL, NULL);
+	run_refused(before, "image check: the image is empty (no file or directory staged)");
 	free(before);
 }
 
