@@ -4,6 +4,7 @@
  * never costs measurable time in the staging loop.
  */
 #include "progress.h"
+#include "error.h"
 #include "log.h"
 
 #include <errno.h>
@@ -98,6 +99,14 @@ int progress_update(struct progress *p, uint64_t done)
 		p->tick(p->tick_arg, p);
 	}
 	return p->stop && *p->stop ? -ECANCELED : 0;
+}
+
+int progress_step(struct progress *p, uint64_t done, struct reimage_error *err)
+{
+	if (!p || progress_update(p, done) == 0)
+		return 0;
+	err_set(err, -ECANCELED, REIMAGE_EC_STATE, "staging stopped on request");
+	return -ECANCELED;
 }
 
 void progress_end(struct progress *p)

@@ -24,6 +24,10 @@ struct progress {
 void progress_begin(struct progress *p, const char *what, uint64_t total);
 /* -ECANCELED if *stop is set (the caller stops), else 0. */
 int progress_update(struct progress *p, uint64_t done);
+struct reimage_error;
+/* progress_update() for staging (p may be NULL): on a stop, err says
+ * "staging stopped on request". */
+int progress_step(struct progress *p, uint64_t done, struct reimage_error *err);
 void progress_end(struct progress *p);
 int64_t progress_now_ms(void);
 /* bytes as "1.5 GiB" (binary units). */

@@ -12,6 +12,7 @@
  */
 #define _GNU_SOURCE
 #include "source.h"
+#include "decompress.h"
 #include "error.h"
 #include "fsutil.h"
 
@@ -212,14 +213,17 @@ static int layer_member(struct stage_sink *k, struct pathset *layer, struct arch
 	return set_has(layer, target) ? 0 : stage_sink_remove(k, target, err);
 }
 
-/* The first error wins: the stream's (transport, size, digest), else
- * libarchive's. */
-static int read_failed(struct archive *in, struct stream *s, const char *what,
+/* The first error wins: the stream's (transport, size, digest) or a stop
+ * on request, else libarchive's (which carries the decoder's).  The
+ * decompression thread is stopped first: then the stream is ours. */
+static int read_failed(struct archive *in, struct decompress *d, const char *what,
 		       struct reimage_error *err)
 {
-	if (stream_error(s)) {
+	const struct reimage_error *first = decompress_stop(d);
+
+	if (first) {
 		err_clear(err);
-		*err = *stream_error(s);
+		*err = *first;
 	} else if (!err->code) {
 		err_set(err, -EIO, REIMAGE_EC_INTEGRITY, "read %s: %s", what,
 			archive_error_string(in) ? archive_error_string(in) : "unreadable archive");
@@ -232,6 +236,7 @@ int source_archive_read(struct stream *s, struct stage_sink *k, int layered, con
 {
 	struct archive *in = archive_read_new();
 	struct archive_entry *entry;
+	struct decompress *d = NULL;
 	struct pathset layer = { 0 };
 	int r;
 
@@ -239,17 +244,17 @@ int source_archive_read(struct stream *s, struct stage_sink *k, int layered, con
 		err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
 		return -ENOMEM;
 	}
-	archive_read_support_filter_all(in);
-	/* A layer is a tar (image-spec); an image file may be any format. */
+	/* A layer is a tar (image-spec); an image file may be any format.
+	 * Decompression is the thread's (decompress.c). */
 	if (layered)
 		archive_read_support_format_tar(in);
 	else
 		archive_read_support_format_all(in);
 	k->layered = layered;
-	if ((r = stage_sink_begin(k, err)) < 0)
+	if ((r = stage_sink_begin(k, err)) < 0 || (r = decompress_start(s, &d, err)) < 0)
 		goto out;
-	if (stream_archive_open(in, s) != ARCHIVE_OK) {
-		r = read_failed(in, s, what, err);
+	if (decompress_archive_open(in, d) != ARCHIVE_OK) {
+		r = read_failed(in, d, what, err);
 		goto out;
 	}
 	for (;;) {
@@ -257,7 +262,7 @@ int source_archive_read(struct stream *s, struct stage_sink *k, int layered, con
 		if (st == ARCHIVE_EOF)
 			break;
 		if (st < ARCHIVE_WARN) {
-			r = read_failed(in, s, what, err);
+			r = read_failed(in, d, what, err);
 			goto out;
 		}
 		if (layered && (r = layer_member(k, &layer, entry, err)) <= 0) {
@@ -272,10 +277,11 @@ int source_archive_read(struct stream *s, struct stage_sink *k, int layered, con
 	goto out;
 fail:
 	/* A read failure inside the data is the stream's error. */
-	if (stream_error(s))
-		r = read_failed(in, s, what, err);
+	if (decompress_stop(d))
+		r = read_failed(in, d, what, err);
 out:
 	archive_read_free(in);
+	decompress_free(d);
 	set_free(&layer);
 	return r;
 }

@@ -79,11 +79,8 @@ int source_dir_walk(const char *tree, const char *const *skip_top, struct stage_
 		archive_entry_linkify(links, &e, &spare);
 		if ((r = stage_sink_entry(k, e ? e : entry, stage_archive_data, rd, err)) < 0)
 			goto out;
-		if (progress && progress_update(progress, k->bytes) < 0) {
-			err_set(err, -ECANCELED, REIMAGE_EC_STATE, "staging stopped on request");
-			r = -ECANCELED;
+		if ((r = progress_step(progress, k->bytes, err)) < 0)
 			goto out;
-		}
 	}
 	r = stage_sink_end(k, err);
 out:

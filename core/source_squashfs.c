@@ -326,11 +326,8 @@ static int squash_stage(const struct source *src, const struct stage_request *re
 		sqfs_free(abs);
 		if (r < 0)
 			goto out;
-		if (req->progress && progress_update(req->progress, k->bytes) < 0) {
-			err_set(err, -ECANCELED, REIMAGE_EC_STATE, "staging stopped on request");
-			r = -ECANCELED;
+		if ((r = progress_step(req->progress, k->bytes, err)) < 0)
 			goto out;
-		}
 	}
 	if ((r = stage_sink_end(k, err)) == 0 && req->progress)
 		progress_end(req->progress);

@@ -27,6 +27,7 @@ struct stream {
 	uint64_t total;            /* size the transport announced */
 	int resumes;
 	int eof;
+	int progress_elsewhere;    /* another thread reads: the caller reports */
 	struct reimage_error err;  /* the transport's, the size or digest check's */
 	unsigned char buf[STREAM_BLOCK];
 };
@@ -153,11 +154,8 @@ ssize_t stream_read(struct stream *s, const void **ret_buf)
 	}
 	EVP_DigestUpdate(s->md, s->buf, (size_t)n);
 	s->offset += (uint64_t)n;
-	if (s->req.progress &&
-	    progress_update(s->req.progress, s->req.progress_base + s->offset) < 0) {
-		err_set(&s->err, -ECANCELED, REIMAGE_EC_STATE, "staging stopped on request");
+	if (!s->progress_elsewhere && stream_progress(s, s->offset, &s->err) < 0)
 		return -ECANCELED;
-	}
 	*ret_buf = s->buf;
 	return n;
 }
@@ -193,6 +191,16 @@ int stream_finish(struct stream *s, char ret_sha256[DIGEST_HEX_SHA256], struct r
 		return s->err.code;
 	}
 	return 0;
+}
+
+void stream_progress_elsewhere(struct stream *s, int elsewhere)
+{
+	s->progress_elsewhere = elsewhere;
+}
+
+int stream_progress(const struct stream *s, uint64_t offset, struct reimage_error *err)
+{
+	return progress_step(s->req.progress, s->req.progress_base + offset, err);
 }
 
 const struct reimage_error *stream_error(const struct stream *s)

@@ -48,6 +48,11 @@ ssize_t stream_read(struct stream *s, const void **ret_buf);
  * the size and the digest.  ret_sha256 may be NULL. */
 int stream_finish(struct stream *s, char ret_sha256[DIGEST_HEX_SHA256],
 		  struct reimage_error *err);
+/* While another thread reads the stream (decompress.c), progress is the
+ * caller's: stream_read stops reporting it, and the caller reports the
+ * offset a block reached with stream_progress() (-ECANCELED on a stop). */
+void stream_progress_elsewhere(struct stream *s, int elsewhere);
+int stream_progress(const struct stream *s, uint64_t offset, struct reimage_error *err);
 /* The first error of the stream (transport, size, digest), or NULL. */
 const struct reimage_error *stream_error(const struct stream *s);
 /* Bytes read and hashed so far; times the stream was reopened. */

@@ -200,6 +200,32 @@ TEST_CASE(missing_image)
 	expect_failure(NULL, "/nonexistent/image.tar", NULL, "No such file or directory");
 }
 
+/* A stop (SIGTERM) while staging: the image comes through a FIFO, so the
+ * test knows the engine is inside STAGE (it has read the first MiB) when
+ * it signals.  The decompression thread is stopped, the staging removed,
+ * the root untouched. */
+TEST_CASE(stop_while_staging)
+{
+	char *before, *out;
+	setup(NULL);
+	CU_ASSERT_EQUAL_FATAL(t_sh("cd '%s' && head -c 8388608 /dev/urandom > src/noise && "
+				   "tar -C src -cf - . | zstd -q -o big.tar.zst && mkfifo image.fifo",
+				   t_dir()), 0);
+	fixture_job(t_path("job.conf"), t_path("image.fifo"), "kind = \"archive\";", NULL);
+	before = fixture_manifest(t_path("root"));
+	CU_ASSERT_EQUAL(t_sh("cd '%s' && { '%s/reimage' run -c job.conf --root root >out 2>&1 & "
+			     "pid=$!; exec 3>image.fifo; head -c 1048576 big.tar.zst >&3; "
+			     "kill -TERM $pid; timeout 60 tail -c +1048577 big.tar.zst >&3 2>/dev/null; "
+			     "exec 3>&-; wait $pid; echo $? > rc; }", t_dir(), t_bin_dir()), 0);
+	CU_ASSERT(contains("rc", "1"));
+	out = slurp("out");
+	CU_ASSERT_PTR_NOT_NULL(out ? strstr(out, "STAGE: staging stopped on request") : NULL);
+	free(out);
+	assert_untouched(before);
+	CU_ASSERT(contains("root/.reimage/state", "\"failed\""));
+	free(before);
+}
+
 TEST_CASE(hook_fails)
 {
 	char extra[512];
