@@ -63,7 +63,6 @@ static void *decode(void *arg)
 {
 	struct decompress *d = arg;
 	struct archive_entry *e;
-
 	int st = stream_archive_open(d->raw, d->s);
 
 	if (st == ARCHIVE_OK)

@@ -15,7 +15,8 @@ struct decompress;
 
 /* Start the thread reading s: filters are all libarchive decodes (gzip,
  * xz, zstd, bzip2, uu, rpm...; none when the stream is not compressed).
- * Until decompress_stop, only the thread touches s. */
+ * Until decompress_stop, only the thread reads s (the caller reports
+ * progress through the read callback, with stream_progress). */
 int decompress_start(struct stream *s, struct decompress **ret, struct reimage_error *err);
 /* Feed the decoded bytes to the reader a, whose formats the caller chose
  * (its filters are not needed).  Returns archive_read_open's status. */
