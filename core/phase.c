@@ -867,6 +867,19 @@ int root_guard_fell_back(struct root_ctx *rc, struct reimage_error *err)
 	return 1;
 }
 
+/* What PREPARE saved for the new image, brought back before it commits. */
+static int backend_restore(struct root_ctx *rc, struct reimage_error *err)
+{
+	const struct reimage_backend_ops *b = rc->backend->desc->backend;
+	int r;
+
+	if (!OPS_HAS(b, struct reimage_backend_ops, restore))
+		return 0;
+	if ((r = b->restore(rc->backend->ctx, rc->root, err)) < 0)
+		err_prefix(err, "%s: restore what PREPARE saved", b->name);
+	return r;
+}
+
 int root_confirm(struct root_ctx *rc, struct reimage_error *err)
 {
 	enum swap_journal_state js;
@@ -886,6 +899,8 @@ int root_confirm(struct root_ctx *rc, struct reimage_error *err)
 		if ((r = swap_deferred_check(rc->root, err)) < 0)
 			return r;
 		snprintf(rc->st.phase, sizeof(rc->st.phase), "COMMIT");
+		if ((r = backend_restore(rc, err)) < 0)
+			return r;
 		/* The new image proved itself: its own init is put back before
 		 * "committed" is on disk, which is before the old image goes. */
 		if ((r = trial_disarm(rc->root, err)) < 0 ||

@@ -117,6 +117,35 @@ TEST_CASE(full_reimage)
 	CU_ASSERT_FALSE(t_sh("test -e '%s/.reimage/old'", t_path("root")) == 0);
 }
 
+/* COMMIT asks the backend to restore what PREPARE saved (the fake
+ * "restorer"): a failure leaves the job pending, uncommitted, the old
+ * image kept; once it succeeds the job commits. */
+TEST_CASE(confirm_restores_before_commit)
+{
+	char *out = NULL, agent[4096];
+	setup(NULL);
+	CU_ASSERT_EQUAL_FATAL(fixture_reimage(&out, "run -c '%s' --root '%s'", t_path("job.conf"),
+				      t_path("root")), 0);
+	free(out);
+	snprintf(agent, sizeof(agent), "plugin_path = [ \"%s/tests/plugins/restore\" ];\n",
+		 t_bin_dir());
+	t_write(t_path("agent.conf"), agent);
+	t_write(t_path("root/.reimage/restore-fails"), "");
+	CU_ASSERT_EQUAL(fixture_reimage(&out, "confirm --root '%s' --backend restorer -a '%s'",
+					t_path("root"), t_path("agent.conf")), 1);
+	CU_ASSERT_PTR_NOT_NULL(out ? strstr(out, "restorer: restore what PREPARE saved: fake "
+					   "cannot restore in") : NULL);
+	free(out);
+	CU_ASSERT(contains("root/.reimage/state", "\"pending\""));
+	CU_ASSERT_EQUAL(t_sh("test -d '%s/.reimage/old'", t_path("root")), 0);
+	CU_ASSERT_EQUAL(unlink(t_path("root/.reimage/restore-fails")), 0);
+	CU_ASSERT_EQUAL(fixture_reimage(&out, "confirm --root '%s' --backend restorer -a '%s'",
+					t_path("root"), t_path("agent.conf")), 0);
+	free(out);
+	CU_ASSERT(contains("root/.reimage/restored", "restored"));
+	CU_ASSERT(contains("root/.reimage/state", "\"committed\""));
+}
+
 TEST_CASE(copy_mode_and_rollback)
 {
 	char *out = NULL, *before;

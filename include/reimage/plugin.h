@@ -466,6 +466,16 @@ struct reimage_backend_ops {
 	 * inhibitors. */
 	int (*inhibited)(void *ctx, const char *const *processes, char *ret_what, size_t cap,
 			 struct reimage_error *err);
+
+	/* COMMIT, in the new image after its boot (the agent's boot check,
+	 * `reimage confirm`), before "committed" is written: bring back what
+	 * prepare() saved under <root>/.reimage for the new image (Windows:
+	 * Wi-Fi profiles, network and user-profile registry keys).  What is
+	 * restored is removed, so that a call after an interrupted commit
+	 * does only what is left; nothing to restore is 0.  A failure leaves
+	 * the job uncommitted and reported failed, the old image kept for
+	 * `reimage rollback`.  MAY be NULL: prepare() saved nothing. */
+	int (*restore)(void *ctx, const char *root, struct reimage_error *err);
 };
 
 /* ------------------------------------------------------------------- entry */

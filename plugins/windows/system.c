@@ -1,7 +1,8 @@
 /*
  * system.c -- the machine-wide steps of a job on Windows: PREPARE exports
  * what the new image's registry will not hold (Wi-Fi profiles with their
- * keys, the network and user-profile registry keys), LABEL renames the
+ * keys, the network and user-profile registry keys) and COMMIT, in the
+ * new image, imports it (restore); LABEL renames the
  * volume, BOOT asks bcdedit for the next boot entry (one-shot with
  * /bootsequence), REBOOT restarts with the shutdown privilege enabled.
  * Programs run are the system's own (GetSystemDirectoryW), never looked
@@ -111,6 +112,73 @@ int win_prepare(void *ctx, const char *root, struct reimage_error *err)
 			return -EIO;
 		}
 	}
+	return 0;
+}
+
+/* Import one exported file with the system program exe and args (which
+ * name the file), then remove it: a second restore skips it. */
+static int import_file(struct win_ctx *c, const wchar_t *exe, const wchar_t *args,
+		       const wchar_t *file, const char *what, struct reimage_error *err)
+{
+	DWORD code;
+	char *name = NULL;
+	int r;
+
+	if ((r = run_system_tool(c, exe, args, NULL, &code, err)) < 0)
+		return r;
+	win_utf8(file, &name, &(struct reimage_error){ 0 });
+	if (code != 0) {
+		c->host->error(err, -EIO, REIMAGE_EC_IO, "%s %s: exit code %lu", what,
+			       name ? name : "?", (unsigned long)code);
+		r = -EIO;
+	} else if (!DeleteFileW(file))
+		r = win_error(c->host, err, GetLastError(), "remove %s", name ? name : "?");
+	free(name);
+	return r;
+}
+
+int win_restore(void *ctx, const char *root, struct reimage_error *err)
+{
+	struct win_ctx *c = ctx;
+	wchar_t dir[MAX_PATH], file[MAX_PATH], args[3 * MAX_PATH];
+	WIN32_FIND_DATAW found;
+	HANDLE h;
+	int r;
+
+	if ((r = plain_root(root, dir, MAX_PATH - 32, err)) < 0)
+		return r;
+	wcscat(dir, EXPORT_DIR);
+	if (GetFileAttributesW(dir) == INVALID_FILE_ATTRIBUTES)
+		return 0;  /* nothing was exported, or all of it is restored */
+	/* The registry keys first, in PREPARE's order; a key the old machine
+	 * lacked has no file. */
+	for (size_t i = 0; i < sizeof(exported_keys) / sizeof(exported_keys[0]); i++) {
+		_snwprintf(file, MAX_PATH, L"%ls\\%ls", dir, exported_keys[i].file);
+		file[MAX_PATH - 1] = L'\0';
+		if (GetFileAttributesW(file) == INVALID_FILE_ATTRIBUTES)
+			continue;
+		_snwprintf(args, 3 * MAX_PATH, L"import \"%ls\"", file);
+		if ((r = import_file(c, L"reg.exe", args, file, "reg import", err)) < 0)
+			return r;
+	}
+	/* Then every Wi-Fi profile netsh exported, for all users. */
+	_snwprintf(file, MAX_PATH, L"%ls\\*.xml", dir);
+	file[MAX_PATH - 1] = L'\0';
+	if ((h = FindFirstFileW(file, &found)) != INVALID_HANDLE_VALUE) {
+		do {
+			_snwprintf(file, MAX_PATH, L"%ls\\%ls", dir, found.cFileName);
+			file[MAX_PATH - 1] = L'\0';
+			_snwprintf(args, 3 * MAX_PATH, L"wlan add profile filename=\"%ls\" user=all",
+				   file);
+			r = import_file(c, L"netsh.exe", args, file, "netsh wlan add profile", err);
+		} while (r == 0 && FindNextFileW(h, &found));
+		FindClose(h);
+		if (r < 0)
+			return r;
+	}
+	if (!RemoveDirectoryW(dir))
+		c->host->log(REIMAGE_LOG_NOTICE, "windows: %s/.reimage/windows kept: it holds files "
+			     "restore did not import", root);
 	return 0;
 }
 

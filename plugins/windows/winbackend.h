@@ -121,6 +121,7 @@ int win_quiesce(void *ctx, const char *root, struct reimage_error *err);
 
 /* system.c */
 int win_prepare(void *ctx, const char *root, struct reimage_error *err);
+int win_restore(void *ctx, const char *root, struct reimage_error *err);
 int win_set_label(void *ctx, const char *root, const char *label, struct reimage_error *err);
 int win_set_boot(void *ctx, const struct reimage_boot *boot, struct reimage_error *err);
 int win_reboot(void *ctx, struct reimage_error *err);

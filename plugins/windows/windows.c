@@ -110,6 +110,7 @@ const struct reimage_backend_ops win_backend_ops = {
 	.reboot = win_reboot,
 	.unit_active = win_unit_active,
 	.deferred_cancel = win_deferred_cancel,
+	.restore = win_restore,
 };
 
 static const struct reimage_plugin plugin = {

@@ -3,11 +3,14 @@
  * module names with FAKE_NAME, FAKE_SCORE (probe), and optionally a wrong
  * FAKE_ABI, a short FAKE_SIZE, or FAKE_NO_ENTRY.  With FAKE_PREFLIGHT it
  * can also quiesce, and its preflight hook refuses every root, saying
- * what the core passed it (the engine's PREFLIGHT tests).
+ * what the core passed it (the engine's PREFLIGHT tests).  With
+ * FAKE_RESTORE its restore hook writes <root>/.reimage/restored, or fails
+ * when <root>/.reimage/restore-fails exists (the engine's COMMIT tests).
  */
 #include <reimage/plugin.h>
 
 #include <errno.h>
+#include <stdio.h>
 
 #ifndef FAKE_ABI
 #define FAKE_ABI REIMAGE_PLUGIN_ABI
@@ -78,6 +81,39 @@ static int fake_preflight(void *ctx, const char *root, const struct reimage_boot
 }
 #endif
 
+#ifdef FAKE_RESTORE
+static const struct reimage_host *fake_host;
+
+static int fake_init(const struct reimage_host *host, const struct reimage_optval *values,
+		     void **ret_ctx, struct reimage_error *err)
+{
+	(void)values; (void)err;
+	fake_host = host;
+	*ret_ctx = NULL;
+	return 0;
+}
+
+static int fake_restore(void *ctx, const char *root, struct reimage_error *err)
+{
+	char path[4096];
+	FILE *f;
+
+	(void)ctx;
+	snprintf(path, sizeof(path), "%s/.reimage/restore-fails", root);
+	if ((f = fopen(path, "r"))) {
+		fclose(f);
+		fake_host->error(err, -EIO, REIMAGE_EC_IO, "fake cannot restore in %s", root);
+		return -EIO;
+	}
+	snprintf(path, sizeof(path), "%s/.reimage/restored", root);
+	if (!(f = fopen(path, "w")) || fputs("restored\n", f) < 0 || fclose(f) != 0) {
+		fake_host->error(err, -EIO, REIMAGE_EC_IO, "fake cannot write %s", path);
+		return -EIO;
+	}
+	return 0;
+}
+#endif
+
 static const struct reimage_backend_ops fake_ops = {
 	.abi_version = FAKE_ABI,
 	.struct_size = FAKE_SIZE,
@@ -92,6 +128,10 @@ static const struct reimage_backend_ops fake_ops = {
 	.set_boot = fake_set_boot,
 	.quiesce = fake_quiesce,
 	.preflight = fake_preflight,
+#endif
+#ifdef FAKE_RESTORE
+	.init = fake_init,
+	.restore = fake_restore,
 #endif
 };
 

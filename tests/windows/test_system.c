@@ -1,5 +1,5 @@
 /*
- * test_system.c -- QUIESCE, LABEL, BOOT, REBOOT and PREPARE decisions,
+ * test_system.c -- QUIESCE, LABEL, BOOT, REBOOT, PREPARE and restore decisions,
  * through the recorded fake (wine has no WTS sessions to end, no
  * bcdedit, no shutdown, and accepts a label it does not keep), and the
  * label call itself through wine.
@@ -200,6 +200,65 @@ TEST_CASE(prepare_real_registry_export)
 	CHECK(r == 0);
 	CHECK(t_exists(t_path(L".reimage\\windows\\tcpip.reg")));
 	CHECK(t_exists(t_path(L".reimage\\windows\\profilelist.reg")));
+}
+
+/* COMMIT in the new image: the registry files in PREPARE's order, then
+ * each Wi-Fi profile, each file removed once imported, then the folder. */
+TEST_CASE(restore_imports_and_removes)
+{
+	struct fake_sys f = { 0 };
+	struct win_ctx c;
+	struct reimage_error err = { 0 };
+	char want[8192], dir[1024];
+
+	fake_ctx(&c, &f);
+	REQUIRE(CreateDirectoryW(t_path(L".reimage"), NULL));
+	/* Nothing exported: nothing to do. */
+	CHECK(win_restore(&c, t_upath(L""), &err) == 0);
+	CHECK(logged(&f, ""));
+	REQUIRE(CreateDirectoryW(t_path(L".reimage\\windows"), NULL));
+	REQUIRE(t_write(t_path(L".reimage\\windows\\profilelist.reg"), "REGEDIT4\n"));
+	REQUIRE(t_write(t_path(L".reimage\\windows\\tcpip.reg"), "REGEDIT4\n"));
+	REQUIRE(t_write(t_path(L".reimage\\windows\\Wi-Fi-home.xml"), "<WLANProfile/>\n"));
+	/* A failed import stops there, its file kept for the next try. */
+	f.run_exit = 1;
+	CHECK(win_restore(&c, t_upath(L""), &err) == -EIO);
+	CHECK(strstr(err.msg, "reg import ") && strstr(err.msg, "tcpip.reg: exit code 1"));
+	CHECK(t_exists(t_path(L".reimage\\windows\\tcpip.reg")));
+	f.run_exit = 0;
+	f.log[0] = '\0';
+	CHECK(win_restore(&c, t_upath(L""), &err) == 0);
+	snprintf(dir, sizeof(dir), "%s.reimage\\windows", t_upath(L""));
+	snprintf(want, sizeof(want),
+		"run C:\\Windows\\system32\\reg.exe | \"C:\\Windows\\system32\\reg.exe\" import "
+		"\"%s\\tcpip.reg\" | - | 120000\n"
+		"run C:\\Windows\\system32\\reg.exe | \"C:\\Windows\\system32\\reg.exe\" import "
+		"\"%s\\profilelist.reg\" | - | 120000\n"
+		"run C:\\Windows\\system32\\netsh.exe | \"C:\\Windows\\system32\\netsh.exe\" wlan "
+		"add profile filename=\"%s\\Wi-Fi-home.xml\" user=all | - | 120000\n", dir, dir, dir);
+	CHECK(logged(&f, want));
+	CHECK(!t_exists(t_path(L".reimage\\windows")));
+	/* Done once: a second restore (an interrupted commit) does nothing. */
+	f.log[0] = '\0';
+	CHECK(win_restore(&c, t_upath(L""), &err) == 0);
+	CHECK(logged(&f, ""));
+}
+
+/* PREPARE's real export read back by restore's real import, under wine. */
+TEST_CASE(restore_real_registry_import)
+{
+	struct win_ctx c = { .host = &t_host, .sys = &win_sys_real, .boot_timeout_ms = 60000 };
+	struct reimage_error err = { 0 };
+	int r;
+
+	REQUIRE(CreateDirectoryW(t_path(L".reimage"), NULL));
+	REQUIRE(win_prepare(&c, t_upath(L""), &err) == 0);
+	REQUIRE(t_exists(t_path(L".reimage\\windows\\tcpip.reg")));
+	if ((r = win_restore(&c, t_upath(L""), &err)) < 0)
+		fprintf(stderr, "restore: %s\n", err.msg);
+	CHECK(r == 0);
+	CHECK(!t_exists(t_path(L".reimage\\windows\\tcpip.reg")));
+	CHECK(!t_exists(t_path(L".reimage\\windows")));
 }
 
 TEST_CASE(unit_active_from_service_state)
