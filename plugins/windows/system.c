@@ -58,6 +58,24 @@ static int run_system_tool(struct win_ctx *c, const wchar_t *exe, const wchar_t 
 	return 0;
 }
 
+/* run_system_tool for a program that must exit 0: otherwise the error is
+ * "<what> <subject>: exit code N" (subject: the key or file it acted on). */
+static int run_tool_checked(struct win_ctx *c, const wchar_t *exe, const wchar_t *args,
+			    const char *what, const wchar_t *subject, struct reimage_error *err)
+{
+	char *name = NULL;
+	DWORD code;
+	int r;
+
+	if ((r = run_system_tool(c, exe, args, NULL, &code, err)) < 0 || code == 0)
+		return r;
+	win_utf8(subject, &name, &(struct reimage_error){ 0 });
+	c->host->error(err, -EIO, REIMAGE_EC_IO, "%s %s: exit code %lu", what, name ? name : "?",
+		       (unsigned long)code);
+	free(name);
+	return -EIO;
+}
+
 /* root as a plain path without a trailing separator (programs such as
  * reg and netsh do not take \\?\ paths). */
 static int plain_root(const char *root, wchar_t *buf, size_t cap, struct reimage_error *err)
@@ -101,16 +119,9 @@ int win_prepare(void *ctx, const char *root, struct reimage_error *err)
 			continue;
 		_snwprintf(args, 3 * MAX_PATH, L"export \"%ls\" \"%ls\\%ls\" /y", exported_keys[i].key,
 			   dir, exported_keys[i].file);
-		if ((r = run_system_tool(c, L"reg.exe", args, NULL, &code, err)) < 0)
+		if ((r = run_tool_checked(c, L"reg.exe", args, "reg export", exported_keys[i].key,
+					  err)) < 0)
 			return r;
-		if (code != 0) {
-			char *key = NULL;
-			win_utf8(exported_keys[i].key, &key, &(struct reimage_error){ 0 });
-			c->host->error(err, -EIO, REIMAGE_EC_IO, "reg export %s: exit code %lu",
-				       key ? key : "?", (unsigned long)code);
-			free(key);
-			return -EIO;
-		}
 	}
 	return 0;
 }
@@ -120,20 +131,16 @@ int win_prepare(void *ctx, const char *root, struct reimage_error *err)
 static int import_file(struct win_ctx *c, const wchar_t *exe, const wchar_t *args,
 		       const wchar_t *file, const char *what, struct reimage_error *err)
 {
-	DWORD code;
 	char *name = NULL;
 	int r;
 
-	if ((r = run_system_tool(c, exe, args, NULL, &code, err)) < 0)
+	if ((r = run_tool_checked(c, exe, args, what, file, err)) < 0)
 		return r;
-	win_utf8(file, &name, &(struct reimage_error){ 0 });
-	if (code != 0) {
-		c->host->error(err, -EIO, REIMAGE_EC_IO, "%s %s: exit code %lu", what,
-			       name ? name : "?", (unsigned long)code);
-		r = -EIO;
-	} else if (!DeleteFileW(file))
+	if (!DeleteFileW(file)) {
+		win_utf8(file, &name, &(struct reimage_error){ 0 });
 		r = win_error(c->host, err, GetLastError(), "remove %s", name ? name : "?");
-	free(name);
+		free(name);
+	}
 	return r;
 }
 

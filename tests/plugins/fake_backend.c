@@ -42,7 +42,8 @@ static int fake_sync(void *ctx, const char *path, struct reimage_error *err)
 	return 0;
 }
 
-#ifdef FAKE_PREFLIGHT
+#if defined(FAKE_PREFLIGHT) || defined(FAKE_RESTORE)
+/* The host, for the hooks' errors. */
 static const struct reimage_host *fake_host;
 
 static int fake_init(const struct reimage_host *host, const struct reimage_optval *values,
@@ -54,6 +55,9 @@ static int fake_init(const struct reimage_host *host, const struct reimage_optva
 	return 0;
 }
 
+#endif
+
+#ifdef FAKE_PREFLIGHT
 static int fake_quiesce(void *ctx, const char *root, struct reimage_error *err)
 {
 	(void)ctx; (void)root; (void)err;
@@ -82,17 +86,6 @@ static int fake_preflight(void *ctx, const char *root, const struct reimage_boot
 #endif
 
 #ifdef FAKE_RESTORE
-static const struct reimage_host *fake_host;
-
-static int fake_init(const struct reimage_host *host, const struct reimage_optval *values,
-		     void **ret_ctx, struct reimage_error *err)
-{
-	(void)values; (void)err;
-	fake_host = host;
-	*ret_ctx = NULL;
-	return 0;
-}
-
 static int fake_restore(void *ctx, const char *root, struct reimage_error *err)
 {
 	char path[4096];
@@ -124,13 +117,14 @@ static const struct reimage_backend_ops fake_ops = {
 	.sync = fake_sync,
 #ifdef FAKE_PREFLIGHT
 	.caps = REIMAGE_BCAP_BOOT,
-	.init = fake_init,
 	.set_boot = fake_set_boot,
 	.quiesce = fake_quiesce,
 	.preflight = fake_preflight,
 #endif
-#ifdef FAKE_RESTORE
+#if defined(FAKE_PREFLIGHT) || defined(FAKE_RESTORE)
 	.init = fake_init,
+#endif
+#ifdef FAKE_RESTORE
 	.restore = fake_restore,
 #endif
 };
