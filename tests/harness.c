@@ -128,8 +128,13 @@ int t_sh_out(char **out, const char *fmt, ...)
 
 void t_write(const char *path, const char *text)
 {
+	t_write_n(path, text, strlen(text));
+}
+
+void t_write_n(const char *path, const void *data, size_t len)
+{
 	FILE *f = fopen(path, "w");
-	if (!f || fputs(text, f) < 0 || fclose(f) != 0) {
+	if (!f || fwrite(data, 1, len, f) != len || fclose(f) != 0) {
 		fprintf(stderr, "t_write %s: %s\n", path, strerror(errno));
 		abort();
 	}

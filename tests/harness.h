@@ -31,6 +31,8 @@ int t_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int t_sh_out(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Write and read small files. */
 void t_write(const char *path, const char *text);
+/* len bytes of data, which may hold NULs or be cut anywhere. */
+void t_write_n(const char *path, const void *data, size_t len);
 char *t_read(const char *path);  /* malloc'ed, NULL if missing */
 /* 1 once the process whose pid is written in pid_file is gone or a zombie
  * its new parent has not reaped yet (waits up to 2 s); 0 if it still runs

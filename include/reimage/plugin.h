@@ -492,10 +492,34 @@ struct reimage_plugin {
 	const struct reimage_backend_ops *backend;      /* for BACKEND */
 };
 
-/* The one symbol a plugin exports.  In the plugin's source, write
- *   #define reimage_plugin_entry posix_LTX_reimage_plugin_entry
- * (module name with '-' as '_') before defining it. */
+/* The one symbol a plugin exports, reimage_plugin_entry, spelled
+ * <module>_LTX_reimage_plugin_entry (module name with '-' as '_': libltdl's
+ * prefix rule, so that plugins can also be preloaded into one binary). */
 typedef const struct reimage_plugin *(*reimage_plugin_entry_fn)(void);
+
+#if defined(_WIN32)
+#define REIMAGE_PLUGIN_EXPORT __declspec(dllexport)
+#else
+#define REIMAGE_PLUGIN_EXPORT __attribute__((visibility("default")))
+#endif
+
+/* The end of every plugin's source: its description and its entry.
+ *   REIMAGE_PLUGIN(posix, BACKEND, backend, posix_ops)
+ *   REIMAGE_PLUGIN(transport_http, TRANSPORT, transport, http_ops)
+ * module: the module's name with '-' as '_'; the ops table named is the
+ * plugin's one const ops struct. */
+#define REIMAGE_PLUGIN(module, KIND, member, ops)                                        \
+	static const struct reimage_plugin module##_plugin_description = {                 \
+		.abi_version = REIMAGE_PLUGIN_ABI,                                           \
+		.kind = REIMAGE_PLUGIN_##KIND,                                               \
+		.member = &(ops),                                                            \
+	};                                                                                   \
+	REIMAGE_PLUGIN_EXPORT const struct reimage_plugin *module##_LTX_reimage_plugin_entry( \
+		void);                                                                       \
+	const struct reimage_plugin *module##_LTX_reimage_plugin_entry(void)                 \
+	{                                                                                    \
+		return &module##_plugin_description;                                         \
+	}
 
 #ifdef __cplusplus
 }

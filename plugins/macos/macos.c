@@ -30,7 +30,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define reimage_plugin_entry macos_LTX_reimage_plugin_entry
 
 /*
  * The processes quiesce leaves running by default: what keeps the Mac
@@ -309,13 +308,4 @@ static const struct reimage_backend_ops macos_ops = {
 	.accounts_copy = macos_accounts_copy,
 };
 
-static const struct reimage_plugin macos_plugin = {
-	.abi_version = REIMAGE_PLUGIN_ABI,
-	.kind = REIMAGE_PLUGIN_BACKEND,
-	.backend = &macos_ops,
-};
-
-__attribute__((visibility("default"))) const struct reimage_plugin *reimage_plugin_entry(void)
-{
-	return &macos_plugin;
-}
+REIMAGE_PLUGIN(macos, BACKEND, backend, macos_ops)

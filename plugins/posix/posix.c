@@ -33,7 +33,6 @@
 #include <unistd.h>
 #include <linux/reboot.h>
 
-#define reimage_plugin_entry posix_LTX_reimage_plugin_entry
 
 /*
  * The processes quiesce leaves running by default: what keeps the machine
@@ -340,13 +339,4 @@ static const struct reimage_backend_ops posix_ops = {
 	.inhibited = posix_inhibited,
 };
 
-static const struct reimage_plugin posix_plugin = {
-	.abi_version = REIMAGE_PLUGIN_ABI,
-	.kind = REIMAGE_PLUGIN_BACKEND,
-	.backend = &posix_ops,
-};
-
-__attribute__((visibility("default"))) const struct reimage_plugin *reimage_plugin_entry(void)
-{
-	return &posix_plugin;
-}
+REIMAGE_PLUGIN(posix, BACKEND, backend, posix_ops)

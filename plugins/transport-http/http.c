@@ -707,16 +707,4 @@ static const struct reimage_transport_ops http_ops = {
 	.open_ex = http_open_ex,
 };
 
-static const struct reimage_plugin http_plugin = {
-	.abi_version = REIMAGE_PLUGIN_ABI,
-	.kind = REIMAGE_PLUGIN_TRANSPORT,
-	.transport = &http_ops,
-};
-
-#define reimage_plugin_entry transport_http_LTX_reimage_plugin_entry
-__attribute__((visibility("default"))) const struct reimage_plugin *reimage_plugin_entry(void);
-
-const struct reimage_plugin *reimage_plugin_entry(void)
-{
-	return &http_plugin;
-}
+REIMAGE_PLUGIN(transport_http, TRANSPORT, transport, http_ops)

@@ -36,7 +36,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define reimage_plugin_entry transport_smb_LTX_reimage_plugin_entry
 
 /* Indexes into the options table below (values[] arrive in this order). */
 enum {
@@ -727,13 +726,4 @@ static const struct reimage_transport_ops smb_ops = {
 	.remove = smb_remove,
 };
 
-static const struct reimage_plugin smb_plugin = {
-	.abi_version = REIMAGE_PLUGIN_ABI,
-	.kind = REIMAGE_PLUGIN_TRANSPORT,
-	.transport = &smb_ops,
-};
-
-__attribute__((visibility("default"))) const struct reimage_plugin *reimage_plugin_entry(void)
-{
-	return &smb_plugin;
-}
+REIMAGE_PLUGIN(transport_smb, TRANSPORT, transport, smb_ops)

@@ -9,7 +9,6 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#define reimage_plugin_entry windows_LTX_reimage_plugin_entry
 
 /* Top-level names of a Windows volume that are the machine's, not an
  * image's: the paging, hibernation and crash-dump files, the volume's
@@ -113,14 +112,4 @@ const struct reimage_backend_ops win_backend_ops = {
 	.restore = win_restore,
 };
 
-static const struct reimage_plugin plugin = {
-	.abi_version = REIMAGE_PLUGIN_ABI,
-	.kind = REIMAGE_PLUGIN_BACKEND,
-	.backend = &win_backend_ops,
-};
-
-__declspec(dllexport) const struct reimage_plugin *reimage_plugin_entry(void);
-const struct reimage_plugin *reimage_plugin_entry(void)
-{
-	return &plugin;
-}
+REIMAGE_PLUGIN(windows, BACKEND, backend, win_backend_ops)

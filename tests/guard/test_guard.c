@@ -43,7 +43,7 @@ static char *armed_root(const char *setup, int max)
 	if (!root[0])
 		snprintf(root, sizeof(root), "%s/root", t_dir());
 	char *old = trial_fixture_swapped(root, setup, NULL);
-	if (trial_arm(root, root, guard_bin(), max, &err) < 0)
+	if (trial_arm(trial_ctx(root), root, guard_bin(), max, &err) < 0)
 		fprintf(stderr, "arm: %s\n", err.msg);
 	CU_ASSERT_EQUAL_FATAL(err.code, 0);
 	return old;

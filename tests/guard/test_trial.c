@@ -190,7 +190,7 @@ TEST_CASE(arm_plain_init)
 				    "echo 9 > .reimage/attempts; echo state=done > .reimage/fallback");
 	char *before = fixture_manifest(root);
 
-	CU_ASSERT_EQUAL_FATAL(trial_arm(root, root, t_path("guard-bin"), 3, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(trial_arm(trial_ctx(root), root, t_path("guard-bin"), 3, &err), 0);
 	check_guard_copy(root);
 	check_trial_file(root, 3, "/sbin/init", "sbin/init");
 	CU_ASSERT(link_is(root, "sbin/init", "../.reimage/guard"));
@@ -213,7 +213,7 @@ TEST_CASE(arm_plain_init)
 	CU_ASSERT_EQUAL(trial_state(root, &ti, &err), 0);
 	CU_ASSERT_EQUAL(ti.attempts, 2);
 
-	CU_ASSERT_EQUAL(trial_disarm(root, &err), 0);
+	CU_ASSERT_EQUAL(trial_disarm(trial_ctx(root), &err), 0);
 	if (err.code)
 		fprintf(stderr, "disarm: %s\n", err.msg);
 	/* before had attempts and fallback files, not part of the manifest. */
@@ -221,7 +221,7 @@ TEST_CASE(arm_plain_init)
 	CU_ASSERT_EQUAL(trial_state(root, &ti, &err), 0);
 	CU_ASSERT(!ti.armed);
 	/* Nothing armed: nothing to do. */
-	CU_ASSERT_EQUAL(trial_disarm(root, &err), 0);
+	CU_ASSERT_EQUAL(trial_disarm(trial_ctx(root), &err), 0);
 	free(before);
 }
 
@@ -236,7 +236,7 @@ TEST_CASE(arm_merged_usr)
 		"ln -s ../lib/systemd/systemd usr/sbin/init");
 	char *before = fixture_manifest(root);
 
-	CU_ASSERT_EQUAL_FATAL(trial_arm(root, root, t_path("guard-bin"), 2, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(trial_arm(trial_ctx(root), root, t_path("guard-bin"), 2, &err), 0);
 	/* /sbin/init is usr/sbin/init: the guard takes that entry's place. */
 	check_trial_file(root, 2, "/usr/lib/systemd/systemd", "usr/sbin/init");
 	CU_ASSERT(link_is(root, "usr/sbin/init", "../../.reimage/guard"));
@@ -250,7 +250,7 @@ TEST_CASE(arm_merged_usr)
 	CU_ASSERT_STRING_EQUAL(g, GUARD_TEXT);
 	free(g);
 
-	CU_ASSERT_EQUAL(trial_disarm(root, &err), 0);
+	CU_ASSERT_EQUAL(trial_disarm(trial_ctx(root), &err), 0);
 	check_disarmed(root, before);
 	free(before);
 }
@@ -265,7 +265,7 @@ TEST_CASE(arm_symlinks_stay_inside)
 		"ln -s ../../../../../../../../bin/busybox sbin/init; "
 		"ln -s /usr/lib/systemd/real usr/sbin/init; echo real > usr/lib/systemd/real; "
 		"ln -s systemd lib/systemd/systemd-loop; ln -s systemd-loop lib/systemd/systemd");
-	CU_ASSERT_EQUAL_FATAL(trial_arm(root, root, t_path("guard-bin"), 1, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(trial_arm(trial_ctx(root), root, t_path("guard-bin"), 1, &err), 0);
 	check_trial_file(root, 1, "/usr/lib/systemd/real", "sbin/init");
 	CU_ASSERT(link_is(root, ".reimage/init.saved", "../../../../../../../../bin/busybox"));
 
@@ -275,7 +275,7 @@ TEST_CASE(arm_symlinks_stay_inside)
 	CU_ASSERT_EQUAL_FATAL(t_sh("set -e; mkdir -p '%s/.reimage' '%s/sbin' '%s/lib/systemd'; cd '%s'; "
 				   "ln -s /../../bin/busybox sbin/init; ln -s systemd lib/systemd/systemd",
 				   root2, root2, root2, root2), 0);
-	CU_ASSERT_EQUAL_FATAL(trial_arm(root2, root2, t_path("guard-bin"), 1, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(trial_arm(trial_ctx(root2), root2, t_path("guard-bin"), 1, &err), 0);
 	check_trial_file(root2, 1, "", "sbin/init");
 }
 
@@ -287,14 +287,14 @@ TEST_CASE(arm_no_init)
 	const char *root = new_root("mkdir sbin");
 	char *before = fixture_manifest(root);
 
-	CU_ASSERT_EQUAL_FATAL(trial_arm(root, root, t_path("guard-bin"), 3, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(trial_arm(trial_ctx(root), root, t_path("guard-bin"), 3, &err), 0);
 	check_trial_file(root, 3, "", "sbin/init");
 	CU_ASSERT(link_is(root, "sbin/init", "../.reimage/guard"));
 	CU_ASSERT(absent(root, ".reimage/init.saved"));
 	CU_ASSERT_EQUAL(trial_state(root, &ti, &err), 0);
 	trial_init_path(&ti, path, sizeof(path));
 	CU_ASSERT_STRING_EQUAL(path, "");
-	CU_ASSERT_EQUAL(trial_disarm(root, &err), 0);
+	CU_ASSERT_EQUAL(trial_disarm(trial_ctx(root), &err), 0);
 	check_disarmed(root, before);
 	free(before);
 }
@@ -305,18 +305,18 @@ TEST_CASE(arm_refused)
 	/* No /sbin: the kernel would find no guard to run. */
 	const char *root = new_root("mkdir -p usr/lib/systemd; echo x > usr/lib/systemd/systemd");
 	char *before = fixture_manifest(root);
-	CU_ASSERT(trial_arm(root, root, t_path("guard-bin"), 3, &err) < 0);
+	CU_ASSERT(trial_arm(trial_ctx(root), root, t_path("guard-bin"), 3, &err) < 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "sbin/init"));
 	err_clear(&err);
-	CU_ASSERT_EQUAL(trial_arm(root, root, t_path("guard-bin"), 0, &err), -EINVAL);
+	CU_ASSERT_EQUAL(trial_arm(trial_ctx(root), root, t_path("guard-bin"), 0, &err), -EINVAL);
 	err_clear(&err);
 	/* A guard that cannot be read: refused before anything changes. */
 	CU_ASSERT_EQUAL_FATAL(t_sh("mkdir '%s/sbin'", root), 0);
-	CU_ASSERT(trial_arm(root, root, t_path("no-such-guard"), 3, &err) < 0);
+	CU_ASSERT(trial_arm(trial_ctx(root), root, t_path("no-such-guard"), 3, &err) < 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "boot guard"));
 	err_clear(&err);
 	/* No guard given and none installed. */
-	CU_ASSERT_EQUAL(trial_arm(root, root, NULL, 3, &err), -ENOENT);
+	CU_ASSERT_EQUAL(trial_arm(trial_ctx(root), root, NULL, 3, &err), -ENOENT);
 	CU_ASSERT(absent(root, ".reimage/trial"));
 	CU_ASSERT(absent(root, "sbin/init"));
 	CU_ASSERT_EQUAL_FATAL(t_sh("rmdir '%s/sbin'", root), 0);
@@ -387,15 +387,15 @@ TEST_CASE(arm_disarm_interrupted)
 		char *before = fixture_manifest(root);
 		arm_cut_after(root, k);
 		/* Arm again converges on the armed tree... */
-		CU_ASSERT_EQUAL_FATAL(trial_arm(root, root, t_path("guard-bin"), 2, &err), 0);
+		CU_ASSERT_EQUAL_FATAL(trial_arm(trial_ctx(root), root, t_path("guard-bin"), 2, &err), 0);
 		check_armed(root);
-		CU_ASSERT_EQUAL_FATAL(trial_arm(root, root, t_path("guard-bin"), 2, &err), 0);
+		CU_ASSERT_EQUAL_FATAL(trial_arm(trial_ctx(root), root, t_path("guard-bin"), 2, &err), 0);
 		check_armed(root);
 		/* ...and disarm from the same point on the disarmed one. */
 		CU_ASSERT_EQUAL_FATAL(t_sh("rm -rf '%s'", root), 0);
 		root = new_root(setup);
 		arm_cut_after(root, k);
-		CU_ASSERT_EQUAL(trial_disarm(root, &err), 0);
+		CU_ASSERT_EQUAL(trial_disarm(trial_ctx(root), &err), 0);
 		if (err.code)
 			fprintf(stderr, "cut after arm step %d: disarm: %s\n", k, err.msg);
 		if (k >= 3) {
@@ -415,10 +415,10 @@ TEST_CASE(arm_disarm_interrupted)
 	for (int k = 0; k <= 3; k++) {
 		const char *root = new_root(setup);
 		char *before = fixture_manifest(root);
-		CU_ASSERT_EQUAL_FATAL(trial_arm(root, root, t_path("guard-bin"), 2, &err), 0);
+		CU_ASSERT_EQUAL_FATAL(trial_arm(trial_ctx(root), root, t_path("guard-bin"), 2, &err), 0);
 		disarm_cut_after(root, k);
 		for (int twice = 0; twice < 2; twice++) {
-			CU_ASSERT_EQUAL(trial_disarm(root, &err), 0);
+			CU_ASSERT_EQUAL(trial_disarm(trial_ctx(root), &err), 0);
 			if (err.code)
 				fprintf(stderr, "cut after disarm step %d: %s\n", k, err.msg);
 			check_disarmed(root, before);
@@ -443,10 +443,10 @@ TEST_CASE(fall_back_undoes_swap)
 	char *old = trial_fixture_swapped(root, trial_fixture_script("sbin/init", TRIAL_NEW_INIT),
 					  &new_tree);
 	t_write(t_path("guard-bin"), GUARD_TEXT);
-	CU_ASSERT_EQUAL_FATAL(trial_arm(root, root, t_path("guard-bin"), 2, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(trial_arm(trial_ctx(root), root, t_path("guard-bin"), 2, &err), 0);
 	CU_ASSERT(link_is(root, "sbin/init", "../.reimage/guard"));
 
-	CU_ASSERT_EQUAL(trial_fall_back(root, "test: no commit", &err), 0);
+	CU_ASSERT_EQUAL(trial_fall_back(trial_ctx(root), "test: no commit", &err), 0);
 	if (err.code)
 		fprintf(stderr, "fall back: %s\n", err.msg);
 	char *now = fixture_manifest(root);
@@ -462,14 +462,14 @@ TEST_CASE(fall_back_undoes_swap)
 	/* The guard is in the staged image now. */
 	CU_ASSERT(link_is(root, ".reimage/new/sbin/init", "../.reimage/guard"));
 	/* Again: the journal says undone, nothing moves. */
-	CU_ASSERT_EQUAL(trial_fall_back(root, "again", &err), 0);
+	CU_ASSERT_EQUAL(trial_fall_back(trial_ctx(root), "again", &err), 0);
 	now = fixture_manifest(root);
 	CU_ASSERT(fixture_same(old, now, "root after a second fallback"));
 	free(now);
 
 	/* Disarm once the old image's agent has reported: the staged image
 	 * gets its init back, the old image keeps its own. */
-	CU_ASSERT_EQUAL(trial_disarm(root, &err), 0);
+	CU_ASSERT_EQUAL(trial_disarm(trial_ctx(root), &err), 0);
 	now = fixture_manifest(root);
 	CU_ASSERT(fixture_same(old, now, "root after disarm"));
 	free(now);

@@ -4,7 +4,10 @@
 #define _GNU_SOURCE
 #include "trial_fixture.h"
 #include "fixture.h"
+#include "error.h"
 #include "harness.h"
+#include "log.h"
+#include "move.h"
 #include "registry.h"
 #include "swap.h"
 
@@ -25,6 +28,22 @@ void trial_fixture_require(void)
 		t_skip("needs root (chroot, namespaces)");
 	if (access(BUSYBOX, X_OK) < 0)
 		t_skip("%s is missing (Debian package busybox-static)", BUSYBOX);
+}
+
+const struct swap_ctx *trial_ctx(const char *root)
+{
+	static const struct reimage_host host = {
+		.abi_version = REIMAGE_PLUGIN_ABI,
+		.struct_size = sizeof(struct reimage_host),
+		.error = err_set,
+		.log = log_msg,
+	};
+	static char path[PATH_MAX];
+	static struct swap_ctx sc;
+
+	snprintf(path, sizeof(path), "%s", root);
+	sc = (struct swap_ctx){ path, &posix_rename_ops, (void *)&host, 0 };
+	return &sc;
 }
 
 const char *trial_fixture_script(const char *path, const char *text)

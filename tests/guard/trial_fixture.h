@@ -24,6 +24,11 @@ void trial_fixture_require(void);
  * Returns the old image's manifest (malloc'ed), taken before the swap,
  * and in *ret_new (if not NULL) the staged new image's. */
 char *trial_fixture_swapped(const char *dir, const char *new_setup, char **ret_new);
+/* The swap context of root with the posix renames (the boot guard's), for
+ * trial_arm(), trial_disarm() and trial_fall_back(); valid until the next
+ * call. */
+struct swap_ctx;
+const struct swap_ctx *trial_ctx(const char *root);
 /* Shell commands installing text as the executable file at path. */
 const char *trial_fixture_script(const char *path, const char *text);
 

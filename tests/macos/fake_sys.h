@@ -9,7 +9,7 @@
 #ifndef REIMAGE_TEST_MACOS_FAKE_SYS_H
 #define REIMAGE_TEST_MACOS_FAKE_SYS_H
 
-#include "posix/fixture.h"
+#include "posix/posix_fixture.h"
 #include "macos.h"
 
 #define FAKE_MAX 64

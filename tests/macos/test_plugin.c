@@ -7,7 +7,7 @@
  * root laid out as macOS lays it out.
  */
 #define _GNU_SOURCE
-#include "posix/fixture.h"
+#include "posix/posix_fixture.h"
 #include "options.h"
 #include "preserve.h"
 

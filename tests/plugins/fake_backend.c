@@ -115,6 +115,9 @@ static const struct reimage_backend_ops fake_ops = {
 	.move = fake_move,
 	.is_mount = fake_is_mount,
 	.sync = fake_sync,
+#ifdef FAKE_CAPS
+	.caps = FAKE_CAPS,  /* declared without the hooks they need */
+#endif
 #ifdef FAKE_PREFLIGHT
 	.caps = REIMAGE_BCAP_BOOT,
 	.set_boot = fake_set_boot,

@@ -6,7 +6,7 @@
 #ifndef REIMAGE_TEST_POSIX_PROCS_UTIL_H
 #define REIMAGE_TEST_POSIX_PROCS_UTIL_H
 
-#include "fixture.h"
+#include "posix_fixture.h"
 
 #include <sys/types.h>
 

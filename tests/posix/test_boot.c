@@ -6,7 +6,7 @@
  * reboot are never called here: they would act on this machine.)
  */
 #define _GNU_SOURCE
-#include "fixture.h"
+#include "posix_fixture.h"
 #include "fsutil.h"
 
 #include <errno.h>

@@ -4,7 +4,7 @@
  * namespace the case creates.
  */
 #define _GNU_SOURCE
-#include "fixture.h"
+#include "posix_fixture.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -6,7 +6,7 @@
  * a copy that fails (the mount is full) leaves the mount as it was.
  */
 #define _GNU_SOURCE
-#include "fixture.h"
+#include "posix_fixture.h"
 #include "fsutil.h"
 
 #include <errno.h>

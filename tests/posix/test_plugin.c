@@ -4,7 +4,7 @@
  * renames and syncs it delegates to move.c.
  */
 #define _GNU_SOURCE
-#include "fixture.h"
+#include "posix_fixture.h"
 #include "options.h"
 
 #include <errno.h>

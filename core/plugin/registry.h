@@ -1,0 +1,72 @@
+/*
+ * registry.h -- every plugin the process knows: the built-ins and the
+ * modules loaded from the plugin path, in one table.  Lookups by URL
+ * scheme (transports) and by name or probe (backends).
+ */
+#ifndef REIMAGE_REGISTRY_H
+#define REIMAGE_REGISTRY_H
+
+#include "loader.h"
+
+#include <libconfig.h>
+#include <stddef.h>
+#include <reimage/plugin.h>
+
+#define REGISTRY_MAX 32
+
+/* Ops tables only grow at their end: a plugin has a hook only if the
+ * table it was built with (struct_size) reaches past it. */
+#define OPS_END_OF(type, member) (offsetof(type, member) + sizeof(((type *)0)->member))
+#define OPS_HAS(ops, type, member) \
+	((ops)->struct_size >= OPS_END_OF(type, member) && (ops)->member != NULL)
+
+struct plugin {
+	char name[64];
+	char file[4096];  /* "(built-in)" for built-ins */
+	const struct reimage_plugin *desc;
+	const struct reimage_option *options;
+	struct reimage_optval *values;  /* after plugin_configure() */
+	void *ctx;                      /* after plugin_start() */
+	int started;
+};
+
+struct registry {
+	struct plugin plugins[REGISTRY_MAX];
+	size_t count;
+	struct loader loader;
+	int sealed;  /* PREPARE is over: no more loading */
+};
+
+/* The host table handed to plugins. */
+extern const struct reimage_host registry_host;
+
+/* Registers the built-ins.  search_path: directories to load modules
+ * from, NULL-terminated (REIMAGE_PLUGIN_PATH is added in front). */
+int registry_init(struct registry *reg, const char *const *search_path,
+		  struct reimage_error *err);
+void registry_fini(struct registry *reg);
+/* Validate a plugin description and add it (built-ins and loaded ones). */
+int registry_add(struct registry *reg, const char *name, const char *file,
+		 const struct reimage_plugin *desc, struct reimage_error *err);
+struct plugin *registry_find(struct registry *reg, const char *name);
+/* Find name, loading the module if it is not registered yet. */
+int registry_require(struct registry *reg, const char *name, struct plugin **ret,
+		     struct reimage_error *err);
+/* The transport serving url's scheme (plain paths are "file"), loaded if
+ * needed; "smb: plugin transport-smb is not installed" if it cannot be. */
+int registry_transport_for(struct registry *reg, const char *url, struct plugin **ret,
+			   struct reimage_error *err);
+/* A backend by name, or the best probe of every known backend for "auto". */
+int registry_backend(struct registry *reg, const char *name, struct plugin **ret,
+		     struct reimage_error *err);
+/* Read the plugin's own group (may be NULL) against its options. */
+int plugin_configure(struct plugin *p, const config_setting_t *group,
+		     struct reimage_error *err);
+/* Call init() once (configuring with defaults first if needed). */
+int plugin_start(struct plugin *p, struct reimage_error *err);
+/* The module name that serves scheme, from the table of known names. */
+const char *registry_scheme_plugin(const char *scheme);
+/* 1 if name is a plugin reimage knows of (loaded or not). */
+int registry_known_plugin(const char *name);
+
+#endif
