@@ -9,6 +9,7 @@
  * error; 4 wait timed out.  Rollouts in waves: rollout.c.
  */
 #define _GNU_SOURCE
+#include "chunked.h"
 #include "command.h"
 #include "config.h"
 #include "error.h"
@@ -792,6 +793,33 @@ static int cmd_rollout(void *ctx, struct reimage_error *err)
 	return r;
 }
 
+/* ------------------------------------------------------------ images */
+
+/* zstd's level for chunked images: its command line's default. */
+#define CHUNK_LEVEL 3
+
+static int cmd_image(void *ctx, struct reimage_error *err)
+{
+	struct ctl *c = ctx;
+	struct chunked_made m;
+	int r;
+
+	if (strcmp(c->a->pos[0], "chunk") != 0 || !c->a->output || !strcmp(c->a->output, "-")) {
+		err_set(err, -EINVAL, REIMAGE_EC_CONFIG,
+			"usage: reimagectl image chunk SRC -o OUT.tar.zst");
+		return -EINVAL;
+	}
+	if ((r = chunked_write(c->a->pos[1], c->a->output, CHUNK_LEVEL, &m, err)) < 0) {
+		err_prefix(err, "image chunk");
+		return r;
+	}
+	printf("%s: %llu entries, %llu files with content, %llu bytes\n"
+	       "image: { url = \"...\"; sha256 = \"%s\"; size = %llu; toc_sha256 = \"%s\"; }\n",
+	       c->a->output, (unsigned long long)m.entries, (unsigned long long)m.files,
+	       (unsigned long long)m.size, m.sha256, (unsigned long long)m.size, m.toc_sha256);
+	return 0;
+}
+
 /* ------------------------------------------------------------- main */
 
 static const struct cli_option options[] = {
@@ -867,6 +895,13 @@ static const struct cli_command commands[] = {
 	  "poll interval; those that swapped go on to their trial.  Exit 0 once the\n"
 	  "store holds the stop.",
 	  store_options, cmd_stop, NULL },
+	{ "image", 2, 2, "chunk SRC -o OUT.tar.zst",
+	  "Write SRC -- a directory tree (owners, modes, times, xattrs, ACLs,\n"
+	  "capabilities, hard links, devices kept) or an image file any tar reads --\n"
+	  "as a zstd:chunked image: a tar.zst any `tar --zstd -x` extracts, with a table\n"
+	  "of contents agents use to fetch only the files their root lacks.  Prints the\n"
+	  "job's image.sha256, size and toc_sha256 (give all three in the job).",
+	  (const char *const[]){ "output", NULL }, cmd_image, (const char *const[]){ "output", NULL } },
 	{ "rollout", 2, 2, "status -s STORE JOB",
 	  "Each wave of a rollout (job.conf's rollout.waves): its agents, state (waiting,\n"
 	  "open, committed, halted, stopped), committed, failed and unfinished agents\n"

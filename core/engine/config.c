@@ -154,7 +154,7 @@ static const struct reimage_option targets_table[] = {
 
 enum {
 	I_URL, I_SHA256, I_SIZE, I_RETRIES, I_RETRY_DELAY, I_KIND, I_TOKEN_FILE, I_UNPACKED_SIZE,
-	I_COUNT
+	I_TOC_SHA256, I_COUNT
 };
 static const struct reimage_option image_table[] = {
 	[I_URL] = { "url", REIMAGE_OPT_STRING, NULL, 0, 0,
@@ -166,12 +166,15 @@ static const struct reimage_option image_table[] = {
 	[I_RETRY_DELAY] = { "retry_delay_ms", REIMAGE_OPT_INT, "1000", 0, 600000,
 			    "first wait before a resume; doubled each time, with jitter" },
 	[I_KIND] = { "kind", REIMAGE_OPT_STRING, NULL, 0, 0,
-		     "archive, iso, squashfs, ext4, raw, dir, oci, oci-layout, docker-archive "
-		     "(unset: from the URL)" },
+		     "archive, iso, squashfs, ext4, raw, dir, oci, oci-layout, docker-archive, "
+		     "chunked (unset: from the URL, chunked if toc_sha256 is given)" },
 	[I_TOKEN_FILE] = { "token_file", REIMAGE_OPT_STRING, NULL, 0, 0,
 			   "file holding a bearer token for an oci:// registry" },
 	[I_UNPACKED_SIZE] = { "unpacked_size", REIMAGE_OPT_INT, "-1", -1, MAX_BYTES,
 			      "bytes the image takes once staged (PREFLIGHT's space check)" },
+	[I_TOC_SHA256] = { "toc_sha256", REIMAGE_OPT_STRING, NULL, 0, 0,
+			   "chunked image: SHA-256 of its table of contents (reimagectl image "
+			   "chunk prints it); files the root holds are then reused" },
 	{ NULL, REIMAGE_OPT_END, NULL, 0, 0, NULL }
 };
 
@@ -518,8 +521,18 @@ static int job_parse(struct job *job, struct reimage_error *err)
 	}
 	if (iv[I_KIND].set && !strlist_has(source_kind_names, iv[I_KIND].s)) {
 		r = config_bad(err, path, iv[I_KIND].line, "image.kind",
-			       "expected archive, iso, squashfs, ext4, raw, dir, oci, oci-layout "
-			       "or docker-archive");
+			       "expected archive, iso, squashfs, ext4, raw, dir, oci, oci-layout, "
+			       "docker-archive or chunked");
+		goto fail;
+	}
+	if (iv[I_TOC_SHA256].set && !is_sha256(iv[I_TOC_SHA256].s)) {
+		r = config_bad(err, path, iv[I_TOC_SHA256].line, "image.toc_sha256",
+			       "expected 64 lowercase hex digits");
+		goto fail;
+	}
+	if (iv[I_TOC_SHA256].set && iv[I_KIND].set && strcmp(iv[I_KIND].s, "chunked") != 0) {
+		r = config_bad(err, path, iv[I_TOC_SHA256].line, "image.toc_sha256",
+			       "only a chunked image has a TOC (image.kind is not \"chunked\")");
 		goto fail;
 	}
 	if (iv[I_TOKEN_FILE].set && iv[I_TOKEN_FILE].s[0] != '/') {
@@ -550,7 +563,10 @@ static int job_parse(struct job *job, struct reimage_error *err)
 	job->image_size = iv[I_SIZE].i;
 	job->image_retries = (int)iv[I_RETRIES].i;
 	job->image_retry_delay_ms = iv[I_RETRY_DELAY].i;
-	job->image_kind = iv[I_KIND].set ? iv[I_KIND].s : NULL;
+	job->image_toc_sha256 = iv[I_TOC_SHA256].set ? iv[I_TOC_SHA256].s : NULL;
+	/* The TOC's digest makes a remote image chunked (a local one says so
+	 * by its footer, source.c). */
+	job->image_kind = iv[I_KIND].set ? iv[I_KIND].s : job->image_toc_sha256 ? "chunked" : NULL;
 	job->image_token_file = iv[I_TOKEN_FILE].set ? iv[I_TOKEN_FILE].s : NULL;
 	job->root = v[J_ROOT].s;
 	job->backend = v[J_BACKEND].s;

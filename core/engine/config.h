@@ -46,6 +46,7 @@ struct job {
 	long long serial;
 	const char *image_url;
 	const char *image_sha256;  /* 64 hex digits, or NULL */
+	const char *image_toc_sha256;  /* chunked: the TOC's SHA-256, or NULL */
 	long long image_size;      /* bytes, -1 if not given */
 	int image_retries;         /* resumes of an interrupted download */
 	long long image_retry_delay_ms;

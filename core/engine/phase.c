@@ -103,6 +103,8 @@ static struct stage_request stage_request_of(struct engine *e)
 		.url = e->job->image_url,
 		.kind = e->job->image_kind,
 		.sha256 = e->job->image_sha256,
+		.toc_sha256 = e->job->image_toc_sha256,
+		.root = e->root,
 		.size = e->job->image_size,
 		.token_file = e->job->image_token_file,
 		.staging = e->L.staging,

@@ -19,6 +19,7 @@
 
 struct reimage_stream {
 	int fd;
+	uint64_t left;  /* bytes open_range() still delivers; UINT64_MAX: to the end */
 	const struct reimage_host *host;
 	char path[PATH_MAX];
 };
@@ -102,9 +103,21 @@ static void file_fini(void *ctx)
 	free(ctx);
 }
 
+static int file_open_range(void *ctx, const char *url, uint64_t offset, uint64_t length,
+			   struct reimage_stream **ret_stream, uint64_t *ret_size,
+			   struct reimage_error *err);
+
 static int file_open(void *ctx, const char *url, uint64_t offset,
 		     struct reimage_stream **ret_stream, uint64_t *ret_size,
 		     struct reimage_error *err)
+{
+	return file_open_range(ctx, url, offset, UINT64_MAX, ret_stream, ret_size, err);
+}
+
+/* length UINT64_MAX: to the end (open()). */
+static int file_open_range(void *ctx, const char *url, uint64_t offset, uint64_t length,
+			   struct reimage_stream **ret_stream, uint64_t *ret_size,
+			   struct reimage_error *err)
 {
 	struct file_ctx *c = ctx;
 	char path[PATH_MAX];
@@ -122,6 +135,15 @@ static int file_open(void *ctx, const char *url, uint64_t offset,
 		close(fd);
 		return sys_error(c->host, err, e, "open", path);
 	}
+	if (length != UINT64_MAX && S_ISREG(st.st_mode) &&
+	    (offset > (uint64_t)st.st_size || length > (uint64_t)st.st_size - offset)) {
+		close(fd);
+		c->host->error(err, -ERANGE, REIMAGE_EC_INTEGRITY,
+			       "%s: bytes %llu-%llu lie past its end (%lld bytes)", path,
+			       (unsigned long long)offset, (unsigned long long)(offset + length - 1),
+			       (long long)st.st_size);
+		return -ERANGE;
+	}
 	if (offset && lseek(fd, (off_t)offset, SEEK_SET) < 0) {
 		int e = errno;
 		close(fd);
@@ -133,6 +155,7 @@ static int file_open(void *ctx, const char *url, uint64_t offset,
 		return sys_error(c->host, err, ENOMEM, "open", path);
 	}
 	s->fd = fd;
+	s->left = length;
 	s->host = c->host;
 	snprintf(s->path, sizeof(s->path), "%s", path);
 	/* Advise the kernel we read once, front to back. */
@@ -145,10 +168,15 @@ static int file_open(void *ctx, const char *url, uint64_t offset,
 static ssize_t file_read(struct reimage_stream *s, void *buf, size_t len,
 			 struct reimage_error *err)
 {
+	if (len > s->left)
+		len = (size_t)s->left;
 	for (;;) {
-		ssize_t n = read(s->fd, buf, len);
-		if (n >= 0)
+		ssize_t n = len ? read(s->fd, buf, len) : 0;
+		if (n >= 0) {
+			if (s->left != UINT64_MAX)
+				s->left -= (uint64_t)n;
 			return n;
+		}
 		if (errno != EINTR) {
 			return sys_error(s->host, err, errno, "read", s->path);
 		}
@@ -274,6 +302,7 @@ static const struct reimage_transport_ops file_ops = {
 	.fetch = file_fetch,
 	.put = file_put,
 	.remove = file_remove,
+	.open_range = file_open_range,
 };
 
 REIMAGE_PLUGIN(file, TRANSPORT, transport, file_ops)

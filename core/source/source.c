@@ -8,7 +8,9 @@
  * (ISO 9660 "CD001" at byte 32769, squashfs "hsqs" at 0, ext2/3/4 0xEF53
  * at 1080, else an archive; a directory is a tree, or an OCI layout if it
  * holds an `oci-layout` file); a remote file by its name's ending (.iso,
- * .squashfs/.sqfs, .ext4/.ext3/.ext2, .img/.raw), else an archive.
+ * .squashfs/.sqfs, .ext4/.ext3/.ext2, .img/.raw), else an archive.  A
+ * local file ending in a zstd:chunked footer is "chunked"; a remote one is
+ * when the job gives its TOC's digest (image.toc_sha256, config.c).
  *
  * Images read at random (squashfs, ext4, raw) cannot be parsed as they
  * stream: a local one is read once through the stream (size and SHA-256
@@ -19,6 +21,7 @@
 #define _GNU_SOURCE
 #include "source.h"
 #include "builtin.h"
+#include "chunked.h"
 #include "error.h"
 #include "fsutil.h"
 #include "options.h"
@@ -33,12 +36,12 @@
 static const struct source_ops *const kinds[] = {
 	&source_archive_ops, &source_iso_ops, &source_squashfs_ops, &source_ext4_ops,
 	&source_raw_ops, &source_dir_ops, &source_oci_ops, &source_oci_layout_ops,
-	&source_docker_archive_ops, NULL
+	&source_docker_archive_ops, &source_chunked_ops, NULL
 };
 
 const char *const source_kind_names[] = {
 	"archive", "iso", "squashfs", "ext4", "raw", "dir", "oci", "oci-layout", "docker-archive",
-	NULL
+	"chunked", NULL
 };
 
 static const struct source_ops *kind_named(const char *name)
@@ -85,6 +88,13 @@ static const struct source_ops *sniff(const char *path)
 		return &source_ext4_ops;
 	if (n >= 32769 + 5 && memcmp(b + 32769, "CD001", 5) == 0)
 		return &source_iso_ops;
+	if (S_ISREG(st.st_mode) && st.st_size >= CHUNKED_FOOTER_SIZE &&
+	    (fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
+		n = pread(fd, b, 8, st.st_size - 8);
+		close(fd);
+		if (n == 8 && memcmp(b, "GNUlInUx", 8) == 0)
+			return &source_chunked_ops;
+	}
 	return &source_archive_ops;
 }
 

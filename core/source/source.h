@@ -12,6 +12,9 @@
  *   oci, oci-layout, OCI / Docker image manifests,     source_oci.c
  *   docker-archive  each layer through libarchive,
  *                   whiteouts applied
+ *   chunked         a zstd:chunked tar: files the      source_chunked.c
+ *                   root holds reused, the others      (chunked.c: the
+ *                   fetched by range                   format)
  *
  * The kind comes from the URL (scheme, or a local file's magic, or a
  * remote file's name), unless the job's image.kind forces it:
@@ -93,7 +96,7 @@ void source_plan(const struct stage_request *req, FILE *out, char ***ret_top, si
 /* The kinds' tables (one file each). */
 extern const struct source_ops source_archive_ops, source_iso_ops, source_dir_ops,
 	source_squashfs_ops, source_ext4_ops, source_raw_ops, source_oci_ops,
-	source_oci_layout_ops, source_docker_archive_ops;
+	source_oci_layout_ops, source_docker_archive_ops, source_chunked_ops;
 
 /* What the kinds share. */
 /* Stage a libarchive-readable stream (source_archive.c): begins and ends
@@ -101,6 +104,15 @@ extern const struct source_ops source_archive_ops, source_iso_ops, source_dir_op
  * what names it in messages ("image", "layer 2 of 3"). */
 int source_archive_read(struct stream *s, struct stage_sink *k, int layered, const char *what,
 			struct reimage_error *err);
+/* Walk a local tree with libarchive's disk reader: each(arg, entry, rd)
+ * for every entry below tree (its name made relative, files sharing an
+ * inode made hard links to the first), rd serving its data; a negative
+ * return stops the walk.  Top-level names in skip_top (may be NULL) are
+ * left out. */
+typedef int (*source_entry_fn)(void *arg, struct archive_entry *e, struct archive *rd,
+			       struct reimage_error *err);
+int source_tree_each(const char *tree, const char *const *skip_top, source_entry_fn each,
+		     void *arg, struct reimage_error *err);
 /* Walk a local tree with libarchive's disk reader into the sink
  * (source_dir.c); top-level names in skip_top (may be NULL) are left out. */
 int source_dir_walk(const char *tree, const char *const *skip_top, struct stage_sink *k,

@@ -24,15 +24,15 @@
 #include <string.h>
 #include <sys/stat.h>
 
-int source_dir_walk(const char *tree, const char *const *skip_top, struct stage_sink *k,
-		    struct progress *progress, struct reimage_error *err)
+int source_tree_each(const char *tree, const char *const *skip_top, source_entry_fn each,
+		     void *arg, struct reimage_error *err)
 {
 	struct archive *rd = stage_disk_reader();
 	struct archive_entry_linkresolver *links = archive_entry_linkresolver_new();
 	struct archive_entry *entry = archive_entry_new(), *spare = NULL;
 	size_t tl = strlen(tree);
 	char rel[PATH_MAX];
-	int r;
+	int r = 0;
 
 	if (!rd || !links || !entry) {
 		err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
@@ -41,8 +41,6 @@ int source_dir_walk(const char *tree, const char *const *skip_top, struct stage_
 	}
 	/* Files sharing an inode become hard links to the first one seen. */
 	archive_entry_linkresolver_set_strategy(links, ARCHIVE_FORMAT_TAR_PAX_RESTRICTED);
-	if ((r = stage_sink_begin(k, err)) < 0)
-		goto out;
 	if (archive_read_disk_open(rd, tree) != ARCHIVE_OK) {
 		err_set(err, -EIO, REIMAGE_EC_IO, "read tree %s: %s", tree, archive_error_string(rd));
 		r = -EIO;
@@ -77,12 +75,9 @@ int source_dir_walk(const char *tree, const char *const *skip_top, struct stage_
 		archive_entry_copy_pathname(entry, rel);
 		struct archive_entry *e = entry;
 		archive_entry_linkify(links, &e, &spare);
-		if ((r = stage_sink_entry(k, e ? e : entry, stage_archive_data, rd, err)) < 0)
-			goto out;
-		if ((r = progress_step(progress, k->bytes, err)) < 0)
+		if ((r = each(arg, e ? e : entry, rd, err)) < 0)
 			goto out;
 	}
-	r = stage_sink_end(k, err);
 out:
 	if (rd)
 		archive_read_free(rd);
@@ -91,6 +86,31 @@ out:
 	if (entry)
 		archive_entry_free(entry);
 	return r;
+}
+
+struct walk {
+	struct stage_sink *k;
+	struct progress *progress;
+};
+
+static int walk_entry(void *arg, struct archive_entry *e, struct archive *rd,
+		      struct reimage_error *err)
+{
+	struct walk *w = arg;
+	int r = stage_sink_entry(w->k, e, stage_archive_data, rd, err);
+	return r < 0 ? r : progress_step(w->progress, w->k->bytes, err);
+}
+
+int source_dir_walk(const char *tree, const char *const *skip_top, struct stage_sink *k,
+		    struct progress *progress, struct reimage_error *err)
+{
+	struct walk w = { k, progress };
+	int r;
+
+	if ((r = stage_sink_begin(k, err)) < 0 ||
+	    (r = source_tree_each(tree, skip_top, walk_entry, &w, err)) < 0)
+		return r;
+	return stage_sink_end(k, err);
 }
 
 /* 1 if path is a or lies below it. */

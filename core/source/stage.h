@@ -22,6 +22,8 @@ struct stage_request {
 	const char *url;           /* image.url */
 	const char *kind;          /* image.kind, or NULL: from the URL (source.h) */
 	const char *sha256;        /* expected, 64 hex digits, or NULL */
+	const char *toc_sha256;    /* chunked: the TOC's digest (image.toc_sha256), or NULL */
+	const char *root;          /* the running root (files a chunked image reuses), or NULL */
 	int64_t size;              /* expected bytes, -1 if unknown */
 	const char *token_file;    /* image.token_file (OCI registry), or NULL */
 	const char *staging;       /* absolute, real path of the staging directory */

@@ -223,6 +223,23 @@ struct reimage_transport_ops {
 	int (*open_ex)(void *ctx, const char *url, uint64_t offset,
 		       struct reimage_open_opts *opts, struct reimage_stream **ret_stream,
 		       uint64_t *ret_size, struct reimage_error *err);
+
+	/* Open exactly the bytes [offset, offset + length) of url (length
+	 * > 0): read() then delivers those bytes and returns 0 after the
+	 * last.  The core reads single files of an image this way (a chunked
+	 * image's table of contents and the frames of the files it lacks),
+	 * many ranges of one resource in a row: a transport SHOULD keep its
+	 * connection open between them.  *ret_size is the whole resource's
+	 * size or REIMAGE_SIZE_UNKNOWN.
+	 * A server that does not honour the range (an http answer 200 with
+	 * the whole resource) MUST be refused before any byte is delivered:
+	 * -ENOTSUP with REIMAGE_EC_UNSUPPORTED (the core then reads the
+	 * whole resource with open() instead).  A range past the end of the
+	 * resource is -ERANGE, REIMAGE_EC_INTEGRITY.  Other errors as open().
+	 * MAY be NULL: the core reads the whole resource instead. */
+	int (*open_range)(void *ctx, const char *url, uint64_t offset, uint64_t length,
+			  struct reimage_stream **ret_stream, uint64_t *ret_size,
+			  struct reimage_error *err);
 };
 
 /* ----------------------------------------------------------------- backend */

@@ -705,6 +705,7 @@ static const struct reimage_transport_ops http_ops = {
 	.put = http_put,
 	.remove = http_remove,
 	.open_ex = http_open_ex,
+	.open_range = http_open_range,
 };
 
 REIMAGE_PLUGIN(transport_http, TRANSPORT, transport, http_ops)

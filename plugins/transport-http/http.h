@@ -66,11 +66,15 @@ int http_fail(const struct http_ctx *c, const struct http_request *rq, CURLcode 
 /* A response header's value of the last answer, NULL if absent. */
 const char *http_header(const struct http_request *rq, const char *name);
 
-/* The image stream (stream.c): the open, open_ex, read and close hooks. */
+/* The image stream (stream.c): the open, open_ex, open_range, read and
+ * close hooks. */
 int http_open(void *ctx, const char *url, uint64_t offset, struct reimage_stream **ret_stream,
 	      uint64_t *ret_size, struct reimage_error *err);
 int http_open_ex(void *ctx, const char *url, uint64_t offset, struct reimage_open_opts *opts,
 		 struct reimage_stream **ret_stream, uint64_t *ret_size, struct reimage_error *err);
+int http_open_range(void *ctx, const char *url, uint64_t offset, uint64_t length,
+		    struct reimage_stream **ret_stream, uint64_t *ret_size,
+		    struct reimage_error *err);
 ssize_t http_read(struct reimage_stream *s, void *buf, size_t len, struct reimage_error *err);
 void http_close(struct reimage_stream *s);
 

@@ -18,6 +18,12 @@
  * the resource from exactly offset.  Retrying is the core's decision: a
  * failed read() is RETRYABLE, the core closes and opens again at the
  * offset it reached.
+ *
+ * Ranges: open_range() asks for "Range: bytes=FIRST-LAST" and takes only a
+ * 206 answer holding exactly those bytes.  A server that ignores Range (200,
+ * the whole resource) is refused at the headers, before its body is read:
+ * the caller, which wanted a few frames of an image, falls back to reading
+ * it whole rather than paying for the whole resource once per range.
  */
 #define _GNU_SOURCE
 #include "http.h"
@@ -43,6 +49,7 @@ enum stream_refusal {
 	REFUSED_NONE = 0,
 	REFUSED_STATUS,  /* not 200 or 206: http_fail() names the status */
 	REFUSED_RANGE,   /* the answer does not cover the offset asked */
+	REFUSED_IGNORED, /* open_range(): the server sent the whole resource */
 };
 
 struct reimage_stream {
@@ -50,6 +57,7 @@ struct reimage_stream {
 	struct http_request rq;
 	CURLM *multi;
 	uint64_t offset;       /* where the caller asked to start */
+	uint64_t length;       /* open_range(): the bytes asked; 0: to the end */
 	uint64_t size;         /* the whole resource, or REIMAGE_SIZE_UNKNOWN */
 	uint64_t skip;         /* bytes still to drop before offset */
 	int begun;             /* the answer's status and headers were checked */
@@ -61,8 +69,9 @@ struct reimage_stream {
 	unsigned char buf[STREAM_BUFFER];
 };
 
-/* "bytes FIRST-LAST/TOTAL" (TOTAL may be "*"): FIRST and TOTAL. */
-static int parse_content_range(const char *value, uint64_t *ret_first, uint64_t *ret_total)
+/* "bytes FIRST-LAST/TOTAL" (TOTAL may be "*"). */
+static int parse_content_range(const char *value, uint64_t *ret_first, uint64_t *ret_last,
+			       uint64_t *ret_total)
 {
 	uint64_t first, last;
 	char total[32];
@@ -71,6 +80,7 @@ static int parse_content_range(const char *value, uint64_t *ret_first, uint64_t 
 	    last < first)
 		return -EINVAL;
 	*ret_first = first;
+	*ret_last = last;
 	if (strcmp(total, "*") == 0)
 		*ret_total = REIMAGE_SIZE_UNKNOWN;
 	else if (sscanf(total, "%" SCNu64, ret_total) != 1 || *ret_total <= last)
@@ -87,14 +97,19 @@ static int stream_begin(struct reimage_stream *s)
 {
 	long status = http_status(&s->rq);
 	curl_off_t length = -1;
-	uint64_t first = 0;
+	uint64_t first = 0, last = 0;
 
 	s->begun = 1;
 	if (status == 206) {
-		if (parse_content_range(http_header(&s->rq, "Content-Range"), &first, &s->size) < 0) {
+		if (parse_content_range(http_header(&s->rq, "Content-Range"), &first, &last,
+					&s->size) < 0 ||
+		    (s->length && (first != s->offset || last != s->offset + s->length - 1))) {
 			s->refusal = REFUSED_RANGE;
 			return -1;
 		}
+	} else if (status == 200 && s->length) {
+		s->refusal = REFUSED_IGNORED;
+		return -1;
 	} else if (status == 200) {
 		/* A server that ignores Range sends the whole resource. */
 		curl_easy_getinfo(s->rq.easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
@@ -178,7 +193,7 @@ static int stream_at_end(struct reimage_stream *s)
 	const char *range = http_header(&s->rq, "Content-Range");
 	uint64_t total;
 
-	if (http_status(&s->rq) != 416 || !range ||
+	if (s->length || http_status(&s->rq) != 416 || !range ||
 	    sscanf(range, "bytes */%" SCNu64, &total) != 1 || total != s->offset)
 		return 0;
 	s->size = total;
@@ -197,6 +212,12 @@ static int stream_fail(struct reimage_stream *s, struct reimage_error *err)
 				    "resource from byte %" PRIu64, s->rq.shown_url,
 				    http_status(&s->rq), s->offset);
 		return -ERANGE;
+	}
+	if (s->refusal == REFUSED_IGNORED) {
+		s->ctx->host->error(err, -ENOTSUP, REIMAGE_EC_UNSUPPORTED,
+				    "GET %s: the server ignored the range asked (HTTP status %ld, "
+				    "the whole resource)", s->rq.shown_url, http_status(&s->rq));
+		return -ENOTSUP;
 	}
 	return http_fail(s->ctx, &s->rq, s->refusal == REFUSED_STATUS ? CURLE_OK : s->result, err);
 }
@@ -235,7 +256,7 @@ static int accept_header(const struct reimage_open_opts *opts, char *buf, size_t
 static int stream_setup(struct reimage_stream *s, const char *url,
 			const struct reimage_open_opts *opts, struct reimage_error *err)
 {
-	char range[32], accept[1024];
+	char range[64], accept[1024];
 	const char *extra[] = { accept, NULL };
 	CURLcode rc;
 	int r;
@@ -247,7 +268,11 @@ static int stream_setup(struct reimage_stream *s, const char *url,
 	}
 	if ((r = http_request_init(s->ctx, &s->rq, "GET", url, accept[0] ? extra : NULL, err)) < 0)
 		return r;
-	snprintf(range, sizeof(range), "%" PRIu64 "-", s->offset);
+	if (s->length)
+		snprintf(range, sizeof(range), "%" PRIu64 "-%" PRIu64, s->offset,
+			 s->offset + s->length - 1);
+	else
+		snprintf(range, sizeof(range), "%" PRIu64 "-", s->offset);
 	rc = curl_easy_setopt(s->rq.easy, CURLOPT_WRITEFUNCTION, stream_write);
 	/* This request's own credential replaces the configured one; like
 	 * it, libcurl sends it to the first host only, never after a
@@ -259,7 +284,7 @@ static int stream_setup(struct reimage_stream *s, const char *url,
 	}
 	if (rc == CURLE_OK)
 		rc = curl_easy_setopt(s->rq.easy, CURLOPT_WRITEDATA, s);
-	if (rc == CURLE_OK && s->offset)
+	if (rc == CURLE_OK && (s->offset || s->length))
 		rc = curl_easy_setopt(s->rq.easy, CURLOPT_RANGE, range);
 	s->multi = curl_multi_init();
 	if (rc != CURLE_OK || !s->multi || curl_multi_add_handle(s->multi, s->rq.easy) != CURLM_OK) {
@@ -276,10 +301,33 @@ int http_open(void *ctx, const char *url, uint64_t offset, struct reimage_stream
 	return http_open_ex(ctx, url, offset, NULL, ret_stream, ret_size, err);
 }
 
+static int stream_open(struct http_ctx *c, const char *url, uint64_t offset, uint64_t length,
+		       struct reimage_open_opts *opts, struct reimage_stream **ret_stream,
+		       uint64_t *ret_size, struct reimage_error *err);
+
 int http_open_ex(void *ctx, const char *url, uint64_t offset, struct reimage_open_opts *opts,
 		 struct reimage_stream **ret_stream, uint64_t *ret_size, struct reimage_error *err)
 {
+	return stream_open(ctx, url, offset, 0, opts, ret_stream, ret_size, err);
+}
+
+int http_open_range(void *ctx, const char *url, uint64_t offset, uint64_t length,
+		    struct reimage_stream **ret_stream, uint64_t *ret_size,
+		    struct reimage_error *err)
+{
 	struct http_ctx *c = ctx;
+
+	if (!length) {
+		c->host->error(err, -EINVAL, REIMAGE_EC_CONFIG, "GET %s: an empty range", url);
+		return -EINVAL;
+	}
+	return stream_open(c, url, offset, length, NULL, ret_stream, ret_size, err);
+}
+
+static int stream_open(struct http_ctx *c, const char *url, uint64_t offset, uint64_t length,
+		       struct reimage_open_opts *opts, struct reimage_stream **ret_stream,
+		       uint64_t *ret_size, struct reimage_error *err)
+{
 	struct reimage_stream *s = calloc(1, sizeof(*s));
 	int r;
 
@@ -289,6 +337,7 @@ int http_open_ex(void *ctx, const char *url, uint64_t offset, struct reimage_ope
 	}
 	s->ctx = c;
 	s->offset = offset;
+	s->length = length;
 	s->size = REIMAGE_SIZE_UNKNOWN;
 	if ((r = stream_setup(s, url, opts, err)) < 0) {
 		http_close(s);

@@ -49,3 +49,179 @@ TEST_CASE(resume_after_cut)
 	free(out);
 	free(image);
 }
+
+/* ---------------------------------------------------- chunked images */
+
+/* A zstd:chunked image of src in www/ (nginx's), its job settings in
+ * extra. */
+static void chunked_image(const char *src, char *extra, size_t len, long long *ret_size)
+{
+	char *text = NULL, *p, sha[65], toc[65];
+	long long size;
+
+	CU_ASSERT_EQUAL_FATAL(t_sh("mkdir -p '%s'", t_path("www")), 0);
+	CU_ASSERT_EQUAL_FATAL(fixture_reimagectl(&text, "image chunk '%s' -o '%s'", src,
+						 t_path("www/img.tar.zst")), 0);
+	CU_ASSERT_FATAL((p = strstr(text, "sha256 = \"")) != NULL);
+	CU_ASSERT_FATAL(sscanf(p, "sha256 = \"%64[0-9a-f]\"; size = %lld; toc_sha256 = \"%64[0-9a-f]\"",
+			       sha, &size, toc) == 3);
+	snprintf(extra, len, "sha256 = \"%s\"; size = %lld; toc_sha256 = \"%s\";", sha, size, toc);
+	*ret_size = size;
+	free(text);
+}
+
+/* A new tree of many small files and a few big ones. */
+static void many_files(const char *dir)
+{
+	fixture_new_tree(dir);
+	CU_ASSERT_EQUAL_FATAL(t_sh("set -e; cd '%s'; mkdir -p usr/share/many; "
+				   "for i in $(seq 1 300); do head -c $((i * 13 + 100)) /dev/urandom "
+				   "> usr/share/many/f$i; done; "
+				   "head -c 3000000 /dev/urandom > usr/lib/big.bin", dir), 0);
+}
+
+/* "stage: chunked image: ..." numbers of the run's log. */
+static void chunked_counts(const char *out, long *reused, long *fetched, long *requests,
+			   long long *read)
+{
+	const char *p = strstr(out, "stage: chunked image: ");
+	long total;
+	CU_ASSERT_FATAL(p != NULL);
+	CU_ASSERT_FATAL(sscanf(p, "stage: chunked image: %ld of %ld files (%*d bytes) taken from "
+				  "the root, %ld fetched in %ld requests; %lld bytes", reused, &total,
+			       fetched, requests, read) == 5);
+}
+
+/* Lines of nginx's access log for the image answered 206, once the log
+ * has want of them (bounded: 5 s); the count found. */
+static long ranged_gets(long want)
+{
+	long n = 0;
+	for (int i = 0; i < 50; i++) {
+		char *log = t_read(t_path("nginx/access.log"));
+		n = 0;
+		for (const char *p = log; p && (p = strstr(p, "GET /img.tar.zst 206")); p++)
+			n++;
+		free(log);
+		if (n >= want)
+			break;
+		t_sh("sleep 0.1");
+	}
+	return n;
+}
+
+static int run_job(const char *url, const char *extra, char **out)
+{
+	fixture_job(t_path("job.conf"), url, extra, "reboot = false;");
+	int r = t_sh_out(out, "'%s/reimage' run -c '%s' --root '%s'", t_bin_dir(),
+			 t_path("job.conf"), t_path("root"));
+	fprintf(stderr, "%s", *out);
+	return r;
+}
+
+TEST_CASE(chunked_ranges_coalesced)
+{
+	struct nginx n;
+	char extra[512], url[128], *out = NULL, *want, *got;
+	long reused, fetched, requests;
+	long long size, read;
+
+	/* A first image: nothing of it on the root, 300 small files and a
+	 * big one fetched -- in a few coalesced requests, not 300. */
+	/* A root with nothing the image has (nor entries a swap keeps). */
+	CU_ASSERT_EQUAL_FATAL(t_sh("mkdir -p '%s/etc' '%s' && echo old > '%s/etc/os'",
+				   t_path("root"), t_path("src"), t_path("root")), 0);
+	many_files(t_path("src"));
+	chunked_image(t_path("src"), extra, sizeof(extra), &size);
+	nginx_start(&n, 0);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/img.tar.zst", n.port);
+	int r = run_job(url, extra, &out);
+	server_stop(n.pid);
+	CU_ASSERT_EQUAL_FATAL(r, 0);
+	chunked_counts(out, &reused, &fetched, &requests, &read);
+	CU_ASSERT(fetched > 300);
+	/* The footer, the TOC, the tar-split and the frames: one range. */
+	CU_ASSERT_EQUAL(requests, 4);
+	CU_ASSERT_EQUAL(ranged_gets(requests), requests);
+	CU_ASSERT(read <= size);
+	CU_ASSERT_PTR_NULL(strstr(out, "reading the whole image"));
+	want = fixture_manifest(t_path("src"));
+	got = fixture_manifest(t_path("root"));
+	CU_ASSERT(fixture_same(want, got, "chunked over http"));
+	free(want);
+	free(got);
+	free(out);
+}
+
+TEST_CASE(chunked_reuse_fetches_changes_only)
+{
+	struct nginx n;
+	char extra[512], url[128], *out = NULL, *want, *got;
+	long reused, fetched, requests;
+	long long size, read;
+
+	/* The root runs the image but for ten changed small files far
+	 * apart: each is fetched (neighbours of none), the rest reused. */
+	CU_ASSERT_EQUAL_FATAL(t_sh("mkdir -p '%s'", t_path("src")), 0);
+	many_files(t_path("src"));
+	CU_ASSERT_EQUAL_FATAL(t_sh("cp -a '%s' '%s'", t_path("src"), t_path("root")), 0);
+	CU_ASSERT_EQUAL_FATAL(t_sh("cd '%s/usr/share/many' && for i in 1 30 60 90 120 150 180 "
+				   "210 240 270; do head -c $((i * 13 + 100)) /dev/urandom > f$i; "
+				   "done", t_path("src")), 0);
+	chunked_image(t_path("src"), extra, sizeof(extra), &size);
+	nginx_start(&n, 0);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/img.tar.zst", n.port);
+	int r = run_job(url, extra, &out);
+	server_stop(n.pid);
+	CU_ASSERT_EQUAL_FATAL(r, 0);
+	chunked_counts(out, &reused, &fetched, &requests, &read);
+	CU_ASSERT_EQUAL(fetched, 10);
+	CU_ASSERT(reused > 290);
+	CU_ASSERT(read < size / 10);
+	/* Ten files 30 apart (about 12 KiB between them): the gap rule
+	 * joins them into fewer requests than files. */
+	CU_ASSERT(requests - 3 < 10);
+	CU_ASSERT_EQUAL(ranged_gets(requests), requests);
+	want = fixture_manifest(t_path("src"));
+	got = fixture_manifest(t_path("root"));
+	CU_ASSERT(fixture_same(want, got, "chunked reuse over http"));
+	free(want);
+	free(got);
+	free(out);
+}
+
+TEST_CASE(chunked_range_ignored_reads_whole)
+{
+	char extra[512], url[128], *out = NULL, *want, *got, *ranges;
+	long long size;
+	int port;
+
+	/* A server that answers every Range with the whole file: refused at
+	 * the first range, and the image read whole instead -- once. */
+	/* A root with nothing the image has (nor entries a swap keeps). */
+	CU_ASSERT_EQUAL_FATAL(t_sh("mkdir -p '%s/etc' '%s' && echo old > '%s/etc/os'",
+				   t_path("root"), t_path("src"), t_path("root")), 0);
+	many_files(t_path("src"));
+	chunked_image(t_path("src"), extra, sizeof(extra), &size);
+	unsigned char *image = (unsigned char *)t_read(t_path("www/img.tar.zst"));
+	pid_t pid = tiny_start(TINY_NO_RANGE, image, (size_t)size, &port);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/img.tar.zst", port);
+	int r = run_job(url, extra, &out);
+	server_stop(pid);
+	CU_ASSERT_EQUAL_FATAL(r, 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "ignored the range"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "reading the whole image instead"));
+	ranges = t_read(t_path("ranges.log"));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ranges);
+	/* The footer's range, then the whole image. */
+	CU_ASSERT_EQUAL(strncmp(ranges, "bytes=", 6), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(ranges, "\nnone\n"));
+	want = fixture_manifest(t_path("src"));
+	got = fixture_manifest(t_path("root"));
+	CU_ASSERT(fixture_same(want, got, "chunked, ranges ignored"));
+	free(want);
+	free(got);
+	free(ranges);
+	free(out);
+	free(image);
+}

@@ -123,10 +123,11 @@ struct download {
 	int open_r, read_r;   /* 0, or the failing hook's code */
 };
 
-/* Open url at offset and read until the end or an error, in odd-sized
- * pieces, appending to d->data at d->len. */
-static void download(struct fixture *f, const char *url, uint64_t offset, struct download *d,
-		     struct reimage_error *err)
+/* Open url at offset (length bytes with open_range, 0: open to the
+ * end) and read until the end or an error, in odd-sized pieces,
+ * appending to d->data at d->len. */
+static void download_range(struct fixture *f, const char *url, uint64_t offset, uint64_t length,
+			   struct download *d, struct reimage_error *err)
 {
 	struct reimage_stream *s = NULL;
 	unsigned char piece[7001];
@@ -134,7 +135,9 @@ static void download(struct fixture *f, const char *url, uint64_t offset, struct
 	if (!d->data)
 		CU_ASSERT_PTR_NOT_NULL_FATAL(d->data = malloc(IMAGE_SIZE + 1));
 	d->read_r = 0;
-	d->open_r = f->ops->open(f->plugin->ctx, url, offset, &s, &d->size, err);
+	d->open_r = length ? f->ops->open_range(f->plugin->ctx, url, offset, length, &s, &d->size,
+						err)
+			   : f->ops->open(f->plugin->ctx, url, offset, &s, &d->size, err);
 	if (d->open_r < 0)
 		return;
 	for (int i = 0; i < 100000; i++) {  /* far more than IMAGE_SIZE needs */
@@ -151,6 +154,12 @@ static void download(struct fixture *f, const char *url, uint64_t offset, struct
 		d->len += (size_t)n;
 	}
 	f->ops->close(s);
+}
+
+static void download(struct fixture *f, const char *url, uint64_t offset, struct download *d,
+		     struct reimage_error *err)
+{
+	download_range(f, url, offset, 0, d, err);
 }
 
 static const char *url(int port, const char *path)
@@ -324,6 +333,68 @@ TEST_CASE(server_ignores_range)
 	ranges = t_read(t_path("ranges.log"));
 	CU_ASSERT_PTR_NOT_NULL_FATAL(ranges);
 	CU_ASSERT_STRING_EQUAL(ranges, "bytes=1000003-\n");
+	plugin_down(&f);
+	free(ranges);
+	free(image);
+	free(d.data);
+}
+
+TEST_CASE(range_exact)
+{
+	struct fixture f;
+	struct nginx n;
+	struct download d = { 0 };
+	struct reimage_error err = { 0 };
+	unsigned char *image;
+
+	nginx_start(&n, 0);
+	image = serve_image("image.bin");
+	plugin_up(&f, "%s", "");
+	/* Exactly the bytes asked, and the whole resource's size. */
+	download_range(&f, url(n.port, "/image.bin"), 1000003, 70001, &d, &err);
+	CU_ASSERT_EQUAL(d.open_r, 0);
+	CU_ASSERT_EQUAL(d.read_r, 0);
+	CU_ASSERT_EQUAL(d.size, IMAGE_SIZE);
+	CU_ASSERT_EQUAL(d.len, 70001);
+	CU_ASSERT(memcmp(d.data, image + 1000003, 70001) == 0);
+	/* The last byte alone. */
+	d.len = 0;
+	download_range(&f, url(n.port, "/image.bin"), IMAGE_SIZE - 1, 1, &d, &err);
+	CU_ASSERT_EQUAL(d.open_r, 0);
+	CU_ASSERT_EQUAL(d.len, 1);
+	CU_ASSERT_EQUAL(d.data[0], image[IMAGE_SIZE - 1]);
+	/* Past the end: the resource is not what the caller thinks. */
+	d.len = 0;
+	download_range(&f, url(n.port, "/image.bin"), IMAGE_SIZE, 10, &d, &err);
+	CU_ASSERT_EQUAL(d.open_r, -ERANGE);
+	expect_error(&err, REIMAGE_EC_INTEGRITY, "416");
+	server_stop(n.pid);
+	plugin_down(&f);
+	free(image);
+	free(d.data);
+}
+
+TEST_CASE(range_ignored_refused)
+{
+	struct fixture f;
+	struct download d = { 0 };
+	struct reimage_error err = { 0 };
+	unsigned char *image = make_image(IMAGE_SIZE);
+	char *ranges;
+	int port;
+	pid_t pid = tiny_start(TINY_NO_RANGE, image, IMAGE_SIZE, &port);
+
+	/* A 200 with the whole body to a range: refused before any byte. */
+	plugin_up(&f, "%s", "");
+	download_range(&f, url(port, "/image.bin"), 4096, 512, &d, &err);
+	CU_ASSERT_EQUAL(d.open_r, -ENOTSUP);
+	CU_ASSERT_EQUAL(d.len, 0);
+	expect_error(&err, REIMAGE_EC_UNSUPPORTED, "ignored the range");
+	server_stop(pid);
+	ranges = t_read(t_path("ranges.log"));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ranges);
+	/* One request (the tiny server logs a range's start only). */
+	CU_ASSERT_STRING_EQUAL(ranges, "bytes=4096-\n");
 	plugin_down(&f);
 	free(ranges);
 	free(image);

@@ -1,0 +1,105 @@
+/*
+ * chunked.h -- the zstd:chunked image format (containers/storage's, see
+ * README "Chunked images"): a tar compressed with zstd where every
+ * regular file's content is a zstd frame of its own, followed by three
+ * zstd skippable frames: the table of contents (JSON, zstd-compressed),
+ * the tar-split (the tar's headers and padding, JSON lines,
+ * zstd-compressed), and a 64-byte footer saying where both are.  Any zstd
+ * decoder skips the skippable frames, so `tar --zstd -x` extracts it from
+ * start to end; a reader that knows the layout fetches the footer, the
+ * TOC and the tar-split, and then only the frames of the files it lacks.
+ *
+ * This file holds what the writer (`reimagectl image chunk`) and the
+ * reader (source_chunked.c) share: the footer, the TOC's files, the
+ * tar-split's records.
+ */
+#ifndef REIMAGE_CHUNKED_H
+#define REIMAGE_CHUNKED_H
+
+#include "digest.h"
+
+#include <reimage/plugin.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The footer: the last 64 bytes of the file (the data of a skippable
+ * frame), seven little-endian 64-bit numbers and the magic "GNUlInUx". */
+#define CHUNKED_FOOTER_SIZE 64
+/* A skippable frame's header: magic 0x184D2A50 and the data's length. */
+#define CHUNKED_SKIPPABLE_HEADER 8
+/* The TOC's and tar-split's size limits, compressed and not: a TOC of a
+ * few hundred thousand files stays far below. */
+#define CHUNKED_META_MAX (256u << 20)
+
+struct chunked_footer {
+	uint64_t toc_offset, toc_length, toc_ulength, toc_type;
+	uint64_t ts_offset, ts_length, ts_ulength;
+};
+
+/* Parse the footer of a file of file_size bytes; -EBADMSG if it is not
+ * one (no magic: not a chunked image), or its frames lie outside. */
+int chunked_footer_parse(const unsigned char b[CHUNKED_FOOTER_SIZE], uint64_t file_size,
+			 struct chunked_footer *ret, struct reimage_error *err);
+
+/* One regular file of the TOC with content. */
+struct chunked_file {
+	char *name;                 /* as the tar names it */
+	uint64_t size;              /* bytes of its content in the tar */
+	uint64_t offset, end;       /* its frame(s) in the image: [offset, end) */
+	unsigned char digest[32];   /* SHA-256 of its content */
+	char *local;                /* reader: a path of the root whose content matched */
+	uint64_t fetched;           /* reader: where its frame lies in the fetched file */
+};
+
+struct chunked_toc {
+	struct chunked_file *files;  /* in the TOC's order */
+	size_t n;
+	unsigned char tarsplit_digest[32];  /* of the compressed tar-split */
+	int has_tarsplit_digest;
+};
+
+/* Parse a TOC (its JSON, decompressed); what names it in messages. */
+int chunked_toc_parse(const char *json, size_t len, const char *what, struct chunked_toc *ret,
+		      struct reimage_error *err);
+void chunked_toc_free(struct chunked_toc *toc);
+
+/* One record of the tar-split: raw bytes of the tar (headers, padding,
+ * the end blocks), or a file's content that the TOC describes. */
+struct chunked_record {
+	int is_file;
+	unsigned char *bytes;  /* a segment's bytes */
+	size_t len;            /* a segment's length */
+	char *name;            /* a file's name */
+	uint64_t size;         /* a file's content bytes */
+};
+
+struct chunked_split {
+	struct chunked_record *rec;
+	size_t n;
+	uint64_t tar_size;     /* bytes of the whole tar the records make */
+};
+
+int chunked_split_parse(const char *lines, size_t len, struct chunked_split *ret,
+			struct reimage_error *err);
+void chunked_split_free(struct chunked_split *ts);
+
+/* Decompress one zstd frame of at most cap bytes (a TOC, a tar-split). */
+int chunked_unzstd(const void *in, size_t len, size_t cap, char **ret, size_t *ret_len,
+		   const char *what, struct reimage_error *err);
+
+/* What chunked_write made: the job's image.sha256, size and toc_sha256. */
+struct chunked_made {
+	char sha256[DIGEST_HEX_SHA256];
+	char toc_sha256[DIGEST_HEX_SHA256];
+	uint64_t size;
+	uint64_t files, entries;
+};
+
+/* Write the chunked image of src -- a directory (its tree, with every
+ * piece of metadata the disk reader reads) or an image file libarchive
+ * reads (tar of any compression, ...) -- to out, replaced atomically.
+ * level: zstd's compression level. */
+int chunked_write(const char *src, const char *out, int level, struct chunked_made *ret,
+		  struct reimage_error *err);
+
+#endif

@@ -1,0 +1,373 @@
+/*
+ * test_chunked.c -- zstd:chunked images (`reimagectl image chunk`, kind
+ * "chunked"): the format read by independent tools (GNU tar extracts it,
+ * a Python reader finds every file's frame through the footer and the TOC
+ * and checks its digest), staging that reuses the root's files and fetches
+ * the rest through the file transport's ranges, held to the metadata
+ * fixture entry by entry, and every fallback to the full stream: a wrong
+ * TOC digest, a corrupted frame, a root file that changed, a kind given
+ * without the TOC's digest.
+ */
+#define _GNU_SOURCE
+#include "harness.h"
+#include "fixture.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The job's image settings for a chunked image, as image chunk printed. */
+struct made {
+	char sha256[65], toc[65];
+	long long size;
+};
+
+static void chunk(const char *src, const char *out, struct made *m)
+{
+	char *text = NULL, *p;
+	CU_ASSERT_EQUAL_FATAL(fixture_reimagectl(&text, "image chunk '%s' -o '%s'", src, out), 0);
+	CU_ASSERT_FATAL((p = strstr(text, "sha256 = \"")) != NULL);
+	CU_ASSERT_FATAL(sscanf(p, "sha256 = \"%64[0-9a-f]\"; size = %lld; toc_sha256 = \"%64[0-9a-f]\"",
+			       m->sha256, &m->size, m->toc) == 3);
+	free(text);
+}
+
+static void setup(void)
+{
+	if (!t_is_root())
+		t_skip("needs root for device nodes, owners, capabilities");
+	CU_ASSERT_EQUAL_FATAL(t_sh("rm -rf '%s' '%s' && mkdir -p '%s/etc' '%s' && echo old > "
+				   "'%s/etc/os'", t_path("root"), t_path("src"), t_path("root"),
+				   t_path("src"), t_path("root")), 0);
+	fixture_meta_tree(t_path("src"));
+	/* Files worth reusing: a big one and many small ones. */
+	CU_ASSERT_EQUAL_FATAL(t_sh("set -e; cd '%s'; head -c 2000000 /dev/urandom > usr/big.bin; "
+				   "mkdir -p usr/share/many; for i in $(seq 1 60); do "
+				   "head -c $((i * 37)) /dev/urandom > usr/share/many/f$i; done",
+				   t_path("src")), 0);
+}
+
+/* Run the job; its output (the log) in *out. */
+static int run(const char *image, const char *extra, char **out)
+{
+	fixture_job(t_path("job.conf"), image, extra, "reboot = false;");
+	return fixture_reimage(out, "run -c '%s' --root '%s'", t_path("job.conf"), t_path("root"));
+}
+
+static const char *settings(const struct made *m, const char *toc)
+{
+	static char text[512];
+	snprintf(text, sizeof(text), "sha256 = \"%s\"; size = %lld; toc_sha256 = \"%s\";",
+		 m->sha256, m->size, toc ? toc : m->toc);
+	return text;
+}
+
+/* The root is src, every piece of metadata. */
+static void root_is_src(void)
+{
+	char *want = fixture_meta_manifest(t_path("src"), 0);
+	char *got = fixture_meta_manifest(t_path("root"), 0);
+	CU_ASSERT(want && got && strstr(want, "usr/owned") && fixture_same(want, got, "staged"));
+	free(want);
+	free(got);
+}
+
+/* "N of M files ... taken from the root, K fetched": N and K. */
+static void reuse_counts(const char *out, long *reused, long *fetched, long long *read)
+{
+	const char *p = strstr(out, "stage: chunked image: ");
+	long total;
+	*reused = *fetched = -1;
+	*read = -1;
+	CU_ASSERT_FATAL(p != NULL);
+	CU_ASSERT(sscanf(p, "stage: chunked image: %ld of %ld files (%*d bytes) taken from the "
+			    "root, %ld fetched in %*d requests; %lld bytes", reused, &total, fetched,
+			 read) == 4);
+}
+
+TEST_CASE(format_tar_extracts)
+{
+	struct made m;
+	setup();
+	chunk(t_path("src"), t_path("img.tar.zst"), &m);
+	/* Any zstd-aware tar reads it start to end: the skippable frames
+	 * (TOC, tar-split, footer) are skipped.  GNU tar: every file, owner,
+	 * mode and link (it leaves the directories' times of any libarchive
+	 * pax archive at the extraction's time, so no metadata manifest). */
+	CU_ASSERT_EQUAL_FATAL(t_sh("mkdir '%s' && tar --zstd --acls -xpf '%s' -C '%s' 2>/dev/null",
+				   t_path("x"), t_path("img.tar.zst"), t_path("x")), 0);
+	char *want = fixture_manifest(t_path("src")), *got = fixture_manifest(t_path("x"));
+	CU_ASSERT(want && got && fixture_same(want, got, "tar --zstd -x"));
+	free(want);
+	free(got);
+	/* bsdtar: every piece of metadata. */
+	CU_ASSERT_EQUAL_FATAL(t_sh("mkdir '%s' && bsdtar -xpf '%s' -C '%s'", t_path("y"),
+				   t_path("img.tar.zst"), t_path("y")), 0);
+	want = fixture_meta_manifest(t_path("src"), 0);
+	got = fixture_meta_manifest(t_path("y"), 0);
+	CU_ASSERT(want && got && fixture_same(want, got, "bsdtar -x"));
+	free(want);
+	free(got);
+	/* The size and digest printed are the file's. */
+	CU_ASSERT_STRING_EQUAL(m.sha256, fixture_sha256(t_path("img.tar.zst")));
+	CU_ASSERT_EQUAL(m.size, fixture_size(t_path("img.tar.zst")));
+}
+
+TEST_CASE(format_toc_read_independently)
+{
+	struct made m;
+	setup();
+	chunk(t_path("src"), t_path("img.tar.zst"), &m);
+	/* A reader of the published layout, in Python with the zstd tool:
+	 * footer -> TOC (its SHA-256 the one printed) -> each file's frame,
+	 * decompressed alone, hashing to its digest and equal to the file;
+	 * the tar-split's digest is the TOC's tarSplitDigest. */
+	t_write(t_path("read.py"),
+		"import hashlib, json, struct, subprocess, sys, os\n"
+		"img, src, toc_sha = sys.argv[1], sys.argv[2], sys.argv[3]\n"
+		"d = open(img, 'rb').read()\n"
+		"f = d[-64:]\n"
+		"assert f[56:] == b'GNUlInUx', 'magic'\n"
+		"off, ln, uln, typ, tso, tsl, tsul = struct.unpack('<7Q', f[:56])\n"
+		"assert typ == 1\n"
+		"assert struct.unpack('<I', d[off-8:off-4])[0] == 0x184D2A50\n"
+		"unz = lambda b: subprocess.run(['zstd', '-dc'], input=b, stdout=subprocess.PIPE,"
+		" check=True).stdout\n"
+		"z = d[off:off+ln]\n"
+		"assert hashlib.sha256(z).hexdigest() == toc_sha, 'toc digest'\n"
+		"toc = json.loads(unz(z))\n"
+		"assert len(unz(z)) == uln\n"
+		"ts = d[tso:tso+tsl]\n"
+		"assert toc['tarSplitDigest'] == 'sha256:' + hashlib.sha256(ts).hexdigest()\n"
+		"lines = [json.loads(l) for l in unz(ts).decode().splitlines()]\n"
+		"assert any(l['type'] == 2 for l in lines) and any(l['type'] == 1 for l in lines)\n"
+		"n = 0\n"
+		"for e in toc['entries']:\n"
+		"    assert e['type'] in ('reg','dir','symlink','hardlink','char','block','fifo'), e\n"
+		"    if e['type'] == 'reg' and e.get('size'):\n"
+		"        c = unz(d[e['offset']:e['endOffset']])\n"
+		"        assert e['digest'] == 'sha256:' + hashlib.sha256(c).hexdigest(), e['name']\n"
+		"        p = os.path.join(src, e['name'])\n"
+		"        if e['name'] != 'usr/sparse':\n"
+		"            assert open(p, 'rb').read() == c, e['name']\n"
+		"        n += 1\n"
+		"names = {e['name']: e for e in toc['entries']}\n"
+		"assert names['usr/owned']['uid'] == 1234, names['usr/owned']\n"
+		"assert 'security.capability' in names['usr/ping'].get('xattrs', {})\n"
+		"assert names['dev2/null']['type'] == 'char' and names['dev2/null']['devMajor'] == 1\n"
+		"print('files', n)\n");
+	char *out = NULL;
+	CU_ASSERT_EQUAL(t_sh_out(&out, "python3 '%s' '%s' '%s' %s", t_path("read.py"),
+				 t_path("img.tar.zst"), t_path("src"), m.toc), 0);
+	fprintf(stderr, "%s", out ? out : "");
+	CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "files "));
+	free(out);
+}
+
+TEST_CASE(first_image_fetches_all)
+{
+	struct made m;
+	char *out = NULL;
+	long reused, fetched;
+	long long read;
+	setup();
+	chunk(t_path("src"), t_path("img.tar.zst"), &m);
+	CU_ASSERT_EQUAL_FATAL(run(t_path("img.tar.zst"), settings(&m, NULL), &out), 0);
+	reuse_counts(out, &reused, &fetched, &read);
+	CU_ASSERT_EQUAL(reused, 0);
+	CU_ASSERT(fetched > 60);
+	CU_ASSERT_PTR_NULL(strstr(out, "reading the whole image"));
+	root_is_src();
+	free(out);
+}
+
+TEST_CASE(reuse_from_root)
+{
+	struct made m;
+	char *out = NULL;
+	long reused, fetched;
+	long long read;
+	setup();
+	chunk(t_path("src"), t_path("img.tar.zst"), &m);
+	/* The running root already holds the image's tree, all but one file
+	 * changed in place (same size): that one alone is fetched. */
+	CU_ASSERT_EQUAL_FATAL(t_sh("rm -rf '%s' && cp -a '%s' '%s' && "
+				   "head -c 37 /dev/zero > '%s/usr/share/many/f1'", t_path("root"),
+				   t_path("src"), t_path("root"), t_path("root")), 0);
+	CU_ASSERT_EQUAL_FATAL(run(t_path("img.tar.zst"), settings(&m, NULL), &out), 0);
+	reuse_counts(out, &reused, &fetched, &read);
+	CU_ASSERT(reused > 60);
+	/* And the sparse file: its content in the tar is its sparse map and
+	 * data, which no file on a disk holds. */
+	CU_ASSERT_EQUAL(fetched, 2);
+	CU_ASSERT(read > 0 && read < m.size / 10);
+	CU_ASSERT_PTR_NULL(strstr(out, "reading the whole image"));
+	root_is_src();
+	/* The TOC is kept for the next image's reuse. */
+	CU_ASSERT_EQUAL(t_sh("test -s '%s/.reimage/chunked.toc'", t_path("root")), 0);
+	free(out);
+}
+
+TEST_CASE(reuse_by_digest_from_the_last_toc)
+{
+	struct made m, m2;
+	char *out = NULL;
+	long reused, fetched;
+	long long read;
+	setup();
+	chunk(t_path("src"), t_path("img.tar.zst"), &m);
+	CU_ASSERT_EQUAL_FATAL(run(t_path("img.tar.zst"), settings(&m, NULL), &out), 0);
+	free(out);
+	CU_ASSERT_EQUAL_FATAL(fixture_reimage(&out, "confirm --root '%s'", t_path("root")), 0);
+	free(out);
+	/* The next image moved the big file: found by its digest in the TOC
+	 * the last stage kept, at its old path. */
+	CU_ASSERT_EQUAL_FATAL(t_sh("mv '%s/usr/big.bin' '%s/usr/moved.bin'", t_path("src"),
+				   t_path("src")), 0);
+	chunk(t_path("src"), t_path("img2.tar.zst"), &m2);
+	CU_ASSERT_EQUAL_FATAL(run(t_path("img2.tar.zst"), settings(&m2, NULL), &out), 0);
+	reuse_counts(out, &reused, &fetched, &read);
+	CU_ASSERT_EQUAL(fetched, 1);  /* the sparse file */
+	CU_ASSERT(read < 2000000);
+	root_is_src();
+	free(out);
+}
+
+/* A fallback: the whole image read, the tree right all the same. */
+static void falls_back(const char *image, const char *extra, const char *why)
+{
+	char *out = NULL;
+	CU_ASSERT_EQUAL(run(image, extra, &out), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "reading the whole image instead"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, why));
+	root_is_src();
+	free(out);
+}
+
+TEST_CASE(fallback_bad_toc_digest)
+{
+	struct made m;
+	char toc[65];
+	setup();
+	chunk(t_path("src"), t_path("img.tar.zst"), &m);
+	snprintf(toc, sizeof(toc), "%064d", 0);
+	falls_back(t_path("img.tar.zst"), settings(&m, toc), "the TOC's SHA-256 is");
+}
+
+TEST_CASE(fallback_not_chunked)
+{
+	/* A plain tar.zst under the chunked kind: no footer, read whole. */
+	struct made m;
+	setup();
+	fixture_pack(t_path("src"), t_path("plain.tar.zst"), "zstd");
+	snprintf(m.sha256, sizeof(m.sha256), "%s", fixture_sha256(t_path("plain.tar.zst")));
+	m.size = fixture_size(t_path("plain.tar.zst"));
+	snprintf(m.toc, sizeof(m.toc), "%064d", 1);
+	char *out = NULL;
+	CU_ASSERT_EQUAL(run(t_path("plain.tar.zst"), settings(&m, NULL), &out), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "no zstd:chunked footer"));
+	/* tar (GNU, the fixture's packer) keeps what the fixture checks but
+	 * holes: compare without them. */
+	char *want = fixture_meta_manifest(t_path("src"), FIXTURE_NO_SPARSE | FIXTURE_NO_ACL |
+							      FIXTURE_NO_XATTR);
+	char *got = fixture_meta_manifest(t_path("root"), FIXTURE_NO_SPARSE | FIXTURE_NO_ACL |
+							      FIXTURE_NO_XATTR);
+	CU_ASSERT(want && got && fixture_same(want, got, "plain tar"));
+	free(want);
+	free(got);
+	free(out);
+}
+
+TEST_CASE(fallback_changed_root_file_is_fetched)
+{
+	/* The same path, the same size, other bytes: hashed, not taken. */
+	struct made m;
+	char *out = NULL;
+	long reused, fetched;
+	long long read;
+	setup();
+	chunk(t_path("src"), t_path("img.tar.zst"), &m);
+	CU_ASSERT_EQUAL_FATAL(t_sh("mkdir -p '%s/usr' && head -c 2000000 /dev/zero > "
+				   "'%s/usr/big.bin'", t_path("root"), t_path("root")), 0);
+	CU_ASSERT_EQUAL_FATAL(run(t_path("img.tar.zst"), settings(&m, NULL), &out), 0);
+	reuse_counts(out, &reused, &fetched, &read);
+	CU_ASSERT_EQUAL(reused, 0);
+	CU_ASSERT(read > 2000000 / 2);
+	root_is_src();
+	free(out);
+}
+
+/* Flip a byte in the middle of the frame of name (from the TOC). */
+static void corrupt_frame(const char *image, const char *name)
+{
+	CU_ASSERT_EQUAL_FATAL(t_sh("python3 -c \"\nimport json, struct, subprocess\n"
+				   "d = bytearray(open('%s', 'rb').read())\n"
+				   "off, ln = struct.unpack('<2Q', bytes(d[-64:-48]))\n"
+				   "toc = json.loads(subprocess.run(['zstd', '-dc'], input=bytes(d[off:off+ln]),"
+				   " stdout=subprocess.PIPE, check=True).stdout)\n"
+				   "e = [e for e in toc['entries'] if e['name'] == '%s'][0]\n"
+				   "d[(e['offset'] + e['endOffset']) // 2] ^= 0xff\n"
+				   "open('%s', 'wb').write(d)\"", image, name, image), 0);
+}
+
+TEST_CASE(fallback_corrupted_frame_no_partial_tree)
+{
+	/* A corrupted frame fails the chunked read; the whole image (whose
+	 * SHA-256 no longer matches) fails too: the job fails and the root
+	 * is as it was, with no staged tree left. */
+	struct made m;
+	char *out = NULL, *before;
+	setup();
+	chunk(t_path("src"), t_path("img.tar.zst"), &m);
+	corrupt_frame(t_path("img.tar.zst"), "usr/big.bin");
+	before = fixture_manifest(t_path("root"));
+	CU_ASSERT_EQUAL(run(t_path("img.tar.zst"), settings(&m, NULL), &out), 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "usr/big.bin"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "reading the whole image instead"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "error: STAGE"));
+	char *now = fixture_manifest(t_path("root"));
+	CU_ASSERT(fixture_same(before, now, "root after a corrupted image"));
+	CU_ASSERT_NOT_EQUAL(t_sh("test -e '%s/.reimage/new'", t_path("root")), 0);
+	free(before);
+	free(now);
+	free(out);
+}
+
+TEST_CASE(fallback_corrupted_frame_then_full_stream)
+{
+	/* The job declares no image digest: the frame fails its file's
+	 * digest, the partial tree is wiped, and the whole stream's own
+	 * check (zstd's frame checksum) refuses the image too. */
+	struct made m;
+	char *out = NULL;
+	char extra[256];
+	setup();
+	chunk(t_path("src"), t_path("img.tar.zst"), &m);
+	corrupt_frame(t_path("img.tar.zst"), "usr/share/many/f60");
+	snprintf(extra, sizeof(extra), "toc_sha256 = \"%s\";", m.toc);
+	CU_ASSERT_EQUAL(run(t_path("img.tar.zst"), extra, &out), 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "usr/share/many/f60"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "reading the whole image instead"));
+	CU_ASSERT_NOT_EQUAL(t_sh("test -e '%s/.reimage/new'", t_path("root")), 0);
+	free(out);
+}
+
+TEST_CASE(kind_needs_toc_digest)
+{
+	/* Chunked by its footer, but the job gives no TOC digest: nothing
+	 * can be trusted piecewise, so it is read whole, and still right. */
+	struct made m;
+	char *out = NULL, extra[256];
+	setup();
+	chunk(t_path("src"), t_path("img.tar.zst"), &m);
+	snprintf(extra, sizeof(extra), "sha256 = \"%s\";", m.sha256);
+	CU_ASSERT_EQUAL(run(t_path("img.tar.zst"), extra, &out), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "read whole: the job gives no image.toc_sha256"));
+	root_is_src();
+	free(out);
+	/* A TOC digest with another kind is a configuration error. */
+	snprintf(extra, sizeof(extra), "kind = \"archive\"; toc_sha256 = \"%s\";", m.toc);
+	CU_ASSERT_EQUAL(run(t_path("img.tar.zst"), extra, &out), 2);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "image.toc_sha256"));
+	free(out);
+}
