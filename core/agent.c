@@ -395,7 +395,7 @@ static void take_document(struct agent *a, size_t i, const char *doc, size_t len
 		log_error("%s: out of memory", url);
 		return;
 	}
-	if (sign_verify(doc, len, a->ac->trusted_keys, a->ac->revoked_keys, &v, &e) < 0 ||
+	if (sign_verify(SIGN_JOB, doc, len, a->ac->trusted_keys, a->ac->revoked_keys, &v, &e) < 0 ||
 	    job_load_text(job, url, v.payload, v.len, &e) < 0) {
 		refuse(a, NULL, 0, url, e.msg);
 		free(job);
@@ -533,6 +533,12 @@ static int locations(struct agent *a, struct reimage_error *err)
 		err_set(err, -EINVAL, REIMAGE_EC_CONFIG,
 			"%s: no trusted_keys: the agent would refuse every job", ac->file);
 		return -EINVAL;
+	}
+	/* A key that could not verify anything honestly is refused now, with
+	 * its file's name, not at the first document. */
+	if ((r = sign_check_keys(ac->trusted_keys, ac->revoked_keys, err)) < 0) {
+		err_prefix(err, "%s", ac->file);
+		return r;
 	}
 	if (ac->reports)
 		snprintf(a->reports, sizeof(a->reports), "%s", ac->reports);

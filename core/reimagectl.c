@@ -156,7 +156,7 @@ static int cmd_sign(struct ctl *c, struct reimage_error *err)
 		return -EINVAL;
 	}
 	if ((r = read_job_text(c->a->pos[0], &text, &len, err)) == 0 &&
-	    (r = sign_document(c->a->key, text, len, &doc, &dlen, err)) == 0)
+	    (r = sign_document(SIGN_JOB, c->a->key, text, len, &doc, &dlen, err)) == 0)
 		r = write_out(c->a->output, doc, dlen, err);
 	free(text);
 	free(doc);
@@ -178,7 +178,7 @@ static int cmd_verify(struct ctl *c, struct reimage_error *err)
 	}
 	if ((r = fs_read_small(c->a->pos[0], SIGN_DOC_MAX, &doc, &len, err)) < 0)
 		return r;
-	if ((r = sign_verify(doc, len, trusted, NULL, &v, err)) == 0 &&
+	if ((r = sign_verify(SIGN_JOB, doc, len, trusted, NULL, &v, err)) == 0 &&
 	    (r = job_load_text(&job, c->a->pos[0], v.payload, v.len, err)) == 0) {
 		if (job.not_after)
 			when_format(job.not_after, when, sizeof(when));
@@ -245,7 +245,7 @@ static int signed_doc(struct ctl *c, config_t *cfg, const char *agent, const cha
 	}
 	config_write(cfg, f);
 	fclose(f);
-	r = sign_document(c->a->key, text, len, ret_doc, ret_len, err);
+	r = sign_document(SIGN_JOB, c->a->key, text, len, ret_doc, ret_len, err);
 	free(text);
 	return r;
 }

@@ -273,6 +273,26 @@ TEST_CASE(agent_config_errors)
 	free(out);
 }
 
+/* The neutral element as a public key: any document "verifies" under it. */
+static const char small_order_pem[] = "-----BEGIN PUBLIC KEY-----\n"
+	"MCowBQYDK2VwAyEAAQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n"
+	"-----END PUBLIC KEY-----\n";
+
+TEST_CASE(invalid_trusted_key_refused_at_start)
+{
+	char conf[2048], *out = NULL;
+	t_write(t_path("weak.pub"), small_order_pem);
+	CU_ASSERT_EQUAL_FATAL(t_sh("mkdir -p '%s' '%s'", t_path("store"), t_path("state")), 0);
+	snprintf(conf, sizeof(conf), "agent_id = \"pc-1\";\nstore = \"%s\";\nstate_dir = \"%s\";\n"
+		 "backend = \"sandbox\";\nroot = \"%s\";\ntrusted_keys = [\"%s\"];\n",
+		 t_path("store"), t_path("state"), t_path("state"), t_path("weak.pub"));
+	t_write(t_path("a.conf"), conf);
+	CU_ASSERT_EQUAL(fixture_reimage(&out, "agent -c '%s' --once", t_path("a.conf")), 2);
+	CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "weak.pub"));
+	CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "not a valid Ed25519 public key"));
+	free(out);
+}
+
 TEST_CASE(killed_mid_swap)
 {
 	struct fleet f;
