@@ -18,6 +18,7 @@
 #include "rollout.h"
 #include "sign.h"
 #include "store.h"
+#include "timestamp.h"
 #include "when.h"
 
 #include <errno.h>
@@ -44,6 +45,8 @@ enum { EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_TIMEOUT = 4 };
 struct args {
 	const char *store, *key, *conf, *agents, *group, *members, *output, *trusted;
 	long long serial, expires, timeout, interval;
+	int reset_serial;  /* submit --reset-serial */
+	int expires_given;
 	char **pos;  /* positional arguments */
 	int npos;
 	const char *wave_groups[17];  /* --wave-group NAME=A,B,... */
@@ -250,26 +253,60 @@ static int signed_doc(struct ctl *c, config_t *cfg, const char *agent, const cha
 	return r;
 }
 
+/* The counter the store keeps in <store>/name ("serial", "serial-reset"):
+ * 0 if there is none yet; anything but a decimal number is an error, not
+ * a zero. */
+static int store_counter(struct ctl *c, const char *name, long long *ret,
+			 struct reimage_error *err)
+{
+	char url[STORE_URL_MAX], *text = NULL, *end;
+	size_t len;
+	long long v = 0;
+	int r;
+
+	store_url(url, sizeof(url), c->store, "%s", name);
+	r = store_get(&c->reg, &c->ac, url, 64, &text, &len, err);
+	if (r == -ENOENT) {
+		err_clear(err);
+		*ret = 0;
+		return 0;
+	}
+	if (r < 0)
+		return r;
+	errno = 0;
+	if (len > 0 && text[0] >= '0' && text[0] <= '9')
+		v = strtoll(text, &end, 10);
+	if (len == 0 || text[0] < '0' || text[0] > '9' || errno || strcmp(end, "\n") ||
+	    v == LLONG_MAX) {
+		err_set(err, -EBADMSG, REIMAGE_EC_INTEGRITY, "%s: not a serial (a decimal number "
+			"and a newline)", url);
+		r = -EBADMSG;
+	}
+	free(text);
+	*ret = v;
+	return r;
+}
+
+static int put_counter(struct ctl *c, const char *name, long long v, struct reimage_error *err)
+{
+	char url[STORE_URL_MAX], text[32];
+	snprintf(text, sizeof(text), "%lld\n", v);
+	store_url(url, sizeof(url), c->store, "%s", name);
+	return store_put(&c->reg, &c->ac, url, text, strlen(text), "text/plain", err);
+}
+
 static int next_serial(struct ctl *c, const struct job *job, long long *ret,
 		       struct reimage_error *err)
 {
-	char url[STORE_URL_MAX], *text = NULL;
-	size_t len;
-	long long last = 0;
+	long long last;
 	int r;
 
 	if (c->a->serial > 0) {
 		*ret = c->a->serial;
 		return 0;
 	}
-	store_url(url, sizeof(url), c->store, "serial");
-	r = store_get(&c->reg, &c->ac, url, 64, &text, &len, err);
-	if (r < 0 && r != -ENOENT)
+	if ((r = store_counter(c, "serial", &last, err)) < 0)
 		return r;
-	err_clear(err);
-	if (text)
-		last = strtoll(text, NULL, 10);
-	free(text);
 	*ret = job->serial > last ? job->serial : last + 1;
 	return 0;
 }
@@ -320,8 +357,9 @@ static int cmd_submit(struct ctl *c, struct reimage_error *err)
 	struct args *a = c->a;
 	char **agents = a->agents ? split_list(a->agents) : NULL;
 	char **members = a->members ? split_list(a->members) : NULL;
-	char url[STORE_URL_MAX], when[64], *doc = NULL, *text = NULL;
+	char url[STORE_URL_MAX], when[64], signed_at[64], *doc = NULL, *text = NULL;
 	json_t *index = NULL, *docs = json_array();
+	long long reset = 0;
 	struct job job = { 0 };
 	int *wave_of = NULL;
 	config_t cfg;
@@ -354,13 +392,19 @@ static int cmd_submit(struct ctl *c, struct reimage_error *err)
 		r = -EINVAL;
 		goto out;
 	}
-	if ((r = next_serial(c, &job, &serial, err)) < 0)
+	if ((r = next_serial(c, &job, &serial, err)) < 0 ||
+	    (a->reset_serial && (r = store_counter(c, "serial-reset", &reset, err)) < 0))
 		goto out;
+	if (a->reset_serial)
+		reset++;
 	not_after = job.not_after ? job.not_after : now + a->expires;
 	when_format(not_after, when, sizeof(when));
+	when_format(now, signed_at, sizeof(signed_at));
 	if (!config_read_file(&cfg, a->pos[0]) ||
 	    set_scalar(&cfg, "serial", CONFIG_TYPE_INT64, serial, NULL) < 0 ||
-	    set_scalar(&cfg, "not_after", CONFIG_TYPE_STRING, 0, when) < 0) {
+	    set_scalar(&cfg, "not_after", CONFIG_TYPE_STRING, 0, when) < 0 ||
+	    set_scalar(&cfg, "signed_at", CONFIG_TYPE_STRING, 0, signed_at) < 0 ||
+	    (reset && set_scalar(&cfg, "serial_reset", CONFIG_TYPE_INT64, reset, NULL) < 0)) {
 		err_set(err, -EIO, REIMAGE_EC_IO, "%s: cannot rewrite the job", a->pos[0]);
 		r = -EIO;
 		goto out;
@@ -406,14 +450,11 @@ static int cmd_submit(struct ctl *c, struct reimage_error *err)
 	}
 	if ((r = store_put(&c->reg, &c->ac, url, text, strlen(text), "application/json", err)) < 0)
 		goto out;
-	char serial_text[32];
-	snprintf(serial_text, sizeof(serial_text), "%lld\n", serial);
-	store_url(url, sizeof(url), c->store, "serial");
-	if ((r = store_put(&c->reg, &c->ac, url, serial_text, strlen(serial_text), "text/plain",
-			   err)) < 0)
+	if ((r = put_counter(c, "serial", serial, err)) < 0 ||
+	    (reset && (r = put_counter(c, "serial-reset", reset, err)) < 0))
 		goto out;
-	printf("job %s: serial %lld, not after %s, %zu document(s) published to %s\n", job.id,
-	       serial, when, json_array_size(docs), c->store);
+	printf("job %s: serial %lld%s, not after %s, %zu document(s) published to %s\n", job.id,
+	       serial, reset ? " (a serial reset)" : "", when, json_array_size(docs), c->store);
 	if (a->group && !members)
 		printf("note: without --members, `status` and `wait` know no agent of group %s\n",
 		       a->group);
@@ -427,6 +468,32 @@ out:
 	free(wave_of);
 	config_destroy(&cfg);
 	job_free(&job);
+	return r;
+}
+
+/* ---------------------------------------------------------- timestamp */
+
+static int cmd_timestamp(struct ctl *c, struct reimage_error *err)
+{
+	char url[STORE_URL_MAX], when[64], *doc = NULL;
+	int64_t now = (int64_t)time(NULL);
+	/* Short-lived by default: it only says the store is current. */
+	long long lifetime = c->a->expires_given ? c->a->expires : 86400;
+	size_t len;
+	int r;
+
+	if (!c->a->key || lifetime < 1) {
+		err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "timestamp: needs -k KEY and --expires of "
+			"1 s or more");
+		return -EINVAL;
+	}
+	store_url(url, sizeof(url), c->store, "timestamp");
+	if ((r = timestamp_sign(c->a->key, now, lifetime, &doc, &len, err)) == 0 &&
+	    (r = store_put(&c->reg, &c->ac, url, doc, len, "application/octet-stream", err)) == 0) {
+		when_format(now + lifetime, when, sizeof(when));
+		printf("store timestamp published to %s, expires %s\n", url, when);
+	}
+	free(doc);
 	return r;
 }
 
@@ -807,14 +874,26 @@ static const struct command commands[] = {
 	  "Check a signed job's signature and print its id, serial, expiry and targets." },
 	{ "submit", 1, 1, cmd_submit,
 	  "submit -s STORE -k PRIVATE.pem JOB (--agents A,B,... | --group G [--members A,B,...])\n"
-	  "         [--serial N] [--expires SECONDS] [--wave-group NAME=A,B,...]",
+	  "         [--serial N] [--expires SECONDS] [--wave-group NAME=A,B,...] [--reset-serial]",
 	  "Publish a job to the job store: one signed document per agent (--agents), or\n"
 	  "one shared document for a group (--group; --members names the agents `status`\n"
 	  "and `wait` follow).  The serial is --serial, else one above the store's last;\n"
 	  "not_after is the job's, else now + --expires (default 7 days).  Records the\n"
 	  "rollout in <store>/rollouts/JOB.json.  A job with rollout.waves needs --agents:\n"
 	  "each agent's signed document names its wave; a wave named after a group takes\n"
-	  "the agents --wave-group NAME=A,B,... lists (repeat it per group)." },
+	  "the agents --wave-group NAME=A,B,... lists (repeat it per group).  Each document\n"
+	  "carries signed_at (now), which raises the agents' floor of trusted time.\n"
+	  "--reset-serial recovers agents whose last serial was pushed too far (a stolen\n"
+	  "key, a typo): the job carries serial_reset, one above <store>/serial-reset,\n"
+	  "and an agent that has not run that reset takes the job's serial whatever its\n"
+	  "last one (up to its first_serial_max); its floor of trusted time and newest\n"
+	  "store timestamp start again from the job's signed_at." },
+	{ "timestamp", 0, 1, cmd_timestamp, "timestamp -s STORE -k PRIVATE.pem [--expires SECONDS]",
+	  "Sign a timestamp of now and put it at <store>/timestamp (default lifetime 1 day).\n"
+	  "Agents with store_timestamp_max_age take no job from a store whose timestamp\n"
+	  "is missing, older than that, expired or older than one they saw (a store\n"
+	  "replaying an old state): they report it \"stale\".  Refresh it from cron more\n"
+	  "often than the agents' max age." },
 	{ "status", 1, 1, cmd_status, "status -s STORE JOB",
 	  "A table of every targeted agent: state, phase, progress, age of its last\n"
 	  "report, and the error or message." },
@@ -881,7 +960,7 @@ static long long number(const char *s, const char *what, int *bad)
 int main(int argc, char **argv)
 {
 	enum { O_AGENTS = 256, O_GROUP, O_MEMBERS, O_SERIAL, O_EXPIRES, O_TIMEOUT, O_INTERVAL,
-	       O_WAVE_GROUP };
+	       O_WAVE_GROUP, O_RESET_SERIAL };
 	static const struct option long_opts[] = {
 		{ "store", required_argument, NULL, 's' },   { "config", required_argument, NULL, 'C' },
 		{ "key", required_argument, NULL, 'k' },     { "trusted", required_argument, NULL, 't' },
@@ -892,6 +971,7 @@ int main(int argc, char **argv)
 		{ "timeout", required_argument, NULL, O_TIMEOUT },
 		{ "interval", required_argument, NULL, O_INTERVAL },
 		{ "wave-group", required_argument, NULL, O_WAVE_GROUP },
+		{ "reset-serial", no_argument, NULL, O_RESET_SERIAL },
 		{ "verbose", no_argument, NULL, 'v' },       { "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },          { "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -939,7 +1019,11 @@ int main(int argc, char **argv)
 		case O_GROUP: a.group = optarg; break;
 		case O_MEMBERS: a.members = optarg; break;
 		case O_SERIAL: a.serial = number(optarg, "--serial", &bad); break;
-		case O_EXPIRES: a.expires = number(optarg, "--expires", &bad); break;
+		case O_EXPIRES:
+			a.expires = number(optarg, "--expires", &bad);
+			a.expires_given = 1;
+			break;
+		case O_RESET_SERIAL: a.reset_serial = 1; break;
 		case O_TIMEOUT: a.timeout = number(optarg, "--timeout", &bad); break;
 		case O_INTERVAL: a.interval = number(optarg, "--interval", &bad); break;
 		case O_WAVE_GROUP:
