@@ -394,3 +394,141 @@ TEST_CASE(trial_units_need_a_backend_that_checks_them)
 	CU_ASSERT(!is_new_image(1));
 	server_stop(f.ng.pid);
 }
+
+/* ------------------------------------------- serials, time, the store */
+
+TEST_CASE(fresh_agent_bounds_first_serial)
+{
+	struct fleet f;
+	fleet_setup(&f, 1, 0, NULL);
+	/* One document with a huge serial would lock a fresh agent out. */
+	submit(&f, t_path("admin.key"), "--agents pc-1 --serial 9000000000000000000");
+	expect_refusal(&f, "above first_serial_max (1000000)");
+	/* Not locked out: the administrator's next job runs. */
+	submit(&f, t_path("admin.key"), "--agents pc-1 --serial 8");
+	CU_ASSERT_EQUAL(agent_once(1), 0);
+	CU_ASSERT(is_new_image(1));
+	server_stop(f.ng.pid);
+}
+
+TEST_CASE(fast_forwarded_agent_recovered)
+{
+	struct fleet f;
+	fleet_setup(&f, 1, 0, NULL);
+	/* A stolen key (or a typo) pushes pc-1's serial far ahead of the
+	 * store's counter. */
+	submit(&f, t_path("admin.key"), "--agents pc-1 --serial 900000");
+	CU_ASSERT_EQUAL(agent_once(1), 0);
+	CU_ASSERT_EQUAL(agent_once(1), 0);
+	CU_ASSERT(report_shows(1, "\"committed\"", NULL, 1));
+	t_write(t_path("www/dav/store/serial"), "7\n");
+	CU_ASSERT_EQUAL(t_sh("sed -i 's/test-job/test-job2/' '%s'", t_path("job.conf")), 0);
+	submit(&f, t_path("admin.key"), "--agents pc-1");
+	CU_ASSERT_EQUAL(agent_once(1), 0);
+	CU_ASSERT(report_shows(1, "\"refused\"", "serial 8 is not above the last serial run here "
+			       "(900000)", 1));
+	/* The signed recovery: the same job with a serial reset. */
+	char *out = NULL;
+	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "submit -s %s -k '%s' '%s' --agents pc-1 "
+					   "--reset-serial", f.store, t_path("admin.key"),
+					   t_path("job.conf")), 0);
+	CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "serial 9 (a serial reset)"));
+	free(out);
+	char *counter = t_read(t_path("www/dav/store/serial-reset"));
+	CU_ASSERT(counter && !strcmp(counter, "1\n"));
+	free(counter);
+	CU_ASSERT_EQUAL(agent_once(1), 0);
+	CU_ASSERT(report_shows(1, "\"pending\"", "\"serial\": 9", 1));
+	char *st = t_read(t_path("pc-1/root/var/lib/reimage/agent.json"));
+	CU_ASSERT(st && strstr(st, "\"last_serial\": 9") && strstr(st, "\"last_reset\": 1"));
+	free(st);
+	/* Applied once: the same reset again is an ordinary, older job. */
+	CU_ASSERT_EQUAL(t_sh("sed -i 's/test-job2/test-job3/' '%s'", t_path("job.conf")), 0);
+	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "submit -s %s -k '%s' '%s' --agents pc-1 "
+					   "--serial 5", f.store, t_path("admin.key"),
+					   t_path("job.conf")), 0);
+	free(out);
+	CU_ASSERT_EQUAL(agent_once(1), 0);
+	CU_ASSERT(report_shows(1, "\"refused\"", "serial 5 is not above the last serial run here "
+			       "(9)", 1));
+	server_stop(f.ng.pid);
+}
+
+TEST_CASE(clock_reset_keeps_time_floor)
+{
+	struct fleet f;
+	fleet_setup(&f, 1, 0, NULL);
+	/* A job signed two days ago that expired yesterday. */
+	faketime_set("-2d");
+	submit(&f, t_path("admin.key"), "--agents pc-1 --expires 86400");
+	faketime_clear();
+	CU_ASSERT_EQUAL_FATAL(t_sh("mv '%s' '%s'", t_path("www/dav/store/jobs/pc-1.job"),
+				   t_path("old.job")), 0);
+	/* pc-1 sees a document signed now (one for pc-9, refused): trusted
+	 * time has reached now, durably. */
+	submit(&f, t_path("admin.key"), "--agents pc-9");
+	CU_ASSERT_EQUAL_FATAL(t_sh("cp '%s' '%s'", t_path("www/dav/store/jobs/pc-9.job"),
+				   t_path("www/dav/store/jobs/pc-1.job")), 0);
+	CU_ASSERT_EQUAL(agent_once(1), 0);
+	CU_ASSERT(report_shows(1, "\"refused\"", "not for this agent", 1));
+	char *st = t_read(t_path("pc-1/root/var/lib/reimage/agent.json"));
+	CU_ASSERT(st && strstr(st, "\"time_floor\"") && !strstr(st, "\"time_floor\": 0"));
+	free(st);
+	/* Its clock is reset three days back and the expired job replayed:
+	 * by its clock the job is valid, by the floor it expired. */
+	CU_ASSERT_EQUAL_FATAL(t_sh("cp '%s' '%s'", t_path("old.job"),
+				   t_path("www/dav/store/jobs/pc-1.job")), 0);
+	faketime_set("-3d");
+	pid_t pid = agent_start(1, 1);
+	faketime_clear();
+	/* Its status is not checked: libfaketime sometimes aborts the process
+	 * as it exits (see test_rollout.c). */
+	CU_ASSERT(agent_wait(pid, 60) >= 0);
+	CU_ASSERT(report_shows(1, "\"refused\"", "expired at", 1));
+	CU_ASSERT(!is_new_image(1));
+	server_stop(f.ng.pid);
+}
+
+TEST_CASE(stale_store_refused)
+{
+	struct fleet f;
+	char *out = NULL;
+	fleet_setup_with(&f, 1, 0, NULL, "store_timestamp_max_age = 600;");
+	submit(&f, t_path("admin.key"), "--agents pc-1");
+	/* No timestamp: the store is stale. */
+	CU_ASSERT_EQUAL(agent_once(1), 0);
+	CU_ASSERT(report_shows(1, "\"stale\"", "stale job store", 1));
+	CU_ASSERT(!is_new_image(1));
+	/* One signed an hour ago (valid two hours): older than 600 s. */
+	faketime_set("-1h");
+	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "timestamp -s %s -k '%s' --expires 7200", f.store,
+					   t_path("admin.key")), 0);
+	faketime_clear();
+	free(out);
+	CU_ASSERT_EQUAL_FATAL(t_sh("cp '%s' '%s'", t_path("www/dav/store/timestamp"),
+				   t_path("old-timestamp")), 0);
+	CU_ASSERT_EQUAL(agent_once(1), 0);
+	CU_ASSERT(report_shows(1, "\"stale\"", "more than store_timestamp_max_age", 1));
+	CU_ASSERT(!is_new_image(1));
+	/* A fresh one: the job runs. */
+	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "timestamp -s %s -k '%s'", f.store,
+					   t_path("admin.key")), 0);
+	CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "store timestamp published"));
+	free(out);
+	CU_ASSERT_EQUAL(agent_once(1), 0);
+	CU_ASSERT(report_shows(1, "\"pending\"", NULL, 1));
+	CU_ASSERT(is_new_image(1));
+	/* The store replays its old state: reported stale, not trusted. */
+	CU_ASSERT_EQUAL_FATAL(t_sh("cp '%s' '%s'", t_path("old-timestamp"),
+				   t_path("www/dav/store/timestamp")), 0);
+	CU_ASSERT_EQUAL(agent_once(1), 0);
+	CU_ASSERT(report_shows(1, "\"stale\"", "replays an old state", 1));
+	/* A timestamp is not a job, nor a job a timestamp. */
+	CU_ASSERT_EQUAL_FATAL(t_sh("cp '%s' '%s'", t_path("old-timestamp"),
+				   t_path("www/dav/store/jobs/pc-1.job")), 0);
+	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "verify -t '%s' '%s'", t_path("admin.pub"),
+					   t_path("old-timestamp")), 1);
+	CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "no 'reimage-signed-job 1' header"));
+	free(out);
+	server_stop(f.ng.pid);
+}
