@@ -247,3 +247,29 @@ TEST_CASE(serial_reset)
 	CU_ASSERT_PTR_NOT_NULL(strstr(e4.msg, "first_serial_max"));
 	job_free(&job);
 }
+
+/* The same check for files and the files they @include, and for the
+ * agent file: a wrapped integer is refused with its own file and line. */
+TEST_CASE(integer_literals_in_files)
+{
+	struct reimage_error err = { 0 };
+	struct agent_conf ac;
+	struct job job;
+	t_write(t_path("extra.conf"), "# included\nkeep_old_days = 1;\nwindow = 4294967396;\n");
+	t_write(t_path("job.conf"), "id = \"j\";\nimage: { url = \"/i\"; };\n"
+				    "@include \"extra.conf\"\n");
+	CU_ASSERT_EQUAL(job_load(&job, t_path("job.conf"), &err), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "extra.conf:3"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "4294967396"));
+	t_write(t_path("agent.conf"), "agent_id = \"pc-1\";\n\nmax_serial_jump = 4294967297;\n");
+	struct reimage_error e2 = { 0 };
+	CU_ASSERT_EQUAL(agent_conf_load(&ac, t_path("agent.conf"), &e2), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(e2.msg, "agent.conf:3"));
+	/* Written with L, it is read as written. */
+	t_write(t_path("agent.conf"), "agent_id = \"pc-1\";\nmax_serial_jump = 4294967297L;\n");
+	struct reimage_error e3 = { 0 };
+	CU_ASSERT_EQUAL_FATAL(agent_conf_load(&ac, t_path("agent.conf"), &e3), 0);
+	CU_ASSERT_EQUAL(ac.max_serial_jump, 4294967297LL);
+	CU_ASSERT_EQUAL(ac.first_serial_max, 1000000);
+	agent_conf_free(&ac);
+}
