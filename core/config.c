@@ -435,24 +435,25 @@ static int read_file(config_t *cfg, const char *path, struct reimage_error *err)
 		*slash = '\0';
 		config_set_include_dir(cfg, dir[0] ? dir : "/");
 	}
+	/* On failure cfg is destroyed (libconfig zeroes it: destroying it
+	 * again is harmless). */
 	if (config_read_file(cfg, path)) {
 		int r = check_file_numbers(path, slash ? (dir[0] ? dir : "/") : ".", 0, err);
-		if (r < 0) {
-			/* Left empty, as after a syntax error. */
+		if (r < 0)
 			config_destroy(cfg);
-			config_init(cfg);
-		}
 		return r;
 	}
 	if (config_error_type(cfg) == CONFIG_ERR_FILE_IO) {
 		int e = access(path, R_OK) < 0 ? errno : EIO;
 		err_set(err, -e, e == ENOENT ? REIMAGE_EC_NOTFOUND : REIMAGE_EC_IO, "%s: %s", path,
 			strerror(e));
+		config_destroy(cfg);
 		return -e;
 	}
 	err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "%s:%d: %s",
 		config_error_file(cfg) ? config_error_file(cfg) : path, config_error_line(cfg),
 		config_error_text(cfg));
+	config_destroy(cfg);
 	return -EINVAL;
 }
 
