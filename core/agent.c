@@ -446,19 +446,18 @@ static void take_document(struct agent *a, size_t i, const char *doc, size_t len
 				  .last_reset = a->st.last_reset,
 				  .max_serial_jump = a->ac->max_serial_jump,
 				  .first_serial_max = a->ac->first_serial_max, .now = now };
-	/* A serial reset is judged by the clock and its own signing time
-	 * only: it may be what brings a floor pushed too far back down. */
-	if (accept_is_reset(job, &ctx)) {
-		ctx.now = now > job->signed_at ? now : job->signed_at;
-	} else {
-		raise_floor(a, job->signed_at);
-		ctx.now = now > a->st.time_floor ? now : a->st.time_floor;
-		if (a->stale) {
-			log_debug("%s: job %s not taken: the store is stale", url, job->id);
-			job_free(job);
-			free(job);
-			return;
-		}
+	/* Every job is judged by the floor, a serial reset too (an old one
+	 * replayed to a machine whose clock was set back would otherwise
+	 * run); to recover a floor pushed into the future, sign the reset
+	 * with a not_after beyond it.  Only a reset is taken from a stale
+	 * store: it may be what recovers the agent's newest store time. */
+	raise_floor(a, job->signed_at);
+	ctx.now = now > a->st.time_floor ? now : a->st.time_floor;
+	if (a->stale && !accept_is_reset(job, &ctx)) {
+		log_debug("%s: job %s not taken: the store is stale", url, job->id);
+		job_free(job);
+		free(job);
+		return;
 	}
 	if (accept_job(job, &ctx, &e) < 0) {
 		refuse(a, job->id, job->serial, url, e.msg);

@@ -458,8 +458,12 @@ TEST_CASE(clock_reset_keeps_time_floor)
 {
 	struct fleet f;
 	fleet_setup(&f, 1, 0, NULL);
-	/* A job signed two days ago that expired yesterday. */
+	/* A job signed two days ago that expired yesterday, and a serial
+	 * reset of the same age. */
 	faketime_set("-2d");
+	submit(&f, t_path("admin.key"), "--agents pc-1 --expires 86400 --reset-serial");
+	CU_ASSERT_EQUAL_FATAL(t_sh("mv '%s' '%s'", t_path("www/dav/store/jobs/pc-1.job"),
+				   t_path("old-reset.job")), 0);
 	submit(&f, t_path("admin.key"), "--agents pc-1 --expires 86400");
 	faketime_clear();
 	CU_ASSERT_EQUAL_FATAL(t_sh("mv '%s' '%s'", t_path("www/dav/store/jobs/pc-1.job"),
@@ -485,6 +489,16 @@ TEST_CASE(clock_reset_keeps_time_floor)
 	 * as it exits (see test_rollout.c). */
 	CU_ASSERT(agent_wait(pid, 60) >= 0);
 	CU_ASSERT(report_shows(1, "\"refused\"", "expired at", 1));
+	CU_ASSERT(!is_new_image(1));
+	/* A serial reset is judged by the floor too. */
+	CU_ASSERT_EQUAL_FATAL(t_sh("cp '%s' '%s'", t_path("old-reset.job"),
+				   t_path("www/dav/store/jobs/pc-1.job")), 0);
+	faketime_set("-3d");
+	pid = agent_start(1, 1);
+	faketime_clear();
+	CU_ASSERT(agent_wait(pid, 60) >= 0);
+	CU_ASSERT(report_shows(1, "\"refused\"", "expired at", 1));
+	CU_ASSERT(report_shows(1, "\"serial\": 7", NULL, 1));
 	CU_ASSERT(!is_new_image(1));
 	server_stop(f.ng.pid);
 }
