@@ -546,3 +546,28 @@ TEST_CASE(stale_store_refused)
 	free(out);
 	server_stop(f.ng.pid);
 }
+
+/* Keys from before libsodium, or from openssl itself, still sign and
+ * verify: the key files stay PEM. */
+TEST_CASE(sign_and_verify_with_openssl_keys)
+{
+	char *out = NULL;
+	CU_ASSERT_EQUAL_FATAL(t_sh("openssl genpkey -algorithm ed25519 -out '%s' 2>/dev/null && "
+				   "openssl pkey -in '%s' -pubout -out '%s'", t_path("ossl.key"),
+				   t_path("ossl.key"), t_path("ossl.pub")), 0);
+	fixture_job(t_path("job.conf"), "/srv/image.tar", NULL,
+		    "targets: { agents = [ \"pc-1\" ]; };\nnot_after = \"2099-01-01T00:00:00Z\";");
+	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "sign -k '%s' '%s' -o '%s'", t_path("ossl.key"),
+					   t_path("job.conf"), t_path("job.signed")), 0);
+	free(out);
+	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "verify -t '%s' '%s'", t_path("ossl.pub"),
+					   t_path("job.signed")), 0);
+	CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "signature valid"));
+	CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "target agent pc-1"));
+	free(out);
+	/* openssl verifies what libsodium signed: the same Ed25519. */
+	CU_ASSERT_EQUAL(t_sh("cd '%s' && sed -n 's/^signature: //p' job.signed | base64 -d > sig && "
+			     "n=$(sed -n 's/^length: //p' job.signed) && tail -c \"$n\" job.signed > "
+			     "payload && openssl pkeyutl -verify -pubin -inkey ossl.pub -rawin -in "
+			     "payload -sigfile sig >/dev/null", t_dir()), 0);
+}
