@@ -4,7 +4,7 @@
 set -eu
 packages="build-essential cmake pkg-config
   libltdl-dev libconfig-dev libarchive-dev libcurl4-openssl-dev libssl-dev
-  libcunit1-dev libsmbclient-dev libjansson-dev zlib1g-dev libzstd-dev
+  libcunit1-dev libsmbclient-dev libjansson-dev zlib1g-dev libzstd-dev libsodium-dev
   nginx-light samba openssl
   tar zstd xz-utils gzip bzip2 python3 acl attr e2fsprogs util-linux
   libsystemd-dev busybox-static dosfstools procps file libcap2-bin

@@ -20,6 +20,7 @@
 #include "rollout.h"
 #include "sign.h"
 #include "store.h"
+#include "timestamp.h"
 #include "when.h"
 
 #include <errno.h>
@@ -43,6 +44,8 @@
 struct args {
 	const char *store, *key, *conf, *agents, *group, *members, *output, *trusted;
 	long long serial, expires, timeout, interval;
+	int reset_serial;  /* submit --reset-serial */
+	int expires_given;
 	char **pos;  /* positional arguments */
 	int npos;
 	const char *wave_groups[17];  /* --wave-group NAME=A,B,... */
@@ -148,7 +151,7 @@ static int cmd_sign(void *ctx, struct reimage_error *err)
 		return -EINVAL;
 	}
 	if ((r = read_job_text(c->a->pos[0], &text, &len, err)) == 0 &&
-	    (r = sign_document(c->a->key, text, len, &doc, &dlen, err)) == 0)
+	    (r = sign_document(SIGN_JOB, c->a->key, text, len, &doc, &dlen, err)) == 0)
 		r = write_out(c->a->output, doc, dlen, err);
 	free(text);
 	free(doc);
@@ -171,7 +174,7 @@ static int cmd_verify(void *ctx, struct reimage_error *err)
 	}
 	if ((r = fs_read_small(c->a->pos[0], SIGN_DOC_MAX, &doc, &len, err)) < 0)
 		return r;
-	if ((r = sign_verify(doc, len, trusted, NULL, &v, err)) == 0 &&
+	if ((r = sign_verify(SIGN_JOB, doc, len, trusted, NULL, &v, err)) == 0 &&
 	    (r = job_load_text(&job, c->a->pos[0], v.payload, v.len, err)) == 0) {
 		if (job.not_after)
 			when_format(job.not_after, when, sizeof(when));
@@ -238,31 +241,65 @@ static int signed_doc(struct ctl *c, config_t *cfg, const char *agent, const cha
 	}
 	config_write(cfg, f);
 	fclose(f);
-	r = sign_document(c->a->key, text, len, ret_doc, ret_len, err);
+	r = sign_document(SIGN_JOB, c->a->key, text, len, ret_doc, ret_len, err);
 	free(text);
 	return r;
+}
+
+/* The counter the store keeps in <store>/name ("serial", "serial-reset"):
+ * 0 if there is none yet; anything but a decimal number is an error, not
+ * a zero. */
+static int store_counter(struct ctl *c, const char *name, long long *ret,
+			 struct reimage_error *err)
+{
+	char url[STORE_URL_MAX], *text = NULL, *end;
+	size_t len;
+	long long v = 0;
+	int r;
+
+	store_url(url, sizeof(url), c->store, "%s", name);
+	r = store_get(&c->reg, &c->ac, url, 64, &text, &len, err);
+	if (r == -ENOENT) {
+		err_clear(err);
+		*ret = 0;
+		return 0;
+	}
+	if (r < 0)
+		return r;
+	errno = 0;
+	if (len > 0 && text[0] >= '0' && text[0] <= '9')
+		v = strtoll(text, &end, 10);
+	if (len == 0 || text[0] < '0' || text[0] > '9' || errno || strcmp(end, "\n") ||
+	    v == LLONG_MAX) {
+		err_set(err, -EBADMSG, REIMAGE_EC_INTEGRITY, "%s: not a serial (a decimal number "
+			"and a newline)", url);
+		r = -EBADMSG;
+	}
+	free(text);
+	*ret = v;
+	return r;
+}
+
+static int put_counter(struct ctl *c, const char *name, long long v, struct reimage_error *err)
+{
+	char url[STORE_URL_MAX], text[32];
+	snprintf(text, sizeof(text), "%lld\n", v);
+	store_url(url, sizeof(url), c->store, "%s", name);
+	return store_put(&c->reg, &c->ac, url, text, strlen(text), "text/plain", err);
 }
 
 static int next_serial(struct ctl *c, const struct job *job, long long *ret,
 		       struct reimage_error *err)
 {
-	char url[STORE_URL_MAX], *text = NULL;
-	size_t len;
-	long long last = 0;
+	long long last;
 	int r;
 
 	if (c->a->serial > 0) {
 		*ret = c->a->serial;
 		return 0;
 	}
-	store_url(url, sizeof(url), c->store, "serial");
-	r = store_get(&c->reg, &c->ac, url, 64, &text, &len, err);
-	if (r < 0 && r != -ENOENT)
+	if ((r = store_counter(c, "serial", &last, err)) < 0)
 		return r;
-	err_clear(err);
-	if (text)
-		last = strtoll(text, NULL, 10);
-	free(text);
 	*ret = job->serial > last ? job->serial : last + 1;
 	return 0;
 }
@@ -314,8 +351,9 @@ static int cmd_submit(void *ctx, struct reimage_error *err)
 	struct args *a = c->a;
 	char **agents = a->agents ? split_list(a->agents) : NULL;
 	char **members = a->members ? split_list(a->members) : NULL;
-	char url[STORE_URL_MAX], when[64], *doc = NULL, *text = NULL;
+	char url[STORE_URL_MAX], when[64], signed_at[64], *doc = NULL, *text = NULL;
 	json_t *index = NULL, *docs = json_array();
+	long long reset = 0;
 	struct job job = { 0 };
 	int *wave_of = NULL;
 	config_t cfg;
@@ -348,13 +386,19 @@ static int cmd_submit(void *ctx, struct reimage_error *err)
 		r = -EINVAL;
 		goto out;
 	}
-	if ((r = next_serial(c, &job, &serial, err)) < 0)
+	if ((r = next_serial(c, &job, &serial, err)) < 0 ||
+	    (a->reset_serial && (r = store_counter(c, "serial-reset", &reset, err)) < 0))
 		goto out;
+	if (a->reset_serial)
+		reset++;
 	not_after = job.not_after ? job.not_after : now + a->expires;
 	when_format(not_after, when, sizeof(when));
+	when_format(now, signed_at, sizeof(signed_at));
 	if (!config_read_file(&cfg, a->pos[0]) ||
 	    set_scalar(&cfg, "serial", CONFIG_TYPE_INT64, serial, NULL) < 0 ||
-	    set_scalar(&cfg, "not_after", CONFIG_TYPE_STRING, 0, when) < 0) {
+	    set_scalar(&cfg, "not_after", CONFIG_TYPE_STRING, 0, when) < 0 ||
+	    set_scalar(&cfg, "signed_at", CONFIG_TYPE_STRING, 0, signed_at) < 0 ||
+	    (reset && set_scalar(&cfg, "serial_reset", CONFIG_TYPE_INT64, reset, NULL) < 0)) {
 		err_set(err, -EIO, REIMAGE_EC_IO, "%s: cannot rewrite the job", a->pos[0]);
 		r = -EIO;
 		goto out;
@@ -400,14 +444,11 @@ static int cmd_submit(void *ctx, struct reimage_error *err)
 	}
 	if ((r = store_put(&c->reg, &c->ac, url, text, strlen(text), "application/json", err)) < 0)
 		goto out;
-	char serial_text[32];
-	snprintf(serial_text, sizeof(serial_text), "%lld\n", serial);
-	store_url(url, sizeof(url), c->store, "serial");
-	if ((r = store_put(&c->reg, &c->ac, url, serial_text, strlen(serial_text), "text/plain",
-			   err)) < 0)
+	if ((r = put_counter(c, "serial", serial, err)) < 0 ||
+	    (reset && (r = put_counter(c, "serial-reset", reset, err)) < 0))
 		goto out;
-	printf("job %s: serial %lld, not after %s, %zu document(s) published to %s\n", job.id,
-	       serial, when, json_array_size(docs), c->store);
+	printf("job %s: serial %lld%s, not after %s, %zu document(s) published to %s\n", job.id,
+	       serial, reset ? " (a serial reset)" : "", when, json_array_size(docs), c->store);
 	if (a->group && !members)
 		printf("note: without --members, `status` and `wait` know no agent of group %s\n",
 		       a->group);
@@ -421,6 +462,33 @@ out:
 	free(wave_of);
 	config_destroy(&cfg);
 	job_free(&job);
+	return r;
+}
+
+/* ---------------------------------------------------------- timestamp */
+
+static int cmd_timestamp(void *ctx, struct reimage_error *err)
+{
+	struct ctl *c = ctx;
+	char url[STORE_URL_MAX], when[64], *doc = NULL;
+	int64_t now = (int64_t)time(NULL);
+	/* Short-lived by default: it only says the store is current. */
+	long long lifetime = c->a->expires_given ? c->a->expires : 86400;
+	size_t len;
+	int r;
+
+	if (!c->a->key || lifetime < 1) {
+		err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "timestamp: needs -k KEY and --expires of "
+			"1 s or more");
+		return -EINVAL;
+	}
+	store_url(url, sizeof(url), c->store, "timestamp");
+	if ((r = timestamp_sign(c->a->key, now, lifetime, &doc, &len, err)) == 0 &&
+	    (r = store_put(&c->reg, &c->ac, url, doc, len, "application/octet-stream", err)) == 0) {
+		when_format(now + lifetime, when, sizeof(when));
+		printf("store timestamp published to %s, expires %s\n", url, when);
+	}
+	free(doc);
 	return r;
 }
 
@@ -839,6 +907,7 @@ static const struct cli_option options[] = {
 	{ "interval", 0, "SECONDS", "seconds between two reads of the reports (default 2)", 0 },
 	{ "wave-group", 0, "NAME=A,B,...", "the agents of the wave group NAME "
 					   "(repeat per group, at most 16)", 1 },
+	{ "reset-serial", 0, NULL, "recover agents whose last serial was pushed too far", 0 },
 	{ "verbose", 'v', NULL, "log more (repeat for debug)", 1 },
 	{ "quiet", 'q', NULL, "log warnings and errors only", 0 },
 	{ "help", 'h', NULL, "print help and exit", 0 },
@@ -864,17 +933,31 @@ static const struct cli_command commands[] = {
 	  (const char *const[]){ "trusted", NULL } },
 	{ "submit", 1, 1,
 	  "-s STORE -k PRIVATE.pem JOB (--agents A,B,... | --group G [--members A,B,...])\n"
-	  "         [--serial N] [--expires SECONDS] [--wave-group NAME=A,B,...]",
+	  "         [--serial N] [--expires SECONDS] [--wave-group NAME=A,B,...] [--reset-serial]",
 	  "Publish a job to the job store: one signed document per agent (--agents), or\n"
 	  "one shared document for a group (--group; --members names the agents `status`\n"
 	  "and `wait` follow).  The serial is --serial, else one above the store's last;\n"
 	  "not_after is the job's, else now + --expires (default 7 days).  Records the\n"
 	  "rollout in <store>/rollouts/JOB.json.  A job with rollout.waves needs --agents:\n"
 	  "each agent's signed document names its wave; a wave named after a group takes\n"
-	  "the agents --wave-group NAME=A,B,... lists (repeat it per group).",
+	  "the agents --wave-group NAME=A,B,... lists (repeat it per group).  Each document\n"
+	  "carries signed_at (now), which raises the agents' floor of trusted time.\n"
+	  "--reset-serial recovers agents whose last serial was pushed too far (a stolen\n"
+	  "key, a typo): the job carries serial_reset, one above <store>/serial-reset,\n"
+	  "and an agent that has not run that reset takes the job's serial whatever its\n"
+	  "last one (up to its first_serial_max); its floor of trusted time and newest\n"
+	  "store timestamp start again from the job's signed_at.",
 	  (const char *const[]){ "store", "config", "key", "agents", "group", "members", "serial",
-				 "expires", "wave-group", NULL },
+				 "expires", "wave-group", "reset-serial", NULL },
 	  cmd_submit, (const char *const[]){ "key", NULL } },
+	{ "timestamp", 0, 0, "-s STORE -k PRIVATE.pem [--expires SECONDS]",
+	  "Sign a timestamp of now and put it at <store>/timestamp (default lifetime 1 day).\n"
+	  "Agents with store_timestamp_max_age take no job from a store whose timestamp\n"
+	  "is missing, older than that, expired or older than one they saw (a store\n"
+	  "replaying an old state): they report it \"stale\".  Refresh it from cron more\n"
+	  "often than the agents' max age.",
+	  (const char *const[]){ "store", "config", "key", "expires", NULL }, cmd_timestamp,
+	  (const char *const[]){ "key", NULL } },
 	{ "status", 1, 1, "-s STORE JOB",
 	  "A table of every targeted agent: state, phase, progress, age of its last\n"
 	  "report, and the error or message.",
@@ -976,6 +1059,8 @@ int main(int argc, char **argv)
 	a.agents = cli_value(p, &ca, "agents");
 	a.group = cli_value(p, &ca, "group");
 	a.members = cli_value(p, &ca, "members");
+	a.reset_serial = cli_count(p, &ca, "reset-serial") > 0;
+	a.expires_given = cli_value(p, &ca, "expires") != NULL;
 	a.pos = ca.pos;
 	a.npos = ca.npos;
 	int wg = cli_option_index(p, "wave-group");

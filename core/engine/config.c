@@ -7,6 +7,7 @@
  */
 #include "config.h"
 #include "error.h"
+#include "fsutil.h"
 #include "options.h"
 #include "registry.h"
 #include "source.h"
@@ -24,7 +25,7 @@ enum {
 	J_ID, J_SERIAL, J_IMAGE, J_ROOT, J_BACKEND, J_PRESERVE, J_HOOKS, J_LABEL, J_BOOT,
 	J_REBOOT, J_KEEP_OLD_DAYS, J_KEEP_ENTRIES, J_PLUGIN_PATH, J_TARGETS, J_NOT_AFTER, J_AT,
 	J_WINDOW, J_HEALTH, J_TEST_SWAP_PAUSE, J_TRIAL, J_PREFLIGHT, J_TIMEZONE, J_JITTER,
-	J_STAGE_EARLY, J_ROLLOUT, J_NOTICE, J_COUNT
+	J_STAGE_EARLY, J_ROLLOUT, J_NOTICE, J_SERIAL_RESET, J_SIGNED_AT, J_COUNT
 };
 static const struct reimage_option job_table[] = {
 	[J_ID] = { "id", REIMAGE_OPT_STRING, NULL, 0, 0, "job identifier (required)" },
@@ -72,6 +73,13 @@ static const struct reimage_option job_table[] = {
 			"waves: which agents go first, and the failures each wave may have" },
 	[J_NOTICE] = { "notice", REIMAGE_OPT_GROUP, NULL, 0, 0,
 		       "warning the logged-in users before QUIESCE, and their deferrals" },
+	[J_SERIAL_RESET] = { "serial_reset", REIMAGE_OPT_INT, "0", 0, MAX_BYTES,
+			     "recovery of a fast-forwarded agent: a number above the agent's last "
+			     "reset makes it take this job's serial whatever its last one (0: none; "
+			     "`reimagectl submit --reset-serial` sets it)" },
+	[J_SIGNED_AT] = { "signed_at", REIMAGE_OPT_STRING, NULL, 0, 0,
+			  "when the job was signed (set by `reimagectl submit`): raises the "
+			  "agent's floor of trusted time" },
 	{ NULL, REIMAGE_OPT_END, NULL, 0, 0, NULL }
 };
 
@@ -217,7 +225,8 @@ static const struct reimage_option boot_table[] = {
 enum {
 	A_AGENT_ID, A_GROUPS, A_ROOT, A_BACKEND, A_PLUGINS, A_PLUGIN_PATH, A_STATE_DIR, A_STORE,
 	A_JOBS, A_REPORTS, A_POLL_INTERVAL, A_POLL_JITTER, A_TRUSTED_KEYS, A_REVOKED_KEYS,
-	A_MAX_SERIAL_JUMP, A_GUARD, A_CLOCK, A_COUNT
+	A_MAX_SERIAL_JUMP, A_FIRST_SERIAL_MAX, A_STORE_TIMESTAMP_MAX_AGE, A_GUARD, A_CLOCK,
+	A_COUNT
 };
 static const struct reimage_option agent_table[] = {
 	[A_AGENT_ID] = { "agent_id", REIMAGE_OPT_STRING, NULL, 0, 0,
@@ -245,7 +254,17 @@ static const struct reimage_option agent_table[] = {
 	[A_REVOKED_KEYS] = { "revoked_keys", REIMAGE_OPT_STRINGS, "", 0, 0,
 			     "key ids or PEM files refused even if trusted" },
 	[A_MAX_SERIAL_JUMP] = { "max_serial_jump", REIMAGE_OPT_INT, "1000000", 1, MAX_BYTES,
-				"largest step above the last serial run that is accepted" },
+				"largest step above the last serial run (or the last serial_reset) "
+				"that is accepted" },
+	[A_FIRST_SERIAL_MAX] = { "first_serial_max", REIMAGE_OPT_INT, "1000000", 0, MAX_BYTES,
+				 "largest serial a fresh agent (no serial yet) or a serial_reset "
+				 "job may carry" },
+	[A_STORE_TIMESTAMP_MAX_AGE] = { "store_timestamp_max_age", REIMAGE_OPT_INT, "0", 0,
+					 366 * 86400,
+					 "seconds: require <store>/timestamp, signed by a trusted key "
+					 "(`reimagectl timestamp`) and at most this old; older, "
+					 "missing or replayed, the store is stale and no job is taken "
+					 "(0: not required)" },
 	[A_GUARD] = { "guard", REIMAGE_OPT_STRING, NULL, 0, 0,
 		      "the reimage-guard binary (default: beside reimage, else the installed one)" },
 	[A_CLOCK] = { "clock", REIMAGE_OPT_STRING, "system", 0, 0,
@@ -282,6 +301,131 @@ const struct reimage_option *config_agent_options(void)
 	return agent_table;
 }
 
+/*
+ * Integers libconfig cannot hold exactly.  libconfig 1.5 reads a plain
+ * integer into a 32-bit int (4294967301 becomes 5, silently), clamps a
+ * 64-bit one ("L") to its limits and casts hex through unsigned; 1.7
+ * reads "010" as octal where 1.5 reads ten.  So every integer in a file or
+ * document is checked as written, before its value is used: a plain one
+ * must fit 32 bits (write "L" for more), any one 63 bits, no leading zero.
+ * The scan skips strings, comments and names, as libconfig's lexer does.
+ */
+static int number_ok(const char *p, size_t n, const char **why)
+{
+	int neg = 0, hex, wide;
+	unsigned long long v = 0, limit;
+	size_t i = 0;
+
+	if (p[i] == '-' || p[i] == '+')
+		neg = p[i++] == '-';
+	hex = n - i > 2 && p[i] == '0' && (p[i + 1] == 'x' || p[i + 1] == 'X');
+	if (hex)
+		i += 2;
+	wide = p[n - 1] == 'L';
+	while (n > i && p[n - 1] == 'L')
+		n--;
+	if (!hex && n - i > 1 && p[i] == '0') {
+		*why = "a leading zero (octal in some libconfig versions, decimal in others)";
+		return 0;
+	}
+	limit = wide ? 0x7fffffffffffffffULL : 0x7fffffffULL + (!hex && neg);
+	for (; i < n; i++) {
+		unsigned d = p[i] <= '9' ? (unsigned)(p[i] - '0') : (unsigned)((p[i] | 32) - 'a' + 10);
+		if (v > (limit - d) / (hex ? 16 : 10)) {
+			*why = wide ? "out of the range of a 64-bit integer"
+				    : "out of the range of a plain (32-bit) integer: write it with L "
+				      "for 64 bits";
+			return 0;
+		}
+		v = v * (hex ? 16 : 10) + d;
+	}
+	return 1;
+}
+
+static int name_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '_' || c == '-' || c == '*';
+}
+
+static int check_numbers(const char *text, size_t len, const char *name,
+			 struct reimage_error *err)
+{
+	const char *p = text, *end = text + len, *why;
+	int line = 1;
+
+	while (p < end) {
+		if (*p == '\n') {
+			line++;
+			p++;
+		} else if (*p == '"') {
+			for (p++; p < end && *p != '"'; p++) {
+				if (*p == '\\' && p + 1 < end)
+					p++;
+				line += *p == '\n';
+			}
+			p++;
+		} else if (*p == '#' || (*p == '/' && p + 1 < end && p[1] == '/')) {
+			while (p < end && *p != '\n')
+				p++;
+		} else if (*p == '/' && p + 1 < end && p[1] == '*') {
+			for (p += 2; p < end && !(*p == '*' && p + 1 < end && p[1] == '/'); p++)
+				line += *p == '\n';
+			p += 2;
+		} else if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '*') {
+			while (p < end && name_char(*p))
+				p++;
+		} else if ((*p >= '0' && *p <= '9') ||
+			   ((*p == '-' || *p == '+') && p + 1 < end && p[1] >= '0' && p[1] <= '9')) {
+			const char *s = p;
+			int is_float = 0;
+			p += *p == '-' || *p == '+';
+			while (p < end && (name_char(*p) || *p == '.' ||
+					   ((*p == '-' || *p == '+') && (p[-1] | 32) == 'e'))) {
+				is_float |= *p == '.' || ((*p | 32) == 'e' && !(s[0] == '0' &&
+							 (s[1] | 32) == 'x'));
+				p++;
+			}
+			/* Floats are refused where an integer is declared. */
+			if (!is_float && !number_ok(s, (size_t)(p - s), &why)) {
+				err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "%s:%d: integer %.*s: %s", name,
+					line, (int)(p - s), s, why);
+				return -EINVAL;
+			}
+		} else {
+			p++;
+		}
+	}
+	return 0;
+}
+
+/* The numbers of a file libconfig has read, and of the files it
+ * @includes (libconfig 1.5: one file each, relative to dir). */
+static int check_file_numbers(const char *path, const char *dir, int depth,
+			      struct reimage_error *err)
+{
+	char *text = NULL, inc[4096];
+	size_t len;
+	int r;
+
+	if ((r = fs_read_small(path, 1u << 24, &text, &len, err)) < 0)
+		return r;
+	r = check_numbers(text, len, path, err);
+	for (char *l = text; r == 0 && l && depth < 10; l = strchr(l, '\n'), l = l ? l + 1 : NULL) {
+		char *q = l + strspn(l, " \t"), *e;
+		if (strncmp(q, "@include", 8) != 0 || !(q = strchr(q, '"')) ||
+		    !(e = strchr(q + 1, '"')))
+			continue;
+		*e = '\0';
+		snprintf(inc, sizeof(inc), "%s%s%s", q[1] == '/' ? "" : dir, q[1] == '/' ? "" : "/",
+			 q + 1);
+		r = check_file_numbers(inc, dir, depth + 1, err);
+		*e = '"';
+	}
+	free(text);
+	return r;
+}
+
 static int read_file(config_t *cfg, const char *path, struct reimage_error *err)
 {
 	config_init(cfg);
@@ -293,17 +437,25 @@ static int read_file(config_t *cfg, const char *path, struct reimage_error *err)
 		*slash = '\0';
 		config_set_include_dir(cfg, dir[0] ? dir : "/");
 	}
-	if (config_read_file(cfg, path))
-		return 0;
+	/* On failure cfg is destroyed (libconfig zeroes it: destroying it
+	 * again is harmless). */
+	if (config_read_file(cfg, path)) {
+		int r = check_file_numbers(path, slash ? (dir[0] ? dir : "/") : ".", 0, err);
+		if (r < 0)
+			config_destroy(cfg);
+		return r;
+	}
 	if (config_error_type(cfg) == CONFIG_ERR_FILE_IO) {
 		int e = access(path, R_OK) < 0 ? errno : EIO;
 		err_set(err, -e, e == ENOENT ? REIMAGE_EC_NOTFOUND : REIMAGE_EC_IO, "%s: %s", path,
 			strerror(e));
+		config_destroy(cfg);
 		return -e;
 	}
 	err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "%s:%d: %s",
 		config_error_file(cfg) ? config_error_file(cfg) : path, config_error_line(cfg),
 		config_error_text(cfg));
+	config_destroy(cfg);
 	return -EINVAL;
 }
 
@@ -501,6 +653,11 @@ static int job_parse(struct job *job, struct reimage_error *err)
 			       "expected a timestamp like \"2026-11-30T18:00:00Z\"");
 		goto fail;
 	}
+	if (v[J_SIGNED_AT].set && when_parse(v[J_SIGNED_AT].s, &job->signed_at) < 0) {
+		r = config_bad(err, path, v[J_SIGNED_AT].line, "signed_at",
+			       "expected a timestamp like \"2026-11-30T18:00:00Z\"");
+		goto fail;
+	}
 	if (v[J_AT].set && !when_is_daily(v[J_AT].s) && when_parse(v[J_AT].s, &(int64_t){ 0 }) < 0) {
 		r = config_bad(err, path, v[J_AT].line, "at",
 			       "expected a daily local time \"03:00\" or a timestamp like "
@@ -558,6 +715,7 @@ static int job_parse(struct job *job, struct reimage_error *err)
 	}
 	job->id = v[J_ID].s;
 	job->serial = v[J_SERIAL].i;
+	job->serial_reset = v[J_SERIAL_RESET].i;
 	job->image_url = iv[I_URL].s;
 	job->image_sha256 = iv[I_SHA256].set ? iv[I_SHA256].s : NULL;
 	job->image_size = iv[I_SIZE].i;
@@ -652,35 +810,51 @@ static int has_include(const char *text, size_t len)
 	return 0;
 }
 
-int job_load_text(struct job *job, const char *name, const char *text, size_t len,
-		  struct reimage_error *err)
+int config_read_document(config_t *cfg, const char *name, const char *text, size_t len,
+			 struct reimage_error *err)
 {
 	char *copy;
 	int ok;
 
-	memset(job, 0, sizeof(*job));
-	snprintf(job->file, sizeof(job->file), "%s", name);
-	config_init(&job->cfg);
+	config_init(cfg);
 	if (memchr(text, '\0', len) || has_include(text, len)) {
-		err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "%s: a job document may hold no NUL byte "
-			"and no @include", name);
-		config_destroy(&job->cfg);
+		err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "%s: a signed document may hold no NUL "
+			"byte and no @include", name);
+		config_destroy(cfg);
 		return -EINVAL;
 	}
 	if (!(copy = strndup(text, len))) {
 		err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
-		config_destroy(&job->cfg);
+		config_destroy(cfg);
 		return -ENOMEM;
 	}
-	ok = config_read_string(&job->cfg, copy);
+	ok = config_read_string(cfg, copy);
 	free(copy);
-	config_setting_set_hook(config_root_setting(&job->cfg), job->file);
 	if (!ok) {
-		err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "%s:%d: %s", name,
-			config_error_line(&job->cfg), config_error_text(&job->cfg));
-		config_destroy(&job->cfg);
+		err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "%s:%d: %s", name, config_error_line(cfg),
+			config_error_text(cfg));
+		config_destroy(cfg);
 		return -EINVAL;
 	}
+	if (check_numbers(text, len, name, err) < 0) {
+		config_destroy(cfg);
+		return -EINVAL;
+	}
+	config_setting_set_hook(config_root_setting(cfg), (void *)name);
+	return 0;
+}
+
+int job_load_text(struct job *job, const char *name, const char *text, size_t len,
+		  struct reimage_error *err)
+{
+	int r;
+
+	memset(job, 0, sizeof(*job));
+	snprintf(job->file, sizeof(job->file), "%s", name);
+	/* The hook names the document in errors: job->file outlives the
+	 * caller's name. */
+	if ((r = config_read_document(&job->cfg, job->file, text, len, err)) < 0)
+		return r;
 	return job_parse(job, err);
 }
 
@@ -757,6 +931,8 @@ int agent_conf_load(struct agent_conf *ac, const char *path, struct reimage_erro
 	ac->trusted_keys = v[A_TRUSTED_KEYS].list;
 	ac->revoked_keys = v[A_REVOKED_KEYS].list;
 	ac->max_serial_jump = v[A_MAX_SERIAL_JUMP].i;
+	ac->first_serial_max = v[A_FIRST_SERIAL_MAX].i;
+	ac->store_timestamp_max_age = v[A_STORE_TIMESTAMP_MAX_AGE].i;
 	ac->guard = v[A_GUARD].set ? v[A_GUARD].s : NULL;
 	if (strcmp(v[A_CLOCK].s, "system") && strcmp(v[A_CLOCK].s, "store")) {
 		r = config_bad(err, ac->file, v[A_CLOCK].line, "clock",

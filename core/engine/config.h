@@ -44,6 +44,8 @@ struct job {
 	char file[4096];
 	const char *id;
 	long long serial;
+	long long serial_reset;    /* 0, or the reset this job carries (accept.h) */
+	int64_t signed_at;         /* Unix time, 0 if not given */
 	const char *image_url;
 	const char *image_sha256;  /* 64 hex digits, or NULL */
 	const char *image_toc_sha256;  /* chunked: the TOC's SHA-256, or NULL */
@@ -118,6 +120,8 @@ struct agent_conf {
 	const char *const *trusted_keys;
 	const char *const *revoked_keys;
 	long long max_serial_jump;
+	long long first_serial_max;      /* for a fresh agent or a serial_reset job */
+	long long store_timestamp_max_age;  /* seconds; 0: no store timestamp required */
 	const char *guard;               /* reimage-guard binary, NULL: found (trial.h) */
 	int store_clock;                 /* clock = "store": follow the store's Date */
 	struct reimage_optval *values;
@@ -129,6 +133,11 @@ int job_load(struct job *job, const char *path, struct reimage_error *err);
 int job_load_text(struct job *job, const char *name, const char *text, size_t len,
 		  struct reimage_error *err);
 void job_free(struct job *job);
+/* Read a signed document's text into cfg (config_init'ed here, destroyed
+ * on failure): no NUL byte, no @include, every integer held exactly;
+ * name, which must outlive cfg, is used in errors. */
+int config_read_document(config_t *cfg, const char *name, const char *text, size_t len,
+			 struct reimage_error *err);
 /* path NULL: defaults only. */
 int agent_conf_load(struct agent_conf *ac, const char *path, struct reimage_error *err);
 void agent_conf_free(struct agent_conf *ac);

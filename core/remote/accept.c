@@ -61,13 +61,29 @@ int accept_job(const struct job *job, const struct accept_ctx *c, struct reimage
 			when);
 		return -EPERM;
 	}
-	if (c->have_last && job->serial <= c->last_serial) {
+	if (accept_is_reset(job, c) && job->serial_reset - c->last_reset > c->max_serial_jump) {
+		err_set(err, -EPERM, REIMAGE_EC_STATE,
+			"job %s: serial_reset %lld is more than max_serial_jump (%lld) above the "
+			"last reset run here (%lld)", job->id, job->serial_reset, c->max_serial_jump,
+			c->last_reset);
+		return -EPERM;
+	}
+	if ((!c->have_last || accept_is_reset(job, c)) && job->serial > c->first_serial_max) {
+		err_set(err, -EPERM, REIMAGE_EC_STATE,
+			"job %s: serial %lld is above first_serial_max (%lld), the largest %s may "
+			"take", job->id, job->serial, c->first_serial_max,
+			c->have_last ? "serial a serial_reset" : "first serial an agent");
+		return -EPERM;
+	}
+	if (!c->have_last || accept_is_reset(job, c))
+		return 0;
+	if (job->serial <= c->last_serial) {
 		err_set(err, -EPERM, REIMAGE_EC_STATE,
 			"job %s: serial %lld is not above the last serial run here (%lld): a replay "
 			"or an old job", job->id, job->serial, c->last_serial);
 		return -EPERM;
 	}
-	if (c->have_last && job->serial - c->last_serial > c->max_serial_jump) {
+	if (job->serial - c->last_serial > c->max_serial_jump) {
 		err_set(err, -EPERM, REIMAGE_EC_STATE,
 			"job %s: serial %lld is more than max_serial_jump (%lld) above the last "
 			"serial run here (%lld)", job->id, job->serial, c->max_serial_jump,
@@ -75,4 +91,9 @@ int accept_job(const struct job *job, const struct accept_ctx *c, struct reimage
 		return -EPERM;
 	}
 	return 0;
+}
+
+int accept_is_reset(const struct job *job, const struct accept_ctx *c)
+{
+	return job->serial_reset > c->last_reset;
 }

@@ -6,7 +6,10 @@
  *           rebooted into its new image ("running new image"), or record
  *           that a job was cut short before its swap; report the outcome
  *   loop:   poll every job location (conditional fetch: ETag/mtime)
- *           verify signature -> parse -> accept (targets, serial, expiry)
+ *           (store_timestamp_max_age: the store's signed timestamp first;
+ *           a stale store is reported and no job is taken from it)
+ *           verify signature -> parse -> raise the floor of trusted time
+ *           -> accept (targets, serial, expiry)
  *           -> run now, or wait for its window and wave (gate.c; a
  *           withdrawn document cancels)
  *           run: last serial saved durably, then the phases, each
@@ -30,6 +33,7 @@
 #include "report.h"
 #include "sign.h"
 #include "store.h"
+#include "timestamp.h"
 #include "when.h"
 #include "state.h"
 
@@ -63,6 +67,12 @@ struct agent {
 	size_t n_loc;
 	char reports[STORE_URL_MAX];  /* "" for none */
 	struct agent_state st;
+	/* The store's timestamp (store_timestamp_max_age > 0). */
+	char ts_url[STORE_URL_MAX];
+	char ts_etag[REIMAGE_ETAG_MAX];
+	struct store_timestamp ts;    /* the last one verified; time 0: none */
+	int stale;                    /* no job is taken from the store now */
+	int stale_reported;
 	char *buf;                    /* SIGN_DOC_MAX bytes for fetched documents */
 	/* An accepted job waiting for its start time. */
 	int waiting;
@@ -324,6 +334,17 @@ static int watch_window(void *arg, struct plugin *backend, struct reimage_error 
  * skipped) at most once, whatever becomes of it. */
 static int spend_serial(struct agent *a, struct reimage_error *err)
 {
+	/* A serial reset (accept.h) puts the agent back as if fresh, signed
+	 * by a trusted key: its floor of trusted time and the newest store
+	 * timestamp start again from this job (either may have been pushed
+	 * into the future with a stolen key). */
+	if (a->job->serial_reset > a->st.last_reset) {
+		log_notice("job %s: serial_reset %lld: last serial %lld -> %lld", a->job->id,
+			   a->job->serial_reset, a->st.last_serial, a->job->serial);
+		a->st.last_reset = a->job->serial_reset;
+		a->st.time_floor = a->job->signed_at;
+		a->st.store_time = 0;
+	}
 	a->st.have_serial = 1;
 	a->st.last_serial = a->job->serial;
 	a->st.last_wave = a->job->wave;
@@ -384,6 +405,18 @@ static void drop_waiting(struct agent *a)
 	a->waiting = 0;
 }
 
+/* A verified document was signed at t: trusted time has reached t, and
+ * stays there across restarts and clock resets (saved now, durably). */
+static void raise_floor(struct agent *a, int64_t t)
+{
+	struct reimage_error e = { 0 };
+	if (t <= a->st.time_floor)
+		return;
+	a->st.time_floor = t;
+	if (agent_state_save(a->ac->state_dir, &a->st, &e) < 0)
+		log_warn("agent state: %s", e.msg);
+}
+
 static void take_document(struct agent *a, size_t i, const char *doc, size_t len)
 {
 	const char *url = a->loc[i].url;
@@ -396,7 +429,7 @@ static void take_document(struct agent *a, size_t i, const char *doc, size_t len
 		log_error("%s: out of memory", url);
 		return;
 	}
-	if (sign_verify(doc, len, a->ac->trusted_keys, a->ac->revoked_keys, &v, &e) < 0 ||
+	if (sign_verify(SIGN_JOB, doc, len, a->ac->trusted_keys, a->ac->revoked_keys, &v, &e) < 0 ||
 	    job_load_text(job, url, v.payload, v.len, &e) < 0) {
 		refuse(a, NULL, 0, url, e.msg);
 		free(job);
@@ -409,8 +442,24 @@ static void take_document(struct agent *a, size_t i, const char *doc, size_t len
 		free(job);
 		return;
 	}
-	const struct accept_ctx ctx = { a->ac->agent_id, a->ac->groups, a->st.last_serial,
-					a->st.have_serial, a->ac->max_serial_jump, now };
+	struct accept_ctx ctx = { .agent_id = a->ac->agent_id, .groups = a->ac->groups,
+				  .last_serial = a->st.last_serial, .have_last = a->st.have_serial,
+				  .last_reset = a->st.last_reset,
+				  .max_serial_jump = a->ac->max_serial_jump,
+				  .first_serial_max = a->ac->first_serial_max, .now = now };
+	/* Every job is judged by the floor, a serial reset too (an old one
+	 * replayed to a machine whose clock was set back would otherwise
+	 * run); to recover a floor pushed into the future, sign the reset
+	 * with a not_after beyond it.  Only a reset is taken from a stale
+	 * store: it may be what recovers the agent's newest store time. */
+	raise_floor(a, job->signed_at);
+	ctx.now = now > a->st.time_floor ? now : a->st.time_floor;
+	if (a->stale && !accept_is_reset(job, &ctx)) {
+		log_debug("%s: job %s not taken: the store is stale", url, job->id);
+		job_free(job);
+		free(job);
+		return;
+	}
 	if (accept_job(job, &ctx, &e) < 0) {
 		refuse(a, job->id, job->serial, url, e.msg);
 		job_free(job);
@@ -482,6 +531,62 @@ static void poll_location(struct agent *a, size_t i)
 	take_document(a, i, a->buf, len);
 }
 
+/* The store's timestamp, when required: a->stale says whether jobs may
+ * be taken from the store now; a change is reported once. */
+static void poll_timestamp(struct agent *a)
+{
+	struct reimage_error e = { 0 };
+	int64_t date = 0, now;
+	size_t len = 0;
+	int r = store_fetch(&a->reg, a->ac, a->ts_url, a->buf, SIGN_DOC_MAX, &len, a->ts_etag, &date,
+			    &e);
+	gate_clock(&a->gate, date);
+	if (r == 0) {
+		struct store_timestamp ts;
+		if ((r = timestamp_read(a->buf, len, a->ts_url, a->ac, &ts, &e)) == 0)
+			a->ts = ts;
+		else
+			a->ts_etag[0] = '\0';  /* not taken: read it again next time */
+	} else if (r == REIMAGE_NOT_MODIFIED) {
+		r = 0;  /* the one verified before */
+	}
+	if (r == 0 && a->ts.time == 0) {
+		err_set(&e, -ENOENT, REIMAGE_EC_STATE, "no valid timestamp");
+		r = -ENOENT;
+	}
+	if (r == 0) {
+		raise_floor(a, a->ts.time);
+		now = gate_now(&a->gate);
+		r = timestamp_fresh(&a->ts, now > a->st.time_floor ? now : a->st.time_floor,
+				    a->st.store_time, a->ac->store_timestamp_max_age, &e);
+	}
+	if (r == 0 && a->ts.time > a->st.store_time) {
+		struct reimage_error se = { 0 };
+		a->st.store_time = a->ts.time;
+		if (agent_state_save(a->ac->state_dir, &a->st, &se) < 0)
+			log_warn("agent state: %s", se.msg);
+	}
+	if (r < 0 && !a->stale_reported) {
+		char why[REIMAGE_ERRMSG_MAX + 32];
+		snprintf(why, sizeof(why), "stale job store: %s", e.msg);
+		a->stale_reported = 1;
+		report_begin(a, NULL, 0, a->ts_url);
+		report_event(a, "POLL", "stale", why, "no job is taken until the store's timestamp "
+			     "is fresh");
+	} else if (r == 0 && a->stale_reported) {
+		a->stale_reported = 0;
+		log_notice("%s: the job store's timestamp is fresh again", a->ts_url);
+	}
+	a->stale = r < 0;
+}
+
+/* A job waiting for its start may start now: not from a stale store,
+ * unless it is the serial reset that recovers the agent. */
+static int may_start(const struct agent *a)
+{
+	return !a->stale || a->job->serial_reset > a->st.last_reset;
+}
+
 /* ------------------------------------------------------------- set-up */
 
 static int add_location(struct agent *a, const char *url, struct reimage_error *err)
@@ -533,6 +638,18 @@ static int locations(struct agent *a, struct reimage_error *err)
 	if (!ac->trusted_keys || !ac->trusted_keys[0]) {
 		err_set(err, -EINVAL, REIMAGE_EC_CONFIG,
 			"%s: no trusted_keys: the agent would refuse every job", ac->file);
+		return -EINVAL;
+	}
+	/* A key that could not verify anything honestly is refused now, with
+	 * its file's name, not at the first document. */
+	if ((r = sign_check_keys(ac->trusted_keys, ac->revoked_keys, err)) < 0) {
+		err_prefix(err, "%s", ac->file);
+		return r;
+	}
+	if (ac->store_timestamp_max_age > 0 &&
+	    (!ac->store || store_url(a->ts_url, sizeof(a->ts_url), ac->store, "timestamp") < 0)) {
+		err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "%s: store_timestamp_max_age needs `store` "
+			"(the timestamp is <store>/timestamp)", ac->file);
 		return -EINVAL;
 	}
 	if (ac->reports)
@@ -637,12 +754,14 @@ int agent_run(struct agent_conf *ac, const struct agent_opts *opts,
 		goto done;
 	}
 	while (!*stop) {
+		if (a->ts_url[0])
+			poll_timestamp(a);
 		for (size_t i = 0; i < a->n_loc && !*stop; i++)
 			poll_location(a, i);
 		int64_t now = gate_now(&a->gate);
 		struct reimage_error why = { 0 };
 		int go = -1;
-		if (a->waiting && !*stop && a->job_start <= now) {
+		if (a->waiting && !*stop && a->job_start <= now && may_start(a)) {
 			if (gate_expired(&a->gate, now))
 				end_unstarted(a, "skipped", "its window passed before it could start");
 			else if ((go = gate_may_start(&a->gate, &why)) < 0)

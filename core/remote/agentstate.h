@@ -4,6 +4,12 @@
  * the job's first step, so a replay is refused even after a power cut;
  * the state directory travels with the agent through the swap), and the
  * last outcome it reported (so a restart reports each outcome once).
+ *
+ * It also keeps what no clock reset and no replaying store may undo: the
+ * last serial_reset run (accept.h), the floor of trusted time (the newest
+ * signing time seen in a verified document: a job's signed_at or a store
+ * timestamp; a job that expired before it is refused whatever the clock
+ * says) and the newest store timestamp seen (an older one is a replay).
  */
 #ifndef REIMAGE_AGENTSTATE_H
 #define REIMAGE_AGENTSTATE_H
@@ -13,6 +19,9 @@
 struct agent_state {
 	int have_serial;
 	long long last_serial;
+	long long last_reset;      /* the last serial_reset run here, 0: none */
+	int64_t time_floor;        /* Unix time; 0: none seen yet */
+	int64_t store_time;        /* the newest store timestamp seen; 0: none */
 	char last_job[256];
 	int last_wave;             /* its wave in a rollout, -1: none */
 	char reported_job[256];    /* the outcome last reported */

@@ -179,3 +179,35 @@ int is_new_image(int i)
 	       access(t_path("pc-%d/root/opt/only-old", i), F_OK) != 0;
 }
 
+
+#define LIBFAKETIME "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+
+static char *saved_asan;
+
+void faketime_set(const char *offset)
+{
+	char asan[256];
+	if (access(LIBFAKETIME, R_OK) < 0)
+		t_skip("libfaketime is not installed (package faketime)");
+	setenv("LD_PRELOAD", LIBFAKETIME, 1);
+	setenv("FAKETIME", offset, 1);
+	setenv("FAKETIME_DONT_FAKE_MONOTONIC", "1", 1);
+	/* libfaketime comes before the sanitizer's runtime in ASan builds. */
+	free(saved_asan);
+	saved_asan = getenv("ASAN_OPTIONS") ? strdup(getenv("ASAN_OPTIONS")) : NULL;
+	snprintf(asan, sizeof(asan), "%s:verify_asan_link_order=0", saved_asan ? saved_asan : "");
+	setenv("ASAN_OPTIONS", asan, 1);
+}
+
+void faketime_clear(void)
+{
+	unsetenv("LD_PRELOAD");
+	unsetenv("FAKETIME");
+	unsetenv("FAKETIME_DONT_FAKE_MONOTONIC");
+	if (saved_asan)
+		setenv("ASAN_OPTIONS", saved_asan, 1);
+	else
+		unsetenv("ASAN_OPTIONS");
+	free(saved_asan);
+	saved_asan = NULL;
+}

@@ -45,5 +45,10 @@ int report_shows(int i, const char *a, const char *b, int seconds);
 /* The root's manifest, without the agent's own state files. */
 char *root_manifest(int i);
 int is_new_image(int i);
+/* Processes started from now on see the clock moved by offset (libfaketime,
+ * e.g. "-1000d"), until faketime_clear(); skips the test if libfaketime is
+ * not installed. */
+void faketime_set(const char *offset);
+void faketime_clear(void);
 
 #endif

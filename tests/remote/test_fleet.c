@@ -273,6 +273,26 @@ TEST_CASE(agent_config_errors)
 	free(out);
 }
 
+/* The neutral element as a public key: any document "verifies" under it. */
+static const char small_order_pem[] = "-----BEGIN PUBLIC KEY-----\n"
+	"MCowBQYDK2VwAyEAAQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n"
+	"-----END PUBLIC KEY-----\n";
+
+TEST_CASE(invalid_trusted_key_refused_at_start)
+{
+	char conf[2048], *out = NULL;
+	t_write(t_path("weak.pub"), small_order_pem);
+	CU_ASSERT_EQUAL_FATAL(t_sh("mkdir -p '%s' '%s'", t_path("store"), t_path("state")), 0);
+	snprintf(conf, sizeof(conf), "agent_id = \"pc-1\";\nstore = \"%s\";\nstate_dir = \"%s\";\n"
+		 "backend = \"sandbox\";\nroot = \"%s\";\ntrusted_keys = [\"%s\"];\n",
+		 t_path("store"), t_path("state"), t_path("state"), t_path("weak.pub"));
+	t_write(t_path("a.conf"), conf);
+	CU_ASSERT_EQUAL(fixture_reimage(&out, "agent -c '%s' --once", t_path("a.conf")), 2);
+	CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "weak.pub"));
+	CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "not a valid Ed25519 public key"));
+	free(out);
+}
+
 TEST_CASE(killed_mid_swap)
 {
 	struct fleet f;
@@ -373,4 +393,181 @@ TEST_CASE(trial_units_need_a_backend_that_checks_them)
 	CU_ASSERT(report_shows(1, "\"failed\"", "cannot check service units", 1));
 	CU_ASSERT(!is_new_image(1));
 	server_stop(f.ng.pid);
+}
+
+/* ------------------------------------------- serials, time, the store */
+
+TEST_CASE(fresh_agent_bounds_first_serial)
+{
+	struct fleet f;
+	fleet_setup(&f, 1, 0, NULL);
+	/* One document with a huge serial would lock a fresh agent out. */
+	submit(&f, t_path("admin.key"), "--agents pc-1 --serial 9000000000000000000");
+	expect_refusal(&f, "above first_serial_max (1000000)");
+	/* Not locked out: the administrator's next job runs. */
+	submit(&f, t_path("admin.key"), "--agents pc-1 --serial 8");
+	CU_ASSERT_EQUAL(agent_once(1), 0);
+	CU_ASSERT(is_new_image(1));
+	server_stop(f.ng.pid);
+}
+
+TEST_CASE(fast_forwarded_agent_recovered)
+{
+	struct fleet f;
+	fleet_setup(&f, 1, 0, NULL);
+	/* A stolen key (or a typo) pushes pc-1's serial far ahead of the
+	 * store's counter. */
+	submit(&f, t_path("admin.key"), "--agents pc-1 --serial 900000");
+	CU_ASSERT_EQUAL(agent_once(1), 0);
+	CU_ASSERT_EQUAL(agent_once(1), 0);
+	CU_ASSERT(report_shows(1, "\"committed\"", NULL, 1));
+	t_write(t_path("www/dav/store/serial"), "7\n");
+	CU_ASSERT_EQUAL(t_sh("sed -i 's/test-job/test-job2/' '%s'", t_path("job.conf")), 0);
+	submit(&f, t_path("admin.key"), "--agents pc-1");
+	CU_ASSERT_EQUAL(agent_once(1), 0);
+	CU_ASSERT(report_shows(1, "\"refused\"", "serial 8 is not above the last serial run here "
+			       "(900000)", 1));
+	/* The signed recovery: the same job with a serial reset. */
+	char *out = NULL;
+	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "submit -s %s -k '%s' '%s' --agents pc-1 "
+					   "--reset-serial", f.store, t_path("admin.key"),
+					   t_path("job.conf")), 0);
+	CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "serial 9 (a serial reset)"));
+	free(out);
+	char *counter = t_read(t_path("www/dav/store/serial-reset"));
+	CU_ASSERT(counter && !strcmp(counter, "1\n"));
+	free(counter);
+	CU_ASSERT_EQUAL(agent_once(1), 0);
+	CU_ASSERT(report_shows(1, "\"pending\"", "\"serial\": 9", 1));
+	char *st = t_read(t_path("pc-1/root/var/lib/reimage/agent.json"));
+	CU_ASSERT(st && strstr(st, "\"last_serial\": 9") && strstr(st, "\"last_reset\": 1"));
+	free(st);
+	/* Applied once: the same reset again is an ordinary, older job. */
+	CU_ASSERT_EQUAL(t_sh("sed -i 's/test-job2/test-job3/' '%s'", t_path("job.conf")), 0);
+	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "submit -s %s -k '%s' '%s' --agents pc-1 "
+					   "--serial 5", f.store, t_path("admin.key"),
+					   t_path("job.conf")), 0);
+	free(out);
+	CU_ASSERT_EQUAL(agent_once(1), 0);
+	CU_ASSERT(report_shows(1, "\"refused\"", "serial 5 is not above the last serial run here "
+			       "(9)", 1));
+	server_stop(f.ng.pid);
+}
+
+TEST_CASE(clock_reset_keeps_time_floor)
+{
+	struct fleet f;
+	fleet_setup(&f, 1, 0, NULL);
+	/* A job signed two days ago that expired yesterday, and a serial
+	 * reset of the same age. */
+	faketime_set("-2d");
+	submit(&f, t_path("admin.key"), "--agents pc-1 --expires 86400 --reset-serial");
+	CU_ASSERT_EQUAL_FATAL(t_sh("mv '%s' '%s'", t_path("www/dav/store/jobs/pc-1.job"),
+				   t_path("old-reset.job")), 0);
+	submit(&f, t_path("admin.key"), "--agents pc-1 --expires 86400");
+	faketime_clear();
+	CU_ASSERT_EQUAL_FATAL(t_sh("mv '%s' '%s'", t_path("www/dav/store/jobs/pc-1.job"),
+				   t_path("old.job")), 0);
+	/* pc-1 sees a document signed now (one for pc-9, refused): trusted
+	 * time has reached now, durably. */
+	submit(&f, t_path("admin.key"), "--agents pc-9");
+	CU_ASSERT_EQUAL_FATAL(t_sh("cp '%s' '%s'", t_path("www/dav/store/jobs/pc-9.job"),
+				   t_path("www/dav/store/jobs/pc-1.job")), 0);
+	CU_ASSERT_EQUAL(agent_once(1), 0);
+	CU_ASSERT(report_shows(1, "\"refused\"", "not for this agent", 1));
+	char *st = t_read(t_path("pc-1/root/var/lib/reimage/agent.json"));
+	CU_ASSERT(st && strstr(st, "\"time_floor\"") && !strstr(st, "\"time_floor\": 0"));
+	free(st);
+	/* Its clock is reset three days back and the expired job replayed:
+	 * by its clock the job is valid, by the floor it expired. */
+	CU_ASSERT_EQUAL_FATAL(t_sh("cp '%s' '%s'", t_path("old.job"),
+				   t_path("www/dav/store/jobs/pc-1.job")), 0);
+	faketime_set("-3d");
+	pid_t pid = agent_start(1, 1);
+	faketime_clear();
+	/* Its status is not checked: libfaketime sometimes aborts the process
+	 * as it exits (see test_rollout.c). */
+	CU_ASSERT(agent_wait(pid, 60) >= 0);
+	CU_ASSERT(report_shows(1, "\"refused\"", "expired at", 1));
+	CU_ASSERT(!is_new_image(1));
+	/* A serial reset is judged by the floor too. */
+	CU_ASSERT_EQUAL_FATAL(t_sh("cp '%s' '%s'", t_path("old-reset.job"),
+				   t_path("www/dav/store/jobs/pc-1.job")), 0);
+	faketime_set("-3d");
+	pid = agent_start(1, 1);
+	faketime_clear();
+	CU_ASSERT(agent_wait(pid, 60) >= 0);
+	CU_ASSERT(report_shows(1, "\"refused\"", "expired at", 1));
+	CU_ASSERT(report_shows(1, "\"serial\": 7", NULL, 1));
+	CU_ASSERT(!is_new_image(1));
+	server_stop(f.ng.pid);
+}
+
+TEST_CASE(stale_store_refused)
+{
+	struct fleet f;
+	char *out = NULL;
+	fleet_setup_with(&f, 1, 0, NULL, "store_timestamp_max_age = 600;");
+	submit(&f, t_path("admin.key"), "--agents pc-1");
+	/* No timestamp: the store is stale. */
+	CU_ASSERT_EQUAL(agent_once(1), 0);
+	CU_ASSERT(report_shows(1, "\"stale\"", "stale job store", 1));
+	CU_ASSERT(!is_new_image(1));
+	/* One signed an hour ago (valid two hours): older than 600 s. */
+	faketime_set("-1h");
+	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "timestamp -s %s -k '%s' --expires 7200", f.store,
+					   t_path("admin.key")), 0);
+	faketime_clear();
+	free(out);
+	CU_ASSERT_EQUAL_FATAL(t_sh("cp '%s' '%s'", t_path("www/dav/store/timestamp"),
+				   t_path("old-timestamp")), 0);
+	CU_ASSERT_EQUAL(agent_once(1), 0);
+	CU_ASSERT(report_shows(1, "\"stale\"", "more than store_timestamp_max_age", 1));
+	CU_ASSERT(!is_new_image(1));
+	/* A fresh one: the job runs. */
+	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "timestamp -s %s -k '%s'", f.store,
+					   t_path("admin.key")), 0);
+	CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "store timestamp published"));
+	free(out);
+	CU_ASSERT_EQUAL(agent_once(1), 0);
+	CU_ASSERT(report_shows(1, "\"pending\"", NULL, 1));
+	CU_ASSERT(is_new_image(1));
+	/* The store replays its old state: reported stale, not trusted. */
+	CU_ASSERT_EQUAL_FATAL(t_sh("cp '%s' '%s'", t_path("old-timestamp"),
+				   t_path("www/dav/store/timestamp")), 0);
+	CU_ASSERT_EQUAL(agent_once(1), 0);
+	CU_ASSERT(report_shows(1, "\"stale\"", "replays an old state", 1));
+	/* A timestamp is not a job, nor a job a timestamp. */
+	CU_ASSERT_EQUAL_FATAL(t_sh("cp '%s' '%s'", t_path("old-timestamp"),
+				   t_path("www/dav/store/jobs/pc-1.job")), 0);
+	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "verify -t '%s' '%s'", t_path("admin.pub"),
+					   t_path("old-timestamp")), 1);
+	CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "no 'reimage-signed-job 1' header"));
+	free(out);
+	server_stop(f.ng.pid);
+}
+
+/* Keys from before libsodium, or from openssl itself, still sign and
+ * verify: the key files stay PEM. */
+TEST_CASE(sign_and_verify_with_openssl_keys)
+{
+	char *out = NULL;
+	CU_ASSERT_EQUAL_FATAL(t_sh("openssl genpkey -algorithm ed25519 -out '%s' 2>/dev/null && "
+				   "openssl pkey -in '%s' -pubout -out '%s'", t_path("ossl.key"),
+				   t_path("ossl.key"), t_path("ossl.pub")), 0);
+	fixture_job(t_path("job.conf"), "/srv/image.tar", NULL,
+		    "targets: { agents = [ \"pc-1\" ]; };\nnot_after = \"2099-01-01T00:00:00Z\";");
+	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "sign -k '%s' '%s' -o '%s'", t_path("ossl.key"),
+					   t_path("job.conf"), t_path("job.signed")), 0);
+	free(out);
+	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "verify -t '%s' '%s'", t_path("ossl.pub"),
+					   t_path("job.signed")), 0);
+	CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "signature valid"));
+	CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "target agent pc-1"));
+	free(out);
+	/* openssl verifies what libsodium signed: the same Ed25519. */
+	CU_ASSERT_EQUAL(t_sh("cd '%s' && sed -n 's/^signature: //p' job.signed | base64 -d > sig && "
+			     "n=$(sed -n 's/^length: //p' job.signed) && tail -c \"$n\" job.signed > "
+			     "payload && openssl pkeyutl -verify -pubin -inkey ossl.pub -rawin -in "
+			     "payload -sigfile sig >/dev/null", t_dir()), 0);
 }

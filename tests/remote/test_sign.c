@@ -3,11 +3,16 @@
  * document is refused (forged, altered, cut, extended, unknown or revoked
  * key, malformed), and the job reader's refusals for signed bytes.
  */
+#define _GNU_SOURCE
 #include "harness.h"
 #include "config.h"
 #include "sign.h"
 
 #include <errno.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <sodium.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -29,7 +34,7 @@ static char *signed_by(const char *name, size_t *len)
 {
 	struct reimage_error err = { 0 };
 	char *doc = NULL;
-	CU_ASSERT_EQUAL_FATAL(sign_document(t_path("%s.key", name), job_text, strlen(job_text), &doc,
+	CU_ASSERT_EQUAL_FATAL(sign_document(SIGN_JOB, t_path("%s.key", name), job_text, strlen(job_text), &doc,
 					    len, &err), 0);
 	return doc;
 }
@@ -38,7 +43,7 @@ static int verify(const char *doc, size_t len, const char *const *trusted,
 		  const char *const *revoked, struct reimage_error *err)
 {
 	struct sign_verified v;
-	return sign_verify(doc, len, trusted, revoked, &v, err);
+	return sign_verify(SIGN_JOB, doc, len, trusted, revoked, &v, err);
 }
 
 TEST_CASE(roundtrip)
@@ -54,7 +59,7 @@ TEST_CASE(roundtrip)
 
 	CU_ASSERT_EQUAL(stat(t_path("admin.key"), &st), 0);
 	CU_ASSERT_EQUAL(st.st_mode & 0777, 0600);
-	CU_ASSERT_EQUAL_FATAL(sign_verify(doc, len, trusted, NULL, &v, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(sign_verify(SIGN_JOB, doc, len, trusted, NULL, &v, &err), 0);
 	CU_ASSERT_EQUAL(v.len, strlen(job_text));
 	CU_ASSERT(memcmp(v.payload, job_text, v.len) == 0);
 	CU_ASSERT_EQUAL(sign_key_id(t_path("admin.pub"), id, &err), 0);
@@ -201,4 +206,183 @@ TEST_CASE(job_text_refusals)
 	struct reimage_error e3 = { 0 };
 	CU_ASSERT(job_load_text(&job, "http://s/j.job", duplicate, strlen(duplicate), &e3) < 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(e3.msg, "http://s/j.job:2"));
+}
+
+/* ------------------------------------------- one job, one envelope */
+
+/* doc with the first `from` replaced by `to` (a new allocation). */
+static char *replaced(const char *doc, size_t len, const char *from, const char *to,
+		      size_t *ret_len)
+{
+	const char *at = memmem(doc, len, from, strlen(from));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(at);
+	size_t head = (size_t)(at - doc), fl = strlen(from), tl = strlen(to);
+	char *out = malloc(len - fl + tl + 1);
+	memcpy(out, doc, head);
+	memcpy(out + head, to, tl);
+	memcpy(out + head + tl, at + fl, len - head - fl);
+	*ret_len = len - fl + tl;
+	out[*ret_len] = '\0';
+	return out;
+}
+
+/* The base64 signature of an envelope, 88 characters. */
+static void signature_of(const char *doc, char b64[89])
+{
+	const char *s = strstr(doc, "signature: ");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	memcpy(b64, s + 11, 88);
+	b64[88] = '\0';
+}
+
+static const char b64_alphabet[] =
+	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+TEST_CASE(one_envelope_per_job)
+{
+	size_t len, mlen;
+	char sig[89], other[89], length[32], longer[32];
+	keys("admin");
+	char *doc = signed_by("admin", &len);
+	const char *trusted[] = { t_path("admin.pub"), NULL };
+	signature_of(doc, sig);
+	CU_ASSERT_EQUAL_FATAL(verify(doc, len, trusted, NULL, &(struct reimage_error){ 0 }), 0);
+	CU_ASSERT_STRING_EQUAL(sig + 86, "==");
+
+	/* Every other spelling of the same signature and payload is refused:
+	 * bytes after the 64 of the signature, its unused low bits set, a
+	 * length with a leading zero, an upper-case key id. */
+	const char *last = strchr(b64_alphabet, sig[85]);
+	char *variants[5];
+	snprintf(other, sizeof(other), "%.86sAA", sig);
+	variants[0] = replaced(doc, len, sig, other, &mlen);
+	snprintf(other, sizeof(other), "%.85s%c==", sig, b64_alphabet[(last - b64_alphabet) | 1]);
+	variants[1] = replaced(doc, len, sig, other, &mlen);
+	snprintf(length, sizeof(length), "length: %zu\n", strlen(job_text));
+	snprintf(longer, sizeof(longer), "length: 0%zu\n", strlen(job_text));
+	variants[2] = replaced(doc, len, length, longer, &mlen);
+	char id[SIGN_KEY_ID_LEN], upper[SIGN_KEY_ID_LEN];
+	CU_ASSERT_EQUAL_FATAL(sign_key_id(t_path("admin.pub"), id, &(struct reimage_error){ 0 }), 0);
+	for (size_t i = 0; i < sizeof(id); i++)
+		upper[i] = (char)(id[i] >= 'a' && id[i] <= 'f' ? id[i] - 32 : id[i]);
+	variants[3] = strcmp(id, upper) ? replaced(doc, len, id, upper, &mlen) : NULL;
+	variants[4] = replaced(doc, len, "signature: ", "signature:  ", &mlen);
+	for (size_t i = 0; i < 5; i++) {
+		struct reimage_error err = { 0 };
+		if (!variants[i])
+			continue;
+		size_t vlen = strlen(variants[i]);
+		CU_ASSERT_EQUAL(verify(variants[i], vlen, trusted, NULL, &err), -EBADMSG);
+		CU_ASSERT_EQUAL(err.cls, REIMAGE_EC_INTEGRITY);
+		if (err.code == 0)
+			fprintf(stderr, "variant %zu accepted:\n%.200s\n", i, variants[i]);
+		free(variants[i]);
+	}
+	free(doc);
+}
+
+/* ------------------------------------------------- strict Ed25519 */
+
+/* A PEM public key file holding the 32 raw bytes pk, as OpenSSL writes one
+ * (OpenSSL takes any 32 bytes). */
+static const char *pem_key(const char *name, const unsigned char pk[32])
+{
+	EVP_PKEY *k = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pk, 32);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(k);
+	FILE *f = fopen(t_path("%s", name), "w");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	CU_ASSERT_EQUAL(PEM_write_PUBKEY(f, k), 1);
+	fclose(f);
+	EVP_PKEY_free(k);
+	return t_path("%s", name);
+}
+
+/* An envelope around payload with the given signature bytes and key. */
+static char *envelope(const char *key_file, const unsigned char sig[64], const char *payload,
+		      size_t *ret_len)
+{
+	char id[SIGN_KEY_ID_LEN], b64[89], *doc = NULL;
+	CU_ASSERT_EQUAL_FATAL(sign_key_id(key_file, id, &(struct reimage_error){ 0 }), 0);
+	EVP_EncodeBlock((unsigned char *)b64, sig, 64);
+	CU_ASSERT_FATAL(asprintf(&doc, "reimage-signed-job 1\nkey: %s\nsignature: %s\nlength: %zu\n\n%s",
+				 id, b64, strlen(payload), payload) > 0);
+	*ret_len = strlen(doc);
+	return doc;
+}
+
+/* The neutral element (0, 1): any message "verifies" with R = it, S = 0
+ * under a key that is it, unless small-order keys are refused. */
+static const unsigned char identity[32] = { 1 };
+
+TEST_CASE(small_order_key_forges_nothing)
+{
+	unsigned char sig[64] = { 1 };  /* R = identity, S = 0 */
+	size_t len;
+	const char *trusted[] = { pem_key("weak.pub", identity), NULL };
+	char *doc = envelope(trusted[0], sig, job_text, &len);
+	struct reimage_error err = { 0 };
+	CU_ASSERT(verify(doc, len, trusted, NULL, &err) < 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "weak.pub"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "not a valid Ed25519 public key"));
+	free(doc);
+}
+
+TEST_CASE(invalid_trusted_keys_refused)
+{
+	/* y = p + 1: the identity again, not canonically encoded. */
+	unsigned char noncanonical[32], mixed[32], order4[32] = { 0 }, pk[32], sk[64];
+	memset(noncanonical, 0xff, sizeof(noncanonical));
+	noncanonical[0] = 0xee;
+	noncanonical[31] = 0x7f;
+	/* A genuine key plus a point of order 4 (x = sqrt(-1), y = 0): not in
+	 * the prime-order subgroup. */
+	CU_ASSERT_FATAL(sodium_init() >= 0);
+	crypto_sign_keypair(pk, sk);
+	CU_ASSERT_EQUAL_FATAL(crypto_core_ed25519_add(mixed, pk, order4), 0);
+	const unsigned char *bad[] = { identity, noncanonical, mixed };
+	const char *names[] = { "identity.pub", "noncanonical.pub", "mixed.pub" };
+	keys("admin");
+	for (size_t i = 0; i < 3; i++) {
+		struct reimage_error err = { 0 };
+		const char *trusted[] = { t_path("admin.pub"), pem_key(names[i], bad[i]), NULL };
+		CU_ASSERT_EQUAL(sign_check_keys(trusted, NULL, &err), -EINVAL);
+		CU_ASSERT_EQUAL(err.cls, REIMAGE_EC_CONFIG);
+		CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, names[i]));
+	}
+	const char *good[] = { t_path("admin.pub"), NULL };
+	CU_ASSERT_EQUAL(sign_check_keys(good, NULL, &(struct reimage_error){ 0 }), 0);
+	/* A revoked entry is a key id or a key file: anything else would
+	 * revoke nothing. */
+	const char *typo[] = { "3f1c0a9be27d4c5", NULL };
+	struct reimage_error err = { 0 };
+	CU_ASSERT_EQUAL(sign_check_keys(good, typo, &err), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "3f1c0a9be27d4c5"));
+}
+
+TEST_CASE(noncanonical_s_refused)
+{
+	/* S + L verifies under a lax check ([S]B is the same point). */
+	static const unsigned char L[32] = {
+		0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9,
+		0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10 };
+	unsigned char sig[64];
+	size_t len, slen;
+	char b64[89];
+	keys("admin");
+	char *doc = signed_by("admin", &len);
+	const char *trusted[] = { t_path("admin.pub"), NULL };
+	signature_of(doc, b64);
+	CU_ASSERT_EQUAL_FATAL(EVP_DecodeBlock(sig, (const unsigned char *)b64, 88), 66);
+	unsigned carry = 0;
+	for (size_t i = 0; i < 32; i++) {
+		carry += sig[32 + i] + L[i];
+		sig[32 + i] = (unsigned char)carry;
+		carry >>= 8;
+	}
+	CU_ASSERT_EQUAL_FATAL(carry, 0);
+	char *forged = envelope(t_path("admin.pub"), sig, job_text, &slen);
+	struct reimage_error err = { 0 };
+	CU_ASSERT_EQUAL(verify(forged, slen, trusted, NULL, &err), -EBADMSG);
+	free(forged);
+	free(doc);
 }
