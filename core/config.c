@@ -172,7 +172,8 @@ static const struct reimage_option image_table[] = {
 	[I_TOKEN_FILE] = { "token_file", REIMAGE_OPT_STRING, NULL, 0, 0,
 			   "file holding a bearer token for an oci:// registry" },
 	[I_UNPACKED_SIZE] = { "unpacked_size", REIMAGE_OPT_INT, "-1", -1, MAX_BYTES,
-			      "bytes the image takes once staged (PREFLIGHT's space check)" },
+			      "bytes of file data the image unpacks to: PREFLIGHT's space check, "
+			      "and a hard limit while staging" },
 	{ NULL, REIMAGE_OPT_END, NULL, 0, 0, NULL }
 };
 

@@ -64,6 +64,37 @@ static int writer_error(struct reimage_error *err, struct archive *out, const ch
 	return -en;
 }
 
+/*
+ * libarchive's warnings (ARCHIVE_WARN) when it reads an entry's header or
+ * writes an entry: a pax record skipped, an xattr, ACL, owner or time not
+ * restored.  The entry would be staged other than the image means it, so
+ * a warning fails the job naming the entry -- except the ones below,
+ * which change nothing that is staged.  Each has its test (test_run.c,
+ * engine_run_warning_*); `bsdtar -t` exits 1 on all of them alike.
+ */
+static const char *const harmless_warnings[] = {
+	/* A non-ASCII name in a C (ASCII) locale: the name's bytes are
+	 * staged as the archive holds them, which is what the image means. */
+	"can't be converted from UTF-8 to current locale",
+	/* A hard link to its own name (GNU tar archives a file given twice
+	 * so): the file it names is already written. */
+	"Skipping hardlink pointing to itself",
+	NULL
+};
+
+int stage_warning(struct archive *a, const char *what, const char *name,
+		  struct reimage_error *err)
+{
+	const char *msg = archive_error_string(a) ? archive_error_string(a) : "unnamed warning";
+
+	for (size_t i = 0; harmless_warnings[i]; i++)
+		if (strstr(msg, harmless_warnings[i]))
+			return 0;
+	err_set(err, -EBADMSG, REIMAGE_EC_INTEGRITY, "%s '%s': %s (a warning refuses the image)",
+		what, name ? name : "(no name)", msg);
+	return -EBADMSG;
+}
+
 static int root_path(char *buf, size_t len, const char *staging, const char *rel)
 {
 	int n = snprintf(buf, len, "%s/%s", staging, rel);
@@ -88,8 +119,12 @@ int stage_archive_data(void *arg, const void **ret_buf, size_t *ret_len, int64_t
 	return 1;
 }
 
-static int copy_blocks(struct archive *out, stage_data_fn data, void *arg, uint64_t *bytes,
-		       const char *name, struct reimage_error *err)
+static int check_space_left(struct stage_sink *k, const char *name, struct reimage_error *err);
+
+/* Copy one file's blocks.  With a sink (k not NULL), its limits hold
+ * block by block: one huge member must not fill the volume either. */
+static int copy_blocks(struct archive *out, struct stage_sink *k, stage_data_fn data, void *arg,
+		       uint64_t *bytes, const char *name, struct reimage_error *err)
 {
 	for (;;) {
 		const void *buf;
@@ -102,16 +137,24 @@ static int copy_blocks(struct archive *out, stage_data_fn data, void *arg, uint6
 			err_prefix(err, "read '%s'", name);
 			return r;
 		}
+		if (k && k->limit && *bytes + size > k->limit) {
+			err_set(err, -EFBIG, REIMAGE_EC_INTEGRITY,
+				"the image unpacks to more than the %llu bytes image.unpacked_size "
+				"declares: staging stopped in '%s'", (unsigned long long)k->limit, name);
+			return -EFBIG;
+		}
 		if (archive_write_data_block(out, buf, size, offset) < ARCHIVE_OK)
 			return writer_error(err, out, "extract", name);
 		*bytes += size;
+		if (k && (r = check_space_left(k, name, err)) < 0)
+			return r;
 	}
 }
 
 int stage_copy_data(struct archive *in, struct archive *out, uint64_t *bytes, const char *name,
 		    struct reimage_error *err)
 {
-	return copy_blocks(out, stage_archive_data, in, bytes, name, err);
+	return copy_blocks(out, NULL, stage_archive_data, in, bytes, name, err);
 }
 
 /* Directory times are the sink's to set, at the end: libarchive defers
@@ -281,11 +324,12 @@ static int replace_dir(struct stage_sink *k, struct archive_entry *e, const char
 	return fs_remove_tree(path, err);
 }
 
-/* Every 16 MiB written (an entry counting as 4 KiB), the staging volume
- * must still have free_floor bytes free: a full root volume would break
- * the running system the user still works on. */
-#define SPACE_CHECK_STEP (16ull << 20)
-static int check_space_left(struct stage_sink *k, struct reimage_error *err)
+/* Every 4 MiB written (an entry counting as 4 KiB), within a file's data
+ * as between entries, the staging volume must still have free_floor bytes
+ * free: a full root volume would break the running system the user still
+ * works on.  A statvfs per 4 MiB costs nothing next to writing them. */
+#define SPACE_CHECK_STEP (4ull << 20)
+static int check_space_left(struct stage_sink *k, const char *name, struct reimage_error *err)
 {
 	uint64_t written = k->bytes + k->entries * 4096, avail;
 	int r;
@@ -298,8 +342,9 @@ static int check_space_left(struct stage_sink *k, struct reimage_error *err)
 	if (avail < k->free_floor) {
 		err_set(err, -ENOSPC, REIMAGE_EC_IO,
 			"the root's volume has less than the %llu MiB free that must stay "
-			"(preflight.free_margin_mb): staging stopped after %llu entries",
-			(unsigned long long)(k->free_floor >> 20), (unsigned long long)k->entries);
+			"(preflight.free_margin_mb): staging stopped after %llu entries, at '%s'",
+			(unsigned long long)(k->free_floor >> 20), (unsigned long long)k->entries,
+			name);
 		return -ENOSPC;
 	}
 	return 0;
@@ -348,13 +393,18 @@ int stage_sink_entry(struct stage_sink *k, struct archive_entry *e, stage_data_f
 	r = archive_write_header(k->out, e);
 	if (r < ARCHIVE_WARN)
 		return writer_error(err, k->out, "extract", rel);
-	if (archive_entry_size(e) > 0 && data &&
-	    (r = copy_blocks(k->out, data, arg, &k->bytes, rel, err)) < 0)
+	if (r == ARCHIVE_WARN && (r = stage_warning(k->out, "extract", rel, err)) < 0)
 		return r;
-	if (archive_write_finish_entry(k->out) < ARCHIVE_WARN)
+	if (archive_entry_size(e) > 0 && data &&
+	    (r = copy_blocks(k->out, k, data, arg, &k->bytes, rel, err)) < 0)
+		return r;
+	r = archive_write_finish_entry(k->out);
+	if (r < ARCHIVE_WARN)
 		return writer_error(err, k->out, "extract", rel);
+	if (r == ARCHIVE_WARN && (r = stage_warning(k->out, "extract", rel, err)) < 0)
+		return r;
 	k->entries++;
-	return check_space_left(k, err);
+	return check_space_left(k, rel, err);
 }
 
 int stage_sink_remove(struct stage_sink *k, const char *rel, struct reimage_error *err)
@@ -478,6 +528,7 @@ int stage_image(const struct stage_request *req, struct stage_result *res,
 		return r;
 	stage_sink_init(&k, req->staging, 0);
 	k.free_floor = req->free_floor;
+	k.limit = req->unpacked_size >= 0 ? (uint64_t)req->unpacked_size : 0;
 	r = source_stage(&src, req, &k, res, err);
 	res->entries = k.entries;
 	res->bytes_out = k.bytes;

@@ -322,6 +322,46 @@ TEST_CASE(attack_hardlink_outside)
 	attack("hardlink", "hard link to");
 }
 
+/* libarchive's warnings refuse the image, naming the entry: a pax record
+ * skipped would stage a member under another name (bsdtar -t exits 1)... */
+TEST_CASE(warning_malformed_pax_refused)
+{
+	attack("badpax", "image: read 'etc/x': Ignoring malformed pax");
+}
+
+/* ...an xattr the writer could not restore would leave it out. */
+TEST_CASE(warning_xattr_not_restored_refused)
+{
+	attack("xattr", "extract 'etc/x': ");
+}
+
+/* The harmless ones (stage.c's list) stage the image as it means it. */
+static void staged_despite_warning(const char *kind, const char *rel, const char *content)
+{
+	char *out = NULL;
+	CU_ASSERT_EQUAL_FATAL(t_sh("mkdir -p '%s' && python3 '%s/tests/attack.py' %s '%s' /none",
+				   t_path("root"), t_src_dir(), kind, t_path("warn.tar")), 0);
+	fixture_old_root(t_path("root"));
+	/* bsdtar warns about it too. */
+	CU_ASSERT_NOT_EQUAL(t_sh("LC_ALL=C bsdtar -xf '%s' -C '%s' 2>/dev/null", t_path("warn.tar"),
+				 t_dir()), 0);
+	fixture_job(t_path("job.conf"), t_path("warn.tar"), NULL, "reboot = false;");
+	CU_ASSERT_EQUAL(fixture_reimage(&out, "run -c '%s' --root '%s'", t_path("job.conf"),
+					t_path("root")), 0);
+	free(out);
+	CU_ASSERT(contains(rel, content));
+}
+
+TEST_CASE(warning_non_ascii_name_staged)
+{
+	staged_despite_warning("utf8", "root/\xc3\xbc/\xc3\x9f", "umlaut");
+}
+
+TEST_CASE(warning_hard_link_to_itself_staged)
+{
+	staged_despite_warning("selflink", "root/etc/twice", "twice");
+}
+
 TEST_CASE(disk_full)
 {
 	/* A small tmpfs, mounted in a mount namespace of this test only. */
