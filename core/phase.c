@@ -113,6 +113,7 @@ static struct stage_request stage_request_of(struct engine *e)
 		.progress = &e->progress,
 		.free_floor = (uint64_t)e->job->free_margin,
 		.unpacked_size = e->job->image_unpacked_size,
+		.devices = e->job->image_devices,
 	};
 	return req;
 }

@@ -361,6 +361,7 @@ void source_plan(const struct stage_request *req, FILE *out, char ***ret_top, si
 	fputc('\n', out);
 	dry.progress = NULL;
 	stage_sink_init(&k, req->staging, 1);
+	k.devices = req->devices;
 	if (source_stage(&src, &dry, &k, &res, &err) == 0) {
 		fprintf(out, "  contents   %llu entries, %llu bytes of files\n",
 			(unsigned long long)k.entries, (unsigned long long)k.bytes);

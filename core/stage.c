@@ -350,6 +350,76 @@ static int check_space_left(struct stage_sink *k, const char *name, struct reima
 	return 0;
 }
 
+/*
+ * Device nodes: a character or block device is a door into this machine's
+ * hardware and memory, so an image makes them only where the job allows
+ * (image.devices, by default below dev/), never setuid, setgid or sticky,
+ * and never writable by all -- except the character devices below, which
+ * every Linux system makes so (devtmpfs, udev).  Any other device is made
+ * by the new system itself at boot.
+ */
+static const struct { unsigned major, minor; } open_devices[] = {
+	{ 1, 3 } /* null */, { 1, 5 } /* zero */, { 1, 7 } /* full */, { 1, 8 } /* random */,
+	{ 1, 9 } /* urandom */, { 5, 0 } /* tty */, { 5, 2 } /* ptmx */,
+};
+static const char *const default_device_dirs[] = { "dev", NULL };
+
+static int device_dir_allows(const char *dir, const char *rel)
+{
+	size_t n = strlen(dir);
+	while (n > 1 && dir[n - 1] == '/')
+		n--;
+	if (n == 1 && dir[0] == '.')
+		return 1;
+	return strncmp(rel, dir, n) == 0 && rel[n] == '/' && rel[n + 1];
+}
+
+static int device_refused(struct reimage_error *err, const char *rel, const char *why)
+{
+	err_set(err, -EPERM, REIMAGE_EC_INTEGRITY, "refused member '%s': %s", rel, why);
+	return -EPERM;
+}
+
+/* type: the node's (the entry's, or a hard link's target's); mode its
+ * permissions, checked only when the entry makes the node itself. */
+static int check_device(const struct stage_sink *k, mode_t type, struct archive_entry *e,
+			const char *rel, int made_here, struct reimage_error *err)
+{
+	const char *const *dirs = k->devices ? k->devices : default_device_dirs;
+	const char *what = S_ISBLK(type) ? "a block device" : "a character device";
+	mode_t perm = archive_entry_perm(e);
+	char why[256];
+	size_t i;
+
+	for (i = 0; dirs[i] && !device_dir_allows(dirs[i], rel); i++)
+		;
+	if (!dirs[i]) {
+		snprintf(why, sizeof(why), "%s outside the directories image.devices allows "
+			 "(default: below dev/)", what);
+		return device_refused(err, rel, why);
+	}
+	if (!made_here)
+		return 0;
+	if (perm & (S_ISUID | S_ISGID | S_ISVTX)) {
+		snprintf(why, sizeof(why), "%s with a setuid, setgid or sticky bit (mode %04o)", what,
+			 (unsigned)perm);
+		return device_refused(err, rel, why);
+	}
+	for (i = 0; (perm & S_IWOTH) && S_ISCHR(type) &&
+		    i < sizeof(open_devices) / sizeof(open_devices[0]); i++)
+		if (archive_entry_rdevmajor(e) == open_devices[i].major &&
+		    archive_entry_rdevminor(e) == open_devices[i].minor)
+			return 0;
+	if (perm & S_IWOTH) {
+		snprintf(why, sizeof(why), "%s %u:%u writable by all (mode %04o); only null, zero, "
+			 "full, random, urandom, tty and ptmx may be", what,
+			 (unsigned)archive_entry_rdevmajor(e), (unsigned)archive_entry_rdevminor(e),
+			 (unsigned)perm);
+		return device_refused(err, rel, why);
+	}
+	return 0;
+}
+
 int stage_sink_entry(struct stage_sink *k, struct archive_entry *e, stage_data_fn data,
 		     void *arg, struct reimage_error *err)
 {
@@ -357,6 +427,7 @@ int stage_sink_entry(struct stage_sink *k, struct archive_entry *e, stage_data_f
 	const char *orig = archive_entry_pathname(e);
 	const char *safe = stage_safe_path(orig);
 	const char *hard = archive_entry_hardlink(e);
+	struct stat st;
 	int r;
 
 	if (!safe) {
@@ -380,6 +451,14 @@ int stage_sink_entry(struct stage_sink *k, struct archive_entry *e, stage_data_f
 			return -EPERM;
 		}
 	}
+	if ((archive_entry_filetype(e) == AE_IFCHR || archive_entry_filetype(e) == AE_IFBLK) &&
+	    (r = check_device(k, archive_entry_filetype(e), e, rel, 1, err)) < 0)
+		return r;
+	/* A hard link to a device node made where it was allowed is a device
+	 * node too, wherever the link is. */
+	if (hard && !k->dry && lstat(link, &st) == 0 && (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) &&
+	    (r = check_device(k, st.st_mode & S_IFMT, e, rel, 0, err)) < 0)
+		return r;
 	if (k->dry) {
 		k->entries++;
 		k->bytes += archive_entry_size(e) > 0 ? (uint64_t)archive_entry_size(e) : 0;
@@ -529,6 +608,7 @@ int stage_image(const struct stage_request *req, struct stage_result *res,
 	stage_sink_init(&k, req->staging, 0);
 	k.free_floor = req->free_floor;
 	k.limit = req->unpacked_size >= 0 ? (uint64_t)req->unpacked_size : 0;
+	k.devices = req->devices;
 	r = source_stage(&src, req, &k, res, err);
 	res->entries = k.entries;
 	res->bytes_out = k.bytes;

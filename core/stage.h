@@ -34,6 +34,9 @@ struct stage_request {
 				    * (preflight.free_margin_mb); 0: not watched */
 	int64_t unpacked_size;     /* image.unpacked_size: most file data bytes staging
 				    * writes; -1: no limit but the margin */
+	/* image.devices: directories (relative, "." for anywhere) below which
+	 * the image may create device nodes; NULL: "dev" only (stage.c). */
+	const char *const *devices;
 };
 
 struct stage_result {
@@ -69,6 +72,7 @@ struct stage_sink {
 	uint64_t free_floor;       /* see stage_request; 0: not watched */
 	uint64_t next_space_check; /* bytes + entries * 4 KiB at which to look again */
 	uint64_t limit;            /* file data bytes that may be written; 0: none */
+	const char *const *devices;  /* see stage_request */
 };
 
 /* Where a source's file data comes from: one block per call, at its

@@ -19,6 +19,12 @@ usage: attack.py KIND OUT
              with a file given twice): a harmless warning
   utf8       members with non-ASCII names (UTF-8 in pax records): in a C
              locale, a harmless warning
+  devoutside a character device etc/mem (1:1) outside dev/
+  devopen    a block device dev/sda (8:0) writable by all
+  devsetuid  dev/null (1:3) with the setuid bit
+  devlink    dev/sda (8:0, 0660), then a hard link etc/sda to it
+  devok      dev/null (1:3, 0666), dev/sda (8:0, 0660) and etc/mem (1:1, 0640):
+             fine when image.devices allows etc too
 OUTSIDE: the directory the attack aims at (argv[3]).
 """
 import io
@@ -30,6 +36,13 @@ def add_file(tar, name, data=b"pwned\n"):
     info = tarfile.TarInfo(name)
     info.size = len(data)
     tar.addfile(info, io.BytesIO(data))
+
+
+def add_device(tar, name, kind, major, minor, mode):
+    dev = tarfile.TarInfo(name)
+    dev.type = kind
+    dev.devmajor, dev.devminor, dev.mode = major, minor, mode
+    tar.addfile(dev)
 
 
 def bad_pax(out):
@@ -107,6 +120,22 @@ def main():
             d.mode = 0o755
             tar.addfile(d)
             add_file(tar, "\u00fc/\u00df", b"umlaut\n")
+        elif kind == "devoutside":
+            add_device(tar, "etc/mem", tarfile.CHRTYPE, 1, 1, 0o640)
+        elif kind == "devopen":
+            add_device(tar, "dev/sda", tarfile.BLKTYPE, 8, 0, 0o666)
+        elif kind == "devsetuid":
+            add_device(tar, "dev/null", tarfile.CHRTYPE, 1, 3, 0o4666)
+        elif kind == "devlink":
+            add_device(tar, "dev/sda", tarfile.BLKTYPE, 8, 0, 0o660)
+            hl = tarfile.TarInfo("etc/sda")
+            hl.type = tarfile.LNKTYPE
+            hl.linkname = "dev/sda"
+            tar.addfile(hl)
+        elif kind == "devok":
+            add_device(tar, "dev/null", tarfile.CHRTYPE, 1, 3, 0o666)
+            add_device(tar, "dev/sda", tarfile.BLKTYPE, 8, 0, 0o660)
+            add_device(tar, "etc/mem", tarfile.CHRTYPE, 1, 1, 0o640)
         else:
             raise SystemExit("unknown kind " + kind)
     if kind == "badpax":
