@@ -17,7 +17,11 @@
  * callback drops the bytes before offset itself, so the caller always gets
  * the resource from exactly offset.  Retrying is the core's decision: a
  * failed read() is RETRYABLE, the core closes and opens again at the
- * offset it reached.
+ * offset it reached -- with the validator of the first answer (a strong
+ * ETag, else Last-Modified), which goes out as If-Range.  The answer must
+ * carry the same validator, or the resource changed between the two
+ * requests: the open fails with -ESTALE and the core starts again from
+ * byte 0 rather than splice two versions (RFC 9110, 13.1.5).
  */
 #define _GNU_SOURCE
 #include "http.h"
@@ -43,6 +47,7 @@ enum stream_refusal {
 	REFUSED_NONE = 0,
 	REFUSED_STATUS,  /* not 200 or 206: http_fail() names the status */
 	REFUSED_RANGE,   /* the answer does not cover the offset asked */
+	REFUSED_CHANGED, /* the answer is of another version than the caller's */
 };
 
 struct reimage_stream {
@@ -52,6 +57,8 @@ struct reimage_stream {
 	uint64_t offset;       /* where the caller asked to start */
 	uint64_t size;         /* the whole resource, or REIMAGE_SIZE_UNKNOWN */
 	uint64_t skip;         /* bytes still to drop before offset */
+	char want[REIMAGE_ETAG_MAX];  /* the version asked for (If-Range), "" for any */
+	char got[REIMAGE_ETAG_MAX];   /* the answer's validator, "" if none */
 	int begun;             /* the answer's status and headers were checked */
 	enum stream_refusal refusal;
 	int paused;            /* the callback paused the transfer: buffer full */
@@ -78,6 +85,19 @@ static int parse_content_range(const char *value, uint64_t *ret_first, uint64_t 
 	return 0;
 }
 
+/* The answer's validator: a strong ETag (a weak one may not be used with
+ * If-Range), else Last-Modified, else "". */
+static void answer_validator(struct reimage_stream *s)
+{
+	const char *etag = http_header(&s->rq, "ETag");
+	const char *modified = http_header(&s->rq, "Last-Modified");
+
+	if (etag && strncmp(etag, "W/", 2) != 0)
+		snprintf(s->got, sizeof(s->got), "%s", etag);
+	else
+		snprintf(s->got, sizeof(s->got), "%s", modified ? modified : "");
+}
+
 /*
  * At the start of the body (or at the end of a transfer without one):
  * check the status, learn the resource's size and where the body starts,
@@ -90,6 +110,7 @@ static int stream_begin(struct reimage_stream *s)
 	uint64_t first = 0;
 
 	s->begun = 1;
+	answer_validator(s);
 	if (status == 206) {
 		if (parse_content_range(http_header(&s->rq, "Content-Range"), &first, &s->size) < 0) {
 			s->refusal = REFUSED_RANGE;
@@ -101,6 +122,13 @@ static int stream_begin(struct reimage_stream *s)
 		s->size = length >= 0 ? (uint64_t)length : REIMAGE_SIZE_UNKNOWN;
 	} else {
 		s->refusal = REFUSED_STATUS;
+		return -1;
+	}
+	/* A 200 to an If-Range is the new version whole; a 206 of another
+	 * version is a server that ignored If-Range.  Either way, not the
+	 * bytes the caller holds the start of. */
+	if (s->want[0] && s->offset > 0 && strcmp(s->got, s->want) != 0) {
+		s->refusal = REFUSED_CHANGED;
 		return -1;
 	}
 	if (first > s->offset || (s->size != REIMAGE_SIZE_UNKNOWN && s->offset > s->size)) {
@@ -191,6 +219,14 @@ static int stream_at_end(struct reimage_stream *s)
 /* Record why the stream cannot go on. */
 static int stream_fail(struct reimage_stream *s, struct reimage_error *err)
 {
+	if (s->refusal == REFUSED_CHANGED) {
+		s->ctx->host->error(err, -ESTALE, REIMAGE_EC_INTEGRITY,
+				    "GET %s: the resource changed since it was first read "
+				    "(validator %s, now %s%s)", s->rq.shown_url, s->want,
+				    s->got[0] ? s->got : "none", http_status(&s->rq) == 200 ?
+				    ", the whole new version sent" : "");
+		return -ESTALE;
+	}
 	if (s->refusal == REFUSED_RANGE) {
 		s->ctx->host->error(err, -ERANGE, REIMAGE_EC_INTEGRITY,
 				    "GET %s: the answer (HTTP status %ld) does not hold the "
@@ -235,8 +271,9 @@ static int accept_header(const struct reimage_open_opts *opts, char *buf, size_t
 static int stream_setup(struct reimage_stream *s, const char *url,
 			const struct reimage_open_opts *opts, struct reimage_error *err)
 {
-	char range[32], accept[1024];
-	const char *extra[] = { accept, NULL };
+	char range[32], accept[1024], if_range[REIMAGE_ETAG_MAX + 16];
+	const char *extra[3] = { NULL };
+	size_t n_extra = 0;
 	CURLcode rc;
 	int r;
 
@@ -245,7 +282,13 @@ static int stream_setup(struct reimage_stream *s, const char *url,
 				    url);
 		return -EINVAL;
 	}
-	if ((r = http_request_init(s->ctx, &s->rq, "GET", url, accept[0] ? extra : NULL, err)) < 0)
+	if (accept[0])
+		extra[n_extra++] = accept;
+	if (s->want[0] && s->offset) {
+		snprintf(if_range, sizeof(if_range), "If-Range: %s", s->want);
+		extra[n_extra++] = if_range;
+	}
+	if ((r = http_request_init(s->ctx, &s->rq, "GET", url, n_extra ? extra : NULL, err)) < 0)
 		return r;
 	snprintf(range, sizeof(range), "%" PRIu64 "-", s->offset);
 	rc = curl_easy_setopt(s->rq.easy, CURLOPT_WRITEFUNCTION, stream_write);
@@ -290,6 +333,8 @@ int http_open_ex(void *ctx, const char *url, uint64_t offset, struct reimage_ope
 	s->ctx = c;
 	s->offset = offset;
 	s->size = REIMAGE_SIZE_UNKNOWN;
+	if (OPTS_HAS(opts, validator))
+		snprintf(s->want, sizeof(s->want), "%s", opts->validator);
 	if ((r = stream_setup(s, url, opts, err)) < 0) {
 		http_close(s);
 		return r;
@@ -312,6 +357,8 @@ int http_open_ex(void *ctx, const char *url, uint64_t offset, struct reimage_ope
 		curl_easy_getinfo(s->rq.easy, CURLINFO_CONTENT_TYPE, &type);
 		snprintf(opts->content_type, sizeof(opts->content_type), "%s", type ? type : "");
 	}
+	if (OPTS_HAS(opts, validator))
+		snprintf(opts->validator, sizeof(opts->validator), "%s", s->got);
 	*ret_size = s->size;
 	*ret_stream = s;
 	return 0;
