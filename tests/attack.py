@@ -12,6 +12,19 @@ usage: attack.py KIND OUT
   through    a hard link "stolen" to "link/secret" (through the planted link)
   replace    directories "a" and "a/b", then "a" again as a symlink -> OUTSIDE:
              what is pending for "a/b" must not land in OUTSIDE/b
+  badpax     a member whose pax record is malformed (its length is wrong):
+             libarchive skips the record with a warning
+  xattr      a member with an xattr no file system takes ("bogus.name")
+  selflink   a file, then a hard link to its own name (GNU tar's way
+             with a file given twice): a harmless warning
+  utf8       members with non-ASCII names (UTF-8 in pax records): in a C
+             locale, a harmless warning
+  devoutside a character device etc/mem (1:1) outside dev/
+  devopen    a block device dev/sda (8:0) writable by all
+  devsetuid  dev/null (1:3) with the setuid bit
+  devlink    dev/sda (8:0, 0660), then a hard link etc/sda to it
+  devok      dev/null (1:3, 0666), dev/sda (8:0, 0660) and etc/mem (1:1, 0640):
+             fine when image.devices allows etc too
 OUTSIDE: the directory the attack aims at (argv[3]).
 """
 import io
@@ -23,6 +36,24 @@ def add_file(tar, name, data=b"pwned\n"):
     info = tarfile.TarInfo(name)
     info.size = len(data)
     tar.addfile(info, io.BytesIO(data))
+
+
+def add_device(tar, name, kind, major, minor, mode):
+    dev = tarfile.TarInfo(name)
+    dev.type = kind
+    dev.devmajor, dev.devminor, dev.mode = major, minor, mode
+    tar.addfile(dev)
+
+
+def bad_pax(out):
+    """A pax record "path=etc/evil" whose length field says 99."""
+    with open(out, "rb") as f:
+        data = bytearray(f.read())
+    at = data.find(b"17 path=etc/evil\n")
+    assert at >= 0
+    data[at:at + 2] = b"99"
+    with open(out, "wb") as f:
+        f.write(data)
 
 
 def main():
@@ -67,8 +98,48 @@ def main():
             hl.type = tarfile.LNKTYPE
             hl.linkname = "link/secret"
             tar.addfile(hl)
+        elif kind == "badpax":
+            info = tarfile.TarInfo("etc/x")
+            info.pax_headers = {"path": "etc/evil"}
+            info.size = 2
+            tar.addfile(info, io.BytesIO(b"x\n"))
+        elif kind == "xattr":
+            info = tarfile.TarInfo("etc/x")
+            info.pax_headers = {"SCHILY.xattr.bogus.name": "1"}
+            info.size = 2
+            tar.addfile(info, io.BytesIO(b"x\n"))
+        elif kind == "selflink":
+            add_file(tar, "etc/twice", b"twice\n")
+            hl = tarfile.TarInfo("etc/twice")
+            hl.type = tarfile.LNKTYPE
+            hl.linkname = "etc/twice"
+            tar.addfile(hl)
+        elif kind == "utf8":
+            d = tarfile.TarInfo("\u00fc")
+            d.type = tarfile.DIRTYPE
+            d.mode = 0o755
+            tar.addfile(d)
+            add_file(tar, "\u00fc/\u00df", b"umlaut\n")
+        elif kind == "devoutside":
+            add_device(tar, "etc/mem", tarfile.CHRTYPE, 1, 1, 0o640)
+        elif kind == "devopen":
+            add_device(tar, "dev/sda", tarfile.BLKTYPE, 8, 0, 0o666)
+        elif kind == "devsetuid":
+            add_device(tar, "dev/null", tarfile.CHRTYPE, 1, 3, 0o4666)
+        elif kind == "devlink":
+            add_device(tar, "dev/sda", tarfile.BLKTYPE, 8, 0, 0o660)
+            hl = tarfile.TarInfo("etc/sda")
+            hl.type = tarfile.LNKTYPE
+            hl.linkname = "dev/sda"
+            tar.addfile(hl)
+        elif kind == "devok":
+            add_device(tar, "dev/null", tarfile.CHRTYPE, 1, 3, 0o666)
+            add_device(tar, "dev/sda", tarfile.BLKTYPE, 8, 0, 0o660)
+            add_device(tar, "etc/mem", tarfile.CHRTYPE, 1, 1, 0o640)
         else:
             raise SystemExit("unknown kind " + kind)
+    if kind == "badpax":
+        bad_pax(out)
 
 
 main()

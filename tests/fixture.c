@@ -149,7 +149,7 @@ void fixture_meta_tree(const char *dir)
 {
 	fixture_new_tree(dir);
 	CU_ASSERT_EQUAL_FATAL(t_sh(
-		"set -e; cd '%s'; mkdir -p dev2; mknod dev2/null c 1 3; mknod dev2/blk b 7 200\n"
+		"set -e; cd '%s'; mkdir -p dev; mknod dev/null c 1 3; mknod dev/blk b 7 200\n"
 		"truncate -s 64M usr/sparse; echo end >> usr/sparse\n"
 		"echo x > usr/xattr; setfattr -n user.reimage -v kept usr/xattr\n"
 		"echo a > usr/acl; setfacl -m u:1000:rw,u:4242:r usr/acl\n"

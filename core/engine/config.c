@@ -162,7 +162,7 @@ static const struct reimage_option targets_table[] = {
 
 enum {
 	I_URL, I_SHA256, I_SIZE, I_RETRIES, I_RETRY_DELAY, I_KIND, I_TOKEN_FILE, I_UNPACKED_SIZE,
-	I_TOC_SHA256, I_COUNT
+	I_TOC_SHA256, I_DEVICES, I_COUNT
 };
 static const struct reimage_option image_table[] = {
 	[I_URL] = { "url", REIMAGE_OPT_STRING, NULL, 0, 0,
@@ -179,10 +179,14 @@ static const struct reimage_option image_table[] = {
 	[I_TOKEN_FILE] = { "token_file", REIMAGE_OPT_STRING, NULL, 0, 0,
 			   "file holding a bearer token for an oci:// registry" },
 	[I_UNPACKED_SIZE] = { "unpacked_size", REIMAGE_OPT_INT, "-1", -1, MAX_BYTES,
-			      "bytes the image takes once staged (PREFLIGHT's space check)" },
+			      "bytes of file data the image unpacks to: PREFLIGHT's space check, "
+			      "and a hard limit while staging" },
 	[I_TOC_SHA256] = { "toc_sha256", REIMAGE_OPT_STRING, NULL, 0, 0,
 			   "chunked image: SHA-256 of its table of contents (reimagectl image "
 			   "chunk prints it); files the root holds are then reused" },
+	[I_DEVICES] = { "devices", REIMAGE_OPT_STRINGS, "dev", 0, 0,
+			"directories (relative to the image's root; \".\" for anywhere) below "
+			"which the image may create device nodes; [] for nowhere" },
 	{ NULL, REIMAGE_OPT_END, NULL, 0, 0, NULL }
 };
 
@@ -697,6 +701,15 @@ static int job_parse(struct job *job, struct reimage_error *err)
 			       "expected an absolute path");
 		goto fail;
 	}
+	for (size_t i = 0; i < iv[I_DEVICES].n; i++) {
+		const char *d = iv[I_DEVICES].list[i];
+		if (!d[0] || d[0] == '/' || strstr(d, "..")) {
+			r = config_bad(err, path, iv[I_DEVICES].line, "image.devices",
+				       "directories are relative to the image and must not contain "
+				       "'..'");
+			goto fail;
+		}
+	}
 	if (strcmp(pv[P_MODE].s, "move") && strcmp(pv[P_MODE].s, "copy")) {
 		r = config_bad(err, path, pv[P_MODE].line, "preserve.mode", "expected \"move\" or \"copy\"");
 		goto fail;
@@ -757,6 +770,7 @@ static int job_parse(struct job *job, struct reimage_error *err)
 	job->health.report = (int)job->health_values[HC_REPORT].i;
 	job->health.deadline = job->health_values[HC_DEADLINE].i;
 	job->image_unpacked_size = iv[I_UNPACKED_SIZE].i;
+	job->image_devices = iv[I_DEVICES].list;
 	job->trial_guard = (int)job->trial_values[TR_GUARD].i;
 	job->trial_max_attempts = (int)job->trial_values[TR_MAX_ATTEMPTS].i;
 	job->free_margin = job->preflight_values[PF_FREE_MARGIN_MB].i << 20;

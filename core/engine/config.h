@@ -81,6 +81,7 @@ struct job {
 	long long test_swap_pause; /* test switch: pause mid-swap, seconds */
 	struct job_health health;
 	long long image_unpacked_size;     /* bytes once staged, -1 if not given */
+	const char *const *image_devices;  /* where device nodes may be made (stage.h) */
 	int trial_guard;           /* arm reimage-guard for the trial boots */
 	int trial_max_attempts;    /* boots of the new image before the guard falls back */
 	long long free_margin;     /* bytes that must stay free on the root's volume */

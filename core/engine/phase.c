@@ -114,6 +114,8 @@ static struct stage_request stage_request_of(struct engine *e)
 		.retry_delay_ms = e->job->image_retry_delay_ms,
 		.progress = &e->progress,
 		.free_floor = (uint64_t)e->job->free_margin,
+		.unpacked_size = e->job->image_unpacked_size,
+		.devices = e->job->image_devices,
 	};
 	return req;
 }

@@ -24,6 +24,7 @@
 #include "chunked.h"
 #include "error.h"
 #include "fsutil.h"
+#include "log.h"
 #include "options.h"
 
 #include <errno.h>
@@ -371,6 +372,7 @@ void source_plan(const struct stage_request *req, FILE *out, char ***ret_top, si
 	fputc('\n', out);
 	dry.progress = NULL;
 	stage_sink_init(&k, req->staging, 1);
+	k.devices = req->devices;
 	if (source_stage(&src, &dry, &k, &res, &err) == 0) {
 		fprintf(out, "  contents   %llu entries, %llu bytes of files\n",
 			(unsigned long long)k.entries, (unsigned long long)k.bytes);
@@ -387,7 +389,11 @@ void source_plan(const struct stage_request *req, FILE *out, char ***ret_top, si
 }
 
 /* STAGE as a whole: the source of req->url read into a writer on staging.
- * Here, not in stage.c, so that the writer knows no source. */
+ * Here, not in stage.c, so that the writer knows no source.
+ * -ESTALE from a source: its stream cannot go on where it stopped (the
+ * resource changed, or cannot be resumed safely).  What was staged is
+ * removed and the whole source read again from its first byte, at most
+ * req->retries times. */
 int stage_image(const struct stage_request *req, struct stage_result *res,
 		struct reimage_error *err)
 {
@@ -395,14 +401,28 @@ int stage_image(const struct stage_request *req, struct stage_result *res,
 	struct source src;
 	int r;
 
-	memset(res, 0, sizeof(*res));
 	if ((r = source_resolve(req->url, req->kind, &src, err)) < 0)
 		return r;
-	stage_sink_init(&k, req->staging, 0);
-	k.free_floor = req->free_floor;
-	r = source_stage(&src, req, &k, res, err);
-	res->entries = k.entries;
-	res->bytes_out = k.bytes;
-	stage_sink_fini(&k);
-	return r;
+	for (int attempt = 0;; attempt++) {
+		memset(res, 0, sizeof(*res));
+		stage_sink_init(&k, req->staging, 0);
+		k.free_floor = req->free_floor;
+		k.limit = req->unpacked_size >= 0 ? (uint64_t)req->unpacked_size : 0;
+		k.devices = req->devices;
+		r = source_stage(&src, req, &k, res, err);
+		res->entries = k.entries;
+		res->bytes_out = k.bytes;
+		stage_sink_fini(&k);
+		if (r != -ESTALE || attempt >= req->retries)
+			return r;
+		log_warn("stage: %s; staging again from the start (attempt %d of %d)", err->msg,
+			 attempt + 1, req->retries);
+		err_clear(err);
+		if ((r = fs_remove_tree(req->staging, err)) < 0)
+			return r;
+		if (mkdir(req->staging, 0700) < 0) {
+			err_sys(err, -errno, "create %s", req->staging);
+			return err->code;
+		}
+	}
 }

@@ -265,6 +265,11 @@ int source_archive_read(struct stream *s, struct stage_sink *k, int layered, con
 			r = read_failed(in, d, what, err);
 			goto out;
 		}
+		if (st == ARCHIVE_WARN &&
+		    (r = stage_warning(in, "read", archive_entry_pathname(entry), err)) < 0) {
+			err_prefix(err, "%s", what);
+			goto fail;
+		}
 		if (layered && (r = layer_member(k, &layer, entry, err)) <= 0) {
 			if (r < 0)
 				goto fail;

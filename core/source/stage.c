@@ -11,6 +11,7 @@
 #include "stage.h"
 #include "error.h"
 #include "fsutil.h"
+#include "log.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -63,6 +64,37 @@ static int writer_error(struct reimage_error *err, struct archive *out, const ch
 	return -en;
 }
 
+/*
+ * libarchive's warnings (ARCHIVE_WARN) when it reads an entry's header or
+ * writes an entry: a pax record skipped, an xattr, ACL, owner or time not
+ * restored.  The entry would be staged other than the image means it, so
+ * a warning fails the job naming the entry -- except the ones below,
+ * which change nothing that is staged.  Each has its test (test_run.c,
+ * engine_run_warning_*); `bsdtar -t` exits 1 on all of them alike.
+ */
+static const char *const harmless_warnings[] = {
+	/* A non-ASCII name in a C (ASCII) locale: the name's bytes are
+	 * staged as the archive holds them, which is what the image means. */
+	"can't be converted from UTF-8 to current locale",
+	/* A hard link to its own name (GNU tar archives a file given twice
+	 * so): the file it names is already written. */
+	"Skipping hardlink pointing to itself",
+	NULL
+};
+
+int stage_warning(struct archive *a, const char *what, const char *name,
+		  struct reimage_error *err)
+{
+	const char *msg = archive_error_string(a) ? archive_error_string(a) : "unnamed warning";
+
+	for (size_t i = 0; harmless_warnings[i]; i++)
+		if (strstr(msg, harmless_warnings[i]))
+			return 0;
+	err_set(err, -EBADMSG, REIMAGE_EC_INTEGRITY, "%s '%s': %s (a warning refuses the image)",
+		what, name ? name : "(no name)", msg);
+	return -EBADMSG;
+}
+
 static int root_path(char *buf, size_t len, const char *staging, const char *rel)
 {
 	int n = snprintf(buf, len, "%s/%s", staging, rel);
@@ -87,8 +119,12 @@ int stage_archive_data(void *arg, const void **ret_buf, size_t *ret_len, int64_t
 	return 1;
 }
 
-static int copy_blocks(struct archive *out, stage_data_fn data, void *arg, uint64_t *bytes,
-		       const char *name, struct reimage_error *err)
+static int check_space_left(struct stage_sink *k, const char *name, struct reimage_error *err);
+
+/* Copy one file's blocks.  With a sink (k not NULL), its limits hold
+ * block by block: one huge member must not fill the volume either. */
+static int copy_blocks(struct archive *out, struct stage_sink *k, stage_data_fn data, void *arg,
+		       uint64_t *bytes, const char *name, struct reimage_error *err)
 {
 	for (;;) {
 		const void *buf;
@@ -101,16 +137,24 @@ static int copy_blocks(struct archive *out, stage_data_fn data, void *arg, uint6
 			err_prefix(err, "read '%s'", name);
 			return r;
 		}
+		if (k && k->limit && *bytes + size > k->limit) {
+			err_set(err, -EFBIG, REIMAGE_EC_INTEGRITY,
+				"the image unpacks to more than the %llu bytes image.unpacked_size "
+				"declares: staging stopped in '%s'", (unsigned long long)k->limit, name);
+			return -EFBIG;
+		}
 		if (archive_write_data_block(out, buf, size, offset) < ARCHIVE_OK)
 			return writer_error(err, out, "extract", name);
 		*bytes += size;
+		if (k && (r = check_space_left(k, name, err)) < 0)
+			return r;
 	}
 }
 
 int stage_copy_data(struct archive *in, struct archive *out, uint64_t *bytes, const char *name,
 		    struct reimage_error *err)
 {
-	return copy_blocks(out, stage_archive_data, in, bytes, name, err);
+	return copy_blocks(out, NULL, stage_archive_data, in, bytes, name, err);
 }
 
 /* Directory times are the sink's to set, at the end: libarchive defers
@@ -280,11 +324,12 @@ static int replace_dir(struct stage_sink *k, struct archive_entry *e, const char
 	return fs_remove_tree(path, err);
 }
 
-/* Every 16 MiB written (an entry counting as 4 KiB), the staging volume
- * must still have free_floor bytes free: a full root volume would break
- * the running system the user still works on. */
-#define SPACE_CHECK_STEP (16ull << 20)
-static int check_space_left(struct stage_sink *k, struct reimage_error *err)
+/* Every 4 MiB written (an entry counting as 4 KiB), within a file's data
+ * as between entries, the staging volume must still have free_floor bytes
+ * free: a full root volume would break the running system the user still
+ * works on.  A statvfs per 4 MiB costs nothing next to writing them. */
+#define SPACE_CHECK_STEP (4ull << 20)
+static int check_space_left(struct stage_sink *k, const char *name, struct reimage_error *err)
 {
 	uint64_t written = k->bytes + k->entries * 4096, avail;
 	int r;
@@ -297,9 +342,80 @@ static int check_space_left(struct stage_sink *k, struct reimage_error *err)
 	if (avail < k->free_floor) {
 		err_set(err, -ENOSPC, REIMAGE_EC_IO,
 			"the root's volume has less than the %llu MiB free that must stay "
-			"(preflight.free_margin_mb): staging stopped after %llu entries",
-			(unsigned long long)(k->free_floor >> 20), (unsigned long long)k->entries);
+			"(preflight.free_margin_mb): staging stopped after %llu entries, at '%s'",
+			(unsigned long long)(k->free_floor >> 20), (unsigned long long)k->entries,
+			name);
 		return -ENOSPC;
+	}
+	return 0;
+}
+
+/*
+ * Device nodes: a character or block device is a door into this machine's
+ * hardware and memory, so an image makes them only where the job allows
+ * (image.devices, by default below dev/), never setuid, setgid or sticky,
+ * and never writable by all -- except the character devices below, which
+ * every Linux system makes so (devtmpfs, udev).  Any other device is made
+ * by the new system itself at boot.
+ */
+static const struct { unsigned major, minor; } open_devices[] = {
+	{ 1, 3 } /* null */, { 1, 5 } /* zero */, { 1, 7 } /* full */, { 1, 8 } /* random */,
+	{ 1, 9 } /* urandom */, { 5, 0 } /* tty */, { 5, 2 } /* ptmx */,
+};
+static const char *const default_device_dirs[] = { "dev", NULL };
+
+static int device_dir_allows(const char *dir, const char *rel)
+{
+	size_t n = strlen(dir);
+	while (n > 1 && dir[n - 1] == '/')
+		n--;
+	if (n == 1 && dir[0] == '.')
+		return 1;
+	return strncmp(rel, dir, n) == 0 && rel[n] == '/' && rel[n + 1];
+}
+
+static int device_refused(struct reimage_error *err, const char *rel, const char *why)
+{
+	err_set(err, -EPERM, REIMAGE_EC_INTEGRITY, "refused member '%s': %s", rel, why);
+	return -EPERM;
+}
+
+/* type: the node's (the entry's, or a hard link's target's); mode its
+ * permissions, checked only when the entry makes the node itself. */
+static int check_device(const struct stage_sink *k, mode_t type, struct archive_entry *e,
+			const char *rel, int made_here, struct reimage_error *err)
+{
+	const char *const *dirs = k->devices ? k->devices : default_device_dirs;
+	const char *what = S_ISBLK(type) ? "a block device" : "a character device";
+	mode_t perm = archive_entry_perm(e);
+	char why[256];
+	size_t i;
+
+	for (i = 0; dirs[i] && !device_dir_allows(dirs[i], rel); i++)
+		;
+	if (!dirs[i]) {
+		snprintf(why, sizeof(why), "%s outside the directories image.devices allows "
+			 "(default: below dev/)", what);
+		return device_refused(err, rel, why);
+	}
+	if (!made_here)
+		return 0;
+	if (perm & (S_ISUID | S_ISGID | S_ISVTX)) {
+		snprintf(why, sizeof(why), "%s with a setuid, setgid or sticky bit (mode %04o)", what,
+			 (unsigned)perm);
+		return device_refused(err, rel, why);
+	}
+	for (i = 0; (perm & S_IWOTH) && S_ISCHR(type) &&
+		    i < sizeof(open_devices) / sizeof(open_devices[0]); i++)
+		if (archive_entry_rdevmajor(e) == open_devices[i].major &&
+		    archive_entry_rdevminor(e) == open_devices[i].minor)
+			return 0;
+	if (perm & S_IWOTH) {
+		snprintf(why, sizeof(why), "%s %u:%u writable by all (mode %04o); only null, zero, "
+			 "full, random, urandom, tty and ptmx may be", what,
+			 (unsigned)archive_entry_rdevmajor(e), (unsigned)archive_entry_rdevminor(e),
+			 (unsigned)perm);
+		return device_refused(err, rel, why);
 	}
 	return 0;
 }
@@ -311,6 +427,7 @@ int stage_sink_entry(struct stage_sink *k, struct archive_entry *e, stage_data_f
 	const char *orig = archive_entry_pathname(e);
 	const char *safe = stage_safe_path(orig);
 	const char *hard = archive_entry_hardlink(e);
+	struct stat st;
 	int r;
 
 	if (!safe) {
@@ -334,6 +451,14 @@ int stage_sink_entry(struct stage_sink *k, struct archive_entry *e, stage_data_f
 			return -EPERM;
 		}
 	}
+	if ((archive_entry_filetype(e) == AE_IFCHR || archive_entry_filetype(e) == AE_IFBLK) &&
+	    (r = check_device(k, archive_entry_filetype(e), e, rel, 1, err)) < 0)
+		return r;
+	/* A hard link to a device node made where it was allowed is a device
+	 * node too, wherever the link is. */
+	if (hard && !k->dry && lstat(link, &st) == 0 && (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) &&
+	    (r = check_device(k, st.st_mode & S_IFMT, e, rel, 0, err)) < 0)
+		return r;
 	if (k->dry) {
 		k->entries++;
 		k->bytes += archive_entry_size(e) > 0 ? (uint64_t)archive_entry_size(e) : 0;
@@ -347,13 +472,18 @@ int stage_sink_entry(struct stage_sink *k, struct archive_entry *e, stage_data_f
 	r = archive_write_header(k->out, e);
 	if (r < ARCHIVE_WARN)
 		return writer_error(err, k->out, "extract", rel);
-	if (archive_entry_size(e) > 0 && data &&
-	    (r = copy_blocks(k->out, data, arg, &k->bytes, rel, err)) < 0)
+	if (r == ARCHIVE_WARN && (r = stage_warning(k->out, "extract", rel, err)) < 0)
 		return r;
-	if (archive_write_finish_entry(k->out) < ARCHIVE_WARN)
+	if (archive_entry_size(e) > 0 && data &&
+	    (r = copy_blocks(k->out, k, data, arg, &k->bytes, rel, err)) < 0)
+		return r;
+	r = archive_write_finish_entry(k->out);
+	if (r < ARCHIVE_WARN)
 		return writer_error(err, k->out, "extract", rel);
+	if (r == ARCHIVE_WARN && (r = stage_warning(k->out, "extract", rel, err)) < 0)
+		return r;
 	k->entries++;
-	return check_space_left(k, err);
+	return check_space_left(k, rel, err);
 }
 
 int stage_sink_remove(struct stage_sink *k, const char *rel, struct reimage_error *err)

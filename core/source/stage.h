@@ -34,6 +34,11 @@ struct stage_request {
 	struct progress *progress; /* may be NULL */
 	uint64_t free_floor;       /* bytes that must stay free on staging's volume
 				    * (preflight.free_margin_mb); 0: not watched */
+	int64_t unpacked_size;     /* image.unpacked_size: most file data bytes staging
+				    * writes; -1: no limit but the margin */
+	/* image.devices: directories (relative, "." for anywhere) below which
+	 * the image may create device nodes; NULL: "dev" only (stage.c). */
+	const char *const *devices;
 };
 
 struct stage_result {
@@ -64,6 +69,8 @@ struct stage_sink {
 	size_t n_times;
 	uint64_t free_floor;       /* see stage_request; 0: not watched */
 	uint64_t next_space_check; /* bytes + entries * 4 KiB at which to look again */
+	uint64_t limit;            /* file data bytes that may be written; 0: none */
+	const char *const *devices;  /* see stage_request */
 };
 
 /* Where a source's file data comes from: one block per call, at its
@@ -98,6 +105,11 @@ struct archive *stage_disk_reader(void);
 /* Copy the current entry's data blocks (holes stay holes). */
 int stage_copy_data(struct archive *in, struct archive *out, uint64_t *bytes, const char *name,
 		    struct reimage_error *err);
+/* After ARCHIVE_WARN from a reader's header or the writer: 0 if the
+ * warning is on the short list of harmless ones (stage.c), else a
+ * refusal "WHAT 'NAME': MESSAGE" in err. */
+int stage_warning(struct archive *a, const char *what, const char *name,
+		  struct reimage_error *err);
 /* Check that an archive member's path stays inside staging: relative,
  * no "..", not empty.  Returns the path without leading "./" or NULL. */
 const char *stage_safe_path(const char *path);

@@ -3,6 +3,12 @@
  * read, resumed after retryable failures (see stream.h).  Nothing is
  * buffered beyond one read block: the digest is computed on the bytes
  * exactly as they are handed on.
+ *
+ * A resume never splices two versions of the resource: it asks for the
+ * rest of the version the first answer named (its validator, see struct
+ * reimage_open_opts), and a resource without a validator, or one that
+ * changed, is not resumed: the stream fails with -ESTALE and the reader
+ * starts again from byte 0 (stage_image()).
  */
 #define _GNU_SOURCE
 #include "stream.h"
@@ -29,6 +35,9 @@ struct stream {
 	int eof;
 	int progress_elsewhere;    /* another thread reads: the caller reports */
 	struct reimage_error err;  /* the transport's, the size or digest check's */
+	struct reimage_open_opts own_opts;  /* when the caller gives none */
+	struct reimage_open_opts *opts;     /* the caller's or own_opts; NULL without open_ex */
+	char validator[REIMAGE_ETAG_MAX];   /* the first answer's, "" if none */
 	unsigned char buf[STREAM_BLOCK];
 };
 
@@ -46,14 +55,20 @@ static int stream_reopen(struct stream *s)
 
 	if (s->req.pull)
 		return 0;
-	if (s->req.opts)
-		ret = s->ops->open_ex(s->req.transport->ctx, s->req.url, s->offset, s->req.opts,
+	if (s->opts) {
+		/* Past byte 0, only the version the first answer named will do. */
+		snprintf(s->opts->validator, sizeof(s->opts->validator), "%s",
+			 s->offset ? s->validator : "");
+		ret = s->ops->open_ex(s->req.transport->ctx, s->req.url, s->offset, s->opts,
 				      &s->rs, &size, &s->err);
-	else
+	} else {
 		ret = s->ops->open(s->req.transport->ctx, s->req.url, s->offset, &s->rs, &size,
 				   &s->err);
+	}
 	if (ret < 0)
 		return ret;
+	if (!s->offset)
+		snprintf(s->validator, sizeof(s->validator), "%s", s->opts ? s->opts->validator : "");
 	if (size != REIMAGE_SIZE_UNKNOWN) {
 		s->total = size;
 		if (s->req.size >= 0 && size != (uint64_t)s->req.size) {
@@ -88,6 +103,11 @@ int stream_open(const struct stream_request *req, struct stream **ret_stream,
 	}
 	s->req = *req;
 	s->ops = ops;
+	/* Request options carry the validator: every transport that takes
+	 * them gets them (an OCI registry's also the caller's own). */
+	s->own_opts.struct_size = sizeof(s->own_opts);
+	if (!req->pull && OPS_HAS(ops, struct reimage_transport_ops, open_ex))
+		s->opts = req->opts ? req->opts : &s->own_opts;
 	s->total = req->size >= 0 ? (uint64_t)req->size : REIMAGE_SIZE_UNKNOWN;
 	if (stream_reopen(s) < 0 && s->err.cls != REIMAGE_EC_RETRYABLE) {
 		*err = s->err;
@@ -119,6 +139,14 @@ static ssize_t stream_pull(struct stream *s)
 			s->rs = NULL;
 			if (s->err.cls != REIMAGE_EC_RETRYABLE || s->resumes >= s->req.retries)
 				return -1;
+			if (s->offset && !s->validator[0]) {
+				err_prefix(&s->err, "the %s cannot be resumed at byte %llu: its first "
+					   "answer named no version (no ETag or Last-Modified)",
+					   s->req.what, (unsigned long long)s->offset);
+				s->err.code = -ESTALE;
+				s->err.cls = REIMAGE_EC_INTEGRITY;
+				return -1;
+			}
 		}
 		int64_t delay = s->req.retry_delay_ms << (s->resumes < 16 ? s->resumes : 16);
 		delay += delay > 0 ? random() % (delay / 4 + 1) : 0;

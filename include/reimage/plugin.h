@@ -163,6 +163,15 @@ struct reimage_open_opts {
 	const char *bearer_token;    /* a credential for this request only, or NULL; a secret:
 				      * never logged, never sent to a host a redirect leads to */
 	char content_type[REIMAGE_MEDIA_TYPE_MAX];  /* out: the answer's media type, "" if none */
+	/* Appended later.  In and out: what tells one version of the
+	 * resource from another (http: a strong ETag, else Last-Modified).
+	 * Out: the answer's, "" if it has none -- the core then never resumes
+	 * the resource, it reads it again from byte 0.  In, at an offset > 0:
+	 * the first answer's; the transport MUST deliver bytes of exactly
+	 * that version (http: If-Range) and, if the resource changed, fail
+	 * with -ESTALE (class INTEGRITY): the core then reads it again from
+	 * byte 0, never splicing two versions.  "" in: no condition. */
+	char validator[REIMAGE_ETAG_MAX];
 };
 
 struct reimage_transport_ops {

@@ -17,7 +17,11 @@
  * callback drops the bytes before offset itself, so the caller always gets
  * the resource from exactly offset.  Retrying is the core's decision: a
  * failed read() is RETRYABLE, the core closes and opens again at the
- * offset it reached.
+ * offset it reached -- with the validator of the first answer (a strong
+ * ETag, else Last-Modified), which goes out as If-Range.  The answer must
+ * carry the same validator, or the resource changed between the two
+ * requests: the open fails with -ESTALE and the core starts again from
+ * byte 0 rather than splice two versions (RFC 9110, 13.1.5).
  *
  * Ranges: open_range() asks for "Range: bytes=FIRST-LAST" and takes only a
  * 206 answer holding exactly those bytes.  A server that ignores Range (200,
@@ -50,6 +54,7 @@ enum stream_refusal {
 	REFUSED_STATUS,  /* not 200 or 206: http_fail() names the status */
 	REFUSED_RANGE,   /* the answer does not cover the offset asked */
 	REFUSED_IGNORED, /* open_range(): the server sent the whole resource */
+	REFUSED_CHANGED, /* the answer is of another version than the caller's */
 };
 
 struct reimage_stream {
@@ -60,6 +65,8 @@ struct reimage_stream {
 	uint64_t length;       /* open_range(): the bytes asked; 0: to the end */
 	uint64_t size;         /* the whole resource, or REIMAGE_SIZE_UNKNOWN */
 	uint64_t skip;         /* bytes still to drop before offset */
+	char want[REIMAGE_ETAG_MAX];  /* the version asked for (If-Range), "" for any */
+	char got[REIMAGE_ETAG_MAX];   /* the answer's validator, "" if none */
 	int begun;             /* the answer's status and headers were checked */
 	enum stream_refusal refusal;
 	int paused;            /* the callback paused the transfer: buffer full */
@@ -88,6 +95,19 @@ static int parse_content_range(const char *value, uint64_t *ret_first, uint64_t 
 	return 0;
 }
 
+/* The answer's validator: a strong ETag (a weak one may not be used with
+ * If-Range), else Last-Modified, else "". */
+static void answer_validator(struct reimage_stream *s)
+{
+	const char *etag = http_header(&s->rq, "ETag");
+	const char *modified = http_header(&s->rq, "Last-Modified");
+
+	if (etag && strncmp(etag, "W/", 2) != 0)
+		snprintf(s->got, sizeof(s->got), "%s", etag);
+	else
+		snprintf(s->got, sizeof(s->got), "%s", modified ? modified : "");
+}
+
 /*
  * At the start of the body (or at the end of a transfer without one):
  * check the status, learn the resource's size and where the body starts,
@@ -100,6 +120,7 @@ static int stream_begin(struct reimage_stream *s)
 	uint64_t first = 0, last = 0;
 
 	s->begun = 1;
+	answer_validator(s);
 	if (status == 206) {
 		if (parse_content_range(http_header(&s->rq, "Content-Range"), &first, &last,
 					&s->size) < 0 ||
@@ -116,6 +137,13 @@ static int stream_begin(struct reimage_stream *s)
 		s->size = length >= 0 ? (uint64_t)length : REIMAGE_SIZE_UNKNOWN;
 	} else {
 		s->refusal = REFUSED_STATUS;
+		return -1;
+	}
+	/* A 200 to an If-Range is the new version whole; a 206 of another
+	 * version is a server that ignored If-Range.  Either way, not the
+	 * bytes the caller holds the start of. */
+	if (s->want[0] && s->offset > 0 && strcmp(s->got, s->want) != 0) {
+		s->refusal = REFUSED_CHANGED;
 		return -1;
 	}
 	if (first > s->offset || (s->size != REIMAGE_SIZE_UNKNOWN && s->offset > s->size)) {
@@ -206,6 +234,14 @@ static int stream_at_end(struct reimage_stream *s)
 /* Record why the stream cannot go on. */
 static int stream_fail(struct reimage_stream *s, struct reimage_error *err)
 {
+	if (s->refusal == REFUSED_CHANGED) {
+		s->ctx->host->error(err, -ESTALE, REIMAGE_EC_INTEGRITY,
+				    "GET %s: the resource changed since it was first read "
+				    "(validator %s, now %s%s)", s->rq.shown_url, s->want,
+				    s->got[0] ? s->got : "none", http_status(&s->rq) == 200 ?
+				    ", the whole new version sent" : "");
+		return -ESTALE;
+	}
 	if (s->refusal == REFUSED_RANGE) {
 		s->ctx->host->error(err, -ERANGE, REIMAGE_EC_INTEGRITY,
 				    "GET %s: the answer (HTTP status %ld) does not hold the "
@@ -256,8 +292,9 @@ static int accept_header(const struct reimage_open_opts *opts, char *buf, size_t
 static int stream_setup(struct reimage_stream *s, const char *url,
 			const struct reimage_open_opts *opts, struct reimage_error *err)
 {
-	char range[64], accept[1024];
-	const char *extra[] = { accept, NULL };
+	char range[64], accept[1024], if_range[REIMAGE_ETAG_MAX + 16];
+	const char *extra[3] = { NULL };
+	size_t n_extra = 0;
 	CURLcode rc;
 	int r;
 
@@ -266,7 +303,13 @@ static int stream_setup(struct reimage_stream *s, const char *url,
 				    url);
 		return -EINVAL;
 	}
-	if ((r = http_request_init(s->ctx, &s->rq, "GET", url, accept[0] ? extra : NULL, err)) < 0)
+	if (accept[0])
+		extra[n_extra++] = accept;
+	if (s->want[0] && s->offset) {
+		snprintf(if_range, sizeof(if_range), "If-Range: %s", s->want);
+		extra[n_extra++] = if_range;
+	}
+	if ((r = http_request_init(s->ctx, &s->rq, "GET", url, n_extra ? extra : NULL, err)) < 0)
 		return r;
 	if (s->length)
 		snprintf(range, sizeof(range), "%" PRIu64 "-%" PRIu64, s->offset,
@@ -339,6 +382,8 @@ static int stream_open(struct http_ctx *c, const char *url, uint64_t offset, uin
 	s->offset = offset;
 	s->length = length;
 	s->size = REIMAGE_SIZE_UNKNOWN;
+	if (OPTS_HAS(opts, validator))
+		snprintf(s->want, sizeof(s->want), "%s", opts->validator);
 	if ((r = stream_setup(s, url, opts, err)) < 0) {
 		http_close(s);
 		return r;
@@ -361,6 +406,8 @@ static int stream_open(struct http_ctx *c, const char *url, uint64_t offset, uin
 		curl_easy_getinfo(s->rq.easy, CURLINFO_CONTENT_TYPE, &type);
 		snprintf(opts->content_type, sizeof(opts->content_type), "%s", type ? type : "");
 	}
+	if (OPTS_HAS(opts, validator))
+		snprintf(opts->validator, sizeof(opts->validator), "%s", s->got);
 	*ret_size = s->size;
 	*ret_stream = s;
 	return 0;

@@ -142,10 +142,12 @@ TEST_CASE(battery_allowed_when_the_job_says_so)
 }
 
 /* A root on a 64 MiB tmpfs of a private mount namespace; the image brings
- * 48 MiB (of zeros: a tiny archive, so PREFLIGHT's lower bound passes) and
- * 32 MiB must stay free: staging stops cleanly half way. */
-TEST_CASE(staging_stops_at_the_margin)
+ * mib MiB in one file (of zeros: a tiny archive, so PREFLIGHT's lower bound
+ * passes) and margin_mb MiB must stay free: staging stops cleanly with
+ * message, the root as it was and nothing staged left. */
+static void stop_on_small_volume(unsigned mib, unsigned margin_mb, const char *message)
 {
+	char margin[128];
 	if (!t_is_root())
 		t_skip("needs root (a tmpfs in a mount namespace)");
 	CU_ASSERT_EQUAL_FATAL(unshare(CLONE_NEWNS), 0);
@@ -155,17 +157,17 @@ TEST_CASE(staging_stops_at_the_margin)
 	CU_ASSERT_EQUAL_FATAL(t_sh("mkdir -p '%s' '%s'", t_path("vol/root"), t_path("src")), 0);
 	fixture_old_root(t_path("vol/root"));
 	fixture_new_tree(t_path("src"));
-	CU_ASSERT_EQUAL_FATAL(t_sh("head -c 50331648 /dev/zero > '%s/usr/zeros'", t_path("src")), 0);
+	CU_ASSERT_EQUAL_FATAL(t_sh("head -c %uM /dev/zero > '%s/usr/zeros'", mib, t_path("src")),
+			      0);
 	fixture_pack(t_path("src"), t_path("image.tar.gz"), "gzip");
-	fixture_job(t_path("job.conf"), t_path("image.tar.gz"), NULL,
-		    "preflight: { free_margin_mb = 32; };");
+	snprintf(margin, sizeof(margin), "preflight: { free_margin_mb = %u; };", margin_mb);
+	fixture_job(t_path("job.conf"), t_path("image.tar.gz"), NULL, margin);
 	char *before = fixture_manifest(t_path("vol/root"));
 	char *out = NULL;
 
 	CU_ASSERT_EQUAL(fixture_reimage(&out, "run -c '%s' --root '%s'", t_path("job.conf"),
 					t_path("vol/root")), 1);
-	CU_ASSERT(has(out, "STAGE: the root's volume has less than the 32 MiB free that must "
-			   "stay (preflight.free_margin_mb): staging stopped"));
+	CU_ASSERT(has(out, message));
 	free(out);
 	char *now = fixture_manifest(t_path("vol/root"));
 	CU_ASSERT(fixture_same(before, now, "root after staging stopped"));
@@ -176,6 +178,38 @@ TEST_CASE(staging_stops_at_the_margin)
 	free(now);
 	free(before);
 	umount2(t_path("vol"), MNT_DETACH);
+}
+
+/* 48 MiB on 64 with 32 to keep: stopped half way. */
+TEST_CASE(staging_stops_at_the_margin)
+{
+	stop_on_small_volume(48, 32, "STAGE: the root's volume has less than the 32 MiB free "
+				     "that must stay (preflight.free_margin_mb): staging stopped");
+}
+
+/* One member larger than the whole volume: the margin holds inside it,
+ * the volume never runs full. */
+TEST_CASE(margin_holds_inside_one_large_member)
+{
+	stop_on_small_volume(80, 8, "STAGE: the root's volume has less than the 8 MiB free that "
+				    "must stay (preflight.free_margin_mb): staging stopped after");
+}
+
+/* image.unpacked_size is a hard limit on what staging writes: an image
+ * that unpacks to more stops at the member that crosses it. */
+TEST_CASE(unpacked_size_is_a_hard_limit)
+{
+	setup("head -c 8388608 /dev/zero > usr/zeros", "preflight: { free_margin_mb = 0; };");
+	char *before = fixture_manifest(t_path("root"));
+	fixture_job(t_path("job.conf"), t_path("image.tar.gz"), "unpacked_size = 1048576;",
+		    "preflight: { free_margin_mb = 0; };");
+	run_refused(before, "STAGE: the image unpacks to more than the 1048576 bytes "
+			    "image.unpacked_size declares: staging stopped in 'usr/zeros'");
+	free(before);
+	/* Declared as it is, the same image stages. */
+	fixture_job(t_path("job.conf"), t_path("image.tar.gz"), "unpacked_size = 9437184;",
+		    "preflight: { free_margin_mb = 0; };");
+	run_ok();
 }
 
 /* The first bytes of an ELF executable for machine. */

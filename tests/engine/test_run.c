@@ -322,6 +322,110 @@ TEST_CASE(attack_hardlink_outside)
 	attack("hardlink", "hard link to");
 }
 
+/* libarchive's warnings refuse the image, naming the entry: a pax record
+ * skipped would stage a member under another name (bsdtar -t exits 1)... */
+TEST_CASE(warning_malformed_pax_refused)
+{
+	attack("badpax", "image: read 'etc/x': Ignoring malformed pax");
+}
+
+/* ...an xattr the writer could not restore would leave it out. */
+TEST_CASE(warning_xattr_not_restored_refused)
+{
+	attack("xattr", "extract 'etc/x': ");
+}
+
+/* The harmless ones (stage.c's list) stage the image as it means it. */
+static void staged_despite_warning(const char *kind, const char *rel, const char *content)
+{
+	char *out = NULL;
+	CU_ASSERT_EQUAL_FATAL(t_sh("mkdir -p '%s' && python3 '%s/tests/attack.py' %s '%s' /none",
+				   t_path("root"), t_src_dir(), kind, t_path("warn.tar")), 0);
+	fixture_old_root(t_path("root"));
+	/* bsdtar warns about it too. */
+	CU_ASSERT_NOT_EQUAL(t_sh("LC_ALL=C bsdtar -xf '%s' -C '%s' 2>/dev/null", t_path("warn.tar"),
+				 t_dir()), 0);
+	fixture_job(t_path("job.conf"), t_path("warn.tar"), NULL, "reboot = false;");
+	CU_ASSERT_EQUAL(fixture_reimage(&out, "run -c '%s' --root '%s'", t_path("job.conf"),
+					t_path("root")), 0);
+	free(out);
+	CU_ASSERT(contains(rel, content));
+}
+
+TEST_CASE(warning_non_ascii_name_staged)
+{
+	staged_despite_warning("utf8", "root/\xc3\xbc/\xc3\x9f", "umlaut");
+}
+
+TEST_CASE(warning_hard_link_to_itself_staged)
+{
+	staged_despite_warning("selflink", "root/etc/twice", "twice");
+}
+
+/* Device nodes: only below dev/ (image.devices), never writable by all
+ * but null, zero and their like, never setuid; a hard link to one is one. */
+TEST_CASE(device_outside_dev_refused)
+{
+	if (!t_is_root())
+		t_skip("needs root for device nodes");
+	attack("devoutside", "refused member 'etc/mem': a character device outside the "
+			     "directories image.devices allows");
+}
+
+TEST_CASE(device_writable_by_all_refused)
+{
+	if (!t_is_root())
+		t_skip("needs root for device nodes");
+	attack("devopen", "refused member 'dev/sda': a block device 8:0 writable by all (mode 0666)");
+}
+
+TEST_CASE(device_setuid_refused)
+{
+	if (!t_is_root())
+		t_skip("needs root for device nodes");
+	attack("devsetuid", "refused member 'dev/null': a character device with a setuid");
+}
+
+TEST_CASE(device_hard_link_outside_dev_refused)
+{
+	if (!t_is_root())
+		t_skip("needs root for device nodes");
+	attack("devlink", "refused member 'etc/sda': a block device outside");
+}
+
+/* Where the job allows them, with modes that pass, they are staged. */
+TEST_CASE(devices_where_the_job_allows)
+{
+	char *out = NULL;
+	if (!t_is_root())
+		t_skip("needs root for device nodes");
+	CU_ASSERT_EQUAL_FATAL(t_sh("mkdir -p '%s' && python3 '%s/tests/attack.py' devok '%s' /none",
+				   t_path("root"), t_src_dir(), t_path("dev.tar")), 0);
+	fixture_old_root(t_path("root"));
+	fixture_job(t_path("job.conf"), t_path("dev.tar"), "devices = [ \"dev\", \"etc/\" ];",
+		    "reboot = false;");
+	CU_ASSERT_EQUAL(fixture_reimage(&out, "run -c '%s' --root '%s'", t_path("job.conf"),
+					t_path("root")), 0);
+	free(out);
+	const char *r = t_path("root");
+	CU_ASSERT_EQUAL(t_sh("test \"$(stat -c '%%F %%t:%%T %%a' '%s/dev/null')\" = "
+			     "'character special file 1:3 666'", r), 0);
+	CU_ASSERT_EQUAL(t_sh("test \"$(stat -c '%%F %%t:%%T %%a' '%s/dev/sda')\" = "
+			     "'block special file 8:0 660'", r), 0);
+	CU_ASSERT_EQUAL(t_sh("test -c '%s/etc/mem'", r), 0);
+}
+
+TEST_CASE(devices_option_checked)
+{
+	char *out = NULL;
+	setup(NULL);
+	fixture_job(t_path("job.conf"), t_path("image.tar.zst"), "devices = [ \"/dev\" ];", NULL);
+	CU_ASSERT_EQUAL(fixture_reimage(&out, "run -c '%s' --root '%s'", t_path("job.conf"),
+					t_path("root")), 2);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "job.conf:4: setting 'image.devices'"));
+	free(out);
+}
+
 TEST_CASE(disk_full)
 {
 	/* A small tmpfs, mounted in a mount namespace of this test only. */
@@ -454,9 +558,9 @@ TEST_CASE(metadata_kept)
 				       t_path("job.conf"), t_path("root")), 0);
 	free(out);
 	const char *r = t_path("root");
-	CU_ASSERT_EQUAL(t_sh("test \"$(stat -c '%%F %%t:%%T' '%s/dev2/null')\" = "
+	CU_ASSERT_EQUAL(t_sh("test \"$(stat -c '%%F %%t:%%T' '%s/dev/null')\" = "
 			     "'character special file 1:3'", r), 0);
-	CU_ASSERT_EQUAL(t_sh("test \"$(stat -c '%%F %%t:%%T' '%s/dev2/blk')\" = "
+	CU_ASSERT_EQUAL(t_sh("test \"$(stat -c '%%F %%t:%%T' '%s/dev/blk')\" = "
 			     "'block special file 7:c8'", r), 0);
 	/* 64 MiB long, a few blocks on disk. */
 	CU_ASSERT_EQUAL(t_sh("test $(stat -c %%s '%s/usr/sparse') -eq 67108868 && "

@@ -259,14 +259,16 @@ static int write_all(int fd, const void *data, size_t len)
 	return 0;
 }
 
-/* Read a request's head; returns the Range start, -1 without Range, -2 on error. */
-static long long read_request(int fd, FILE *ranges)
+/* Read a request's head; returns the Range start, -1 without Range, -2 on
+ * error; if_range gets the If-Range header's value ("" if absent). */
+static long long read_request(int fd, FILE *ranges, FILE *if_ranges, char *if_range, size_t cap)
 {
 	char req[8192];
 	size_t have = 0;
-	const char *range;
+	const char *range, *cond;
 	long long first = -1;
 
+	if_range[0] = '\0';
 	while (have < sizeof(req) - 1) {
 		ssize_t n = read(fd, req + have, sizeof(req) - 1 - have);
 		if (n <= 0)
@@ -279,15 +281,34 @@ static long long read_request(int fd, FILE *ranges)
 	range = strcasestr(req, "\r\nRange: bytes=");
 	if (range)
 		first = atoll(range + strlen("\r\nRange: bytes="));
+	cond = strcasestr(req, "\r\nIf-Range: ");
+	if (cond) {
+		cond += strlen("\r\nIf-Range: ");
+		snprintf(if_range, cap, "%.*s", (int)strcspn(cond, "\r\n"), cond);
+	}
 	fprintf(ranges, first >= 0 ? "bytes=%lld-\n" : "none\n", first);
 	fflush(ranges);
+	fprintf(if_ranges, "%s\n", if_range[0] ? if_range : "none");
+	fflush(if_ranges);
 	return first;
 }
 
-static void tiny_answer(int fd, enum tiny_mode mode, int nth, const unsigned char *body,
-			size_t len, FILE *ranges)
+struct tiny_bodies {
+	const unsigned char *body, *body2;
+	size_t len, len2;
+};
+
+static void tiny_answer(int fd, enum tiny_mode mode, int nth, const struct tiny_bodies *b,
+			FILE *ranges, FILE *if_ranges)
 {
-	long long first = read_request(fd, ranges);
+	char if_range[256];
+	long long first = read_request(fd, ranges, if_ranges, if_range, sizeof(if_range));
+	int changing = mode == TINY_CHANGED || mode == TINY_CHANGED_IGNORES_IF_RANGE;
+	const unsigned char *body = changing && nth > 0 ? b->body2 : b->body;
+	size_t len = changing && nth > 0 ? b->len2 : b->len;
+	const char *etag = mode == TINY_CUT_NO_VALIDATOR ? ""
+			   : changing && nth > 0 ? "ETag: \"v2\"\r\n" : "ETag: \"v1\"\r\n";
+	int ranged = mode == TINY_CUT_ONCE || mode == TINY_CUT_NO_VALIDATOR || changing;
 	size_t from = 0, count;
 	char head[512];
 
@@ -297,26 +318,32 @@ static void tiny_answer(int fd, enum tiny_mode mode, int nth, const unsigned cha
 		sleep(120);  /* the test stops it long before */
 		return;
 	}
-	if (mode == TINY_CUT_ONCE && first >= 0 && (size_t)first < len) {
+	/* If-Range: the range only if it names this version (RFC 9110). */
+	if (if_range[0] && mode != TINY_CHANGED_IGNORES_IF_RANGE &&
+	    (!etag[0] || strncmp(etag + strlen("ETag: "), if_range, strlen(if_range)) != 0))
+		ranged = 0;
+	if (ranged && first >= 0 && (size_t)first < len) {
 		from = (size_t)first;
 		snprintf(head, sizeof(head), "HTTP/1.1 206 Partial Content\r\nContent-Length: %zu\r\n"
-			 "Content-Range: bytes %zu-%zu/%zu\r\nConnection: close\r\n\r\n",
-			 len - from, from, len - 1, len);
+			 "Content-Range: bytes %zu-%zu/%zu\r\n%sConnection: close\r\n\r\n",
+			 len - from, from, len - 1, len, etag);
 	} else if (mode == TINY_NO_LENGTH) {
 		snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
 	} else {
 		snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n"
-			 "Connection: close\r\n\r\n", len);
+			 "%sConnection: close\r\n\r\n", len, mode == TINY_NO_RANGE ? "" : etag);
 	}
 	count = len - from;
-	if (mode == TINY_CUT_ONCE && nth == 0)
+	if ((mode == TINY_CUT_ONCE || mode == TINY_CUT_NO_VALIDATOR || changing) && nth == 0)
 		count /= 2;  /* then the connection closes: a short body */
 	if (write_all(fd, head, strlen(head)) == 0)
 		write_all(fd, body + from, count);
 }
 
-pid_t tiny_start(enum tiny_mode mode, const unsigned char *body, size_t len, int *ret_port)
+pid_t tiny_start_changing(enum tiny_mode mode, const unsigned char *body, size_t len,
+			  const unsigned char *body2, size_t len2, int *ret_port)
 {
+	const struct tiny_bodies b = { body, body2, len, len2 };
 	int lfd = listen_socket(ret_port);
 	pid_t pid;
 
@@ -325,14 +352,15 @@ pid_t tiny_start(enum tiny_mode mode, const unsigned char *body, size_t len, int
 	CU_ASSERT_FATAL(pid >= 0);
 	if (pid == 0) {
 		FILE *ranges = fopen(t_path("ranges.log"), "a");
+		FILE *if_ranges = fopen(t_path("if-range.log"), "a");
 
 		child_bound_to_parent();
 		alarm(300);  /* never outlive a forgotten stop */
-		for (int i = 0; ranges && i < TINY_MAX_CONNECTIONS; i++) {
+		for (int i = 0; ranges && if_ranges && i < TINY_MAX_CONNECTIONS; i++) {
 			int fd = accept(lfd, NULL, NULL);
 			if (fd < 0)
 				break;
-			tiny_answer(fd, mode, i, body, len, ranges);
+			tiny_answer(fd, mode, i, &b, ranges, if_ranges);
 			close(fd);
 		}
 		_exit(0);
@@ -340,4 +368,9 @@ pid_t tiny_start(enum tiny_mode mode, const unsigned char *body, size_t len, int
 	close(lfd);
 	track(pid);
 	return pid;
+}
+
+pid_t tiny_start(enum tiny_mode mode, const unsigned char *body, size_t len, int *ret_port)
+{
+	return tiny_start_changing(mode, body, len, body, len, ret_port);
 }

@@ -31,15 +31,27 @@ char *tls_pin_of(const char *cert);
 void nginx_start(struct nginx *n, int tls);
 
 enum tiny_mode {
-	TINY_CUT_ONCE,   /* honours Range; cuts the first answer halfway */
+	TINY_CUT_ONCE,   /* honours Range (and If-Range); cuts the first answer
+			  * halfway; ETag "v1" */
 	TINY_NO_RANGE,   /* always 200 with the whole body */
 	TINY_NO_LENGTH,  /* 200, no Content-Length, the body then close */
 	TINY_SILENT,     /* accepts, reads the request, never answers */
+	TINY_CUT_NO_VALIDATOR,  /* TINY_CUT_ONCE without an ETag or Last-Modified */
+	/* The first answer is body, ETag "v1", cut halfway; every later one
+	 * is the second body, ETag "v2": with If-Range honoured (a 200 of the
+	 * whole new body unless it names "v2")... */
+	TINY_CHANGED,
+	/* ...or ignored (a 206 of the new body from the Range asked). */
+	TINY_CHANGED_IGNORES_IF_RANGE,
 };
 
 /* Start the tiny server on body; it appends each request's Range
- * header ("none" if absent) as a line to t_path("ranges.log"). */
+ * header ("none" if absent) as a line to t_path("ranges.log"), and its
+ * If-Range header likewise to t_path("if-range.log"). */
 pid_t tiny_start(enum tiny_mode mode, const unsigned char *body, size_t len, int *ret_port);
+/* The same, with the body the TINY_CHANGED modes switch to. */
+pid_t tiny_start_changing(enum tiny_mode mode, const unsigned char *body, size_t len,
+			  const unsigned char *body2, size_t len2, int *ret_port);
 
 /* Start argv (searched in PATH) as a server bound to the test, its
  * output appended to log, and wait until it accepts on port (bounded);

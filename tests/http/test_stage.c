@@ -1,8 +1,11 @@
 /*
  * test_stage.c -- a whole job staged over http through the engine, from a
  * server that cuts the first answer halfway: the engine must resume with
- * a Range request from the byte it reached, and the image must arrive
- * whole (its SHA-256 checked).
+ * a Range request from the byte it reached, naming the version it
+ * continues (If-Range), and the image must arrive whole (its SHA-256
+ * checked).  A server whose image changed meanwhile, or that names no
+ * version, gets the image read again from byte 0: never two versions
+ * spliced.
  */
 #define _GNU_SOURCE
 #include "harness.h"
@@ -45,6 +48,10 @@ TEST_CASE(resume_after_cut)
 	ranges = t_read(t_path("ranges.log"));
 	CU_ASSERT_PTR_NOT_NULL_FATAL(ranges);
 	CU_ASSERT_EQUAL(strncmp(ranges, "none\nbytes=", 11), 0);
+	free(ranges);
+	ranges = t_read(t_path("if-range.log"));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ranges);
+	CU_ASSERT_STRING_EQUAL(ranges, "none\n\"v1\"\n");
 	free(ranges);
 	free(out);
 	free(image);
@@ -224,4 +231,83 @@ TEST_CASE(chunked_range_ignored_reads_whole)
 	free(ranges);
 	free(out);
 	free(image);
+}
+
+/* A tar of the fixture with 3 MB of noise and a file naming the version. */
+static unsigned char *version_image(const char *name, const char *version, size_t *ret_len)
+{
+	CU_ASSERT_EQUAL_FATAL(t_sh("rm -rf '%s' && mkdir -p '%s'", t_path("src"), t_path("src")), 0);
+	fixture_new_tree(t_path("src"));
+	CU_ASSERT_EQUAL_FATAL(t_sh("head -c 3000000 /dev/urandom > '%s/usr/lib/big.bin' && "
+				   "echo %s > '%s/usr/lib/version'", t_path("src"), version,
+				   t_path("src")), 0);
+	fixture_pack(t_path("src"), t_path("%s", name), "");
+	*ret_len = (size_t)fixture_size(t_path("%s", name));
+	return (unsigned char *)t_read(t_path("%s", name));
+}
+
+/* The image served first (cut halfway) and the one served after; the job
+ * declares the second one's digest.  Staging must restart from byte 0 and
+ * stage the second whole; ranges: the Range lines the server saw. */
+static void restarted(enum tiny_mode mode, const char *needle, const char *ranges_want)
+{
+	char extra[256], url[128], *out = NULL, *ranges;
+	size_t len_a, len_b;
+	int port;
+
+	CU_ASSERT_EQUAL_FATAL(t_sh("mkdir -p '%s'", t_path("root")), 0);
+	fixture_old_root(t_path("root"));
+	unsigned char *a = version_image("a.tar", "first", &len_a);
+	unsigned char *b = mode == TINY_CUT_NO_VALIDATOR ? a : version_image("b.tar", "second", &len_b);
+	if (b == a)
+		len_b = len_a;
+	pid_t pid = tiny_start_changing(mode, a, len_a, b, len_b, &port);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/image.tar", port);
+	snprintf(extra, sizeof(extra), "sha256 = \"%s\"; size = %zu; retries = 3;",
+		 fixture_sha256(t_path(b == a ? "a.tar" : "b.tar")), len_b);
+	fixture_job(t_path("job.conf"), url, extra, "reboot = false;");
+	int r = t_sh_out(&out, "'%s/reimage' run -c '%s' --root '%s'", t_bin_dir(),
+			 t_path("job.conf"), t_path("root"));
+	fprintf(stderr, "%s", out);
+	server_stop(pid);
+	CU_ASSERT_EQUAL(r, 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, needle));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "staging again from the start (attempt 1 of 3)"));
+	CU_ASSERT_EQUAL(t_sh("cmp -s '%s/usr/lib/big.bin' '%s/usr/lib/big.bin'", t_path("src"),
+			     t_path("root")), 0);
+	CU_ASSERT_EQUAL(t_sh("grep -qx '%s' '%s/usr/lib/version'", b == a ? "first" : "second",
+			     t_path("root")), 0);
+	ranges = t_read(t_path("ranges.log"));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ranges);
+	/* The last request is one from byte 0. */
+	size_t rl = strlen(ranges);
+	CU_ASSERT(strncmp(ranges, ranges_want, strlen(ranges_want)) == 0 && rl >= 5 &&
+		  strcmp(ranges + rl - 5, "none\n") == 0 && (rl == 5 || ranges[rl - 6] == '\n'));
+	fprintf(stderr, "ranges:\n%s", ranges);
+	free(ranges);
+	free(out);
+	if (b != a)
+		free(b);
+	free(a);
+}
+
+/* Changed between the cut and the resume, the server honouring If-Range:
+ * the new version whole comes back, and staging starts again. */
+TEST_CASE(image_changed_restarts_from_zero)
+{
+	restarted(TINY_CHANGED, "changed since it was first read", "none\nbytes=");
+}
+
+/* The same with a server that ignores If-Range: its 206 names v2. */
+TEST_CASE(image_changed_range_of_new_version_restarts)
+{
+	restarted(TINY_CHANGED_IGNORES_IF_RANGE, "(validator \"v1\", now \"v2\")",
+		  "none\nbytes=");
+}
+
+/* No ETag or Last-Modified: no resume at all, the image read again from
+ * its first byte without a Range. */
+TEST_CASE(no_validator_no_resume)
+{
+	restarted(TINY_CUT_NO_VALIDATOR, "cannot be resumed at byte", "none\nnone\n");
 }

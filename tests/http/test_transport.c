@@ -121,6 +121,7 @@ struct download {
 	size_t len;           /* bytes read */
 	uint64_t size;        /* what open() said */
 	int open_r, read_r;   /* 0, or the failing hook's code */
+	struct reimage_open_opts *opts;  /* open_ex() with these, or NULL: open() */
 };
 
 /* Open url at offset (length bytes with open_range, 0: open to the
@@ -135,9 +136,12 @@ static void download_range(struct fixture *f, const char *url, uint64_t offset, 
 	if (!d->data)
 		CU_ASSERT_PTR_NOT_NULL_FATAL(d->data = malloc(IMAGE_SIZE + 1));
 	d->read_r = 0;
-	d->open_r = length ? f->ops->open_range(f->plugin->ctx, url, offset, length, &s, &d->size,
-						err)
-			   : f->ops->open(f->plugin->ctx, url, offset, &s, &d->size, err);
+	if (length)
+		d->open_r = f->ops->open_range(f->plugin->ctx, url, offset, length, &s, &d->size, err);
+	else if (d->opts)
+		d->open_r = f->ops->open_ex(f->plugin->ctx, url, offset, d->opts, &s, &d->size, err);
+	else
+		d->open_r = f->ops->open(f->plugin->ctx, url, offset, &s, &d->size, err);
 	if (d->open_r < 0)
 		return;
 	for (int i = 0; i < 100000; i++) {  /* far more than IMAGE_SIZE needs */
@@ -307,6 +311,129 @@ TEST_CASE(resume_after_cut)
 	CU_ASSERT_STRING_EQUAL(ranges, expected);
 	plugin_down(&f);
 	free(ranges);
+	free(image);
+	free(d.data);
+}
+
+/* A resume names the version it continues (If-Range with the first
+ * answer's ETag): the server that still has it sends the rest. */
+TEST_CASE(resume_sends_if_range)
+{
+	struct fixture f;
+	struct reimage_open_opts opts = { .struct_size = sizeof(opts) };
+	struct download d = { .opts = &opts };
+	struct reimage_error err = { 0 };
+	unsigned char *image = make_image(IMAGE_SIZE);
+	char *sent;
+	int port;
+	pid_t pid = tiny_start(TINY_CUT_ONCE, image, IMAGE_SIZE, &port);
+
+	plugin_up(&f, "%s", "");
+	download(&f, url(port, "/image.bin"), 0, &d, &err);
+	CU_ASSERT_EQUAL(d.open_r, 0);
+	CU_ASSERT_EQUAL(d.read_r, -ECONNRESET);
+	CU_ASSERT_STRING_EQUAL(opts.validator, "\"v1\"");
+	err_clear(&err);
+	download(&f, url(port, "/image.bin"), d.len, &d, &err);
+	CU_ASSERT_EQUAL(d.open_r, 0);
+	CU_ASSERT_EQUAL(d.read_r, 0);
+	CU_ASSERT_EQUAL(d.len, IMAGE_SIZE);
+	CU_ASSERT(memcmp(d.data, image, IMAGE_SIZE) == 0);
+	server_stop(pid);
+	sent = t_read(t_path("if-range.log"));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(sent);
+	CU_ASSERT_STRING_EQUAL(sent, "none\n\"v1\"\n");
+	plugin_down(&f);
+	free(sent);
+	free(image);
+	free(d.data);
+}
+
+/* The resource changed between the cut and the resume: whether the
+ * server sends the new version whole (200, If-Range honoured) or a range
+ * of it (206 with another ETag), the open fails with -ESTALE and no byte
+ * of the new version is handed on as the rest of the old one. */
+static void resume_of_changed(enum tiny_mode mode, int status)
+{
+	struct fixture f;
+	struct reimage_open_opts opts = { .struct_size = sizeof(opts) };
+	struct download d = { .opts = &opts };
+	struct reimage_error err = { 0 };
+	unsigned char *image = make_image(IMAGE_SIZE), *other = make_image(IMAGE_SIZE);
+	char needle[64];
+	size_t reached;
+	int port;
+
+	for (size_t i = 0; i < IMAGE_SIZE; i++)
+		other[i] ^= 0x5a;
+	pid_t pid = tiny_start_changing(mode, image, IMAGE_SIZE, other, IMAGE_SIZE, &port);
+	plugin_up(&f, "%s", "");
+	download(&f, url(port, "/image.bin"), 0, &d, &err);
+	CU_ASSERT_EQUAL(d.read_r, -ECONNRESET);
+	reached = d.len;
+	CU_ASSERT_STRING_EQUAL(opts.validator, "\"v1\"");
+	err_clear(&err);
+	download(&f, url(port, "/image.bin"), reached, &d, &err);
+	CU_ASSERT_EQUAL(d.open_r, -ESTALE);
+	CU_ASSERT_EQUAL(d.len, reached);
+	expect_error(&err, REIMAGE_EC_INTEGRITY, "changed since it was first read "
+						 "(validator \"v1\", now \"v2\"");
+	snprintf(needle, sizeof(needle), "%s", status == 200 ? "the whole new version" : "v2\")");
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, needle));
+	server_stop(pid);
+	plugin_down(&f);
+	free(image);
+	free(other);
+	free(d.data);
+}
+
+TEST_CASE(resume_of_changed_resource_whole_refused)
+{
+	resume_of_changed(TINY_CHANGED, 200);
+}
+
+TEST_CASE(resume_of_changed_resource_range_refused)
+{
+	resume_of_changed(TINY_CHANGED_IGNORES_IF_RANGE, 206);
+}
+
+/* nginx: its ETag is the validator; If-Range with it gets the rest, with
+ * the ETag of a file since replaced the new file whole, refused. */
+TEST_CASE(resume_validator_with_nginx)
+{
+	struct fixture f;
+	struct nginx n;
+	struct reimage_open_opts opts = { .struct_size = sizeof(opts) };
+	struct download d = { .opts = &opts };
+	struct reimage_error err = { 0 };
+	const uint64_t offset = 1234567;
+	unsigned char *image;
+	char first[REIMAGE_ETAG_MAX];
+
+	nginx_start(&n, 0);
+	image = serve_image("image.bin");
+	plugin_up(&f, "%s", "");
+	download(&f, url(n.port, "/image.bin"), 0, &d, &err);
+	CU_ASSERT_EQUAL(d.read_r, 0);
+	CU_ASSERT(opts.validator[0] == '"');
+	snprintf(first, sizeof(first), "%s", opts.validator);
+	d.len = 0;
+	download(&f, url(n.port, "/image.bin"), offset, &d, &err);
+	CU_ASSERT_EQUAL(d.open_r, 0);
+	CU_ASSERT_EQUAL(d.read_r, 0);
+	CU_ASSERT_EQUAL(d.len, IMAGE_SIZE - offset);
+	CU_ASSERT(memcmp(d.data, image + offset, IMAGE_SIZE - offset) == 0);
+	/* Replaced by another version (another time: nginx's ETag is the
+	 * modification time and size). */
+	CU_ASSERT_EQUAL_FATAL(t_sh("head -c %u /dev/zero > '%s' && touch -d '2001-01-01' '%s'",
+				   IMAGE_SIZE, t_path("www/image.bin"), t_path("www/image.bin")), 0);
+	snprintf(opts.validator, sizeof(opts.validator), "%s", first);
+	d.len = 0;
+	download(&f, url(n.port, "/image.bin"), offset, &d, &err);
+	CU_ASSERT_EQUAL(d.open_r, -ESTALE);
+	expect_error(&err, REIMAGE_EC_INTEGRITY, "the whole new version sent");
+	plugin_down(&f);
+	server_stop(n.pid);
 	free(image);
 	free(d.data);
 }

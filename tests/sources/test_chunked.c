@@ -154,7 +154,7 @@ TEST_CASE(format_toc_read_independently)
 		"names = {e['name']: e for e in toc['entries']}\n"
 		"assert names['usr/owned']['uid'] == 1234, names['usr/owned']\n"
 		"assert 'security.capability' in names['usr/ping'].get('xattrs', {})\n"
-		"assert names['dev2/null']['type'] == 'char' and names['dev2/null']['devMajor'] == 1\n"
+		"assert names['dev/null']['type'] == 'char' and names['dev/null']['devMajor'] == 1\n"
 		"print('files', n)\n");
 	char *out = NULL;
 	CU_ASSERT_EQUAL(t_sh_out(&out, "python3 '%s' '%s' '%s' %s", t_path("read.py"),
