@@ -197,6 +197,10 @@ TEST_CASE(restart_mid_staging)
 	submit(&f, t_path("admin.key"), "--agents pc-1");
 	pid_t pid = agent_start(1, 0);
 	CU_ASSERT_FATAL(report_shows(1, "\"STAGE\"", "\"running\"", 60));
+	/* "STAGE running" is reported as the phase begins, before staging
+	 * exists: wait for it (bounded) before the crash. */
+	for (int i = 0; i < 600 && access(t_path("pc-1/root/.reimage/new"), F_OK) < 0; i++)
+		usleep(100000);
 	CU_ASSERT_EQUAL(access(t_path("pc-1/root/.reimage/new"), F_OK), 0);
 	/* A crash (or power cut) while the image downloads. */
 	kill(pid, SIGKILL);
