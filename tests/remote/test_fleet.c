@@ -11,6 +11,8 @@
 #include "fixture.h"
 #include "http/servers.h"
 #include "fleet.h"
+#include "timestamp.h"
+#include "when.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -458,20 +460,31 @@ TEST_CASE(fast_forwarded_agent_recovered)
 	server_stop(f.ng.pid);
 }
 
+/* job.conf for pc-1 as `reimagectl sign` signs it, signed_at two days
+ * ago and expired yesterday, with the settings in extra. */
+static void sign_old_job(const char *out, const char *extra)
+{
+	char *job = t_read(t_path("job.conf")), at[64], until[64], text[8192], *o = NULL;
+	int64_t now = (int64_t)time(NULL);
+	when_format(now - 2 * 86400, at, sizeof(at));
+	when_format(now - 86400, until, sizeof(until));
+	snprintf(text, sizeof(text), "%stargets: { agents = [ \"pc-1\" ]; };\nnot_after = \"%s\";\n"
+		 "signed_at = \"%s\";\n%s\n", job, until, at, extra);
+	free(job);
+	t_write(t_path("old.conf"), text);
+	CU_ASSERT_EQUAL_FATAL(fixture_reimagectl(&o, "sign -k '%s' '%s' -o '%s'", t_path("admin.key"),
+						 t_path("old.conf"), out), 0);
+	free(o);
+}
+
 TEST_CASE(clock_reset_keeps_time_floor)
 {
 	struct fleet f;
 	fleet_setup(&f, 1, 0, NULL);
 	/* A job signed two days ago that expired yesterday, and a serial
 	 * reset of the same age. */
-	faketime_set("-2d");
-	submit(&f, t_path("admin.key"), "--agents pc-1 --expires 86400 --reset-serial");
-	CU_ASSERT_EQUAL_FATAL(t_sh("mv '%s' '%s'", t_path("www/dav/store/jobs/pc-1.job"),
-				   t_path("old-reset.job")), 0);
-	submit(&f, t_path("admin.key"), "--agents pc-1 --expires 86400");
-	faketime_clear();
-	CU_ASSERT_EQUAL_FATAL(t_sh("mv '%s' '%s'", t_path("www/dav/store/jobs/pc-1.job"),
-				   t_path("old.job")), 0);
+	sign_old_job(t_path("old.job"), "");
+	sign_old_job(t_path("old-reset.job"), "serial_reset = 1;");
 	/* pc-1 sees a document signed now (one for pc-9, refused): trusted
 	 * time has reached now, durably. */
 	submit(&f, t_path("admin.key"), "--agents pc-9");
@@ -494,15 +507,16 @@ TEST_CASE(clock_reset_keeps_time_floor)
 	CU_ASSERT(agent_wait(pid, 60) >= 0);
 	CU_ASSERT(report_shows(1, "\"refused\"", "expired at", 1));
 	CU_ASSERT(!is_new_image(1));
-	/* A serial reset is judged by the floor too. */
-	CU_ASSERT_EQUAL_FATAL(t_sh("cp '%s' '%s'", t_path("old-reset.job"),
-				   t_path("www/dav/store/jobs/pc-1.job")), 0);
+	/* A serial reset is judged by the floor too (its report is the only
+	 * one: the last is removed). */
+	CU_ASSERT_EQUAL_FATAL(t_sh("cp '%s' '%s' && rm '%s'", t_path("old-reset.job"),
+				   t_path("www/dav/store/jobs/pc-1.job"),
+				   t_path("www/dav/store/reports/pc-1.json")), 0);
 	faketime_set("-3d");
 	pid = agent_start(1, 1);
 	faketime_clear();
 	CU_ASSERT(agent_wait(pid, 60) >= 0);
 	CU_ASSERT(report_shows(1, "\"refused\"", "expired at", 1));
-	CU_ASSERT(report_shows(1, "\"serial\": 7", NULL, 1));
 	CU_ASSERT(!is_new_image(1));
 	server_stop(f.ng.pid);
 }
@@ -518,13 +532,13 @@ TEST_CASE(stale_store_refused)
 	CU_ASSERT(report_shows(1, "\"stale\"", "stale job store", 1));
 	CU_ASSERT(!is_new_image(1));
 	/* One signed an hour ago (valid two hours): older than 600 s. */
-	faketime_set("-1h");
-	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "timestamp -s %s -k '%s' --expires 7200", f.store,
-					   t_path("admin.key")), 0);
-	faketime_clear();
-	free(out);
-	CU_ASSERT_EQUAL_FATAL(t_sh("cp '%s' '%s'", t_path("www/dav/store/timestamp"),
-				   t_path("old-timestamp")), 0);
+	char *doc = NULL;
+	size_t len;
+	CU_ASSERT_EQUAL_FATAL(timestamp_sign(t_path("admin.key"), (int64_t)time(NULL) - 3600, 7200,
+					     &doc, &len, &(struct reimage_error){ 0 }), 0);
+	t_write(t_path("old-timestamp"), doc);
+	t_write(t_path("www/dav/store/timestamp"), doc);
+	free(doc);
 	CU_ASSERT_EQUAL(agent_once(1), 0);
 	CU_ASSERT(report_shows(1, "\"stale\"", "more than store_timestamp_max_age", 1));
 	CU_ASSERT(!is_new_image(1));

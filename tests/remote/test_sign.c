@@ -7,6 +7,7 @@
 #include "harness.h"
 #include "config.h"
 #include "sign.h"
+#include "timestamp.h"
 
 #include <errno.h>
 #include <openssl/evp.h>
@@ -384,5 +385,57 @@ TEST_CASE(noncanonical_s_refused)
 	struct reimage_error err = { 0 };
 	CU_ASSERT_EQUAL(verify(forged, slen, trusted, NULL, &err), -EBADMSG);
 	free(forged);
+	free(doc);
+}
+
+/* ------------------------------------------------ store timestamps */
+
+TEST_CASE(store_timestamp)
+{
+	struct reimage_error err = { 0 };
+	struct store_timestamp ts;
+	struct agent_conf ac;
+	char *doc = NULL, *job = NULL;
+	size_t len, jlen;
+	keys("admin");
+	keys("mallory");
+	CU_ASSERT_EQUAL_FATAL(agent_conf_load(&ac, NULL, &err), 0);
+	const char *trusted[] = { t_path("admin.pub"), NULL };
+	ac.trusted_keys = trusted;
+	CU_ASSERT_EQUAL_FATAL(timestamp_sign(t_path("admin.key"), 1893456000, 3600, &doc, &len, &err),
+			      0);
+	CU_ASSERT_EQUAL_FATAL(timestamp_read(doc, len, "ts", &ac, &ts, &err), 0);
+	CU_ASSERT_EQUAL(ts.time, 1893456000);
+	CU_ASSERT_EQUAL(ts.expires, 1893456000 + 3600);
+	/* Fresh within max_age, not older than the newest seen. */
+	CU_ASSERT_EQUAL(timestamp_fresh(&ts, 1893456000 + 60, 1893456000, 600, &err), 0);
+	struct reimage_error e1 = { 0 }, e2 = { 0 }, e3 = { 0 };
+	CU_ASSERT_EQUAL(timestamp_fresh(&ts, 1893456000 + 601, 0, 600, &e1), -ESTALE);
+	CU_ASSERT_PTR_NOT_NULL(strstr(e1.msg, "store_timestamp_max_age"));
+	CU_ASSERT_EQUAL(timestamp_fresh(&ts, 1893456000 + 3601, 0, 86400, &e2), -ESTALE);
+	CU_ASSERT_PTR_NOT_NULL(strstr(e2.msg, "expired"));
+	CU_ASSERT_EQUAL(timestamp_fresh(&ts, 1893456000, 1893456001, 600, &e3), -ESTALE);
+	CU_ASSERT_PTR_NOT_NULL(strstr(e3.msg, "replays an old state"));
+	/* Signed by another key, or a job where a timestamp belongs: refused. */
+	free(doc);
+	CU_ASSERT_EQUAL_FATAL(timestamp_sign(t_path("mallory.key"), 1893456000, 3600, &doc, &len,
+					     &err), 0);
+	struct reimage_error e4 = { 0 }, e5 = { 0 };
+	CU_ASSERT_EQUAL(timestamp_read(doc, len, "ts", &ac, &ts, &e4), -EACCES);
+	job = signed_by("admin", &jlen);
+	CU_ASSERT_EQUAL(timestamp_read(job, jlen, "ts", &ac, &ts, &e5), -EBADMSG);
+	CU_ASSERT_PTR_NOT_NULL(strstr(e5.msg, "reimage-signed-timestamp 1"));
+	/* A timestamp payload wrapped as a job is no job either. */
+	struct reimage_error e6 = { 0 };
+	const char *job_trusted[] = { t_path("admin.pub"), NULL };
+	char *ts_doc = NULL;
+	size_t ts_len;
+	CU_ASSERT_EQUAL_FATAL(timestamp_sign(t_path("admin.key"), 1893456000, 3600, &ts_doc,
+					     &ts_len, &err), 0);
+	CU_ASSERT_EQUAL(verify(ts_doc, ts_len, job_trusted, NULL, &e6), -EBADMSG);
+	ac.trusted_keys = NULL;
+	agent_conf_free(&ac);
+	free(ts_doc);
+	free(job);
 	free(doc);
 }
