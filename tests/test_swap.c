@@ -226,11 +226,20 @@ TEST_CASE(torn_journal_record_ignored)
 	CU_ASSERT(fixture_same(expected, now, "recover after torn record"));
 	free(now);
 	free(expected);
-	/* A corrupted plan record: the plan is unusable, recover does nothing. */
+	/* A corrupted plan record: the plan comes from the journal's copy,
+	 * the state from the tree ("started", recover completes it)... */
 	CU_ASSERT_EQUAL(t_sh("sed -i '2s/step/stap/' '%s/.reimage/journal'", real_root), 0);
 	CU_ASSERT_EQUAL(swap_journal_read(real_root, &js, &plan, &err), 0);
-	CU_ASSERT_EQUAL(js, SWAP_NONE);
+	CU_ASSERT_EQUAL(js, SWAP_STARTED);
+	CU_ASSERT(plan.damaged);
 	swap_plan_free(&plan);
+	/* ...and with the copy damaged too, nothing can be known: refused. */
+	CU_ASSERT_EQUAL(t_sh("sed -i '2s/step/stap/' '%s/.reimage/plan'", real_root), 0);
+	CU_ASSERT_EQUAL(swap_journal_read(real_root, &js, &plan, &err), 0);
+	CU_ASSERT_EQUAL(js, SWAP_DAMAGED);
+	swap_plan_free(&plan);
+	CU_ASSERT(swap_recover(&sc, 0, &err) < 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "nothing was touched"));
 	registry_fini(&reg);
 }
 
