@@ -318,6 +318,8 @@ int swap_forget(const char *root, struct reimage_error *err)
 {
 	struct layout L;
 	layout_init(&L, root);
+	if (!fs_exists(L.dir))
+		return 0;  /* no job ever got as far as PREPARE */
 	/* The copy first: a copy is never left without its journal, so a
 	 * lone copy always belongs to a swap whose journal was damaged. */
 	if ((unlink(L.plan) < 0 && errno != ENOENT) || (unlink(L.journal) < 0 && errno != ENOENT)) {

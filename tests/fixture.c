@@ -161,10 +161,11 @@ void fixture_meta_tree(const char *dir)
 char *fixture_meta_manifest(const char *dir, unsigned drop)
 {
 	char *text = NULL;
-	int r = t_sh_out(&text, "python3 '%s/tests/manifest.py' '%s'%s%s%s", t_src_dir(), dir,
+	int r = t_sh_out(&text, "python3 '%s/tests/manifest.py' '%s'%s%s%s%s", t_src_dir(), dir,
 			 drop & FIXTURE_NO_ACL ? " --no-acl" : "",
 			 drop & FIXTURE_NO_XATTR ? " --no-xattr" : "",
-			 drop & FIXTURE_NO_SPARSE ? " --no-sparse" : "");
+			 drop & FIXTURE_NO_SPARSE ? " --no-sparse" : "",
+			 drop & FIXTURE_NO_MTIME ? " --no-mtime" : "");
 	CU_ASSERT_EQUAL(r, 0);
 	return text;
 }

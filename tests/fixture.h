@@ -39,6 +39,7 @@ void fixture_meta_tree(const char *dir);
 #define FIXTURE_NO_ACL 1u     /* POSIX ACLs */
 #define FIXTURE_NO_XATTR 2u   /* every xattr: ACLs and capabilities too */
 #define FIXTURE_NO_SPARSE 4u  /* holes */
+#define FIXTURE_NO_MTIME 8u   /* times (a tree renamed about, or copied) */
 /* Every piece of metadata of a tree, one sorted line per entry
  * (tests/manifest.py): type, mode, owner, links, link target, time,
  * device numbers, size, content, sparseness, xattrs.  malloc'ed. */
