@@ -23,10 +23,20 @@
 #define _GNU_SOURCE
 #include "harness.h"
 #include "fixture.h"
+#include "error.h"
+#include "trial.h"
+#include "guard/trial_fixture.h"
 
+#include <ftw.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+#include <zlib.h>
 
 #define TREE_CALLS                                                                              \
 	"rename,renameat,renameat2,unlink,unlinkat,mkdir,mkdirat,rmdir,link,linkat,symlink,"    \
@@ -47,10 +57,87 @@ struct point {
 
 static char *old_m, *new_m;  /* manifests of the two acceptable trees */
 static char root[4096], job[4096], img[4096], out[4096];
+static const char *recover_args = "recover";
+
+/* tests/manifest.py's lines (without times), made in-process: the sweep
+ * takes a thousand of them, and a Python start-up costs more than a crash
+ * point.  The setup checks the two agree. */
+static char **lines;
+static size_t n_lines, cap_lines;
+static size_t top_len;
+
+static int line_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int manifest_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	char text[16384], names[4096], value[1024], target[PATH_MAX];
+	const char *rel = path + top_len + 1;
+	size_t len = 0;
+	(void)flag;
+
+	if (ftw->level == 0)
+		return FTW_CONTINUE;
+	if (ftw->level == 1 && !strcmp(rel, ".reimage"))
+		return FTW_SKIP_SUBTREE;
+	len += (size_t)snprintf(text + len, sizeof(text) - len, "%s type=%o mode=%o owner=%u:%u",
+				rel, st->st_mode & S_IFMT, st->st_mode & 07777, st->st_uid, st->st_gid);
+	if (!S_ISDIR(st->st_mode))
+		len += (size_t)snprintf(text + len, sizeof(text) - len, " links=%lu",
+					(unsigned long)st->st_nlink);
+	if (S_ISLNK(st->st_mode)) {
+		ssize_t n = readlink(path, target, sizeof(target) - 1);
+		target[n > 0 ? n : 0] = '\0';
+		len += (size_t)snprintf(text + len, sizeof(text) - len, " target=%s", target);
+	}
+	if (S_ISCHR(st->st_mode) || S_ISBLK(st->st_mode))
+		len += (size_t)snprintf(text + len, sizeof(text) - len, " dev=%u:%u",
+					major(st->st_rdev), minor(st->st_rdev));
+	if (S_ISREG(st->st_mode)) {
+		char *data = t_read(path);
+		len += (size_t)snprintf(text + len, sizeof(text) - len, " size=%lld crc=%08lx",
+					(long long)st->st_size,
+					data ? crc32(0L, (const Bytef *)data, (uInt)strlen(data)) : 0UL);
+		free(data);
+	}
+	ssize_t nl = llistxattr(path, names, sizeof(names));
+	for (ssize_t off = 0; nl > 0 && off < nl; off += (ssize_t)strlen(names + off) + 1) {
+		ssize_t vl = lgetxattr(path, names + off, value, sizeof(value));
+		len += (size_t)snprintf(text + len, sizeof(text) - len, " xattr:%s=", names + off);
+		for (ssize_t i = 0; i < vl && len + 3 < sizeof(text); i++)
+			len += (size_t)snprintf(text + len, sizeof(text) - len, "%02x",
+						(unsigned char)value[i]);
+	}
+	if (n_lines == cap_lines) {
+		cap_lines = cap_lines ? cap_lines * 2 : 256;
+		lines = realloc(lines, cap_lines * sizeof(*lines));
+		CU_ASSERT_PTR_NOT_NULL_FATAL(lines);
+	}
+	lines[n_lines++] = strdup(text);
+	return FTW_CONTINUE;
+}
 
 static char *manifest(void)
 {
-	return fixture_meta_manifest(root, FIXTURE_NO_MTIME);
+	size_t total = 1, len = 0;
+	char *all;
+
+	n_lines = 0;
+	top_len = strlen(root);
+	CU_ASSERT_EQUAL_FATAL(nftw(root, manifest_entry, 16, FTW_PHYS | FTW_ACTIONRETVAL), 0);
+	qsort(lines, n_lines, sizeof(*lines), line_cmp);
+	for (size_t i = 0; i < n_lines; i++)
+		total += strlen(lines[i]) + 1;
+	all = malloc(total);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(all);
+	for (size_t i = 0; i < n_lines; i++) {
+		len += (size_t)sprintf(all + len, "%s\n", lines[i]);
+		free(lines[i]);
+	}
+	all[len] = '\0';
+	return all;
 }
 
 /* The old root: the fixture's, with xattrs on a preserved file, a file
@@ -97,6 +184,12 @@ static void setup(void)
 		    "reboot = false;\n");
 	fresh_old();
 	old_m = manifest();
+	/* The in-process manifest sees what manifest.py sees. */
+	char *py = fixture_meta_manifest(root, FIXTURE_NO_MTIME);
+	CU_ASSERT_FATAL(py != NULL);
+	CU_ASSERT_EQUAL(t_sh("test \"$(printf '%%s' '%s' | wc -l)\" = \"$(printf '%%s' '%s' | wc -l)\"",
+			     old_m, py), 0);
+	free(py);
 	fresh_swapped();
 	new_m = manifest();
 	CU_ASSERT_FATAL(strcmp(old_m, new_m) != 0);
@@ -180,15 +273,15 @@ static const char *status_of(char *buf, size_t len)
 	return buf;
 }
 
-/* After recover, twice: old or new, and a state that says which.
- * Returns 1 if new, 0 if old. */
-static int settled(const char *what)
+/* After recover, twice: old or new; with check_state, a state that says
+ * which.  Returns 1 if new, 0 if old. */
+static int settled_as(const char *what, int check_state)
 {
 	char status[64];
 	int is_new = 0;
 
 	for (int twice = 0; twice < 2; twice++) {
-		if (reimage("recover") != 0) {
+		if (reimage(recover_args) != 0) {
 			fprintf(stderr, "%s: recover failed (see %s)\n", what, out);
 			CU_FAIL_FATAL("recover failed");
 		}
@@ -200,6 +293,8 @@ static int settled(const char *what)
 		}
 		free(m);
 	}
+	if (!check_state)
+		return is_new;
 	status_of(status, sizeof(status));
 	int claims_new = !strcmp(status, "pending") || !strcmp(status, "committed");
 	if (claims_new != is_new)
@@ -210,6 +305,11 @@ static int settled(const char *what)
 	return is_new;
 }
 
+static int settled(const char *what)
+{
+	return settled_as(what, 1);
+}
+
 static void sweep(const char *name, void (*setup_root)(void), const char *args,
 		  int (*check)(const char *what))
 {
@@ -217,7 +317,10 @@ static void sweep(const char *name, void (*setup_root)(void), const char *args,
 	struct point *pts;
 	size_t n, done = 0, news = 0, killed = 0;
 
-	snprintf(cmd, sizeof(cmd), "'%s/reimage' %s --root '%s'", t_bin_dir(), args, root);
+	if (args[0] == '\'')
+		snprintf(cmd, sizeof(cmd), "%s", args);  /* a whole command line */
+	else
+		snprintf(cmd, sizeof(cmd), "'%s/reimage' %s --root '%s'", t_bin_dir(), args, root);
 	n = points_of(setup_root, cmd, &pts);
 	CU_ASSERT_FATAL(n > 5);
 	for (size_t i = 0; i < n; i += STRIDE) {
@@ -239,6 +342,9 @@ static void teardown(void)
 {
 	free(old_m);
 	free(new_m);
+	free(lines);
+	lines = NULL;
+	cap_lines = 0;
 }
 
 TEST_CASE(run_every_syscall)
@@ -310,5 +416,51 @@ TEST_CASE(recover_undo_every_syscall)
 {
 	setup();
 	sweep("recover --undo", fresh_half_swapped, "recover --undo", settled);
+	teardown();
+}
+
+/* The boot guard's fallback: a swapped root armed for one boot that was
+ * already used, so the guard (run as `reimage-guard --root`, which
+ * chroots and then acts as PID 1 does) undoes the swap and execs the old
+ * init.  Killed at each of its calls, then the old image's side:
+ * `reimage recover` (the backend named: a guarded root has no job state). */
+static void fresh_armed(void)
+{
+	struct reimage_error err = { 0 };
+	char guard[4096];
+
+	CU_ASSERT_EQUAL_FATAL(t_sh("rm -rf '%s'", root), 0);
+	free(trial_fixture_swapped(root, trial_fixture_script("sbin/init", TRIAL_NEW_INIT), NULL));
+	snprintf(guard, sizeof(guard), "%s/reimage-guard", t_bin_dir());
+	CU_ASSERT_EQUAL_FATAL(trial_arm(root, root, guard, 1, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(trial_count_attempt(root, 1, &err), 0);
+}
+
+static int guard_check(const char *what)
+{
+	return settled_as(what, 0);
+}
+
+TEST_CASE(guard_fallback_every_syscall)
+{
+	char cmd[8192];
+	trial_fixture_require();
+	snprintf(root, sizeof(root), "%s", t_path("root"));
+	snprintf(out, sizeof(out), "%s", t_path("commands.log"));
+	recover_args = "recover --backend sandbox";
+	if (t_sh("strace -V >/dev/null 2>&1") != 0)
+		t_skip("strace is not installed (tests/deps.sh installs it)");
+	fresh_armed();
+	new_m = manifest();
+	/* A whole fallback gives exactly the old image (test_guard.c). */
+	snprintf(cmd, sizeof(cmd), "'%s/reimage-guard' --root '%s' >> '%s' 2>&1", t_bin_dir(), root,
+		 out);
+	CU_ASSERT_EQUAL(t_sh("%s", cmd), 0);
+	CU_ASSERT_EQUAL_FATAL(reimage(recover_args), 0);
+	old_m = manifest();
+	CU_ASSERT_FATAL(strcmp(old_m, new_m) != 0);
+	CU_ASSERT_EQUAL(t_sh("grep -q OLD-INIT '%s'", out), 0);
+	snprintf(cmd, sizeof(cmd), "'%s/reimage-guard' --root '%s'", t_bin_dir(), root);
+	sweep("guard", fresh_armed, cmd, guard_check);
 	teardown();
 }
