@@ -40,6 +40,23 @@
  * SWAP removes new/ and leaves the root exactly as it was; a failure in
  * SWAP or BOOT undoes the swap from the journal.  Success is "committed",
  * written by root_confirm() after the new image has booted.
+ *
+ * The root commands after a swap, and what a crash anywhere in them
+ * leaves (swap.h has the journal's records):
+ *   root_rollback   "rollback" synced before the first rename; the undo;
+ *                   "undone"; trial ended, staging removed; state
+ *                   "rolled-back"; journal removed.  Cut short: recover
+ *                   finishes it, confirm refuses.
+ *   root_confirm    refuses unless the journal says "swapped" (or is gone);
+ *                   state "committed" before the retired image goes; its
+ *                   deletion starts with old/ -> deleting/ (synced), then
+ *                   asides, tree, journal.  Cut short: confirm or recover
+ *                   finish the deletion; rollback refuses.
+ *   root_recover    finishes whichever of the above (or a swap) was cut
+ *                   short; each of its own steps is idempotent.
+ * The state file is written only once the tree is what it says: "pending"
+ * after "swapped", "rolled-back" after "undone", "committed" before the
+ * retired image (which no longer matters to the new one) is deleted.
  */
 #define _GNU_SOURCE
 #include "phase.h"

@@ -15,6 +15,26 @@
  * step is done is read from the filesystem, by where the inode numbers
  * recorded in the plan now are, so recovery needs only the plan (written
  * and fsynced before the first rename) and the tree itself.
+ *
+ * The journal's records (journal.h: each with length and CRC), and what
+ * is on disk once each is:
+ *   plan, step x N      with its copy .reimage/plan, both renamed into place
+ *                       and their directory synced before the first rename:
+ *                       the old image whole, new/ whole
+ *   deferred I          step I left to the boot (before the next step)
+ *   swapped             after one sync of the volume: the new image whole
+ *                       at the top level, the old one in old/
+ *   rollback <reason>   synced before the first rename of any undo (rollback,
+ *                       recover --undo, the guard's fallback, a job failing
+ *                       after its swap): from here the undo is only finished
+ *   undone              after the volume sync: the old image whole again
+ *   redo                before a forward recover after an undo
+ * A journal unreadable in its plan (torn, flipped, empty, deleted) is read
+ * through the copy, the steps done from the tree; both unreadable: every
+ * command refuses and touches nothing.  Deleting the retired image starts
+ * by renaming old/ to .reimage/deleting (synced): rollback refused from
+ * then on.  The journal and its copy go last (copy first), once nothing
+ * needs them.
  */
 #ifndef REIMAGE_SWAP_H
 #define REIMAGE_SWAP_H
