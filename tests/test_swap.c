@@ -354,7 +354,7 @@ static int damaged_point(struct plugin *sb, const char *expected, int k, int d)
 		if (swap_recover(&sc, 0, &err) < 0)
 			fprintf(stderr, "%s: recover: %s\n", what, err.msg);
 		CU_ASSERT_FATAL(err.code == 0);
-		char *now = fixture_manifest(root);
+		char *now = fixture_tree_manifest(root);
 		CU_ASSERT_FATAL(fixture_same(expected, now, what));
 		free(now);
 	}
@@ -376,7 +376,7 @@ TEST_CASE(journal_damage_every_step)
 	crashing = *real;
 	crashing.move = crash_move;
 	crashing.exchange = crash_exchange;
-	char *expected = fixture_manifest(t_path("expected"));
+	char *expected = fixture_tree_manifest(t_path("expected"));
 	/* How many renames the swap makes (a crash "after the last" too). */
 	for (ops = 0; ops < 200; ops++) {
 		int status;
