@@ -683,7 +683,8 @@ static void fail(struct engine *e, const struct phase *p, struct reimage_error *
 	int undone = 1;
 	if (p->after_swap) {
 		struct swap_ctx sc = swap_ctx_of(e->root, e->backend);
-		if (swap_recover(&sc, 1, &cleanup) < 0) {
+		/* Journaled as a rollback, with the failure as its reason. */
+		if (swap_rollback(&sc, err->msg, &cleanup) < 0) {
 			log_error("the swap could not be undone: %s; run `reimage recover --undo`",
 				  cleanup.msg);
 			err_clear(&cleanup);
