@@ -1029,6 +1029,8 @@ int root_status(struct root_ctx *rc, FILE *out, struct reimage_error *err)
 		fprintf(out, "deferred %.*s (moved at the boot)\n", (int)n, d);
 		d += n + (d[n] == '\n');
 	}
-	fprintf(out, "retired  %s\n", fs_exists(L.retired) ? "present (rollback possible)" : "none");
+	fprintf(out, "retired  %s\n", fs_exists(L.deleting) ? "being deleted (`reimage confirm` "
+		"finishes it; no rollback)" : fs_exists(L.retired) ? "present (rollback possible)"
+		: "none");
 	return 0;
 }

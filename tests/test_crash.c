@@ -378,3 +378,39 @@ TEST_CASE(guard_fallback_every_syscall)
 	sweep("guard", fresh_armed, cmd, guard_check);
 	teardown();
 }
+
+/* recover interrupted in its turn while finishing a rollback, and while
+ * finishing confirm's deletion of the retired image. */
+static void killed_in(const char *args, const char *call, int nth)
+{
+	char cmd[8192];
+	struct point pt = { "", nth };
+	snprintf(pt.call, sizeof(pt.call), "%s", call);
+	fresh_swapped();
+	snprintf(cmd, sizeof(cmd), "'%s/reimage' %s --root '%s'", t_bin_dir(), args, root);
+	CU_ASSERT_FATAL(crash_at(cmd, &pt));
+}
+
+static void fresh_half_rolled_back(void)
+{
+	killed_in("rollback", "renameat2", 3);
+}
+
+static void fresh_half_deleted(void)
+{
+	killed_in("confirm", "unlinkat", 3);
+}
+
+TEST_CASE(recover_rollback_every_syscall)
+{
+	setup();
+	sweep("recover of a rollback", fresh_half_rolled_back, "recover", settled);
+	teardown();
+}
+
+TEST_CASE(recover_confirm_every_syscall)
+{
+	setup();
+	sweep("recover of a confirm", fresh_half_deleted, "recover", settled);
+	teardown();
+}
