@@ -680,7 +680,6 @@ static void fail(struct engine *e, const struct phase *p, struct reimage_error *
 			e->watch->phase(e->watch->arg, &e->st);
 		return;
 	}
-	int undone = 1;
 	if (p->after_swap) {
 		struct swap_ctx sc = swap_ctx_of(e->root, e->backend);
 		/* Journaled as a rollback, with the failure as its reason. */
@@ -688,22 +687,32 @@ static void fail(struct engine *e, const struct phase *p, struct reimage_error *
 			log_error("the swap could not be undone: %s; run `reimage recover --undo`",
 				  cleanup.msg);
 			err_clear(&cleanup);
-			undone = 0;
 		}
 	}
-	/* Nothing of a failed job stays: the root is as it was.  The guard
-	 * goes first: its symlink may be in new/. */
-	if (trial_disarm(e->root, &cleanup) < 0) {
-		log_warn("could not end the trial: %s", cleanup.msg);
+	/* Staging may hold entries of the old image unless the journal says
+	 * no swap began or it was undone (a swap whose own undo failed, in
+	 * SWAP, leaves "started"): then everything stays for recover. */
+	enum swap_journal_state js;
+	if (swap_journal_state(e->root, &js, &cleanup) < 0 ||
+	    (js != SWAP_NONE && js != SWAP_UNDONE)) {
+		log_error("the swap is not undone: %s and the journal stay for `reimage recover`",
+			  e->L.staging);
 		err_clear(&cleanup);
-	}
-	if (fs_remove_tree(e->L.staging, &cleanup) < 0) {
-		log_warn("could not remove %s: %s", e->L.staging, cleanup.msg);
-		err_clear(&cleanup);
-	} else if (undone && swap_forget(e->root, &cleanup) < 0) {
-		/* An undone swap's journal has served once staging is gone. */
-		log_warn("could not remove the journal: %s", cleanup.msg);
-		err_clear(&cleanup);
+	} else {
+		/* Nothing of a failed job stays: the root is as it was.  The
+		 * guard goes first: its symlink may be in new/. */
+		if (trial_disarm(e->root, &cleanup) < 0) {
+			log_warn("could not end the trial: %s", cleanup.msg);
+			err_clear(&cleanup);
+		}
+		if (fs_remove_tree(e->L.staging, &cleanup) < 0) {
+			log_warn("could not remove %s: %s", e->L.staging, cleanup.msg);
+			err_clear(&cleanup);
+		} else if (swap_forget(e->root, &cleanup) < 0) {
+			/* An undone swap's journal has served once staging is gone. */
+			log_warn("could not remove the journal: %s", cleanup.msg);
+			err_clear(&cleanup);
+		}
 	}
 	set_phase(e, p->name, "failed");
 	if (state_write(e->root, &e->st, &cleanup) < 0)
