@@ -418,3 +418,20 @@ TEST_CASE(recover_confirm_every_syscall)
 	sweep("recover of a confirm", fresh_half_deleted, "recover", settled);
 	teardown();
 }
+
+/* A swap that fails, and whose undo fails too (every exchange from the
+ * swap's 4th on returns EIO: strace's error injection, no crash): staging
+ * then holds entries of the old image, and it stays, with the journal,
+ * for recover -- which completes the swap once the disk works again. */
+TEST_CASE(swap_and_its_undo_fail)
+{
+	setup();
+	fresh_old();
+	CU_ASSERT_NOT_EQUAL(t_sh("%sstrace -f -qq -o /dev/null -e trace=renameat2 "
+				 "-e inject=renameat2:error=EIO:when=4+ '%s/reimage' run -c '%s' "
+				 "--root '%s' >> '%s' 2>&1", NO_LSAN, t_bin_dir(), job, root, out), 0);
+	CU_ASSERT_EQUAL(t_sh("grep -q 'could not be undone' '%s'", out), 0);
+	CU_ASSERT_EQUAL_FATAL(t_sh("test -d '%s/.reimage/new'", root), 0);
+	CU_ASSERT_EQUAL(settled("recover after a swap and its undo failed"), 1);
+	teardown();
+}
