@@ -368,6 +368,8 @@ TEST_CASE(guard_fallback_every_syscall)
 	snprintf(out, sizeof(out), "%s", t_path("commands.log"));
 	if (t_sh("strace -V >/dev/null 2>&1") != 0)
 		t_skip("strace is not installed (tests/deps.sh installs it)");
+	if (t_sh("test -x '%s/reimage-guard'", t_bin_dir()) != 0)
+		t_skip("reimage-guard is not built here (Linux only)");
 	fresh_armed();
 	new_m = manifest();
 	/* A whole fallback gives exactly the old image (test_guard.c). */
