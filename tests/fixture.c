@@ -2,8 +2,16 @@
  * fixture.c -- see fixture.h.  Fixtures are made with the shell's own
  * tools (GNU tar, find, sha256sum): independent of the code under test.
  */
+#define _GNU_SOURCE  /* nftw's FTW_ACTIONRETVAL */
 #include "fixture.h"
 #include "harness.h"
+#include <ftw.h>
+#include <limits.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+#include <zlib.h>
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -161,10 +169,92 @@ void fixture_meta_tree(const char *dir)
 char *fixture_meta_manifest(const char *dir, unsigned drop)
 {
 	char *text = NULL;
-	int r = t_sh_out(&text, "python3 '%s/tests/manifest.py' '%s'%s%s%s", t_src_dir(), dir,
+	int r = t_sh_out(&text, "python3 '%s/tests/manifest.py' '%s'%s%s%s%s", t_src_dir(), dir,
 			 drop & FIXTURE_NO_ACL ? " --no-acl" : "",
 			 drop & FIXTURE_NO_XATTR ? " --no-xattr" : "",
-			 drop & FIXTURE_NO_SPARSE ? " --no-sparse" : "");
+			 drop & FIXTURE_NO_SPARSE ? " --no-sparse" : "",
+			 drop & FIXTURE_NO_MTIME ? " --no-mtime" : "");
 	CU_ASSERT_EQUAL(r, 0);
 	return text;
 }
+
+/* ------------------------------------------------ in-process manifest */
+
+static char **lines;
+static size_t n_lines, cap_lines;
+static size_t top_len;
+
+static int line_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int manifest_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	char text[16384], names[4096], value[1024], target[PATH_MAX];
+	const char *rel = path + top_len + 1;
+	size_t len = 0;
+	(void)flag;
+
+	if (ftw->level == 0)
+		return FTW_CONTINUE;
+	if (ftw->level == 1 && !strcmp(rel, ".reimage"))
+		return FTW_SKIP_SUBTREE;
+	len += (size_t)snprintf(text + len, sizeof(text) - len, "%s type=%o mode=%o owner=%u:%u",
+				rel, st->st_mode & S_IFMT, st->st_mode & 07777, st->st_uid, st->st_gid);
+	if (!S_ISDIR(st->st_mode))
+		len += (size_t)snprintf(text + len, sizeof(text) - len, " links=%lu",
+					(unsigned long)st->st_nlink);
+	if (S_ISLNK(st->st_mode)) {
+		ssize_t n = readlink(path, target, sizeof(target) - 1);
+		target[n > 0 ? n : 0] = '\0';
+		len += (size_t)snprintf(text + len, sizeof(text) - len, " target=%s", target);
+	}
+	if (S_ISCHR(st->st_mode) || S_ISBLK(st->st_mode))
+		len += (size_t)snprintf(text + len, sizeof(text) - len, " dev=%u:%u",
+					major(st->st_rdev), minor(st->st_rdev));
+	if (S_ISREG(st->st_mode)) {
+		char *data = t_read(path);
+		len += (size_t)snprintf(text + len, sizeof(text) - len, " size=%lld crc=%08lx",
+					(long long)st->st_size,
+					data ? crc32(0L, (const Bytef *)data, (uInt)strlen(data)) : 0UL);
+		free(data);
+	}
+	ssize_t nl = llistxattr(path, names, sizeof(names));
+	for (ssize_t off = 0; nl > 0 && off < nl; off += (ssize_t)strlen(names + off) + 1) {
+		ssize_t vl = lgetxattr(path, names + off, value, sizeof(value));
+		len += (size_t)snprintf(text + len, sizeof(text) - len, " xattr:%s=", names + off);
+		for (ssize_t i = 0; i < vl && len + 3 < sizeof(text); i++)
+			len += (size_t)snprintf(text + len, sizeof(text) - len, "%02x",
+						(unsigned char)value[i]);
+	}
+	if (n_lines == cap_lines) {
+		cap_lines = cap_lines ? cap_lines * 2 : 256;
+		lines = realloc(lines, cap_lines * sizeof(*lines));
+		CU_ASSERT_PTR_NOT_NULL_FATAL(lines);
+	}
+	lines[n_lines++] = strdup(text);
+	return FTW_CONTINUE;
+}
+
+char *fixture_tree_manifest(const char *root)
+{
+	size_t total = 1, len = 0;
+	char *all;
+
+	n_lines = 0;
+	top_len = strlen(root);
+	CU_ASSERT_EQUAL_FATAL(nftw(root, manifest_entry, 16, FTW_PHYS | FTW_ACTIONRETVAL), 0);
+	qsort(lines, n_lines, sizeof(*lines), line_cmp);
+	for (size_t i = 0; i < n_lines; i++)
+		total += strlen(lines[i]) + 1;
+	all = malloc(total);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(all);
+	for (size_t i = 0; i < n_lines; i++) {
+		len += (size_t)sprintf(all + len, "%s\n", lines[i]);
+		free(lines[i]);
+	}
+	all[len] = '\0';
+	return all;
+}
+

@@ -28,6 +28,11 @@ int fixture_reimagectl(char **out, const char *fmt, ...) __attribute__((format(p
  * image group, extra after it (either may be NULL).  The boot guard is
  * off (trial.guard = false) unless extra has a trial group. */
 void fixture_job(const char *path, const char *image, const char *image_extra, const char *extra);
+/* tests/manifest.py's lines without times (type, mode, owner, links,
+ * link target, device numbers, size, content CRC, xattrs), made
+ * in-process: for sweeps that take hundreds, where a Python or find
+ * start-up costs more than the point itself.  .reimage is left out. */
+char *fixture_tree_manifest(const char *dir);
 /* Compare two manifests; on a difference print a diff and return 0. */
 int fixture_same(const char *a, const char *b, const char *what);
 
@@ -39,6 +44,7 @@ void fixture_meta_tree(const char *dir);
 #define FIXTURE_NO_ACL 1u     /* POSIX ACLs */
 #define FIXTURE_NO_XATTR 2u   /* every xattr: ACLs and capabilities too */
 #define FIXTURE_NO_SPARSE 4u  /* holes */
+#define FIXTURE_NO_MTIME 8u   /* times (a tree renamed about, or copied) */
 /* Every piece of metadata of a tree, one sorted line per entry
  * (tests/manifest.py): type, mode, owner, links, link target, time,
  * device numbers, size, content, sparseness, xattrs.  malloc'ed. */

@@ -5,11 +5,12 @@ target, modification time, device numbers, size, content digest,
 sparseness and extended attributes (ACLs and file capabilities are
 xattrs: system.posix_acl_*, security.capability).
 
-usage: manifest.py DIR [--no-acl] [--no-xattr] [--no-sparse] [--no-links]
+usage: manifest.py DIR [--no-acl] [--no-xattr] [--no-sparse] [--no-links] [--no-mtime]
   --no-acl     leave out system.posix_acl_* (a source kind without ACLs)
   --no-xattr   leave out every xattr (and so ACLs and capabilities)
   --no-sparse  do not say whether a file is sparse
   --no-links   leave out link counts (a source kind without hard links)
+  --no-mtime   leave out times (trees compared across renames and copies)
 The staging area (.reimage) is never listed.
 """
 import hashlib
@@ -35,7 +36,7 @@ def line(top, rel, opts):
     if "--no-links" not in opts and not stat.S_ISDIR(st.st_mode):
         parts.append("links=%d" % st.st_nlink)
     # A symlink's own time is not what any archive format keeps.
-    if not stat.S_ISLNK(st.st_mode):
+    if not stat.S_ISLNK(st.st_mode) and "--no-mtime" not in opts:
         parts.append("mtime=%d" % int(st.st_mtime))
     if stat.S_ISLNK(st.st_mode):
         parts.append("target=" + os.readlink(path))

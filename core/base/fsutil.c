@@ -259,11 +259,49 @@ int fs_mkdir_p(const char *dir, mode_t mode, struct reimage_error *err)
 	return 0;
 }
 
-int fs_make_parents(const char *base, const char *rel, const char *model,
+/* A directory with its final owner and mode at path, never visible there
+ * with any other: made as tmpdir/mkdir.tmp, given owner and mode, then
+ * renamed into place (RENAME_NOREPLACE: an entry there is never replaced).
+ * A crash leaves at most the temporary, outside both images. */
+static int mkdir_final(const char *path, const char *tmpdir, mode_t mode, uid_t uid, gid_t gid,
+		       struct reimage_error *err)
+{
+	char tmp[PATH_MAX];
+	int r;
+
+	if (fs_join(tmp, sizeof(tmp), tmpdir, "mkdir.tmp") < 0) {
+		err_set(err, -ENAMETOOLONG, REIMAGE_EC_IO, "%s: path too long", tmpdir);
+		return -ENAMETOOLONG;
+	}
+	if ((r = fs_remove_tree(tmp, err)) < 0)
+		return r;
+	if (mkdir(tmp, 0700) < 0) {
+		err_sys(err, -errno, "mkdir %s", tmp);
+		return -errno;
+	}
+	/* Owner first: chown clears set-id bits, chmod restores them. */
+	if (lchown(tmp, uid, gid) < 0 || chmod(tmp, mode) < 0) {
+		err_sys(err, -errno, "set owner and mode of %s", tmp);
+		return -errno;
+	}
+	r = renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE);
+	if (r < 0 && errno == EINVAL)
+		r = rename(tmp, path);  /* a filesystem without the flag */
+	if (r < 0) {
+		r = -errno;
+		rmdir(tmp);
+		err_sys(err, r, "rename %s to %s", tmp, path);
+		return r;
+	}
+	return 0;
+}
+
+int fs_make_parents(const char *base, const char *rel, const char *model, const char *tmpdir,
 		    struct reimage_error *err)
 {
 	char sub[PATH_MAX], path[PATH_MAX], mpath[PATH_MAX];
 	struct stat st;
+	int r;
 
 	snprintf(sub, sizeof(sub), "%s", rel);
 	for (char *p = sub; (p = strchr(p + 1, '/'));) {
@@ -287,15 +325,8 @@ int fs_make_parents(const char *base, const char *rel, const char *model,
 				uid = st.st_uid;
 				gid = st.st_gid;
 			}
-			if (mkdir(path, 0700) < 0 && errno != EEXIST) {
-				err_sys(err, -errno, "mkdir %s", path);
-				return -errno;
-			}
-			/* Owner first: chown clears set-id bits, chmod restores them. */
-			if (lchown(path, uid, gid) < 0 || chmod(path, mode) < 0) {
-				err_sys(err, -errno, "set owner and mode of %s", path);
-				return -errno;
-			}
+			if ((r = mkdir_final(path, tmpdir, mode, uid, gid, err)) < 0)
+				return r;
 		}
 		*p = '/';
 	}

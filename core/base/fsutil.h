@@ -28,8 +28,9 @@ int fs_sync_parent(const char *path, struct reimage_error *err);
 int fs_remove_tree(const char *path, struct reimage_error *err);
 /* mkdir -p for the parents of path inside base, each new directory
  * taking owner and mode from the same path under model (if it exists
- * there; else 0755 root). */
-int fs_make_parents(const char *base, const char *rel, const char *model,
+ * there; else 0755 root).  Each is made in tmpdir (on base's filesystem)
+ * and renamed into place whole: never visible with a wrong owner or mode. */
+int fs_make_parents(const char *base, const char *rel, const char *model, const char *tmpdir,
 		    struct reimage_error *err);
 /* mkdir -p dir: missing directories made with mode; existing ones (or
  * symlinks to them) are fine. */

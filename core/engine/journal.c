@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,26 @@
 #include <zlib.h>
 
 #define JOURNAL_MAX (64u << 20)
+
+/* The records of payloads as they are on disk, in one malloc'ed buffer. */
+static char *format_records(const char *const *payloads, size_t n, size_t *ret_len)
+{
+	size_t cap = 1, len = 0;
+	char *buf;
+
+	for (size_t i = 0; i < n; i++)
+		cap += strlen(payloads[i]) + 32;
+	if (!(buf = malloc(cap)))
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		size_t l = strlen(payloads[i]);
+		uLong crc = crc32(0L, (const Bytef *)payloads[i], (uInt)l);
+		len += (size_t)snprintf(buf + len, cap - len, "R %zu %08lx %s\n", l,
+					(unsigned long)crc, payloads[i]);
+	}
+	*ret_len = len;
+	return buf;
+}
 
 /* Cut a record torn by a power cut off the end of the journal (fd) before
  * appending: a reader stops at it, so every record after it would be
@@ -62,11 +83,15 @@ int journal_append(const char *path, const char *const *payloads, size_t n,
 		err_sys(err, -ENOMEM, "journal %s", path);
 		return -ENOMEM;
 	}
-	for (size_t i = 0; i < n; i++) {
-		size_t len = strlen(payloads[i]);
-		uLong crc = crc32(0L, (const Bytef *)payloads[i], (uInt)len);
-		fprintf(f, "R %zu %08lx %s\n", len, (unsigned long)crc, payloads[i]);
+	size_t len;
+	char *data = format_records(payloads, n, &len);
+	if (!data) {
+		fclose(f);
+		err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
+		return -ENOMEM;
 	}
+	fwrite(data, 1, len, f);
+	free(data);
 	if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
 		int e = -errno;
 		fclose(f);
@@ -79,6 +104,62 @@ int journal_append(const char *path, const char *const *payloads, size_t n,
 	}
 	/* A new file's name is durable only with its directory. */
 	return created ? fs_sync_parent(path, err) : 0;
+}
+
+/* Write data to path's temporary name and fsync it: durable, not yet named. */
+static int write_tmp(const char *path, const char *data, size_t len, struct reimage_error *err)
+{
+	char tmp[PATH_MAX];
+	int fd, e = 0;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		err_sys(err, -errno, "journal %s", tmp);
+		return -errno;
+	}
+	for (size_t off = 0; off < len && !e;) {
+		ssize_t w = write(fd, data + off, len - off);
+		if (w < 0 && errno != EINTR)
+			e = -errno;
+		else if (w > 0)
+			off += (size_t)w;
+	}
+	if (!e && fsync(fd) < 0)
+		e = -errno;
+	close(fd);
+	if (e)
+		err_sys(err, e, "write journal %s", tmp);
+	return e;
+}
+
+int journal_create(const char *const *paths, size_t n_paths, const char *const *payloads,
+		   size_t n, struct reimage_error *err)
+{
+	char tmp[PATH_MAX];
+	size_t len;
+	char *data = format_records(payloads, n, &len);
+	int r = 0;
+
+	if (!data) {
+		err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
+		return -ENOMEM;
+	}
+	/* Every copy's content is on disk before any name points at it... */
+	for (size_t i = 0; i < n_paths && r == 0; i++)
+		r = write_tmp(paths[i], data, len, err);
+	free(data);
+	/* ...then the names, in the order given: each rename replaces what
+	 * an earlier job left, so no moment is without a whole journal... */
+	for (size_t i = 0; i < n_paths && r == 0; i++) {
+		snprintf(tmp, sizeof(tmp), "%s.tmp", paths[i]);
+		if (rename(tmp, paths[i]) < 0) {
+			r = -errno;
+			err_sys(err, r, "rename %s", tmp);
+		}
+	}
+	/* ...and one sync of their directory makes every rename durable. */
+	return r < 0 ? r : fs_sync_parent(paths[0], err);
 }
 
 int journal_open(struct journal_reader *jr, const char *path, struct reimage_error *err)

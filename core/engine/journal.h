@@ -19,6 +19,12 @@ struct journal_reader {
  * file, fsync its directory (the first time the file is created). */
 int journal_append(const char *path, const char *const *payloads, size_t n,
 		   struct reimage_error *err);
+/* Create the files at paths (all in one directory), each holding exactly
+ * the records payloads: each written to "<path>.tmp" and fsynced, then
+ * renamed over paths[i] in order, then the directory fsynced once.  A
+ * crash leaves each path with its earlier content or the new one, whole. */
+int journal_create(const char *const *paths, size_t n_paths, const char *const *payloads,
+		   size_t n, struct reimage_error *err);
 /* Load a journal; -ENOENT if there is none. */
 int journal_open(struct journal_reader *jr, const char *path, struct reimage_error *err);
 /* Next whole valid record's payload (NUL-terminated, in place), or NULL

@@ -14,6 +14,8 @@ void layout_init(struct layout *L, const char *root)
 	fs_join(L->retired, sizeof(L->retired), L->dir, "old");
 	fs_join(L->parking, sizeof(L->parking), L->dir, "xchg");
 	fs_join(L->journal, sizeof(L->journal), L->dir, "journal");
+	fs_join(L->plan, sizeof(L->plan), L->dir, "plan");
+	fs_join(L->deleting, sizeof(L->deleting), L->dir, "deleting");
 	fs_join(L->state, sizeof(L->state), L->dir, "state");
 	fs_join(L->guard, sizeof(L->guard), L->dir, "guard");
 	fs_join(L->trial, sizeof(L->trial), L->dir, "trial");

@@ -5,6 +5,10 @@
  *   <root>/.reimage/old       retired: the old image after the swap
  *   <root>/.reimage/xchg      parking place of a three-move exchange
  *   <root>/.reimage/journal   the swap's journal
+ *   <root>/.reimage/plan      a copy of the journal's plan (read when the
+ *                             journal is damaged or missing)
+ *   <root>/.reimage/deleting  the retired image once confirm has begun
+ *                             deleting it (no rollback from here on)
  *   <root>/.reimage/state     the job's phase, written before each phase
  * and the trial boot's (trial.h says what each holds):
  *   <root>/.reimage/guard       the static boot guard
@@ -27,6 +31,8 @@ struct layout {
 	char retired[PATH_MAX];
 	char parking[PATH_MAX];
 	char journal[PATH_MAX];
+	char plan[PATH_MAX];
+	char deleting[PATH_MAX];
 	char state[PATH_MAX];
 	char guard[PATH_MAX];
 	char trial[PATH_MAX];

@@ -40,6 +40,23 @@
  * SWAP removes new/ and leaves the root exactly as it was; a failure in
  * SWAP or BOOT undoes the swap from the journal.  Success is "committed",
  * written by root_confirm() after the new image has booted.
+ *
+ * The root commands after a swap, and what a crash anywhere in them
+ * leaves (swap.h has the journal's records):
+ *   root_rollback   "rollback" synced before the first rename; the undo;
+ *                   "undone"; trial ended, staging removed; state
+ *                   "rolled-back"; journal removed.  Cut short: recover
+ *                   finishes it, confirm refuses.
+ *   root_confirm    refuses unless the journal says "swapped" (or is gone);
+ *                   state "committed" before the retired image goes; its
+ *                   deletion starts with old/ -> deleting/ (synced), then
+ *                   asides, tree, journal.  Cut short: confirm or recover
+ *                   finish the deletion; rollback refuses.
+ *   root_recover    finishes whichever of the above (or a swap) was cut
+ *                   short; each of its own steps is idempotent.
+ * The state file is written only once the tree is what it says: "pending"
+ * after "swapped", "rolled-back" after "undone", "committed" before the
+ * retired image (which no longer matters to the new one) is deleted.
  */
 #define _GNU_SOURCE
 #include "phase.h"
@@ -190,10 +207,10 @@ static int check_root_free(struct engine *e, struct reimage_error *err)
 
 	if ((r = swap_journal_state(e->root, &js, err)) < 0)
 		return r;
-	if (js == SWAP_STARTED) {
+	if (js == SWAP_STARTED || js == SWAP_ROLLBACK || js == SWAP_DAMAGED) {
 		err_set(err, -EBUSY, REIMAGE_EC_STATE,
-			"%s: a swap was interrupted; run `reimage recover --root %s` first", e->root,
-			e->root);
+			"%s: a %s was interrupted; run `reimage recover --root %s` first", e->root,
+			js == SWAP_ROLLBACK ? "rollback" : "swap", e->root);
 		return -EBUSY;
 	}
 	if (state_read(e->root, &st, err) == 0 && strcmp(st.status, "pending") == 0 &&
@@ -429,6 +446,12 @@ int engine_plan(struct engine *e, FILE *out, struct reimage_error *err)
 
 /* --------------------------------------------------------------- phases */
 
+static struct swap_ctx swap_ctx_of(const char *root, const struct plugin *backend)
+{
+	struct swap_ctx sc = { root, backend->desc->backend, backend->ctx, 0 };
+	return sc;
+}
+
 static int phase_preflight(struct engine *e, struct reimage_error *err)
 {
 	return preflight_machine(e->root, e->job, e->backend, NULL, err);
@@ -458,12 +481,13 @@ static int phase_prepare(struct engine *e, struct reimage_error *err)
 		err_sys(err, -errno, "chmod %s", e->L.dir);
 		return -errno;
 	}
-	/* A retired image kept after an earlier commit gives way to this job. */
-	if (fs_exists(e->L.retired)) {
+	/* A retired image kept after an earlier commit gives way to this job
+	 * (or one whose deletion was cut short is finished). */
+	if (fs_exists(e->L.retired) || fs_exists(e->L.deleting)) {
+		struct swap_ctx sc = swap_ctx_of(e->root, e->backend);
 		log_notice("removing the image retired by an earlier job (%s)", e->L.retired);
-		if ((r = fs_remove_tree(e->L.retired, err)) < 0)
+		if ((r = swap_retire(&sc, err)) < 0)
 			return r;
-		unlink(e->L.journal);
 	}
 	if ((r = fs_remove_tree(e->L.staging, err)) < 0)
 		return r;
@@ -540,12 +564,6 @@ static int phase_quiesce(struct engine *e, struct reimage_error *err)
 	    (r = b->logout(e->backend->ctx, e->root, err)) < 0)
 		return r;
 	return b->quiesce(e->backend->ctx, e->root, err);
-}
-
-static struct swap_ctx swap_ctx_of(const char *root, const struct plugin *backend)
-{
-	struct swap_ctx sc = { root, backend->desc->backend, backend->ctx, 0 };
-	return sc;
 }
 
 /* Entries in use that the backend moves at the next boot go into the
@@ -668,20 +686,38 @@ static void fail(struct engine *e, const struct phase_step *p, struct reimage_er
 	}
 	struct swap_ctx sc = swap_ctx_of(e->root, e->backend);
 	if (p->after_swap) {
-		if (swap_recover(&sc, 1, &cleanup) < 0) {
+		/* Journaled as a rollback, with the failure as its reason. */
+		if (swap_rollback(&sc, err->msg, &cleanup) < 0) {
 			log_error("the swap could not be undone: %s; run `reimage recover --undo`",
 				  cleanup.msg);
 			err_clear(&cleanup);
 		}
 	}
-	/* Nothing of a failed job stays: the root is as it was.  The guard
-	 * goes first: its symlink may be in new/. */
-	if (trial_disarm(&sc, &cleanup) < 0) {
-		log_warn("could not end the trial: %s", cleanup.msg);
+	/* Staging may hold entries of the old image unless the journal says
+	 * no swap began or it was undone (a swap whose own undo failed, in
+	 * SWAP, leaves "started"): then everything stays for recover. */
+	enum swap_journal_state js;
+	if (swap_journal_state(e->root, &js, &cleanup) < 0 ||
+	    (js != SWAP_NONE && js != SWAP_UNDONE)) {
+		log_error("the swap is not undone: %s and the journal stay for `reimage recover`",
+			  e->L.staging);
 		err_clear(&cleanup);
+	} else {
+		/* Nothing of a failed job stays: the root is as it was.  The
+		 * guard goes first: its symlink may be in new/. */
+		if (trial_disarm(&sc, &cleanup) < 0) {
+			log_warn("could not end the trial: %s", cleanup.msg);
+			err_clear(&cleanup);
+		}
+		if (fs_remove_tree(e->L.staging, &cleanup) < 0) {
+			log_warn("could not remove %s: %s", e->L.staging, cleanup.msg);
+			err_clear(&cleanup);
+		} else if (swap_forget(e->root, &cleanup) < 0) {
+			/* An undone swap's journal has served once staging is gone. */
+			log_warn("could not remove the journal: %s", cleanup.msg);
+			err_clear(&cleanup);
+		}
 	}
-	if (fs_remove_tree(e->L.staging, &cleanup) < 0)
-		log_warn("could not remove %s: %s", e->L.staging, cleanup.msg);
 	set_phase(e, p->id, "failed");
 	if (state_write(e->root, &e->st, &cleanup) < 0)
 		log_warn("could not write the job state: %s", cleanup.msg);
@@ -771,21 +807,78 @@ static int root_set(struct root_ctx *rc, const char *status, const char *error,
 	return state_write(rc->root, &rc->st, err);
 }
 
-int root_recover(struct root_ctx *rc, int undo, struct reimage_error *err)
+/* The swap is undone by a rollback: the new image is staging again.  End
+ * the trial (the guard's symlink may be in new/), remove staging, record
+ * "rolled-back", and only then drop the journal: until it goes, its
+ * "rollback" record makes recover redo these steps (each idempotent) and
+ * confirm refuse. */
+static int rolled_back(struct root_ctx *rc, const char *reason, struct reimage_error *err)
 {
 	struct swap_ctx sc = swap_ctx_of(rc->root, rc->backend);
-	enum swap_journal_state js;
 	struct layout L;
 	int r;
 
 	layout_init(&L, rc->root);
-	if ((r = swap_journal_state(rc->root, &js, err)) < 0)
+	if ((r = trial_disarm(&sc, err)) < 0 || (r = fs_remove_tree(L.staging, err)) < 0)
 		return r;
+	health_forget(rc->root);
+	snprintf(rc->st.phase, sizeof(rc->st.phase), "%s", phase_name(PHASE_FALLBACK));
+	if ((r = root_set(rc, "rolled-back", reason, err)) < 0)
+		return r;
+	return swap_forget(rc->root, err);
+}
+
+/* The journal's state and, for a rollback, its reason (reason: cap bytes). */
+static int journal_facts(const char *root, enum swap_journal_state *ret_js, int *ret_rollback,
+			 char *reason, size_t cap, struct reimage_error *err)
+{
+	struct swap_plan plan;
+	int r = swap_journal_read(root, ret_js, &plan, err);
+	if (r < 0)
+		return r;
+	*ret_rollback = plan.rollback;
+	snprintf(reason, cap, "%s", plan.reason ? plan.reason : "rolled back");
+	swap_plan_free(&plan);
+	return 0;
+}
+
+/*
+ * recover: finish whatever command was cut short, from the journal and
+ * the tree:
+ *   deleting/ present     confirm's deletion of the retired image: finished
+ *   ROLLBACK, or UNDONE   a rollback (or the guard's fallback): its undo
+ *     by a rollback       finished, then rolled_back()
+ *   STARTED               the swap completed (undo: undone), state "pending"
+ *   DAMAGED               refused, nothing touched (the message says how on)
+ *   NONE, UNDONE          no swap began or it was undone: staging removed
+ */
+int root_recover(struct root_ctx *rc, int undo, struct reimage_error *err)
+{
+	struct swap_ctx sc = swap_ctx_of(rc->root, rc->backend);
+	enum swap_journal_state js;
+	char reason[REIMAGE_ERRMSG_MAX], why[REIMAGE_ERRMSG_MAX + 64];
+	struct layout L;
+	int r, rollback;
+
+	layout_init(&L, rc->root);
+	if (fs_exists(L.deleting))
+		return swap_retire(&sc, err);
+	if ((r = journal_facts(rc->root, &js, &rollback, reason, sizeof(reason), err)) < 0)
+		return r;
+	if (js == SWAP_ROLLBACK || (js == SWAP_UNDONE && rollback)) {
+		if ((r = swap_recover(&sc, 1, err)) < 0)
+			return r;
+		snprintf(why, sizeof(why), "%s (rollback finished by `reimage recover`)", reason);
+		return rolled_back(rc, why, err);
+	}
 	if (js == SWAP_NONE || js == SWAP_UNDONE) {
 		/* No swap began (or it was undone): a job cut short before its
-		 * swap leaves only staging (and the guard) behind. */
+		 * swap leaves only staging (and the guard) behind.  Staging
+		 * holds no entry of the old image: with no journal nor copy,
+		 * no rename of the swap has happened (both are durable before
+		 * the first). */
 		if ((r = trial_disarm(&sc, err)) < 0 ||
-		    (r = fs_remove_tree(L.staging, err)) < 0)
+		    (r = fs_remove_tree(L.staging, err)) < 0 || (r = swap_forget(rc->root, err)) < 0)
 			return r;
 		if (rc->have_state && (!strcmp(rc->st.status, "running") ||
 				       !strcmp(rc->st.status, "pending")))
@@ -796,29 +889,16 @@ int root_recover(struct root_ctx *rc, int undo, struct reimage_error *err)
 	if ((r = swap_recover(&sc, undo, err)) < 0)
 		return r;
 	if (undo) {
+		/* Journaled as a rollback: cut short here, recover finishes it
+		 * through the branch above. */
 		if ((r = trial_disarm(&sc, err)) < 0 ||
 		    (r = fs_remove_tree(L.staging, err)) < 0)
 			return r;
-		return root_set(rc, "failed", "swap undone by `reimage recover --undo`", err);
+		if ((r = root_set(rc, "failed", "swap undone by `reimage recover --undo`", err)) < 0)
+			return r;
+		return swap_forget(rc->root, err);
 	}
 	return rc->have_state ? root_set(rc, "pending", NULL, err) : 0;
-}
-
-/* The swap is undone: the new image is staging again.  End the trial
- * (the guard's symlink may be in new/), remove staging, and record it. */
-static int rolled_back(struct root_ctx *rc, const char *reason, struct reimage_error *err)
-{
-	struct swap_ctx sc = swap_ctx_of(rc->root, rc->backend);
-	struct layout L;
-	int r;
-
-	layout_init(&L, rc->root);
-	if ((r = trial_disarm(&sc, err)) < 0 || (r = fs_remove_tree(L.staging, err)) < 0)
-		return r;
-	unlink(L.journal);
-	health_forget(rc->root);
-	snprintf(rc->st.phase, sizeof(rc->st.phase), "%s", phase_name(PHASE_FALLBACK));
-	return root_set(rc, "rolled-back", reason, err);
 }
 
 int root_rollback(struct root_ctx *rc, const char *reason, struct reimage_error *err)
@@ -831,13 +911,23 @@ int root_rollback(struct root_ctx *rc, const char *reason, struct reimage_error 
 	layout_init(&L, rc->root);
 	if ((r = swap_journal_state(rc->root, &js, err)) < 0)
 		return r;
+	if (fs_exists(L.deleting)) {
+		err_set(err, -EBUSY, REIMAGE_EC_STATE,
+			"%s: confirm has begun deleting the retired image (.reimage/deleting): "
+			"there is nothing whole to roll back to; run `reimage confirm` to finish "
+			"the deletion", rc->root);
+		return -EBUSY;
+	}
+	/* A rollback cut short is finished (its reason is the journal's). */
+	if (js == SWAP_ROLLBACK)
+		return root_recover(rc, 1, err);
 	if (js != SWAP_DONE || !fs_exists(L.retired)) {
 		err_set(err, -ENOENT, REIMAGE_EC_STATE,
 			"%s: no retired image to roll back to (.reimage/old is gone or the swap "
 			"did not complete)", rc->root);
 		return -ENOENT;
 	}
-	if ((r = swap_recover(&sc, 1, err)) < 0)
+	if ((r = swap_rollback(&sc, reason, err)) < 0)
 		return r;
 	return rolled_back(rc, reason, err);
 }
@@ -845,7 +935,6 @@ int root_rollback(struct root_ctx *rc, const char *reason, struct reimage_error 
 int root_guard_fell_back(struct root_ctx *rc, struct reimage_error *err)
 {
 	struct swap_ctx sc = swap_ctx_of(rc->root, rc->backend);
-	enum swap_journal_state js;
 	struct trial_info ti;
 	char reason[REIMAGE_ERRMSG_MAX + 64];
 	int r;
@@ -854,18 +943,16 @@ int root_guard_fell_back(struct root_ctx *rc, struct reimage_error *err)
 		return r;
 	if (!ti.armed || ti.fallback == TRIAL_FB_NONE)
 		return 0;
-	if ((r = swap_journal_state(rc->root, &js, err)) < 0)
-		return r;
+	snprintf(reason, sizeof(reason), "the boot guard fell back to the old image: %s%s%s",
+		 ti.reason, ti.error[0] ? "; " : "", ti.error);
 	/* A guard cut short in its undo (or failed in it) left the journal
-	 * "started" or "swapped": this image runs, so the undo is finished
-	 * here with the backend, as `recover --undo` would. */
-	if ((js == SWAP_STARTED || js == SWAP_DONE) && (r = swap_recover(&sc, 1, err)) < 0)
+	 * "started", "swapped" or "rollback": this image runs, so the undo
+	 * is finished here with the backend, as a rollback. */
+	if ((r = swap_rollback(&sc, reason, err)) < 0)
 		return r;
 	/* Mounted entries the guard could not restore (a separate /boot). */
 	if ((r = trial_restore_mounts(&sc, err)) < 0)
 		return r;
-	snprintf(reason, sizeof(reason), "the boot guard fell back to the old image: %s%s%s",
-		 ti.reason, ti.error[0] ? "; " : "", ti.error);
 	log_error("job %s: %s", rc->st.job, reason);
 	if ((r = rolled_back(rc, reason, err)) < 0)
 		return r;
@@ -889,15 +976,22 @@ int root_confirm(struct root_ctx *rc, struct reimage_error *err)
 {
 	struct swap_ctx sc = swap_ctx_of(rc->root, rc->backend);
 	enum swap_journal_state js;
+	char reason[REIMAGE_ERRMSG_MAX];
 	struct layout L;
-	int r;
+	int r, rollback;
 
 	layout_init(&L, rc->root);
-	if ((r = swap_journal_state(rc->root, &js, err)) < 0)
+	/* A deletion of the retired image begun is only ever finished. */
+	if (fs_exists(L.deleting))
+		return swap_retire(&sc, err);
+	if ((r = journal_facts(rc->root, &js, &rollback, reason, sizeof(reason), err)) < 0)
 		return r;
-	if (js == SWAP_STARTED) {
+	/* Never commit a tree the journal does not say is whole and new. */
+	if (js == SWAP_STARTED || js == SWAP_ROLLBACK || js == SWAP_DAMAGED ||
+	    (js == SWAP_UNDONE && rollback)) {
 		err_set(err, -EBUSY, REIMAGE_EC_STATE,
-			"%s: the swap was interrupted; run `reimage recover` first", rc->root);
+			"%s: the %s was interrupted; run `reimage recover` first", rc->root,
+			js == SWAP_STARTED || js == SWAP_DAMAGED ? "swap" : "rollback");
 		return -EBUSY;
 	}
 	if (rc->have_state && !strcmp(rc->st.status, "pending") && js == SWAP_DONE) {
@@ -918,10 +1012,8 @@ int root_confirm(struct root_ctx *rc, struct reimage_error *err)
 	/* The retired image stays keep_old_days after the swap, then goes. */
 	if (fs_exists(L.retired) && rc->have_state && !strcmp(rc->st.status, "committed") &&
 	    time(NULL) >= rc->st.swapped + rc->st.keep_old_days * 86400) {
-		if ((r = swap_forget_asides(rc->root, err)) < 0 ||
-		    (r = fs_remove_tree(L.retired, err)) < 0)
+		if ((r = swap_retire(&sc, err)) < 0)
 			return r;
-		unlink(L.journal);
 		log_notice("retired image removed");
 	}
 	return 0;
@@ -951,6 +1043,8 @@ int root_status(struct root_ctx *rc, FILE *out, struct reimage_error *err)
 		fprintf(out, "deferred %.*s (moved at the boot)\n", (int)n, d);
 		d += n + (d[n] == '\n');
 	}
-	fprintf(out, "retired  %s\n", fs_exists(L.retired) ? "present (rollback possible)" : "none");
+	fprintf(out, "retired  %s\n", fs_exists(L.deleting) ? "being deleted (`reimage confirm` "
+		"finishes it; no rollback)" : fs_exists(L.retired) ? "present (rollback possible)"
+		: "none");
 	return 0;
 }

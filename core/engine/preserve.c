@@ -301,15 +301,18 @@ out:
 int preserve_copy(const struct preserve_set *set, const char *root, const char *staging,
 		  struct reimage_error *err)
 {
-	char src[PATH_MAX], dst[PATH_MAX];
+	char src[PATH_MAX], dst[PATH_MAX], tmpdir[PATH_MAX];
 	int r;
 
+	/* Staging's own directory (.reimage) holds the parents being made. */
+	snprintf(tmpdir, sizeof(tmpdir), "%s", staging);
+	*strrchr(tmpdir, '/') = '\0';
 	for (size_t i = 0; i < set->n; i++) {
 		const char *p = set->paths[i];
 		fs_join(src, sizeof(src), root, p);
 		fs_join(dst, sizeof(dst), staging, p);
 		if ((r = fs_parents_real(staging, p, err)) < 0 || (r = fs_remove_tree(dst, err)) < 0 ||
-		    (r = fs_make_parents(staging, p, root, err)) < 0 ||
+		    (r = fs_make_parents(staging, p, root, tmpdir, err)) < 0 ||
 		    (r = preserve_copy_tree(src, dst, err)) < 0) {
 			err_prefix(err, "preserve %s", p);
 			return r;

@@ -78,6 +78,7 @@ void swap_plan_free(struct swap_plan *plan)
 	for (size_t i = 0; i < plan->n_unapplied; i++)
 		free(plan->unapplied[i]);
 	free(plan->steps);
+	free(plan->reason);
 	free(plan->kept);
 	free(plan->unapplied);
 	memset(plan, 0, sizeof(*plan));
@@ -274,10 +275,18 @@ out:
 
 /* ------------------------------------------------------------ journal */
 
+/* The plan goes to the journal and to its copy .reimage/plan, both whole
+ * and durable before the first rename (journal_create: temps fsynced,
+ * renamed journal first, one directory sync).  The journal replaces any
+ * an earlier job left in one rename; the copy follows it, so a stale
+ * copy never stands beside a fresh journal.  Either file alone gives the
+ * plan back: a journal torn, corrupted, emptied or deleted later is read
+ * through its copy (swap_journal_read). */
 static int journal_write_plan(const struct layout *L, const struct swap_plan *plan,
 			      struct reimage_error *err)
 {
 	const char **recs = calloc(plan->n + 2, sizeof(char *));
+	const char *const paths[2] = { L->journal, L->plan };
 	char enc[PATH_MAX * 3];
 	int r = -ENOMEM;
 	size_t k = 0;
@@ -295,9 +304,7 @@ static int journal_write_plan(const struct layout *L, const struct swap_plan *pl
 			     s->name[0] ? enc : "-") < 0)
 			goto out;
 	}
-	/* A fresh journal: a leftover of an earlier job must not mix in. */
-	unlink(L->journal);
-	r = journal_append(L->journal, recs, k, err);
+	r = journal_create(paths, 2, recs, k, err);
 out:
 	if (r == -ENOMEM && !err->code)
 		err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
@@ -305,6 +312,21 @@ out:
 		free((char *)recs[i]);
 	free(recs);
 	return r;
+}
+
+int swap_forget(const char *root, struct reimage_error *err)
+{
+	struct layout L;
+	layout_init(&L, root);
+	if (!fs_exists(L.dir))
+		return 0;  /* no job ever got as far as PREPARE */
+	/* The copy first: a copy is never left without its journal, so a
+	 * lone copy always belongs to a swap whose journal was damaged. */
+	if ((unlink(L.plan) < 0 && errno != ENOENT) || (unlink(L.journal) < 0 && errno != ENOENT)) {
+		err_sys(err, -errno, "remove the journal %s", L.journal);
+		return err->code;
+	}
+	return fs_sync_dir(L.dir, err);
 }
 
 static int journal_mark(const struct layout *L, const char *what, struct reimage_error *err)
@@ -327,31 +349,17 @@ static void clear_deferred(struct swap_plan *plan)
 	plan->n_deferred = 0;
 }
 
-int swap_journal_read(const char *root, enum swap_journal_state *ret_state,
-		      struct swap_plan *plan, struct reimage_error *err)
+/* The plan records at the head of a journal (or its copy): 0 and the
+ * plan if they are all there, whole and valid; -EUCLEAN if not. */
+static int read_plan(struct journal_reader *jr, struct swap_plan *plan, struct reimage_error *err)
 {
-	struct journal_reader jr;
-	struct layout L;
-	const char *rec;
+	const char *rec = journal_next(jr);
 	size_t expect = 0;
 	int version = 0, r;
 
-	memset(plan, 0, sizeof(*plan));
-	layout_init(&L, root);
-	*ret_state = SWAP_NONE;
-	r = journal_open(&jr, L.journal, err);
-	if (r == -ENOENT)
-		return 0;
-	if (r < 0)
-		return r;
-	rec = journal_next(&jr);
-	if (!rec || sscanf(rec, "plan %d %zu", &version, &expect) != 2 || version != JOURNAL_VERSION) {
-		/* A torn plan: the first rename comes only after the whole plan
-		 * is durable, so nothing was moved. */
-		journal_close(&jr);
-		return 0;
-	}
-	while (plan->n < expect && (rec = journal_next(&jr))) {
+	if (!rec || sscanf(rec, "plan %d %zu", &version, &expect) != 2 || version != JOURNAL_VERSION)
+		return -EUCLEAN;
+	while (plan->n < expect && (rec = journal_next(jr))) {
 		char op[16], enc[PATH_MAX * 3], name[PATH_MAX];
 		unsigned long long io, ib, in, nb;
 		int k;
@@ -366,28 +374,91 @@ int swap_journal_read(const char *root, enum swap_journal_state *ret_state,
 		else if (journal_decode(name, sizeof(name), enc) < 0)
 			break;
 		struct obj_id oid = { io, ib }, nid = { in, nb };
-		if ((r = plan_add(plan, (enum swap_op)k, name, oid, nid, err)) < 0) {
+		if ((r = plan_add(plan, (enum swap_op)k, name, oid, nid, err)) < 0)
+			return r;
+	}
+	if (plan->n == expect)
+		return 0;
+	swap_plan_free(plan);
+	return -EUCLEAN;
+}
+
+/* The plan from the copy, when the journal's own cannot be read.  1 if
+ * the copy gives it, 0 if there is no copy, -EUCLEAN if it is damaged. */
+static int read_plan_copy(const struct layout *L, struct swap_plan *plan,
+			  struct reimage_error *err)
+{
+	struct journal_reader jr;
+	int r = journal_open(&jr, L->plan, err);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r;
+	r = read_plan(&jr, plan, err);
+	journal_close(&jr);
+	return r < 0 ? r : 1;
+}
+
+int swap_journal_read(const char *root, enum swap_journal_state *ret_state,
+		      struct swap_plan *plan, struct reimage_error *err)
+{
+	struct journal_reader jr;
+	struct layout L;
+	const char *rec;
+	int r, have_journal;
+
+	memset(plan, 0, sizeof(*plan));
+	layout_init(&L, root);
+	*ret_state = SWAP_NONE;
+	r = journal_open(&jr, L.journal, err);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	have_journal = r == 0;
+	if (have_journal && (r = read_plan(&jr, plan, err)) != -EUCLEAN) {
+		if (r < 0) {
 			journal_close(&jr);
-			swap_plan_free(plan);
 			return r;
 		}
-	}
-	if (plan->n != expect) {
+	} else {
+		/* The journal is missing, empty, torn or corrupt in its plan.
+		 * That is never read as "no swap began": its copy says what
+		 * the swap was, and the tree how far it got (recover acts on
+		 * the tree, step by step, as for any interrupted swap).  The
+		 * records after the plan are lost: the state is "started". */
 		journal_close(&jr);
-		swap_plan_free(plan);
+		if ((r = read_plan_copy(&L, plan, err)) == 1) {
+			plan->damaged = 1;
+			*ret_state = SWAP_STARTED;
+			return 0;
+		}
+		if (r < 0 && r != -EUCLEAN)
+			return r;
+		/* Neither says what the swap was: nothing may be guessed. */
+		if (have_journal || r == -EUCLEAN)
+			*ret_state = SWAP_DAMAGED;
 		return 0;
 	}
 	*ret_state = SWAP_STARTED;
 	while ((rec = journal_next(&jr))) {
 		size_t step;
-		if (strcmp(rec, "swapped") == 0)
+		if (strcmp(rec, "swapped") == 0) {
 			*ret_state = SWAP_DONE;
-		else if (strcmp(rec, "undone") == 0)
+		} else if (strcmp(rec, "undone") == 0) {
 			*ret_state = SWAP_UNDONE;
-		else if (strcmp(rec, "redo") == 0)
+		} else if (strcmp(rec, "redo") == 0) {
 			*ret_state = SWAP_STARTED;
-		else if (sscanf(rec, "deferred %zu", &step) == 1 && step < plan->n)
+			plan->rollback = 0;
+		} else if (strncmp(rec, "rollback ", 9) == 0) {
+			char why[REIMAGE_ERRMSG_MAX];
+			*ret_state = SWAP_ROLLBACK;
+			plan->rollback = 1;
+			if (journal_decode(why, sizeof(why), rec + 9) == 0) {
+				free(plan->reason);
+				plan->reason = strdup(why);
+			}
+		} else if (sscanf(rec, "deferred %zu", &step) == 1 && step < plan->n) {
 			mark_deferred(plan, step);
+		}
 		/* An undo cancels what was deferred: a redo starts afresh. */
 		if (*ret_state == SWAP_UNDONE)
 			clear_deferred(plan);
@@ -559,7 +630,7 @@ static int step_forward(const struct swap_ctx *sc, const struct layout *L,
 		return do_move(sc, b, a, err);
 	case OP_PMOVE:
 		/* Parents in the new root take the old ones' owner and mode. */
-		if ((r = fs_make_parents(L->root, s->name, L->retired, err)) < 0)
+		if ((r = fs_make_parents(L->root, s->name, L->retired, L->dir, err)) < 0)
 			return r;
 		return do_move(sc, b, a, err);
 	case OP_MOUNT: {
@@ -747,33 +818,144 @@ int swap_forget_asides(const char *root, struct reimage_error *err)
 	return r;
 }
 
-int swap_recover(const struct swap_ctx *sc, int undo, struct reimage_error *err)
+/* Every step's state read from the tree before anything moves: a tree
+ * that is neither before nor after one of them is refused whole, not
+ * after the steps before it have been redone or undone. */
+static int check_tree(const struct layout *L, const struct swap_plan *plan,
+		      struct reimage_error *err)
+{
+	for (size_t i = 0; i < plan->n; i++)
+		if (!plan->steps[i].deferred && step_state(L, &plan->steps[i]) < 0)
+			return inconsistent(&plan->steps[i], err);
+	return 0;
+}
+
+static int refuse_damaged(const struct layout *L, struct reimage_error *err)
+{
+	err_set(err, -EUCLEAN, REIMAGE_EC_STATE,
+		"the journal %s and its copy %s are damaged: what the swap moved cannot be "
+		"known, so nothing was touched.  The old image's entries are at the top level, "
+		"in %s or in %s; put them back at the top level by hand (the new image's back "
+		"into %s), then remove both files", L->journal, L->plan, L->staging, L->retired,
+		L->staging);
+	return -EUCLEAN;
+}
+
+static int refuse_deleting(const struct layout *L, struct reimage_error *err)
+{
+	err_set(err, -EBUSY, REIMAGE_EC_STATE,
+		"confirm has begun deleting the retired image (%s): it cannot be rolled back "
+		"to; run `reimage confirm` to finish the deletion", L->deleting);
+	return -EBUSY;
+}
+
+/* Run a journaled plan to its end: undone (undo) or swapped.  The plan
+ * of a damaged journal is first written afresh (from its copy), so
+ * that the record closing this run is read after a valid plan. */
+static int recover_plan(const struct swap_ctx *sc, const struct layout *L,
+			struct swap_plan *plan, int undo, struct reimage_error *err)
+{
+	int r;
+
+	if (plan->damaged) {
+		log_warn("journal %s damaged: its plan is taken from %s, the steps done from the "
+			 "tree", L->journal, L->plan);
+		if ((r = journal_write_plan(L, plan, err)) < 0)
+			return r;
+	}
+	r = undo ? run_undo(sc, L, plan, err) : run_forward(sc, L, plan, err);
+	return r < 0 ? r : finish(sc, L, undo ? "undone" : "swapped", err);
+}
+
+/* Finish the journaled swap forward (reason NULL) or undo it as a
+ * rollback (reason: why).  See swap_recover() and swap_rollback(). */
+static int recover(const struct swap_ctx *sc, const char *reason, struct reimage_error *err)
 {
 	enum swap_journal_state state;
 	struct swap_plan plan;
 	struct layout L;
-	int r;
+	char rec[REIMAGE_ERRMSG_MAX * 3 + 16];
+	int r, undo = reason != NULL;
 
 	layout_init(&L, sc->root);
 	if ((r = swap_journal_read(sc->root, &state, &plan, err)) < 0)
 		return r;
+	if (state == SWAP_DAMAGED) {
+		r = refuse_damaged(&L, err);
+		goto out;
+	}
+	/* A rollback's intent is on disk: it is finished, never reversed. */
+	if (state == SWAP_ROLLBACK)
+		undo = 1;
 	if (state == SWAP_NONE || (state == SWAP_UNDONE && undo) ||
 	    (state == SWAP_DONE && !undo)) {
-		swap_plan_free(&plan);
-		return 0;
+		r = 0;
+		goto out;
 	}
+	if (undo && fs_exists(L.deleting)) {
+		r = refuse_deleting(&L, err);
+		goto out;
+	}
+	/* Checked before any record is written: a refused recover or
+	 * rollback leaves the journal as it was. */
+	if ((r = check_tree(&L, &plan, err)) < 0)
+		goto out;
 	if (state == SWAP_UNDONE) {
 		/* Redo after an undo: say so first, so a crash in between is
 		 * read as "started" again. */
-		if ((r = journal_mark(&L, "redo", err)) < 0)
-			goto out;
+		r = journal_mark(&L, "redo", err);
+	} else if (undo && state != SWAP_ROLLBACK) {
+		/* Durable before destructive: "rollback" is on disk before the
+		 * first rename of an undo, so that a crash anywhere in it is read
+		 * as a rollback begun (recover finishes it, confirm refuses),
+		 * never as "swapped" on a half-undone tree. */
+		snprintf(rec, sizeof(rec), "rollback ");
+		journal_encode(rec + 9, sizeof(rec) - 9, reason);
+		r = journal_mark(&L, rec, err);
 	}
-	r = undo ? run_undo(sc, &L, &plan, err) : run_forward(sc, &L, &plan, err);
 	if (r == 0)
-		r = finish(sc, &L, undo ? "undone" : "swapped", err);
+		r = recover_plan(sc, &L, &plan, undo, err);
 out:
 	swap_plan_free(&plan);
 	return r;
+}
+
+int swap_recover(const struct swap_ctx *sc, int undo, struct reimage_error *err)
+{
+	return recover(sc, undo ? "swap undone by `reimage recover --undo`" : NULL, err);
+}
+
+int swap_rollback(const struct swap_ctx *sc, const char *reason, struct reimage_error *err)
+{
+	return recover(sc, reason && reason[0] ? reason : "rolled back", err);
+}
+
+int swap_retire(const struct swap_ctx *sc, struct reimage_error *err)
+{
+	struct layout L;
+	int r;
+
+	layout_init(&L, sc->root);
+	/* The marker of a deletion begun is the retired image's own name:
+	 * old/ becomes deleting/ in one rename, made durable (the directory
+	 * synced) before the first file goes.  From then on rollback is
+	 * refused, and confirm or recover only finish the deletion. */
+	if (fs_exists(L.retired)) {
+		if (rename(L.retired, L.deleting) < 0) {
+			err_sys(err, -errno, "rename %s to %s", L.retired, L.deleting);
+			return err->code;
+		}
+		if ((r = fs_sync_dir(L.dir, err)) < 0)
+			return r;
+	}
+	if (!fs_exists(L.deleting))
+		return 0;
+	/* What refreshed mounts kept aside goes with the image it belongs to. */
+	if ((r = swap_forget_asides(sc->root, err)) < 0 ||
+	    (r = fs_remove_tree(L.deleting, err)) < 0)
+		return r;
+	/* The journal last: while it is there, a crash is finished from it. */
+	return swap_forget(sc->root, err);
 }
 
 int swap_deferred_names(const char *root, char *buf, size_t cap, struct reimage_error *err)

@@ -15,6 +15,26 @@
  * step is done is read from the filesystem, by where the inode numbers
  * recorded in the plan now are, so recovery needs only the plan (written
  * and fsynced before the first rename) and the tree itself.
+ *
+ * The journal's records (journal.h: each with length and CRC), and what
+ * is on disk once each is:
+ *   plan, step x N      with its copy .reimage/plan, both renamed into place
+ *                       and their directory synced before the first rename:
+ *                       the old image whole, new/ whole
+ *   deferred I          step I left to the boot (before the next step)
+ *   swapped             after one sync of the volume: the new image whole
+ *                       at the top level, the old one in old/
+ *   rollback <reason>   synced before the first rename of any undo (rollback,
+ *                       recover --undo, the guard's fallback, a job failing
+ *                       after its swap): from here the undo is only finished
+ *   undone              after the volume sync: the old image whole again
+ *   redo                before a forward recover after an undo
+ * A journal unreadable in its plan (torn, flipped, empty, deleted) is read
+ * through the copy, the steps done from the tree; both unreadable: every
+ * command refuses and touches nothing.  Deleting the retired image starts
+ * by renaming old/ to .reimage/deleting (synced): rollback refused from
+ * then on.  The journal and its copy go last (copy first), once nothing
+ * needs them.
  */
 #ifndef REIMAGE_SWAP_H
 #define REIMAGE_SWAP_H
@@ -52,6 +72,10 @@ struct swap_plan {
 	char **unapplied;  /* mounted entries whose staged content the backend cannot apply */
 	size_t n_unapplied;
 	size_t n_deferred;  /* steps whose moves the backend deferred to the boot */
+	/* Read from the journal: */
+	int damaged;        /* the journal was unreadable: plan from its copy */
+	int rollback;       /* "rollback" journaled: the undo is a rollback's */
+	char *reason;       /* ...and its reason (malloc'ed), or NULL */
 };
 
 struct swap_ctx {
@@ -75,8 +99,16 @@ void swap_plan_free(struct swap_plan *plan);
  * boot is journaled "deferred" and marked in the plan. */
 int swap_run(const struct swap_ctx *sc, struct swap_plan *plan, struct reimage_error *err);
 
-enum swap_journal_state { SWAP_NONE, SWAP_STARTED, SWAP_DONE, SWAP_UNDONE };
-/* Read the journal: its state, and the plan if there is one. */
+/* NONE: no journal nor copy.  STARTED: a plan, no outcome (or a damaged
+ * journal whose copy gives the plan).  DONE: "swapped".  UNDONE: "undone"
+ * (plan.rollback: by a rollback).  ROLLBACK: "rollback" and no outcome
+ * yet: a rollback was cut short.  DAMAGED: a journal or copy exists but
+ * neither gives the plan: nothing may be touched. */
+enum swap_journal_state { SWAP_NONE, SWAP_STARTED, SWAP_DONE, SWAP_UNDONE, SWAP_ROLLBACK,
+			  SWAP_DAMAGED };
+/* Read the journal: its state, and the plan if there is one.  A journal
+ * missing, empty, torn or corrupt in its plan is read through its copy
+ * (.reimage/plan) as SWAP_STARTED with plan.damaged set. */
 int swap_journal_read(const char *root, enum swap_journal_state *ret_state,
 		      struct swap_plan *plan, struct reimage_error *err);
 /* The journal's state only. */
@@ -85,8 +117,24 @@ int swap_journal_state(const char *root, enum swap_journal_state *ret_state,
 /* After the commit: drop what refreshed mounts kept aside. */
 int swap_forget_asides(const char *root, struct reimage_error *err);
 /* Complete (undo = 0) or undo (undo = 1) the journaled swap from whatever
- * point it reached; safe to run any number of times. */
+ * point it reached; safe to run any number of times.  An undo is a
+ * rollback (below).  A rollback begun (SWAP_ROLLBACK) is always finished.
+ * Every step's state is checked on the tree before anything moves; a
+ * damaged journal without a readable copy, or an undo once the retired
+ * image is being deleted, is refused with nothing touched. */
 int swap_recover(const struct swap_ctx *sc, int undo, struct reimage_error *err);
+/* Undo a swap (done, or cut short) as a rollback: "rollback <reason>" is
+ * journaled (fsynced) before the first rename, then the undo runs and
+ * "undone" is journaled.  Refused once swap_retire() has begun.  0 also
+ * when there is nothing to undo (NONE, UNDONE). */
+int swap_rollback(const struct swap_ctx *sc, const char *reason, struct reimage_error *err);
+/* Delete the retired image: renamed to .reimage/deleting (synced) before
+ * the first delete -- the durable marker that refuses any rollback from
+ * then on -- then the mounts' asides, the tree, and the journal.  Finishes
+ * a deletion begun; idempotent. */
+int swap_retire(const struct swap_ctx *sc, struct reimage_error *err);
+/* Remove the journal and its copy (the copy first), directory synced. */
+int swap_forget(const char *root, struct reimage_error *err);
 const char *swap_op_name(enum swap_op op);
 /* The journaled swap's steps deferred to the boot, their names one per
  * line in buf ("" if none; FINAL is named after the staging directory). */

@@ -402,6 +402,14 @@ enum trial_action trial_decide(const struct trial_facts *f, char *reason, size_t
 	case SWAP_STARTED:
 		snprintf(reason, len, "the swap was interrupted; the new image never booted");
 		return TRIAL_FALLBACK;
+	case SWAP_ROLLBACK:
+		snprintf(reason, len, "a rollback was interrupted; finishing it");
+		return TRIAL_FALLBACK;
+	case SWAP_DAMAGED:
+		/* Nothing can be undone on a guess: the old image's agent or a
+		 * person (`reimage recover` says how) must look. */
+		snprintf(reason, len, "the journal and its copy are damaged; nothing is undone");
+		return TRIAL_EXEC_PLAIN;
 	case SWAP_DONE:
 		break;
 	}
@@ -445,7 +453,9 @@ int trial_fall_back(const struct swap_ctx *sc, const char *reason, struct reimag
 	 * old image's agent even if the journal still says "swapped". */
 	if ((r = write_fallback(&L, "undoing", reason, mounts, NULL, err)) < 0)
 		return r;
-	r = swap_recover(sc, 1, err);
+	/* Journaled as a rollback: a power cut in the undo is then finished
+	 * by the next boot's guard or by `reimage recover`, never confirmed. */
+	r = swap_rollback(sc, reason, err);
 	struct reimage_error rec_err = { 0 };
 	int w = write_fallback(&L, r < 0 ? "failed" : "done", reason, mounts,
 			       r < 0 ? err->msg : NULL, r < 0 ? &rec_err : err);

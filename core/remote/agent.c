@@ -27,6 +27,7 @@
 #include "fsutil.h"
 #include "gate.h"
 #include "health.h"
+#include "layout.h"
 #include "log.h"
 #include "notice.h"
 #include "phase.h"
@@ -235,6 +236,14 @@ static int trial(struct agent *a, struct root_ctx *rc, struct reimage_error *err
 	return reboot_now(rc, err);
 }
 
+/* Confirm had begun deleting the retired image (swap_retire). */
+static int deleting(const char *root)
+{
+	struct layout L;
+	layout_init(&L, root);
+	return fs_exists(L.deleting);
+}
+
 /* Bring the root to a settled state after a (re)boot and report how the
  * last job ended.  Returns 1 if the machine is rebooting (FALLBACK). */
 static int boot_check(struct agent *a)
@@ -267,7 +276,10 @@ static int boot_check(struct agent *a)
 				     "interrupted swap completed; rebooting into the new image");
 			rebooting = 1;
 		}
-	} else if (r == 0 && !strcmp(rc.st.status, "running")) {
+	} else if (r == 0 && (!strcmp(rc.st.status, "running") || js == SWAP_ROLLBACK ||
+			      js == SWAP_UNDONE || js == SWAP_DAMAGED || deleting(rc.root))) {
+		/* A command cut short: a rollback is finished, confirm's
+		 * deletion of the retired image too; never committed. */
 		r = root_recover(&rc, 0, &e);
 	}
 	if (!rebooting && r == 0 && !strcmp(rc.st.status, "pending")) {

@@ -20,6 +20,11 @@
 #include <unistd.h>
 
 #define CRASHED 42
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#else
+#define UNDER_ASAN 0
+#endif
 
 static const struct reimage_backend_ops *real;
 static struct reimage_backend_ops crashing;
@@ -226,11 +231,20 @@ TEST_CASE(torn_journal_record_ignored)
 	CU_ASSERT(fixture_same(expected, now, "recover after torn record"));
 	free(now);
 	free(expected);
-	/* A corrupted plan record: the plan is unusable, recover does nothing. */
+	/* A corrupted plan record: the plan comes from the journal's copy,
+	 * the state from the tree ("started", recover completes it)... */
 	CU_ASSERT_EQUAL(t_sh("sed -i '2s/step/stap/' '%s/.reimage/journal'", real_root), 0);
 	CU_ASSERT_EQUAL(swap_journal_read(real_root, &js, &plan, &err), 0);
-	CU_ASSERT_EQUAL(js, SWAP_NONE);
+	CU_ASSERT_EQUAL(js, SWAP_STARTED);
+	CU_ASSERT(plan.damaged);
 	swap_plan_free(&plan);
+	/* ...and with the copy damaged too, nothing can be known: refused. */
+	CU_ASSERT_EQUAL(t_sh("sed -i '2s/step/stap/' '%s/.reimage/plan'", real_root), 0);
+	CU_ASSERT_EQUAL(swap_journal_read(real_root, &js, &plan, &err), 0);
+	CU_ASSERT_EQUAL(js, SWAP_DAMAGED);
+	swap_plan_free(&plan);
+	CU_ASSERT(swap_recover(&sc, 0, &err) < 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "nothing was touched"));
 	registry_fini(&reg);
 }
 
@@ -250,5 +264,159 @@ TEST_CASE(inconsistent_tree_refused)
 	CU_ASSERT_EQUAL(t_sh("rm -rf '%s/usr' && mkdir '%s/usr'", real_root, real_root), 0);
 	CU_ASSERT(swap_recover(&sc, 1, &err) < 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "neither before nor after"));
+	registry_fini(&reg);
+}
+
+/* The whole root, .reimage/new and .reimage/old included (the journal
+ * and its copy left out): what a refusal must leave exactly as it was. */
+static char *whole_manifest(const char *root)
+{
+	char *text = NULL;
+	CU_ASSERT_EQUAL(t_sh_out(&text, "cd '%s' && find . -mindepth 1 ! -path ./.reimage/journal "
+				 "! -path ./.reimage/plan -printf '%%p %%y %%m %%U:%%G %%n %%l %%s %%i\\n' | "
+				 "LC_ALL=C sort", root), 0);
+	return text;
+}
+
+/* Damage d (below) to the journal of the root; 0 if d is a cut past the
+ * last record's end. */
+enum { DMG_EMPTY, DMG_MISSING, DMG_FLIP_LAST, DMG_FLIP_PLAN, DMG_BOTH, DMG_CUT };
+
+static int damage(const char *root, int d)
+{
+	const char *j = t_path("root/.reimage/journal");
+	(void)root;
+	switch (d) {
+	case DMG_EMPTY:
+		return t_sh(": > '%s'", j) == 0;
+	case DMG_MISSING:
+		return t_sh("rm '%s'", j) == 0;
+	case DMG_FLIP_LAST:  /* a byte of the last record's payload */
+		return t_sh("tail -n1 '%s' | grep -q . && sed -i '$s/\\(.*\\)\\(.\\)\\(...\\)$/\\1#\\3/' '%s'",
+			    j, j) == 0;
+	case DMG_FLIP_PLAN:  /* the plan's own record */
+		return t_sh("sed -i '1s/plan/plam/' '%s'", j) == 0;
+	case DMG_BOTH:  /* the journal and its copy: nothing can be known */
+		return t_sh("sed -i '1s/plan/plam/' '%s' '%s/.reimage/plan'", j, t_path("root")) == 0;
+	default: {  /* cut inside the last record, d - DMG_CUT bytes from its start */
+		char *text = NULL;
+		t_sh_out(&text, "f='%s'; s=$(stat -c %%s \"$f\"); l=$(tail -n1 \"$f\" | wc -c); "
+			 "c=$((s - l + %d)); [ $c -lt $s ] && truncate -s $c \"$f\" && echo cut",
+			 j, d - DMG_CUT);
+		int ok = text && strstr(text, "cut");
+		free(text);
+		return ok;
+	}
+	}
+}
+
+/* Crash the swap at op k, damage the journal (d), recover: exactly the
+ * new image plus the preserves -- or, when neither the journal nor its
+ * copy gives the plan, a refusal that leaves every entry where it was
+ * (staging holding old entries is never deleted, old/ never touched). */
+static int damaged_point(struct plugin *sb, const char *expected, int k, int d)
+{
+	const char *root = t_path("root");
+	struct swap_ctx sc = { NULL, &crashing, sb->ctx, 0 };
+	struct reimage_error err = { 0 };
+	enum swap_journal_state js;
+	struct swap_plan plan;
+	char real_root[4096], what[96];
+	int status;
+
+	make_root(root);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(realpath(root, real_root));
+	sc.root = real_root;
+	CU_ASSERT_EQUAL_FATAL(swap_plan_build(&sc, keep, preserve, &plan, &err), 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		ops_left = k;
+		_exit(swap_run(&sc, &plan, &err) == 0 ? 0 : 1);
+	}
+	swap_plan_free(&plan);
+	CU_ASSERT_EQUAL_FATAL(waitpid(pid, &status, 0), pid);
+	if (!damage(root, d))
+		return 0;
+	snprintf(what, sizeof(what), "crash at op %d, journal damage %d", k, d);
+	CU_ASSERT_EQUAL_FATAL(swap_journal_read(real_root, &js, &plan, &err), 0);
+	swap_plan_free(&plan);
+	/* Never "no swap began". */
+	CU_ASSERT_FATAL(js != SWAP_NONE);
+	sc.ops = real;
+	if (d == DMG_BOTH) {
+		char *before = whole_manifest(real_root);
+		CU_ASSERT_EQUAL(js, SWAP_DAMAGED);
+		CU_ASSERT(swap_recover(&sc, 0, &err) < 0);
+		CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "nothing was touched"));
+		char *after = whole_manifest(real_root);
+		CU_ASSERT_FATAL(fixture_same(before, after, what));
+		free(before);
+		free(after);
+		return 1;
+	}
+	for (int twice = 0; twice < 2; twice++) {
+		err_clear(&err);
+		if (swap_recover(&sc, 0, &err) < 0)
+			fprintf(stderr, "%s: recover: %s\n", what, err.msg);
+		CU_ASSERT_FATAL(err.code == 0);
+		char *now = fixture_tree_manifest(root);
+		CU_ASSERT_FATAL(fixture_same(expected, now, what));
+		free(now);
+	}
+	/* The journal was written afresh: it says "swapped" now. */
+	CU_ASSERT_EQUAL(swap_journal_read(real_root, &js, &plan, &err), 0);
+	CU_ASSERT_EQUAL(js, SWAP_DONE);
+	swap_plan_free(&plan);
+	return 1;
+}
+
+TEST_CASE(journal_damage_every_step)
+{
+	struct registry reg;
+	struct plugin *sb;
+	int k, checked = 0, ops = 0;
+
+	make_templates();
+	open_sandbox(&reg, &sb);
+	crashing = *real;
+	crashing.move = crash_move;
+	crashing.exchange = crash_exchange;
+	char *expected = fixture_tree_manifest(t_path("expected"));
+	/* How many renames the swap makes (a crash "after the last" too). */
+	for (ops = 0; ops < 200; ops++) {
+		int status;
+		make_root(t_path("root"));
+		pid_t pid = fork();
+		if (pid == 0) {
+			char real_root[4096];
+			struct swap_plan plan;
+			struct reimage_error err = { 0 };
+			struct swap_ctx sc = { real_root, &crashing, sb->ctx, 0 };
+			ops_left = ops;
+			if (!realpath(t_path("root"), real_root) ||
+			    swap_plan_build(&sc, keep, preserve, &plan, &err) < 0)
+				_exit(2);
+			_exit(swap_run(&sc, &plan, &err) == 0 ? 0 : 1);
+		}
+		waitpid(pid, &status, 0);
+		if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+			break;
+	}
+	CU_ASSERT_FATAL(ops > 15);
+	for (k = 0; k <= ops; k++) {
+		/* Every byte of the last record cut at the first, a middle and
+		 * the last crash point (ASan build: the middle one only, for
+		 * time); the other damages at every point. */
+		int cuts = k == ops / 2 || (!UNDER_ASAN && (k == 0 || k == ops));
+		for (int d = 0; d < DMG_CUT + (cuts ? 400 : 0); d++) {
+			int r = damaged_point(sb, expected, k, d);
+			if (!r && d >= DMG_CUT)
+				break;  /* past the last record's end */
+			checked += r;
+		}
+	}
+	fprintf(stderr, "%d renames; %d crash points with a damaged journal checked\n", ops,
+		checked);
+	free(expected);
 	registry_fini(&reg);
 }

@@ -62,6 +62,10 @@ TEST_CASE(decide_journal_states)
 		/* A swap cut short: the new image never booted, whatever else. */
 		{ { 1, 0, 3, TRIAL_INIT_OK, SWAP_STARTED }, TRIAL_FALLBACK, "interrupted" },
 		{ { 1, 0, 3, TRIAL_INIT_OK, SWAP_DONE }, TRIAL_EXEC_NEW, "attempt 1 of 3" },
+		/* A rollback cut short is finished; a journal and copy both
+		 * damaged undo nothing on a guess. */
+		{ { 1, 0, 3, TRIAL_INIT_OK, SWAP_ROLLBACK }, TRIAL_FALLBACK, "rollback was interrupted" },
+		{ { 1, 0, 3, TRIAL_INIT_OK, SWAP_DAMAGED }, TRIAL_EXEC_PLAIN, "damaged" },
 	};
 	check_decisions(c, sizeof(c) / sizeof(c[0]));
 }
