@@ -82,14 +82,6 @@ static int listen_socket(int *ret_port)
 	return fd;
 }
 
-int free_port(void)
-{
-	int port, fd = listen_socket(&port);
-
-	close(fd);
-	return port;
-}
-
 /* 1 once something accepts connections on port (bounded: 10 s). */
 static int wait_for_port(int port, pid_t pid)
 {

@@ -45,8 +45,6 @@ pid_t tiny_start(enum tiny_mode mode, const unsigned char *body, size_t len, int
  * output appended to log, and wait until it accepts on port (bounded);
  * fails the case, showing the log, if it does not. */
 pid_t server_spawn(char *const argv[], int port, const char *log);
-/* A port nothing listens on right now. */
-int free_port(void);
 /* Stop a server started here (SIGTERM, then wait for it). */
 void server_stop(pid_t pid);
 
