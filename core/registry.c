@@ -37,11 +37,25 @@ static void host_error(struct reimage_error *err, int code, enum reimage_errclas
 	err_set(err, code, cls, "%s", buf);
 }
 
+/* The process's stop flag (set by its signal handler), if it has one. */
+static const volatile sig_atomic_t *stop_flag;
+
+void registry_watch_stop(const volatile sig_atomic_t *stop)
+{
+	stop_flag = stop;
+}
+
+static int host_stopping(void)
+{
+	return stop_flag && *stop_flag;
+}
+
 const struct reimage_host registry_host = {
 	.abi_version = REIMAGE_PLUGIN_ABI,
 	.struct_size = sizeof(struct reimage_host),
 	.error = host_error,
 	.log = host_log,
+	.stopping = host_stopping,
 };
 
 /* Every name reimage knows, installed or not, so that errors can say

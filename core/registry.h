@@ -7,6 +7,7 @@
 #define REIMAGE_REGISTRY_H
 
 #include <libconfig.h>
+#include <signal.h>
 #include <stddef.h>
 #include <reimage/plugin.h>
 
@@ -38,6 +39,9 @@ struct registry {
 
 /* The host table handed to plugins. */
 extern const struct reimage_host registry_host;
+/* Plugins see a stop request through registry_host.stopping(): stop is
+ * the flag the process's SIGTERM/SIGINT handler sets (NULL: none). */
+void registry_watch_stop(const volatile sig_atomic_t *stop);
 
 /* Registers the built-ins.  search_path: directories to load modules
  * from, NULL-terminated (REIMAGE_PLUGIN_PATH is added in front). */

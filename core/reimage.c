@@ -352,6 +352,7 @@ int main(int argc, char **argv)
 		sigemptyset(&sa.sa_mask);
 		sigaction(SIGTERM, &sa, NULL);
 		sigaction(SIGINT, &sa, NULL);
+		registry_watch_stop(&stop_requested);
 	}
 	if (!a.agent_file && access(REIMAGE_CONF_DIR "/agent.conf", R_OK) == 0)
 		a.agent_file = REIMAGE_CONF_DIR "/agent.conf";

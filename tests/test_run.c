@@ -251,7 +251,7 @@ TEST_CASE(stop_while_staging)
 	CU_ASSERT_PTR_NOT_NULL(out ? strstr(out, "STAGE: staging stopped on request") : NULL);
 	free(out);
 	assert_untouched(before);
-	CU_ASSERT(contains("root/.reimage/state", "\"failed\""));
+	CU_ASSERT(contains("root/.reimage/state", "\"cancelled\""));
 	free(before);
 }
 

@@ -301,10 +301,12 @@ static void tiny_answer(int fd, enum tiny_mode mode, int nth, const unsigned cha
 			 "Connection: close\r\n\r\n", len);
 	}
 	count = len - from;
-	if (mode == TINY_CUT_ONCE && nth == 0)
+	if ((mode == TINY_CUT_ONCE && nth == 0) || mode == TINY_STALL)
 		count /= 2;  /* then the connection closes: a short body */
 	if (write_all(fd, head, strlen(head)) == 0)
 		write_all(fd, body + from, count);
+	if (mode == TINY_STALL)
+		sleep(120);  /* open, silent: the test stops it long before */
 }
 
 pid_t tiny_start(enum tiny_mode mode, const unsigned char *body, size_t len, int *ret_port)

@@ -4,7 +4,7 @@
  * a real nginx (static files, WebDAV PUT/DELETE under /dav/, files sent at
  * 256 KiB/s under /slow/, a failing location, TLS
  * with a CA of the test's own), and a tiny forked server that misbehaves
- * on purpose (cuts a body short, ignores Range, never answers).
+ * on purpose (cuts a body short, ignores Range, never answers, stalls).
  */
 #ifndef REIMAGE_TEST_HTTP_SERVERS_H
 #define REIMAGE_TEST_HTTP_SERVERS_H
@@ -35,6 +35,7 @@ enum tiny_mode {
 	TINY_NO_RANGE,   /* always 200 with the whole body */
 	TINY_NO_LENGTH,  /* 200, no Content-Length, the body then close */
 	TINY_SILENT,     /* accepts, reads the request, never answers */
+	TINY_STALL,      /* 200 with the length, half the body, then nothing */
 };
 
 /* Start the tiny server on body; it appends each request's Range

@@ -14,11 +14,13 @@
 #include "registry.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <time.h>
 
 #define IMAGE_SIZE (4u * 1024 * 1024 + 321)  /* a few MB, not a round number */
@@ -450,6 +452,66 @@ TEST_CASE(silent_server_times_out)
 	server_stop(pid);
 	plugin_down(&f);
 	free(d.data);
+}
+
+/* The flag a SIGTERM handler sets, watched by the host table. */
+static volatile sig_atomic_t stop_flag;
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	stop_flag = 1;
+}
+
+/* A stop request arrives (the flag set from a signal handler) 0.3 s
+ * from now, while the transfer is stalled. */
+static void stop_soon(void)
+{
+	struct sigaction sa = { .sa_handler = on_alarm };
+	struct itimerval in = { .it_value = { 0, 300000 } };
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGALRM, &sa, NULL);
+	stop_flag = 0;
+	registry_watch_stop(&stop_flag);
+	CU_ASSERT_EQUAL_FATAL(setitimer(ITIMER_REAL, &in, NULL), 0);
+}
+
+/* A stalled transfer -- a server that never answers, then one that stops
+ * sending halfway -- ends within about a second of a stop request, with
+ * "stopped on request", not after the 60 s of low_speed_time. */
+TEST_CASE(stop_ends_a_stalled_transfer)
+{
+	static const enum tiny_mode modes[] = { TINY_SILENT, TINY_STALL };
+	unsigned char *body = make_image(200000);
+
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		struct fixture f;
+		struct download d = { 0 };
+		struct reimage_error err = { 0 };
+		int port;
+		pid_t pid = tiny_start(modes[i], body, 200000, &port);
+
+		plugin_up(&f, "low_speed_limit = 100; low_speed_time = 60;");
+		stop_soon();
+		double t0 = now_s();
+		download(&f, url(port, "/image.bin"), 0, &d, &err);
+		double elapsed = now_s() - t0;
+		if (modes[i] == TINY_SILENT) {
+			CU_ASSERT_EQUAL(d.open_r, -ECANCELED);
+		} else {
+			CU_ASSERT_EQUAL(d.open_r, 0);
+			CU_ASSERT_EQUAL(d.len, 100000);  /* what came before the stall */
+			CU_ASSERT_EQUAL(d.read_r, -ECANCELED);
+		}
+		expect_error(&err, REIMAGE_EC_STATE, "stopped on request");
+		CU_ASSERT(elapsed < 10);
+		registry_watch_stop(NULL);
+		server_stop(pid);
+		plugin_down(&f);
+		free(d.data);
+	}
+	free(body);
 }
 
 TEST_CASE(bad_settings_refused)

@@ -235,6 +235,49 @@ TEST_CASE(sigterm_cancels_before_swap)
 	server_stop(f.ng.pid);
 }
 
+/* The image's server stops sending halfway and keeps the connection
+ * open: SIGTERM still ends the job within seconds (not after libcurl's
+ * 60 s low_speed_time, then retries), reported "cancelled". */
+TEST_CASE(sigterm_during_a_stalled_download)
+{
+	struct fleet f;
+	char image[1024], url[256], extra[256];
+	int port;
+
+	fleet_setup(&f, 1, 0, NULL);
+	snprintf(image, sizeof(image), "%s", t_path("www/image.tar"));
+	char *body = t_read(image);
+	long long size = fixture_size(image);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(body);
+	pid_t tiny = tiny_start(TINY_STALL, (const unsigned char *)body, (size_t)size, &port);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/image.tar", port);
+	snprintf(extra, sizeof(extra), "sha256 = \"%s\"; size = %lld;", fixture_sha256(image), size);
+	fixture_job(t_path("job.conf"), url, extra, NULL);
+	char *before = root_manifest(1);
+	submit(&f, t_path("admin.key"), "--agents pc-1");
+	pid_t pid = agent_start(1, 0);
+	CU_ASSERT_FATAL(report_shows(1, "\"STAGE\"", "\"running\"", 60));
+	/* The server has the request: the transfer is stalled from here on. */
+	int asked = 0;
+	for (int k = 0; k < 300 && !asked; k++, usleep(100000)) {
+		char *log = t_read(t_path("ranges.log"));
+		asked = log && *log;
+		free(log);
+	}
+	CU_ASSERT_FATAL(asked);
+	kill(pid, SIGTERM);
+	CU_ASSERT_EQUAL(agent_wait(pid, 15), 0);
+	CU_ASSERT(report_shows(1, "\"cancelled\"", "stopped on request", 1));
+	CU_ASSERT_EQUAL(access(t_path("pc-1/root/.reimage/new"), F_OK), -1);
+	char *after = root_manifest(1);
+	CU_ASSERT(fixture_same(before, after, "root after a stop during a stalled download"));
+	free(before);
+	free(after);
+	free(body);
+	server_stop(tiny);
+	server_stop(f.ng.pid);
+}
+
 TEST_CASE(cancel_scheduled_job)
 {
 	struct fleet f;
