@@ -679,7 +679,8 @@ static void fail(struct engine *e, const struct phase *p, struct reimage_error *
 	if (fs_remove_tree(e->L.staging, &cleanup) < 0)
 		log_warn("could not remove %s: %s", e->L.staging, cleanup.msg);
 	/* A stop before the swap is no failure of the job or the machine. */
-	set_phase(e, p->name, err->code == -ECANCELED && !p->after_swap ? "cancelled" : "failed");
+	int stopped = !p->after_swap && e->watch && e->watch->stop && *e->watch->stop;
+	set_phase(e, p->name, stopped ? "cancelled" : "failed");
 	if (state_write(e->root, &e->st, &cleanup) < 0)
 		log_warn("could not write the job state: %s", cleanup.msg);
 	if (e->watch && e->watch->phase)
