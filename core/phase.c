@@ -134,7 +134,9 @@ static int start_plugin(struct plugin *p, const struct job *job, const struct ag
 	int r;
 	if (p->started)
 		return 0;
-	if ((r = plugin_configure(p, config_plugin_group(job, ac, p->name), err)) < 0)
+	const config_setting_t *groups[2];
+	size_t n = config_plugin_groups(job, ac, p->name, groups);
+	if ((r = plugin_configure_groups(p, groups, n, err)) < 0)
 		return r;
 	return plugin_start(p, err);
 }

@@ -352,6 +352,12 @@ int registry_backend(struct registry *reg, const char *name, struct plugin **ret
 int plugin_configure(struct plugin *p, const config_setting_t *group,
 		     struct reimage_error *err)
 {
+	return plugin_configure_groups(p, &group, 1, err);
+}
+
+int plugin_configure_groups(struct plugin *p, const config_setting_t *const *groups, size_t n_groups,
+			    struct reimage_error *err)
+{
 	char where[128];
 	size_t n = options_count(p->options);
 
@@ -365,7 +371,7 @@ int plugin_configure(struct plugin *p, const config_setting_t *group,
 		return -ENOMEM;
 	}
 	snprintf(where, sizeof(where), "group '%s'", p->name);
-	return options_read(group, where, p->options, p->values, 0, err);
+	return options_read_groups(groups, n_groups, where, p->options, p->values, 0, err);
 }
 
 int plugin_start(struct plugin *p, struct reimage_error *err)

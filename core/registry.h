@@ -65,6 +65,10 @@ int registry_backend(struct registry *reg, const char *name, struct plugin **ret
 /* Read the plugin's own group (may be NULL) against its options. */
 int plugin_configure(struct plugin *p, const config_setting_t *group,
 		     struct reimage_error *err);
+/* The same over several groups, earliest first: a later group's settings
+ * replace an earlier one's one by one (options_read_groups). */
+int plugin_configure_groups(struct plugin *p, const config_setting_t *const *groups, size_t n_groups,
+			    struct reimage_error *err);
 /* Call init() once (configuring with defaults first if needed). */
 int plugin_start(struct plugin *p, struct reimage_error *err);
 /* The module name that serves scheme, from the table of known names. */
