@@ -756,6 +756,26 @@ int root_open(struct root_ctx *rc, const char *root, const char *backend,
 	return 0;
 }
 
+int root_open_readonly(struct root_ctx *rc, const char *root, struct reimage_error *err)
+{
+	int r;
+
+	memset(rc, 0, sizeof(*rc));
+	rc->lock_fd = -1;
+	if (!realpath(root, rc->root)) {
+		err_sys(err, -errno, "root %s", root);
+		return -errno;
+	}
+	/* No lock: the state is replaced whole by a rename (state_write), so
+	 * a reader sees the last state or the one before, never a torn one. */
+	r = state_read(rc->root, &rc->st, err);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	rc->have_state = r == 0;
+	err_clear(err);
+	return 0;
+}
+
 void root_close(struct root_ctx *rc)
 {
 	registry_fini(&rc->reg);

@@ -138,12 +138,6 @@ static int do_confirm(struct root_ctx *rc, const struct args *a, struct reimage_
 	return root_confirm(rc, err);
 }
 
-static int do_status(struct root_ctx *rc, const struct args *a, struct reimage_error *err)
-{
-	(void)a;
-	return root_status(rc, stdout, err);
-}
-
 static int cmd_recover(const struct args *a, struct agent_conf *ac, struct reimage_error *err)
 {
 	return with_root(a, ac, do_recover, err);
@@ -161,7 +155,14 @@ static int cmd_confirm(const struct args *a, struct agent_conf *ac, struct reima
 
 static int cmd_status(const struct args *a, struct agent_conf *ac, struct reimage_error *err)
 {
-	return with_root(a, ac, do_status, err);
+	struct root_ctx rc;
+	int r = root_open_readonly(&rc, a->root, err);
+
+	(void)ac;
+	if (r == 0)
+		r = root_status(&rc, stdout, err);
+	root_close(&rc);
+	return r;
 }
 
 static void print_options(const char *title, const struct reimage_option *t)

@@ -255,6 +255,31 @@ TEST_CASE(stop_while_staging)
 	free(before);
 }
 
+/* `reimage status` reads the root's state while a job runs on it (and
+ * holds its lock): the image comes through a FIFO, so the job is known to
+ * be inside STAGE when status runs. */
+TEST_CASE(status_while_a_job_runs)
+{
+	char *status;
+	setup(NULL);
+	CU_ASSERT_EQUAL_FATAL(t_sh("cd '%s' && head -c 4194304 /dev/urandom > src/noise && "
+				   "tar -C src -cf - . | zstd -q -o big.tar.zst && mkfifo image.fifo",
+				   t_dir()), 0);
+	fixture_job(t_path("job.conf"), t_path("image.fifo"), "kind = \"archive\";", NULL);
+	CU_ASSERT_EQUAL(t_sh("cd '%s' && { '%s/reimage' run -c job.conf --root root >out 2>&1 & "
+			     "pid=$!; exec 3>image.fifo; head -c 1048576 big.tar.zst >&3; "
+			     "'%s/reimage' status --root root >status 2>&1; echo $? > status-rc; "
+			     "kill -TERM $pid; timeout 60 tail -c +1048577 big.tar.zst >&3 2>/dev/null; "
+			     "exec 3>&-; wait $pid; true; }", t_dir(), t_bin_dir(), t_bin_dir()), 0);
+	CU_ASSERT(contains("status-rc", "0"));
+	status = slurp("status");
+	CU_ASSERT_PTR_NOT_NULL(status ? strstr(status, "phase    STAGE") : NULL);
+	CU_ASSERT_PTR_NOT_NULL(status ? strstr(status, "status   running") : NULL);
+	if (!status || !strstr(status, "status   running"))
+		fprintf(stderr, "status said:\n%s\n", status ? status : "(nothing)");
+	free(status);
+}
+
 TEST_CASE(hook_fails)
 {
 	char extra[512];
