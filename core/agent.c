@@ -97,8 +97,12 @@ static int report_send(struct agent *a, struct reimage_error *err)
 
 	a->rep.time = (int64_t)time(NULL);
 	const char *detail = a->rep.error[0] ? a->rep.error : a->rep.message;
-	log_notice("report: job %s serial %lld %s %s%s%s", a->rep.job[0] ? a->rep.job : "-",
-		   a->rep.serial, a->rep.phase, a->rep.state, detail[0] ? ": " : "", detail);
+	/* The engine logs each phase as it starts ("phase STAGE"): its
+	 * running reports (and their progress) only in verbose logs. */
+	int routine = !strcmp(a->rep.state, "running") && !detail[0];
+	log_msg(routine ? REIMAGE_LOG_INFO : REIMAGE_LOG_NOTICE, "report: job %s serial %lld %s %s%s%s",
+		a->rep.job[0] ? a->rep.job : "-", a->rep.serial, a->rep.phase, a->rep.state,
+		detail[0] ? ": " : "", detail);
 	if (!a->reports[0]) {
 		err_set(err, -ENOENT, REIMAGE_EC_CONFIG, "no report location is configured");
 		return -ENOENT;

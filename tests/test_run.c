@@ -280,6 +280,24 @@ TEST_CASE(status_while_a_job_runs)
 	free(status);
 }
 
+/* Under systemd (stderr is the stream JOURNAL_STREAM names) each line
+ * carries its syslog priority for the journal; elsewhere, including a
+ * child that inherited the variable but writes to a file, a timestamp. */
+TEST_CASE(log_priority_under_the_journal)
+{
+	setup(NULL);
+	CU_ASSERT_EQUAL(t_sh("cd '%s' && : > journal && JOURNAL_STREAM=$(stat -c '%%d:%%i' journal) "
+			     "'%s/reimage' status --root nonexistent 2>>journal; "
+			     "JOURNAL_STREAM=$(stat -c '%%d:%%i' journal) '%s/reimage' status "
+			     "--root nonexistent 2>file; '%s/reimage' status --root nonexistent 2>plain; "
+			     "true", t_dir(), t_bin_dir(), t_bin_dir(), t_bin_dir()), 0);
+	CU_ASSERT(contains("journal", "<3>reimage: error: root nonexistent: "));
+	for (int i = 0; i < 2; i++)
+		CU_ASSERT_EQUAL(t_sh("grep -Eq '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
+				     "\\.[0-9]{3} reimage: error: root nonexistent: ' '%s'",
+				     t_path("%s", i ? "plain" : "file")), 0);
+}
+
 TEST_CASE(hook_fails)
 {
 	char extra[512];

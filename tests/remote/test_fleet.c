@@ -269,6 +269,11 @@ TEST_CASE(sigterm_during_a_stalled_download)
 	CU_ASSERT_EQUAL(agent_wait(pid, 15), 0);
 	CU_ASSERT(report_shows(1, "\"cancelled\"", "stopped on request", 1));
 	CU_ASSERT_EQUAL(access(t_path("pc-1/root/.reimage/new"), F_OK), -1);
+	/* The log names each phase once (the engine's "phase STAGE"), not
+	 * again in every routine report. */
+	CU_ASSERT_EQUAL(t_sh("test $(grep -c 'phase STAGE$' '%s') = 1 && "
+			     "! grep -q 'STAGE running' '%s'", t_path("pc-1/agent.log"),
+			     t_path("pc-1/agent.log")), 0);
 	char *after = root_manifest(1);
 	CU_ASSERT(fixture_same(before, after, "root after a stop during a stalled download"));
 	free(before);
