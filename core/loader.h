@@ -10,5 +10,7 @@
 /* Load module `name` from the registry's search path and register it. */
 int loader_load(struct registry *reg, const char *name, struct reimage_error *err);
 void loader_exit(struct registry *reg);
+/* The directories plugins are searched in, ':'-separated, for messages. */
+const char *loader_search_path(void);
 
 #endif

@@ -285,8 +285,8 @@ int registry_transport_for(struct registry *reg, const char *url, struct plugin 
 	if (r < 0) {
 		if (err->cls == REIMAGE_EC_NOTFOUND) {
 			err_clear(err);
-			err_set(err, r, REIMAGE_EC_NOTFOUND, "%s: plugin %s is not installed", scheme,
-				name);
+			err_set(err, r, REIMAGE_EC_NOTFOUND, "%s: plugin %s is not installed (plugin "
+				"path: %s)", scheme, name, loader_search_path());
 		}
 		return r;
 	}

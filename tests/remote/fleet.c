@@ -135,6 +135,11 @@ void fleet_stop(struct fleet *f)
 
 pid_t agent_start(int i, int once)
 {
+	return agent_start_with(i, once, NULL);
+}
+
+pid_t agent_start_with(int i, int once, const char *option)
+{
 	char log[1024], conf[1024];
 	snprintf(log, sizeof(log), "%s", t_path("pc-%d/agent.log", i));
 	snprintf(conf, sizeof(conf), "%s", agent_file(i));
@@ -148,7 +153,18 @@ pid_t agent_start(int i, int once)
 		dup2(fd, 2);
 		char bin[1024];
 		snprintf(bin, sizeof(bin), "%s/reimage", t_bin_dir());
-		execl(bin, "reimage", "agent", "-c", conf, once ? "--once" : NULL, (char *)NULL);
+		char *argv[8];
+		int n = 0;
+		argv[n++] = (char *)"reimage";
+		if (option)
+			argv[n++] = (char *)option;
+		argv[n++] = (char *)"agent";
+		argv[n++] = (char *)"-c";
+		argv[n++] = conf;
+		if (once)
+			argv[n++] = (char *)"--once";
+		argv[n] = NULL;
+		execv(bin, argv);
 		_exit(127);
 	}
 	return pid;

@@ -51,6 +51,8 @@ char *store_read(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 const char *agent_file(int i);
 /* Start agent i (once: poll, run what is due, stop). */
 pid_t agent_start(int i, int once);
+/* The same with one option before the command (e.g. "-v"), or NULL. */
+pid_t agent_start_with(int i, int once, const char *option);
 /* The agent's exit status, or -1 if it did not end within seconds (it is
  * then killed). */
 int agent_wait(pid_t pid, int seconds);

@@ -283,6 +283,32 @@ TEST_CASE(sigterm_during_a_stalled_download)
 	server_stop(f.ng.pid);
 }
 
+/* A store that does not answer is a warning once per outage; the polls
+ * go on, further apart, and say so only in the verbose log. */
+TEST_CASE(unreachable_store_logged_once)
+{
+	struct fleet f;
+	fleet_setup(&f, 1, 0, NULL);
+	server_stop(f.ng.pid);  /* the store is gone: connections are refused */
+	pid_t pid = agent_start_with(1, 0, "-v");
+	int third = 0;
+	for (int k = 0; k < 300 && !third; k++, usleep(100000)) {
+		char *log = t_read(t_path("pc-1/agent.log"));
+		third = log && strstr(log, "still failing (3 in a row)");
+		free(log);
+	}
+	CU_ASSERT(third);
+	kill(pid, SIGTERM);
+	CU_ASSERT_EQUAL(agent_wait(pid, 15), 0);
+	CU_ASSERT_EQUAL(t_sh("test $(grep -c 'warning: poll: GET .*/jobs/pc-1.job' '%s') = 1",
+			     t_path("pc-1/agent.log")), 0);
+	/* Further apart: 1 s, then 2 s, then 4 s between the polls. */
+	CU_ASSERT_EQUAL(t_sh("grep -q 'still failing (2 in a row), next try in 2 s' '%s'",
+			     t_path("pc-1/agent.log")), 0);
+	if (!third)
+		show_log(1);
+}
+
 TEST_CASE(cancel_scheduled_job)
 {
 	struct fleet f;
@@ -318,6 +344,24 @@ TEST_CASE(agent_config_errors)
 	t_write(t_path("c.conf"), "agent_id = \"pc-1\";\npoll_interval = 0;\n");
 	CU_ASSERT_EQUAL(fixture_reimage(&out, "agent -c '%s' --once", t_path("c.conf")), 2);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "c.conf:2"));
+	free(out);
+	/* A store whose transport cannot be loaded: refused at the start,
+	 * naming the file, the location, the plugin and where it was looked
+	 * for -- not a warning at every poll. */
+	char conf[1024];
+	snprintf(conf, sizeof(conf), "agent_id = \"pc-1\";\nstore = \"smb://127.0.0.1:1/share/store\";\n"
+		"trusted_keys = [\"/k.pub\"];\nstate_dir = \"%s\";\n", t_path("state"));
+	t_write(t_path("d.conf"), conf);
+	CU_ASSERT_EQUAL(t_sh_out(&out, "REIMAGE_PLUGIN_PATH='%s' '%s/reimage' agent -c '%s' --once "
+				 "2>&1; echo rc=$?", t_path("no-plugins"), t_bin_dir(),
+				 t_path("d.conf")), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "rc=2"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "d.conf: job location smb://127.0.0.1:1/share/store/jobs/"
+				      "pc-1.job: smb: plugin transport-smb is not installed (plugin "
+				      "path: "));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, t_path("no-plugins")));
+	if (!strstr(out, "is not installed"))
+		fprintf(stderr, "output: %s\n", out);
 	free(out);
 }
 
