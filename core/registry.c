@@ -310,8 +310,8 @@ int registry_backend(struct registry *reg, const char *name, struct plugin **ret
 		if (r < 0) {
 			if (err->cls == REIMAGE_EC_NOTFOUND && registry_known_plugin(name)) {
 				err_clear(err);
-				err_set(err, r, REIMAGE_EC_NOTFOUND, "backend %s: plugin %s is not installed",
-					name, name);
+				err_set(err, r, REIMAGE_EC_NOTFOUND, "backend %s: plugin %s is not installed "
+					"(plugin path: %s)", name, name, loader_search_path());
 			}
 			return r;
 		}
