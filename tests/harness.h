@@ -40,5 +40,7 @@ char *t_read(const char *path);  /* malloc'ed, NULL if missing */
 int t_process_gone(const char *pid_file);
 /* 1 if the current process is root and may use namespaces and mounts. */
 int t_is_root(void);
+/* A TCP port on 127.0.0.1 nobody listens on (right now). */
+int free_port(void);
 
 #endif

@@ -59,8 +59,21 @@ void err_prefix(struct reimage_error *err, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(prefix, sizeof(prefix), fmt, ap);
 	va_end(ap);
+	/* A layer that says again what the layer below said ("open X: open
+	 * X: ...") adds nothing. */
+	size_t n = strlen(prefix);
+	if (strncmp(err->msg, prefix, n) == 0 && err->msg[n] == ':')
+		return;
 	memcpy(old, err->msg, sizeof(old));
 	snprintf(err->msg, sizeof(err->msg), "%s: %s", prefix, old);
+}
+
+void err_prefix_about(struct reimage_error *err, const char *verb, const char *subject)
+{
+	if (err && err->code && strstr(err->msg, subject))
+		err_prefix(err, "%s", verb);
+	else
+		err_prefix(err, "%s %s", verb, subject);
 }
 
 void err_clear(struct reimage_error *err)

@@ -12,8 +12,11 @@ void err_set(struct reimage_error *err, int code, enum reimage_errclass cls,
 	     const char *fmt, ...) REIMAGE_PRINTF(4, 5);
 /* err_set() with strerror(-code) appended after ": ". */
 void err_sys(struct reimage_error *err, int code, const char *fmt, ...) REIMAGE_PRINTF(3, 4);
-/* Prepend "prefix: " to a recorded message. */
+/* Prepend "prefix: " to a recorded message, unless it starts with it. */
 void err_prefix(struct reimage_error *err, const char *fmt, ...) REIMAGE_PRINTF(2, 3);
+/* Prepend "verb subject: ", or only "verb: " when the message already
+ * names subject (a transport's "GET URL: ..." needs no second URL). */
+void err_prefix_about(struct reimage_error *err, const char *verb, const char *subject);
 void err_clear(struct reimage_error *err);
 const char *err_class_name(enum reimage_errclass cls);
 

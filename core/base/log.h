@@ -9,6 +9,9 @@
 
 void log_set_level(enum reimage_loglevel level);
 enum reimage_loglevel log_get_level(void);
+/* 1 if stderr is the systemd journal's stream (JOURNAL_STREAM matches it):
+ * lines then carry a syslog priority ("<3>") instead of a timestamp. */
+int log_to_journal(void);
 void log_msg(enum reimage_loglevel level, const char *fmt, ...) REIMAGE_PRINTF(2, 3);
 
 #define log_error(...) log_msg(REIMAGE_LOG_ERROR, __VA_ARGS__)

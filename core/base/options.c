@@ -161,28 +161,35 @@ static int read_one(const config_setting_t *s, const struct reimage_option *o,
 	return 0;
 }
 
-int options_read(const config_setting_t *group, const char *where,
-		 const struct reimage_option *table, struct reimage_optval *values,
-		 unsigned flags, struct reimage_error *err)
+static void free_one(const struct reimage_option *o, struct reimage_optval *v)
 {
-	size_t n = options_count(table);
+	if (o->type == REIMAGE_OPT_STRINGS)
+		free((void *)v->list);
+	free(v->owned);
+	memset(v, 0, sizeof(*v));
+}
 
-	if (group && !config_setting_is_group(group)) {
+/* Read one group's settings over values (a later group's replace an
+ * earlier one's, setting by setting). */
+static int read_group(const config_setting_t *group, const char *where,
+		      const struct reimage_option *table, struct reimage_optval *values,
+		      unsigned flags, struct reimage_error *err)
+{
+	if (!config_setting_is_group(group)) {
 		char loc[512];
 		options_where(group, loc, sizeof(loc));
 		err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "%s: %s must be a group { ... }", loc, where);
 		return -EINVAL;
 	}
 	/* Every setting present must be declared. */
-	for (int i = 0; group && i < config_setting_length(group); i++) {
+	for (int i = 0; i < config_setting_length(group); i++) {
 		const config_setting_t *s = config_setting_get_elem(group, (unsigned)i);
 		const char *name = config_setting_name(s);
 		int k = options_index(table, name);
 		if (k >= 0) {
-			if (read_one(s, &table[k], &values[k], err) < 0) {
-				options_free(table, values);
+			free_one(&table[k], &values[k]);
+			if (read_one(s, &table[k], &values[k], err) < 0)
 				return -EINVAL;
-			}
 			continue;
 		}
 		if ((flags & OPTS_ALLOW_GROUPS) && config_setting_is_group(s))
@@ -191,9 +198,22 @@ int options_read(const config_setting_t *group, const char *where,
 		options_where(s, loc, sizeof(loc));
 		err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "%s: unknown setting '%s' in %s", loc, name,
 			where);
-		options_free(table, values);
 		return -EINVAL;
 	}
+	return 0;
+}
+
+int options_read_groups(const config_setting_t *const *groups, size_t n_groups,
+			const char *where, const struct reimage_option *table,
+			struct reimage_optval *values, unsigned flags, struct reimage_error *err)
+{
+	size_t n = options_count(table);
+
+	for (size_t g = 0; g < n_groups; g++)
+		if (groups[g] && read_group(groups[g], where, table, values, flags, err) < 0) {
+			options_free(table, values);
+			return -EINVAL;
+		}
 	for (size_t k = 0; k < n; k++) {
 		if (values[k].set || !table[k].def)
 			continue;
@@ -205,15 +225,18 @@ int options_read(const config_setting_t *group, const char *where,
 	return 0;
 }
 
+int options_read(const config_setting_t *group, const char *where,
+		 const struct reimage_option *table, struct reimage_optval *values,
+		 unsigned flags, struct reimage_error *err)
+{
+	return options_read_groups(&group, 1, where, table, values, flags, err);
+}
+
 void options_free(const struct reimage_option *table, struct reimage_optval *values)
 {
 	size_t n = options_count(table);
-	for (size_t k = 0; k < n; k++) {
-		if (table[k].type == REIMAGE_OPT_STRINGS)
-			free((void *)values[k].list);
-		free(values[k].owned);
-		memset(&values[k], 0, sizeof(values[k]));
-	}
+	for (size_t k = 0; k < n; k++)
+		free_one(&table[k], &values[k]);
 }
 
 int options_index(const struct reimage_option *table, const char *name)

@@ -21,6 +21,12 @@ size_t options_count(const struct reimage_option *table);
 int options_read(const config_setting_t *group, const char *where,
 		 const struct reimage_option *table, struct reimage_optval *values,
 		 unsigned flags, struct reimage_error *err);
+/* The same over several groups, earliest first: a setting in a later
+ * group replaces the same setting of an earlier one, one by one (a job's
+ * group over the agent file's); NULL groups are skipped. */
+int options_read_groups(const config_setting_t *const *groups, size_t n_groups,
+			const char *where, const struct reimage_option *table,
+			struct reimage_optval *values, unsigned flags, struct reimage_error *err);
 void options_free(const struct reimage_option *table, struct reimage_optval *values);
 /* The index of the option called name in table, or -1. */
 int options_index(const struct reimage_option *table, const char *name);

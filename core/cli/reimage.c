@@ -131,12 +131,6 @@ static int do_confirm(struct root_ctx *rc, const struct args *a, struct reimage_
 	return root_confirm(rc, err);
 }
 
-static int do_status(struct root_ctx *rc, const struct args *a, struct reimage_error *err)
-{
-	(void)a;
-	return root_status(rc, stdout, err);
-}
-
 static int cmd_recover(void *ctx, struct reimage_error *err)
 {
 	return with_root(ctx, do_recover, err);
@@ -152,9 +146,17 @@ static int cmd_confirm(void *ctx, struct reimage_error *err)
 	return with_root(ctx, do_confirm, err);
 }
 
+/* Read only, without the root's lock: the state of a job that runs. */
 static int cmd_status(void *ctx, struct reimage_error *err)
 {
-	return with_root(ctx, do_status, err);
+	const struct args *a = ctx;
+	struct root_ctx rc;
+	int r = root_open_readonly(&rc, a->root, err);
+
+	if (r == 0)
+		r = root_status(&rc, stdout, err);
+	root_close(&rc);
+	return r;
 }
 
 static void print_options(const char *title, const struct reimage_option *t)
@@ -306,6 +308,7 @@ int main(int argc, char **argv)
 		sigemptyset(&sa.sa_mask);
 		sigaction(SIGTERM, &sa, NULL);
 		sigaction(SIGINT, &sa, NULL);
+		registry_watch_stop(&stop_requested);
 	}
 	if (!a.agent_file && access(REIMAGE_CONF_DIR "/agent.conf", R_OK) == 0)
 		a.agent_file = REIMAGE_CONF_DIR "/agent.conf";

@@ -970,15 +970,17 @@ void agent_conf_free(struct agent_conf *ac)
 	memset(ac, 0, sizeof(*ac));
 }
 
-const config_setting_t *config_plugin_group(const struct job *job, const struct agent_conf *ac,
-					    const char *plugin)
+size_t config_plugin_groups(const struct job *job, const struct agent_conf *ac,
+			    const char *plugin, const config_setting_t *ret[2])
 {
-	const config_setting_t *g = NULL;
-	if (job && job->values)
-		g = config_setting_get_member(config_root_setting(&job->cfg), plugin);
-	if (!g && ac && ac->loaded)
-		g = config_setting_get_member(config_root_setting(&ac->cfg), plugin);
-	return g;
+	size_t n = 0;
+	const config_setting_t *g;
+
+	if (ac && ac->loaded && (g = config_setting_get_member(config_root_setting(&ac->cfg), plugin)))
+		ret[n++] = g;
+	if (job && job->values && (g = config_setting_get_member(config_root_setting(&job->cfg), plugin)))
+		ret[n++] = g;
+	return n;
 }
 
 int store_name_ok(const char *name)

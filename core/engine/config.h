@@ -142,9 +142,12 @@ int config_read_document(config_t *cfg, const char *name, const char *text, size
 /* path NULL: defaults only. */
 int agent_conf_load(struct agent_conf *ac, const char *path, struct reimage_error *err);
 void agent_conf_free(struct agent_conf *ac);
-/* The group named `plugin` in the job file, else in the agent file, or NULL. */
-const config_setting_t *config_plugin_group(const struct job *job, const struct agent_conf *ac,
-					    const char *plugin);
+/* The groups named `plugin` in the agent file, then in the job file (job
+ * and ac may be NULL), into ret; returns how many.  The job's settings
+ * replace the agent file's one by one (plugin_configure_groups), so a job
+ * can change a rate limit without dropping the agent's credentials. */
+size_t config_plugin_groups(const struct job *job, const struct agent_conf *ac,
+			    const char *plugin, const config_setting_t *ret[2]);
 /* The declared settings, for `reimage options`. */
 struct config_group {
 	const char *name;

@@ -155,7 +155,9 @@ static int start_plugin(struct plugin *p, const struct job *job, const struct ag
 	int r;
 	if (p->started)
 		return 0;
-	if ((r = plugin_configure(p, config_plugin_group(job, ac, p->name), err)) < 0)
+	const config_setting_t *groups[2];
+	size_t n = config_plugin_groups(job, ac, p->name, groups);
+	if ((r = plugin_configure_groups(p, groups, n, err)) < 0)
 		return r;
 	return plugin_start(p, err);
 }
@@ -718,7 +720,9 @@ static void fail(struct engine *e, const struct phase_step *p, struct reimage_er
 			err_clear(&cleanup);
 		}
 	}
-	set_phase(e, p->id, "failed");
+	/* A stop before the swap is no failure of the job or the machine. */
+	int stopped = !p->after_swap && e->watch && e->watch->stop && *e->watch->stop;
+	set_phase(e, p->id, stopped ? "cancelled" : "failed");
 	if (state_write(e->root, &e->st, &cleanup) < 0)
 		log_warn("could not write the job state: %s", cleanup.msg);
 	if (e->watch && e->watch->phase)
@@ -789,6 +793,26 @@ int root_open(struct root_ctx *rc, const char *root, const char *backend,
 	if ((r = registry_backend(&rc->reg, backend, &rc->backend, err)) < 0 ||
 	    (r = start_plugin(rc->backend, NULL, ac, err)) < 0)
 		return r;
+	return 0;
+}
+
+int root_open_readonly(struct root_ctx *rc, const char *root, struct reimage_error *err)
+{
+	int r;
+
+	memset(rc, 0, sizeof(*rc));
+	rc->lock_fd = -1;
+	if (!realpath(root, rc->root)) {
+		err_sys(err, -errno, "root %s", root);
+		return -errno;
+	}
+	/* No lock: the state is replaced whole by a rename (state_write), so
+	 * a reader sees the last state or the one before, never a torn one. */
+	r = state_read(rc->root, &rc->st, err);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	rc->have_state = r == 0;
+	err_clear(err);
 	return 0;
 }
 

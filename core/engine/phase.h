@@ -75,6 +75,9 @@ struct root_ctx {
 };
 int root_open(struct root_ctx *rc, const char *root, const char *backend,
 	      const struct agent_conf *ac, struct reimage_error *err);
+/* The root's state only, for `status`: no lock (a running job holds it)
+ * and no backend; only root_status() and root_close() may follow. */
+int root_open_readonly(struct root_ctx *rc, const char *root, struct reimage_error *err);
 void root_close(struct root_ctx *rc);
 /* Finish (undo = 0) or undo an interrupted swap; remove the staging of a
  * job that failed or crashed before its swap. */

@@ -43,6 +43,12 @@ static int loader_ready(struct loader *ld, struct reimage_error *err)
 	return 0;
 }
 
+const char *loader_search_path(void)
+{
+	const char *path = lt_dlgetsearchpath();
+	return path && *path ? path : REIMAGE_PLUGIN_DIR;
+}
+
 int loader_load(struct loader *ld, const char *name, const struct reimage_plugin **ret_desc,
 		char *ret_file, size_t file_len, struct reimage_error *err)
 {
@@ -71,8 +77,8 @@ int loader_load(struct loader *ld, const char *name, const struct reimage_plugin
 	if (!handle) {
 		const char *why = lt_dlerror();
 		if (why && strstr(why, "file not found"))
-			err_set(err, -ENOENT, REIMAGE_EC_NOTFOUND, "plugin %s: not found in the plugin path",
-				name);
+			err_set(err, -ENOENT, REIMAGE_EC_NOTFOUND, "plugin %s: not found in the plugin "
+				"path (%s)", name, loader_search_path());
 		else
 			err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "plugin %s: cannot load: %s", name,
 				why ? why : "unknown error");

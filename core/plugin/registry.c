@@ -37,11 +37,25 @@ static void host_error(struct reimage_error *err, int code, enum reimage_errclas
 	err_set(err, code, cls, "%s", buf);
 }
 
+/* The process's stop flag (set by its signal handler), if it has one. */
+static const volatile sig_atomic_t *stop_flag;
+
+void registry_watch_stop(const volatile sig_atomic_t *stop)
+{
+	stop_flag = stop;
+}
+
+static int host_stopping(void)
+{
+	return stop_flag && *stop_flag;
+}
+
 const struct reimage_host registry_host = {
 	.abi_version = REIMAGE_PLUGIN_ABI,
 	.struct_size = sizeof(struct reimage_host),
 	.error = host_error,
 	.log = host_log,
+	.stopping = host_stopping,
 };
 
 /* Every name reimage knows, installed or not, so that errors can say
@@ -322,8 +336,8 @@ int registry_transport_for(struct registry *reg, const char *url, struct plugin 
 	if (r < 0) {
 		if (err->cls == REIMAGE_EC_NOTFOUND) {
 			err_clear(err);
-			err_set(err, r, REIMAGE_EC_NOTFOUND, "%s: plugin %s is not installed", scheme,
-				name);
+			err_set(err, r, REIMAGE_EC_NOTFOUND, "%s: plugin %s is not installed (plugin "
+				"path: %s)", scheme, name, loader_search_path());
 		}
 		return r;
 	}
@@ -347,8 +361,8 @@ int registry_backend(struct registry *reg, const char *name, struct plugin **ret
 		if (r < 0) {
 			if (err->cls == REIMAGE_EC_NOTFOUND && registry_known_plugin(name)) {
 				err_clear(err);
-				err_set(err, r, REIMAGE_EC_NOTFOUND, "backend %s: plugin %s is not installed",
-					name, name);
+				err_set(err, r, REIMAGE_EC_NOTFOUND, "backend %s: plugin %s is not installed "
+					"(plugin path: %s)", name, name, loader_search_path());
 			}
 			return r;
 		}
@@ -389,6 +403,12 @@ int registry_backend(struct registry *reg, const char *name, struct plugin **ret
 int plugin_configure(struct plugin *p, const config_setting_t *group,
 		     struct reimage_error *err)
 {
+	return plugin_configure_groups(p, &group, 1, err);
+}
+
+int plugin_configure_groups(struct plugin *p, const config_setting_t *const *groups, size_t n_groups,
+			    struct reimage_error *err)
+{
 	char where[128];
 	size_t n = options_count(p->options);
 
@@ -402,7 +422,7 @@ int plugin_configure(struct plugin *p, const config_setting_t *group,
 		return -ENOMEM;
 	}
 	snprintf(where, sizeof(where), "group '%s'", p->name);
-	return options_read(group, where, p->options, p->values, 0, err);
+	return options_read_groups(groups, n_groups, where, p->options, p->values, 0, err);
 }
 
 int plugin_start(struct plugin *p, struct reimage_error *err)

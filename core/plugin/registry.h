@@ -9,6 +9,7 @@
 #include "loader.h"
 
 #include <libconfig.h>
+#include <signal.h>
 #include <stddef.h>
 #include <reimage/plugin.h>
 
@@ -39,6 +40,9 @@ struct registry {
 
 /* The host table handed to plugins. */
 extern const struct reimage_host registry_host;
+/* Plugins see a stop request through registry_host.stopping(): stop is
+ * the flag the process's SIGTERM/SIGINT handler sets (NULL: none). */
+void registry_watch_stop(const volatile sig_atomic_t *stop);
 
 /* Registers the built-ins.  search_path: directories to load modules
  * from, NULL-terminated (REIMAGE_PLUGIN_PATH is added in front). */
@@ -62,6 +66,10 @@ int registry_backend(struct registry *reg, const char *name, struct plugin **ret
 /* Read the plugin's own group (may be NULL) against its options. */
 int plugin_configure(struct plugin *p, const config_setting_t *group,
 		     struct reimage_error *err);
+/* The same over several groups, earliest first: a later group's settings
+ * replace an earlier one's one by one (options_read_groups). */
+int plugin_configure_groups(struct plugin *p, const config_setting_t *const *groups, size_t n_groups,
+			    struct reimage_error *err);
 /* Call init() once (configuring with defaults first if needed). */
 int plugin_start(struct plugin *p, struct reimage_error *err);
 /* The module name that serves scheme, from the table of known names. */

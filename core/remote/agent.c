@@ -56,7 +56,12 @@ struct location {
 	char url[STORE_URL_MAX];
 	char etag[REIMAGE_ETAG_MAX];
 	int had_doc;
+	int failures;         /* polls failed in a row: an outage */
+	int64_t retry_at_ms;  /* during an outage, the next poll */
 };
+
+/* The longest pause between two polls of an unreachable location. */
+#define OUTAGE_BACKOFF_MAX_MS (300 * 1000)
 
 struct agent {
 	struct agent_conf *ac;
@@ -94,8 +99,11 @@ static int report_put(struct agent *a, const char *url, const char *text,
 		      struct reimage_error *err)
 {
 	int r = store_put(&a->reg, a->ac, url, text, strlen(text), "application/json", err);
-	if (r < 0)
-		log_warn("report to %s: %s", url, err->msg);
+	if (r < 0) {
+		struct reimage_error shown = *err;
+		err_prefix_about(&shown, "report to", url);
+		log_warn("%s", shown.msg);
+	}
 	return r;
 }
 
@@ -109,8 +117,12 @@ static int report_send(struct agent *a, struct reimage_error *err)
 
 	a->rep.time = (int64_t)time(NULL);
 	const char *detail = a->rep.error[0] ? a->rep.error : a->rep.message;
-	log_notice("report: job %s serial %lld %s %s%s%s", a->rep.job[0] ? a->rep.job : "-",
-		   a->rep.serial, a->rep.phase, a->rep.state, detail[0] ? ": " : "", detail);
+	/* The engine logs each phase as it starts ("phase STAGE"): its
+	 * running reports (and their progress) only in verbose logs. */
+	int routine = !strcmp(a->rep.state, "running") && !detail[0];
+	log_msg(routine ? REIMAGE_LOG_INFO : REIMAGE_LOG_NOTICE, "report: job %s serial %lld %s %s%s%s",
+		a->rep.job[0] ? a->rep.job : "-", a->rep.serial, a->rep.phase, a->rep.state,
+		detail[0] ? ": " : "", detail);
 	if (!a->reports[0]) {
 		err_set(err, -ENOENT, REIMAGE_EC_CONFIG, "no report location is configured");
 		return -ENOENT;
@@ -518,10 +530,17 @@ static void poll_location(struct agent *a, size_t i)
 	struct reimage_error e = { 0 };
 	size_t len = 0;
 	int64_t date = 0;
+
+	if (l->failures && progress_now_ms() < l->retry_at_ms)
+		return;
 	int r = store_fetch(&a->reg, a->ac, l->url, a->buf, SIGN_DOC_MAX, &len, l->etag, &date, &e);
 
 	gate_clock(&a->gate, date);
 
+	if (l->failures && (r >= 0 || e.cls == REIMAGE_EC_NOTFOUND)) {
+		log_notice("poll %s: answers again after %d failed poll(s)", l->url, l->failures);
+		l->failures = 0;
+	}
 	if (r == REIMAGE_NOT_MODIFIED)
 		return;
 	if (r < 0 && e.cls == REIMAGE_EC_NOTFOUND) {
@@ -536,7 +555,18 @@ static void poll_location(struct agent *a, size_t i)
 		return;
 	}
 	if (r < 0) {
-		log_warn("poll %s: %s", l->url, e.msg);
+		/* Once per outage: the first failure is a warning, the next
+		 * ones are verbose, and polls space out (doubling, capped). */
+		int64_t pause = a->ac->poll_interval * 1000 << (l->failures < 10 ? l->failures : 10);
+		if (pause > OUTAGE_BACKOFF_MAX_MS)
+			pause = OUTAGE_BACKOFF_MAX_MS;
+		l->retry_at_ms = progress_now_ms() + pause;
+		err_prefix_about(&e, "poll", l->url);
+		if (l->failures++ == 0)
+			log_warn("%s (said once until it answers again)", e.msg);
+		else
+			log_info("poll %s: still failing (%d in a row), next try in %lld s", l->url,
+				 l->failures, (long long)(pause / 1000));
 		return;
 	}
 	l->had_doc = 1;
@@ -720,6 +750,26 @@ static int64_t next_poll_ms(struct agent *a)
 	return ms;
 }
 
+/* Every location the agent file names must have its transport now: an
+ * agent that could never fetch a job or send a report refuses to start,
+ * rather than logging the same failure at every poll. */
+static int check_transports(struct agent *a, struct reimage_error *err)
+{
+	struct plugin *p;
+	int r;
+
+	for (size_t i = 0; i <= a->n_loc; i++) {
+		const char *url = i < a->n_loc ? a->loc[i].url : a->reports;
+		if (!url[0] || (r = registry_transport_for(&a->reg, url, &p, err)) == 0)
+			continue;
+		err_prefix(err, "%s: %s %s", a->ac->file[0] ? a->ac->file : "the agent file",
+			   i < a->n_loc ? "job location" : "reports", url);
+		err->cls = REIMAGE_EC_CONFIG;  /* the configuration cannot work here */
+		return r;
+	}
+	return 0;
+}
+
 /* A job that ends before it started (its window passed, its rollout
  * halted): its serial is spent, the outcome reported. */
 static void end_unstarted(struct agent *a, const char *state, const char *why)
@@ -754,9 +804,9 @@ int agent_run(struct agent_conf *ac, const struct agent_opts *opts,
 	srandom(seed);  /* agents started together still poll apart */
 	for (size_t n = 0; ac->plugin_path && ac->plugin_path[n] && n < 15; n++)
 		a->search_path[n] = ac->plugin_path[n];
-	if ((r = locations(a, err)) < 0 || (r = lock_agent(ac->state_dir, &lock_fd, err)) < 0 ||
-	    (r = agent_state_load(ac->state_dir, &a->st, err)) < 0 ||
-	    (r = registry_init(&a->reg, a->search_path, err)) < 0)
+	if ((r = locations(a, err)) < 0 || (r = registry_init(&a->reg, a->search_path, err)) < 0 ||
+	    (r = check_transports(a, err)) < 0 || (r = lock_agent(ac->state_dir, &lock_fd, err)) < 0 ||
+	    (r = agent_state_load(ac->state_dir, &a->st, err)) < 0)
 		goto out;
 	log_notice("agent %s: %zu job location(s), reports to %s, polling every %lld s + up to "
 		   "%lld s", ac->agent_id, a->n_loc, a->reports[0] ? a->reports : "(none)",

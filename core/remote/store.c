@@ -40,10 +40,13 @@ static int transport(struct registry *reg, const struct agent_conf *ac, const ch
 
 	if ((r = registry_transport_for(reg, url, &p, err)) < 0)
 		return r;
-	if (!p->started &&
-	    ((r = plugin_configure(p, config_plugin_group(NULL, ac, p->name), err)) < 0 ||
-	     (r = plugin_start(p, err)) < 0))
-		return r;
+	if (!p->started) {
+		const config_setting_t *groups[2];
+		size_t n = config_plugin_groups(NULL, ac, p->name, groups);
+		if ((r = plugin_configure_groups(p, groups, n, err)) < 0 ||
+		    (r = plugin_start(p, err)) < 0)
+			return r;
+	}
 	if (!has(p->desc->transport)) {
 		err_set(err, -ENOTSUP, REIMAGE_EC_UNSUPPORTED, "%s: transport %s cannot %s documents",
 			url, p->name, what);

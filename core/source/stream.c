@@ -111,7 +111,7 @@ int stream_open(const struct stream_request *req, struct stream **ret_stream,
 	s->total = req->size >= 0 ? (uint64_t)req->size : REIMAGE_SIZE_UNKNOWN;
 	if (stream_reopen(s) < 0 && s->err.cls != REIMAGE_EC_RETRYABLE) {
 		*err = s->err;
-		err_prefix(err, "open %s", req->url);
+		err_prefix_about(err, "open", req->url);
 		stream_close(s);
 		return err->code;
 	}

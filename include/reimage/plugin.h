@@ -133,6 +133,15 @@ struct reimage_host {
 	/* Log a message that is not an error being returned (progress of a
 	 * retry, a deprecated setting).  Never pass secrets. */
 	void (*log)(enum reimage_loglevel level, const char *fmt, ...) REIMAGE_PRINTF(2, 3);
+	/* 1 once the process was asked to stop (SIGTERM, Ctrl-C), else 0;
+	 * cheap, callable from any thread.  A transport's open(), read() and
+	 * fetch() waiting on the network (a stalled download, a slow connect)
+	 * MUST look at it at least once a second and then fail with code
+	 * -ECANCELED, class REIMAGE_EC_STATE, so that a stop is never held up
+	 * by their timeouts.  put() and remove() MUST NOT stop for it: they
+	 * carry the reports that say a job stopped.  A later member: check
+	 * struct_size before calling. */
+	int (*stopping)(void);
 };
 
 /* --------------------------------------------------------------- transport */

@@ -240,7 +240,10 @@ static int collect(struct posix *px, int proc_fd, const struct protected_set *se
 			continue;
 		pidfd = open_pidfd((pid_t)pid);
 		if (pidfd < 0) {
-			if (errno == ESRCH)
+			/* Gone since the scan: ESRCH once its pid is freed;
+			 * EINVAL while the pid outlives its process (still a
+			 * group or session id, or reaped inside the call). */
+			if (errno == ESRCH || errno == EINVAL)
 				continue;
 			/* Out of descriptors: stop this batch; the next round
 			 * takes the rest. */

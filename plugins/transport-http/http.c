@@ -15,6 +15,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -312,6 +313,25 @@ static int request_headers(const struct http_ctx *c, struct http_request *rq,
 	return 0;
 }
 
+int http_stopping(const struct http_ctx *c)
+{
+	const struct reimage_host *h = c->host;
+	return h->struct_size >= offsetof(struct reimage_host, stopping) + sizeof(h->stopping) &&
+	       h->stopping && h->stopping();
+}
+
+/* libcurl calls this about once a second even while no byte moves: a stop
+ * request ends a stalled transfer now, not after low_speed_time. */
+static int xferinfo(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+		    curl_off_t ulnow)
+{
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	return http_stopping(arg);
+}
+
 int http_request_init(struct http_ctx *c, struct http_request *rq, const char *method,
 		      const char *url, const char *const *extra_headers,
 		      struct reimage_error *err)
@@ -349,6 +369,13 @@ int http_request_init(struct http_ctx *c, struct http_request *rq, const char *m
 	SET(CURLOPT_SSL_VERIFYHOST, 2L);
 	SET(CURLOPT_PROXY, c->proxy);
 	SET(CURLOPT_HTTPHEADER, rq->headers);
+	if (strcmp(method, "GET") == 0) {
+		/* Reads end on a stop; PUT and DELETE carry the reports that
+		 * say a job stopped, so they run to their own timeouts. */
+		SET(CURLOPT_XFERINFOFUNCTION, xferinfo);
+		SET(CURLOPT_XFERINFODATA, c);
+		SET(CURLOPT_NOPROGRESS, 0L);
+	}
 	if (c->user_agent)
 		SET(CURLOPT_USERAGENT, c->user_agent);
 	if (c->ca.data) {
@@ -483,6 +510,12 @@ int http_fail(const struct http_ctx *c, const struct http_request *rq, CURLcode 
 	 * transfer after it (a refused body, a size limit, a timeout). */
 	if (rc == CURLE_OK || status >= 400)
 		return status_fail(c, rq, status, err);
+	if (rc == CURLE_ABORTED_BY_CALLBACK) {
+		/* Only xferinfo() aborts, and only when asked to stop. */
+		c->host->error(err, -ECANCELED, REIMAGE_EC_STATE, "%s %s: stopped on request",
+			       rq->method, rq->shown_url);
+		return -ECANCELED;
+	}
 	for (size_t i = 0; i < sizeof(curl_classes) / sizeof(curl_classes[0]); i++)
 		if (curl_classes[i].rc == rc) {
 			cls = curl_classes[i].cls;

@@ -60,6 +60,8 @@ int http_status_is_success(long status);
  * once an error status (400 and up) arrived, the status decides the class.
  * Returns the negative code recorded.
  */
+/* 1 once the host was asked to stop (reimage_host.stopping). */
+int http_stopping(const struct http_ctx *c);
 int http_fail(const struct http_ctx *c, const struct http_request *rq, CURLcode rc,
 	      struct reimage_error *err);
 

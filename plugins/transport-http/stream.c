@@ -44,9 +44,10 @@
 #define STREAM_BUFFER (256 * 1024)
 _Static_assert(STREAM_BUFFER >= CURL_MAX_WRITE_SIZE, "a callback's chunk must fit");
 
-/* How long one wait for the socket lasts; libcurl's own timeouts
- * (connect, low speed) end a transfer that makes no progress. */
-#define STREAM_POLL_MS 1000
+/* How long one wait for the socket lasts: libcurl's own timeouts
+ * (connect, low speed) end a transfer that makes no progress, and between
+ * two waits a stop request is seen. */
+#define STREAM_POLL_MS 250
 
 /* Why the body was refused at its start. */
 enum stream_refusal {
@@ -208,6 +209,11 @@ static void stream_pump(struct reimage_stream *s)
 	if (mc != CURLM_OK && !s->done) {
 		s->done = 1;
 		s->result = mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_RECV_ERROR;
+	}
+	/* Asked to stop: end now, whatever the transfer waits for. */
+	if (!s->done && http_stopping(s->ctx)) {
+		s->done = 1;
+		s->result = CURLE_ABORTED_BY_CALLBACK;
 	}
 	/* Wait only while what open() (the headers) or read() (bytes, or a
 	 * full buffer) needs has not arrived. */

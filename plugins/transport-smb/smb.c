@@ -650,6 +650,36 @@ static int write_all(struct smb_ctx *c, SMBCCTX *smbc, SMBCFILE *f, const char *
 }
 
 /*
+ * Make the folders of url below its share (smb://host/share/a/b/doc makes
+ * a and a/b), as the file transport and an HTTP server's PUT do: a job
+ * store starts as an empty share.  A folder another writer made at the
+ * same time is no error.
+ */
+static int make_parents(struct smb_ctx *c, SMBCCTX *smbc, const char *url,
+			struct reimage_error *err)
+{
+	smbc_mkdir_fn mkdirfn = smbc_getFunctionMkdir(smbc);
+	/* check_url() vouched for "smb://authority/share/" */
+	const char *share = strchr(url + strlen("smb://"), '/') + 1;
+	const char *last = strrchr(url, '/');
+	char *dir = strdup(url);
+	int r = 0;
+
+	if (!dir)
+		return smb_fail(c, err, ENOMEM, "put", url);
+	for (const char *end = strchr(strchr(share, '/') + 1, '/'); end && end <= last && r == 0;
+	     end = strchr(end + 1, '/')) {
+		dir[end - url] = '\0';
+		errno = 0;
+		if (mkdirfn(smbc, dir, 0755) < 0 && errno != EEXIST)
+			r = smb_fail(c, err, errno, "create folder", dir);
+		dir[end - url] = '/';
+	}
+	free(dir);
+	return r;
+}
+
+/*
  * Readers must never see a torn document: write a temporary file in the
  * same directory, close it, then rename it over the target.  libsmbclient
  * renames over an existing file by removing it first (its public API has
@@ -675,6 +705,14 @@ static int smb_put(void *ctx, const char *url, const void *data, size_t len,
 		return smb_fail(c, err, ENOMEM, "put", url);
 	/* O_EXCL: never write into a file another writer owns. */
 	f = file_open(smbc, tmp, O_WRONLY | O_CREAT | O_EXCL, 0644);
+	if (!f && errno == ENOENT) {
+		/* The first document of its folder: make the folders, once. */
+		if ((r = make_parents(c, smbc, url, err)) < 0) {
+			free(tmp);
+			return r;
+		}
+		f = file_open(smbc, tmp, O_WRONLY | O_CREAT | O_EXCL, 0644);
+	}
 	if (!f) {
 		r = smb_fail(c, err, errno, "create", tmp);
 		free(tmp);

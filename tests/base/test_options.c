@@ -131,3 +131,24 @@ TEST_CASE(duplicate_setting)
 	 * last-one-wins in a document that carries decisions. */
 	expect_error("count = 3;\ncount = 4;\n", "duplicate", ":2");
 }
+
+/* No layer says again what the layer below said: "open X: open X: ..."
+ * and "poll URL: GET URL: ..." are the classes of repeated prefixes. */
+TEST_CASE(error_prefix_not_repeated)
+{
+	struct reimage_error err = { 0 };
+
+	err_set(&err, -ENOENT, REIMAGE_EC_NOTFOUND, "open /srv/x: No such file or directory");
+	err_prefix(&err, "open %s", "/srv/x");
+	CU_ASSERT_STRING_EQUAL(err.msg, "open /srv/x: No such file or directory");
+	err_prefix(&err, "stage");
+	CU_ASSERT_STRING_EQUAL(err.msg, "stage: open /srv/x: No such file or directory");
+	err_clear(&err);
+	err_set(&err, -EIO, REIMAGE_EC_NETWORK, "GET http://h/jobs/a.job: Couldn't connect");
+	err_prefix_about(&err, "poll", "http://h/jobs/a.job");
+	CU_ASSERT_STRING_EQUAL(err.msg, "poll: GET http://h/jobs/a.job: Couldn't connect");
+	err_clear(&err);
+	err_set(&err, -EIO, REIMAGE_EC_IO, "out of memory");
+	err_prefix_about(&err, "poll", "http://h/jobs/a.job");
+	CU_ASSERT_STRING_EQUAL(err.msg, "poll http://h/jobs/a.job: out of memory");
+}

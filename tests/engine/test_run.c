@@ -251,8 +251,51 @@ TEST_CASE(stop_while_staging)
 	CU_ASSERT_PTR_NOT_NULL(out ? strstr(out, "STAGE: staging stopped on request") : NULL);
 	free(out);
 	assert_untouched(before);
-	CU_ASSERT(contains("root/.reimage/state", "\"failed\""));
+	CU_ASSERT(contains("root/.reimage/state", "\"cancelled\""));
 	free(before);
+}
+
+/* `reimage status` reads the root's state while a job runs on it (and
+ * holds its lock): the image comes through a FIFO, so the job is known to
+ * be inside STAGE when status runs. */
+TEST_CASE(status_while_a_job_runs)
+{
+	char *status;
+	setup(NULL);
+	CU_ASSERT_EQUAL_FATAL(t_sh("cd '%s' && head -c 4194304 /dev/urandom > src/noise && "
+				   "tar -C src -cf - . | zstd -q -o big.tar.zst && mkfifo image.fifo",
+				   t_dir()), 0);
+	fixture_job(t_path("job.conf"), t_path("image.fifo"), "kind = \"archive\";", NULL);
+	CU_ASSERT_EQUAL(t_sh("cd '%s' && { '%s/reimage' run -c job.conf --root root >out 2>&1 & "
+			     "pid=$!; exec 3>image.fifo; head -c 1048576 big.tar.zst >&3; "
+			     "'%s/reimage' status --root root >status 2>&1; echo $? > status-rc; "
+			     "kill -TERM $pid; timeout 60 tail -c +1048577 big.tar.zst >&3 2>/dev/null; "
+			     "exec 3>&-; wait $pid; true; }", t_dir(), t_bin_dir(), t_bin_dir()), 0);
+	CU_ASSERT(contains("status-rc", "0"));
+	status = slurp("status");
+	CU_ASSERT_PTR_NOT_NULL(status ? strstr(status, "phase    STAGE") : NULL);
+	CU_ASSERT_PTR_NOT_NULL(status ? strstr(status, "status   running") : NULL);
+	if (!status || !strstr(status, "status   running"))
+		fprintf(stderr, "status said:\n%s\n", status ? status : "(nothing)");
+	free(status);
+}
+
+/* Under systemd (stderr is the stream JOURNAL_STREAM names) each line
+ * carries its syslog priority for the journal; elsewhere, including a
+ * child that inherited the variable but writes to a file, a timestamp. */
+TEST_CASE(log_priority_under_the_journal)
+{
+	setup(NULL);
+	CU_ASSERT_EQUAL(t_sh("cd '%s' && : > journal && JOURNAL_STREAM=$(stat -c '%%d:%%i' journal) "
+			     "'%s/reimage' status --root nonexistent 2>>journal; "
+			     "JOURNAL_STREAM=$(stat -c '%%d:%%i' journal) '%s/reimage' status "
+			     "--root nonexistent 2>file; '%s/reimage' status --root nonexistent 2>plain; "
+			     "true", t_dir(), t_bin_dir(), t_bin_dir(), t_bin_dir()), 0);
+	CU_ASSERT(contains("journal", "<3>reimage: error: root nonexistent: "));
+	for (int i = 0; i < 2; i++)
+		CU_ASSERT_EQUAL(t_sh("grep -Eq '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
+				     "\\.[0-9]{3} reimage: error: root nonexistent: ' '%s'",
+				     t_path("%s", i ? "plain" : "file")), 0);
 }
 
 TEST_CASE(hook_fails)

@@ -82,14 +82,6 @@ static int listen_socket(int *ret_port)
 	return fd;
 }
 
-int free_port(void)
-{
-	int port, fd = listen_socket(&port);
-
-	close(fd);
-	return port;
-}
-
 /* 1 once something accepts connections on port (bounded: 10 s). */
 static int wait_for_port(int port, pid_t pid)
 {
@@ -334,10 +326,13 @@ static void tiny_answer(int fd, enum tiny_mode mode, int nth, const struct tiny_
 			 "%sConnection: close\r\n\r\n", len, mode == TINY_NO_RANGE ? "" : etag);
 	}
 	count = len - from;
-	if ((mode == TINY_CUT_ONCE || mode == TINY_CUT_NO_VALIDATOR || changing) && nth == 0)
+	if (((mode == TINY_CUT_ONCE || mode == TINY_CUT_NO_VALIDATOR || changing) && nth == 0) ||
+	    mode == TINY_STALL)
 		count /= 2;  /* then the connection closes: a short body */
 	if (write_all(fd, head, strlen(head)) == 0)
 		write_all(fd, body + from, count);
+	if (mode == TINY_STALL)
+		sleep(120);  /* open, silent: the test stops it long before */
 }
 
 pid_t tiny_start_changing(enum tiny_mode mode, const unsigned char *body, size_t len,

@@ -4,7 +4,7 @@
  * a real nginx (static files, WebDAV PUT/DELETE under /dav/, files sent at
  * 256 KiB/s under /slow/, a failing location, TLS
  * with a CA of the test's own), and a tiny forked server that misbehaves
- * on purpose (cuts a body short, ignores Range, never answers).
+ * on purpose (cuts a body short, ignores Range, never answers, stalls).
  */
 #ifndef REIMAGE_TEST_HTTP_SERVERS_H
 #define REIMAGE_TEST_HTTP_SERVERS_H
@@ -43,6 +43,7 @@ enum tiny_mode {
 	TINY_CHANGED,
 	/* ...or ignored (a 206 of the new body from the Range asked). */
 	TINY_CHANGED_IGNORES_IF_RANGE,
+	TINY_STALL,      /* 200 with the length, half the body, then nothing */
 };
 
 /* Start the tiny server on body; it appends each request's Range
@@ -57,8 +58,6 @@ pid_t tiny_start_changing(enum tiny_mode mode, const unsigned char *body, size_t
  * output appended to log, and wait until it accepts on port (bounded);
  * fails the case, showing the log, if it does not. */
 pid_t server_spawn(char *const argv[], int port, const char *log);
-/* A port nothing listens on right now. */
-int free_port(void);
 /* Stop a server started here (SIGTERM, then wait for it). */
 void server_stop(pid_t pid);
 

@@ -12,13 +12,17 @@
 #include "servers.h"
 #include "error.h"
 #include "registry.h"
+#include "config.h"
+#include "options.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <time.h>
 
 #define IMAGE_SIZE (4u * 1024 * 1024 + 321)  /* a few MB, not a round number */
@@ -648,6 +652,128 @@ TEST_CASE(silent_server_times_out)
 	server_stop(pid);
 	plugin_down(&f);
 	free(d.data);
+}
+
+/* The flag a SIGTERM handler sets, watched by the host table. */
+static volatile sig_atomic_t stop_flag;
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	stop_flag = 1;
+}
+
+/* A stop request arrives (the flag set from a signal handler) 0.3 s
+ * from now, while the transfer is stalled. */
+static void stop_soon(void)
+{
+	struct sigaction sa = { .sa_handler = on_alarm };
+	struct itimerval in = { .it_value = { 0, 300000 } };
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGALRM, &sa, NULL);
+	stop_flag = 0;
+	registry_watch_stop(&stop_flag);
+	CU_ASSERT_EQUAL_FATAL(setitimer(ITIMER_REAL, &in, NULL), 0);
+}
+
+/* A stalled transfer -- a server that never answers, then one that stops
+ * sending halfway -- ends within about a second of a stop request, with
+ * "stopped on request", not after the 60 s of low_speed_time. */
+TEST_CASE(stop_ends_a_stalled_transfer)
+{
+	static const enum tiny_mode modes[] = { TINY_SILENT, TINY_STALL };
+	unsigned char *body = make_image(200000);
+
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		struct fixture f;
+		struct download d = { 0 };
+		struct reimage_error err = { 0 };
+		int port;
+		pid_t pid = tiny_start(modes[i], body, 200000, &port);
+
+		plugin_up(&f, "low_speed_limit = 100; low_speed_time = 60;");
+		stop_soon();
+		double t0 = now_s();
+		download(&f, url(port, "/image.bin"), 0, &d, &err);
+		double elapsed = now_s() - t0;
+		if (modes[i] == TINY_SILENT) {
+			CU_ASSERT_EQUAL(d.open_r, -ECANCELED);
+		} else {
+			CU_ASSERT_EQUAL(d.open_r, 0);
+			CU_ASSERT_EQUAL(d.len, 100000);  /* what came before the stall */
+			CU_ASSERT_EQUAL(d.read_r, -ECANCELED);
+		}
+		expect_error(&err, REIMAGE_EC_STATE, "stopped on request");
+		CU_ASSERT(elapsed < 10);
+		registry_watch_stop(NULL);
+		server_stop(pid);
+		plugin_down(&f);
+		free(d.data);
+	}
+	free(body);
+}
+
+/* A job's transport-http group changes only the settings it names: the
+ * agent file's headers, token and timeouts stay (the job's win where both
+ * set one); a mistake in either names its file and line. */
+TEST_CASE(job_group_merges_with_the_agent_group)
+{
+	struct registry reg;
+	struct agent_conf ac;
+	struct job job;
+	struct plugin *p = NULL;
+	struct reimage_error err = { 0 };
+	const config_setting_t *groups[2];
+	size_t n;
+
+	char agent[1024];
+	t_write(t_path("token"), "s3cret\n");
+	snprintf(agent, sizeof(agent), "transport-http: {\n  headers = [ \"X-Site: lab\" ];\n"
+		 "  max_bandwidth = 1000;\n  connect_timeout = 5;\n"
+		 "  bearer_token_file = \"%s\";\n};\n", t_path("token"));
+	t_write(t_path("agent.conf"), agent);
+	t_write(t_path("job.conf"), "id = \"test-job\";\nserial = 7;\nbackend = \"sandbox\";\n"
+		"image: { url = \"http://127.0.0.1:1/image.tar\"; };\n"
+		"transport-http: { max_bandwidth = 2000; };\n");
+	CU_ASSERT_EQUAL_FATAL(agent_conf_load(&ac, t_path("agent.conf"), &err), 0);
+	CU_ASSERT_EQUAL_FATAL(job_load(&job, t_path("job.conf"), &err), 0);
+	CU_ASSERT_EQUAL_FATAL(registry_init(&reg, NULL, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(registry_require(&reg, "transport-http", &p, &err), 0);
+	n = config_plugin_groups(&job, &ac, "transport-http", groups);
+	CU_ASSERT_EQUAL(n, 2);
+	CU_ASSERT_EQUAL_FATAL(plugin_configure_groups(p, groups, n, &err), 0);
+	const struct reimage_option *t = p->desc->transport->options;
+	const struct reimage_optval *v = p->values;
+	CU_ASSERT_EQUAL(v[options_index(t, "max_bandwidth")].i, 2000);
+	CU_ASSERT_EQUAL(v[options_index(t, "connect_timeout")].i, 5);
+	const char *const *headers = v[options_index(t, "headers")].list;
+	CU_ASSERT(headers && headers[0] && !strcmp(headers[0], "X-Site: lab") && !headers[1]);
+	CU_ASSERT_PTR_NOT_NULL(v[options_index(t, "bearer_token_file")].s);
+	CU_ASSERT_EQUAL(v[options_index(t, "low_speed_time")].i, 60);  /* a default */
+	/* Without a job: the agent file's alone. */
+	n = config_plugin_groups(NULL, &ac, "transport-http", groups);
+	CU_ASSERT_EQUAL_FATAL(plugin_configure_groups(p, groups, n, &err), 0);
+	CU_ASSERT_EQUAL(p->values[options_index(t, "max_bandwidth")].i, 1000);
+	CU_ASSERT_EQUAL(plugin_start(p, &err), 0);
+	registry_fini(&reg);
+	job_free(&job);
+
+	/* A mistake in the job's group names the job file. */
+	t_write(t_path("job.conf"), "id = \"test-job\";\nserial = 7;\nbackend = \"sandbox\";\n"
+		"image: { url = \"http://127.0.0.1:1/image.tar\"; };\n"
+		"transport-http: { max_bandwith = 2000; };\n");
+	CU_ASSERT_EQUAL_FATAL(job_load(&job, t_path("job.conf"), &err), 0);
+	CU_ASSERT_EQUAL_FATAL(registry_init(&reg, NULL, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(registry_require(&reg, "transport-http", &p, &err), 0);
+	n = config_plugin_groups(&job, &ac, "transport-http", groups);
+	CU_ASSERT(plugin_configure_groups(p, groups, n, &err) < 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "job.conf:5: unknown setting 'max_bandwith'"));
+	if (!strstr(err.msg, "job.conf:5"))
+		fprintf(stderr, "message: %s\n", err.msg);
+	registry_fini(&reg);
+	job_free(&job);
+	agent_conf_free(&ac);
 }
 
 TEST_CASE(bad_settings_refused)

@@ -10,11 +10,19 @@
 #include "cgroup.h"
 #include "procs_util.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sched.h>
+#include <stddef.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define CONF "keep_processes = [\"t-keepme\", \"t-keep-long-name-process\"];\n" \
@@ -154,4 +162,149 @@ TEST_CASE(unit_of_cgroup)
 	/* never cut short */
 	proc_unit_of_cgroup("0::/system.slice/ssh.service\n", small, sizeof(small));
 	CU_ASSERT_STRING_EQUAL(small, "");
+}
+
+/* ------------------------------------------------- vanishing processes */
+
+#define STRESS_ROUNDS 400
+#define CHURNERS 2
+#define IDLERS 16
+
+/* A kept process that, until killed, starts short-lived process groups
+ * one after the other: a leader that exits at once and a member that
+ * outlives it briefly, so the leader's pid lingers as a group id
+ * (pidfd_open on it gives EINVAL, not ESRCH).  It reaps both itself (a
+ * subreaper) before the next, so at most two live at a time: the machine
+ * sees a steady trickle, not a fork storm, and PID 1 gathers no zombies. */
+static void churn(void)
+{
+	prctl(PR_SET_NAME, "t-churn");
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	for (long i = 0; i < 10L * 1000 * 1000; i++) {  /* bounded; killed long before */
+		if (fork() == 0) {
+			prctl(PR_SET_NAME, "t-blip");
+			setpgid(0, 0);
+			if (fork() == 0) {
+				prctl(PR_SET_NAME, "t-blip-member");
+				for (int k = 0; k < 1000; k++)
+					sched_yield();
+				_exit(0);
+			}
+			_exit(0);
+		}
+		while (waitpid(-1, NULL, 0) > 0)
+			;
+	}
+	_exit(0);
+}
+
+/*
+ * The kernel's answer for a process that vanishes inside pidfd_open (its
+ * pid found, its task reaped before the check) is EINVAL, in a window of
+ * nanoseconds no test can aim at.  Make it certain for one pid: a seccomp
+ * filter answers EINVAL to pidfd_open(ghost, ...) in this process.
+ */
+static int answer_einval_for(pid_t ghost)
+{
+	struct sock_filter code[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_pidfd_open, 0, 3),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)ghost, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EINVAL),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { .len = sizeof(code) / sizeof(code[0]), .filter = code };
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return -1;
+	return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog);
+}
+
+/* The agent: STRESS_ROUNDS quiesce and logout calls while processes come
+ * and go, and pidfd_open says EINVAL for ghost; every one must succeed. */
+static int stress_agent(int out, pid_t ghost)
+{
+	struct posix_fixture fx;
+	struct reimage_error err = { 0 };
+	int failed = 0, r;
+
+	prctl(PR_SET_NAME, "t-agent");
+	if (answer_einval_for(ghost) < 0) {
+		dprintf(out, "seccomp: %s\n", strerror(errno));
+		return 1;
+	}
+	if ((r = fx_load(&fx, "keep_processes = [\"t-churn\", \"t-idle\"];\ngrace_seconds = 1; "
+			 "use_logind = false; lock_memory = false;\n", &err)) == 0)
+		r = fx.ops->prepare(fx.ctx, t_dir(), &err);
+	for (int round = 0; r == 0 && round < STRESS_ROUNDS; round++) {
+		struct reimage_error e = { 0 };
+		int rr = round % 2 ? fx.ops->logout(fx.ctx, t_dir(), &e)
+				   : fx.ops->quiesce(fx.ctx, t_dir(), &e);
+		if (rr != 0 && failed++ == 0)
+			dprintf(out, "round %d: %s\n", round, e.msg);
+	}
+	dprintf(out, "rc=%d failed=%d %s\n", r, failed, err.msg);
+	return 0;
+}
+
+static int stress_scenario(void *arg)
+{
+	const struct scenario *sc = arg;
+	pid_t churners[CHURNERS], agent, ghost;
+	int status;
+
+	prctl(PR_SET_NAME, "t-init");
+	/* Kept processes at low pids: each scan reads their files before it
+	 * reaches the churn, which is meanwhile free to vanish. */
+	for (int i = 0; i < IDLERS; i++)
+		CHECK(spawn_victim("t-idle", V_SLEEP, 0) == 0);
+	for (int i = 0; i < CHURNERS; i++)
+		if ((churners[i] = fork()) == 0)
+			churn();
+	/* Not kept: each round takes it for gone (EINVAL), none may fail. */
+	if ((ghost = fork()) == 0) {
+		prctl(PR_SET_NAME, "t-ghost");
+		pause();
+		_exit(0);
+	}
+	agent = fork();
+	if (agent == 0)
+		_exit(stress_agent(sc->out, ghost));
+	CHECK(agent > 0 && waitpid(agent, &status, 0) == agent && WIFEXITED(status) &&
+	      WEXITSTATUS(status) == 0);
+	for (int i = 0; i < CHURNERS; i++) {
+		/* Still running: quiesce and logout left the kept ones alone. */
+		CHECK(churners[i] > 0 && waitpid(churners[i], &status, WNOHANG) == 0);
+		kill(churners[i], SIGKILL);
+		waitpid(churners[i], NULL, 0);
+	}
+	kill(ghost, SIGKILL);
+	waitpid(ghost, NULL, 0);
+	return fx_failures;
+}
+
+/* A process may vanish at any step of a stop (between the /proc scan and
+ * pidfd_open, inside pidfd_open, while its files are read, before its
+ * signal): QUIESCE and logout succeed in every one of many rounds while
+ * process groups start and end without pause, and when pidfd_open answers
+ * EINVAL (certain here for one process). */
+TEST_CASE(processes_vanishing_meanwhile)
+{
+	struct scenario sc;
+	int p[2];
+	char *rep;
+
+	if (!t_is_root())
+		t_skip("namespaces need root");
+	CU_ASSERT_EQUAL_FATAL(open_report(p), 0);
+	sc.out = p[1];
+	CHECK_NS_RESULT(ns_run(NS_PID | NS_PROC, stress_scenario, &sc, 240));
+	rep = read_available(p[0]);
+	CU_ASSERT_PTR_NOT_NULL(strstr(rep, "rc=0 failed=0 "));
+	if (!strstr(rep, "rc=0 failed=0 "))
+		fprintf(stderr, "report:\n%s", rep);
+	free(rep);
+	close(p[0]);
+	close(p[1]);
 }

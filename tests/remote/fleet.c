@@ -8,12 +8,28 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+/* The store's folder on disk (nginx's, the directory, smbd's share). */
+static char store_dir[1024];
+
+char *store_read(const char *fmt, ...)
+{
+	char rel[1024], path[2048];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(rel, sizeof(rel), fmt, ap);
+	va_end(ap);
+	snprintf(path, sizeof(path), "%s/%s", store_dir, rel);
+	return t_read(path);
+}
 
 const char *agent_file(int i)
 {
@@ -22,7 +38,7 @@ const char *agent_file(int i)
 
 static void make_agent(struct fleet *f, int i, const char *key, const char *agent_extra)
 {
-	char conf[2048], root[1024];
+	char conf[4096], root[1024];
 	snprintf(root, sizeof(root), "%s", t_path("pc-%d/root", i));
 	/* A copy of one old root, with the installed agent's state folder. */
 	CU_ASSERT_EQUAL_FATAL(t_sh("mkdir -p '%s' && cp -a '%s' '%s' && mkdir -p -m 700 "
@@ -36,17 +52,48 @@ static void make_agent(struct fleet *f, int i, const char *key, const char *agen
 	t_write(agent_file(i), conf);
 }
 
+/* The store of kind: its URL, its folder, and the settings agents and
+ * reimagectl need to reach it (added to agent_extra in extra). */
+static void store_setup(struct fleet *f, enum fleet_store kind, const char *agent_extra,
+			char *extra, size_t len)
+{
+	f->kind = kind;
+	snprintf(extra, len, "%s", agent_extra ? agent_extra : "");
+	switch (kind) {
+	case STORE_NGINX:
+		snprintf(f->store, sizeof(f->store), "http://127.0.0.1:%d/dav/store", f->ng.port);
+		snprintf(store_dir, sizeof(store_dir), "%s", t_path("www/dav/store"));
+		break;
+	case STORE_DIR:
+		snprintf(store_dir, sizeof(store_dir), "%s", t_path("store"));
+		snprintf(f->store, sizeof(f->store), "%s", store_dir);
+		break;
+	case STORE_SMBD: {
+		char group[512];
+		smbd_start(&f->smb);
+		snprintf(f->store, sizeof(f->store), "smb://127.0.0.1:%d/private/store", f->smb.port);
+		snprintf(store_dir, sizeof(store_dir), "%s", t_path("private/store"));
+		snprintf(group, sizeof(group), "transport-smb: { user = \"" SMBD_USER "\"; "
+			 "password = \"" SMBD_PASSWORD "\"; };\n");
+		t_write(t_path("admin.conf"), group);
+		snprintf(f->ctl, sizeof(f->ctl), "-C '%s' ", t_path("admin.conf"));
+		snprintf(extra, len, "%s%s", group, agent_extra ? agent_extra : "");
+		break;
+	}
+	}
+}
+
 /* nginx, keys, an image (slow: served at 256 KiB/s with 4 MiB of data),
  * n agents with sandbox roots, and a job file for them. */
-void fleet_setup_with(struct fleet *f, int n, int slow, const char *job_extra,
-		      const char *agent_extra)
+void fleet_setup_store(struct fleet *f, enum fleet_store kind, int n, int slow,
+		       const char *job_extra, const char *agent_extra)
 {
-	char image[1024], extra[512];
+	char image[1024], extra[512], agents[2048];
 
 	memset(f, 0, sizeof(*f));
 	f->n = n;
 	nginx_start(&f->ng, 0);
-	snprintf(f->store, sizeof(f->store), "http://127.0.0.1:%d/dav/store", f->ng.port);
+	store_setup(f, kind, agent_extra, agents, sizeof(agents));
 	CU_ASSERT_EQUAL_FATAL(t_sh("'%s/reimagectl' keygen '%s' '%s' >/dev/null", t_bin_dir(),
 				   t_path("admin.key"), t_path("admin.pub")), 0);
 	CU_ASSERT_EQUAL_FATAL(t_sh("mkdir -p '%s'", t_path("new")), 0);
@@ -66,7 +113,13 @@ void fleet_setup_with(struct fleet *f, int n, int slow, const char *job_extra,
 	CU_ASSERT_EQUAL_FATAL(t_sh("mkdir -p '%s'", t_path("old-root")), 0);
 	fixture_old_root(t_path("old-root"));
 	for (int i = 1; i <= n; i++)
-		make_agent(f, i, t_path("admin.pub"), agent_extra);
+		make_agent(f, i, t_path("admin.pub"), agents);
+}
+
+void fleet_setup_with(struct fleet *f, int n, int slow, const char *job_extra,
+		      const char *agent_extra)
+{
+	fleet_setup_store(f, STORE_NGINX, n, slow, job_extra, agent_extra);
 }
 
 void fleet_setup(struct fleet *f, int n, int slow, const char *job_extra)
@@ -74,7 +127,18 @@ void fleet_setup(struct fleet *f, int n, int slow, const char *job_extra)
 	fleet_setup_with(f, n, slow, job_extra, NULL);
 }
 
+void fleet_stop(struct fleet *f)
+{
+	server_stop(f->ng.pid);
+	smbd_stop(&f->smb);
+}
+
 pid_t agent_start(int i, int once)
+{
+	return agent_start_with(i, once, NULL);
+}
+
+pid_t agent_start_with(int i, int once, const char *option)
 {
 	char log[1024], conf[1024];
 	snprintf(log, sizeof(log), "%s", t_path("pc-%d/agent.log", i));
@@ -89,7 +153,18 @@ pid_t agent_start(int i, int once)
 		dup2(fd, 2);
 		char bin[1024];
 		snprintf(bin, sizeof(bin), "%s/reimage", t_bin_dir());
-		execl(bin, "reimage", "agent", "-c", conf, once ? "--once" : NULL, (char *)NULL);
+		char *argv[8];
+		int n = 0;
+		argv[n++] = (char *)"reimage";
+		if (option)
+			argv[n++] = (char *)option;
+		argv[n++] = (char *)"agent";
+		argv[n++] = (char *)"-c";
+		argv[n++] = conf;
+		if (once)
+			argv[n++] = (char *)"--once";
+		argv[n] = NULL;
+		execv(bin, argv);
 		_exit(127);
 	}
 	return pid;
@@ -129,15 +204,14 @@ int agent_once(int i)
 void submit(struct fleet *f, const char *key, const char *how)
 {
 	char *out = NULL;
-	CU_ASSERT_EQUAL_FATAL(fixture_reimagectl(&out, "submit -s %s -k '%s' '%s' %s", f->store, key,
+	CU_ASSERT_EQUAL_FATAL(fixture_reimagectl(&out, "%ssubmit -s %s -k '%s' '%s' %s", f->ctl, f->store, key,
 				  t_path("job.conf"), how), 0);
 	free(out);
 }
 
-/* The agent's latest report, straight from nginx's folder. */
 char *latest_report(int i)
 {
-	return t_read(t_path("www/dav/store/reports/pc-%d.json", i));
+	return store_read("reports/pc-%d.json", i);
 }
 
 /* Wait (bounded) until the agent's latest report holds every string. */
@@ -210,4 +284,98 @@ void faketime_clear(void)
 		unsetenv("ASAN_OPTIONS");
 	free(saved_asan);
 	saved_asan = NULL;
+}
+
+char *job_report(int i)
+{
+	return store_read("reports/test-job/pc-%d.json", i);
+}
+
+int job_state_is(int i, const char *state)
+{
+	char want[64], *rep = job_report(i);
+	snprintf(want, sizeof(want), "\"state\": \"%s\"", state);
+	int ok = rep && strstr(rep, want);
+	free(rep);
+	return ok;
+}
+
+int job_final(int i)
+{
+	static const char *const final[] = { "committed", "failed", "rolled-back", "refused",
+					     "skipped", "cancelled", NULL };
+	for (const char *const *s = final; *s; s++)
+		if (job_state_is(i, *s))
+			return 1;
+	return 0;
+}
+
+/* 1 if the agent has started the job: a report past SCHEDULED. */
+static int job_started(int i)
+{
+	char *rep = job_report(i);
+	int started = rep && !strstr(rep, "\"phase\": \"SCHEDULED\"");
+	free(rep);
+	return started;
+}
+
+/* 1 if every agent of wave has a final outcome. */
+static int wave_finished(const struct fleet *f, const int *wave_of, int wave)
+{
+	for (int j = 1; j <= f->n; j++)
+		if (wave_of[j] == wave && !job_final(j)) {
+			char *rep = job_report(j);
+			fprintf(stderr, "pc-%d of wave %d not finished: %s\n", j, wave + 1,
+				rep ? rep : "(no report)");
+			free(rep);
+			return 0;
+		}
+	return 1;
+}
+
+int run_fleet(struct fleet *f, const int *wave_of, int seconds)
+{
+	int restarted[MAX_AGENTS + 1] = { 0 }, done = 0, early = 0;
+
+	for (int i = 1; i <= f->n; i++)
+		f->pid[i] = agent_start(i, 0);
+	for (int k = 0; k < seconds * 5 && !done; k++, usleep(200000)) {
+		done = 1;
+		for (int i = 1; i <= f->n; i++) {
+			int status;
+			/* The report first: the earlier wave's outcomes are all
+			 * final before any agent of the next wave can start. */
+			if (wave_of && wave_of[i] > 0 && job_started(i) &&
+			    !wave_finished(f, wave_of, wave_of[i] - 1)) {
+				fprintf(stderr, "pc-%d started before wave %d finished\n", i, wave_of[i]);
+				early++;
+			}
+			if (f->pid[i] > 0 && waitpid(f->pid[i], &status, WNOHANG) == f->pid[i]) {
+				f->pid[i] = 0;
+				CU_ASSERT(!restarted[i]);
+				if (!restarted[i]++)
+					f->pid[i] = agent_start(i, 0);
+			}
+			done &= job_final(i);
+		}
+	}
+	for (int i = 1; i <= f->n; i++)
+		if (f->pid[i] > 0) {
+			kill(f->pid[i], SIGTERM);
+			if (agent_wait(f->pid[i], 15) != 0)
+				show_log(i);
+			f->pid[i] = 0;
+		}
+	if (!done)
+		for (int i = 1; i <= f->n; i++)
+			if (!job_final(i))
+				show_log(i);
+	CU_ASSERT_EQUAL(early, 0);
+	return done;
+}
+
+/* An agent whose PREPARE fails: .reimage is a file, not a directory. */
+void break_agent(int i)
+{
+	t_write(t_path("pc-%d/root/.reimage", i), "not a directory\n");
 }

@@ -9,14 +9,27 @@
 #define REIMAGE_TEST_FLEET_H
 
 #include "http/servers.h"
+#include "smb/smbd.h"
 
 #include <sys/types.h>
 
 #define MAX_AGENTS 32
 
+/* Where the job store lives: every kind serves the same scenario. */
+enum fleet_store {
+	STORE_NGINX,  /* http://.../dav/store (WebDAV), the default */
+	STORE_DIR,    /* a plain directory */
+	STORE_SMBD,   /* smb://127.0.0.1:PORT/private/store on the test's smbd */
+};
+
 struct fleet {
-	struct nginx ng;
+	struct nginx ng;  /* serves the image whatever the store */
+	struct smbd smb;  /* STORE_SMBD only */
+	enum fleet_store kind;
 	char store[256];
+	/* reimagectl's global options for this store ("-C FILE" for smb's
+	 * credentials), to put before the command. */
+	char ctl[512];
 	char image_url[256];
 	int n;
 	pid_t pid[MAX_AGENTS + 1];
@@ -28,9 +41,18 @@ struct fleet {
 void fleet_setup_with(struct fleet *f, int n, int slow, const char *job_extra,
 		      const char *agent_extra);
 void fleet_setup(struct fleet *f, int n, int slow, const char *job_extra);
+/* fleet_setup_with() on a store of kind. */
+void fleet_setup_store(struct fleet *f, enum fleet_store kind, int n, int slow,
+		       const char *job_extra, const char *agent_extra);
+/* Stop the fleet's servers. */
+void fleet_stop(struct fleet *f);
+/* A document of the store, read from its folder on disk (NULL if none). */
+char *store_read(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 const char *agent_file(int i);
 /* Start agent i (once: poll, run what is due, stop). */
 pid_t agent_start(int i, int once);
+/* The same with one option before the command (e.g. "-v"), or NULL. */
+pid_t agent_start_with(int i, int once, const char *option);
 /* The agent's exit status, or -1 if it did not end within seconds (it is
  * then killed). */
 int agent_wait(pid_t pid, int seconds);
@@ -38,8 +60,22 @@ void show_log(int i);
 int agent_once(int i);
 /* reimagectl submit of job.conf with key and the targets in how. */
 void submit(struct fleet *f, const char *key, const char *how);
-/* The agent's latest report, straight from nginx's folder. */
+/* The agent's latest report, straight from the store's folder. */
 char *latest_report(int i);
+/* The agent's report on test-job, or NULL. */
+char *job_report(int i);
+/* 1 if the agent's report on test-job is in state. */
+int job_state_is(int i, const char *state);
+/* 1 if the agent's report on test-job is final (committed, failed...). */
+int job_final(int i);
+/* Run every agent until each has a final outcome on test-job: an agent
+ * that stops after its swap (the "reboot") is started again, once, to
+ * play the new image.  wave_of (or NULL): each agent's wave; an agent
+ * seen started while the wave before its own has not committed is an
+ * error.  Returns 1 if all finished within seconds. */
+int run_fleet(struct fleet *f, const int *wave_of, int seconds);
+/* An agent whose PREPARE fails: its root's .reimage is a file. */
+void break_agent(int i);
 /* Wait (bounded) until the agent's latest report holds both strings. */
 int report_shows(int i, const char *a, const char *b, int seconds);
 /* The root's manifest, without the agent's own state files. */

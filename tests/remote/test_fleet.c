@@ -241,6 +241,80 @@ TEST_CASE(sigterm_cancels_before_swap)
 	server_stop(f.ng.pid);
 }
 
+/* The image's server stops sending halfway and keeps the connection
+ * open: SIGTERM still ends the job within seconds (not after libcurl's
+ * 60 s low_speed_time, then retries), reported "cancelled". */
+TEST_CASE(sigterm_during_a_stalled_download)
+{
+	struct fleet f;
+	char image[1024], url[256], extra[256];
+	int port;
+
+	fleet_setup(&f, 1, 0, NULL);
+	snprintf(image, sizeof(image), "%s", t_path("www/image.tar"));
+	char *body = t_read(image);
+	long long size = fixture_size(image);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(body);
+	pid_t tiny = tiny_start(TINY_STALL, (const unsigned char *)body, (size_t)size, &port);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/image.tar", port);
+	snprintf(extra, sizeof(extra), "sha256 = \"%s\"; size = %lld;", fixture_sha256(image), size);
+	fixture_job(t_path("job.conf"), url, extra, NULL);
+	char *before = root_manifest(1);
+	submit(&f, t_path("admin.key"), "--agents pc-1");
+	pid_t pid = agent_start(1, 0);
+	CU_ASSERT_FATAL(report_shows(1, "\"STAGE\"", "\"running\"", 60));
+	/* The server has the request: the transfer is stalled from here on. */
+	int asked = 0;
+	for (int k = 0; k < 300 && !asked; k++, usleep(100000)) {
+		char *log = t_read(t_path("ranges.log"));
+		asked = log && *log;
+		free(log);
+	}
+	CU_ASSERT_FATAL(asked);
+	kill(pid, SIGTERM);
+	CU_ASSERT_EQUAL(agent_wait(pid, 15), 0);
+	CU_ASSERT(report_shows(1, "\"cancelled\"", "stopped on request", 1));
+	CU_ASSERT_EQUAL(access(t_path("pc-1/root/.reimage/new"), F_OK), -1);
+	/* The log names each phase once (the engine's "phase STAGE"), not
+	 * again in every routine report. */
+	CU_ASSERT_EQUAL(t_sh("test $(grep -c 'phase STAGE$' '%s') = 1 && "
+			     "! grep -q 'STAGE running' '%s'", t_path("pc-1/agent.log"),
+			     t_path("pc-1/agent.log")), 0);
+	char *after = root_manifest(1);
+	CU_ASSERT(fixture_same(before, after, "root after a stop during a stalled download"));
+	free(before);
+	free(after);
+	free(body);
+	server_stop(tiny);
+	server_stop(f.ng.pid);
+}
+
+/* A store that does not answer is a warning once per outage; the polls
+ * go on, further apart, and say so only in the verbose log. */
+TEST_CASE(unreachable_store_logged_once)
+{
+	struct fleet f;
+	fleet_setup(&f, 1, 0, NULL);
+	server_stop(f.ng.pid);  /* the store is gone: connections are refused */
+	pid_t pid = agent_start_with(1, 0, "-v");
+	int third = 0;
+	for (int k = 0; k < 300 && !third; k++, usleep(100000)) {
+		char *log = t_read(t_path("pc-1/agent.log"));
+		third = log && strstr(log, "still failing (3 in a row)");
+		free(log);
+	}
+	CU_ASSERT(third);
+	kill(pid, SIGTERM);
+	CU_ASSERT_EQUAL(agent_wait(pid, 15), 0);
+	CU_ASSERT_EQUAL(t_sh("test $(grep -c 'warning: poll: GET .*/jobs/pc-1.job' '%s') = 1",
+			     t_path("pc-1/agent.log")), 0);
+	/* Further apart: 1 s, then 2 s, then 4 s between the polls. */
+	CU_ASSERT_EQUAL(t_sh("grep -q 'still failing (2 in a row), next try in 2 s' '%s'",
+			     t_path("pc-1/agent.log")), 0);
+	if (!third)
+		show_log(1);
+}
+
 TEST_CASE(cancel_scheduled_job)
 {
 	struct fleet f;
@@ -276,6 +350,24 @@ TEST_CASE(agent_config_errors)
 	t_write(t_path("c.conf"), "agent_id = \"pc-1\";\npoll_interval = 0;\n");
 	CU_ASSERT_EQUAL(fixture_reimage(&out, "agent -c '%s' --once", t_path("c.conf")), 2);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "c.conf:2"));
+	free(out);
+	/* A store whose transport cannot be loaded: refused at the start,
+	 * naming the file, the location, the plugin and where it was looked
+	 * for -- not a warning at every poll. */
+	char conf[1024];
+	snprintf(conf, sizeof(conf), "agent_id = \"pc-1\";\nstore = \"smb://127.0.0.1:1/share/store\";\n"
+		"trusted_keys = [\"/k.pub\"];\nstate_dir = \"%s\";\n", t_path("state"));
+	t_write(t_path("d.conf"), conf);
+	CU_ASSERT_EQUAL(t_sh_out(&out, "REIMAGE_PLUGIN_PATH='%s' '%s/reimage' agent -c '%s' --once "
+				 "2>&1; echo rc=$?", t_path("no-plugins"), t_bin_dir(),
+				 t_path("d.conf")), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "rc=2"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "d.conf: job location smb://127.0.0.1:1/share/store/jobs/"
+				      "pc-1.job: smb: plugin transport-smb is not installed (plugin "
+				      "path: "));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, t_path("no-plugins")));
+	if (!strstr(out, "is not installed"))
+		fprintf(stderr, "output: %s\n", out);
 	free(out);
 }
 

@@ -23,12 +23,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/* The agent's report on test-job, or NULL. */
-static char *job_report(int i)
-{
-	return t_read(t_path("www/dav/store/reports/test-job/pc-%d.json", i));
-}
-
 /* A number field of a JSON document written by jansson ("name": 123). */
 static long long field(const char *doc, const char *name)
 {
@@ -38,38 +32,9 @@ static long long field(const char *doc, const char *name)
 	return p ? strtoll(p + strlen(key), NULL, 10) : -1;
 }
 
-/* 1 if the agent's report on the job is in state. */
-static int job_state_is(int i, const char *state)
-{
-	char want[64], *rep = job_report(i);
-	snprintf(want, sizeof(want), "\"state\": \"%s\"", state);
-	int ok = rep && strstr(rep, want);
-	free(rep);
-	return ok;
-}
-
-static int job_final(int i)
-{
-	static const char *const final[] = { "committed", "failed", "rolled-back", "refused",
-					     "skipped", "cancelled", NULL };
-	for (const char *const *s = final; *s; s++)
-		if (job_state_is(i, *s))
-			return 1;
-	return 0;
-}
-
 static char *wave_doc(int wave)
 {
-	return t_read(t_path("www/dav/store/rollouts/test-job/wave-%d.json", wave));
-}
-
-/* 1 if the agent has started the job: a report past SCHEDULED. */
-static int job_started(int i)
-{
-	char *rep = job_report(i);
-	int started = rep && !strstr(rep, "\"phase\": \"SCHEDULED\"");
-	free(rep);
-	return started;
+	return store_read("rollouts/test-job/wave-%d.json", wave);
 }
 
 /* 1 if wave's document says it committed. */
@@ -79,72 +44,6 @@ static int wave_committed(int wave)
 	int ok = doc && strstr(doc, "\"state\": \"committed\"");
 	free(doc);
 	return ok;
-}
-
-/* 1 if every agent of wave has a final outcome. */
-static int wave_finished(const struct fleet *f, const int *wave_of, int wave)
-{
-	for (int j = 1; j <= f->n; j++)
-		if (wave_of[j] == wave && !job_final(j)) {
-			char *rep = job_report(j);
-			fprintf(stderr, "pc-%d of wave %d not finished: %s\n", j, wave + 1,
-				rep ? rep : "(no report)");
-			free(rep);
-			return 0;
-		}
-	return 1;
-}
-
-/* Run every agent until each has a final outcome on the job: an agent
- * that stops after its swap (the "reboot") is started again, once, to
- * play the new image.  wave_of (or NULL): each agent's wave; an agent
- * seen started while the wave before its own has not committed is an
- * error.  Returns 1 if all finished within seconds. */
-static int run_fleet(struct fleet *f, const int *wave_of, int seconds)
-{
-	int restarted[MAX_AGENTS + 1] = { 0 }, done = 0, early = 0;
-
-	for (int i = 1; i <= f->n; i++)
-		f->pid[i] = agent_start(i, 0);
-	for (int k = 0; k < seconds * 5 && !done; k++, usleep(200000)) {
-		done = 1;
-		for (int i = 1; i <= f->n; i++) {
-			int status;
-			/* The report first: the earlier wave's outcomes are all
-			 * final before any agent of the next wave can start. */
-			if (wave_of && wave_of[i] > 0 && job_started(i) &&
-			    !wave_finished(f, wave_of, wave_of[i] - 1)) {
-				fprintf(stderr, "pc-%d started before wave %d finished\n", i, wave_of[i]);
-				early++;
-			}
-			if (f->pid[i] > 0 && waitpid(f->pid[i], &status, WNOHANG) == f->pid[i]) {
-				f->pid[i] = 0;
-				CU_ASSERT(!restarted[i]);
-				if (!restarted[i]++)
-					f->pid[i] = agent_start(i, 0);
-			}
-			done &= job_final(i);
-		}
-	}
-	for (int i = 1; i <= f->n; i++)
-		if (f->pid[i] > 0) {
-			kill(f->pid[i], SIGTERM);
-			if (agent_wait(f->pid[i], 15) != 0)
-				show_log(i);
-			f->pid[i] = 0;
-		}
-	if (!done)
-		for (int i = 1; i <= f->n; i++)
-			if (!job_final(i))
-				show_log(i);
-	CU_ASSERT_EQUAL(early, 0);
-	return done;
-}
-
-/* An agent whose PREPARE fails: .reimage is a file, not a directory. */
-static void break_agent(int i)
-{
-	t_write(t_path("pc-%d/root/.reimage", i), "not a directory\n");
 }
 
 static char *agents_list(int n)

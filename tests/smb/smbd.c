@@ -39,19 +39,6 @@ static struct sockaddr_in loopback(int port)
 	return a;
 }
 
-int free_port(void)
-{
-	struct sockaddr_in a = loopback(0);
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	CU_ASSERT_FATAL(fd >= 0);
-	CU_ASSERT_FATAL(bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
-	CU_ASSERT_FATAL(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
-	close(fd);
-	return ntohs(a.sin_port);
-}
-
 static int port_accepts(int port)
 {
 	struct sockaddr_in a = loopback(port);

@@ -26,7 +26,5 @@ void smbd_start(struct smbd *s);
 void smbd_start_with(struct smbd *s, const char *extra);
 /* Stop it by its PID and reap it. */
 void smbd_stop(struct smbd *s);
-/* A TCP port on 127.0.0.1 nobody listens on (right now). */
-int free_port(void);
 
 #endif

@@ -420,6 +420,35 @@ TEST_CASE(put_fetch_not_modified)
 	smbd_stop(&srv);
 }
 
+/* A job store on an empty share: put() makes the folders of a path
+ * (jobs/, reports/<job>/) as the file transport and nginx do. */
+TEST_CASE(put_creates_folders)
+{
+	struct smbd srv;
+	struct smb_plugin sp;
+	struct reimage_error err = { 0 };
+	char *disk;
+
+	smbd_start(&srv);
+	plugin_load(&sp, LOGON);
+	CU_ASSERT_EQUAL(sp.ops->put(sp.ctx, url(srv.port, "private", "store/reports/job-1/pc-1.json"),
+				    "{}", 2, "application/json", &err), 0);
+	CU_ASSERT_EQUAL(err.code, 0);
+	disk = t_read(t_path("private/store/reports/job-1/pc-1.json"));
+	CU_ASSERT(disk && strcmp(disk, "{}") == 0);
+	free(disk);
+	/* Again, beside it: the folders exist now. */
+	CU_ASSERT_EQUAL(sp.ops->put(sp.ctx, url(srv.port, "private", "store/reports/job-1/pc-2.json"),
+				    "[]", 2, NULL, &err), 0);
+	CU_ASSERT_EQUAL(access(t_path("private/store/reports/job-1/pc-2.json"), F_OK), 0);
+	/* A file where a folder must be: an error naming it, nothing written. */
+	t_write(t_path("private/flat"), "x");
+	expect_error(&err, sp.ops->put(sp.ctx, url(srv.port, "private", "flat/doc.json"), "x", 1,
+				       NULL, &err), REIMAGE_EC_NOTFOUND, "flat");
+	plugin_unload(&sp);
+	smbd_stop(&srv);
+}
+
 TEST_CASE(put_missing_share)
 {
 	struct smbd srv;

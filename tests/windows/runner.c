@@ -107,7 +107,10 @@ static void host_log(enum reimage_loglevel level, const char *fmt, ...)
 }
 
 const struct reimage_host t_host = {
-	REIMAGE_PLUGIN_ABI, sizeof(struct reimage_host), host_error, host_log
+	.abi_version = REIMAGE_PLUGIN_ABI,
+	.struct_size = sizeof(struct reimage_host),
+	.error = host_error,
+	.log = host_log,
 };
 
 /* Remove a tree (the scratch directory of a passed case). */

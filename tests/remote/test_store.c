@@ -1,0 +1,84 @@
+/*
+ * test_store.c -- one fleet scenario on every kind of job store: a plain
+ * directory, nginx (WebDAV) and smbd (SMB share), each starting empty.
+ * Three agents take a job in two waves; the canary (pc-1) fails, the
+ * rollout halts and the two others are cancelled with their roots
+ * untouched; the administrator stops the job, then waits on it.  Every
+ * document the scenario needs (jobs, rollouts, waves, reports) is
+ * written and read through the store's transport.
+ */
+#define _GNU_SOURCE
+#include "harness.h"
+#include "fixture.h"
+#include "fleet.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void canary_fails_then_stop(enum fleet_store kind)
+{
+	struct fleet f;
+	char *before[4], *out = NULL;
+	const int wave_of[4] = { 0, 0, 1, 1 };
+
+	fleet_setup_store(&f, kind, 3, 0, "rollout: { waves = [ \"canary\", \"100%\" ]; "
+			  "failure_budget = 0; };", NULL);
+	for (int i = 1; i <= 3; i++)
+		before[i] = root_manifest(i);
+	break_agent(1);
+	/* An empty store: submit makes its folders. */
+	submit(&f, t_path("admin.key"), "--agents pc-1,pc-2,pc-3 --wave-group canary=pc-1");
+	for (int i = 1; i <= 3; i++) {
+		char *doc = store_read("jobs/pc-%d.job", i);
+		CU_ASSERT_PTR_NOT_NULL(doc);
+		free(doc);
+	}
+	CU_ASSERT_FATAL(run_fleet(&f, wave_of, 90));
+	CU_ASSERT(job_state_is(1, "failed"));
+	for (int i = 2; i <= 3; i++) {
+		char *rep = job_report(i), *after = root_manifest(i);
+		CU_ASSERT(job_state_is(i, "cancelled"));
+		CU_ASSERT(rep && strstr(rep, "rollout halted: wave 1 (canary)"));
+		CU_ASSERT(fixture_same(before[i], after, "root of an agent of a halted wave"));
+		CU_ASSERT_EQUAL(access(t_path("pc-%d/root/.reimage/new", i), F_OK), -1);
+		free(rep);
+		free(after);
+	}
+	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "%srollout status -s %s test-job", f.ctl, f.store),
+			0);
+	CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "rollout test-job: 2 wave(s), halted"));
+	free(out);
+	/* stop withdraws every document from the store. */
+	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "%sstop -s %s test-job", f.ctl, f.store), 0);
+	free(out);
+	for (int i = 1; i <= 3; i++) {
+		char *doc = store_read("jobs/pc-%d.job", i);
+		CU_ASSERT_PTR_NULL(doc);
+		free(doc);
+	}
+	/* wait reads every agent's report: the canary failed. */
+	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "%swait -s %s test-job --timeout 10 --interval 1",
+					   f.ctl, f.store), 1);
+	CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "3 agent(s)"));
+	free(out);
+	for (int i = 1; i <= 3; i++)
+		free(before[i]);
+	fleet_stop(&f);
+}
+
+TEST_CASE(directory_canary_fails_then_stop)
+{
+	canary_fails_then_stop(STORE_DIR);
+}
+
+TEST_CASE(nginx_canary_fails_then_stop)
+{
+	canary_fails_then_stop(STORE_NGINX);
+}
+
+TEST_CASE(smbd_canary_fails_then_stop)
+{
+	canary_fails_then_stop(STORE_SMBD);
+}
