@@ -212,8 +212,12 @@ static int cmd_options(void *ctx, struct reimage_error *err)
 static const struct cli_option options[] = {
 	{ "config", 'c', "FILE", "the job file (agent: the agent file)", 0 },
 	{ "agent", 'a', "FILE", "the agent file (default " REIMAGE_CONF_DIR "/agent.conf if present)", 0 },
-	{ "root", 'r', "DIR", "the root to work on (default: the job's `root`, else /)", 0 },
-	{ "backend", 'b', "NAME", "the backend: auto, posix, macos, windows, sandbox", 0 },
+	{ "root", 'r', "DIR", "the root to work on.  run/plan take it from one place: --root,\n"
+	  "else the job's `root`, else the agent file's `root`, else /;\n"
+	  "a job naming another root than the agent file or --root is an\n"
+	  "error.  The sandbox backend refuses /", 0 },
+	{ "backend", 'b', "NAME", "the backend: auto, posix, macos, windows, sandbox (default:\n"
+	  "the job's `backend` unless auto, else the agent file's)", 0 },
 	{ "undo", 'u', NULL, "undo the interrupted swap instead of completing it", 0 },
 	{ "once", 'o', NULL, "one poll round, run what is due, then exit", 0 },
 	{ "verbose", 'v', NULL, "log more (repeat for debug)", 1 },

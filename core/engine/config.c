@@ -553,6 +553,7 @@ static int job_parse(struct job *job, struct reimage_error *err)
 	job->image_kind = iv[I_KIND].set ? iv[I_KIND].s : NULL;
 	job->image_token_file = iv[I_TOKEN_FILE].set ? iv[I_TOKEN_FILE].s : NULL;
 	job->root = v[J_ROOT].s;
+	job->root_set = v[J_ROOT].line > 0;  /* given, not the default */
 	job->backend = v[J_BACKEND].s;
 	job->preserve_mode = strcmp(pv[P_MODE].s, "copy") == 0 ? PRESERVE_COPY : PRESERVE_MOVE;
 	job->preserve_agent = (int)pv[P_AGENT].i;
@@ -729,6 +730,7 @@ int agent_conf_load(struct agent_conf *ac, const char *path, struct reimage_erro
 	ac->agent_id = v[A_AGENT_ID].set ? v[A_AGENT_ID].s : hostname;
 	ac->groups = v[A_GROUPS].list;
 	ac->root = v[A_ROOT].s;
+	ac->root_set = v[A_ROOT].line > 0;
 	ac->backend = v[A_BACKEND].s;
 	ac->plugins = v[A_PLUGINS].list;
 	ac->plugin_path = v[A_PLUGIN_PATH].list;

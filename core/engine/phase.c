@@ -232,6 +232,37 @@ static void agent_paths(struct engine *e)
 	e->agent_paths[n] = NULL;
 }
 
+/* Two names of one directory (or, for a path that does not exist, one name). */
+static int same_root(const char *a, const char *b)
+{
+	struct stat sa, sb;
+	if (stat(a, &sa) == 0 && stat(b, &sb) == 0)
+		return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+	return strcmp(a, b) == 0;
+}
+
+const char *engine_root(const struct job *job, const struct agent_conf *ac, const char *root,
+			struct reimage_error *err)
+{
+	const char *other = root ? "--root" : ac->root_set ? ac->file : NULL;
+	const char *theirs = root ? root : ac->root_set ? ac->root : NULL;
+
+	/* Two places naming two roots: neither wins, or a job written for
+	 * one root would run on another (a sandbox's job on this machine's /). */
+	if (job->root_set && theirs && !same_root(job->root, theirs)) {
+		err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "%s names root %s but %s names root %s: "
+			"give one root (or the same in both)", job->file, job->root, other, theirs);
+		return NULL;
+	}
+	return root ? root : job->root_set ? job->root : ac->root_set ? ac->root : "/";
+}
+
+const char *engine_backend(const struct job *job, const struct agent_conf *ac, const char *backend)
+{
+	/* The machine's own setting wins unless the job names a backend. */
+	return backend ? backend : strcmp(job->backend, "auto") ? job->backend : ac->backend;
+}
+
 int engine_open(struct engine *e, struct job *job, struct agent_conf *ac, const char *root,
 		const char *backend, struct reimage_error *err)
 {
@@ -247,7 +278,8 @@ int engine_open(struct engine *e, struct job *job, struct agent_conf *ac, const 
 	search_path(e->search_path, 16, job->plugin_path, ac->plugin_path);
 	if ((r = registry_init(&e->reg, e->search_path, err)) < 0)
 		return r;
-	root = root ? root : job->root;
+	if (!(root = engine_root(job, ac, root, err)))
+		return err->code;
 	if (!realpath(root, e->root) || stat(e->root, &st) < 0 || !S_ISDIR(st.st_mode)) {
 		err_sys(err, errno ? -errno : -ENOTDIR, "root %s", root);
 		return err->code;
@@ -258,7 +290,7 @@ int engine_open(struct engine *e, struct job *job, struct agent_conf *ac, const 
 	snprintf(e->st.job, sizeof(e->st.job), "%s", job->id);
 	e->st.serial = job->serial;
 	e->st.keep_old_days = job->keep_old_days;
-	if ((r = registry_backend(&e->reg, backend ? backend : job->backend, &e->backend, err)) < 0 ||
+	if ((r = registry_backend(&e->reg, engine_backend(job, ac, backend), &e->backend, err)) < 0 ||
 	    (r = start_plugin(e->backend, job, ac, err)) < 0)
 		return r;
 	/* The image's kind decides the transport (oci:// reads over https). */

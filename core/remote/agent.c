@@ -331,12 +331,6 @@ static int spend_serial(struct agent *a, struct reimage_error *err)
 	return agent_state_save(a->ac->state_dir, &a->st, err);
 }
 
-static const char *job_backend(const struct agent *a)
-{
-	/* The machine's own setting wins unless the job names a backend. */
-	return strcmp(a->job->backend, "auto") ? a->job->backend : a->ac->backend;
-}
-
 /* Returns 1 if the backend was asked to reboot (the agent stops), else 0. */
 static int run_job(struct agent *a)
 {
@@ -353,7 +347,7 @@ static int run_job(struct agent *a)
 	}
 	log_notice("job %s (serial %lld) from %s: starting", a->job->id, a->job->serial,
 		   a->loc[a->job_loc].url);
-	r = engine_open(&eng, a->job, a->ac, a->ac->root, job_backend(a), &e);
+	r = engine_open(&eng, a->job, a->ac, NULL, NULL, &e);
 	if (r == 0)
 		r = notice_check(eng.backend->desc->backend, a->job, &e);
 	if (r < 0) {

@@ -1,0 +1,116 @@
+/*
+ * test_cli.c -- what `reimage` tells an administrator: the root a job
+ * works on comes from one place (and never this machine's / for the
+ * sandbox backend), refusals with the right exit code and a clear
+ * message, warnings in plan, and the machine-readable outputs (--json,
+ * --progress json) parsed as a tool would.
+ *
+ * No case here may run a job on this machine's /: the refusal of / is
+ * tested through plan and engine_open (PREFLIGHT), which write nothing.
+ */
+#define _GNU_SOURCE
+#include "harness.h"
+#include "fixture.h"
+#include "config.h"
+#include "error.h"
+#include "phase.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* A sandbox root and a job for it that names no root of its own. */
+static void setup(const char *extra)
+{
+	CU_ASSERT_EQUAL_FATAL(t_sh("mkdir -p '%s' '%s'", t_path("root"), t_path("src")), 0);
+	fixture_old_root(t_path("root"));
+	fixture_new_tree(t_path("src"));
+	fixture_pack(t_path("src"), t_path("image.tar.zst"), "zstd");
+	fixture_job(t_path("job.conf"), t_path("image.tar.zst"), NULL, extra);
+}
+
+static void agent_file(const char *root)
+{
+	char text[4096];
+	snprintf(text, sizeof(text), "agent_id = \"pc-1\";\nbackend = \"sandbox\";\nroot = \"%s\";\n"
+		 "state_dir = \"%s\";\n", root, t_path("state"));
+	t_write(t_path("agent.conf"), text);
+}
+
+TEST_CASE(root_from_agent_file)
+{
+	char *out = NULL, expect[4200];
+	setup(NULL);
+	agent_file(t_path("root"));
+	CU_ASSERT_EQUAL(fixture_reimage(&out, "plan -c '%s' -a '%s'", t_path("job.conf"),
+					t_path("agent.conf")), 0);
+	snprintf(expect, sizeof(expect), "on root %s\n", t_path("root"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, expect));
+	free(out);
+	/* --help says where the root comes from. */
+	CU_ASSERT_EQUAL(fixture_reimage(&out, "plan --help"), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "else the agent file's `root`, else /"));
+	free(out);
+}
+
+TEST_CASE(root_conflict_is_an_error)
+{
+	char *out = NULL, extra[512];
+	setup(NULL);
+	CU_ASSERT_EQUAL_FATAL(t_sh("mkdir -p '%s'", t_path("other")), 0);
+	snprintf(extra, sizeof(extra), "root = \"%s\";", t_path("root"));
+	fixture_job(t_path("job.conf"), t_path("image.tar.zst"), NULL, extra);
+	agent_file(t_path("other"));
+	CU_ASSERT_EQUAL(fixture_reimage(&out, "plan -c '%s' -a '%s'", t_path("job.conf"),
+					t_path("agent.conf")), 2);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, t_path("other")));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "agent.conf names root"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "job.conf names root"));
+	free(out);
+	/* --root against the job's own root: the same refusal. */
+	CU_ASSERT_EQUAL(fixture_reimage(&out, "plan -c '%s' --root '%s'", t_path("job.conf"),
+					t_path("other")), 2);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "--root names root"));
+	free(out);
+	/* The same root under two names is one root. */
+	CU_ASSERT_EQUAL_FATAL(t_sh("ln -s root '%s'", t_path("alias")), 0);
+	CU_ASSERT_EQUAL(fixture_reimage(&out, "plan -c '%s' --root '%s'", t_path("job.conf"),
+					t_path("alias")), 0);
+	free(out);
+	CU_ASSERT_FALSE(t_sh("test -e '%s/.reimage'", t_path("root")) == 0);
+}
+
+/* The sandbox backend on this machine's /: refused by engine_open (that
+ * is PREFLIGHT: nothing written), before any phase could run. */
+TEST_CASE(sandbox_refuses_slash)
+{
+	struct reimage_error err = { 0 };
+	struct agent_conf ac;
+	struct engine e;
+	struct job job;
+	char *out = NULL;
+	int had_dir = access("/.reimage", F_OK) == 0;
+
+	setup(NULL);
+	CU_ASSERT_EQUAL_FATAL(agent_conf_load(&ac, NULL, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(job_load(&job, t_path("job.conf"), &err), 0);
+	CU_ASSERT_EQUAL_FATAL(t_sh("ln -s / '%s'", t_path("slash")), 0);
+	const char *roots[] = { "/", t_path("slash") };
+	for (size_t i = 0; i < 2; i++) {
+		int r = engine_open(&e, &job, &ac, roots[i], "sandbox", &err);
+		CU_ASSERT(r < 0);
+		CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "this machine's own /"));
+		engine_close(&e);
+		err_clear(&err);
+		/* Never run: a failure above must not become a swap on /. */
+	}
+	job_free(&job);
+	agent_conf_free(&ac);
+	/* The job's default root is / too: plan refuses it, as run would. */
+	CU_ASSERT_EQUAL(fixture_reimage(&out, "plan -c '%s'", t_path("job.conf")), 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "PREFLIGHT: sandbox: root / is this machine's own /"));
+	free(out);
+	CU_ASSERT_EQUAL(access("/.reimage", F_OK) == 0, had_dir);
+}
