@@ -46,6 +46,8 @@ struct args {
 	int npos;
 	const char *wave_groups[17];  /* --wave-group NAME=A,B,... */
 	int n_wave_groups;
+	int reuse;  /* submit: a job id already in the store, on purpose */
+	int json;   /* status, rollout status: JSON on standard output */
 };
 
 struct ctl {
@@ -269,8 +271,8 @@ static int next_serial(struct ctl *c, const struct job *job, long long *ret,
 /* Assign the targets to the job's waves and publish each wave's
  * documents, before any job document: an agent that accepts its job
  * finds its wave's state. */
-static int publish_waves(struct ctl *c, const struct job *job, char **agents, int *wave_of,
-			 struct reimage_error *err)
+static int publish_waves(struct ctl *c, const struct job *job, long long serial, char **agents,
+			 int *wave_of, struct reimage_error *err)
 {
 	size_t n = 0;
 	int r;
@@ -287,7 +289,7 @@ static int publish_waves(struct ctl *c, const struct job *job, char **agents, in
 	}
 	for (size_t w = 0; w < job->n_waves && r == 0; w++) {
 		struct wave_state ws = { .wave = (int)w, .waves = (int)job->n_waves,
-					 .budget = job->failure_budget };
+					 .serial = serial, .budget = job->failure_budget };
 		size_t k = 0;
 		for (size_t i = 0; i < n; i++)
 			if (wave_of[i] == (int)w)
@@ -305,6 +307,39 @@ static int publish_waves(struct ctl *c, const struct job *job, char **agents, in
 	}
 	free(members);
 	return r;
+}
+
+/* A job id names its reports in the store: a second job under the same id
+ * would be mistaken for the first (its reports, its waves) unless the
+ * administrator says it is meant (--reuse: reports are then matched by
+ * the new serial). */
+static int check_new_id(struct ctl *c, const char *job, struct reimage_error *err)
+{
+	char url[STORE_URL_MAX], *text = NULL;
+	long long serial = 0;
+	json_t *index;
+	size_t len;
+	int r;
+
+	store_url(url, sizeof(url), c->store, "rollouts/%s.json", job);
+	if ((r = store_get(&c->reg, &c->ac, url, INDEX_MAX, &text, &len, err)) == -ENOENT) {
+		err_clear(err);
+		return 0;
+	}
+	if (r < 0)
+		return r;
+	if ((index = json_loadb(text, len, 0, NULL)))
+		serial = json_integer_value(json_object_get(index, "serial"));
+	json_decref(index);
+	free(text);
+	if (c->a->reuse) {
+		log_notice("job %s: replacing the rollout of serial %lld (--reuse)", job, serial);
+		return 0;
+	}
+	err_set(err, -EEXIST, REIMAGE_EC_CONFIG, "job id %s was already submitted to %s (serial "
+		"%lld): give the job a new `id`, or submit it again with --reuse (status and wait "
+		"then follow the new serial only)", job, c->store, serial);
+	return -EEXIST;
 }
 
 static int cmd_submit(void *ctx, struct reimage_error *err)
@@ -347,7 +382,7 @@ static int cmd_submit(void *ctx, struct reimage_error *err)
 		r = -EINVAL;
 		goto out;
 	}
-	if ((r = next_serial(c, &job, &serial, err)) < 0)
+	if ((r = check_new_id(c, job.id, err)) < 0 || (r = next_serial(c, &job, &serial, err)) < 0)
 		goto out;
 	not_after = job.not_after ? job.not_after : now + a->expires;
 	when_format(not_after, when, sizeof(when));
@@ -367,7 +402,7 @@ static int cmd_submit(void *ctx, struct reimage_error *err)
 			r = -ENOMEM;
 			goto out;
 		}
-		if ((r = publish_waves(c, &job, agents, wave_of, err)) < 0)
+		if ((r = publish_waves(c, &job, serial, agents, wave_of, err)) < 0)
 			goto out;
 	}
 	/* One document per agent, or one for the group. */
@@ -408,8 +443,8 @@ static int cmd_submit(void *ctx, struct reimage_error *err)
 	printf("job %s: serial %lld, not after %s, %zu document(s) published to %s\n", job.id,
 	       serial, when, json_array_size(docs), c->store);
 	if (a->group && !members)
-		printf("note: without --members, `status` and `wait` know no agent of group %s\n",
-		       a->group);
+		printf("note: without --members, `status` and `wait` cannot follow group %s "
+		       "(they refuse: its agents are unknown)\n", a->group);
 out:
 	json_decref(index);
 	json_decref(docs);
@@ -428,6 +463,7 @@ out:
 struct rollout {
 	json_t *index;
 	char job[256];
+	long long serial;   /* the run followed: reports of another serial are older runs' */
 	int64_t submitted;
 	size_t n;
 	const char **agents;
@@ -446,12 +482,14 @@ static void rollout_free(struct rollout *ro)
 	memset(ro, 0, sizeof(*ro));
 }
 
-static int rollout_load(struct ctl *c, const char *job, struct rollout *ro,
+/* follow: the command reads the agents' reports (status, wait), which a
+ * group submitted without --members does not name. */
+static int rollout_load(struct ctl *c, const char *job, int follow, struct rollout *ro,
 			struct reimage_error *err)
 {
 	char url[STORE_URL_MAX], *text = NULL;
 	json_t *agents, *docs, *v, *group = NULL;
-	json_int_t submitted = 0;
+	json_int_t submitted = 0, serial = 0;
 	json_error_t jerr;
 	size_t len, i;
 	int r;
@@ -470,15 +508,24 @@ static int rollout_load(struct ctl *c, const char *job, struct rollout *ro,
 	}
 	ro->index = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
 	free(text);
-	if (!ro->index || json_unpack_ex(ro->index, &jerr, 0, "{s:o, s:o, s:I, s?o}", "agents",
+	if (!ro->index || json_unpack_ex(ro->index, &jerr, 0, "{s:o, s:o, s:I, s?I, s?o}", "agents",
 					 &agents, "documents", &docs, "submitted", &submitted,
-					 "group", &group) < 0) {
+					 "serial", &serial, "group", &group) < 0) {
 		err_set(err, -EBADMSG, REIMAGE_EC_INTEGRITY, "%s: %s", url, jerr.text);
 		return -EBADMSG;
 	}
 	snprintf(ro->job, sizeof(ro->job), "%s", job);
+	ro->serial = serial;
 	ro->submitted = submitted;
 	ro->n = json_array_size(agents);
+	if (follow && ro->n == 0) {
+		/* Zero agents followed would read as "all done". */
+		err_set(err, -ENOENT, REIMAGE_EC_CONFIG, "job %s was submitted to group %s without "
+			"--members: which agents run it is unknown, so their reports cannot be "
+			"followed; submit again with --reuse --members A,B,...",
+			job, json_is_string(group) ? json_string_value(group) : "?");
+		return -ENOENT;
+	}
 	ro->agents = calloc(ro->n + 1, sizeof(char *));
 	ro->urls = calloc(ro->n + 1, sizeof(char *));
 	ro->rep = calloc(ro->n + 1, sizeof(struct report));
@@ -505,9 +552,11 @@ static int rollout_load(struct ctl *c, const char *job, struct rollout *ro,
 	return 0;
 }
 
-/* Fetch every agent's report on the job.  An agent that refused the
- * document before it could read the job's id reports only in its latest
- * report, naming the document's location. */
+/* Fetch every agent's report on the job, of this run (its serial: a job
+ * id reused with --reuse leaves older runs' reports until the agents
+ * replace them).  An agent that refused the document before it could
+ * read the job's id reports only in its latest report, naming the
+ * document's location. */
 static void rollout_poll(struct ctl *c, struct rollout *ro)
 {
 	for (size_t i = 0; i < ro->n; i++) {
@@ -516,9 +565,11 @@ static void rollout_poll(struct ctl *c, struct rollout *ro)
 		struct report rep;
 		size_t len;
 
+		ro->have[i] = 0;
 		store_url(url, sizeof(url), c->store, "reports/%s/%s.json", ro->job, ro->agents[i]);
 		if (store_get(&c->reg, &c->ac, url, REPORT_MAX, &text, &len, &e) == 0 &&
-		    report_parse(text, len, &rep, &e) == 0) {
+		    report_parse(text, len, &rep, &e) == 0 &&
+		    (!ro->serial || rep.serial == ro->serial)) {
 			ro->rep[i] = rep;
 			ro->have[i] = 1;
 		}
@@ -549,11 +600,32 @@ static void age_text(char *buf, size_t len, int64_t seconds)
 		snprintf(buf, len, "%lldd", (long long)seconds / 86400);
 }
 
+/* How many agents ended each way (no report: unfinished). */
+static void rollout_counts(const struct rollout *ro, size_t counts[OUTCOME_COUNT])
+{
+	memset(counts, 0, OUTCOME_COUNT * sizeof(size_t));
+	for (size_t i = 0; i < ro->n; i++)
+		counts[ro->have[i] ? report_outcome(ro->rep[i].state) : OUTCOME_UNFINISHED]++;
+}
+
+/* "3 agent(s): 1 committed, 1 cancelled, 1 unfinished" (zeros left out). */
+static void counts_text(const struct rollout *ro, char *buf, size_t cap)
+{
+	size_t counts[OUTCOME_COUNT], n;
+	rollout_counts(ro, counts);
+	n = (size_t)snprintf(buf, cap, "%zu agent(s):", ro->n);
+	for (int o = 0; o < OUTCOME_COUNT && n < cap; o++)
+		if (counts[o] || o == OUTCOME_COMMITTED)
+			n += (size_t)snprintf(buf + n, cap - n, "%s %zu %s", o ? "," : "", counts[o],
+					      report_outcome_name(o));
+}
+
 static void rollout_print(const struct rollout *ro, FILE *out)
 {
 	int64_t now = (int64_t)time(NULL);
-	size_t counts[3] = { 0 };  /* succeeded, failed, unfinished */
+	char summary[512];
 
+	fprintf(out, "job %s, serial %lld\n", ro->job, ro->serial);
 	fprintf(out, "%-20s %-12s %-10s %-9s %-5s %s\n", "AGENT", "STATE", "PHASE", "PROGRESS",
 		"AGE", "DETAIL");
 	for (size_t i = 0; i < ro->n; i++) {
@@ -561,8 +633,7 @@ static void rollout_print(const struct rollout *ro, FILE *out)
 		char progress[32] = "-", age[16] = "-";
 		if (!ro->have[i]) {
 			fprintf(out, "%-20s %-12s %-10s %-9s %-5s %s\n", ro->agents[i], "no-report",
-				"-", "-", "-", "no report on this job yet");
-			counts[2]++;
+				"-", "-", "-", "no report on this run of the job yet");
 			continue;
 		}
 		if (r->total > 0)
@@ -573,20 +644,60 @@ static void rollout_print(const struct rollout *ro, FILE *out)
 		age_text(age, sizeof(age), now - r->time);
 		fprintf(out, "%-20s %-12s %-10s %-9s %-5s %s\n", ro->agents[i], r->state, r->phase,
 			progress, age, r->error[0] ? r->error : r->message);
-		counts[report_state_success(r->state) ? 0 : report_state_final(r->state) ? 1 : 2]++;
 	}
-	fprintf(out, "%zu agent(s): %zu succeeded, %zu failed, %zu unfinished\n", ro->n, counts[0],
-		counts[1], counts[2]);
+	counts_text(ro, summary, sizeof(summary));
+	fprintf(out, "%s\n", summary);
+}
+
+/* The shape is in docs/json.md. */
+static int rollout_print_json(const struct rollout *ro, FILE *out, struct reimage_error *err)
+{
+	int64_t now = (int64_t)time(NULL);
+	size_t counts[OUTCOME_COUNT];
+	json_t *agents = json_array(), *c = json_object(), *o;
+	int r = 0;
+
+	for (size_t i = 0; agents && i < ro->n; i++) {
+		const struct report *p = &ro->rep[i];
+		json_array_append_new(agents, ro->have[i]
+			? json_pack("{s:s, s:s, s:s, s:s, s:{s:I, s:I}, s:I, s:I, s:s, s:s}",
+				    "agent", ro->agents[i], "state", p->state, "outcome",
+				    report_outcome_key(report_outcome(p->state)), "phase", p->phase,
+				    "progress", "done", (json_int_t)p->done, "total",
+				    (json_int_t)p->total, "time", (json_int_t)p->time, "age",
+				    (json_int_t)(now - p->time), "error", p->error, "message",
+				    p->message)
+			: json_pack("{s:s, s:s, s:s, s:n}", "agent", ro->agents[i], "state",
+				    "no-report", "outcome", "unfinished", "phase"));
+	}
+	rollout_counts(ro, counts);
+	for (int k = 0; c && k < OUTCOME_COUNT; k++)
+		json_object_set_new(c, report_outcome_key(k), json_integer((json_int_t)counts[k]));
+	o = json_pack("{s:s, s:I, s:O, s:o, s:o}", "job", ro->job, "serial",
+		      (json_int_t)ro->serial, "group",
+		      json_object_get(ro->index, "group") ? json_object_get(ro->index, "group")
+							   : json_null(),
+		      "agents", agents, "counts", c);
+	if (!o || json_dumpf(o, out, JSON_INDENT(1) | JSON_PRESERVE_ORDER) < 0 ||
+	    fputc('\n', out) == EOF) {
+		err_set(err, -EIO, REIMAGE_EC_IO, "write the status as JSON");
+		r = -EIO;
+	}
+	json_decref(o);
+	return r;
 }
 
 static int cmd_status(void *ctx, struct reimage_error *err)
 {
 	struct ctl *c = ctx;
 	struct rollout ro;
-	int r = rollout_load(c, c->a->pos[0], &ro, err);
+	int r = rollout_load(c, c->a->pos[0], 1, &ro, err);
 	if (r == 0) {
 		rollout_poll(c, &ro);
-		rollout_print(&ro, stdout);
+		if (c->a->json)
+			r = rollout_print_json(&ro, stdout, err);
+		else
+			rollout_print(&ro, stdout);
 	}
 	rollout_free(&ro);
 	return r;
@@ -597,11 +708,12 @@ static int cmd_wait(void *ctx, struct reimage_error *err)
 	struct ctl *c = ctx;
 	int64_t deadline = (int64_t)time(NULL) + c->a->timeout;
 	struct rollout ro;
-	int r = rollout_load(c, c->a->pos[0], &ro, err);
+	int r = rollout_load(c, c->a->pos[0], 1, &ro, err);
 	char **last = calloc(ro.n + 1, sizeof(char *));
 
 	while (r == 0) {
 		size_t done = 0, ok = 0;
+		char summary[512];
 		rollout_poll(c, &ro);
 		for (size_t i = 0; i < ro.n; i++) {
 			char line[512];
@@ -620,20 +732,22 @@ static int cmd_wait(void *ctx, struct reimage_error *err)
 			done += report_state_final(ro.rep[i].state);
 			ok += report_state_success(ro.rep[i].state);
 		}
+		counts_text(&ro, summary, sizeof(summary));
 		if (done == ro.n) {
 			rollout_print(&ro, stdout);
 			if (ok < ro.n) {
-				err_set(err, -EIO, REIMAGE_EC_STATE, "job %s: %zu of %zu agent(s) did "
-					"not succeed", ro.job, ro.n - ok, ro.n);
+				err_set(err, -EIO, REIMAGE_EC_STATE, "job %s (serial %lld): %zu of %zu "
+					"agent(s) did not commit (%s)", ro.job, ro.serial, ro.n - ok,
+					ro.n, summary);
 				r = -EIO;
 			}
 			break;
 		}
 		if ((int64_t)time(NULL) >= deadline) {
 			rollout_print(&ro, stdout);
-			err_set(err, -ETIMEDOUT, REIMAGE_EC_RETRYABLE, "job %s: timed out after %lld s "
-				"with %zu of %zu agent(s) unfinished", ro.job, c->a->timeout,
-				ro.n - done, ro.n);
+			err_set(err, -ETIMEDOUT, REIMAGE_EC_RETRYABLE, "job %s (serial %lld): timed "
+				"out after %lld s with %zu of %zu agent(s) unfinished", ro.job,
+				ro.serial, c->a->timeout, ro.n - done, ro.n);
 			r = -ETIMEDOUT;
 			break;
 		}
@@ -646,8 +760,8 @@ static int cmd_wait(void *ctx, struct reimage_error *err)
 	return r;
 }
 
-/* Remove every document of the job from the store; agents that have not
- * started it report "cancelled".  *ret_docs: how many were removed. */
+/* Remove every document of the job still in the store; agents that have
+ * not started it report "cancelled".  *ret_docs: how many were there. */
 static int withdraw(struct ctl *c, const struct rollout *ro, size_t *ret_docs,
 		    struct reimage_error *err)
 {
@@ -655,12 +769,24 @@ static int withdraw(struct ctl *c, const struct rollout *ro, size_t *ret_docs,
 	size_t i;
 	int r = 0;
 
+	*ret_docs = 0;
 	json_array_foreach(docs, i, d) {
 		const char *url = json_string_value(json_object_get(d, "url"));
-		if (url && (r = store_remove(&c->reg, &c->ac, url, err)) < 0)
+		char *text = NULL;
+		size_t len;
+		if (!url)
+			continue;
+		/* Removing a missing document succeeds: look first, to tell
+		 * the administrator whether anything was left. */
+		if ((r = store_get(&c->reg, &c->ac, url, SIGN_DOC_MAX, &text, &len, err)) == -ENOENT) {
+			err_clear(err);
+			continue;
+		}
+		free(text);
+		if (r < 0 || (r = store_remove(&c->reg, &c->ac, url, err)) < 0)
 			return r;
+		(*ret_docs)++;
 	}
-	*ret_docs = json_array_size(docs);
 	return 0;
 }
 
@@ -669,7 +795,7 @@ static int cmd_cancel(void *ctx, struct reimage_error *err)
 	struct ctl *c = ctx;
 	struct rollout ro;
 	size_t i, started = 0, docs = 0;
-	int r = rollout_load(c, c->a->pos[0], &ro, err);
+	int r = rollout_load(c, c->a->pos[0], 0, &ro, err);
 
 	if (r == 0 && (r = withdraw(c, &ro, &docs, err)) == 0) {
 		rollout_poll(c, &ro);
@@ -680,8 +806,12 @@ static int cmd_cancel(void *ctx, struct reimage_error *err)
 				       ro.rep[i].state, ro.rep[i].phase);
 				started++;
 			}
-		printf("job %s withdrawn: %zu document(s) removed; %zu agent(s) had started it\n",
-		       ro.job, docs, started);
+		if (docs == 0)
+			printf("job %s: nothing left to withdraw (its documents were already "
+			       "removed)\n", ro.job);
+		else
+			printf("job %s withdrawn: %zu document(s) removed; %zu agent(s) had started "
+			       "it\n", ro.job, docs, started);
 	}
 	rollout_free(&ro);
 	return r;
@@ -694,13 +824,16 @@ static int swapped(const struct report *rep)
 	       !strcmp(rep->state, "rolled-back");
 }
 
-/* Mark every wave not yet decided "stopped", for `rollout status`. */
-static int stop_waves(struct ctl *c, const char *job, int64_t now, struct reimage_error *err)
+/* Mark every wave not yet decided "stopped", for `rollout status`;
+ * *ret_n: how many were. */
+static int stop_waves(struct ctl *c, const char *job, int64_t now, int *ret_n,
+		      struct reimage_error *err)
 {
 	struct wave_state ws;
 	char when[64];
 	int r;
 
+	*ret_n = 0;
 	when_format(now, when, sizeof(when));
 	for (int k = 0;; k++) {
 		struct reimage_error e = { 0 };
@@ -720,6 +853,7 @@ static int stop_waves(struct ctl *c, const char *job, int64_t now, struct reimag
 		ws.decided = now;
 		if ((r = rollout_wave_put(&c->reg, &c->ac, c->store, job, &ws, err)) < 0)
 			return r;
+		(*ret_n)++;
 	}
 }
 
@@ -729,12 +863,18 @@ static int cmd_stop(void *ctx, struct reimage_error *err)
 	struct rollout ro;
 	size_t i, done = 0, docs = 0;
 	int64_t now = (int64_t)time(NULL);
-	int r = rollout_load(c, c->a->pos[0], &ro, err);
+	int waves = 0, r = rollout_load(c, c->a->pos[0], 0, &ro, err);
 
 	/* The waves first: an agent cancelled by the withdrawn document then
 	 * finds its wave stopped and does not count it as failed. */
-	if (r == 0 && (r = stop_waves(c, ro.job, now, err)) == 0 &&
+	if (r == 0 && (r = stop_waves(c, ro.job, now, &waves, err)) == 0 &&
 	    (r = withdraw(c, &ro, &docs, err)) == 0) {
+		if (docs == 0 && waves == 0) {
+			printf("rollout %s: nothing left to withdraw (already stopped, or every "
+			       "wave decided)\n", ro.job);
+			rollout_free(&ro);
+			return 0;
+		}
 		rollout_poll(c, &ro);
 		for (i = 0; i < ro.n; i++)
 			if (ro.have[i] && swapped(&ro.rep[i])) {
@@ -742,9 +882,9 @@ static int cmd_stop(void *ctx, struct reimage_error *err)
 				       ro.rep[i].state);
 				done++;
 			}
-		printf("rollout %s stopped: %zu document(s) withdrawn; agents that have not "
-		       "swapped abort and report \"cancelled\"; %zu had swapped\n", ro.job, docs,
-		       done);
+		printf("rollout %s stopped: %zu document(s) withdrawn, %d wave(s) stopped; agents "
+		       "that have not swapped abort and report \"cancelled\"; %zu had swapped\n",
+		       ro.job, docs, waves, done);
 	}
 	rollout_free(&ro);
 	return r;
@@ -756,6 +896,7 @@ static int cmd_rollout(void *ctx, struct reimage_error *err)
 	const char *job = c->a->pos[1];
 	int64_t now = (int64_t)time(NULL);
 	int halted = 0, k, r = 0;
+	json_t *waves = json_array();
 
 	if (strcmp(c->a->pos[0], "status")) {
 		err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "rollout: unknown action '%s' (expected "
@@ -766,8 +907,10 @@ static int cmd_rollout(void *ctx, struct reimage_error *err)
 		err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "job id '%s' is not a valid name", job);
 		return -EINVAL;
 	}
-	printf("%-5s %-12s %6s %-10s %9s %6s %10s %6s  %s\n", "WAVE", "NAME", "AGENTS", "STATE",
-	       "COMMITTED", "FAILED", "UNFINISHED", "BUDGET", "DETAIL");
+	if (!c->a->json)
+		printf("%-5s %-12s %6s %-10s %9s %6s %9s %7s %7s %10s %6s  %s\n", "WAVE", "NAME",
+		       "AGENTS", "STATE", "COMMITTED", "FAILED", "CANCELLED", "SKIPPED", "REFUSED",
+		       "UNFINISHED", "BUDGET", "DETAIL");
 	for (k = 0;; k++) {
 		struct reimage_error e = { 0 };
 		struct wave_state ws;
@@ -782,12 +925,40 @@ static int cmd_rollout(void *ctx, struct reimage_error *err)
 					job, c->store);
 			else
 				err_set(err, r, e.cls, "%s", e.msg);
+			json_decref(waves);
 			return r < 0 ? r : -ENOENT;
 		}
-		printf("%-5d %-12s %6lld %-10s %9lld %6lld %10lld %5d%%  %s\n", k + 1, ws.name, ws.size,
-		       ws.state, ws.committed, ws.failed, ws.unfinished, ws.budget, ws.reason);
-		halted |= !strcmp(ws.state, "halted") || !strcmp(ws.state, "stopped");
+		/* A wave that never opened did not fail: it did not run. */
+		int ran = ws.opened != 0,
+		    over = !strcmp(ws.state, "halted") || !strcmp(ws.state, "stopped");
+		const char *state = !ran && over ? "not-run" : ws.state;
+		if (c->a->json)
+			json_array_append_new(waves, json_pack(
+				"{s:i, s:s, s:I, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:s}",
+				"wave", k + 1, "name", ws.name, "agents", (json_int_t)ws.size, "state",
+				ws.state, "ran", ran, "committed", (json_int_t)ws.committed, "failed",
+				(json_int_t)ws.failed, "cancelled", (json_int_t)ws.cancelled,
+				"skipped", (json_int_t)ws.skipped, "refused", (json_int_t)ws.refused,
+				"unfinished", (json_int_t)ws.unfinished, "budget", ws.budget,
+				"reason", ws.reason));
+		else
+			printf("%-5d %-12s %6lld %-10s %9lld %6lld %9lld %7lld %7lld %10lld %5d%%  "
+			       "%s\n", k + 1, ws.name, ws.size, state, ws.committed, ws.failed,
+			       ws.cancelled, ws.skipped, ws.refused, ws.unfinished, ws.budget,
+			       ws.reason);
+		halted |= over;
 	}
+	if (c->a->json) {
+		json_t *o = json_pack("{s:s, s:b, s:o}", "job", job, "halted", halted, "waves", waves);
+		if (!o || json_dumpf(o, stdout, JSON_INDENT(1) | JSON_PRESERVE_ORDER) < 0 ||
+		    fputc('\n', stdout) == EOF) {
+			err_set(err, -EIO, REIMAGE_EC_IO, "write the rollout as JSON");
+			r = -EIO;
+		}
+		json_decref(o);
+		return r;
+	}
+	json_decref(waves);
 	printf("rollout %s: %d wave(s)%s\n", job, k, halted ? ", halted" : "");
 	return r;
 }
@@ -811,6 +982,8 @@ static const struct cli_option options[] = {
 	{ "interval", 0, "SECONDS", "seconds between two reads of the reports (default 2)", 0 },
 	{ "wave-group", 0, "NAME=A,B,...", "the agents of the wave group NAME "
 					   "(repeat per group, at most 16)", 1 },
+	{ "reuse", 0, NULL, "submit a job id the store already holds, replacing that rollout", 0 },
+	{ "json", 0, NULL, "print JSON instead of a table (shapes: docs/json.md)", 0 },
 	{ "verbose", 'v', NULL, "log more (repeat for debug)", 1 },
 	{ "quiet", 'q', NULL, "log warnings and errors only", 0 },
 	{ "help", 'h', NULL, "print help and exit", 0 },
@@ -819,6 +992,7 @@ static const struct cli_option options[] = {
 };
 
 static const char *const store_options[] = { "store", "config", NULL };
+static const char *const status_options[] = { "store", "config", "json", NULL };
 
 static const struct cli_command commands[] = {
 	{ "keygen", 2, 2, "PRIVATE.pem PUBLIC.pem",
@@ -836,44 +1010,56 @@ static const struct cli_command commands[] = {
 	  (const char *const[]){ "trusted", NULL } },
 	{ "submit", 1, 1,
 	  "-s STORE -k PRIVATE.pem JOB (--agents A,B,... | --group G [--members A,B,...])\n"
-	  "         [--serial N] [--expires SECONDS] [--wave-group NAME=A,B,...]",
+	  "         [--serial N] [--expires SECONDS] [--wave-group NAME=A,B,...] [--reuse]",
 	  "Publish a job to the job store: one signed document per agent (--agents), or\n"
 	  "one shared document for a group (--group; --members names the agents `status`\n"
 	  "and `wait` follow).  The serial is --serial, else one above the store's last;\n"
 	  "not_after is the job's, else now + --expires (default 7 days).  Records the\n"
 	  "rollout in <store>/rollouts/JOB.json.  A job with rollout.waves needs --agents:\n"
 	  "each agent's signed document names its wave; a wave named after a group takes\n"
-	  "the agents --wave-group NAME=A,B,... lists (repeat it per group).",
+	  "the agents --wave-group NAME=A,B,... lists (repeat it per group).\n"
+	  "A job id the store already holds is refused: its reports would be taken for\n"
+	  "the new run's.  --reuse replaces that rollout on purpose; status and wait then\n"
+	  "follow the new serial only.  Without --members a group's agents are unknown:\n"
+	  "status and wait refuse to follow it.",
 	  (const char *const[]){ "store", "config", "key", "agents", "group", "members", "serial",
-				 "expires", "wave-group", NULL },
+				 "expires", "wave-group", "reuse", NULL },
 	  cmd_submit, (const char *const[]){ "key", NULL } },
-	{ "status", 1, 1, "-s STORE JOB",
-	  "A table of every targeted agent: state, phase, progress, age of its last\n"
-	  "report, and the error or message.",
-	  store_options, cmd_status, NULL },
+	{ "status", 1, 1, "-s STORE JOB [--json]",
+	  "The job's serial and a table of every targeted agent: state, phase, progress,\n"
+	  "age of its last report on this serial, and the error or message; then how\n"
+	  "many agents committed, failed, rolled back, were cancelled, skipped or\n"
+	  "refused, and how many are unfinished.  --json: one JSON document instead.",
+	  status_options, cmd_status, NULL },
 	{ "wait", 1, 1, "-s STORE JOB [--timeout SECONDS] [--interval SECONDS]",
 	  "Follow the agents' reports until every one has succeeded (committed: running\n"
-	  "the new image) or failed, or the timeout (default 3600 s) passes.  Exit 0\n"
-	  "only if all succeeded; 1 if any failed; 4 on timeout.",
+	  "the new image) or ended otherwise (failed, rolled back, cancelled, skipped,\n"
+	  "refused), or the timeout (default 3600 s) passes.  Only reports of the job's\n"
+	  "serial count.  Exit 0 only if all committed; 1 if any did not; 2 if the\n"
+	  "agents are unknown (--group without --members); 4 on timeout.",
 	  (const char *const[]){ "store", "config", "timeout", "interval", NULL }, cmd_wait, NULL },
 	{ "cancel", 1, 1, "-s STORE JOB",
 	  "Withdraw a job: remove its documents from the store.  Agents that have not\n"
-	  "started it report \"cancelled\"; those that started go on.",
+	  "started it report \"cancelled\"; those that started go on.  Says so when\n"
+	  "nothing was left to withdraw.",
 	  store_options, cmd_cancel, NULL },
 	{ "stop", 1, 1, "-s STORE JOB",
 	  "Halt a rollout now: remove its documents and mark its open and waiting waves\n"
 	  "stopped.  Every agent that has not swapped aborts (waiting, staging, staged\n"
 	  "or counting down), removes its staging and reports \"cancelled\" within its\n"
 	  "poll interval; those that swapped go on to their trial.  Exit 0 once the\n"
-	  "store holds the stop.",
+	  "store holds the stop; a second stop says nothing was left to withdraw.",
 	  store_options, cmd_stop, NULL },
-	{ "rollout", 2, 2, "status -s STORE JOB",
-	  "Each wave of a rollout (job.conf's rollout.waves): its agents, state (waiting,\n"
-	  "open, committed, halted, stopped), committed, failed and unfinished agents\n"
-	  "counted from their reports now, and its failure budget.  A wave opens when\n"
-	  "the one before it committed within its budget; one over budget halts the\n"
-	  "rollout.  The agents decide this themselves in the store.",
-	  store_options, cmd_rollout, NULL },
+	{ "rollout", 2, 2, "status -s STORE JOB [--json]",
+	  "Each wave of a rollout (job.conf's rollout.waves), numbered from 1 as in the\n"
+	  "store's wave-N files: its agents, state (waiting, open, committed, halted,\n"
+	  "stopped; not-run for a wave halted or stopped before it opened), its agents\n"
+	  "counted from their reports now (committed; failed or rolled back, which spend\n"
+	  "the failure budget; cancelled, skipped, refused, which do not; unfinished),\n"
+	  "and its budget.  A wave opens when the one before it committed within its\n"
+	  "budget; one over budget halts the rollout.  The agents decide this themselves\n"
+	  "in the store.  --json: one JSON document instead.",
+	  status_options, cmd_rollout, NULL },
 };
 
 /* Commands that need a job store (-s, or `store` in the -C file). */
@@ -941,6 +1127,8 @@ int main(int argc, char **argv)
 	a.agents = cli_value(p, &ca, "agents");
 	a.group = cli_value(p, &ca, "group");
 	a.members = cli_value(p, &ca, "members");
+	a.reuse = cli_count(p, &ca, "reuse") > 0;
+	a.json = cli_count(p, &ca, "json") > 0;
 	a.pos = ca.pos;
 	a.npos = ca.npos;
 	int wg = cli_option_index(p, "wave-group");

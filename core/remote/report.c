@@ -90,10 +90,41 @@ int report_state_success(const char *state)
 
 int report_state_final(const char *state)
 {
-	static const char *const final[] = { "committed", "refused", "failed", "rolled-back",
-					     "skipped", "cancelled", NULL };
-	for (const char *const *f = final; *f; f++)
-		if (strcmp(state, *f) == 0)
-			return 1;
-	return 0;
+	return report_outcome(state) != OUTCOME_UNFINISHED;
+}
+
+enum report_outcome report_outcome(const char *state)
+{
+	static const struct {
+		const char *state;
+		enum report_outcome o;
+	} map[] = {
+		{ "committed", OUTCOME_COMMITTED }, { "failed", OUTCOME_FAILED },
+		{ "rolled-back", OUTCOME_ROLLED_BACK }, { "cancelled", OUTCOME_CANCELLED },
+		{ "skipped", OUTCOME_SKIPPED }, { "refused", OUTCOME_REFUSED },
+	};
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (!strcmp(state, map[i].state))
+			return map[i].o;
+	return OUTCOME_UNFINISHED;
+}
+
+static const char *const outcome_names[OUTCOME_COUNT][2] = {
+	[OUTCOME_COMMITTED] = { "committed", "committed" },
+	[OUTCOME_FAILED] = { "failed", "failed" },
+	[OUTCOME_ROLLED_BACK] = { "rolled back", "rolled_back" },
+	[OUTCOME_CANCELLED] = { "cancelled", "cancelled" },
+	[OUTCOME_SKIPPED] = { "skipped", "skipped" },
+	[OUTCOME_REFUSED] = { "refused", "refused" },
+	[OUTCOME_UNFINISHED] = { "unfinished", "unfinished" },
+};
+
+const char *report_outcome_name(enum report_outcome o)
+{
+	return outcome_names[o][0];
+}
+
+const char *report_outcome_key(enum report_outcome o)
+{
+	return outcome_names[o][1];
 }

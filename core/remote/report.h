@@ -42,8 +42,27 @@ struct report {
 char *report_json(const struct report *rep);
 /* Read a report; an INTEGRITY error names what is wrong. */
 int report_parse(const char *text, size_t len, struct report *ret, struct reimage_error *err);
-/* 1 if state ends a job: success (committed) or failure. */
+/* 1 if state ends a job: success (committed) or another outcome. */
 int report_state_final(const char *state);
 int report_state_success(const char *state);
+
+/* What a report's state counts as, each outcome as what it is: a
+ * cancelled, skipped or refused job did not fail (a rollout's failure
+ * budget counts failed and rolled-back only). */
+enum report_outcome {
+	OUTCOME_COMMITTED,
+	OUTCOME_FAILED,       /* failed */
+	OUTCOME_ROLLED_BACK,
+	OUTCOME_CANCELLED,    /* withdrawn, stopped, or its wave halted */
+	OUTCOME_SKIPPED,      /* its window passed */
+	OUTCOME_REFUSED,      /* refused before anything was written */
+	OUTCOME_UNFINISHED,   /* not final yet, or no report */
+	OUTCOME_COUNT
+};
+enum report_outcome report_outcome(const char *state);
+/* "committed", "failed", "rolled back", ... for tables and messages;
+ * report_outcome_key(): the same as a JSON key ("rolled_back"). */
+const char *report_outcome_name(enum report_outcome o);
+const char *report_outcome_key(enum report_outcome o);
 
 #endif

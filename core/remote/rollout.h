@@ -8,6 +8,9 @@
  * its wave's reports and, once the wave is decided, writes the decision:
  * the next wave opens, or the rollout halts.
  *
+ * Waves are numbered from 1 in the store's file names, its documents and
+ * every message; struct wave_state.wave and rollout.wave count from 0.
+ *
  *   <store>/rollouts/<job>/wave-<k>.json    the wave's state (small; polled
  *                                           with conditional GETs by the
  *                                           agents of wave k only)
@@ -32,14 +35,17 @@
 #define WAVE_NAME_MAX 64
 
 struct wave_state {
-	int wave;                   /* 0: the first */
+	int wave;                   /* 0: the first (wave 1 in the store) */
 	int waves;                  /* how many the rollout has */
+	long long serial;           /* the job's serial: reports of another run
+				     * of the same job id are not counted */
 	char name[WAVE_NAME_MAX];   /* "10%" or a group name */
 	long long size;             /* agents in it */
 	int budget;                 /* percent that may fail */
 	char state[16];
 	int64_t opened, decided;    /* Unix times, 0: not yet */
-	long long committed, failed, unfinished;
+	long long committed, failed, unfinished;  /* failed: failed or rolled back */
+	long long cancelled, skipped, refused;    /* final, not failures */
 	char reason[256];
 };
 
