@@ -118,10 +118,21 @@ static int read_job_text(const char *path, char **ret_text, size_t *ret_len,
 {
 	struct job job;
 	int r;
-	/* The agent must be able to read what is signed: check it first. */
+	/* The agent must be able to read what is signed, and accept it:
+	 * every agent refuses a job without targets or an expiry. */
 	if ((r = job_load(&job, path, err)) < 0)
 		return r;
+	if (!job.has_targets || !job.not_after) {
+		err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "%s: a signed job needs %s%s%s: every agent "
+			"would refuse it (`reimagectl submit` sets both)", path,
+			job.has_targets ? "" : "a `targets` group",
+			!job.has_targets && !job.not_after ? " and " : "",
+			job.not_after ? "" : "`not_after`");
+		r = -EINVAL;
+	}
 	job_free(&job);
+	if (r < 0)
+		return r;
 	return fs_read_small(path, SIGN_DOC_MAX - 512, ret_text, ret_len, err);
 }
 

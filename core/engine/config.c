@@ -293,9 +293,10 @@ static int read_file(config_t *cfg, const char *path, struct reimage_error *err)
 	if (config_read_file(cfg, path))
 		return 0;
 	if (config_error_type(cfg) == CONFIG_ERR_FILE_IO) {
+		/* A job or agent file that is missing or unreadable is a
+		 * configuration error (exit 2), as a bad setting in it is. */
 		int e = access(path, R_OK) < 0 ? errno : EIO;
-		err_set(err, -e, e == ENOENT ? REIMAGE_EC_NOTFOUND : REIMAGE_EC_IO, "%s: %s", path,
-			strerror(e));
+		err_set(err, -e, REIMAGE_EC_CONFIG, "%s: %s", path, strerror(e));
 		return -e;
 	}
 	err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "%s:%d: %s",

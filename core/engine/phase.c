@@ -320,6 +320,17 @@ int engine_open(struct engine *e, struct job *job, struct agent_conf *ac, const 
 				e->backend, &e->preserve, err);
 }
 
+size_t engine_warnings(const struct engine *e, char *buf, size_t cap)
+{
+	size_t n = 0;
+	buf[0] = '\0';
+	for (size_t i = 0; i < e->preserve.n_unmatched && n < cap; i++)
+		n += (size_t)snprintf(buf + n, cap - n, "%spreserve.paths item '%s' matches nothing "
+				      "on the root: nothing is kept for it", n ? "\n" : "",
+				      e->preserve.unmatched[i]);
+	return e->preserve.n_unmatched;
+}
+
 void engine_close(struct engine *e)
 {
 	preserve_free(&e->preserve);
@@ -355,6 +366,9 @@ int engine_plan(struct engine *e, FILE *out, struct reimage_error *err)
 	if (job->image_size >= 0)
 		fprintf(out, ", %lld bytes to stage", job->image_size);
 	fprintf(out, "%s\n", job->image_sha256 ? ", SHA-256 checked" : ", no SHA-256 given");
+	/* An image that cannot be reached fails plan, as it would fail STAGE. */
+	if ((r = source_reach(&req, err)) < 0)
+		return r;
 	/* The source's kind, size and entries where known (source.c). */
 	source_plan(&req, out, &new_names, &n_new);
 	/* Classify the root's entries as the swap will. */
@@ -410,6 +424,9 @@ int engine_plan(struct engine *e, FILE *out, struct reimage_error *err)
 			  "content for them is NOT applied");
 	fprintf(out, "  preserve   mode %s\n", job->preserve_mode == PRESERVE_MOVE ? "move" : "copy");
 	print_list(out, "preserved", e->preserve.paths, e->preserve.n);
+	for (size_t i = 0; i < e->preserve.n_unmatched; i++)
+		fprintf(out, "  warning    preserve.paths item '%s' matches nothing on the root: "
+			"nothing is kept for it\n", e->preserve.unmatched[i]);
 	print_list(out, "accounts", e->preserve.users, e->preserve.n_users);
 	for (size_t i = 0; i < job->n_hooks; i++)
 		fprintf(out, "  hook       %s (timeout %lld s%s)\n", job->hooks[i].path,
@@ -531,6 +548,9 @@ static int phase_stage(struct engine *e, struct reimage_error *err)
 static int phase_preserve(struct engine *e, struct reimage_error *err)
 {
 	int r;
+	for (size_t i = 0; i < e->preserve.n_unmatched; i++)
+		log_warn("preserve.paths item '%s' matches nothing on %s: nothing is kept for it",
+			 e->preserve.unmatched[i], e->root);
 	if (e->job->preserve_mode == PRESERVE_COPY &&
 	    (r = preserve_copy(&e->preserve, e->root, e->L.staging, err)) < 0)
 		return r;

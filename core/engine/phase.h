@@ -68,6 +68,9 @@ const char *engine_backend(const struct job *job, const struct agent_conf *ac,
 int engine_open(struct engine *e, struct job *job, struct agent_conf *ac, const char *root,
 		const char *backend, struct reimage_error *err);
 void engine_close(struct engine *e);
+/* What the job will do that its author may not mean (a preserve item
+ * matching nothing), one a line in buf; returns how many. */
+size_t engine_warnings(const struct engine *e, char *buf, size_t cap);
 /* Print what the job would do; touches nothing. */
 int engine_plan(struct engine *e, FILE *out, struct reimage_error *err);
 /* Run every phase; returns after REBOOT (sandbox) or on failure. */

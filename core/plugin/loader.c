@@ -99,3 +99,11 @@ void loader_exit(struct loader *ld)
 		lt_dlexit();
 	ld->ready = 0;
 }
+
+const char *loader_search_path(struct loader *ld)
+{
+	const char *p;
+	if (loader_ready(ld, &(struct reimage_error){ 0 }) < 0 || !(p = lt_dlgetsearchpath()))
+		return "(none)";
+	return p;
+}

@@ -351,10 +351,14 @@ static int run_job(struct agent *a)
 	if (r == 0)
 		r = notice_check(eng.backend->desc->backend, a->job, &e);
 	if (r < 0) {
+		/* Refused: nothing was written. */
 		err_prefix(&e, "%s", phase_name(PHASE_PREFLIGHT));
-		report_event(a, phase_name(PHASE_PREFLIGHT), "failed", e.msg, NULL);
-		outcome_reported(a, a->job->id, "failed");
+		report_event(a, phase_name(PHASE_PREFLIGHT), "refused", e.msg, NULL);
+		outcome_reported(a, a->job->id, "refused");
 	} else {
+		/* Carried by every report of the job from here on. */
+		if (engine_warnings(&eng, a->rep.warnings, sizeof(a->rep.warnings)))
+			log_warn("job %s: %s", a->job->id, a->rep.warnings);
 		eng.watch = &watch;
 		r = engine_run(&eng, &e);
 		if (r < 0)

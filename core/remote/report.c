@@ -30,7 +30,10 @@ char *report_json(const struct report *rep)
 		      REIMAGE_VERSION);
 	if (!o)
 		return NULL;
-	if (rep->deferred[0] && json_object_set_new(o, "deferred", state_names_json(rep->deferred)) < 0) {
+	if ((rep->deferred[0] &&
+	     json_object_set_new(o, "deferred", state_names_json(rep->deferred)) < 0) ||
+	    (rep->warnings[0] &&
+	     json_object_set_new(o, "warnings", state_names_json(rep->warnings)) < 0)) {
 		json_decref(o);
 		return NULL;
 	}
@@ -79,6 +82,7 @@ int report_parse(const char *text, size_t len, struct report *ret, struct reimag
 	ret->time = time;
 	ret->started = started;
 	state_json_names(json_object_get(o, "deferred"), ret->deferred, sizeof(ret->deferred));
+	state_json_names(json_object_get(o, "warnings"), ret->warnings, sizeof(ret->warnings));
 	json_decref(o);
 	return 0;
 }

@@ -9,7 +9,9 @@
  *     "progress": { "done": 104857600, "total": 734003200 },
  *     "error": "", "message": "", "time": 1795598400,
  *     "started": 1795598100, "version": "0.1.0",
- *     "deferred": ["Windows"] }       (only when the swap deferred entries)
+ *     "deferred": ["Windows"],        (only when the swap deferred entries)
+ *     "warnings": ["preserve.paths item 'srv/dtaa' matches nothing ..."] }
+ *                                     (only when there are some)
  *
  * States: scheduled, running, pending (swapped, rebooting), committed
  * (running the new image: success), and the failures refused, failed,
@@ -36,6 +38,8 @@ struct report {
 	int64_t time;               /* when the report was made */
 	int64_t started;            /* when the job started, 0 before */
 	char deferred[REIMAGE_ERRMSG_MAX];  /* entries the swap deferred to the boot, one a line */
+	char warnings[REIMAGE_ERRMSG_MAX];  /* what the job does that its author may not mean
+					     * (engine_warnings()), one a line */
 };
 
 /* The JSON text of a report (malloc'ed), or NULL without memory. */

@@ -376,6 +376,35 @@ void source_plan(const struct stage_request *req, FILE *out, char ***ret_top, si
 	stage_sink_fini(&k);
 }
 
+int source_reach(const struct stage_request *req, struct reimage_error *err)
+{
+	const struct reimage_transport_ops *t;
+	struct reimage_stream *rs = NULL;
+	uint64_t size = REIMAGE_SIZE_UNKNOWN;
+	struct source src;
+	struct stat st;
+	int r;
+
+	if ((r = source_resolve(req->url, req->kind, &src, err)) < 0)
+		return r;
+	if (src.local) {
+		if (stat(src.location, &st) < 0) {
+			err_sys(err, -errno, "image %s", src.location);
+			return err->code;
+		}
+		return 0;
+	}
+	if (src.ops->size)
+		return src.ops->size(&src, req, &size, err);
+	t = req->transport->desc->transport;
+	if ((r = t->open(req->transport->ctx, src.location, 0, &rs, &size, err)) < 0) {
+		err_prefix(err, "image %s cannot be reached", req->url);
+		return r;
+	}
+	t->close(rs);
+	return 0;
+}
+
 /* STAGE as a whole: the source of req->url read into a writer on staging.
  * Here, not in stage.c, so that the writer knows no source. */
 int stage_image(const struct stage_request *req, struct stage_result *res,

@@ -114,3 +114,80 @@ TEST_CASE(sandbox_refuses_slash)
 	free(out);
 	CU_ASSERT_EQUAL(access("/.reimage", F_OK) == 0, had_dir);
 }
+
+/* A missing job file is a configuration error, exit 2, as documented. */
+TEST_CASE(missing_job_file_exit_2)
+{
+	char *out = NULL;
+	setup(NULL);
+	CU_ASSERT_EQUAL(fixture_reimage(&out, "plan -c '%s' --root '%s'", t_path("nosuch.conf"),
+					t_path("root")), 2);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "nosuch.conf: No such file or directory"));
+	free(out);
+	CU_ASSERT_EQUAL(fixture_reimage(&out, "run -c '%s' --root '%s'", t_path("nosuch.conf"),
+					t_path("root")), 2);
+	free(out);
+	CU_ASSERT_EQUAL(fixture_reimage(&out, "plan -c '%s' -a '%s' --root '%s'", t_path("job.conf"),
+					t_path("nosuch-agent.conf"), t_path("root")), 2);
+	free(out);
+}
+
+/* An unknown backend: which ones are installed, and where they were looked for. */
+TEST_CASE(unknown_backend_lists_installed)
+{
+	char *out = NULL;
+	setup(NULL);
+	CU_ASSERT_EQUAL(fixture_reimage(&out, "plan -c '%s' --root '%s' --backend sandbx",
+					t_path("job.conf"), t_path("root")), 2);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "backend sandbx: no such backend"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "installed: "));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "sandbox"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "(searched "));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, getenv("REIMAGE_PLUGIN_PATH")));
+	free(out);
+}
+
+/* A preserve item that matches nothing (a typo) is a warning in plan and
+ * in the run's log; what does exist is still preserved. */
+TEST_CASE(preserve_typo_warns)
+{
+	char *out = NULL;
+	setup("preserve: { paths = [ \"srv/dtaa\", \"srv/data\" ]; };");
+	CU_ASSERT_EQUAL(fixture_reimage(&out, "plan -c '%s' --root '%s'", t_path("job.conf"),
+					t_path("root")), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "warning    preserve.paths item 'srv/dtaa' matches "
+				      "nothing on the root"));
+	CU_ASSERT_PTR_NULL(strstr(out, "item 'srv/data'"));
+	free(out);
+	CU_ASSERT_EQUAL(fixture_reimage(&out, "run -c '%s' --root '%s'", t_path("job.conf"),
+					t_path("root")), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "preserve.paths item 'srv/dtaa' matches nothing"));
+	free(out);
+	CU_ASSERT_EQUAL(t_sh("test -e '%s/srv/data/d.bin'", t_path("root")), 0);
+}
+
+/* plan fails when the image cannot be reached: a missing file, a server
+ * that does not answer (a port the test just closed on 127.0.0.1). */
+TEST_CASE(plan_checks_image_reachable)
+{
+	char *out = NULL, url[256];
+	setup(NULL);
+	fixture_job(t_path("job.conf"), t_path("nosuch.tar.zst"), NULL, NULL);
+	CU_ASSERT_NOT_EQUAL(fixture_reimage(&out, "plan -c '%s' --root '%s'", t_path("job.conf"),
+					    t_path("root")), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "nosuch.tar.zst"));
+	free(out);
+	if (t_sh("test -e '%s/transport-http.so'", getenv("REIMAGE_PLUGIN_PATH")) != 0)
+		return;  /* the http transport is not built */
+	char *port = NULL;
+	CU_ASSERT_EQUAL_FATAL(t_sh_out(&port, "python3 -c 'import socket; s = socket.socket(); "
+				       "s.bind((\"127.0.0.1\", 0)); print(s.getsockname()[1])'"), 0);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/image.tar.zst", atoi(port));
+	free(port);
+	fixture_job(t_path("job.conf"), url, "retries = 0;", NULL);
+	CU_ASSERT_NOT_EQUAL(fixture_reimage(&out, "plan -c '%s' --root '%s'", t_path("job.conf"),
+					    t_path("root")), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "cannot be reached"));
+	free(out);
+	CU_ASSERT_FALSE(t_sh("test -e '%s/.reimage'", t_path("root")) == 0);
+}

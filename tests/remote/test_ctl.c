@@ -175,3 +175,55 @@ TEST_CASE(waves_numbered_from_1_and_second_stop)
 	CU_ASSERT_EQUAL(t_sh("'%s/reimagectl' rollout status -s '%s' test-job --json | "
 			     "python3 '%s'", t_bin_dir(), t_path("store"), t_path("check.py")), 0);
 }
+
+/* sign refuses what every agent would refuse: no targets, no not_after. */
+TEST_CASE(sign_refuses_unusable_job)
+{
+	char *out = NULL;
+	setup(NULL);
+	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "sign -k '%s' '%s' -o '%s'", t_path("k"),
+					   t_path("job.conf"), t_path("job.signed")), 2);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "needs a `targets` group and `not_after`"));
+	free(out);
+	CU_ASSERT_EQUAL(access(t_path("job.signed"), F_OK), -1);
+	fixture_job(t_path("job.conf"), "/nonexistent/i.tar", NULL,
+		    "targets: { agents = [ \"pc-1\" ]; };");
+	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "sign -k '%s' '%s' -o '%s'", t_path("k"),
+					   t_path("job.conf"), t_path("job.signed")), 2);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "needs `not_after`"));
+	free(out);
+	fixture_job(t_path("job.conf"), "/nonexistent/i.tar", NULL,
+		    "targets: { agents = [ \"pc-1\" ]; };\nnot_after = \"2099-01-01T00:00:00Z\";");
+	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "sign -k '%s' '%s' -o '%s'", t_path("k"),
+					   t_path("job.conf"), t_path("job.signed")), 0);
+	free(out);
+	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "verify -t '%s' '%s'", t_path("k.pub"),
+					   t_path("job.signed")), 0);
+	free(out);
+}
+
+/* A preserve item that matches nothing reaches the agent's report as a
+ * warning (the agent runs once on a sandbox root, its store a directory). */
+TEST_CASE(preserve_typo_in_report)
+{
+	char *out = NULL, text[4096];
+	setup(NULL);
+	CU_ASSERT_EQUAL_FATAL(t_sh("mkdir -p '%s' '%s'", t_path("root"), t_path("src")), 0);
+	fixture_old_root(t_path("root"));
+	fixture_new_tree(t_path("src"));
+	fixture_pack(t_path("src"), t_path("image.tar.zst"), "zstd");
+	fixture_job(t_path("job.conf"), t_path("image.tar.zst"), NULL,
+		    "preserve: { paths = [ \"srv/dtaa\" ]; };\nreboot = false;");
+	snprintf(text, sizeof(text), "agent_id = \"pc-1\";\nroot = \"%s\";\nbackend = \"sandbox\";\n"
+		 "state_dir = \"%s\";\nstore = \"%s\";\ntrusted_keys = [ \"%s\" ];\n",
+		 t_path("root"), t_path("state"), t_path("store"), t_path("k.pub"));
+	t_write(t_path("agent.conf"), text);
+	CU_ASSERT_EQUAL_FATAL(submit(&out, "--agents pc-1"), 0);
+	free(out);
+	CU_ASSERT_EQUAL(fixture_reimage(&out, "agent -c '%s' --once", t_path("agent.conf")), 0);
+	free(out);
+	char *rep = t_read(t_path("store/reports/test-job/pc-1.json"));
+	CU_ASSERT(rep && strstr(rep, "\"warnings\": [") &&
+		  strstr(rep, "preserve.paths item 'srv/dtaa' matches nothing"));
+	free(rep);
+}

@@ -370,7 +370,7 @@ TEST_CASE(trial_units_need_a_backend_that_checks_them)
 	submit(&f, t_path("admin.key"), "--agents pc-1");
 	CU_ASSERT_EQUAL(agent_once(1), 0);
 	/* Refused in PREFLIGHT, before anything was staged. */
-	CU_ASSERT(report_shows(1, "\"failed\"", "cannot check service units", 1));
+	CU_ASSERT(report_shows(1, "\"refused\"", "cannot check service units", 1));
 	CU_ASSERT(!is_new_image(1));
 	server_stop(f.ng.pid);
 }
