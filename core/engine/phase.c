@@ -55,6 +55,7 @@
 #include "trial.h"
 
 #include <dirent.h>
+#include <jansson.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -705,6 +706,8 @@ static void fail(struct engine *e, const struct phase_step *p, struct reimage_er
 {
 	struct reimage_error cleanup = { 0 };
 
+	/* A bar cut short (a failure, a stop) ends its line before the cleanup's. */
+	progress_end(&e->progress);
 	err_prefix(err, "%s", phase_name(p->id));
 	snprintf(e->st.error, sizeof(e->st.error), "%s", err->msg);
 	/* A refused job wrote nothing: the root's state stays the last job's. */
@@ -716,6 +719,7 @@ static void fail(struct engine *e, const struct phase_step *p, struct reimage_er
 	}
 	struct swap_ctx sc = swap_ctx_of(e->root, e->backend);
 	if (p->after_swap) {
+		log_notice("undoing the swap from its journal: the old image goes back in place");
 		if (swap_recover(&sc, 1, &cleanup) < 0) {
 			log_error("the swap could not be undone: %s; run `reimage recover --undo`",
 				  cleanup.msg);
@@ -728,6 +732,10 @@ static void fail(struct engine *e, const struct phase_step *p, struct reimage_er
 		log_warn("could not end the trial: %s", cleanup.msg);
 		err_clear(&cleanup);
 	}
+	/* A large image takes a while to delete: say so, or a stopped job
+	 * looks hung. */
+	if (fs_exists(e->L.staging))
+		log_notice("removing the staged image %s; the root stays as it was", e->L.staging);
 	if (fs_remove_tree(e->L.staging, &cleanup) < 0)
 		log_warn("could not remove %s: %s", e->L.staging, cleanup.msg);
 	set_phase(e, p->id, "failed");
@@ -743,6 +751,7 @@ int engine_run(struct engine *e, struct reimage_error *err)
 
 	for (size_t i = 0; i < sizeof(phases) / sizeof(phases[0]); i++) {
 		const struct phase_step *p = &phases[i];
+		progress_end(&e->progress);  /* nothing shown of a step that is over */
 		set_phase(e, p->id, p->after_swap ? "pending" : "running");
 		/* PREPARE creates .reimage/: its state is written once it exists. */
 		if (p->id > PHASE_PREPARE && (r = state_write(e->root, &e->st, err)) < 0) {
@@ -861,6 +870,8 @@ static int rolled_back(struct root_ctx *rc, const char *reason, struct reimage_e
 	int r;
 
 	layout_init(&L, rc->root);
+	if (fs_exists(L.staging))
+		log_notice("removing the new image %s", L.staging);
 	if ((r = trial_disarm(&sc, err)) < 0 || (r = fs_remove_tree(L.staging, err)) < 0)
 		return r;
 	unlink(L.journal);
@@ -885,6 +896,7 @@ int root_rollback(struct root_ctx *rc, const char *reason, struct reimage_error 
 			"did not complete)", rc->root);
 		return -ENOENT;
 	}
+	log_notice("rolling back %s: swapping the retired image back in", rc->root);
 	if ((r = swap_recover(&sc, 1, err)) < 0)
 		return r;
 	return rolled_back(rc, reason, err);
@@ -966,6 +978,7 @@ int root_confirm(struct root_ctx *rc, struct reimage_error *err)
 	/* The retired image stays keep_old_days after the swap, then goes. */
 	if (fs_exists(L.retired) && rc->have_state && !strcmp(rc->st.status, "committed") &&
 	    time(NULL) >= rc->st.swapped + rc->st.keep_old_days * 86400) {
+		log_notice("removing the retired image %s", L.retired);
 		if ((r = swap_forget_asides(rc->root, err)) < 0 ||
 		    (r = fs_remove_tree(L.retired, err)) < 0)
 			return r;
@@ -975,14 +988,38 @@ int root_confirm(struct root_ctx *rc, struct reimage_error *err)
 	return 0;
 }
 
-int root_status(struct root_ctx *rc, FILE *out, struct reimage_error *err)
+/* The shape is in docs/json.md. */
+static int root_status_json(struct root_ctx *rc, const struct layout *L, FILE *out,
+			    struct reimage_error *err)
+{
+	json_t *o = rc->have_state
+		? json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:I, s:I, s:s, s:o, s:b}", "root",
+			    rc->root, "job", rc->st.job, "serial", (json_int_t)rc->st.serial,
+			    "phase", rc->st.phase, "status", rc->st.status, "backend",
+			    rc->st.backend, "updated", (json_int_t)rc->st.time, "swapped",
+			    (json_int_t)rc->st.swapped, "error", rc->st.error, "deferred",
+			    state_names_json(rc->st.deferred), "retired", fs_exists(L->retired))
+		: json_pack("{s:s, s:n}", "root", rc->root, "job");
+	int r = 0;
+
+	if (!o || json_dumpf(o, out, JSON_INDENT(1) | JSON_PRESERVE_ORDER) < 0 ||
+	    fputc('\n', out) == EOF) {
+		err_set(err, -EIO, REIMAGE_EC_IO, "write the status as JSON");
+		r = -EIO;
+	}
+	json_decref(o);
+	return r;
+}
+
+int root_status(struct root_ctx *rc, FILE *out, int json, struct reimage_error *err)
 {
 	struct layout L;
 	char when[64];
 	time_t t = (time_t)rc->st.time;
 
-	(void)err;
 	layout_init(&L, rc->root);
+	if (json)
+		return root_status_json(rc, &L, out, err);
 	if (!rc->have_state) {
 		fprintf(out, "root %s: no job has run here\n", rc->root);
 		return 0;

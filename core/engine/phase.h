@@ -104,6 +104,7 @@ int root_rollback(struct root_ctx *rc, const char *reason, struct reimage_error 
  * retired image (or keep it keep_old_days). */
 int root_confirm(struct root_ctx *rc, struct reimage_error *err);
 /* Print the job state of the root. */
-int root_status(struct root_ctx *rc, FILE *out, struct reimage_error *err);
+/* json: one JSON document (docs/json.md) instead of the text. */
+int root_status(struct root_ctx *rc, FILE *out, int json, struct reimage_error *err);
 
 #endif

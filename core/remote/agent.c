@@ -295,6 +295,11 @@ static void watch_phase(void *arg, const struct job_state *st)
 	if (!a->rep.started)
 		a->rep.started = (int64_t)time(NULL);
 	snprintf(a->rep.deferred, sizeof(a->rep.deferred), "%s", st->deferred);
+	/* Progress belongs to STAGE: later phases show none, not a stale one. */
+	if (strcmp(st->phase, phase_name(PHASE_STAGE))) {
+		a->rep.done = 0;
+		a->rep.total = 0;
+	}
 	report_event(a, st->phase, state, st->error[0] ? st->error : NULL,
 		     !strcmp(state, "pending") && a->job->reboot ? "swapped, rebooting" : NULL);
 	if (report_state_final(state))
@@ -306,7 +311,8 @@ static void watch_progress(void *arg, const struct progress *p)
 	struct agent *a = arg;
 	int64_t now = progress_now_ms();
 	gate_poll(&a->gate);
-	if (now - a->last_progress_ms < PROGRESS_REPORT_MS)
+	/* The last tick (p ended) is always sent: no report stays at 74 %. */
+	if (p->active && now - a->last_progress_ms < PROGRESS_REPORT_MS)
 		return;
 	a->last_progress_ms = now;
 	a->rep.done = p->done;

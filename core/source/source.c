@@ -419,7 +419,17 @@ int stage_image(const struct stage_request *req, struct stage_result *res,
 		return r;
 	stage_sink_init(&k, req->staging, 0);
 	k.free_floor = req->free_floor;
+	/* The bar and the reports show what is written, not only what is read. */
+	if (req->progress) {
+		req->progress->entries = &k.entries;
+		req->progress->expanded = &k.bytes;
+	}
 	r = source_stage(&src, req, &k, res, err);
+	if (req->progress) {
+		if (r == 0)
+			progress_end(req->progress);
+		req->progress->entries = req->progress->expanded = NULL;
+	}
 	res->entries = k.entries;
 	res->bytes_out = k.bytes;
 	stage_sink_fini(&k);

@@ -14,6 +14,7 @@
 #include "config.h"
 #include "error.h"
 #include "phase.h"
+#include "progress.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -190,4 +191,118 @@ TEST_CASE(plan_checks_image_reachable)
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "cannot be reached"));
 	free(out);
 	CU_ASSERT_FALSE(t_sh("test -e '%s/.reimage'", t_path("root")) == 0);
+}
+
+/* reimage status --json: one document a tool can read, before and after a job. */
+TEST_CASE(status_json)
+{
+	char *out = NULL;
+	setup(NULL);
+	t_write(t_path("none.py"), "import json, sys\nd = json.load(sys.stdin)\n"
+		"assert d['job'] is None and d['root'].endswith('/root'), d\n");
+	CU_ASSERT_EQUAL(t_sh("'%s/reimage' status --root '%s' --json | python3 '%s'", t_bin_dir(),
+			     t_path("root"), t_path("none.py")), 0);
+	CU_ASSERT_EQUAL(fixture_reimage(&out, "run -c '%s' --root '%s'", t_path("job.conf"),
+					t_path("root")), 0);
+	free(out);
+	t_write(t_path("check.py"),
+		"import json, sys\n"
+		"d = json.load(sys.stdin)\n"
+		"assert d['job'] == 'test-job' and d['serial'] == 7, d\n"
+		"assert d['status'] == 'pending' and d['phase'] == 'REBOOT', d\n"
+		"assert d['backend'] == 'sandbox' and d['retired'] is True, d\n"
+		"assert d['error'] == '' and d['deferred'] == [] and d['updated'] > 0, d\n"
+		"assert d['swapped'] >= d['updated'] - 60, d\n");
+	CU_ASSERT_EQUAL(t_sh("'%s/reimage' status --root '%s' --json | python3 '%s'", t_bin_dir(),
+			     t_path("root"), t_path("check.py")), 0);
+}
+
+/* reimage run --progress json: every line of standard output is a JSON
+ * object; the phases come in order, and staging ends with a final
+ * progress line counting what was written. */
+TEST_CASE(progress_json_lines)
+{
+	char *out = NULL, *n = NULL;
+	setup(NULL);
+	CU_ASSERT_EQUAL_FATAL(t_sh_out(&n, "cd '%s' && find . -mindepth 1 | wc -l", t_path("src")),
+			      0);
+	t_write(t_path("check.py"),
+		"import json, sys\n"
+		"entries = int(sys.argv[1])\n"
+		"lines = [json.loads(l) for l in open(sys.argv[2]) if l.strip()]\n"
+		"phases = [l['phase'] for l in lines if l['event'] == 'phase' and l['status'] != 'failed']\n"
+		"order = ['PREFLIGHT', 'PREPARE', 'STAGE', 'PRESERVE', 'HOOKS', 'LABEL', 'WINDOW',\n"
+		"         'QUIESCE', 'SWAP', 'BOOT', 'REPORT', 'REBOOT']\n"
+		"assert [p for i, p in enumerate(phases) if p not in phases[:i]] == order, phases\n"
+		"prog = [l for l in lines if l['event'] == 'progress']\n"
+		"assert prog, lines\n"
+		"last = [p for p in prog if p['what'] == 'staging'][-1]\n"
+		"assert last['final'] is True and last['done'] == last['total'], last\n"
+		"assert last['entries'] == entries and last['expanded'] > 0, (last, entries)\n"
+		"assert 'rate' in last and 'eta' in last, last\n"
+		"i = lines.index(last)\n"
+		"assert lines[i + 1]['event'] == 'phase' and lines[i + 1]['phase'] == 'PRESERVE', lines\n");
+	CU_ASSERT_EQUAL(t_sh("'%s/reimage' run -c '%s' --root '%s' --progress json > '%s'",
+			     t_bin_dir(), t_path("job.conf"), t_path("root"), t_path("lines")), 0);
+	CU_ASSERT_EQUAL(t_sh("python3 '%s' %d '%s'", t_path("check.py"), atoi(n),
+			     t_path("lines")), 0);
+	free(n);
+	CU_ASSERT_EQUAL(fixture_reimage(&out, "run -c '%s' --progress xml", t_path("job.conf")), 2);
+	free(out);
+}
+
+/* On a terminal the bar shows entries and expanded bytes, ends its line
+ * before the next phase, and a failed staging says it removes what it
+ * staged. */
+TEST_CASE(terminal_bar)
+{
+	char *out = NULL;
+	setup(NULL);
+	/* A digest mismatch fails STAGE: the cleanup says what it does. */
+	fixture_job(t_path("job.conf"), t_path("image.tar.zst"),
+		    "sha256 = \"0000000000000000000000000000000000000000000000000000000000000000\";",
+		    NULL);
+	CU_ASSERT_EQUAL(fixture_reimage(&out, "run -c '%s' --root '%s'", t_path("job.conf"),
+					t_path("root")), 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "removing the staged image"));
+	free(out);
+	fixture_job(t_path("job.conf"), t_path("image.tar.zst"), NULL, NULL);
+	CU_ASSERT_EQUAL(t_sh_out(&out, "script -qec \"'%s/reimage' run -c '%s' --root '%s'\" "
+				 "/dev/null", t_bin_dir(), t_path("job.conf"), t_path("root")), 0);
+	fprintf(stderr, "%s", out);
+	char *bar = strstr(out, "staging [");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(bar);
+	char *eol = strchr(bar, '\n');
+	CU_ASSERT_PTR_NOT_NULL_FATAL(eol);
+	/* The bar's last drawing (after its last \r; the terminal ends the
+	 * line with \r\n) is whole and final. */
+	char line[512];
+	snprintf(line, sizeof(line), "%.*s", (int)(eol - bar), bar);
+	if (*line && line[strlen(line) - 1] == '\r')
+		line[strlen(line) - 1] = '\0';
+	char *last = strrchr(line, '\r') ? strrchr(line, '\r') + 1 : line;
+	CU_ASSERT_PTR_NOT_NULL(strstr(last, "100%"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(last, " entries, "));
+	CU_ASSERT_PTR_NOT_NULL(strstr(last, " expanded, "));
+	CU_ASSERT_PTR_NOT_NULL(strstr(eol, "phase PRESERVE"));
+	free(out);
+}
+
+/* The rate and the ETA the bar and the JSON lines show. */
+TEST_CASE(progress_rate_and_eta)
+{
+	struct progress p = { 0 };
+	double rate;
+	int64_t eta;
+
+	progress_begin(&p, "staging", 300);
+	p.done = 100;
+	p.started_ms = progress_now_ms() - 2000;  /* 100 bytes in 2 s */
+	progress_rate(&p, &rate, &eta);
+	CU_ASSERT(rate > 45 && rate <= 50);
+	CU_ASSERT(eta >= 4 && eta <= 5);  /* 200 bytes left at 50 B/s */
+	p.total = REIMAGE_SIZE_UNKNOWN;
+	progress_rate(&p, &rate, &eta);
+	CU_ASSERT_EQUAL(eta, -1);
+	p.active = 0;  /* nothing to end */
 }
