@@ -212,7 +212,8 @@ static int set_targets(config_t *cfg, const char *agent, const char *group)
 	return 0;
 }
 
-/* rollout.wave = wave in the job as signed for one agent. */
+/* rollout.wave = wave (from 0) in the job as signed for one agent; the
+ * document counts from 1, as the store's files and messages do. */
 static int set_wave(config_t *cfg, int wave)
 {
 	config_setting_t *g = config_setting_get_member(config_root_setting(cfg), "rollout"), *v;
@@ -221,7 +222,7 @@ static int set_wave(config_t *cfg, int wave)
 	config_setting_remove(g, "wave");
 	if (!(v = config_setting_add(g, "wave", CONFIG_TYPE_INT)))
 		return -ENOMEM;
-	return config_setting_set_int(v, wave) ? 0 : -ENOMEM;
+	return config_setting_set_int(v, wave + 1) ? 0 : -ENOMEM;
 }
 
 static int set_scalar(config_t *cfg, const char *name, int type, long long i, const char *s)

@@ -104,8 +104,9 @@ static const struct reimage_option rollout_table[] = {
 	[RO_FAILURE_BUDGET] = { "failure_budget", REIMAGE_OPT_INT, "0", 0, 100,
 				"percent of a wave that may fail or roll back; above it the "
 				"rollout halts" },
-	[RO_WAVE] = { "wave", REIMAGE_OPT_INT, "-1", -1, 999,
-		      "this agent's wave (0: the first); set by `reimagectl submit`" },
+	[RO_WAVE] = { "wave", REIMAGE_OPT_INT, "0", 0, 999,
+		      "this agent's wave, from 1 as in the store's wave-N files and every "
+		      "message (0: none); set by `reimagectl submit`" },
 	{ NULL, REIMAGE_OPT_END, NULL, 0, 0, NULL }
 };
 
@@ -422,7 +423,7 @@ static int job_parse_schedule(struct job *job, struct reimage_error *err)
 			return config_bad(err, path, ro[RO_WAVES].line, "rollout.waves",
 					  "each wave is \"N%\" (1 to 100) or a group name");
 	}
-	if (ro[RO_WAVE].i >= (long long)ro[RO_WAVES].n && ro[RO_WAVE].i >= 0)
+	if (ro[RO_WAVE].i > (long long)ro[RO_WAVES].n)
 		return config_bad(err, path, ro[RO_WAVE].line, "rollout.wave",
 				  "there is no such wave in rollout.waves");
 	if (n[N_DEFER_DEADLINE].set && when_parse(n[N_DEFER_DEADLINE].s, &job->defer_deadline) < 0)
@@ -434,7 +435,7 @@ static int job_parse_schedule(struct job *job, struct reimage_error *err)
 	job->waves = ro[RO_WAVES].list;
 	job->n_waves = ro[RO_WAVES].n;
 	job->failure_budget = (int)ro[RO_FAILURE_BUDGET].i;
-	job->wave = (int)ro[RO_WAVE].i;
+	job->wave = (int)ro[RO_WAVE].i - 1;  /* counted from 0 inside */
 	job->notice.seconds = n[N_SECONDS].i;
 	job->notice.repeat = n[N_REPEAT].i;
 	job->notice.message = n[N_MESSAGE].s;
