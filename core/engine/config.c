@@ -298,12 +298,16 @@ static int read_file(config_t *cfg, const char *path, struct reimage_error *err)
 		 * configuration error (exit 2), as a bad setting in it is. */
 		int e = access(path, R_OK) < 0 ? errno : EIO;
 		err_set(err, -e, REIMAGE_EC_CONFIG, "%s: %s", path, strerror(e));
-		return -e;
+	} else {
+		err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "%s:%d: %s",
+			config_error_file(cfg) ? config_error_file(cfg) : path,
+			config_error_line(cfg), config_error_text(cfg));
 	}
-	err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "%s:%d: %s",
-		config_error_file(cfg) ? config_error_file(cfg) : path, config_error_line(cfg),
-		config_error_text(cfg));
-	return -EINVAL;
+	/* Released here: a caller that fails on it frees nothing.  A zeroed
+	 * config may still be destroyed (job_free, agent_conf_free). */
+	config_destroy(cfg);
+	memset(cfg, 0, sizeof(*cfg));
+	return err->code;
 }
 
 static struct reimage_optval *values_for(const struct reimage_option *table, size_t count)

@@ -257,6 +257,8 @@ TEST_CASE(progress_json_lines)
 TEST_CASE(terminal_bar)
 {
 	char *out = NULL;
+	if (t_sh("command -v script >/dev/null") != 0)
+		t_skip("script (util-linux) is not installed: no terminal to draw on");
 	setup(NULL);
 	/* A digest mismatch fails STAGE: the cleanup says what it does. */
 	fixture_job(t_path("job.conf"), t_path("image.tar.zst"),
@@ -299,8 +301,11 @@ TEST_CASE(progress_rate_and_eta)
 	p.done = 100;
 	p.started_ms = progress_now_ms() - 2000;  /* 100 bytes in 2 s */
 	progress_rate(&p, &rate, &eta);
-	CU_ASSERT(rate > 45 && rate <= 50);
-	CU_ASSERT(eta >= 4 && eta <= 5);  /* 200 bytes left at 50 B/s */
+	/* At most 50 B/s (more if this process was held up in between): the
+	 * ETA is the 200 bytes left at that rate, whatever it is. */
+	CU_ASSERT(rate > 0 && rate <= 50);
+	CU_ASSERT(eta >= 4);
+	CU_ASSERT_EQUAL(eta, (int64_t)(200.0 / rate + 0.5));
 	p.total = REIMAGE_SIZE_UNKNOWN;
 	progress_rate(&p, &rate, &eta);
 	CU_ASSERT_EQUAL(eta, -1);
