@@ -247,7 +247,8 @@ TEST_CASE(progress_json_lines)
 	CU_ASSERT_EQUAL(t_sh("python3 '%s' %d '%s'", t_path("check.py"), atoi(n),
 			     t_path("lines")), 0);
 	free(n);
-	CU_ASSERT_EQUAL(fixture_reimage(&out, "run -c '%s' --progress xml", t_path("job.conf")), 2);
+	CU_ASSERT_EQUAL(fixture_reimage(&out, "run -c '%s' --root '%s' --progress xml",
+					t_path("job.conf"), t_path("root")), 2);
 	free(out);
 }
 
