@@ -661,13 +661,26 @@ static void rollout_print(const struct rollout *ro, FILE *out)
 	fprintf(out, "%s\n", summary);
 }
 
+/* o (a new reference, released here; NULL: out of memory) on standard
+ * output, indented, for --json. */
+static int print_json(json_t *o, const char *what, struct reimage_error *err)
+{
+	int r = 0;
+	if (!o || json_dumpf(o, stdout, JSON_INDENT(1) | JSON_PRESERVE_ORDER) < 0 ||
+	    fputc('\n', stdout) == EOF) {
+		err_set(err, -EIO, REIMAGE_EC_IO, "write the %s as JSON", what);
+		r = -EIO;
+	}
+	json_decref(o);
+	return r;
+}
+
 /* The shape is in docs/json.md. */
-static int rollout_print_json(const struct rollout *ro, FILE *out, struct reimage_error *err)
+static int rollout_print_json(const struct rollout *ro, struct reimage_error *err)
 {
 	int64_t now = (int64_t)time(NULL);
 	size_t counts[OUTCOME_COUNT];
-	json_t *agents = json_array(), *c = json_object(), *o;
-	int r = 0;
+	json_t *agents = json_array(), *c = json_object();
 
 	for (size_t i = 0; agents && i < ro->n; i++) {
 		const struct report *p = &ro->rep[i];
@@ -685,18 +698,11 @@ static int rollout_print_json(const struct rollout *ro, FILE *out, struct reimag
 	rollout_counts(ro, counts);
 	for (int k = 0; c && k < OUTCOME_COUNT; k++)
 		json_object_set_new(c, report_outcome_key(k), json_integer((json_int_t)counts[k]));
-	o = json_pack("{s:s, s:I, s:O, s:o, s:o}", "job", ro->job, "serial",
-		      (json_int_t)ro->serial, "group",
-		      json_object_get(ro->index, "group") ? json_object_get(ro->index, "group")
-							   : json_null(),
-		      "agents", agents, "counts", c);
-	if (!o || json_dumpf(o, out, JSON_INDENT(1) | JSON_PRESERVE_ORDER) < 0 ||
-	    fputc('\n', out) == EOF) {
-		err_set(err, -EIO, REIMAGE_EC_IO, "write the status as JSON");
-		r = -EIO;
-	}
-	json_decref(o);
-	return r;
+	return print_json(json_pack("{s:s, s:I, s:O, s:o, s:o}", "job", ro->job, "serial",
+				    (json_int_t)ro->serial, "group",
+				    json_object_get(ro->index, "group")
+					    ? json_object_get(ro->index, "group") : json_null(),
+				    "agents", agents, "counts", c), "status", err);
 }
 
 static int cmd_status(void *ctx, struct reimage_error *err)
@@ -707,7 +713,7 @@ static int cmd_status(void *ctx, struct reimage_error *err)
 	if (r == 0) {
 		rollout_poll(c, &ro);
 		if (c->a->json)
-			r = rollout_print_json(&ro, stdout, err);
+			r = rollout_print_json(&ro, err);
 		else
 			rollout_print(&ro, stdout);
 	}
@@ -960,16 +966,9 @@ static int cmd_rollout(void *ctx, struct reimage_error *err)
 			       ws.reason);
 		halted |= over;
 	}
-	if (c->a->json) {
-		json_t *o = json_pack("{s:s, s:b, s:o}", "job", job, "halted", halted, "waves", waves);
-		if (!o || json_dumpf(o, stdout, JSON_INDENT(1) | JSON_PRESERVE_ORDER) < 0 ||
-		    fputc('\n', stdout) == EOF) {
-			err_set(err, -EIO, REIMAGE_EC_IO, "write the rollout as JSON");
-			r = -EIO;
-		}
-		json_decref(o);
-		return r;
-	}
+	if (c->a->json)
+		return print_json(json_pack("{s:s, s:b, s:o}", "job", job, "halted", halted,
+					    "waves", waves), "rollout", err);
 	json_decref(waves);
 	printf("rollout %s: %d wave(s)%s\n", job, k, halted ? ", halted" : "");
 	return r;
