@@ -346,7 +346,8 @@ static int check_new_id(struct ctl *c, const char *job, struct reimage_error *er
 	free(text);
 	if (c->a->reuse) {
 		log_notice("job %s: replacing the rollout of serial %lld (--reuse)", job, serial);
-		return 0;
+		/* The new rollout writes its own waves; none of the old stays. */
+		return rollout_forget_waves(&c->reg, &c->ac, c->store, job, 0, err);
 	}
 	err_set(err, -EEXIST, REIMAGE_EC_CONFIG, "job id %s was already submitted to %s (serial "
 		"%lld): give the job a new `id`, or submit it again with --reuse (status and wait "

@@ -222,6 +222,28 @@ int rollout_wave_get(struct registry *reg, const struct agent_conf *ac, const ch
 	return wave_parse(buf, len, url, ret, err);
 }
 
+int rollout_forget_waves(struct registry *reg, const struct agent_conf *ac, const char *store,
+			 const char *job, int from, struct reimage_error *err)
+{
+	for (int k = from;; k++) {
+		char url[STORE_URL_MAX];
+		struct wave_state ws;
+		int r = rollout_wave_get(reg, ac, store, job, k, (char[REIMAGE_ETAG_MAX]){ "" }, &ws,
+					 err);
+		if (r < 0 && err->cls == REIMAGE_EC_NOTFOUND) {
+			err_clear(err);
+			return 0;  /* past the last one */
+		}
+		if (r < 0)
+			return r;
+		if ((r = doc_url(url, sizeof(url), store, job, k, "agents")) < 0 ||
+		    (r = store_remove(reg, ac, url, err)) < 0 ||
+		    (r = doc_url(url, sizeof(url), store, job, k, "json")) < 0 ||
+		    (r = store_remove(reg, ac, url, err)) < 0)
+			return r;
+	}
+}
+
 /* ----------------------------------------------------------- counting */
 
 static int wave_agents(struct registry *reg, const struct agent_conf *ac, const char *store,

@@ -65,6 +65,10 @@ int rollout_wave_put(struct registry *reg, const struct agent_conf *ac, const ch
 int rollout_agents_put(struct registry *reg, const struct agent_conf *ac, const char *store,
 		       const char *job, int wave, const char *const *agents, size_t n,
 		       struct reimage_error *err);
+/* Remove the documents of waves from..the last (from 0): a job id
+ * submitted again (--reuse) with fewer waves leaves none of the old. */
+int rollout_forget_waves(struct registry *reg, const struct agent_conf *ac, const char *store,
+			 const char *job, int from, struct reimage_error *err);
 /* Fetch wave's state; etag as for store_fetch(): returns 0 (ret filled),
  * REIMAGE_NOT_MODIFIED, or < 0 (NOTFOUND if the rollout has no such wave). */
 int rollout_wave_get(struct registry *reg, const struct agent_conf *ac, const char *store,

@@ -158,6 +158,9 @@ TEST_CASE(waves_numbered_from_1_and_second_stop)
 	CU_ASSERT_EQUAL(ctl(&out, "stop -s '%s' test-job", NULL), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "nothing left to withdraw"));
 	free(out);
+	CU_ASSERT_EQUAL(ctl(&out, "cancel -s '%s' test-job", NULL), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "nothing left to withdraw"));
+	free(out);
 	/* Wave 2 never opened: it did not run, it did not fail. */
 	CU_ASSERT_EQUAL(ctl(&out, "rollout status -s '%s' test-job", NULL), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "2     100%              1 not-run"));
@@ -226,4 +229,24 @@ TEST_CASE(preserve_typo_in_report)
 	CU_ASSERT(rep && strstr(rep, "\"warnings\": [") &&
 		  strstr(rep, "preserve.paths item 'srv/dtaa' matches nothing"));
 	free(rep);
+}
+
+/* A job id submitted again on purpose with fewer waves keeps none of the
+ * old ones: rollout status shows the new rollout only. */
+TEST_CASE(reuse_forgets_old_waves)
+{
+	char *out = NULL;
+	setup("rollout: { waves = [ \"50%\", \"100%\" ]; };");
+	CU_ASSERT_EQUAL(submit(&out, "--agents a,b"), 0);
+	free(out);
+	CU_ASSERT_EQUAL(access(t_path("store/rollouts/test-job/wave-2.json"), F_OK), 0);
+	fixture_job(t_path("job.conf"), "/nonexistent/i.tar", NULL,
+		    "rollout: { waves = [ \"100%\" ]; };");
+	CU_ASSERT_EQUAL(submit(&out, "--agents a,b --reuse"), 0);
+	free(out);
+	CU_ASSERT_EQUAL(access(t_path("store/rollouts/test-job/wave-2.json"), F_OK), -1);
+	CU_ASSERT_EQUAL(access(t_path("store/rollouts/test-job/wave-2.agents"), F_OK), -1);
+	CU_ASSERT_EQUAL(ctl(&out, "rollout status -s '%s' test-job", NULL), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "rollout test-job: 1 wave(s)\n"));
+	free(out);
 }
