@@ -65,7 +65,15 @@ static void option_line(const struct cli_option *o, FILE *out)
 	snprintf(head, sizeof(head), "%s%c%s--%s%s%s", o->letter ? "-" : "",
 		 o->letter ? o->letter : ' ', o->letter ? ", " : "  ", o->name,
 		 o->arg ? " " : "", o->arg ? o->arg : "");
-	fprintf(out, "  %-26s %s\n", o->letter ? head : head + 1, o->help);
+	fprintf(out, "  %-26s ", o->letter ? head : head + 1);
+	/* A help of several lines: each under the first. */
+	for (const char *h = o->help; *h;) {
+		size_t n = strcspn(h, "\n");
+		fprintf(out, "%.*s\n", (int)n, h);
+		h += n + (h[n] == '\n');
+		if (*h)
+			fprintf(out, "%29s", "");
+	}
 }
 
 void cli_usage(const struct cli_program *p, FILE *out)

@@ -14,15 +14,18 @@
 #include "error.h"
 #include "log.h"
 #include "phase.h"
+#include "progress.h"
 #include "registry.h"
 #include "state.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef REIMAGE_VERSION
@@ -40,6 +43,8 @@ struct args {
 	const char *backend;
 	int undo;
 	int once;
+	int json;           /* status: JSON */
+	int progress_json;  /* run: JSON lines on standard output */
 	struct agent_conf ac;
 };
 
@@ -65,6 +70,44 @@ static int exit_code(const struct reimage_error *err)
 	}
 }
 
+/* --progress json: one JSON object a line on standard output, flushed at
+ * once, for a tool that drives `reimage run` (shapes: docs/json.md). */
+static void json_line(json_t *o)
+{
+	if (o && json_dumpf(o, stdout, JSON_COMPACT) == 0) {
+		fputc('\n', stdout);
+		fflush(stdout);
+	}
+	json_decref(o);
+}
+
+static void json_phase(void *arg, const struct job_state *st)
+{
+	(void)arg;
+	json_line(json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:s}", "event", "phase", "phase",
+			    st->phase, "status", st->status, "job", st->job, "serial",
+			    (json_int_t)st->serial, "time", (json_int_t)time(NULL), "error",
+			    st->error));
+}
+
+static void json_progress(void *arg, const struct progress *p)
+{
+	double rate;
+	int64_t eta;
+	(void)arg;
+	progress_rate(p, &rate, &eta);
+	json_line(json_pack("{s:s, s:s, s:I, s:o, s:o, s:o, s:I, s:o, s:b}", "event", "progress",
+			    "what", p->what ? p->what : "", "done", (json_int_t)p->done, "total",
+			    p->total == REIMAGE_SIZE_UNKNOWN ? json_null()
+							     : json_integer((json_int_t)p->total),
+			    "entries", p->entries ? json_integer((json_int_t)*p->entries) : json_null(),
+			    "expanded", p->expanded ? json_integer((json_int_t)*p->expanded)
+						    : json_null(),
+			    "rate", (json_int_t)rate, "eta",
+			    eta >= 0 ? json_integer((json_int_t)eta) : json_null(),
+			    "final", !p->active));
+}
+
 static int with_engine(const struct args *a, int run, struct reimage_error *err)
 {
 	struct job job;
@@ -74,7 +117,11 @@ static int with_engine(const struct args *a, int run, struct reimage_error *err)
 	if ((r = job_load(&job, a->job_file, err)) < 0)
 		return r;
 	r = engine_open(&e, &job, (struct agent_conf *)&a->ac, a->root, a->backend, err);
-	const struct engine_watch watch = { .stop = &stop_requested };
+	const struct engine_watch watch = {
+		.phase = a->progress_json ? json_phase : NULL,
+		.progress = a->progress_json ? json_progress : NULL,
+		.stop = &stop_requested,
+	};
 	e.watch = &watch;
 	if (r == 0)
 		r = run ? engine_run(&e, err) : engine_plan(&e, stdout, err);
@@ -154,7 +201,7 @@ static int cmd_status(void *ctx, struct reimage_error *err)
 	int r = root_open_readonly(&rc, a->root, err);
 
 	if (r == 0)
-		r = root_status(&rc, stdout, err);
+		r = root_status(&rc, stdout, a->json, err);
 	root_close(&rc);
 	return r;
 }
@@ -214,10 +261,18 @@ static int cmd_options(void *ctx, struct reimage_error *err)
 static const struct cli_option options[] = {
 	{ "config", 'c', "FILE", "the job file (agent: the agent file)", 0 },
 	{ "agent", 'a', "FILE", "the agent file (default " REIMAGE_CONF_DIR "/agent.conf if present)", 0 },
-	{ "root", 'r', "DIR", "the root to work on (default: the job's `root`, else /)", 0 },
-	{ "backend", 'b', "NAME", "the backend: auto, posix, macos, windows, sandbox", 0 },
+	{ "root", 'r', "DIR", "the root to work on.  run/plan take it from one place: --root,\n"
+	  "else the job's `root`, else the agent file's `root`, else /;\n"
+	  "a job naming another root than the agent file or --root is an\n"
+	  "error.  The sandbox backend refuses /", 0 },
+	{ "backend", 'b', "NAME", "the backend: auto, posix, macos, windows, sandbox (default:\n"
+	  "the job's `backend` unless auto, else the agent file's)", 0 },
 	{ "undo", 'u', NULL, "undo the interrupted swap instead of completing it", 0 },
 	{ "once", 'o', NULL, "one poll round, run what is due, then exit", 0 },
+	{ "progress", 0, "MODE", "run: bar (default: a bar on a terminal, lines in logs) or json\n"
+	  "(JSON lines on standard output: phases and staging progress;\n"
+	  "docs/json.md)", 0 },
+	{ "json", 0, NULL, "status: print one JSON document (docs/json.md)", 0 },
 	{ "verbose", 'v', NULL, "log more (repeat for debug)", 1 },
 	{ "quiet", 'q', NULL, "log warnings and errors only", 0 },
 	{ "help", 'h', NULL, "print help and exit", 0 },
@@ -231,11 +286,14 @@ static const char *const need_job[] = { "config", NULL };
 static const char *const need_root[] = { "root", NULL };
 
 static const struct cli_command commands[] = {
-	{ "run", 0, 0, "-c JOB [--root DIR] [--backend NAME] [-a AGENT]",
+	{ "run", 0, 0, "-c JOB [--root DIR] [--backend NAME] [-a AGENT] [--progress json]",
 	  "Run every phase of the job: stage, preserve, hooks, label, quiesce, swap,\n"
 	  "boot parameters, reboot.  A failure before the swap leaves the root as it was;\n"
-	  "a failure in or after the swap undoes it.",
-	  job_options, cmd_run, need_job },
+	  "a failure in or after the swap undoes it.  --progress json writes each phase\n"
+	  "change and the staging progress (entries, bytes, rate, ETA) as JSON lines on\n"
+	  "standard output.",
+	  (const char *const[]){ "config", "agent", "root", "backend", "progress", NULL }, cmd_run,
+	  need_job },
 	{ "plan", 0, 0, "-c JOB [--root DIR] [--backend NAME] [-a AGENT]",
 	  "Load every plugin, check the job against the root and print what it would do\n"
 	  "(entries exchanged, retired, added, kept; items preserved; hooks; label;\n"
@@ -261,9 +319,9 @@ static const struct cli_command commands[] = {
 	  "Run in the new image after its boot: record the job as committed and delete\n"
 	  "the retired image (or keep it keep_old_days for rollback).",
 	  root_options, cmd_confirm, need_root },
-	{ "status", 0, 0, "--root DIR",
-	  "Print the state of the last job on the root.",
-	  (const char *const[]){ "root", "agent", NULL }, cmd_status, need_root },
+	{ "status", 0, 0, "--root DIR [--json]",
+	  "Print the state of the last job on the root (--json: as one JSON document).",
+	  (const char *const[]){ "root", "agent", "json", NULL }, cmd_status, need_root },
 	{ "options", 0, 0, "",
 	  "Print every setting of the job file, the agent file and each installed plugin's\n"
 	  "group: type, bounds, default and meaning.",
@@ -298,6 +356,13 @@ int main(int argc, char **argv)
 	a.backend = cli_value(p, &ca, "backend");
 	a.undo = cli_count(p, &ca, "undo") > 0;
 	a.once = cli_count(p, &ca, "once") > 0;
+	a.json = cli_count(p, &ca, "json") > 0;
+	const char *progress = cli_value(p, &ca, "progress");
+	if (progress && strcmp(progress, "json") && strcmp(progress, "bar")) {
+		fprintf(stderr, "reimage: --progress: '%s' is neither bar nor json\n", progress);
+		return CLI_EXIT_USAGE;
+	}
+	a.progress_json = progress && !strcmp(progress, "json");
 	if (cmd->run == cmd_agent) {
 		/* `reimage agent -c FILE`: the agent file. */
 		a.agent_file = a.job_file;

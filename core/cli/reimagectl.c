@@ -50,6 +50,8 @@ struct args {
 	int npos;
 	const char *wave_groups[17];  /* --wave-group NAME=A,B,... */
 	int n_wave_groups;
+	int reuse;  /* submit: a job id already in the store, on purpose */
+	int json;   /* status, rollout status: JSON on standard output */
 };
 
 struct ctl {
@@ -120,10 +122,21 @@ static int read_job_text(const char *path, char **ret_text, size_t *ret_len,
 {
 	struct job job;
 	int r;
-	/* The agent must be able to read what is signed: check it first. */
+	/* The agent must be able to read what is signed, and accept it:
+	 * every agent refuses a job without targets or an expiry. */
 	if ((r = job_load(&job, path, err)) < 0)
 		return r;
+	if (!job.has_targets || !job.not_after) {
+		err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "%s: a signed job needs %s%s%s: every agent "
+			"would refuse it (`reimagectl submit` sets both)", path,
+			job.has_targets ? "" : "a `targets` group",
+			!job.has_targets && !job.not_after ? " and " : "",
+			job.not_after ? "" : "`not_after`");
+		r = -EINVAL;
+	}
 	job_free(&job);
+	if (r < 0)
+		return r;
 	return fs_read_small(path, SIGN_DOC_MAX - 512, ret_text, ret_len, err);
 }
 
@@ -203,7 +216,8 @@ static int set_targets(config_t *cfg, const char *agent, const char *group)
 	return 0;
 }
 
-/* rollout.wave = wave in the job as signed for one agent. */
+/* rollout.wave = wave (from 0) in the job as signed for one agent; the
+ * document counts from 1, as the store's files and messages do. */
 static int set_wave(config_t *cfg, int wave)
 {
 	config_setting_t *g = config_setting_get_member(config_root_setting(cfg), "rollout"), *v;
@@ -212,7 +226,7 @@ static int set_wave(config_t *cfg, int wave)
 	config_setting_remove(g, "wave");
 	if (!(v = config_setting_add(g, "wave", CONFIG_TYPE_INT)))
 		return -ENOMEM;
-	return config_setting_set_int(v, wave) ? 0 : -ENOMEM;
+	return config_setting_set_int(v, wave + 1) ? 0 : -ENOMEM;
 }
 
 static int set_scalar(config_t *cfg, const char *name, int type, long long i, const char *s)
@@ -307,8 +321,8 @@ static int next_serial(struct ctl *c, const struct job *job, long long *ret,
 /* Assign the targets to the job's waves and publish each wave's
  * documents, before any job document: an agent that accepts its job
  * finds its wave's state. */
-static int publish_waves(struct ctl *c, const struct job *job, char **agents, int *wave_of,
-			 struct reimage_error *err)
+static int publish_waves(struct ctl *c, const struct job *job, long long serial, char **agents,
+			 int *wave_of, struct reimage_error *err)
 {
 	size_t n = 0;
 	int r;
@@ -325,7 +339,7 @@ static int publish_waves(struct ctl *c, const struct job *job, char **agents, in
 	}
 	for (size_t w = 0; w < job->n_waves && r == 0; w++) {
 		struct wave_state ws = { .wave = (int)w, .waves = (int)job->n_waves,
-					 .budget = job->failure_budget };
+					 .serial = serial, .budget = job->failure_budget };
 		size_t k = 0;
 		for (size_t i = 0; i < n; i++)
 			if (wave_of[i] == (int)w)
@@ -343,6 +357,40 @@ static int publish_waves(struct ctl *c, const struct job *job, char **agents, in
 	}
 	free(members);
 	return r;
+}
+
+/* A job id names its reports in the store: a second job under the same id
+ * would be mistaken for the first (its reports, its waves) unless the
+ * administrator says it is meant (--reuse: reports are then matched by
+ * the new serial). */
+static int check_new_id(struct ctl *c, const char *job, struct reimage_error *err)
+{
+	char url[STORE_URL_MAX], *text = NULL;
+	long long serial = 0;
+	json_t *index;
+	size_t len;
+	int r;
+
+	store_url(url, sizeof(url), c->store, "rollouts/%s.json", job);
+	if ((r = store_get(&c->reg, &c->ac, url, INDEX_MAX, &text, &len, err)) == -ENOENT) {
+		err_clear(err);
+		return 0;
+	}
+	if (r < 0)
+		return r;
+	if ((index = json_loadb(text, len, 0, NULL)))
+		serial = json_integer_value(json_object_get(index, "serial"));
+	json_decref(index);
+	free(text);
+	if (c->a->reuse) {
+		log_notice("job %s: replacing the rollout of serial %lld (--reuse)", job, serial);
+		/* The new rollout writes its own waves; none of the old stays. */
+		return rollout_forget_waves(&c->reg, &c->ac, c->store, job, 0, err);
+	}
+	err_set(err, -EEXIST, REIMAGE_EC_CONFIG, "job id %s was already submitted to %s (serial "
+		"%lld): give the job a new `id`, or submit it again with --reuse (status and wait "
+		"then follow the new serial only)", job, c->store, serial);
+	return -EEXIST;
 }
 
 static int cmd_submit(void *ctx, struct reimage_error *err)
@@ -386,7 +434,7 @@ static int cmd_submit(void *ctx, struct reimage_error *err)
 		r = -EINVAL;
 		goto out;
 	}
-	if ((r = next_serial(c, &job, &serial, err)) < 0 ||
+	if ((r = check_new_id(c, job.id, err)) < 0 || (r = next_serial(c, &job, &serial, err)) < 0 ||
 	    (a->reset_serial && (r = store_counter(c, "serial-reset", &reset, err)) < 0))
 		goto out;
 	if (a->reset_serial)
@@ -412,7 +460,7 @@ static int cmd_submit(void *ctx, struct reimage_error *err)
 			r = -ENOMEM;
 			goto out;
 		}
-		if ((r = publish_waves(c, &job, agents, wave_of, err)) < 0)
+		if ((r = publish_waves(c, &job, serial, agents, wave_of, err)) < 0)
 			goto out;
 	}
 	/* One document per agent, or one for the group. */
@@ -450,8 +498,8 @@ static int cmd_submit(void *ctx, struct reimage_error *err)
 	printf("job %s: serial %lld%s, not after %s, %zu document(s) published to %s\n", job.id,
 	       serial, reset ? " (a serial reset)" : "", when, json_array_size(docs), c->store);
 	if (a->group && !members)
-		printf("note: without --members, `status` and `wait` know no agent of group %s\n",
-		       a->group);
+		printf("note: without --members, `status` and `wait` cannot follow group %s "
+		       "(they refuse: its agents are unknown)\n", a->group);
 out:
 	json_decref(index);
 	json_decref(docs);
@@ -497,6 +545,7 @@ static int cmd_timestamp(void *ctx, struct reimage_error *err)
 struct rollout {
 	json_t *index;
 	char job[256];
+	long long serial;   /* the run followed: reports of another serial are older runs' */
 	int64_t submitted;
 	size_t n;
 	const char **agents;
@@ -515,12 +564,14 @@ static void rollout_free(struct rollout *ro)
 	memset(ro, 0, sizeof(*ro));
 }
 
-static int rollout_load(struct ctl *c, const char *job, struct rollout *ro,
+/* follow: the command reads the agents' reports (status, wait), which a
+ * group submitted without --members does not name. */
+static int rollout_load(struct ctl *c, const char *job, int follow, struct rollout *ro,
 			struct reimage_error *err)
 {
 	char url[STORE_URL_MAX], *text = NULL;
 	json_t *agents, *docs, *v, *group = NULL;
-	json_int_t submitted = 0;
+	json_int_t submitted = 0, serial = 0;
 	json_error_t jerr;
 	size_t len, i;
 	int r;
@@ -539,15 +590,24 @@ static int rollout_load(struct ctl *c, const char *job, struct rollout *ro,
 	}
 	ro->index = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
 	free(text);
-	if (!ro->index || json_unpack_ex(ro->index, &jerr, 0, "{s:o, s:o, s:I, s?o}", "agents",
+	if (!ro->index || json_unpack_ex(ro->index, &jerr, 0, "{s:o, s:o, s:I, s?I, s?o}", "agents",
 					 &agents, "documents", &docs, "submitted", &submitted,
-					 "group", &group) < 0) {
+					 "serial", &serial, "group", &group) < 0) {
 		err_set(err, -EBADMSG, REIMAGE_EC_INTEGRITY, "%s: %s", url, jerr.text);
 		return -EBADMSG;
 	}
 	snprintf(ro->job, sizeof(ro->job), "%s", job);
+	ro->serial = serial;
 	ro->submitted = submitted;
 	ro->n = json_array_size(agents);
+	if (follow && ro->n == 0) {
+		/* Zero agents followed would read as "all done". */
+		err_set(err, -ENOENT, REIMAGE_EC_CONFIG, "job %s was submitted to group %s without "
+			"--members: which agents run it is unknown, so their reports cannot be "
+			"followed; submit again with --reuse --members A,B,...",
+			job, json_is_string(group) ? json_string_value(group) : "?");
+		return -ENOENT;
+	}
 	ro->agents = calloc(ro->n + 1, sizeof(char *));
 	ro->urls = calloc(ro->n + 1, sizeof(char *));
 	ro->rep = calloc(ro->n + 1, sizeof(struct report));
@@ -574,9 +634,11 @@ static int rollout_load(struct ctl *c, const char *job, struct rollout *ro,
 	return 0;
 }
 
-/* Fetch every agent's report on the job.  An agent that refused the
- * document before it could read the job's id reports only in its latest
- * report, naming the document's location. */
+/* Fetch every agent's report on the job, of this run (its serial: a job
+ * id reused with --reuse leaves older runs' reports until the agents
+ * replace them).  An agent that refused the document before it could
+ * read the job's id reports only in its latest report, naming the
+ * document's location. */
 static void rollout_poll(struct ctl *c, struct rollout *ro)
 {
 	for (size_t i = 0; i < ro->n; i++) {
@@ -585,9 +647,11 @@ static void rollout_poll(struct ctl *c, struct rollout *ro)
 		struct report rep;
 		size_t len;
 
+		ro->have[i] = 0;
 		store_url(url, sizeof(url), c->store, "reports/%s/%s.json", ro->job, ro->agents[i]);
 		if (store_get(&c->reg, &c->ac, url, REPORT_MAX, &text, &len, &e) == 0 &&
-		    report_parse(text, len, &rep, &e) == 0) {
+		    report_parse(text, len, &rep, &e) == 0 &&
+		    (!ro->serial || rep.serial == ro->serial)) {
 			ro->rep[i] = rep;
 			ro->have[i] = 1;
 		}
@@ -618,11 +682,32 @@ static void age_text(char *buf, size_t len, int64_t seconds)
 		snprintf(buf, len, "%lldd", (long long)seconds / 86400);
 }
 
+/* How many agents ended each way (no report: unfinished). */
+static void rollout_counts(const struct rollout *ro, size_t counts[OUTCOME_COUNT])
+{
+	memset(counts, 0, OUTCOME_COUNT * sizeof(size_t));
+	for (size_t i = 0; i < ro->n; i++)
+		counts[ro->have[i] ? report_outcome(ro->rep[i].state) : OUTCOME_UNFINISHED]++;
+}
+
+/* "3 agent(s): 1 committed, 1 cancelled, 1 unfinished" (zeros left out). */
+static void counts_text(const struct rollout *ro, char *buf, size_t cap)
+{
+	size_t counts[OUTCOME_COUNT], n;
+	rollout_counts(ro, counts);
+	n = (size_t)snprintf(buf, cap, "%zu agent(s):", ro->n);
+	for (int o = 0; o < OUTCOME_COUNT && n < cap; o++)
+		if (counts[o] || o == OUTCOME_COMMITTED)
+			n += (size_t)snprintf(buf + n, cap - n, "%s %zu %s", o ? "," : "", counts[o],
+					      report_outcome_name(o));
+}
+
 static void rollout_print(const struct rollout *ro, FILE *out)
 {
 	int64_t now = (int64_t)time(NULL);
-	size_t counts[3] = { 0 };  /* succeeded, failed, unfinished */
+	char summary[512];
 
+	fprintf(out, "job %s, serial %lld\n", ro->job, ro->serial);
 	fprintf(out, "%-20s %-12s %-10s %-9s %-5s %s\n", "AGENT", "STATE", "PHASE", "PROGRESS",
 		"AGE", "DETAIL");
 	for (size_t i = 0; i < ro->n; i++) {
@@ -630,8 +715,7 @@ static void rollout_print(const struct rollout *ro, FILE *out)
 		char progress[32] = "-", age[16] = "-";
 		if (!ro->have[i]) {
 			fprintf(out, "%-20s %-12s %-10s %-9s %-5s %s\n", ro->agents[i], "no-report",
-				"-", "-", "-", "no report on this job yet");
-			counts[2]++;
+				"-", "-", "-", "no report on this run of the job yet");
 			continue;
 		}
 		if (r->total > 0)
@@ -642,20 +726,66 @@ static void rollout_print(const struct rollout *ro, FILE *out)
 		age_text(age, sizeof(age), now - r->time);
 		fprintf(out, "%-20s %-12s %-10s %-9s %-5s %s\n", ro->agents[i], r->state, r->phase,
 			progress, age, r->error[0] ? r->error : r->message);
-		counts[report_state_success(r->state) ? 0 : report_state_final(r->state) ? 1 : 2]++;
 	}
-	fprintf(out, "%zu agent(s): %zu succeeded, %zu failed, %zu unfinished\n", ro->n, counts[0],
-		counts[1], counts[2]);
+	counts_text(ro, summary, sizeof(summary));
+	fprintf(out, "%s\n", summary);
+}
+
+/* o (a new reference, released here; NULL: out of memory) on standard
+ * output, indented, for --json. */
+static int print_json(json_t *o, const char *what, struct reimage_error *err)
+{
+	int r = 0;
+	if (!o || json_dumpf(o, stdout, JSON_INDENT(1) | JSON_PRESERVE_ORDER) < 0 ||
+	    fputc('\n', stdout) == EOF) {
+		err_set(err, -EIO, REIMAGE_EC_IO, "write the %s as JSON", what);
+		r = -EIO;
+	}
+	json_decref(o);
+	return r;
+}
+
+/* The shape is in docs/json.md. */
+static int rollout_print_json(const struct rollout *ro, struct reimage_error *err)
+{
+	int64_t now = (int64_t)time(NULL);
+	size_t counts[OUTCOME_COUNT];
+	json_t *agents = json_array(), *c = json_object();
+
+	for (size_t i = 0; agents && i < ro->n; i++) {
+		const struct report *p = &ro->rep[i];
+		json_array_append_new(agents, ro->have[i]
+			? json_pack("{s:s, s:s, s:s, s:s, s:{s:I, s:I}, s:I, s:I, s:s, s:s}",
+				    "agent", ro->agents[i], "state", p->state, "outcome",
+				    report_outcome_key(report_outcome(p->state)), "phase", p->phase,
+				    "progress", "done", (json_int_t)p->done, "total",
+				    (json_int_t)p->total, "time", (json_int_t)p->time, "age",
+				    (json_int_t)(now - p->time), "error", p->error, "message",
+				    p->message)
+			: json_pack("{s:s, s:s, s:s, s:n}", "agent", ro->agents[i], "state",
+				    "no-report", "outcome", "unfinished", "phase"));
+	}
+	rollout_counts(ro, counts);
+	for (int k = 0; c && k < OUTCOME_COUNT; k++)
+		json_object_set_new(c, report_outcome_key(k), json_integer((json_int_t)counts[k]));
+	return print_json(json_pack("{s:s, s:I, s:O, s:o, s:o}", "job", ro->job, "serial",
+				    (json_int_t)ro->serial, "group",
+				    json_object_get(ro->index, "group")
+					    ? json_object_get(ro->index, "group") : json_null(),
+				    "agents", agents, "counts", c), "status", err);
 }
 
 static int cmd_status(void *ctx, struct reimage_error *err)
 {
 	struct ctl *c = ctx;
 	struct rollout ro;
-	int r = rollout_load(c, c->a->pos[0], &ro, err);
+	int r = rollout_load(c, c->a->pos[0], 1, &ro, err);
 	if (r == 0) {
 		rollout_poll(c, &ro);
-		rollout_print(&ro, stdout);
+		if (c->a->json)
+			r = rollout_print_json(&ro, err);
+		else
+			rollout_print(&ro, stdout);
 	}
 	rollout_free(&ro);
 	return r;
@@ -666,11 +796,12 @@ static int cmd_wait(void *ctx, struct reimage_error *err)
 	struct ctl *c = ctx;
 	int64_t deadline = (int64_t)time(NULL) + c->a->timeout;
 	struct rollout ro;
-	int r = rollout_load(c, c->a->pos[0], &ro, err);
+	int r = rollout_load(c, c->a->pos[0], 1, &ro, err);
 	char **last = calloc(ro.n + 1, sizeof(char *));
 
 	while (r == 0) {
 		size_t done = 0, ok = 0;
+		char summary[512];
 		rollout_poll(c, &ro);
 		for (size_t i = 0; i < ro.n; i++) {
 			char line[512];
@@ -689,20 +820,22 @@ static int cmd_wait(void *ctx, struct reimage_error *err)
 			done += report_state_final(ro.rep[i].state);
 			ok += report_state_success(ro.rep[i].state);
 		}
+		counts_text(&ro, summary, sizeof(summary));
 		if (done == ro.n) {
 			rollout_print(&ro, stdout);
 			if (ok < ro.n) {
-				err_set(err, -EIO, REIMAGE_EC_STATE, "job %s: %zu of %zu agent(s) did "
-					"not succeed", ro.job, ro.n - ok, ro.n);
+				err_set(err, -EIO, REIMAGE_EC_STATE, "job %s (serial %lld): %zu of %zu "
+					"agent(s) did not commit (%s)", ro.job, ro.serial, ro.n - ok,
+					ro.n, summary);
 				r = -EIO;
 			}
 			break;
 		}
 		if ((int64_t)time(NULL) >= deadline) {
 			rollout_print(&ro, stdout);
-			err_set(err, -ETIMEDOUT, REIMAGE_EC_RETRYABLE, "job %s: timed out after %lld s "
-				"with %zu of %zu agent(s) unfinished", ro.job, c->a->timeout,
-				ro.n - done, ro.n);
+			err_set(err, -ETIMEDOUT, REIMAGE_EC_RETRYABLE, "job %s (serial %lld): timed "
+				"out after %lld s with %zu of %zu agent(s) unfinished", ro.job,
+				ro.serial, c->a->timeout, ro.n - done, ro.n);
 			r = -ETIMEDOUT;
 			break;
 		}
@@ -715,8 +848,8 @@ static int cmd_wait(void *ctx, struct reimage_error *err)
 	return r;
 }
 
-/* Remove every document of the job from the store; agents that have not
- * started it report "cancelled".  *ret_docs: how many were removed. */
+/* Remove every document of the job still in the store; agents that have
+ * not started it report "cancelled".  *ret_docs: how many were there. */
 static int withdraw(struct ctl *c, const struct rollout *ro, size_t *ret_docs,
 		    struct reimage_error *err)
 {
@@ -724,12 +857,24 @@ static int withdraw(struct ctl *c, const struct rollout *ro, size_t *ret_docs,
 	size_t i;
 	int r = 0;
 
+	*ret_docs = 0;
 	json_array_foreach(docs, i, d) {
 		const char *url = json_string_value(json_object_get(d, "url"));
-		if (url && (r = store_remove(&c->reg, &c->ac, url, err)) < 0)
+		char *text = NULL;
+		size_t len;
+		if (!url)
+			continue;
+		/* Removing a missing document succeeds: look first, to tell
+		 * the administrator whether anything was left. */
+		if ((r = store_get(&c->reg, &c->ac, url, SIGN_DOC_MAX, &text, &len, err)) == -ENOENT) {
+			err_clear(err);
+			continue;
+		}
+		free(text);
+		if (r < 0 || (r = store_remove(&c->reg, &c->ac, url, err)) < 0)
 			return r;
+		(*ret_docs)++;
 	}
-	*ret_docs = json_array_size(docs);
 	return 0;
 }
 
@@ -738,7 +883,7 @@ static int cmd_cancel(void *ctx, struct reimage_error *err)
 	struct ctl *c = ctx;
 	struct rollout ro;
 	size_t i, started = 0, docs = 0;
-	int r = rollout_load(c, c->a->pos[0], &ro, err);
+	int r = rollout_load(c, c->a->pos[0], 0, &ro, err);
 
 	if (r == 0 && (r = withdraw(c, &ro, &docs, err)) == 0) {
 		rollout_poll(c, &ro);
@@ -749,8 +894,12 @@ static int cmd_cancel(void *ctx, struct reimage_error *err)
 				       ro.rep[i].state, ro.rep[i].phase);
 				started++;
 			}
-		printf("job %s withdrawn: %zu document(s) removed; %zu agent(s) had started it\n",
-		       ro.job, docs, started);
+		if (docs == 0)
+			printf("job %s: nothing left to withdraw (its documents were already "
+			       "removed)\n", ro.job);
+		else
+			printf("job %s withdrawn: %zu document(s) removed; %zu agent(s) had started "
+			       "it\n", ro.job, docs, started);
 	}
 	rollout_free(&ro);
 	return r;
@@ -763,13 +912,16 @@ static int swapped(const struct report *rep)
 	       !strcmp(rep->state, "rolled-back");
 }
 
-/* Mark every wave not yet decided "stopped", for `rollout status`. */
-static int stop_waves(struct ctl *c, const char *job, int64_t now, struct reimage_error *err)
+/* Mark every wave not yet decided "stopped", for `rollout status`;
+ * *ret_n: how many were. */
+static int stop_waves(struct ctl *c, const char *job, int64_t now, int *ret_n,
+		      struct reimage_error *err)
 {
 	struct wave_state ws;
 	char when[64];
 	int r;
 
+	*ret_n = 0;
 	when_format(now, when, sizeof(when));
 	for (int k = 0;; k++) {
 		struct reimage_error e = { 0 };
@@ -789,6 +941,7 @@ static int stop_waves(struct ctl *c, const char *job, int64_t now, struct reimag
 		ws.decided = now;
 		if ((r = rollout_wave_put(&c->reg, &c->ac, c->store, job, &ws, err)) < 0)
 			return r;
+		(*ret_n)++;
 	}
 }
 
@@ -798,12 +951,18 @@ static int cmd_stop(void *ctx, struct reimage_error *err)
 	struct rollout ro;
 	size_t i, done = 0, docs = 0;
 	int64_t now = (int64_t)time(NULL);
-	int r = rollout_load(c, c->a->pos[0], &ro, err);
+	int waves = 0, r = rollout_load(c, c->a->pos[0], 0, &ro, err);
 
 	/* The waves first: an agent cancelled by the withdrawn document then
 	 * finds its wave stopped and does not count it as failed. */
-	if (r == 0 && (r = stop_waves(c, ro.job, now, err)) == 0 &&
+	if (r == 0 && (r = stop_waves(c, ro.job, now, &waves, err)) == 0 &&
 	    (r = withdraw(c, &ro, &docs, err)) == 0) {
+		if (docs == 0 && waves == 0) {
+			printf("rollout %s: nothing left to withdraw (already stopped, or every "
+			       "wave decided)\n", ro.job);
+			rollout_free(&ro);
+			return 0;
+		}
 		rollout_poll(c, &ro);
 		for (i = 0; i < ro.n; i++)
 			if (ro.have[i] && swapped(&ro.rep[i])) {
@@ -811,9 +970,9 @@ static int cmd_stop(void *ctx, struct reimage_error *err)
 				       ro.rep[i].state);
 				done++;
 			}
-		printf("rollout %s stopped: %zu document(s) withdrawn; agents that have not "
-		       "swapped abort and report \"cancelled\"; %zu had swapped\n", ro.job, docs,
-		       done);
+		printf("rollout %s stopped: %zu document(s) withdrawn, %d wave(s) stopped; agents "
+		       "that have not swapped abort and report \"cancelled\"; %zu had swapped\n",
+		       ro.job, docs, waves, done);
 	}
 	rollout_free(&ro);
 	return r;
@@ -825,6 +984,7 @@ static int cmd_rollout(void *ctx, struct reimage_error *err)
 	const char *job = c->a->pos[1];
 	int64_t now = (int64_t)time(NULL);
 	int halted = 0, k, r = 0;
+	json_t *waves = json_array();
 
 	if (strcmp(c->a->pos[0], "status")) {
 		err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "rollout: unknown action '%s' (expected "
@@ -835,8 +995,10 @@ static int cmd_rollout(void *ctx, struct reimage_error *err)
 		err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "job id '%s' is not a valid name", job);
 		return -EINVAL;
 	}
-	printf("%-5s %-12s %6s %-10s %9s %6s %10s %6s  %s\n", "WAVE", "NAME", "AGENTS", "STATE",
-	       "COMMITTED", "FAILED", "UNFINISHED", "BUDGET", "DETAIL");
+	if (!c->a->json)
+		printf("%-5s %-12s %6s %-10s %9s %6s %9s %7s %7s %10s %6s  %s\n", "WAVE", "NAME",
+		       "AGENTS", "STATE", "COMMITTED", "FAILED", "CANCELLED", "SKIPPED", "REFUSED",
+		       "UNFINISHED", "BUDGET", "DETAIL");
 	for (k = 0;; k++) {
 		struct reimage_error e = { 0 };
 		struct wave_state ws;
@@ -851,12 +1013,33 @@ static int cmd_rollout(void *ctx, struct reimage_error *err)
 					job, c->store);
 			else
 				err_set(err, r, e.cls, "%s", e.msg);
+			json_decref(waves);
 			return r < 0 ? r : -ENOENT;
 		}
-		printf("%-5d %-12s %6lld %-10s %9lld %6lld %10lld %5d%%  %s\n", k + 1, ws.name, ws.size,
-		       ws.state, ws.committed, ws.failed, ws.unfinished, ws.budget, ws.reason);
-		halted |= !strcmp(ws.state, "halted") || !strcmp(ws.state, "stopped");
+		/* A wave that never opened did not fail: it did not run. */
+		int ran = ws.opened != 0,
+		    over = !strcmp(ws.state, "halted") || !strcmp(ws.state, "stopped");
+		const char *state = !ran && over ? "not-run" : ws.state;
+		if (c->a->json)
+			json_array_append_new(waves, json_pack(
+				"{s:i, s:s, s:I, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:s}",
+				"wave", k + 1, "name", ws.name, "agents", (json_int_t)ws.size, "state",
+				ws.state, "ran", ran, "committed", (json_int_t)ws.committed, "failed",
+				(json_int_t)ws.failed, "cancelled", (json_int_t)ws.cancelled,
+				"skipped", (json_int_t)ws.skipped, "refused", (json_int_t)ws.refused,
+				"unfinished", (json_int_t)ws.unfinished, "budget", ws.budget,
+				"reason", ws.reason));
+		else
+			printf("%-5d %-12s %6lld %-10s %9lld %6lld %9lld %7lld %7lld %10lld %5d%%  "
+			       "%s\n", k + 1, ws.name, ws.size, state, ws.committed, ws.failed,
+			       ws.cancelled, ws.skipped, ws.refused, ws.unfinished, ws.budget,
+			       ws.reason);
+		halted |= over;
 	}
+	if (c->a->json)
+		return print_json(json_pack("{s:s, s:b, s:o}", "job", job, "halted", halted,
+					    "waves", waves), "rollout", err);
+	json_decref(waves);
 	printf("rollout %s: %d wave(s)%s\n", job, k, halted ? ", halted" : "");
 	return r;
 }
@@ -908,6 +1091,8 @@ static const struct cli_option options[] = {
 	{ "wave-group", 0, "NAME=A,B,...", "the agents of the wave group NAME "
 					   "(repeat per group, at most 16)", 1 },
 	{ "reset-serial", 0, NULL, "recover agents whose last serial was pushed too far", 0 },
+	{ "reuse", 0, NULL, "submit a job id the store already holds, replacing that rollout", 0 },
+	{ "json", 0, NULL, "print JSON instead of a table (shapes: docs/json.md)", 0 },
 	{ "verbose", 'v', NULL, "log more (repeat for debug)", 1 },
 	{ "quiet", 'q', NULL, "log warnings and errors only", 0 },
 	{ "help", 'h', NULL, "print help and exit", 0 },
@@ -916,6 +1101,7 @@ static const struct cli_option options[] = {
 };
 
 static const char *const store_options[] = { "store", "config", NULL };
+static const char *const status_options[] = { "store", "config", "json", NULL };
 
 static const struct cli_command commands[] = {
 	{ "keygen", 2, 2, "PRIVATE.pem PUBLIC.pem",
@@ -933,7 +1119,8 @@ static const struct cli_command commands[] = {
 	  (const char *const[]){ "trusted", NULL } },
 	{ "submit", 1, 1,
 	  "-s STORE -k PRIVATE.pem JOB (--agents A,B,... | --group G [--members A,B,...])\n"
-	  "         [--serial N] [--expires SECONDS] [--wave-group NAME=A,B,...] [--reset-serial]",
+	  "         [--serial N] [--expires SECONDS] [--wave-group NAME=A,B,...] [--reuse]\n"
+	  "         [--reset-serial]",
 	  "Publish a job to the job store: one signed document per agent (--agents), or\n"
 	  "one shared document for a group (--group; --members names the agents `status`\n"
 	  "and `wait` follow).  The serial is --serial, else one above the store's last;\n"
@@ -942,13 +1129,17 @@ static const struct cli_command commands[] = {
 	  "each agent's signed document names its wave; a wave named after a group takes\n"
 	  "the agents --wave-group NAME=A,B,... lists (repeat it per group).  Each document\n"
 	  "carries signed_at (now), which raises the agents' floor of trusted time.\n"
+	  "A job id the store already holds is refused: its reports would be taken for\n"
+	  "the new run's.  --reuse replaces that rollout on purpose; status and wait then\n"
+	  "follow the new serial only.  Without --members a group's agents are unknown:\n"
+	  "status and wait refuse to follow it.\n"
 	  "--reset-serial recovers agents whose last serial was pushed too far (a stolen\n"
 	  "key, a typo): the job carries serial_reset, one above <store>/serial-reset,\n"
 	  "and an agent that has not run that reset takes the job's serial whatever its\n"
 	  "last one (up to its first_serial_max); its floor of trusted time and newest\n"
 	  "store timestamp start again from the job's signed_at.",
 	  (const char *const[]){ "store", "config", "key", "agents", "group", "members", "serial",
-				 "expires", "wave-group", "reset-serial", NULL },
+				 "expires", "wave-group", "reuse", "reset-serial", NULL },
 	  cmd_submit, (const char *const[]){ "key", NULL } },
 	{ "timestamp", 0, 0, "-s STORE -k PRIVATE.pem [--expires SECONDS]",
 	  "Sign a timestamp of now and put it at <store>/timestamp (default lifetime 1 day).\n"
@@ -958,25 +1149,30 @@ static const struct cli_command commands[] = {
 	  "often than the agents' max age.",
 	  (const char *const[]){ "store", "config", "key", "expires", NULL }, cmd_timestamp,
 	  (const char *const[]){ "key", NULL } },
-	{ "status", 1, 1, "-s STORE JOB",
-	  "A table of every targeted agent: state, phase, progress, age of its last\n"
-	  "report, and the error or message.",
-	  store_options, cmd_status, NULL },
+	{ "status", 1, 1, "-s STORE JOB [--json]",
+	  "The job's serial and a table of every targeted agent: state, phase, progress,\n"
+	  "age of its last report on this serial, and the error or message; then how\n"
+	  "many agents committed, failed, rolled back, were cancelled, skipped or\n"
+	  "refused, and how many are unfinished.  --json: one JSON document instead.",
+	  status_options, cmd_status, NULL },
 	{ "wait", 1, 1, "-s STORE JOB [--timeout SECONDS] [--interval SECONDS]",
 	  "Follow the agents' reports until every one has succeeded (committed: running\n"
-	  "the new image) or failed, or the timeout (default 3600 s) passes.  Exit 0\n"
-	  "only if all succeeded; 1 if any failed; 4 on timeout.",
+	  "the new image) or ended otherwise (failed, rolled back, cancelled, skipped,\n"
+	  "refused), or the timeout (default 3600 s) passes.  Only reports of the job's\n"
+	  "serial count.  Exit 0 only if all committed; 1 if any did not; 2 if the\n"
+	  "agents are unknown (--group without --members); 4 on timeout.",
 	  (const char *const[]){ "store", "config", "timeout", "interval", NULL }, cmd_wait, NULL },
 	{ "cancel", 1, 1, "-s STORE JOB",
 	  "Withdraw a job: remove its documents from the store.  Agents that have not\n"
-	  "started it report \"cancelled\"; those that started go on.",
+	  "started it report \"cancelled\"; those that started go on.  Says so when\n"
+	  "nothing was left to withdraw.",
 	  store_options, cmd_cancel, NULL },
 	{ "stop", 1, 1, "-s STORE JOB",
 	  "Halt a rollout now: remove its documents and mark its open and waiting waves\n"
 	  "stopped.  Every agent that has not swapped aborts (waiting, staging, staged\n"
 	  "or counting down), removes its staging and reports \"cancelled\" within its\n"
 	  "poll interval; those that swapped go on to their trial.  Exit 0 once the\n"
-	  "store holds the stop.",
+	  "store holds the stop; a second stop says nothing was left to withdraw.",
 	  store_options, cmd_stop, NULL },
 	{ "image", 2, 2, "chunk SRC -o OUT.tar.zst",
 	  "Write SRC -- a directory tree (owners, modes, times, xattrs, ACLs,\n"
@@ -985,13 +1181,16 @@ static const struct cli_command commands[] = {
 	  "of contents agents use to fetch only the files their root lacks.  Prints the\n"
 	  "job's image.sha256, size and toc_sha256 (give all three in the job).",
 	  (const char *const[]){ "output", NULL }, cmd_image, (const char *const[]){ "output", NULL } },
-	{ "rollout", 2, 2, "status -s STORE JOB",
-	  "Each wave of a rollout (job.conf's rollout.waves): its agents, state (waiting,\n"
-	  "open, committed, halted, stopped), committed, failed and unfinished agents\n"
-	  "counted from their reports now, and its failure budget.  A wave opens when\n"
-	  "the one before it committed within its budget; one over budget halts the\n"
-	  "rollout.  The agents decide this themselves in the store.",
-	  store_options, cmd_rollout, NULL },
+	{ "rollout", 2, 2, "status -s STORE JOB [--json]",
+	  "Each wave of a rollout (job.conf's rollout.waves), numbered from 1 as in the\n"
+	  "store's wave-N files: its agents, state (waiting, open, committed, halted,\n"
+	  "stopped; not-run for a wave halted or stopped before it opened), its agents\n"
+	  "counted from their reports now (committed; failed or rolled back, which spend\n"
+	  "the failure budget; cancelled, skipped, refused, which do not; unfinished),\n"
+	  "and its budget.  A wave opens when the one before it committed within its\n"
+	  "budget; one over budget halts the rollout.  The agents decide this themselves\n"
+	  "in the store.  --json: one JSON document instead.",
+	  status_options, cmd_rollout, NULL },
 };
 
 /* Commands that need a job store (-s, or `store` in the -C file). */
@@ -1061,6 +1260,8 @@ int main(int argc, char **argv)
 	a.members = cli_value(p, &ca, "members");
 	a.reset_serial = cli_count(p, &ca, "reset-serial") > 0;
 	a.expires_given = cli_value(p, &ca, "expires") != NULL;
+	a.reuse = cli_count(p, &ca, "reuse") > 0;
+	a.json = cli_count(p, &ca, "json") > 0;
 	a.pos = ca.pos;
 	a.npos = ca.npos;
 	int wg = cli_option_index(p, "wave-group");

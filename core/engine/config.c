@@ -112,8 +112,9 @@ static const struct reimage_option rollout_table[] = {
 	[RO_FAILURE_BUDGET] = { "failure_budget", REIMAGE_OPT_INT, "0", 0, 100,
 				"percent of a wave that may fail or roll back; above it the "
 				"rollout halts" },
-	[RO_WAVE] = { "wave", REIMAGE_OPT_INT, "-1", -1, 999,
-		      "this agent's wave (0: the first); set by `reimagectl submit`" },
+	[RO_WAVE] = { "wave", REIMAGE_OPT_INT, "0", 0, 999,
+		      "this agent's wave, from 1 as in the store's wave-N files and every "
+		      "message (0: none); set by `reimagectl submit`" },
 	{ NULL, REIMAGE_OPT_END, NULL, 0, 0, NULL }
 };
 
@@ -455,17 +456,20 @@ static int read_file(config_t *cfg, const char *path, struct reimage_error *err)
 		return r;
 	}
 	if (config_error_type(cfg) == CONFIG_ERR_FILE_IO) {
+		/* A job or agent file that is missing or unreadable is a
+		 * configuration error (exit 2), as a bad setting in it is. */
 		int e = access(path, R_OK) < 0 ? errno : EIO;
-		err_set(err, -e, e == ENOENT ? REIMAGE_EC_NOTFOUND : REIMAGE_EC_IO, "%s: %s", path,
-			strerror(e));
-		config_destroy(cfg);
-		return -e;
+		err_set(err, -e, REIMAGE_EC_CONFIG, "%s: %s", path, strerror(e));
+	} else {
+		err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "%s:%d: %s",
+			config_error_file(cfg) ? config_error_file(cfg) : path,
+			config_error_line(cfg), config_error_text(cfg));
 	}
-	err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "%s:%d: %s",
-		config_error_file(cfg) ? config_error_file(cfg) : path, config_error_line(cfg),
-		config_error_text(cfg));
+	/* Released here: a caller that fails on it frees nothing.  A zeroed
+	 * config may still be destroyed (job_free, agent_conf_free). */
 	config_destroy(cfg);
-	return -EINVAL;
+	memset(cfg, 0, sizeof(*cfg));
+	return err->code;
 }
 
 static struct reimage_optval *values_for(const struct reimage_option *table, size_t count)
@@ -585,7 +589,7 @@ static int job_parse_schedule(struct job *job, struct reimage_error *err)
 			return config_bad(err, path, ro[RO_WAVES].line, "rollout.waves",
 					  "each wave is \"N%\" (1 to 100) or a group name");
 	}
-	if (ro[RO_WAVE].i >= (long long)ro[RO_WAVES].n && ro[RO_WAVE].i >= 0)
+	if (ro[RO_WAVE].i > (long long)ro[RO_WAVES].n)
 		return config_bad(err, path, ro[RO_WAVE].line, "rollout.wave",
 				  "there is no such wave in rollout.waves");
 	if (n[N_DEFER_DEADLINE].set && when_parse(n[N_DEFER_DEADLINE].s, &job->defer_deadline) < 0)
@@ -597,7 +601,7 @@ static int job_parse_schedule(struct job *job, struct reimage_error *err)
 	job->waves = ro[RO_WAVES].list;
 	job->n_waves = ro[RO_WAVES].n;
 	job->failure_budget = (int)ro[RO_FAILURE_BUDGET].i;
-	job->wave = (int)ro[RO_WAVE].i;
+	job->wave = (int)ro[RO_WAVE].i - 1;  /* counted from 0 inside */
 	job->notice.seconds = n[N_SECONDS].i;
 	job->notice.repeat = n[N_REPEAT].i;
 	job->notice.message = n[N_MESSAGE].s;
@@ -745,6 +749,7 @@ static int job_parse(struct job *job, struct reimage_error *err)
 	job->image_kind = iv[I_KIND].set ? iv[I_KIND].s : job->image_toc_sha256 ? "chunked" : NULL;
 	job->image_token_file = iv[I_TOKEN_FILE].set ? iv[I_TOKEN_FILE].s : NULL;
 	job->root = v[J_ROOT].s;
+	job->root_set = v[J_ROOT].line > 0;  /* given, not the default */
 	job->backend = v[J_BACKEND].s;
 	job->preserve_mode = strcmp(pv[P_MODE].s, "copy") == 0 ? PRESERVE_COPY : PRESERVE_MOVE;
 	job->preserve_agent = (int)pv[P_AGENT].i;
@@ -938,6 +943,7 @@ int agent_conf_load(struct agent_conf *ac, const char *path, struct reimage_erro
 	ac->agent_id = v[A_AGENT_ID].set ? v[A_AGENT_ID].s : hostname;
 	ac->groups = v[A_GROUPS].list;
 	ac->root = v[A_ROOT].s;
+	ac->root_set = v[A_ROOT].line > 0;
 	ac->backend = v[A_BACKEND].s;
 	ac->plugins = v[A_PLUGINS].list;
 	ac->plugin_path = v[A_PLUGIN_PATH].list;

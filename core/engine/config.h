@@ -55,6 +55,7 @@ struct job {
 	const char *image_kind;    /* image.kind, or NULL: from the URL (source.h) */
 	const char *image_token_file;  /* bearer token for an OCI registry, or NULL */
 	const char *root;
+	int root_set;              /* the job file names its root */
 	const char *backend;
 	enum preserve_mode preserve_mode;
 	int preserve_agent;
@@ -109,6 +110,7 @@ struct agent_conf {
 	const char *agent_id;
 	const char *const *groups;
 	const char *root;
+	int root_set;                    /* the agent file names its root */
 	const char *backend;
 	const char *const *plugins;      /* modules loaded in PREPARE */
 	const char *const *plugin_path;

@@ -72,6 +72,7 @@
 #include "trial.h"
 
 #include <dirent.h>
+#include <jansson.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -255,6 +256,37 @@ static void agent_paths(struct engine *e)
 	e->agent_paths[n] = NULL;
 }
 
+/* Two names of one directory (or, for a path that does not exist, one name). */
+static int same_root(const char *a, const char *b)
+{
+	struct stat sa, sb;
+	if (stat(a, &sa) == 0 && stat(b, &sb) == 0)
+		return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+	return strcmp(a, b) == 0;
+}
+
+const char *engine_root(const struct job *job, const struct agent_conf *ac, const char *root,
+			struct reimage_error *err)
+{
+	const char *other = root ? "--root" : ac->root_set ? ac->file : NULL;
+	const char *theirs = root ? root : ac->root_set ? ac->root : NULL;
+
+	/* Two places naming two roots: neither wins, or a job written for
+	 * one root would run on another (a sandbox's job on this machine's /). */
+	if (job->root_set && theirs && !same_root(job->root, theirs)) {
+		err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "%s names root %s but %s names root %s: "
+			"give one root (or the same in both)", job->file, job->root, other, theirs);
+		return NULL;
+	}
+	return root ? root : job->root_set ? job->root : ac->root_set ? ac->root : "/";
+}
+
+const char *engine_backend(const struct job *job, const struct agent_conf *ac, const char *backend)
+{
+	/* The machine's own setting wins unless the job names a backend. */
+	return backend ? backend : strcmp(job->backend, "auto") ? job->backend : ac->backend;
+}
+
 int engine_open(struct engine *e, struct job *job, struct agent_conf *ac, const char *root,
 		const char *backend, struct reimage_error *err)
 {
@@ -270,7 +302,8 @@ int engine_open(struct engine *e, struct job *job, struct agent_conf *ac, const 
 	search_path(e->search_path, 16, job->plugin_path, ac->plugin_path);
 	if ((r = registry_init(&e->reg, e->search_path, err)) < 0)
 		return r;
-	root = root ? root : job->root;
+	if (!(root = engine_root(job, ac, root, err)))
+		return err->code;
 	if (!realpath(root, e->root) || stat(e->root, &st) < 0 || !S_ISDIR(st.st_mode)) {
 		err_sys(err, errno ? -errno : -ENOTDIR, "root %s", root);
 		return err->code;
@@ -281,7 +314,7 @@ int engine_open(struct engine *e, struct job *job, struct agent_conf *ac, const 
 	snprintf(e->st.job, sizeof(e->st.job), "%s", job->id);
 	e->st.serial = job->serial;
 	e->st.keep_old_days = job->keep_old_days;
-	if ((r = registry_backend(&e->reg, backend ? backend : job->backend, &e->backend, err)) < 0 ||
+	if ((r = registry_backend(&e->reg, engine_backend(job, ac, backend), &e->backend, err)) < 0 ||
 	    (r = start_plugin(e->backend, job, ac, err)) < 0)
 		return r;
 	/* The image's kind decides the transport (oci:// reads over https). */
@@ -309,6 +342,17 @@ int engine_open(struct engine *e, struct job *job, struct agent_conf *ac, const 
 				job->network_paths ? job->network_paths
 						   : e->backend->desc->backend->network_paths,
 				e->backend, &e->preserve, err);
+}
+
+size_t engine_warnings(const struct engine *e, char *buf, size_t cap)
+{
+	size_t n = 0;
+	buf[0] = '\0';
+	for (size_t i = 0; i < e->preserve.n_unmatched && n < cap; i++)
+		n += (size_t)snprintf(buf + n, cap - n, "%spreserve.paths item '%s' matches nothing "
+				      "on the root: nothing is kept for it", n ? "\n" : "",
+				      e->preserve.unmatched[i]);
+	return e->preserve.n_unmatched;
 }
 
 void engine_close(struct engine *e)
@@ -346,6 +390,9 @@ int engine_plan(struct engine *e, FILE *out, struct reimage_error *err)
 	if (job->image_size >= 0)
 		fprintf(out, ", %lld bytes to stage", job->image_size);
 	fprintf(out, "%s\n", job->image_sha256 ? ", SHA-256 checked" : ", no SHA-256 given");
+	/* An image that cannot be reached fails plan, as it would fail STAGE. */
+	if ((r = source_reach(&req, err)) < 0)
+		return r;
 	/* The source's kind, size and entries where known (source.c). */
 	source_plan(&req, out, &new_names, &n_new);
 	/* Classify the root's entries as the swap will. */
@@ -401,6 +448,9 @@ int engine_plan(struct engine *e, FILE *out, struct reimage_error *err)
 			  "content for them is NOT applied");
 	fprintf(out, "  preserve   mode %s\n", job->preserve_mode == PRESERVE_MOVE ? "move" : "copy");
 	print_list(out, "preserved", e->preserve.paths, e->preserve.n);
+	for (size_t i = 0; i < e->preserve.n_unmatched; i++)
+		fprintf(out, "  warning    preserve.paths item '%s' matches nothing on the root: "
+			"nothing is kept for it\n", e->preserve.unmatched[i]);
 	print_list(out, "accounts", e->preserve.users, e->preserve.n_users);
 	for (size_t i = 0; i < job->n_hooks; i++)
 		fprintf(out, "  hook       %s (timeout %lld s%s)\n", job->hooks[i].path,
@@ -529,6 +579,9 @@ static int phase_stage(struct engine *e, struct reimage_error *err)
 static int phase_preserve(struct engine *e, struct reimage_error *err)
 {
 	int r;
+	for (size_t i = 0; i < e->preserve.n_unmatched; i++)
+		log_warn("preserve.paths item '%s' matches nothing on %s: nothing is kept for it",
+			 e->preserve.unmatched[i], e->root);
 	if (e->job->preserve_mode == PRESERVE_COPY &&
 	    (r = preserve_copy(&e->preserve, e->root, e->L.staging, err)) < 0)
 		return r;
@@ -677,6 +730,8 @@ static void fail(struct engine *e, const struct phase_step *p, struct reimage_er
 {
 	struct reimage_error cleanup = { 0 };
 
+	/* A bar cut short (a failure, a stop) ends its line before the cleanup's. */
+	progress_end(&e->progress);
 	err_prefix(err, "%s", phase_name(p->id));
 	snprintf(e->st.error, sizeof(e->st.error), "%s", err->msg);
 	/* A refused job wrote nothing: the root's state stays the last job's. */
@@ -688,6 +743,7 @@ static void fail(struct engine *e, const struct phase_step *p, struct reimage_er
 	}
 	struct swap_ctx sc = swap_ctx_of(e->root, e->backend);
 	if (p->after_swap) {
+		log_notice("undoing the swap from its journal: the old image goes back in place");
 		/* Journaled as a rollback, with the failure as its reason. */
 		if (swap_rollback(&sc, err->msg, &cleanup) < 0) {
 			log_error("the swap could not be undone: %s; run `reimage recover --undo`",
@@ -711,6 +767,11 @@ static void fail(struct engine *e, const struct phase_step *p, struct reimage_er
 			log_warn("could not end the trial: %s", cleanup.msg);
 			err_clear(&cleanup);
 		}
+		/* A large image takes a while to delete: say so, or a stopped
+		 * job looks hung. */
+		if (fs_exists(e->L.staging))
+			log_notice("removing the staged image %s; the root stays as it was",
+				   e->L.staging);
 		if (fs_remove_tree(e->L.staging, &cleanup) < 0) {
 			log_warn("could not remove %s: %s", e->L.staging, cleanup.msg);
 			err_clear(&cleanup);
@@ -735,6 +796,7 @@ int engine_run(struct engine *e, struct reimage_error *err)
 
 	for (size_t i = 0; i < sizeof(phases) / sizeof(phases[0]); i++) {
 		const struct phase_step *p = &phases[i];
+		progress_end(&e->progress);  /* nothing shown of a step that is over */
 		set_phase(e, p->id, p->after_swap ? "pending" : "running");
 		/* PREPARE creates .reimage/: its state is written once it exists. */
 		if (p->id > PHASE_PREPARE && (r = state_write(e->root, &e->st, err)) < 0) {
@@ -843,6 +905,8 @@ static int rolled_back(struct root_ctx *rc, const char *reason, struct reimage_e
 	int r;
 
 	layout_init(&L, rc->root);
+	if (fs_exists(L.staging))
+		log_notice("removing the new image %s", L.staging);
 	if ((r = trial_disarm(&sc, err)) < 0 || (r = fs_remove_tree(L.staging, err)) < 0)
 		return r;
 	health_forget(rc->root);
@@ -951,6 +1015,7 @@ int root_rollback(struct root_ctx *rc, const char *reason, struct reimage_error 
 			"did not complete)", rc->root);
 		return -ENOENT;
 	}
+	log_notice("rolling back %s: swapping the retired image back in", rc->root);
 	if ((r = swap_rollback(&sc, reason, err)) < 0)
 		return r;
 	return rolled_back(rc, reason, err);
@@ -1036,6 +1101,7 @@ int root_confirm(struct root_ctx *rc, struct reimage_error *err)
 	/* The retired image stays keep_old_days after the swap, then goes. */
 	if (fs_exists(L.retired) && rc->have_state && !strcmp(rc->st.status, "committed") &&
 	    time(NULL) >= rc->st.swapped + rc->st.keep_old_days * 86400) {
+		log_notice("removing the retired image %s", L.retired);
 		if ((r = swap_retire(&sc, err)) < 0)
 			return r;
 		log_notice("retired image removed");
@@ -1043,14 +1109,38 @@ int root_confirm(struct root_ctx *rc, struct reimage_error *err)
 	return 0;
 }
 
-int root_status(struct root_ctx *rc, FILE *out, struct reimage_error *err)
+/* The shape is in docs/json.md. */
+static int root_status_json(struct root_ctx *rc, const struct layout *L, FILE *out,
+			    struct reimage_error *err)
+{
+	json_t *o = rc->have_state
+		? json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:I, s:I, s:s, s:o, s:b}", "root",
+			    rc->root, "job", rc->st.job, "serial", (json_int_t)rc->st.serial,
+			    "phase", rc->st.phase, "status", rc->st.status, "backend",
+			    rc->st.backend, "updated", (json_int_t)rc->st.time, "swapped",
+			    (json_int_t)rc->st.swapped, "error", rc->st.error, "deferred",
+			    state_names_json(rc->st.deferred), "retired", fs_exists(L->retired))
+		: json_pack("{s:s, s:n}", "root", rc->root, "job");
+	int r = 0;
+
+	if (!o || json_dumpf(o, out, JSON_INDENT(1) | JSON_PRESERVE_ORDER) < 0 ||
+	    fputc('\n', out) == EOF) {
+		err_set(err, -EIO, REIMAGE_EC_IO, "write the status as JSON");
+		r = -EIO;
+	}
+	json_decref(o);
+	return r;
+}
+
+int root_status(struct root_ctx *rc, FILE *out, int json, struct reimage_error *err)
 {
 	struct layout L;
 	char when[64];
 	time_t t = (time_t)rc->st.time;
 
-	(void)err;
 	layout_init(&L, rc->root);
+	if (json)
+		return root_status_json(rc, &L, out, err);
 	if (!rc->have_state) {
 		fprintf(out, "root %s: no job has run here\n", rc->root);
 		return 0;

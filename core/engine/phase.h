@@ -51,13 +51,26 @@ struct engine {
 	char guard[4096];         /* its binary, when guarded */
 };
 
+/* The root a job works on, from one place: root (--root) if not NULL,
+ * else the job's `root` if the job file sets it, else the agent file's
+ * `root`, else "/".  A job naming a different root than the agent file
+ * (or --root) is a CONFIG error naming both: NULL is returned. */
+const char *engine_root(const struct job *job, const struct agent_conf *ac, const char *root,
+			struct reimage_error *err);
+/* The backend: backend (--backend) if not NULL, else the job's unless
+ * "auto", else the agent file's. */
+const char *engine_backend(const struct job *job, const struct agent_conf *ac,
+			   const char *backend);
 /* Load the configuration's plugins and check the job against this root
- * (PREFLIGHT, touching nothing).  root/backend override the job's when
- * not NULL.  Locks the root (flock on its directory): one job or root
+ * (PREFLIGHT, touching nothing).  root/backend: engine_root() and
+ * engine_backend() choose from them, the job and the agent file.  Locks the root (flock on its directory): one job or root
  * command at a time, whoever runs it. */
 int engine_open(struct engine *e, struct job *job, struct agent_conf *ac, const char *root,
 		const char *backend, struct reimage_error *err);
 void engine_close(struct engine *e);
+/* What the job will do that its author may not mean (a preserve item
+ * matching nothing), one a line in buf; returns how many. */
+size_t engine_warnings(const struct engine *e, char *buf, size_t cap);
 /* Print what the job would do; touches nothing. */
 int engine_plan(struct engine *e, FILE *out, struct reimage_error *err);
 /* Run every phase; returns after REBOOT (sandbox) or on failure. */
@@ -94,6 +107,7 @@ int root_rollback(struct root_ctx *rc, const char *reason, struct reimage_error 
  * retired image (or keep it keep_old_days). */
 int root_confirm(struct root_ctx *rc, struct reimage_error *err);
 /* Print the job state of the root. */
-int root_status(struct root_ctx *rc, FILE *out, struct reimage_error *err);
+/* json: one JSON document (docs/json.md) instead of the text. */
+int root_status(struct root_ctx *rc, FILE *out, int json, struct reimage_error *err);
 
 #endif

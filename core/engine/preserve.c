@@ -40,8 +40,11 @@ static int push(char ***list, size_t *n, const char *s, struct reimage_error *er
 	return 0;
 }
 
-/* Add the paths under root matching pattern (relative, glob). */
-static int add_glob(struct preserve_set *set, const char *root, const char *pattern,
+/* Add the paths under root matching pattern (relative, glob).  named:
+ * the administrator wrote it (preserve.paths): one that matches nothing
+ * is noted in set->unmatched, since a typo would lose what it meant to
+ * keep without a word. */
+static int add_glob(struct preserve_set *set, const char *root, const char *pattern, int named,
 		    struct reimage_error *err)
 {
 	char full[PATH_MAX];
@@ -55,8 +58,8 @@ static int add_glob(struct preserve_set *set, const char *root, const char *patt
 		err_set(err, -ENAMETOOLONG, REIMAGE_EC_CONFIG, "preserve %s: path too long", pattern);
 		return -ENAMETOOLONG;
 	}
-	if (glob(full, GLOB_NOSORT, NULL, &g) != 0)
-		return 0;  /* nothing matches: nothing to keep */
+	if (glob(full, GLOB_NOSORT, NULL, &g) != 0)  /* nothing matches: nothing to keep */
+		return named ? push(&set->unmatched, &set->n_unmatched, pattern, err) : 0;
 	for (size_t i = 0; i < g.gl_pathc && r == 0; i++) {
 		const char *rel = g.gl_pathv[i] + rl;
 		while (*rel == '/')
@@ -105,7 +108,7 @@ static int add_account(struct preserve_set *set, const struct job *job, const ch
 	if ((r = push(&set->users, &set->n_users, name, err)) < 0)
 		return r;
 	if (home && home[0] == '/' && strcmp(home, "/") != 0)
-		r = add_glob(set, root, home, err);
+		r = add_glob(set, root, home, 0, err);
 	return r;
 }
 
@@ -197,14 +200,14 @@ int preserve_collect(const struct job *job, const char *root, const char *const 
 	for (; job->preserve_agent && agent_paths && *agent_paths && r == 0; agent_paths++) {
 		const char *a = *agent_paths;
 		if (strncmp(a, root, rl) == 0 && a[rl] == '/' && a[rl + 1])
-			r = add_glob(set, root, a + rl + 1, err);
+			r = add_glob(set, root, a + rl + 1, 0, err);
 	}
 	for (; job->preserve_network && network && *network && r == 0; network++)
-		r = add_glob(set, root, *network, err);
+		r = add_glob(set, root, *network, 0, err);
 	if (r == 0)
 		r = add_users(set, job, root, err);
 	for (size_t i = 0; job->paths && job->paths[i] && r == 0; i++)
-		r = add_glob(set, root, job->paths[i], err);
+		r = add_glob(set, root, job->paths[i], 1, err);
 	if (r < 0) {
 		preserve_free(set);
 		return r;
@@ -219,8 +222,11 @@ void preserve_free(struct preserve_set *set)
 		free(set->paths[i]);
 	for (size_t i = 0; i < set->n_users; i++)
 		free(set->users[i]);
+	for (size_t i = 0; i < set->n_unmatched; i++)
+		free(set->unmatched[i]);
 	free(set->paths);
 	free(set->users);
+	free(set->unmatched);
 	memset(set, 0, sizeof(*set));
 }
 

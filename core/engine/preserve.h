@@ -19,6 +19,8 @@ struct preserve_set {
 	size_t n;
 	char **users;      /* account names whose entries are merged */
 	size_t n_users;
+	char **unmatched;  /* preserve.paths items that match nothing on the root */
+	size_t n_unmatched;
 	const struct plugin *backend;  /* whose directory service holds the accounts, if any */
 };
 

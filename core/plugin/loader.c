@@ -43,12 +43,6 @@ static int loader_ready(struct loader *ld, struct reimage_error *err)
 	return 0;
 }
 
-const char *loader_search_path(void)
-{
-	const char *path = lt_dlgetsearchpath();
-	return path && *path ? path : REIMAGE_PLUGIN_DIR;
-}
-
 int loader_load(struct loader *ld, const char *name, const struct reimage_plugin **ret_desc,
 		char *ret_file, size_t file_len, struct reimage_error *err)
 {
@@ -78,7 +72,7 @@ int loader_load(struct loader *ld, const char *name, const struct reimage_plugin
 		const char *why = lt_dlerror();
 		if (why && strstr(why, "file not found"))
 			err_set(err, -ENOENT, REIMAGE_EC_NOTFOUND, "plugin %s: not found in the plugin "
-				"path (%s)", name, loader_search_path());
+				"path (%s)", name, loader_search_path(ld));
 		else
 			err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "plugin %s: cannot load: %s", name,
 				why ? why : "unknown error");
@@ -104,4 +98,12 @@ void loader_exit(struct loader *ld)
 	if (ld->ready)
 		lt_dlexit();
 	ld->ready = 0;
+}
+
+const char *loader_search_path(struct loader *ld)
+{
+	const char *p;
+	if (loader_ready(ld, &(struct reimage_error){ 0 }) < 0 || !(p = lt_dlgetsearchpath()))
+		return "(none)";
+	return p;
 }

@@ -18,7 +18,7 @@ struct loader {
 int loader_load(struct loader *ld, const char *name, const struct reimage_plugin **ret_desc,
 		char *ret_file, size_t file_len, struct reimage_error *err);
 void loader_exit(struct loader *ld);
-/* The directories plugins are searched in, ':'-separated, for messages. */
-const char *loader_search_path(void);
+/* The directories searched, ':'-separated, for messages. */
+const char *loader_search_path(struct loader *ld);
 
 #endif

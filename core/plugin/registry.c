@@ -337,7 +337,7 @@ int registry_transport_for(struct registry *reg, const char *url, struct plugin 
 		if (err->cls == REIMAGE_EC_NOTFOUND) {
 			err_clear(err);
 			err_set(err, r, REIMAGE_EC_NOTFOUND, "%s: plugin %s is not installed (plugin "
-				"path: %s)", scheme, name, loader_search_path());
+				"path: %s)", scheme, name, loader_search_path(&reg->loader));
 		}
 		return r;
 	}
@@ -347,6 +347,28 @@ int registry_transport_for(struct registry *reg, const char *url, struct plugin 
 	}
 	*ret = p;
 	return 0;
+}
+
+/* A backend that is not installed: a configuration error (exit 2) that
+ * names the backends installed and where they were looked for. */
+static void unknown_backend(struct registry *reg, const char *name, int r,
+			    struct reimage_error *err)
+{
+	char installed[256] = "";
+	size_t len = 0;
+
+	for (size_t i = 0; backend_names[i] && len < sizeof(installed); i++) {
+		struct reimage_error e = { 0 };
+		struct plugin *p;
+		if (registry_require(reg, backend_names[i], &p, &e) == 0 &&
+		    p->desc->kind == REIMAGE_PLUGIN_BACKEND)
+			len += (size_t)snprintf(installed + len, sizeof(installed) - len, "%s%s",
+						len ? ", " : "", backend_names[i]);
+	}
+	err_clear(err);
+	err_set(err, r, REIMAGE_EC_CONFIG, "backend %s: %s%s is not installed; installed: %s "
+		"(searched %s)", name, registry_known_plugin(name) ? "plugin " : "no such backend: ",
+		name, len ? installed : "none", loader_search_path(&reg->loader));
 }
 
 int registry_backend(struct registry *reg, const char *name, struct plugin **ret,
@@ -359,11 +381,8 @@ int registry_backend(struct registry *reg, const char *name, struct plugin **ret
 	if (strcmp(name, "auto") != 0) {
 		r = registry_require(reg, name, &p, err);
 		if (r < 0) {
-			if (err->cls == REIMAGE_EC_NOTFOUND && registry_known_plugin(name)) {
-				err_clear(err);
-				err_set(err, r, REIMAGE_EC_NOTFOUND, "backend %s: plugin %s is not installed "
-					"(plugin path: %s)", name, name, loader_search_path());
-			}
+			if (err->cls == REIMAGE_EC_NOTFOUND)
+				unknown_backend(reg, name, r, err);
 			return r;
 		}
 		if (p->desc->kind != REIMAGE_PLUGIN_BACKEND) {

@@ -329,6 +329,11 @@ static void watch_phase(void *arg, const struct job_state *st)
 	if (!a->rep.started)
 		a->rep.started = (int64_t)time(NULL);
 	snprintf(a->rep.deferred, sizeof(a->rep.deferred), "%s", st->deferred);
+	/* Progress belongs to STAGE: later phases show none, not a stale one. */
+	if (strcmp(st->phase, phase_name(PHASE_STAGE))) {
+		a->rep.done = 0;
+		a->rep.total = 0;
+	}
 	report_event(a, st->phase, state, st->error[0] ? st->error : NULL,
 		     !strcmp(state, "pending") && a->job->reboot ? "swapped, rebooting" : NULL);
 	if (report_state_final(state))
@@ -340,7 +345,8 @@ static void watch_progress(void *arg, const struct progress *p)
 	struct agent *a = arg;
 	int64_t now = progress_now_ms();
 	gate_poll(&a->gate);
-	if (now - a->last_progress_ms < PROGRESS_REPORT_MS)
+	/* The last tick (p ended) is always sent: no report stays at 74 %. */
+	if (p->active && now - a->last_progress_ms < PROGRESS_REPORT_MS)
 		return;
 	a->last_progress_ms = now;
 	a->rep.done = p->done;
@@ -376,12 +382,6 @@ static int spend_serial(struct agent *a, struct reimage_error *err)
 	return agent_state_save(a->ac->state_dir, &a->st, err);
 }
 
-static const char *job_backend(const struct agent *a)
-{
-	/* The machine's own setting wins unless the job names a backend. */
-	return strcmp(a->job->backend, "auto") ? a->job->backend : a->ac->backend;
-}
-
 /* Returns 1 if the backend was asked to reboot (the agent stops), else 0. */
 static int run_job(struct agent *a)
 {
@@ -398,14 +398,18 @@ static int run_job(struct agent *a)
 	}
 	log_notice("job %s (serial %lld) from %s: starting", a->job->id, a->job->serial,
 		   a->loc[a->job_loc].url);
-	r = engine_open(&eng, a->job, a->ac, a->ac->root, job_backend(a), &e);
+	r = engine_open(&eng, a->job, a->ac, NULL, NULL, &e);
 	if (r == 0)
 		r = notice_check(eng.backend->desc->backend, a->job, &e);
 	if (r < 0) {
+		/* Refused: nothing was written. */
 		err_prefix(&e, "%s", phase_name(PHASE_PREFLIGHT));
-		report_event(a, phase_name(PHASE_PREFLIGHT), "failed", e.msg, NULL);
-		outcome_reported(a, a->job->id, "failed");
+		report_event(a, phase_name(PHASE_PREFLIGHT), "refused", e.msg, NULL);
+		outcome_reported(a, a->job->id, "refused");
 	} else {
+		/* Carried by every report of the job from here on. */
+		if (engine_warnings(&eng, a->rep.warnings, sizeof(a->rep.warnings)))
+			log_warn("job %s: %s", a->job->id, a->rep.warnings);
 		eng.watch = &watch;
 		r = engine_run(&eng, &e);
 		if (r < 0)

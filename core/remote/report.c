@@ -30,7 +30,10 @@ char *report_json(const struct report *rep)
 		      REIMAGE_VERSION);
 	if (!o)
 		return NULL;
-	if (rep->deferred[0] && json_object_set_new(o, "deferred", state_names_json(rep->deferred)) < 0) {
+	if ((rep->deferred[0] &&
+	     json_object_set_new(o, "deferred", state_names_json(rep->deferred)) < 0) ||
+	    (rep->warnings[0] &&
+	     json_object_set_new(o, "warnings", state_names_json(rep->warnings)) < 0)) {
 		json_decref(o);
 		return NULL;
 	}
@@ -79,6 +82,7 @@ int report_parse(const char *text, size_t len, struct report *ret, struct reimag
 	ret->time = time;
 	ret->started = started;
 	state_json_names(json_object_get(o, "deferred"), ret->deferred, sizeof(ret->deferred));
+	state_json_names(json_object_get(o, "warnings"), ret->warnings, sizeof(ret->warnings));
 	json_decref(o);
 	return 0;
 }
@@ -90,10 +94,41 @@ int report_state_success(const char *state)
 
 int report_state_final(const char *state)
 {
-	static const char *const final[] = { "committed", "refused", "failed", "rolled-back",
-					     "skipped", "cancelled", NULL };
-	for (const char *const *f = final; *f; f++)
-		if (strcmp(state, *f) == 0)
-			return 1;
-	return 0;
+	return report_outcome(state) != OUTCOME_UNFINISHED;
+}
+
+enum report_outcome report_outcome(const char *state)
+{
+	static const struct {
+		const char *state;
+		enum report_outcome o;
+	} map[] = {
+		{ "committed", OUTCOME_COMMITTED }, { "failed", OUTCOME_FAILED },
+		{ "rolled-back", OUTCOME_ROLLED_BACK }, { "cancelled", OUTCOME_CANCELLED },
+		{ "skipped", OUTCOME_SKIPPED }, { "refused", OUTCOME_REFUSED },
+	};
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (!strcmp(state, map[i].state))
+			return map[i].o;
+	return OUTCOME_UNFINISHED;
+}
+
+static const char *const outcome_names[OUTCOME_COUNT][2] = {
+	[OUTCOME_COMMITTED] = { "committed", "committed" },
+	[OUTCOME_FAILED] = { "failed", "failed" },
+	[OUTCOME_ROLLED_BACK] = { "rolled back", "rolled_back" },
+	[OUTCOME_CANCELLED] = { "cancelled", "cancelled" },
+	[OUTCOME_SKIPPED] = { "skipped", "skipped" },
+	[OUTCOME_REFUSED] = { "refused", "refused" },
+	[OUTCOME_UNFINISHED] = { "unfinished", "unfinished" },
+};
+
+const char *report_outcome_name(enum report_outcome o)
+{
+	return outcome_names[o][0];
+}
+
+const char *report_outcome_key(enum report_outcome o)
+{
+	return outcome_names[o][1];
 }

@@ -9,7 +9,9 @@
  *     "progress": { "done": 104857600, "total": 734003200 },
  *     "error": "", "message": "", "time": 1795598400,
  *     "started": 1795598100, "version": "0.1.0",
- *     "deferred": ["Windows"] }       (only when the swap deferred entries)
+ *     "deferred": ["Windows"],        (only when the swap deferred entries)
+ *     "warnings": ["preserve.paths item 'srv/dtaa' matches nothing ..."] }
+ *                                     (only when there are some)
  *
  * States: scheduled, running, pending (swapped, rebooting), committed
  * (running the new image: success), and the failures refused, failed,
@@ -36,14 +38,35 @@ struct report {
 	int64_t time;               /* when the report was made */
 	int64_t started;            /* when the job started, 0 before */
 	char deferred[REIMAGE_ERRMSG_MAX];  /* entries the swap deferred to the boot, one a line */
+	char warnings[REIMAGE_ERRMSG_MAX];  /* what the job does that its author may not mean
+					     * (engine_warnings()), one a line */
 };
 
 /* The JSON text of a report (malloc'ed), or NULL without memory. */
 char *report_json(const struct report *rep);
 /* Read a report; an INTEGRITY error names what is wrong. */
 int report_parse(const char *text, size_t len, struct report *ret, struct reimage_error *err);
-/* 1 if state ends a job: success (committed) or failure. */
+/* 1 if state ends a job: success (committed) or another outcome. */
 int report_state_final(const char *state);
 int report_state_success(const char *state);
+
+/* What a report's state counts as, each outcome as what it is: a
+ * cancelled, skipped or refused job did not fail (a rollout's failure
+ * budget counts failed and rolled-back only). */
+enum report_outcome {
+	OUTCOME_COMMITTED,
+	OUTCOME_FAILED,       /* failed */
+	OUTCOME_ROLLED_BACK,
+	OUTCOME_CANCELLED,    /* withdrawn, stopped, or its wave halted */
+	OUTCOME_SKIPPED,      /* its window passed */
+	OUTCOME_REFUSED,      /* refused before anything was written */
+	OUTCOME_UNFINISHED,   /* not final yet, or no report */
+	OUTCOME_COUNT
+};
+enum report_outcome report_outcome(const char *state);
+/* "committed", "failed", "rolled back", ... for tables and messages;
+ * report_outcome_key(): the same as a JSON key ("rolled_back"). */
+const char *report_outcome_name(enum report_outcome o);
+const char *report_outcome_key(enum report_outcome o);
 
 #endif

@@ -104,19 +104,23 @@ empty:
 static int doc_url(char *buf, size_t len, const char *store, const char *job, int wave,
 		   const char *suffix)
 {
-	return store_url(buf, len, store, "rollouts/%s/wave-%d.%s", job, wave, suffix);
+	return store_url(buf, len, store, "rollouts/%s/wave-%d.%s", job, wave + 1, suffix);
 }
 
 int rollout_wave_put(struct registry *reg, const struct agent_conf *ac, const char *store,
 		     const char *job, const struct wave_state *ws, struct reimage_error *err)
 {
 	char url[STORE_URL_MAX], *text;
-	json_t *o = json_pack("{s:i, s:i, s:s, s:I, s:i, s:s, s:I, s:I, s:I, s:I, s:I, s:s}",
-			      "wave", ws->wave, "waves", ws->waves, "name", ws->name, "size",
+	json_t *o = json_pack("{s:i, s:i, s:I, s:s, s:I, s:i, s:s, s:I, s:I, s:I, s:I, s:I, s:I, "
+			      "s:I, s:I, s:s}",
+			      "wave", ws->wave + 1, "waves", ws->waves, "serial",
+			      (json_int_t)ws->serial, "name", ws->name, "size",
 			      (json_int_t)ws->size, "budget", ws->budget, "state", ws->state,
 			      "opened", (json_int_t)ws->opened, "decided", (json_int_t)ws->decided,
 			      "committed", (json_int_t)ws->committed, "failed",
 			      (json_int_t)ws->failed, "unfinished", (json_int_t)ws->unfinished,
+			      "cancelled", (json_int_t)ws->cancelled, "skipped",
+			      (json_int_t)ws->skipped, "refused", (json_int_t)ws->refused,
 			      "reason", ws->reason);
 	int r;
 
@@ -163,21 +167,25 @@ static int wave_parse(const char *text, size_t len, const char *url, struct wave
 {
 	const char *name, *state, *reason = "";
 	json_int_t size, opened, decided, committed = 0, failed = 0, unfinished = 0;
+	json_int_t cancelled = 0, skipped = 0, refused = 0, serial = 0;
 	json_error_t jerr;
 	json_t *o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
 	int wave, waves, budget;
 
-	if (!o || json_unpack_ex(o, &jerr, 0, "{s:i, s:i, s:s, s:I, s:i, s:s, s:I, s:I, s?I, s?I, "
-				 "s?I, s?s}", "wave", &wave, "waves", &waves, "name", &name,
-				 "size", &size, "budget", &budget, "state", &state, "opened",
-				 &opened, "decided", &decided, "committed", &committed, "failed",
-				 &failed, "unfinished", &unfinished, "reason", &reason) < 0) {
+	if (!o || json_unpack_ex(o, &jerr, 0, "{s:i, s:i, s?I, s:s, s:I, s:i, s:s, s:I, s:I, s?I, "
+				 "s?I, s?I, s?I, s?I, s?I, s?s}", "wave", &wave, "waves", &waves,
+				 "serial", &serial, "name", &name, "size", &size, "budget", &budget, "state", &state,
+				 "opened", &opened, "decided", &decided, "committed", &committed,
+				 "failed", &failed, "unfinished", &unfinished, "cancelled",
+				 &cancelled, "skipped", &skipped, "refused", &refused, "reason",
+				 &reason) < 0) {
 		err_set(err, -EBADMSG, REIMAGE_EC_INTEGRITY, "%s: %s", url, jerr.text);
 		json_decref(o);
 		return -EBADMSG;
 	}
 	memset(ret, 0, sizeof(*ret));
-	ret->wave = wave;
+	ret->wave = wave - 1;
+	ret->serial = serial;
 	ret->waves = waves;
 	snprintf(ret->name, sizeof(ret->name), "%s", name);
 	ret->size = size;
@@ -188,6 +196,9 @@ static int wave_parse(const char *text, size_t len, const char *url, struct wave
 	ret->committed = committed;
 	ret->failed = failed;
 	ret->unfinished = unfinished;
+	ret->cancelled = cancelled;
+	ret->skipped = skipped;
+	ret->refused = refused;
 	snprintf(ret->reason, sizeof(ret->reason), "%s", reason);
 	json_decref(o);
 	return 0;
@@ -209,6 +220,28 @@ int rollout_wave_get(struct registry *reg, const struct agent_conf *ac, const ch
 	if (r != 0)
 		return r;
 	return wave_parse(buf, len, url, ret, err);
+}
+
+int rollout_forget_waves(struct registry *reg, const struct agent_conf *ac, const char *store,
+			 const char *job, int from, struct reimage_error *err)
+{
+	for (int k = from;; k++) {
+		char url[STORE_URL_MAX];
+		struct wave_state ws;
+		int r = rollout_wave_get(reg, ac, store, job, k, (char[REIMAGE_ETAG_MAX]){ "" }, &ws,
+					 err);
+		if (r < 0 && err->cls == REIMAGE_EC_NOTFOUND) {
+			err_clear(err);
+			return 0;  /* past the last one */
+		}
+		if (r < 0)
+			return r;
+		if ((r = doc_url(url, sizeof(url), store, job, k, "agents")) < 0 ||
+		    (r = store_remove(reg, ac, url, err)) < 0 ||
+		    (r = doc_url(url, sizeof(url), store, job, k, "json")) < 0 ||
+		    (r = store_remove(reg, ac, url, err)) < 0)
+			return r;
+	}
 }
 
 /* ----------------------------------------------------------- counting */
@@ -234,9 +267,11 @@ static int wave_agents(struct registry *reg, const struct agent_conf *ac, const 
 	return 0;
 }
 
-/* The state of one agent on the job: its report's, "" without one. */
+/* The state of one agent on the job: its report's, "" without one or
+ * with one of another serial (serial 0: any). */
 static void agent_state(struct registry *reg, const struct agent_conf *ac, const char *store,
-			const char *job, const char *agent, char *state, size_t cap)
+			const char *job, long long serial, const char *agent, char *state,
+			size_t cap)
 {
 	char url[STORE_URL_MAX], *text = NULL;
 	struct reimage_error e = { 0 };
@@ -248,7 +283,7 @@ static void agent_state(struct registry *reg, const struct agent_conf *ac, const
 	    store_url(url, sizeof(url), store, "reports/%s/%s.json", job, agent) < 0)
 		return;
 	if (store_get(reg, ac, url, REPORT_DOC_MAX, &text, &len, &e) == 0 &&
-	    report_parse(text, len, &rep, &e) == 0)
+	    report_parse(text, len, &rep, &e) == 0 && (!serial || rep.serial == serial))
 		snprintf(state, cap, "%s", rep.state);
 	free(text);
 }
@@ -266,16 +301,19 @@ int rollout_count(struct registry *reg, const struct agent_conf *ac, const char 
 	    (r = wave_agents(reg, ac, store, job, wave, &agents, err)) < 0)
 		return r;
 	ret->committed = ret->failed = ret->unfinished = 0;
+	ret->cancelled = ret->skipped = ret->refused = 0;
 	json_array_foreach(agents, i, v) {
 		char state[32];
-		agent_state(reg, ac, store, job, json_string_value(v) ? json_string_value(v) : "",
-			    state, sizeof(state));
-		if (report_state_success(state))
-			ret->committed++;
-		else if (report_state_final(state))
-			ret->failed++;
-		else
-			ret->unfinished++;
+		agent_state(reg, ac, store, job, ret->serial,
+			    json_string_value(v) ? json_string_value(v) : "", state, sizeof(state));
+		/* Each outcome as what it is: only failures spend the budget. */
+		long long *counter[OUTCOME_COUNT] = {
+			[OUTCOME_COMMITTED] = &ret->committed, [OUTCOME_FAILED] = &ret->failed,
+			[OUTCOME_ROLLED_BACK] = &ret->failed, [OUTCOME_CANCELLED] = &ret->cancelled,
+			[OUTCOME_SKIPPED] = &ret->skipped, [OUTCOME_REFUSED] = &ret->refused,
+			[OUTCOME_UNFINISHED] = &ret->unfinished,
+		};
+		(*counter[report_outcome(state)])++;
 	}
 	json_decref(agents);
 	ret->size = (long long)i;

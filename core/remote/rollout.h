@@ -8,6 +8,9 @@
  * its wave's reports and, once the wave is decided, writes the decision:
  * the next wave opens, or the rollout halts.
  *
+ * Waves are numbered from 1 in the store's file names, its documents and
+ * every message; struct wave_state.wave and rollout.wave count from 0.
+ *
  *   <store>/rollouts/<job>/wave-<k>.json    the wave's state (small; polled
  *                                           with conditional GETs by the
  *                                           agents of wave k only)
@@ -32,14 +35,17 @@
 #define WAVE_NAME_MAX 64
 
 struct wave_state {
-	int wave;                   /* 0: the first */
+	int wave;                   /* 0: the first (wave 1 in the store) */
 	int waves;                  /* how many the rollout has */
+	long long serial;           /* the job's serial: reports of another run
+				     * of the same job id are not counted */
 	char name[WAVE_NAME_MAX];   /* "10%" or a group name */
 	long long size;             /* agents in it */
 	int budget;                 /* percent that may fail */
 	char state[16];
 	int64_t opened, decided;    /* Unix times, 0: not yet */
-	long long committed, failed, unfinished;
+	long long committed, failed, unfinished;  /* failed: failed or rolled back */
+	long long cancelled, skipped, refused;    /* final, not failures */
 	char reason[256];
 };
 
@@ -59,6 +65,10 @@ int rollout_wave_put(struct registry *reg, const struct agent_conf *ac, const ch
 int rollout_agents_put(struct registry *reg, const struct agent_conf *ac, const char *store,
 		       const char *job, int wave, const char *const *agents, size_t n,
 		       struct reimage_error *err);
+/* Remove the documents of waves from..the last (from 0): a job id
+ * submitted again (--reuse) with fewer waves leaves none of the old. */
+int rollout_forget_waves(struct registry *reg, const struct agent_conf *ac, const char *store,
+			 const char *job, int from, struct reimage_error *err);
 /* Fetch wave's state; etag as for store_fetch(): returns 0 (ret filled),
  * REIMAGE_NOT_MODIFIED, or < 0 (NOTFOUND if the rollout has no such wave). */
 int rollout_wave_get(struct registry *reg, const struct agent_conf *ac, const char *store,

@@ -388,6 +388,35 @@ void source_plan(const struct stage_request *req, FILE *out, char ***ret_top, si
 	stage_sink_fini(&k);
 }
 
+int source_reach(const struct stage_request *req, struct reimage_error *err)
+{
+	const struct reimage_transport_ops *t;
+	struct reimage_stream *rs = NULL;
+	uint64_t size = REIMAGE_SIZE_UNKNOWN;
+	struct source src;
+	struct stat st;
+	int r;
+
+	if ((r = source_resolve(req->url, req->kind, &src, err)) < 0)
+		return r;
+	if (src.local) {
+		if (stat(src.location, &st) < 0) {
+			err_sys(err, -errno, "image %s", src.location);
+			return err->code;
+		}
+		return 0;
+	}
+	if (src.ops->size)
+		return src.ops->size(&src, req, &size, err);
+	t = req->transport->desc->transport;
+	if ((r = t->open(req->transport->ctx, src.location, 0, &rs, &size, err)) < 0) {
+		err_prefix(err, "image %s cannot be reached", req->url);
+		return r;
+	}
+	t->close(rs);
+	return 0;
+}
+
 /* STAGE as a whole: the source of req->url read into a writer on staging.
  * Here, not in stage.c, so that the writer knows no source.
  * -ESTALE from a source: its stream cannot go on where it stopped (the
@@ -409,7 +438,17 @@ int stage_image(const struct stage_request *req, struct stage_result *res,
 		k.free_floor = req->free_floor;
 		k.limit = req->unpacked_size >= 0 ? (uint64_t)req->unpacked_size : 0;
 		k.devices = req->devices;
+		/* The bar and the reports show what is written, not only what is read. */
+		if (req->progress) {
+			req->progress->entries = &k.entries;
+			req->progress->expanded = &k.bytes;
+		}
 		r = source_stage(&src, req, &k, res, err);
+		if (req->progress) {
+			if (r == 0)
+				progress_end(req->progress);
+			req->progress->entries = req->progress->expanded = NULL;
+		}
 		res->entries = k.entries;
 		res->bytes_out = k.bytes;
 		stage_sink_fini(&k);

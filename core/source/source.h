@@ -92,6 +92,11 @@ int source_stage(const struct source *src, const struct stage_request *req,
  * return the image's top-level names (NULL if not known before staging;
  * the caller frees each and the array).  Touches nothing. */
 void source_plan(const struct stage_request *req, FILE *out, char ***ret_top, size_t *ret_n);
+/* PLAN: can the image be reached?  A local one is stat()ed, a remote one
+ * opened through its transport (a first request, nothing read) or, for a
+ * kind that tells its size, asked for it (an OCI manifest).  0, or the
+ * transport's error. */
+int source_reach(const struct stage_request *req, struct reimage_error *err);
 
 /* The kinds' tables (one file each). */
 extern const struct source_ops source_archive_ops, source_iso_ops, source_dir_ops,

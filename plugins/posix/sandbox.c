@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 enum { OPT_RECORD, OPT_POWER_SUPPLY_DIR, OPT_TERMINALS, OPT_COUNT };
 
@@ -210,6 +211,31 @@ static int sandbox_inhibited(void *ctx, const char *const *processes, char *ret_
 	return r;
 }
 
+/* The sandbox does real renames with none of the posix backend's care
+ * for a running system: on this machine's own / it would rename the
+ * host's top level.  Refused whatever name reaches / (a symlink, a bind
+ * mount): compared by device and inode. */
+static int sandbox_preflight(void *ctx, const char *root, const struct reimage_boot *boot,
+			     struct reimage_error *err)
+{
+	struct sandbox *sb = ctx;
+	struct stat rs, ss;
+	(void)boot;
+	if (stat("/", &ss) < 0 || stat(root, &rs) < 0) {
+		int e = errno;
+		sb->host->error(err, -e, REIMAGE_EC_IO, "sandbox: stat %s: %s", root, strerror(e));
+		return -e;
+	}
+	if (rs.st_dev == ss.st_dev && rs.st_ino == ss.st_ino) {
+		sb->host->error(err, -EPERM, REIMAGE_EC_UNSUPPORTED,
+				"sandbox: root %s is this machine's own /: the sandbox backend "
+				"runs only on a sandbox root (a test directory); give --root DIR "
+				"or `root` in the job or agent file", root);
+		return -EPERM;
+	}
+	return 0;
+}
+
 static const struct reimage_backend_ops sandbox_ops = {
 	.abi_version = REIMAGE_PLUGIN_ABI,
 	.struct_size = sizeof(struct reimage_backend_ops),
@@ -221,6 +247,7 @@ static const struct reimage_backend_ops sandbox_ops = {
 	.keep_entries = posix_keep_entries,
 	.network_paths = posix_network_paths,
 	.probe = sandbox_probe,
+	.preflight = sandbox_preflight,
 	.init = sandbox_init,
 	.fini = sandbox_fini,
 	.prepare = sandbox_prepare,

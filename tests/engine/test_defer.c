@@ -242,7 +242,7 @@ TEST_CASE(confirm_waits_for_deferred)
 	char *shown = NULL;
 	size_t shown_len = 0;
 	FILE *out = open_memstream(&shown, &shown_len);
-	CU_ASSERT_EQUAL(root_status(&rc, out, &err), 0);
+	CU_ASSERT_EQUAL(root_status(&rc, out, 0, &err), 0);
 	fclose(out);
 	CU_ASSERT_PTR_NOT_NULL(strstr(shown, "deferred usr (moved at the boot)\n"
 					     "deferred .reimage/new (moved at the boot)\n"));

@@ -516,8 +516,9 @@ TEST_CASE(config_errors_name_file_and_line)
 	free(out);
 	fixture_job(t_path("job.conf"), t_path("image.tar.zst"), NULL, NULL);
 	CU_ASSERT_EQUAL(fixture_reimage(&out, "plan -c '%s' --root '%s' --backend nosuch",
-				t_path("job.conf"), t_path("root")), 1);
-	CU_ASSERT_PTR_NOT_NULL(strstr(out, "plugin nosuch: not found in the plugin path"));
+				t_path("job.conf"), t_path("root")), 2);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "backend nosuch: no such backend: nosuch is not "
+				      "installed; installed: "));
 	free(out);
 }
 

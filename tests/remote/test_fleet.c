@@ -49,14 +49,15 @@ static void reimage_all(struct fleet *f, const char *how)
 	/* Not committed before the new image's agent says so. */
 	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "status -s %s test-job", f->store), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "pending"));
-	CU_ASSERT_PTR_NULL(strstr(out, "committed"));
+	CU_ASSERT_PTR_NULL(strstr(out, " committed "));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, ": 0 committed, "));
 	free(out);
 	/* The boot: each agent starts again, confirms and reports. */
 	for (int i = 1; i <= f->n; i++)
 		f->pid[i] = agent_start(i, 0);
 	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "wait -s %s test-job --timeout 90 --interval 1", f->store), 0);
 	char summary[128];
-	snprintf(summary, sizeof(summary), "%d agent(s): %d succeeded", f->n, f->n);
+	snprintf(summary, sizeof(summary), "%d agent(s): %d committed\n", f->n, f->n);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, summary));
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "running new image"));
 	free(out);
@@ -214,7 +215,7 @@ TEST_CASE(restart_mid_staging)
 	char *after = root_manifest(1);
 	CU_ASSERT(fixture_same(before, after, "root after an interrupted staging"));
 	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "wait -s %s test-job --timeout 20 --interval 1", f.store), 1);
-	CU_ASSERT_PTR_NOT_NULL(strstr(out, "0 succeeded, 1 failed"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "0 committed, 1 failed"));
 	free(out);
 	free(before);
 	free(after);
@@ -488,7 +489,7 @@ TEST_CASE(trial_units_need_a_backend_that_checks_them)
 	submit(&f, t_path("admin.key"), "--agents pc-1");
 	CU_ASSERT_EQUAL(agent_once(1), 0);
 	/* Refused in PREFLIGHT, before anything was staged. */
-	CU_ASSERT(report_shows(1, "\"failed\"", "cannot check service units", 1));
+	CU_ASSERT(report_shows(1, "\"refused\"", "cannot check service units", 1));
 	CU_ASSERT(!is_new_image(1));
 	server_stop(f.ng.pid);
 }

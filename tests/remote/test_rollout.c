@@ -32,9 +32,10 @@ static long long field(const char *doc, const char *name)
 	return p ? strtoll(p + strlen(key), NULL, 10) : -1;
 }
 
+/* wave: 0 for the first, which the store numbers 1. */
 static char *wave_doc(int wave)
 {
-	return store_read("rollouts/test-job/wave-%d.json", wave);
+	return store_read("rollouts/test-job/wave-%d.json", wave + 1);
 }
 
 /* 1 if wave's document says it committed. */
@@ -99,7 +100,7 @@ TEST_CASE(waves_progress_within_budget)
 	free(out);
 	/* One agent failed: wait says so. */
 	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "wait -s %s test-job --timeout 10", f.store), 1);
-	CU_ASSERT_PTR_NOT_NULL(strstr(out, "21 agent(s): 20 succeeded, 1 failed"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "21 agent(s): 20 committed, 1 failed"));
 	free(out);
 	server_stop(f.ng.pid);
 }
@@ -412,7 +413,7 @@ TEST_CASE(reimagectl_rollout_errors)
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "wave 1 (canary): 1 agent(s)"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "wave 2 (100%): 2 agent(s)"));
 	free(out);
-	char *b = t_read(t_path("store/rollouts/test-job/wave-0.agents"));
+	char *b = t_read(t_path("store/rollouts/test-job/wave-1.agents"));
 	CU_ASSERT(b && !strcmp(b, "[\"b\"]"));
 	free(b);
 	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "rollout status -s %s test-job", t_path("store")), 0);

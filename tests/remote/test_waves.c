@@ -177,11 +177,11 @@ TEST_CASE(job_settings)
 	CU_ASSERT_EQUAL_FATAL(load(&job, "at = \"02:00\"; window = 10800; jitter = 600;\n"
 			      "timezone = \"Europe/Berlin\"; stage_early = true;\n"
 			      "rollout: { waves = [ \"canary\", \"10%\", \"100%\" ]; "
-			      "failure_budget = 2; wave = 1; };\n"
+			      "failure_budget = 2; wave = 2; };\n"
 			      "notice: { seconds = 600; max_deferrals = 2; defer_seconds = 1800; "
 			      "inhibitors = [ \"impress\" ]; };", &err), 0);
 	CU_ASSERT_EQUAL(job.n_waves, 3);
-	CU_ASSERT_EQUAL(job.wave, 1);
+	CU_ASSERT_EQUAL(job.wave, 1);  /* the second, counted from 0 inside */
 	CU_ASSERT_EQUAL(job.failure_budget, 2);
 	CU_ASSERT_STRING_EQUAL(job.timezone, "Europe/Berlin");
 	CU_ASSERT_EQUAL(job.jitter, 600);
@@ -204,12 +204,13 @@ TEST_CASE(job_setting_errors)
 {
 	static const struct { const char *text, *error; } bad[] = {
 		{ "rollout: { waves = [ \"150%\" ]; };", "job:3: setting 'rollout.waves'" },
-		{ "rollout: { waves = [ \"10%\" ]; wave = 1; };", "no such wave" },
+		{ "rollout: { waves = [ \"10%\" ]; wave = 2; };", "no such wave" },
 		{ "timezone = \"../etc/passwd\";", "setting 'timezone'" },
 		{ "at = \"02:00\"; window = 600; jitter = 600;", "must be shorter than `window`" },
 		{ "notice: { defer_deadline = \"tomorrow\"; };", "notice.defer_deadline" },
 		{ "notice: { seconds = -1; };", "seconds" },
-		{ "rollout: { wave = 0; };", "no such wave" },
+		{ "rollout: { wave = 1; };", "no such wave" },
+		{ "rollout: { wave = -1; };", "setting 'wave': out of range" },
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct reimage_error err = { 0 };
