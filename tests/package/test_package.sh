@@ -1,0 +1,104 @@
+#!/bin/bash
+# The installed and packaged reimage: what `cmake --install` and the
+# Debian package put where, and whether the paths compiled into the
+# programs name those places.
+#   test_package.sh CASE      (REIMAGE_TEST_BIN_DIR: the build directory)
+# Cases: install_prefix deb_contents deb_lintian.
+# Exit 77 (skipped) when a tool the case needs is missing.
+set -euo pipefail
+build=${REIMAGE_TEST_BIN_DIR:?REIMAGE_TEST_BIN_DIR names the build directory}
+case_name=${1:?usage: test_package.sh CASE}
+work=$(mktemp -d /tmp/reimage-package.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+skip() { echo "SKIP: $*" >&2; exit 77; }
+need() { for t in "$@"; do command -v "$t" >/dev/null || skip "$t is missing (sh tests/deps.sh installs it)"; done; }
+
+# has LIST PATTERN...: each shell PATTERN matches a line of the file LIST.
+has() {
+	local list=$1 p line found
+	shift
+	for p in "$@"; do
+		found=""
+		while IFS= read -r line; do
+			# shellcheck disable=SC2053
+			[[ $line == $p ]] && { found=1; break; }
+		done <"$list"
+		[ -n "$found" ] || fail "nothing matches $p in $list"
+	done
+}
+
+# The files every install carries, relative to the prefix.
+installed_files() {
+	local list=$1
+	has "$list" 'sbin/reimage' 'bin/reimagectl' 'lib*/reimage/plugins/posix.so' \
+		'lib*/reimage/plugins/sandbox.so' 'lib*/reimage/plugins/transport-http.so' \
+		'libexec/reimage/reimage-guard' 'lib/systemd/system/reimage-agent.service' \
+		'share/doc/reimage/examples/agent.conf' 'share/doc/reimage/examples/job.conf'
+	# /etc/reimage holds only what the administrator writes.
+	if grep -q 'etc/' "$list"; then fail "installs under etc: $(grep 'etc/' "$list")"; fi
+}
+
+# compiled_in FILE PATH: the program FILE names PATH (a compiled-in default).
+compiled_in() {
+	grep -qaF "$2" "$1" || fail "$1 does not name $2: its compiled-in path is elsewhere"
+}
+
+case "$case_name" in
+install_prefix)
+	# --prefix and DESTDIR put everything under DESTDIR/PREFIX.
+	DESTDIR=$work/root cmake --install "$build" --prefix /opt/reimage-test >"$work/log"
+	(cd "$work/root" && find . -type f -o -type l) | sed 's|^\./||' | sort >"$work/all"
+	if grep -v '^opt/reimage-test/' "$work/all"; then fail "installed outside the prefix"; fi
+	sed 's|^opt/reimage-test/||' "$work/all" >"$work/files"
+	installed_files "$work/files"
+	;;
+deb_contents|deb_lintian)
+	need cpack dpkg-deb dpkg-shlibdeps
+	[ -f "$build/CPackConfig.cmake" ] || fail "no CPackConfig.cmake in $build"
+	prefix=$(sed -n 's/^set(CPACK_PACKAGING_INSTALL_PREFIX "\(.*\)")$/\1/p' "$build/CPackConfig.cmake")
+	[ -n "$prefix" ] || fail "no CPACK_PACKAGING_INSTALL_PREFIX in $build/CPackConfig.cmake"
+	extra=()
+	if [ "$case_name" = deb_lintian ]; then
+		need lintian
+		# lintian judges a package for /usr; the layout is the same for
+		# any prefix (deb_contents checks the compiled-in paths).
+		prefix=/usr
+		extra=(-D CPACK_PACKAGING_INSTALL_PREFIX=/usr)
+	fi
+	(cd "$work" && cpack -G DEB --config "$build/CPackConfig.cmake" -B "$work/out" \
+		"${extra[@]}" >"$work/cpack.log" 2>&1) || { cat "$work/cpack.log" >&2; fail "cpack failed"; }
+	deb=$(echo "$work"/out/reimage_*.deb)
+	[ -f "$deb" ] || fail "cpack made no .deb (see $work/cpack.log)"
+	if [ "$case_name" = deb_lintian ]; then
+		lintian --fail-on error,warning "$deb" || fail "lintian tags the package"
+		exit 0
+	fi
+	dpkg-deb -c "$deb" | awk '{ print $6 }' | sed 's|^\./||' | grep -v '/$' >"$work/all"
+	if grep -v "^${prefix#/}/" "$work/all"; then fail "packaged outside $prefix"; fi
+	sed "s|^${prefix#/}/||" "$work/all" >"$work/files"
+	installed_files "$work/files"
+	# The programs look where the package puts things.
+	dpkg-deb -x "$deb" "$work/x"
+	plugins=$(dirname "$(grep '/reimage/plugins/posix.so$' "$work/all")")
+	compiled_in "$work/x$prefix/sbin/reimage" "/$plugins"
+	compiled_in "$work/x$prefix/sbin/reimage" "$prefix/libexec/reimage/reimage-guard"
+	grep -q "^ExecStart=$prefix/sbin/reimage agent" "$work/x$prefix/lib/systemd/system/reimage-agent.service" ||
+		fail "the unit does not start $prefix/sbin/reimage"
+	# Dependencies computed by dpkg-shlibdeps: the libraries the
+	# programs and plugins link, none listed by hand.
+	depends=$(dpkg-deb -f "$deb" Depends)
+	for lib in libc6 libarchive13 libjansson4 libconfig9 libltdl7; do
+		[[ $depends == *"$lib"* ]] || fail "Depends lacks $lib: $depends"
+	done
+	# The maintainer scripts enable the unit.
+	dpkg-deb -e "$deb" "$work/control"
+	grep -q 'deb-systemd-helper enable' "$work/control/postinst" || fail "postinst enables nothing"
+	[ ! -e "$work/control/conffiles" ] || fail "conffiles: $(cat "$work/control/conffiles")"
+	;;
+*)
+	fail "unknown case $case_name"
+	;;
+esac
+echo "ok: $case_name"
