@@ -17,6 +17,7 @@
 #include "registry.h"
 #include "report.h"
 #include "rollout.h"
+#include "manual.h"
 #include "sign.h"
 #include "store.h"
 #include "when.h"
@@ -820,20 +821,29 @@ static const struct cli_option options[] = {
 
 static const char *const store_options[] = { "store", "config", NULL };
 
+extern const struct cli_program reimagectl_program;
+
+/* The manual page or the completion, from a template (docs/man/). */
+static int cmd_manual(void *ctx, struct reimage_error *err)
+{
+	struct ctl *c = ctx;
+	return manual_render(&reimagectl_program, c->ac.plugin_path, c->a->pos[0], stdout, err);
+}
+
 static const struct cli_command commands[] = {
 	{ "keygen", 2, 2, "PRIVATE.pem PUBLIC.pem",
 	  "Make an Ed25519 key pair.  The private key (mode 0600) signs jobs; the public\n"
 	  "key goes into each agent's trusted_keys.  Existing files are never replaced.",
-	  NULL, cmd_keygen, NULL },
+	  NULL, cmd_keygen, NULL, 0 },
 	{ "sign", 1, 1, "-k PRIVATE.pem JOB [-o FILE]",
 	  "Check a job file and write it signed (to standard output, or FILE).  A signed\n"
 	  "job needs `targets` and `not_after`; `submit` sets both.",
 	  (const char *const[]){ "key", "output", "config", NULL }, cmd_sign,
-	  (const char *const[]){ "key", NULL } },
+	  (const char *const[]){ "key", NULL }, 0 },
 	{ "verify", 1, 1, "-t PUBLIC.pem SIGNED-JOB",
 	  "Check a signed job's signature and print its id, serial, expiry and targets.",
 	  (const char *const[]){ "trusted", "config", NULL }, cmd_verify,
-	  (const char *const[]){ "trusted", NULL } },
+	  (const char *const[]){ "trusted", NULL }, 0 },
 	{ "submit", 1, 1,
 	  "-s STORE -k PRIVATE.pem JOB (--agents A,B,... | --group G [--members A,B,...])\n"
 	  "         [--serial N] [--expires SECONDS] [--wave-group NAME=A,B,...]",
@@ -846,34 +856,37 @@ static const struct cli_command commands[] = {
 	  "the agents --wave-group NAME=A,B,... lists (repeat it per group).",
 	  (const char *const[]){ "store", "config", "key", "agents", "group", "members", "serial",
 				 "expires", "wave-group", NULL },
-	  cmd_submit, (const char *const[]){ "key", NULL } },
+	  cmd_submit, (const char *const[]){ "key", NULL }, 0 },
 	{ "status", 1, 1, "-s STORE JOB",
 	  "A table of every targeted agent: state, phase, progress, age of its last\n"
 	  "report, and the error or message.",
-	  store_options, cmd_status, NULL },
+	  store_options, cmd_status, NULL, 0 },
 	{ "wait", 1, 1, "-s STORE JOB [--timeout SECONDS] [--interval SECONDS]",
 	  "Follow the agents' reports until every one has succeeded (committed: running\n"
 	  "the new image) or failed, or the timeout (default 3600 s) passes.  Exit 0\n"
 	  "only if all succeeded; 1 if any failed; 4 on timeout.",
-	  (const char *const[]){ "store", "config", "timeout", "interval", NULL }, cmd_wait, NULL },
+	  (const char *const[]){ "store", "config", "timeout", "interval", NULL }, cmd_wait, NULL, 0 },
 	{ "cancel", 1, 1, "-s STORE JOB",
 	  "Withdraw a job: remove its documents from the store.  Agents that have not\n"
 	  "started it report \"cancelled\"; those that started go on.",
-	  store_options, cmd_cancel, NULL },
+	  store_options, cmd_cancel, NULL, 0 },
 	{ "stop", 1, 1, "-s STORE JOB",
 	  "Halt a rollout now: remove its documents and mark its open and waiting waves\n"
 	  "stopped.  Every agent that has not swapped aborts (waiting, staging, staged\n"
 	  "or counting down), removes its staging and reports \"cancelled\" within its\n"
 	  "poll interval; those that swapped go on to their trial.  Exit 0 once the\n"
 	  "store holds the stop.",
-	  store_options, cmd_stop, NULL },
+	  store_options, cmd_stop, NULL, 0 },
 	{ "rollout", 2, 2, "status -s STORE JOB",
 	  "Each wave of a rollout (job.conf's rollout.waves): its agents, state (waiting,\n"
 	  "open, committed, halted, stopped), committed, failed and unfinished agents\n"
 	  "counted from their reports now, and its failure budget.  A wave opens when\n"
 	  "the one before it committed within its budget; one over budget halts the\n"
 	  "rollout.  The agents decide this themselves in the store.",
-	  store_options, cmd_rollout, NULL },
+	  store_options, cmd_rollout, NULL, 0 },
+	{ "manual", 1, 1, "TEMPLATE",
+	  "Print the manual page or the bash completion from its template (the build's).",
+	  NULL, cmd_manual, NULL, 1 },
 };
 
 /* Commands that need a job store (-s, or `store` in the -C file). */

@@ -3,7 +3,7 @@
 # Debian package put where, and whether the paths compiled into the
 # programs name those places.
 #   test_package.sh CASE      (REIMAGE_TEST_BIN_DIR: the build directory)
-# Cases: install_prefix deb_contents deb_lintian.
+# Cases: install_prefix deb_contents deb_lintian man_pages.
 # Exit 77 (skipped) when a tool the case needs is missing.
 set -euo pipefail
 build=${REIMAGE_TEST_BIN_DIR:?REIMAGE_TEST_BIN_DIR names the build directory}
@@ -35,7 +35,12 @@ installed_files() {
 	has "$list" 'sbin/reimage' 'bin/reimagectl' 'lib*/reimage/plugins/posix.so' \
 		'lib*/reimage/plugins/sandbox.so' 'lib*/reimage/plugins/transport-http.so' \
 		'libexec/reimage/reimage-guard' 'lib/systemd/system/reimage-agent.service' \
-		'share/doc/reimage/examples/agent.conf' 'share/doc/reimage/examples/job.conf'
+		'share/doc/reimage/examples/agent.conf' 'share/doc/reimage/examples/job.conf' \
+		'share/man/man8/reimage.8*' 'share/man/man1/reimagectl.1*' \
+		'share/man/man8/reimage-guard.8*' 'share/man/man5/reimage-job.conf.5*' \
+		'share/man/man5/reimage-agent.conf.5*' 'share/man/man7/reimage-plugin.7*' \
+		'share/bash-completion/completions/reimage' \
+		'share/bash-completion/completions/reimagectl'
 	# /etc/reimage holds only what the administrator writes.
 	if grep -q 'etc/' "$list"; then fail "installs under etc: $(grep 'etc/' "$list")"; fi
 }
@@ -96,6 +101,41 @@ deb_contents|deb_lintian)
 	dpkg-deb -e "$deb" "$work/control"
 	grep -q 'deb-systemd-helper enable' "$work/control/postinst" || fail "postinst enables nothing"
 	[ ! -e "$work/control/conffiles" ] || fail "conffiles: $(cat "$work/control/conffiles")"
+	;;
+man_pages)
+	need groff man
+	pages=$build/docs/man
+	for page in reimage.8 reimagectl.1 reimage-guard.8 reimage-job.conf.5 \
+		reimage-agent.conf.5 reimage-plugin.7; do
+		[ -s "$pages/$page" ] || fail "$pages/$page was not generated"
+		warnings=$(groff -man -z -ww "$pages/$page" 2>&1)
+		[ -z "$warnings" ] || fail "groff warns on $page: $warnings"
+		warnings=$(MANWIDTH=80 man -l -Tutf8 "$pages/$page" 2>&1 >/dev/null)
+		[ -z "$warnings" ] || fail "man warns on $page: $warnings"
+	done
+	# Every setting `reimage options` lists is on a section 5 page, and
+	# every command in --help on its program's page.
+	REIMAGE_PLUGIN_PATH=$build/plugins "$build/reimage" options --agent /dev/null >"$work/options"
+	awk '/^  [a-z_]+ / { print $1 }' "$work/options" | sort -u >"$work/settings"
+	[ "$(wc -l <"$work/settings")" -gt 40 ] || fail "reimage options lists too few settings"
+	while read -r name; do
+		grep -qF "\fB$name\fR" "$pages/reimage-job.conf.5" "$pages/reimage-agent.conf.5" ||
+			fail "setting $name is on no manual page"
+	done <"$work/settings"
+	for prog in reimage reimagectl; do
+		page=$(echo "$pages/$prog".[18])
+		"$build/$prog" --help | awk -v p="$prog" '/^  [a-z]+ / && $1 != p { print $1 }' >"$work/commands"
+		[ -s "$work/commands" ] || fail "$prog --help lists no command"
+		while read -r cmd; do
+			grep -q "^\.SS \"$prog $cmd" "$page" || fail "$prog $cmd is not on $page"
+		done <"$work/commands"
+		# The completion offers the same commands.
+		bash -n "$pages/$prog.bash" || fail "$prog.bash is not valid bash"
+		words=$(bash -c ". '$pages/$prog.bash'; COMP_WORDS=($prog ''); COMP_CWORD=1;
+			_$prog; echo \"\${COMPREPLY[*]}\"")
+		[ "$words" = "$(tr '\n' ' ' <"$work/commands" | sed 's/ $//')" ] ||
+			fail "$prog completion offers '$words'"
+	done
 	;;
 *)
 	fail "unknown case $case_name"
