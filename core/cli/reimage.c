@@ -46,13 +46,20 @@ struct args {
 };
 
 /* Set by SIGTERM/SIGINT: a job stops before its swap, the agent between
- * polls. */
-static volatile sig_atomic_t stop_requested;
+ * polls.  SIGHUP (the agent only): read the agent file again between
+ * jobs. */
+static volatile sig_atomic_t stop_requested, reload_requested;
 
 static void on_stop_signal(int sig)
 {
 	(void)sig;
 	stop_requested = 1;
+}
+
+static void on_reload_signal(int sig)
+{
+	(void)sig;
+	reload_requested = 1;
 }
 
 static int exit_code(const struct reimage_error *err)
@@ -92,11 +99,26 @@ static int cmd_run(void *ctx, struct reimage_error *err)
 	return with_engine(ctx, 1, err);
 }
 
+/* The agent; on SIGHUP, its file read again: a file that no longer
+ * loads is refused with its error and the running settings kept. */
 static int cmd_agent(void *ctx, struct reimage_error *err)
 {
 	struct args *a = ctx;
-	const struct agent_opts opts = { .once = a->once };
-	return agent_run(&a->ac, &opts, &stop_requested, err);
+	const struct agent_opts opts = { .once = a->once, .reload = &reload_requested };
+	int r;
+
+	while ((r = agent_run(&a->ac, &opts, &stop_requested, err)) == AGENT_RELOAD) {
+		struct agent_conf next;
+		struct reimage_error e = { 0 };
+		if (agent_conf_load(&next, a->agent_file, &e) < 0) {
+			log_error("SIGHUP: %s; keeping the running settings", e.msg);
+			continue;
+		}
+		agent_conf_free(&a->ac);
+		a->ac = next;
+		log_notice("SIGHUP: read %s again", a->agent_file ? a->agent_file : "(defaults)");
+	}
+	return r;
 }
 
 static int cmd_plan(void *ctx, struct reimage_error *err)
@@ -301,6 +323,11 @@ int main(int argc, char **argv)
 		sigemptyset(&sa.sa_mask);
 		sigaction(SIGTERM, &sa, NULL);
 		sigaction(SIGINT, &sa, NULL);
+	}
+	if (cmd->run == cmd_agent) {
+		struct sigaction sa = { .sa_handler = on_reload_signal };
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGHUP, &sa, NULL);
 	}
 	if (!a.agent_file && access(REIMAGE_CONF_DIR "/agent.conf", R_OK) == 0)
 		a.agent_file = REIMAGE_CONF_DIR "/agent.conf";
