@@ -3,7 +3,7 @@
 # Debian package put where, and whether the paths compiled into the
 # programs name those places.
 #   test_package.sh CASE      (REIMAGE_TEST_BIN_DIR: the build directory)
-# Cases: install_prefix deb_contents deb_lintian man_pages.
+# Cases: install_prefix deb_contents deb_lintian man_pages readme_nginx.
 # Exit 77 (skipped) when a tool the case needs is missing.
 set -euo pipefail
 build=${REIMAGE_TEST_BIN_DIR:?REIMAGE_TEST_BIN_DIR names the build directory}
@@ -136,6 +136,46 @@ man_pages)
 		[ "$words" = "$(tr '\n' ' ' <"$work/commands" | sed 's/ $//')" ] ||
 			fail "$prog completion offers '$words'"
 	done
+	;;
+readme_nginx)
+	# The README's nginx.conf, as given but for its addresses and paths:
+	# it takes a report by PUT and logs no 404 of polling.
+	need nginx curl python3
+	src=${REIMAGE_TEST_SRC_DIR:?REIMAGE_TEST_SRC_DIR names the source tree}
+	[ "$(id -u)" -eq 0 ] || skip "nginx's sample runs its workers as www-data: needs root"
+	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	chmod 755 "$work"
+	mkdir -p "$work/www/reimage/jobs" "$work/body"
+	chown -R www-data "$work/www" "$work/body"
+	awk '/^```nginx/ { f = 1; next } /^```/ { f = 0 } f' "$src/README.md" |
+		sed -e "s|listen 80;|listen 127.0.0.1:$port;|" -e "s|/srv/www|$work/www|" \
+		    -e "s|/var/log/nginx|$work|g" -e "s|pid /run/nginx.pid;|pid $work/nginx.pid;|" \
+		    -e "s|10.0.0.0/8|127.0.0.0/8|" \
+		    -e "s|client_max_body_size 1m;|&\n            client_body_temp_path $work/body;|" \
+		    >"$work/nginx.conf"
+	grep -q "dav_methods PUT" "$work/nginx.conf" || fail "no nginx.conf in the README"
+	nginx -c "$work/nginx.conf" -e "$work/error.log" -g 'daemon off;' &
+	ngx=$!
+	trap 'kill "$ngx" 2>/dev/null || true; wait "$ngx" 2>/dev/null || true; rm -rf "$work"' EXIT
+	for _ in $(seq 100); do
+		curl -s -o /dev/null "http://127.0.0.1:$port/" && break
+		kill -0 "$ngx" 2>/dev/null || fail "nginx did not start: $(cat "$work/error.log")"
+		sleep 0.1
+	done
+	url=http://127.0.0.1:$port/reimage
+	code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT --data '{"state":"running"}' \
+		"$url/reports/pc-1/test-job.json")
+	[ "$code" = 201 ] || [ "$code" = 204 ] || fail "PUT of a report: HTTP $code"
+	[ "$(cat "$work/www/reimage/reports/pc-1/test-job.json")" = '{"state":"running"}' ] ||
+		fail "the report was not stored"
+	code=$(curl -s -o /dev/null -w '%{http_code}' "$url/jobs/pc-1.job")
+	[ "$code" = 404 ] || fail "polling a missing job: HTTP $code"
+	code=$(curl -s -o /dev/null -w '%{http_code}' "$url/reports/pc-1/test-job.json")
+	[ "$code" = 200 ] || fail "GET of the report: HTTP $code"
+	kill "$ngx"; wait "$ngx" 2>/dev/null || true
+	grep -q '"PUT /reimage/reports/pc-1/test-job.json' "$work/access.log" || fail "the PUT is not logged"
+	if grep -q ' 404 ' "$work/access.log"; then fail "a 404 is logged: $(grep ' 404 ' "$work/access.log")"; fi
+	if grep -q 'pc-1.job' "$work/error.log"; then fail "error.log has the poll: $(cat "$work/error.log")"; fi
 	;;
 *)
 	fail "unknown case $case_name"
