@@ -80,7 +80,8 @@ void cli_usage(const struct cli_program *p, FILE *out)
 {
 	fprintf(out, "usage: %s [OPTIONS] COMMAND [ARGS]\n\n%s.  Commands:\n", p->name, p->summary);
 	for (size_t i = 0; i < p->n_commands; i++)
-		fprintf(out, "  %s %s\n", p->commands[i].name, p->commands[i].synopsis);
+		if (!p->commands[i].hidden)
+			fprintf(out, "  %s %s\n", p->commands[i].name, p->commands[i].synopsis);
 	fprintf(out, "\n  %s COMMAND --help    help on one command, with its options\n"
 		     "  %s --version\n\nOptions of every command:\n", p->name, p->name);
 	for (size_t i = 0; p->options[i].name; i++)

@@ -50,6 +50,7 @@ struct cli_command {
 	 * main.  Returns 0 or a negative code with err filled. */
 	int (*run)(void *ctx, struct reimage_error *err);
 	const char *const *required;  /* options it cannot run without; may be NULL */
+	int hidden;  /* left out of usage, manual and completion (build tools) */
 };
 
 struct cli_program {

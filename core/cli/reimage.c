@@ -13,6 +13,7 @@
 #include "config.h"
 #include "error.h"
 #include "log.h"
+#include "manual.h"
 #include "phase.h"
 #include "progress.h"
 #include "registry.h"
@@ -45,17 +46,25 @@ struct args {
 	int once;
 	int json;           /* status: JSON */
 	int progress_json;  /* run: JSON lines on standard output */
+	const char *template;  /* manual */
 	struct agent_conf ac;
 };
 
 /* Set by SIGTERM/SIGINT: a job stops before its swap, the agent between
- * polls. */
-static volatile sig_atomic_t stop_requested;
+ * polls.  SIGHUP (the agent only): read the agent file again between
+ * jobs. */
+static volatile sig_atomic_t stop_requested, reload_requested;
 
 static void on_stop_signal(int sig)
 {
 	(void)sig;
 	stop_requested = 1;
+}
+
+static void on_reload_signal(int sig)
+{
+	(void)sig;
+	reload_requested = 1;
 }
 
 static int exit_code(const struct reimage_error *err)
@@ -137,11 +146,26 @@ static int cmd_run(void *ctx, struct reimage_error *err)
 	return with_engine(ctx, 1, err);
 }
 
+/* The agent; on SIGHUP, its file read again: a file that no longer
+ * loads is refused with its error and the running settings kept. */
 static int cmd_agent(void *ctx, struct reimage_error *err)
 {
 	struct args *a = ctx;
-	const struct agent_opts opts = { .once = a->once };
-	return agent_run(&a->ac, &opts, &stop_requested, err);
+	const struct agent_opts opts = { .once = a->once, .reload = &reload_requested };
+	int r;
+
+	while ((r = agent_run(&a->ac, &opts, &stop_requested, err)) == AGENT_RELOAD) {
+		struct agent_conf next;
+		struct reimage_error e = { 0 };
+		if (agent_conf_load(&next, a->agent_file, &e) < 0) {
+			log_error("SIGHUP: %s; keeping the running settings", e.msg);
+			continue;
+		}
+		agent_conf_free(&a->ac);
+		a->ac = next;
+		log_notice("SIGHUP: read %s again", a->agent_file ? a->agent_file : "(defaults)");
+	}
+	return r;
 }
 
 static int cmd_plan(void *ctx, struct reimage_error *err)
@@ -206,53 +230,42 @@ static int cmd_status(void *ctx, struct reimage_error *err)
 	return r;
 }
 
-static void print_options(const char *title, const struct reimage_option *t)
+static int print_options(const struct settings_group *g, void *ctx)
 {
-	static const char *const types[] = { "", "bool", "integer", "string", "strings", "group" };
-	printf("%s\n", title);
-	for (; t && t->type != REIMAGE_OPT_END; t++) {
+	(void)ctx;
+	if (g->plugin && !g->file) {
+		printf("group '%s': plugin not installed\n\n", g->plugin);
+		return 0;
+	}
+	if (g->plugin)
+		printf("%s (plugin %s)\n", g->title, g->file);
+	else
+		printf("%s\n", g->title);
+	for (const struct reimage_option *t = g->table; t && t->type != REIMAGE_OPT_END; t++) {
 		char type[64];
-		if (t->type == REIMAGE_OPT_INT && t->max == LLONG_MAX)
-			snprintf(type, sizeof(type), "integer >= %lld", t->min);
-		else if (t->type == REIMAGE_OPT_INT)
-			snprintf(type, sizeof(type), "integer %lld..%lld", t->min, t->max);
-		else
-			snprintf(type, sizeof(type), "%s", types[t->type]);
+		option_type_text(t, type, sizeof(type));
 		printf("  %-16s %-20s %-12s %s\n", t->name, type,
 		       !t->def ? "-" : *t->def ? t->def : "(none)", t->doc);
 	}
 	putchar('\n');
+	return 0;
 }
 
 /* The settings reference, from the one declaration of each setting. */
 static int cmd_options(void *ctx, struct reimage_error *err)
 {
 	const struct args *a = ctx;
-	static const char *const plugins[] = { "sandbox", "file", "posix", "transport-http",
-					       "transport-smb", "macos", "windows", NULL };
-	struct registry reg;
-	int r;
-
 	printf("setting          type                 default      meaning\n\n");
-	print_options("job file", config_job_options());
-	for (size_t i = 0; config_job_groups()[i].name; i++)
-		print_options(config_job_groups()[i].name, config_job_groups()[i].table);
-	print_options("agent file", config_agent_options());
-	if ((r = registry_init(&reg, a->ac.plugin_path, err)) < 0)
-		return r;
-	for (size_t i = 0; plugins[i]; i++) {
-		struct plugin *p;
-		struct reimage_error e = { 0 };
-		char title[128];
-		if (registry_require(&reg, plugins[i], &p, &e) < 0) {
-			printf("group '%s': plugin not installed\n\n", plugins[i]);
-			continue;
-		}
-		snprintf(title, sizeof(title), "group '%s' (plugin %s)", p->name, p->file);
-		print_options(title, p->options);
-	}
-	registry_fini(&reg);
-	return 0;
+	return settings_walk(a->ac.plugin_path, print_options, NULL, err);
+}
+
+extern const struct cli_program reimage_program;
+
+/* A manual page or the completion, from a template (docs/man/). */
+static int cmd_manual(void *ctx, struct reimage_error *err)
+{
+	const struct args *a = ctx;
+	return manual_render(&reimage_program, a->ac.plugin_path, a->template, stdout, err);
 }
 
 #define ABI_TEXT_(n) #n
@@ -293,12 +306,12 @@ static const struct cli_command commands[] = {
 	  "change and the staging progress (entries, bytes, rate, ETA) as JSON lines on\n"
 	  "standard output.",
 	  (const char *const[]){ "config", "agent", "root", "backend", "progress", NULL }, cmd_run,
-	  need_job },
+	  need_job, 0 },
 	{ "plan", 0, 0, "-c JOB [--root DIR] [--backend NAME] [-a AGENT]",
 	  "Load every plugin, check the job against the root and print what it would do\n"
 	  "(entries exchanged, retired, added, kept; items preserved; hooks; label;\n"
 	  "boot).  Touches nothing.",
-	  job_options, cmd_plan, need_job },
+	  job_options, cmd_plan, need_job, 0 },
 	{ "agent", 0, 0, "[-c AGENT] [--once]",
 	  "Run as the machine's agent: poll the job locations of the agent file, verify\n"
 	  "each job's signature, targets, serial and expiry, run it at its time and\n"
@@ -306,26 +319,29 @@ static const struct cli_command commands[] = {
 	  "the job that rebooted the machine and report \"running new image\".\n"
 	  "SIGTERM stops it between polls, or a job before its swap.  Here -c names the\n"
 	  "agent file.",
-	  (const char *const[]){ "config", "once", NULL }, cmd_agent, NULL },
+	  (const char *const[]){ "config", "once", NULL }, cmd_agent, NULL, 0 },
 	{ "recover", 0, 0, "--root DIR [--undo] [--backend NAME]",
 	  "Finish a swap that was interrupted (crash, power cut) from its journal, or undo\n"
 	  "it with --undo; remove the staging of a job cut short before its swap.  Safe\n"
 	  "to run any number of times.",
-	  (const char *const[]){ "root", "backend", "agent", "undo", NULL }, cmd_recover, need_root },
+	  (const char *const[]){ "root", "backend", "agent", "undo", NULL }, cmd_recover, need_root, 0 },
 	{ "rollback", 0, 0, "--root DIR [--backend NAME]",
 	  "Swap back to the retired image while .reimage/old exists.",
-	  root_options, cmd_rollback, need_root },
+	  root_options, cmd_rollback, need_root, 0 },
 	{ "confirm", 0, 0, "--root DIR [--backend NAME]",
 	  "Run in the new image after its boot: record the job as committed and delete\n"
 	  "the retired image (or keep it keep_old_days for rollback).",
-	  root_options, cmd_confirm, need_root },
+	  root_options, cmd_confirm, need_root, 0 },
 	{ "status", 0, 0, "--root DIR [--json]",
 	  "Print the state of the last job on the root (--json: as one JSON document).",
-	  (const char *const[]){ "root", "agent", "json", NULL }, cmd_status, need_root },
+	  (const char *const[]){ "root", "agent", "json", NULL }, cmd_status, need_root, 0 },
 	{ "options", 0, 0, "",
 	  "Print every setting of the job file, the agent file and each installed plugin's\n"
 	  "group: type, bounds, default and meaning.",
-	  (const char *const[]){ "agent", NULL }, cmd_options, NULL },
+	  (const char *const[]){ "agent", NULL }, cmd_options, NULL, 0 },
+	{ "manual", 1, 1, "TEMPLATE",
+	  "Print a manual page or the bash completion from its template (the build's).",
+	  (const char *const[]){ "agent", NULL }, cmd_manual, NULL, 1 },
 };
 
 const struct cli_program reimage_program = {
@@ -363,6 +379,7 @@ int main(int argc, char **argv)
 		return CLI_EXIT_USAGE;
 	}
 	a.progress_json = progress && !strcmp(progress, "json");
+	a.template = ca.npos ? ca.pos[0] : NULL;
 	if (cmd->run == cmd_agent) {
 		/* `reimage agent -c FILE`: the agent file. */
 		a.agent_file = a.job_file;
@@ -374,6 +391,11 @@ int main(int argc, char **argv)
 		sigaction(SIGTERM, &sa, NULL);
 		sigaction(SIGINT, &sa, NULL);
 		registry_watch_stop(&stop_requested);
+	}
+	if (cmd->run == cmd_agent) {
+		struct sigaction sa = { .sa_handler = on_reload_signal };
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGHUP, &sa, NULL);
 	}
 	if (!a.agent_file && access(REIMAGE_CONF_DIR "/agent.conf", R_OK) == 0)
 		a.agent_file = REIMAGE_CONF_DIR "/agent.conf";

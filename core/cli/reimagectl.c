@@ -18,6 +18,7 @@
 #include "registry.h"
 #include "report.h"
 #include "rollout.h"
+#include "manual.h"
 #include "sign.h"
 #include "store.h"
 #include "timestamp.h"
@@ -1103,20 +1104,29 @@ static const struct cli_option options[] = {
 static const char *const store_options[] = { "store", "config", NULL };
 static const char *const status_options[] = { "store", "config", "json", NULL };
 
+extern const struct cli_program reimagectl_program;
+
+/* The manual page or the completion, from a template (docs/man/). */
+static int cmd_manual(void *ctx, struct reimage_error *err)
+{
+	struct ctl *c = ctx;
+	return manual_render(&reimagectl_program, c->ac.plugin_path, c->a->pos[0], stdout, err);
+}
+
 static const struct cli_command commands[] = {
 	{ "keygen", 2, 2, "PRIVATE.pem PUBLIC.pem",
 	  "Make an Ed25519 key pair.  The private key (mode 0600) signs jobs; the public\n"
 	  "key goes into each agent's trusted_keys.  Existing files are never replaced.",
-	  NULL, cmd_keygen, NULL },
+	  NULL, cmd_keygen, NULL, 0 },
 	{ "sign", 1, 1, "-k PRIVATE.pem JOB [-o FILE]",
 	  "Check a job file and write it signed (to standard output, or FILE).  A signed\n"
 	  "job needs `targets` and `not_after`; `submit` sets both.",
 	  (const char *const[]){ "key", "output", "config", NULL }, cmd_sign,
-	  (const char *const[]){ "key", NULL } },
+	  (const char *const[]){ "key", NULL }, 0 },
 	{ "verify", 1, 1, "-t PUBLIC.pem SIGNED-JOB",
 	  "Check a signed job's signature and print its id, serial, expiry and targets.",
 	  (const char *const[]){ "trusted", "config", NULL }, cmd_verify,
-	  (const char *const[]){ "trusted", NULL } },
+	  (const char *const[]){ "trusted", NULL }, 0 },
 	{ "submit", 1, 1,
 	  "-s STORE -k PRIVATE.pem JOB (--agents A,B,... | --group G [--members A,B,...])\n"
 	  "         [--serial N] [--expires SECONDS] [--wave-group NAME=A,B,...] [--reuse]\n"
@@ -1140,7 +1150,7 @@ static const struct cli_command commands[] = {
 	  "store timestamp start again from the job's signed_at.",
 	  (const char *const[]){ "store", "config", "key", "agents", "group", "members", "serial",
 				 "expires", "wave-group", "reuse", "reset-serial", NULL },
-	  cmd_submit, (const char *const[]){ "key", NULL } },
+	  cmd_submit, (const char *const[]){ "key", NULL }, 0 },
 	{ "timestamp", 0, 0, "-s STORE -k PRIVATE.pem [--expires SECONDS]",
 	  "Sign a timestamp of now and put it at <store>/timestamp (default lifetime 1 day).\n"
 	  "Agents with store_timestamp_max_age take no job from a store whose timestamp\n"
@@ -1148,39 +1158,39 @@ static const struct cli_command commands[] = {
 	  "replaying an old state): they report it \"stale\".  Refresh it from cron more\n"
 	  "often than the agents' max age.",
 	  (const char *const[]){ "store", "config", "key", "expires", NULL }, cmd_timestamp,
-	  (const char *const[]){ "key", NULL } },
+	  (const char *const[]){ "key", NULL }, 0 },
 	{ "status", 1, 1, "-s STORE JOB [--json]",
 	  "The job's serial and a table of every targeted agent: state, phase, progress,\n"
 	  "age of its last report on this serial, and the error or message; then how\n"
 	  "many agents committed, failed, rolled back, were cancelled, skipped or\n"
 	  "refused, and how many are unfinished.  --json: one JSON document instead.",
-	  status_options, cmd_status, NULL },
+	  status_options, cmd_status, NULL, 0 },
 	{ "wait", 1, 1, "-s STORE JOB [--timeout SECONDS] [--interval SECONDS]",
 	  "Follow the agents' reports until every one has succeeded (committed: running\n"
 	  "the new image) or ended otherwise (failed, rolled back, cancelled, skipped,\n"
 	  "refused), or the timeout (default 3600 s) passes.  Only reports of the job's\n"
 	  "serial count.  Exit 0 only if all committed; 1 if any did not; 2 if the\n"
 	  "agents are unknown (--group without --members); 4 on timeout.",
-	  (const char *const[]){ "store", "config", "timeout", "interval", NULL }, cmd_wait, NULL },
+	  (const char *const[]){ "store", "config", "timeout", "interval", NULL }, cmd_wait, NULL, 0 },
 	{ "cancel", 1, 1, "-s STORE JOB",
 	  "Withdraw a job: remove its documents from the store.  Agents that have not\n"
 	  "started it report \"cancelled\"; those that started go on.  Says so when\n"
 	  "nothing was left to withdraw.",
-	  store_options, cmd_cancel, NULL },
+	  store_options, cmd_cancel, NULL, 0 },
 	{ "stop", 1, 1, "-s STORE JOB",
 	  "Halt a rollout now: remove its documents and mark its open and waiting waves\n"
 	  "stopped.  Every agent that has not swapped aborts (waiting, staging, staged\n"
 	  "or counting down), removes its staging and reports \"cancelled\" within its\n"
 	  "poll interval; those that swapped go on to their trial.  Exit 0 once the\n"
 	  "store holds the stop; a second stop says nothing was left to withdraw.",
-	  store_options, cmd_stop, NULL },
+	  store_options, cmd_stop, NULL, 0 },
 	{ "image", 2, 2, "chunk SRC -o OUT.tar.zst",
 	  "Write SRC -- a directory tree (owners, modes, times, xattrs, ACLs,\n"
 	  "capabilities, hard links, devices kept) or an image file any tar reads --\n"
 	  "as a zstd:chunked image: a tar.zst any `tar --zstd -x` extracts, with a table\n"
 	  "of contents agents use to fetch only the files their root lacks.  Prints the\n"
 	  "job's image.sha256, size and toc_sha256 (give all three in the job).",
-	  (const char *const[]){ "output", NULL }, cmd_image, (const char *const[]){ "output", NULL } },
+	  (const char *const[]){ "output", NULL }, cmd_image, (const char *const[]){ "output", NULL }, 0 },
 	{ "rollout", 2, 2, "status -s STORE JOB [--json]",
 	  "Each wave of a rollout (job.conf's rollout.waves), numbered from 1 as in the\n"
 	  "store's wave-N files: its agents, state (waiting, open, committed, halted,\n"
@@ -1190,7 +1200,10 @@ static const struct cli_command commands[] = {
 	  "and its budget.  A wave opens when the one before it committed within its\n"
 	  "budget; one over budget halts the rollout.  The agents decide this themselves\n"
 	  "in the store.  --json: one JSON document instead.",
-	  status_options, cmd_rollout, NULL },
+	  status_options, cmd_rollout, NULL, 0 },
+	{ "manual", 1, 1, "TEMPLATE",
+	  "Print the manual page or the bash completion from its template (the build's).",
+	  NULL, cmd_manual, NULL, 1 },
 };
 
 /* Commands that need a job store (-s, or `store` in the -C file). */

@@ -922,8 +922,11 @@ int agent_conf_load(struct agent_conf *ac, const char *path, struct reimage_erro
 	if (path) {
 		snprintf(ac->file, sizeof(ac->file), "%s", path);
 		config_destroy(&ac->cfg);
-		if ((r = read_file(&ac->cfg, path, err)) < 0)
+		if ((r = read_file(&ac->cfg, path, err)) < 0) {
+			/* The agent survives a bad file on SIGHUP: nothing may leak. */
+			config_destroy(&ac->cfg);
 			return r;
+		}
 		root = config_root_setting(&ac->cfg);
 		ac->loaded = 1;
 	}

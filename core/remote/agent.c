@@ -30,6 +30,7 @@
 #include "layout.h"
 #include "log.h"
 #include "notice.h"
+#include "notify.h"
 #include "phase.h"
 #include "report.h"
 #include "sign.h"
@@ -88,6 +89,7 @@ struct agent {
 	/* The report of the job running now. */
 	struct report rep;
 	int64_t last_progress_ms;
+	int reload_told;   /* the running job was told of a SIGHUP's reload */
 	struct gate gate;  /* the job's window, wave and stop; the clock */
 };
 
@@ -161,6 +163,18 @@ static void report_event(struct agent *a, const char *phase, const char *state,
 	snprintf(a->rep.error, sizeof(a->rep.error), "%s", error ? error : "");
 	snprintf(a->rep.message, sizeof(a->rep.message), "%s", message ? message : "");
 	report_send(a, &(struct reimage_error){ 0 });
+	service_notify("STATUS=job %s: %s %s", a->rep.job, phase, state);
+	service_watchdog();
+}
+
+/* A SIGHUP while a job runs: the agent file is read again after it. */
+static void reload_waits(struct agent *a)
+{
+	if (!a->opts->reload || !*a->opts->reload || a->reload_told)
+		return;
+	a->reload_told = 1;
+	log_notice("SIGHUP: job %s is running; the agent file is read again once it ends",
+		   a->rep.job);
 }
 
 /* Remember a final outcome as reported, so a restart does not repeat it;
@@ -338,6 +352,7 @@ static void watch_phase(void *arg, const struct job_state *st)
 		     !strcmp(state, "pending") && a->job->reboot ? "swapped, rebooting" : NULL);
 	if (report_state_final(state))
 		outcome_reported(a, st->job, state);
+	reload_waits(a);
 }
 
 static void watch_progress(void *arg, const struct progress *p)
@@ -345,6 +360,8 @@ static void watch_progress(void *arg, const struct progress *p)
 	struct agent *a = arg;
 	int64_t now = progress_now_ms();
 	gate_poll(&a->gate);
+	service_watchdog();
+	reload_waits(a);
 	/* The last tick (p ended) is always sent: no report stays at 74 %. */
 	if (p->active && now - a->last_progress_ms < PROGRESS_REPORT_MS)
 		return;
@@ -391,6 +408,7 @@ static int run_job(struct agent *a)
 	struct engine eng;
 	int r, rebooting = 0;
 
+	a->reload_told = 0;
 	report_begin(a, a->job->id, a->job->serial, a->loc[a->job_loc].url);
 	if ((r = spend_serial(a, &e)) < 0) {
 		report_event(a, phase_name(PHASE_PREFLIGHT), "failed", e.msg, NULL);
@@ -729,11 +747,18 @@ static int lock_agent(const char *state_dir, int *ret_fd, struct reimage_error *
 	return 0;
 }
 
-/* Sleep up to ms, waking early when asked to stop. */
+static int reload_asked(const struct agent *a)
+{
+	return a->opts->reload && *a->opts->reload;
+}
+
+/* Sleep up to ms, waking early when asked to stop or reload; the
+ * watchdog is fed meanwhile. */
 static void nap(struct agent *a, int64_t ms)
 {
 	int64_t end = progress_now_ms() + ms;
-	while (!*a->stop) {
+	while (!*a->stop && !reload_asked(a)) {
+		service_watchdog();
 		int64_t left = end - progress_now_ms();
 		if (left <= 0)
 			break;
@@ -815,15 +840,25 @@ int agent_run(struct agent_conf *ac, const struct agent_opts *opts,
 	log_notice("agent %s: %zu job location(s), reports to %s, polling every %lld s + up to "
 		   "%lld s", ac->agent_id, a->n_loc, a->reports[0] ? a->reports : "(none)",
 		   ac->poll_interval, ac->poll_jitter);
+	service_notify("READY=1\nSTATUS=agent %s: polling %zu job location(s)", ac->agent_id,
+		       a->n_loc);
 	if (boot_check(a)) {
 		log_notice("agent: rolling back; the backend is rebooting the machine; stopping");
 		goto done;
 	}
 	while (!*stop) {
+		if (reload_asked(a)) {
+			*opts->reload = 0;
+			service_notify("RELOADING=1\nSTATUS=reading the agent file again");
+			r = AGENT_RELOAD;
+			goto out;
+		}
 		if (a->ts_url[0])
 			poll_timestamp(a);
-		for (size_t i = 0; i < a->n_loc && !*stop; i++)
+		for (size_t i = 0; i < a->n_loc && !*stop; i++) {
 			poll_location(a, i);
+			service_watchdog();
+		}
 		int64_t now = gate_now(&a->gate);
 		struct reimage_error why = { 0 };
 		int go = -1;
@@ -845,6 +880,7 @@ int agent_run(struct agent_conf *ac, const struct agent_opts *opts,
 		nap(a, next_poll_ms(a));
 	}
 done:
+	service_notify("STOPPING=1");
 	r = 0;
 out:
 	drop_waiting(a);

@@ -6,7 +6,7 @@
  * to defer, which sessions to end, which processes to keep, what to ask
  * bcdedit, when to shut down) are then tested under wine with the real
  * calls where wine has them, and with a recorded fake where it has not
- * (WTS logoff, bcdedit, shutdown).  See the README for what ran where.
+ * (WTS logoff, bcdedit, shutdown).  See docs/backends.md for what ran where.
  */
 #ifndef REIMAGE_WINBACKEND_H
 #define REIMAGE_WINBACKEND_H
