@@ -2,13 +2,22 @@
  * fixture.c -- see fixture.h.  Fixtures are made with the shell's own
  * tools (GNU tar, find, sha256sum): independent of the code under test.
  */
+#define _GNU_SOURCE
 #include "fixture.h"
 #include "harness.h"
+#include "writer_at.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#if defined(__linux__)
+#include <linux/openat2.h>
+#include <sys/syscall.h>
+#endif
 
 void fixture_old_root(const char *d)
 {
@@ -167,4 +176,22 @@ char *fixture_meta_manifest(const char *dir, unsigned drop)
 			 drop & FIXTURE_NO_SPARSE ? " --no-sparse" : "");
 	CU_ASSERT_EQUAL(r, 0);
 	return text;
+}
+
+void fixture_writer(const char *name)
+{
+	if (strcmp(name, "at") == 0) {
+#if defined(__linux__)
+		struct open_how how = { .flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC,
+					.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS };
+		long fd = syscall(SYS_openat2, AT_FDCWD, ".", &how, sizeof(how));
+		if (fd < 0 && (errno == ENOSYS || errno == EINVAL))
+			t_skip("this kernel has no openat2: reimage stages with libarchive's writer");
+		if (fd >= 0)
+			close((int)fd);
+#else
+		t_skip("reimage's own writer is Linux's");
+#endif
+	}
+	CU_ASSERT_EQUAL_FATAL(setenv(WRITER_AT_ENV, name, 1), 0);
 }
