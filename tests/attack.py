@@ -12,6 +12,11 @@ usage: attack.py KIND OUT
   through    a hard link "stolen" to "link/secret" (through the planted link)
   replace    directories "a" and "a/b", then "a" again as a symlink -> OUTSIDE:
              what is pending for "a/b" must not land in OUTSIDE/b
+  retarget   an empty directory "a" (mode 0700, an old time), then "a" again as
+             a symlink -> OUTSIDE: the directory's mode and time, applied at
+             the end, must not land on OUTSIDE
+  relink     a file "victim", a hard link "x" to it, then "x" again as a file:
+             the new "x" must not write through the link into "victim"
 OUTSIDE: the directory the attack aims at (argv[3]).
 """
 import io
@@ -60,6 +65,23 @@ def main():
             link.type = tarfile.SYMTYPE
             link.linkname = outside
             tar.addfile(link)
+        elif kind == "retarget":
+            d = tarfile.TarInfo("a")
+            d.type = tarfile.DIRTYPE
+            d.mode = 0o700
+            d.mtime = 981173106
+            tar.addfile(d)
+            link = tarfile.TarInfo("a")
+            link.type = tarfile.SYMTYPE
+            link.linkname = outside
+            tar.addfile(link)
+        elif kind == "relink":
+            add_file(tar, "victim", b"fine\n")
+            hl = tarfile.TarInfo("x")
+            hl.type = tarfile.LNKTYPE
+            hl.linkname = "victim"
+            tar.addfile(hl)
+            add_file(tar, "x")
         elif kind == "whiteout":
             add_file(tar, "link/.wh.secret", b"")
         elif kind == "through":
