@@ -920,7 +920,8 @@ int writer_at_close(struct writer_at *w, struct reimage_error *err)
 		close(w->fd);
 		w->fd = -1;
 	}
-	qsort(w->fix, w->n_fix, sizeof(*w->fix), fixup_cmp);
+	if (w->n_fix)
+		qsort(w->fix, w->n_fix, sizeof(*w->fix), fixup_cmp);
 	for (size_t i = 0; i < w->n_fix; i++) {
 		int fr = apply_fixup(w, &w->fix[i], err);
 		if (r == 0)
