@@ -182,13 +182,15 @@ static int lookup_failed(struct reimage_error *err, int en, const char *rel, con
 }
 
 /* Open a directory of staging beneath dfd (no symlink, no escape), with
- * whether it is set-group-ID; the caller pushes or closes it. */
+ * whether it is set-group-ID if ret_sgid; the caller pushes or closes it. */
 static int open_dir(int dfd, const char *path, int *ret_sgid)
 {
 	struct stat st;
 	int fd = (int)sys_openat2(dfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
 	if (fd < 0)
 		return -errno;
+	if (!ret_sgid)
+		return fd;
 	if (fstat(fd, &st) < 0) {
 		int en = errno;
 		close(fd);
@@ -565,7 +567,7 @@ static void free_fixups(struct writer_at *w)
 static int apply_fixup(struct writer_at *w, const struct fixup *f, struct reimage_error *err)
 {
 	size_t len = strlen(f->path);
-	int i = holder(w, f->path, len), fd, sgid, r = 0;
+	int i = holder(w, f->path, len), fd, r = 0;
 	struct node n;
 
 	snprintf(w->rel, sizeof(w->rel), "%s", f->path);
@@ -573,7 +575,7 @@ static int apply_fixup(struct writer_at *w, const struct fixup *f, struct reimag
 		fd = w->stack[i].fd;
 	} else {
 		fd = open_dir(w->stack[i].fd, f->path + (w->stack[i].len ? w->stack[i].len + 1 : 0),
-			      &sgid);
+			      NULL);
 		/* Gone, or no longer a directory (an entry replaced it, or a
 		 * symlink now stands in its path): nothing of it to fix. */
 		if (fd == -ENOENT || fd == -ENOTDIR || fd == -ELOOP)
@@ -660,7 +662,7 @@ static int hard_link(struct writer_at *w, int dfd, const char *dir, const char *
 		     const char *hard, struct reimage_error *err)
 {
 	char tdir[PATH_MAX], tname[NAME_MAX + 1];
-	int i, tfd, sgid, r;
+	int i, tfd, r;
 
 	if ((r = split(hard, tdir, sizeof(tdir), tname)) < 0)
 		return fail(err, -r, w->rel, "hard link to '%s'", hard);
@@ -674,7 +676,7 @@ static int hard_link(struct writer_at *w, int dfd, const char *dir, const char *
 		tfd = w->stack[i].fd;
 	} else {
 		tfd = open_dir(w->stack[i].fd, tdir + (w->stack[i].len ? w->stack[i].len + 1 : 0),
-			       &sgid);
+			       NULL);
 		if (tfd < 0)
 			return lookup_failed(err, -tfd, w->rel, tdir);
 	}

@@ -189,8 +189,13 @@ def cached(cache, name, build):
     return info
 
 
-def usr_image(cache, quick):
-    entries, nbytes = (5000, 64 << 20) if quick else (100000, 1 << 30)
+def usr_image(cache, quick, entries=None):
+    """The /usr image: 5,000 entries (quick), 100,000 (~1 GB), or entries
+    of the same mean size."""
+    if entries:
+        nbytes = entries * (1 << 30) // 100000
+    else:
+        entries, nbytes = (5000, 64 << 20) if quick else (100000, 1 << 30)
     name = f"usr-{entries}.tar.zst"
 
     def build(tmp):
@@ -652,6 +657,8 @@ def main():
     ap.add_argument("--agents", type=int)
     ap.add_argument("--only", default="outage,staging,syscalls,fleet")
     ap.add_argument("--json", help="also write the raw figures here")
+    ap.add_argument("--entries", type=int,
+                    help="staging: a /usr image of this many entries (~11 KB each)")
     ARGS = ap.parse_args()
     # SIGTERM unwinds like an error: servers, agents and mounts are released.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -672,8 +679,8 @@ def main():
     cache = os.path.join(ARGS.build, "bench-data")
     only = set(ARGS.only.split(","))
 
-    archive = usr_image(cache, ARGS.quick)
-    vol = Volume(ARGS.work, "2G" if ARGS.quick else "8G")
+    archive = usr_image(cache, ARGS.quick, ARGS.entries)
+    vol = Volume(ARGS.work, "2G" if ARGS.quick or (ARGS.entries or 0) <= 30000 else "8G")
     ng = Nginx(ARGS.work)
     results = {}
     try:

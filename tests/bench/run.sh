@@ -3,6 +3,7 @@
 # tests/bench/bench.py for what is measured against what.
 #   tests/bench/run.sh [--quick] [--build DIR] [--rounds N] [--agents N]
 #                         [--only outage,staging,syscalls,fleet] [--json FILE]
+#                         [--entries N]
 # Without --build it configures and builds build-bench/ (RelWithDebInfo).
 # Needs root: each measurement gets a fresh ext4 on a loop file, which this
 # script unmounts and detaches by path when it ends, however it ends.
@@ -18,7 +19,7 @@ while [ $# -gt 0 ]; do
 	case "$1" in
 	--build) build=$2; shift 2 ;;
 	--quick) args+=("$1"); shift ;;
-	--rounds|--agents|--only|--json) args+=("$1" "$2"); shift 2 ;;
+	--rounds|--agents|--only|--json|--entries) args+=("$1" "$2"); shift 2 ;;
 	-h|--help) sed -n '2,8s/^# \{0,1\}//p' "$0"; exit 0 ;;
 	*) echo "run.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
 	esac
