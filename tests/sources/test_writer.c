@@ -9,15 +9,28 @@
  * entry by entry (tests/manifest.py --exact: type, mode, owner, size,
  * content, time, xattrs, ACLs, hard-link groups, data and holes, device
  * numbers).  One body, run once per writer: reimage's own (writer_at.c)
- * and libarchive's, its fallback.
+ * and libarchive's, its fallback -- which a kernel without openat2 gets
+ * by itself (a seccomp filter plays that kernel), and a wrong value of
+ * REIMAGE_STAGE_WRITER is refused by name.
  */
 #define _GNU_SOURCE
 #include "harness.h"
 #include "fixture.h"
 
+#include "writer_at.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 
 /* The tree: made with the system's tools, then every time set, deepest
  * first (so that no later change moves a directory's), each its own. */
@@ -134,4 +147,84 @@ TEST_CASE(gnu_tar_same_at)
 TEST_CASE(gnu_tar_same_libarchive)
 {
 	exact_for("libarchive", "libarchive's disk writer");
+}
+
+/* `reimage -v run` with openat2 failing ENOSYS, as before Linux 5.6: its
+ * exit status, its output in *out. */
+static int run_without_openat2(char **out)
+{
+	struct sock_filter code[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_openat2, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { .len = sizeof(code) / sizeof(code[0]), .filter = code };
+	char bin[4200], job[4200], root[4200], log[4200];
+	int status;
+	pid_t pid;
+
+	snprintf(bin, sizeof(bin), "%s/reimage", t_bin_dir());
+	snprintf(job, sizeof(job), "%s", t_path("job.conf"));
+	snprintf(root, sizeof(root), "%s", t_path("root"));
+	snprintf(log, sizeof(log), "%s", t_path("out.txt"));
+	pid = fork();
+	CU_ASSERT_FATAL(pid >= 0);
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0 ||
+		    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+		    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0)
+			_exit(90);
+		execl(bin, bin, "-v", "run", "-c", job, "--root", root, (char *)NULL);
+		_exit(91);
+	}
+	CU_ASSERT_EQUAL_FATAL(waitpid(pid, &status, 0), pid);
+	*out = t_read(log);
+	fprintf(stderr, "%s", *out ? *out : "(no output)\n");
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+TEST_CASE(no_openat2_falls_back)
+{
+	char *out = NULL;
+	if (!t_is_root())
+		t_skip("needs root for owners, device nodes and capabilities");
+	unsetenv(WRITER_AT_ENV);
+	CU_ASSERT_EQUAL_FATAL(t_sh("mkdir -p '%s'", t_path("src")), 0);
+	make_tree(t_path("src"));
+	CU_ASSERT_EQUAL_FATAL(t_sh("tar --format=posix --xattrs --xattrs-include='*' --acls --sparse "
+				   "--numeric-owner -C '%s' -cf '%s' .", t_path("src"),
+				   t_path("image.tar")), 0);
+	fresh_root();
+	fixture_job(t_path("job.conf"), t_path("image.tar"), NULL, "reboot = false;");
+	CU_ASSERT_EQUAL(run_without_openat2(&out), 0);
+	CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "libarchive's disk writer: this kernel has no "
+						  "openat2"));
+	free(out);
+	same(t_path("src"), t_path("root"), "", "staged without openat2");
+	/* Forced, reimage's writer refuses to stand in for what is missing. */
+	fresh_root();
+	CU_ASSERT_EQUAL(setenv(WRITER_AT_ENV, "at", 1), 0);
+	CU_ASSERT_EQUAL(run_without_openat2(&out), 1);
+	CU_ASSERT_PTR_NOT_NULL(out && strstr(out, WRITER_AT_ENV "=at: this kernel has no openat2"));
+	free(out);
+}
+
+TEST_CASE(writer_choice_named)
+{
+	char *out = NULL;
+	if (!t_is_root())
+		t_skip("needs root for the sandbox root's owners");
+	CU_ASSERT_EQUAL_FATAL(t_sh("mkdir -p '%s/etc' && echo x > '%s/etc/os' && tar -C '%s' -cf '%s' "
+				   "etc", t_path("src"), t_path("src"), t_path("src"),
+				   t_path("image.tar")), 0);
+	fresh_root();
+	CU_ASSERT_EQUAL(setenv(WRITER_AT_ENV, "fast", 1), 0);
+	fixture_job(t_path("job.conf"), t_path("image.tar"), NULL, "reboot = false;");
+	CU_ASSERT_EQUAL(fixture_reimage(&out, "run -c '%s' --root '%s'", t_path("job.conf"),
+					t_path("root")), 2);  /* a mistake in the setup, as in a job */
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, WRITER_AT_ENV "='fast': neither \"at\" nor \"libarchive\""));
+	free(out);
+	CU_ASSERT_EQUAL(t_sh("test \"$(cat '%s/etc/os')\" = old", t_path("root")), 0);
 }
