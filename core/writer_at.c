@@ -430,12 +430,22 @@ static int set_acls(struct writer_at *w, const struct node *n, char *const acl[2
 	return 0;
 }
 
+/* Flags a file system sets by itself (ext4's extents, hash-indexed
+ * directories, inline data...): read from a tree (dir:) or by bsdtar,
+ * they are no image's to ask of another file system. */
+#define FFLAGS_OWN (FS_DIRTY_FL | FS_COMPRBLK_FL | FS_ENCRYPT_FL | FS_INDEX_FL | \
+		    FS_IMAGIC_FL | FS_HUGE_FILE_FL | FS_EXTENT_FL | FS_VERITY_FL | \
+		    FS_EA_INODE_FL | FS_EOFBLOCKS_FL | FS_DAX_FL | FS_INLINE_DATA_FL | \
+		    FS_CASEFOLD_FL | FS_RESERVED_FL)
+
 /* chattr flags (bsdtar's SCHILY.fflags): last, an immutable file taking
  * nothing more.  Only files and directories can be opened for them. */
 static int set_fflags(struct writer_at *w, int fd, unsigned long set, unsigned long clear,
 		      struct reimage_error *err)
 {
 	int flags;
+	set &= ~(unsigned long)FFLAGS_OWN;
+	clear &= ~(unsigned long)FFLAGS_OWN;
 	if (!(set | clear))
 		return 0;
 	if (ioctl(fd, FS_IOC_GETFLAGS, &flags) < 0)
