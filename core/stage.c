@@ -331,6 +331,13 @@ static int check_space_left(struct stage_sink *k, struct reimage_error *err)
 	return 0;
 }
 
+/* Whether an entry may have data: a size above 0, or none declared (a zip
+ * streamed with its sizes after the data). */
+static int has_data(struct archive_entry *e)
+{
+	return !archive_entry_size_is_set(e) || archive_entry_size(e) > 0;
+}
+
 int stage_sink_entry(struct stage_sink *k, struct archive_entry *e, stage_data_fn data,
 		     void *arg, struct reimage_error *err)
 {
@@ -371,7 +378,7 @@ int stage_sink_entry(struct stage_sink *k, struct archive_entry *e, stage_data_f
 	if (k->at) {
 		/* Every directory's times are writer_at's to set, at its close. */
 		if ((r = writer_at_header(k->at, e, rel, hard ? stage_safe_path(hard) : NULL, err)) < 0 ||
-		    (archive_entry_size(e) > 0 && data &&
+		    (has_data(e) && data &&
 		     (r = copy_blocks(NULL, k->at, data, arg, &k->bytes, rel, err)) < 0) ||
 		    (r = writer_at_finish(k->at, err)) < 0)
 			return r;
@@ -386,7 +393,7 @@ int stage_sink_entry(struct stage_sink *k, struct archive_entry *e, stage_data_f
 	r = archive_write_header(k->out, e);
 	if (r < ARCHIVE_WARN)
 		return writer_error(err, k->out, "extract", rel);
-	if (archive_entry_size(e) > 0 && data &&
+	if (has_data(e) && data &&
 	    (r = copy_blocks(k->out, NULL, data, arg, &k->bytes, rel, err)) < 0)
 		return r;
 	if (archive_write_finish_entry(k->out) < ARCHIVE_WARN)

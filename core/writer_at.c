@@ -113,7 +113,7 @@ struct writer_at {
 	char name[NAME_MAX + 1];   /* its last name */
 	int owner_unknown;         /* not made by this writer, or made in a set-group-ID
 				    * directory: its owner is to be set */
-	int64_t size, end;         /* declared size; end of the data written */
+	int64_t size, end;         /* declared size (-1: none); end of the data written */
 };
 
 static long sys_openat2(int dfd, const char *path, int flags, mode_t mode)
@@ -719,8 +719,9 @@ int writer_at_header(struct writer_at *w, struct archive_entry *e, const char *r
 	snprintf(w->rel, sizeof(w->rel), "%s", rel);
 	w->e = e;
 	w->fd = -1;
-	w->size = archive_entry_size_is_set(e) && archive_entry_size(e) > 0 ? archive_entry_size(e)
-									      : 0;
+	/* -1: not declared (a zip streamed with its sizes after the data). */
+	w->size = !archive_entry_size_is_set(e) ? -1
+		  : archive_entry_size(e) > 0 ? archive_entry_size(e) : 0;
 	w->end = 0;
 	if ((r = split(rel, dir, sizeof(dir), name)) < 0)
 		return fail(err, -r, rel, "path");
@@ -735,7 +736,7 @@ int writer_at_header(struct writer_at *w, struct archive_entry *e, const char *r
 			return r;
 		/* A link that carries data (cpio, pax) is rewritten and takes
 		 * this entry's metadata; one without is just another name. */
-		if (w->size == 0) {
+		if (w->size <= 0) {
 			w->e = NULL;
 			return 0;
 		}
@@ -802,9 +803,9 @@ int writer_at_data(struct writer_at *w, const void *buf, size_t len, int64_t off
 	if (w->fd < 0 || offset < 0)
 		return 0;
 	/* Never past the declared size (libarchive's writer likewise). */
-	if (offset >= w->size)
+	if (w->size >= 0 && offset >= w->size)
 		return 0;
-	if ((int64_t)len > w->size - offset)
+	if (w->size >= 0 && (int64_t)len > w->size - offset)
 		len = (size_t)(w->size - offset);
 	while (len > 0) {
 		ssize_t n = pwrite(w->fd, p, len, offset);
@@ -830,7 +831,7 @@ int writer_at_finish(struct writer_at *w, struct reimage_error *err)
 	if (w->fd < 0)
 		return 0;
 	/* A file that ends in a hole: its length from the entry. */
-	if (w->end < w->size && ftruncate(w->fd, w->size) < 0)
+	if (w->size >= 0 && w->end < w->size && ftruncate(w->fd, w->size) < 0)
 		r = fail(err, errno, w->rel, "set length");
 	if (r == 0 && w->e)
 		r = set_meta(w, &n, w->owner_unknown, err);

@@ -228,3 +228,34 @@ TEST_CASE(writer_choice_named)
 	free(out);
 	CU_ASSERT_EQUAL(t_sh("test \"$(cat '%s/etc/os')\" = old", t_path("root")), 0);
 }
+
+/* A zip written to a pipe declares no sizes before its members' data (a
+ * data descriptor follows each): the data is still the file's. */
+static void streamed_zip(const char *writer)
+{
+	char *out = NULL;
+	if (!t_is_root())
+		t_skip("needs root for the sandbox root's owners");
+	fixture_writer(writer);
+	CU_ASSERT_EQUAL_FATAL(t_sh("python3 -c \"\n"
+				   "import sys, zipfile\n"
+				   "z = zipfile.ZipFile(sys.stdout.buffer, 'w', zipfile.ZIP_DEFLATED)\n"
+				   "z.writestr('etc/hello', 'hello world\\\\n' * 100)\n"
+				   "z.close()\" | cat > '%s'", t_path("image.zip")), 0);
+	fresh_root();
+	fixture_job(t_path("job.conf"), t_path("image.zip"), NULL, "reboot = false;");
+	CU_ASSERT_EQUAL(fixture_reimage(&out, "run -c '%s' --root '%s'", t_path("job.conf"),
+					t_path("root")), 0);
+	free(out);
+	CU_ASSERT_EQUAL(t_sh("test $(grep -c 'hello world' '%s/etc/hello') -eq 100", t_path("root")), 0);
+}
+
+TEST_CASE(streamed_zip_at)
+{
+	streamed_zip("at");
+}
+
+TEST_CASE(streamed_zip_libarchive)
+{
+	streamed_zip("libarchive");
+}
