@@ -25,6 +25,11 @@ usage: attack.py KIND OUT
   devlink    dev/sda (8:0, 0660), then a hard link etc/sda to it
   devok      dev/null (1:3, 0666), dev/sda (8:0, 0660) and etc/mem (1:1, 0640):
              fine when image.devices allows etc too
+  retarget   an empty directory "a" (mode 0700, an old time), then "a" again as
+             a symlink -> OUTSIDE: the directory's mode and time, applied at
+             the end, must not land on OUTSIDE
+  relink     a file "victim", a hard link "x" to it, then "x" again as a file:
+             the new "x" must not write through the link into "victim"
 OUTSIDE: the directory the attack aims at (argv[3]).
 """
 import io
@@ -91,6 +96,23 @@ def main():
             link.type = tarfile.SYMTYPE
             link.linkname = outside
             tar.addfile(link)
+        elif kind == "retarget":
+            d = tarfile.TarInfo("a")
+            d.type = tarfile.DIRTYPE
+            d.mode = 0o700
+            d.mtime = 981173106
+            tar.addfile(d)
+            link = tarfile.TarInfo("a")
+            link.type = tarfile.SYMTYPE
+            link.linkname = outside
+            tar.addfile(link)
+        elif kind == "relink":
+            add_file(tar, "victim", b"fine\n")
+            hl = tarfile.TarInfo("x")
+            hl.type = tarfile.LNKTYPE
+            hl.linkname = "victim"
+            tar.addfile(hl)
+            add_file(tar, "x")
         elif kind == "whiteout":
             add_file(tar, "link/.wh.secret", b"")
         elif kind == "through":

@@ -5,6 +5,7 @@
 #define _GNU_SOURCE  /* nftw's FTW_ACTIONRETVAL */
 #include "fixture.h"
 #include "harness.h"
+#include "writer_at.h"
 #include <ftw.h>
 #include <limits.h>
 #include <sys/stat.h>
@@ -13,10 +14,17 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#if defined(__linux__)
+#include <linux/openat2.h>
+#include <sys/syscall.h>
+#endif
 
 void fixture_old_root(const char *d)
 {
@@ -258,3 +266,20 @@ char *fixture_tree_manifest(const char *root)
 	return all;
 }
 
+void fixture_writer(const char *name)
+{
+	if (strcmp(name, "at") == 0) {
+#if defined(__linux__)
+		struct open_how how = { .flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC,
+					.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS };
+		long fd = syscall(SYS_openat2, AT_FDCWD, ".", &how, sizeof(how));
+		if (fd < 0 && (errno == ENOSYS || errno == EINVAL))
+			t_skip("this kernel has no openat2: reimage stages with libarchive's writer");
+		if (fd >= 0)
+			close((int)fd);
+#else
+		t_skip("reimage's own writer is Linux's");
+#endif
+	}
+	CU_ASSERT_EQUAL_FATAL(setenv(WRITER_AT_ENV, name, 1), 0);
+}

@@ -50,4 +50,8 @@ void fixture_meta_tree(const char *dir);
  * device numbers, size, content, sparseness, xattrs.  malloc'ed. */
 char *fixture_meta_manifest(const char *dir, unsigned drop);
 
+/* Stage with one writer in this case's reimage runs: "at" (writer_at.c;
+ * the case is skipped where the kernel has no openat2) or "libarchive". */
+void fixture_writer(const char *name);
+
 #endif

@@ -1,9 +1,11 @@
 /*
  * stage.c -- STAGE (see stage.h): the one writer every source feeds.
- * libarchive's disk writer with the secure flags, behind reimage's own
- * checks: every entry's path is checked and then rooted at the staging
- * directory's real path, and hard-link targets likewise, so nothing
- * resolves against the working directory (no chdir).  Which source an
+ * reimage's checks on every entry, then one of two disk writers: on Linux
+ * reimage's own (writer_at.c: directory descriptors, containment checked
+ * by the kernel), elsewhere or on a kernel without openat2 libarchive's
+ * with the secure flags, each path rooted at the staging directory's real
+ * path, and hard-link targets likewise, so nothing resolves against the
+ * working directory (no chdir).  Which source an
  * image is and how it is read is source.c's business (stage_image()
  * there); the source hands its entries to the sink below.
  */
@@ -12,6 +14,7 @@
 #include "error.h"
 #include "fsutil.h"
 #include "log.h"
+#include "writer_at.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -121,9 +124,11 @@ int stage_archive_data(void *arg, const void **ret_buf, size_t *ret_len, int64_t
 
 static int check_space_left(struct stage_sink *k, const char *name, struct reimage_error *err);
 
-/* Copy one file's blocks.  With a sink (k not NULL), its limits hold
- * block by block: one huge member must not fill the volume either. */
-static int copy_blocks(struct archive *out, struct stage_sink *k, stage_data_fn data, void *arg,
+/* Copy one file's blocks into libarchive's writer out, or reimage's at
+ * (then out is NULL).  With a sink (k not NULL), its limits hold block by
+ * block: one huge member must not fill the volume either. */
+static int copy_blocks(struct archive *out, struct writer_at *at, struct stage_sink *k,
+		       stage_data_fn data, void *arg,
 		       uint64_t *bytes, const char *name, struct reimage_error *err)
 {
 	for (;;) {
@@ -143,7 +148,9 @@ static int copy_blocks(struct archive *out, struct stage_sink *k, stage_data_fn 
 				"declares: staging stopped in '%s'", (unsigned long long)k->limit, name);
 			return -EFBIG;
 		}
-		if (archive_write_data_block(out, buf, size, offset) < ARCHIVE_OK)
+		if (at && (r = writer_at_data(at, buf, size, offset, err)) < 0)
+			return r;
+		if (!at && archive_write_data_block(out, buf, size, offset) < ARCHIVE_OK)
 			return writer_error(err, out, "extract", name);
 		*bytes += size;
 		if (k && (r = check_space_left(k, name, err)) < 0)
@@ -154,7 +161,7 @@ static int copy_blocks(struct archive *out, struct stage_sink *k, stage_data_fn 
 int stage_copy_data(struct archive *in, struct archive *out, uint64_t *bytes, const char *name,
 		    struct reimage_error *err)
 {
-	return copy_blocks(out, NULL, stage_archive_data, in, bytes, name, err);
+	return copy_blocks(out, NULL, NULL, stage_archive_data, in, bytes, name, err);
 }
 
 /* Directory times are the sink's to set, at the end: libarchive defers
@@ -210,8 +217,13 @@ void stage_sink_init(struct stage_sink *k, const char *staging, int dry)
 
 int stage_sink_begin(struct stage_sink *k, struct reimage_error *err)
 {
-	if (k->dry || k->out)
+	int r;
+
+	if (k->dry || k->out || k->at)
 		return 0;
+	/* Reimage's writer where the kernel has what it needs, else libarchive's. */
+	if ((r = writer_at_open(k->staging, &k->at, err)) < 0 || k->at)
+		return r;
 	if (!(k->out = stage_disk_writer())) {
 		err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
 		return -ENOMEM;
@@ -220,11 +232,18 @@ int stage_sink_begin(struct stage_sink *k, struct reimage_error *err)
 }
 
 /* Close the writer: libarchive applies the modes (and times) of the
- * directories it created, by path. */
+ * directories it created, by path; reimage's those of every directory
+ * entry, through descriptors. */
 static int writer_close(struct stage_sink *k, struct reimage_error *err)
 {
 	int r = 0;
 
+	if (k->at) {
+		r = writer_at_close(k->at, err);
+		writer_at_free(k->at);
+		k->at = NULL;
+		return r;
+	}
 	if (archive_write_close(k->out) != ARCHIVE_OK) {
 		int en = archive_errno(k->out) ? archive_errno(k->out) : EIO;
 		err_set(err, -en, REIMAGE_EC_IO, "finish extraction: %s",
@@ -236,12 +255,18 @@ static int writer_close(struct stage_sink *k, struct reimage_error *err)
 	return r;
 }
 
-/* Before the sink removes a tree (a whiteout, a directory an entry
- * replaces): the writer's deferred fixups name paths that may lie in it,
- * and a symlink written there later would lead them outside staging. */
-static int sink_flush(struct stage_sink *k, struct reimage_error *err)
+/* Before the sink removes rel's tree (a whiteout, a directory an entry
+ * replaces): libarchive's deferred fixups name paths that may lie in it,
+ * and a symlink written there later would lead them outside staging;
+ * reimage's writer reaches them through no symlink, and just forgets
+ * what lies in the tree. */
+static int sink_flush(struct stage_sink *k, const char *rel, struct reimage_error *err)
 {
 	int r;
+	if (k->at) {
+		writer_at_forget(k->at, rel);
+		return 0;
+	}
 	if (!k->out)
 		return 0;
 	if ((r = writer_close(k, err)) < 0)
@@ -254,7 +279,7 @@ int stage_sink_end(struct stage_sink *k, struct reimage_error *err)
 	size_t sl = strlen(k->staging);
 	int r;
 
-	if (!k->out)
+	if (!k->out && !k->at)
 		return 0;
 	r = writer_close(k, err);
 	/* Never through a symlink: a directory whose parents are no longer
@@ -279,6 +304,8 @@ void stage_sink_fini(struct stage_sink *k)
 	if (k->out)
 		archive_write_free(k->out);
 	k->out = NULL;
+	writer_at_free(k->at);
+	k->at = NULL;
 	free_dir_times(k);
 	for (size_t i = 0; i < k->n_top; i++)
 		free(k->top[i]);
@@ -319,7 +346,7 @@ static int replace_dir(struct stage_sink *k, struct archive_entry *e, const char
 	if (!k->layered || archive_entry_filetype(e) == AE_IFDIR || lstat(path, &st) < 0 ||
 	    !S_ISDIR(st.st_mode))
 		return 0;
-	if ((r = fs_parents_real(k->staging, rel, err)) < 0 || (r = sink_flush(k, err)) < 0)
+	if ((r = fs_parents_real(k->staging, rel, err)) < 0 || (r = sink_flush(k, rel, err)) < 0)
 		return r;
 	return fs_remove_tree(path, err);
 }
@@ -420,6 +447,13 @@ static int check_device(const struct stage_sink *k, mode_t type, struct archive_
 	return 0;
 }
 
+/* Whether an entry may have data: a size above 0, or none declared (a zip
+ * streamed with its sizes after the data). */
+static int has_data(struct archive_entry *e)
+{
+	return !archive_entry_size_is_set(e) || archive_entry_size(e) > 0;
+}
+
 int stage_sink_entry(struct stage_sink *k, struct archive_entry *e, stage_data_fn data,
 		     void *arg, struct reimage_error *err)
 {
@@ -464,7 +498,19 @@ int stage_sink_entry(struct stage_sink *k, struct archive_entry *e, stage_data_f
 		k->bytes += archive_entry_size(e) > 0 ? (uint64_t)archive_entry_size(e) : 0;
 		return add_top(k, rel, err);
 	}
-	if ((r = replace_dir(k, e, rel, path, err)) < 0 || (r = defer_dir_time(k, e, path, err)) < 0)
+	if ((r = replace_dir(k, e, rel, path, err)) < 0)
+		return r;
+	if (k->at) {
+		/* Every directory's times are writer_at's to set, at its close. */
+		if ((r = writer_at_header(k->at, e, rel, hard ? stage_safe_path(hard) : NULL, err)) < 0 ||
+		    (has_data(e) && data &&
+		     (r = copy_blocks(NULL, k->at, k, data, arg, &k->bytes, rel, err)) < 0) ||
+		    (r = writer_at_finish(k->at, err)) < 0)
+			return r;
+		k->entries++;
+		return check_space_left(k, rel, err);
+	}
+	if ((r = defer_dir_time(k, e, path, err)) < 0)
 		return r;
 	archive_entry_copy_pathname(e, path);
 	if (hard)
@@ -474,8 +520,8 @@ int stage_sink_entry(struct stage_sink *k, struct archive_entry *e, stage_data_f
 		return writer_error(err, k->out, "extract", rel);
 	if (r == ARCHIVE_WARN && (r = stage_warning(k->out, "extract", rel, err)) < 0)
 		return r;
-	if (archive_entry_size(e) > 0 && data &&
-	    (r = copy_blocks(k->out, k, data, arg, &k->bytes, rel, err)) < 0)
+	if (has_data(e) && data &&
+	    (r = copy_blocks(k->out, NULL, k, data, arg, &k->bytes, rel, err)) < 0)
 		return r;
 	r = archive_write_finish_entry(k->out);
 	if (r < ARCHIVE_WARN)
@@ -519,7 +565,7 @@ int stage_sink_remove(struct stage_sink *k, const char *rel, struct reimage_erro
 	}
 	if (!fs_exists(path))
 		return 0;
-	if ((r = sink_flush(k, err)) < 0)
+	if ((r = sink_flush(k, safe, err)) < 0)
 		return r;
 	return fs_remove_tree(path, err);
 }
@@ -543,7 +589,7 @@ static int numeric_name(const char *name, la_int64_t *ret)
 	return 1;
 }
 
-static la_int64_t lookup_uid(void *data, const char *name, la_int64_t id)
+la_int64_t stage_lookup_uid(void *data, const char *name, la_int64_t id)
 {
 	char buf[4096];
 	struct passwd pw, *found = NULL;
@@ -555,7 +601,7 @@ static la_int64_t lookup_uid(void *data, const char *name, la_int64_t id)
 	return id;
 }
 
-static la_int64_t lookup_gid(void *data, const char *name, la_int64_t id)
+la_int64_t stage_lookup_gid(void *data, const char *name, la_int64_t id)
 {
 	char buf[4096];
 	struct group gr, *found = NULL;
@@ -582,8 +628,8 @@ struct archive *stage_disk_writer(void)
 	struct archive *out = archive_write_disk_new();
 	if (!out)
 		return NULL;
-	archive_write_disk_set_user_lookup(out, NULL, lookup_uid, NULL);
-	archive_write_disk_set_group_lookup(out, NULL, lookup_gid, NULL);
+	archive_write_disk_set_user_lookup(out, NULL, stage_lookup_uid, NULL);
+	archive_write_disk_set_group_lookup(out, NULL, stage_lookup_gid, NULL);
 	/* Numeric owners (the image's ids, not this machine's names), every
 	 * piece of metadata, and libarchive's refusal to write through a
 	 * symlink or to a path with "..". */

@@ -2,8 +2,9 @@
  * stage.h -- STAGE: the new image, whatever its source (an archive, a
  * tree, a file-system image, an OCI image: see source.h), is written in
  * one pass into <root>/.reimage/new through ONE writer, the sink below.
- * The sink is libarchive's disk writer with reimage's flags plus reimage's
- * own checks: every path is relative and free of "..", rooted at the
+ * The sink is reimage's checks in front of a disk writer (reimage's own,
+ * writer_at.h, where the kernel allows; else libarchive's with reimage's
+ * flags): every path is relative and free of "..", rooted at the
  * staging directory's real path (no chdir), hard-link targets likewise,
  * nothing written through a symlink, and any refused entry fails the
  * whole stage.  The image is hostile until its digest matches.
@@ -55,13 +56,15 @@ struct stage_result {
 struct archive;
 struct archive_entry;
 struct stage_dir_time;
+struct writer_at;
 
 struct stage_sink {
 	const char *staging;       /* real path of the staging directory */
 	int dry;                   /* check and count only: `reimage plan` */
 	int layered;               /* OCI layers: an entry replaces what an earlier
 				    * layer left at its path, even a directory */
-	struct archive *out;       /* the disk writer between begin and end */
+	struct archive *out;       /* libarchive's disk writer between begin and end */
+	struct writer_at *at;      /* or reimage's (writer_at.h), where the kernel allows */
 	uint64_t entries, bytes;   /* entries written (or seen), file data bytes */
 	char **top;                /* dry run: top-level names, NULL-terminated */
 	size_t n_top;
@@ -99,6 +102,10 @@ void stage_sink_fini(struct stage_sink *k);
 /* libarchive's disk writer with reimage's flags: numeric owners, all
  * metadata, no writes through symlinks, no "..". */
 struct archive *stage_disk_writer(void);
+/* libarchive's writer's lookups of owners by name (an ACL entry's):
+ * the id if known, a numeric name, else this machine's accounts. */
+int64_t stage_lookup_uid(void *data, const char *name, int64_t id);
+int64_t stage_lookup_gid(void *data, const char *name, int64_t id);
 /* libarchive's disk reader as every tree walk uses it: symlinks read as
  * links (never followed), mount points inside the tree not entered. */
 struct archive *stage_disk_reader(void);

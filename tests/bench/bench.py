@@ -13,9 +13,15 @@ with the per-round ratio engine/reference.
            and for the ~1 GB /usr image; reference: bench-swapref, the same
            renames/exchanges with one syncfs, on the same swapped root.
   staging  `reimage run` of the /usr image (wall time + sync, and the CPU
-           time of every process) from the file
-           and from nginx on 127.0.0.1, against GNU tar -x, bsdtar -x and
-           curl | tee >(openssl dgst -sha256) | tar --zstd -x.
+           time of every process) from the file, with each STAGE writer
+           (reimage's, libarchive's), and from nginx on 127.0.0.1, against
+           the pipelines that do what STAGE does, hash included:
+           cat | tee >(openssl dgst -sha256) | tar --zstd -x (GNU tar),
+           the same into bsdtar -x, and curl | tee ... | tar --zstd -x.
+  syscalls system calls per entry (strace -f -c, every process and thread)
+           of `reimage run` with each writer and of the GNU tar and bsdtar
+           pipelines, on the quick /usr image (strace slows what it counts:
+           these runs are not timed).
   memory   peak RSS of those runs (/usr/bin/time); idle RSS of polling agents.
   fleet    N `reimage agent` processes with sandbox roots polling one nginx
            job store, re-imaged at once: time to all committed, and the
@@ -28,6 +34,7 @@ import os
 import re
 import resource
 import shutil
+import shlex
 import signal
 import socket
 import statistics
@@ -36,6 +43,7 @@ import sys
 import time
 
 ARGS = None
+COMMIT = "unknown"
 BIN = {}
 ENV = dict(os.environ)
 
@@ -181,8 +189,13 @@ def cached(cache, name, build):
     return info
 
 
-def usr_image(cache, quick):
-    entries, nbytes = (5000, 64 << 20) if quick else (100000, 1 << 30)
+def usr_image(cache, quick, entries=None):
+    """The /usr image: 5,000 entries (quick), 100,000 (~1 GB), or entries
+    of the same mean size."""
+    if entries:
+        nbytes = entries * (1 << 30) // 100000
+    else:
+        entries, nbytes = (5000, 64 << 20) if quick else (100000, 1 << 30)
     name = f"usr-{entries}.tar.zst"
 
     def build(tmp):
@@ -244,11 +257,12 @@ def write_job(path, job_id, url, image, extra=""):
                 f"{extra}")
 
 
-def reimage_run(mnt, url, image, tag):
+def reimage_run(mnt, url, image, tag, writer=None, wrap=""):
     """`reimage run` of image into a sandbox root that is the fresh volume's
     own root, as a machine's is: wall seconds (with a final sync, as the
     references), peak RSS, the engine's own staging seconds and swap
-    milliseconds."""
+    milliseconds.  writer: forces a STAGE writer ("at", "libarchive");
+    wrap: a command the engine runs under (strace)."""
     root = mnt
     make_skeleton(root, "old")
     os.makedirs(os.path.join(root, "opt/legacy"))
@@ -259,9 +273,10 @@ def reimage_run(mnt, url, image, tag):
     # a machine that is /.reimage/new/..., so the run sees the volume at
     # /srv in a private mount namespace, not at the scratch directory's
     # longer path (which would cost 9 syscalls more per entry).
+    env = f"env REIMAGE_STAGE_WRITER={writer} " if writer else ""
     secs, cpu, r = timed(f"unshare -m --propagation private sh -c \"mount --bind '{root}' /srv && "
-                    f"exec /usr/bin/time -f 'bench-maxrss %M' '{BIN['reimage']}' run -c '{job}' "
-                    f"--root /srv\"")
+                    f"exec {env}/usr/bin/time -f 'bench-maxrss %M' {wrap}'{BIN['reimage']}' run "
+                    f"-c '{job}' --root /srv\"")
     log = r.stderr
     staged = re.search(r"staged (\d+) entries.* in ([0-9.]+) s", log)
     swapped = re.search(r"swapped (\d+) exchanged, (\d+) retired, (\d+) added, (\d+) preserved"
@@ -403,13 +418,22 @@ def staging_methods(archive, url):
         return run
     return {
         "reimage file": lambda mnt: reimage_run(mnt, archive["path"], archive, "file"),
-        "GNU tar -x": ref(f"tar --numeric-owner --zstd -xf '{archive['path']}' -C '{{dir}}'"),
-        "bsdtar -x": ref(f"bsdtar --numeric-owner -xf '{archive['path']}' -C '{{dir}}'"),
+        "reimage file, libarchive": lambda mnt: reimage_run(mnt, archive["path"], archive,
+                                                            "file", writer="libarchive"),
+        "cat|tee sha256|tar": ref(pipeline(f"cat '{archive['path']}'", "tar")),
+        "cat|tee sha256|bsdtar": ref(pipeline(f"cat '{archive['path']}'", "bsdtar")),
         "reimage http": lambda mnt: reimage_run(mnt, url, archive, "http"),
-        "curl|tee sha256|tar": ref(
-            f"curl -sSf '{url}' | tee >(openssl dgst -sha256 > '{{dir}}.sha256') | "
-            f"tar --numeric-owner --zstd -x -C '{{dir}}'; wait $!"),
+        "curl|tee sha256|tar": ref(pipeline(f"curl -sSf '{url}'", "tar")),
     }
+
+
+def pipeline(source, tar):
+    """What STAGE does, by the tools: read, hash (OpenSSL's EVP, as the
+    engine), decompress and extract with numeric owners, into {dir}; the
+    hash's process substitution waited for."""
+    x = ("tar --numeric-owner --zstd -x -C '{dir}'" if tar == "tar"
+         else "bsdtar --numeric-owner -x -f - -C '{dir}'")
+    return f"{source} | tee >(openssl dgst -sha256 > '{{dir}}.sha256') | {x}; wait $!"
 
 
 def bench_staging(vol, ng, archive, results):
@@ -428,6 +452,37 @@ def bench_staging(vol, ng, archive, results):
                  + (f", peak RSS {m['rss_kb'] // 1024} MiB, swap {m['swap_ms']} ms"
                     if "rss_kb" in m else ""))
     results["staging"] = rows
+
+
+def strace_calls(path):
+    """Total system calls of an `strace -f -c -o path` summary."""
+    with open(path) as f:
+        for line in f:
+            cols = line.split()
+            if cols and cols[-1] == "total":
+                return int(cols[3])
+    raise RuntimeError(f"no total in {path}")
+
+
+def bench_syscalls(vol, cache, results):
+    archive = usr_image(cache, True)
+    rows = {}
+    out = os.path.join(os.path.dirname(vol.mnt), "strace.txt")
+    for name, writer in [("reimage run, reimage's writer", "at"),
+                         ("reimage run, libarchive's writer", "libarchive")]:
+        mnt = vol.fresh()
+        reimage_run(mnt, archive["path"], archive, "strace", writer=writer,
+                    wrap=f"strace -f -c -o '{out}' ")
+        rows[name] = strace_calls(out) / archive["entries"]
+    for name, tar in [("cat|tee sha256|tar", "tar"), ("cat|tee sha256|bsdtar", "bsdtar")]:
+        mnt = vol.fresh()
+        os.makedirs(f"{mnt}/x")
+        cmd = pipeline(f"cat '{archive['path']}'", tar).format(dir=f"{mnt}/x")
+        sh(f"strace -f -c -o '{out}' bash -c " + shlex.quote("set -o pipefail; " + cmd))
+        rows[name] = strace_calls(out) / archive["entries"]
+    for name, per in rows.items():
+        note(f"syscalls: {name}: {per:.1f} per entry")
+    results["syscalls"] = {"entries": archive["entries"], "per_entry": rows}
 
 
 def fleet_agent(d, i, store, pub):
@@ -559,13 +614,24 @@ def report(results, archive):
                 extra = f"  (STAGE alone {spread([m['staged_s'] for m in runs])})"
             p(f"  {name:<22} {spread([m['wall'] for m in runs]):>22} "
               f"{spread([m['cpu'] for m in runs]):>22}{extra}")
-        for a, b in [("reimage file", "GNU tar -x"), ("reimage file", "bsdtar -x"),
-                     ("reimage http", "curl|tee sha256|tar")]:
+        for a, b in [("reimage file", "cat|tee sha256|tar"),
+                     ("reimage file", "cat|tee sha256|bsdtar"),
+                     ("reimage http", "curl|tee sha256|tar"),
+                     ("reimage file", "reimage file, libarchive")]:
             wall = [x["wall"] / y["wall"] for x, y in zip(st[a], st[b])]
             cpu = [x["cpu"] / y["cpu"] for x, y in zip(st[a], st[b])]
             p(f"  ratio {a} / {b}: wall {spread(wall)}, CPU {spread(cpu)}")
         rss = [m["rss_kb"] / 1024 for k in ("reimage file", "reimage http") for m in st[k]]
+        if "load" in results:
+            p("  load average (1/5/15 min) before: %.2f %.2f %.2f, after: %.2f %.2f %.2f"
+              % tuple(results["load"]["staging"]))
         p(f"Memory: peak RSS of reimage run while staging: {spread(rss, '{:.1f}')} MiB")
+    if "syscalls" in results:
+        sc = results["syscalls"]
+        p(f"System calls per entry (strace -f -c, all processes; quick /usr image, "
+          f"{sc['entries']:,} entries)")
+        for name, per in sc["per_entry"].items():
+            p(f"  {name:<34} {per:6.1f}")
     if "fleet" in results:
         f = results["fleet"]
         p(f"Memory: idle RSS of a polling reimage agent: "
@@ -589,12 +655,19 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--rounds", type=int)
     ap.add_argument("--agents", type=int)
-    ap.add_argument("--only", default="outage,staging,fleet")
+    ap.add_argument("--only", default="outage,staging,syscalls,fleet")
     ap.add_argument("--json", help="also write the raw figures here")
+    ap.add_argument("--entries", type=int,
+                    help="staging: a /usr image of this many entries (~11 KB each)")
     ARGS = ap.parse_args()
     # SIGTERM unwinds like an error: servers, agents and mounts are released.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     ARGS.build = os.path.abspath(ARGS.build)
+    global COMMIT
+    top = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    r = subprocess.run(["git", "-C", top, "describe", "--always", "--dirty"],
+                       capture_output=True, text=True)
+    COMMIT = r.stdout.strip() or "unknown"
     ARGS.rounds = ARGS.rounds or (2 if ARGS.quick else 5)
     ARGS.agents = ARGS.agents or (4 if ARGS.quick else 50)
     ARGS.poll_interval, ARGS.poll_jitter = 1, 1
@@ -606,15 +679,19 @@ def main():
     cache = os.path.join(ARGS.build, "bench-data")
     only = set(ARGS.only.split(","))
 
-    archive = usr_image(cache, ARGS.quick)
-    vol = Volume(ARGS.work, "2G" if ARGS.quick else "8G")
+    archive = usr_image(cache, ARGS.quick, ARGS.entries)
+    vol = Volume(ARGS.work, "2G" if ARGS.quick or (ARGS.entries or 0) <= 30000 else "8G")
     ng = Nginx(ARGS.work)
     results = {}
     try:
         if "outage" in only:
             bench_outage(vol, cache, results)
         if "staging" in only:
+            load0 = os.getloadavg()
             bench_staging(vol, ng, archive, results)
+            results.setdefault("load", {})["staging"] = load0 + os.getloadavg()
+        if "syscalls" in only:
+            bench_syscalls(vol, cache, results)
         if "fleet" in only:
             bench_fleet(vol, ng, cache, results)
     finally:
@@ -622,7 +699,8 @@ def main():
         vol.close()
     text = report(results, archive)
     print(f"reimage benchmarks ({'quick' if ARGS.quick else 'full'}, {ARGS.rounds} rounds, "
-          f"median (min/max); ratio = reimage / reference in the same round)")
+          f"median (min/max); ratio = reimage / reference in the same round; "
+          f"commit {COMMIT})")
     print(text)
     if ARGS.json:
         for row in results.get("staging", {}).values():

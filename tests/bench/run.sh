@@ -2,10 +2,15 @@
 # The engine's benchmarks (outage, staging speed, memory, fleet); see
 # tests/bench/bench.py for what is measured against what.
 #   tests/bench/run.sh [--quick] [--build DIR] [--rounds N] [--agents N]
-#                         [--only outage,staging,fleet] [--json FILE]
+#                         [--only outage,staging,syscalls,fleet] [--json FILE]
+#                         [--entries N]
 # Without --build it configures and builds build-bench/ (RelWithDebInfo).
 # Needs root: each measurement gets a fresh ext4 on a loop file, which this
 # script unmounts and detaches by path when it ends, however it ends.
+# Bash's (arrays, pipefail): `sh run.sh` under dash runs it with bash.
+if [ -z "${BASH_VERSION:-}" ]; then
+	exec bash "$0" "$@"
+fi
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 build=""
@@ -14,7 +19,7 @@ while [ $# -gt 0 ]; do
 	case "$1" in
 	--build) build=$2; shift 2 ;;
 	--quick) args+=("$1"); shift ;;
-	--rounds|--agents|--only|--json) args+=("$1" "$2"); shift 2 ;;
+	--rounds|--agents|--only|--json|--entries) args+=("$1" "$2"); shift 2 ;;
 	-h|--help) sed -n '2,8s/^# \{0,1\}//p' "$0"; exit 0 ;;
 	*) echo "run.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
 	esac
@@ -29,7 +34,7 @@ if [ -z "$build" ]; then
 	cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	cmake --build "$build" -j "$(nproc 2>/dev/null || echo 2)" >/dev/null
 fi
-for tool in nginx curl bsdtar zstd openssl mkfs.ext4 /usr/bin/time; do
+for tool in nginx curl bsdtar zstd openssl mkfs.ext4 strace /usr/bin/time; do
 	command -v "$tool" >/dev/null || {
 		echo "run.sh: $tool is missing (sh tests/deps.sh installs it)" >&2; exit 77; }
 done

@@ -330,9 +330,11 @@ TEST_CASE(hook_digest_mismatch)
 	expect_failure(extra, NULL, NULL, "SHA-256 is");
 }
 
-static void attack(const char *kind, const char *needle)
+/* One attack, staged by one writer (each case has a variant per writer). */
+static void attack(const char *writer, const char *kind, const char *needle)
 {
 	char outside[4096];
+	fixture_writer(writer);
 	setup(NULL);
 	snprintf(outside, sizeof(outside), "%s", t_path("outside"));
 	CU_ASSERT_EQUAL_FATAL(t_sh("mkdir -p '%s' && echo secret > '%s/secret' && "
@@ -347,35 +349,104 @@ static void attack(const char *kind, const char *needle)
 
 TEST_CASE(attack_dotdot)
 {
-	attack("dotdot", "refused member 'a/../../escape'");
+	attack("at", "dotdot", "refused member 'a/../../escape'");
+}
+
+TEST_CASE(attack_dotdot_libarchive)
+{
+	attack("libarchive", "dotdot", "refused member 'a/../../escape'");
 }
 
 TEST_CASE(attack_absolute)
 {
-	attack("absolute", "refused member '/");
+	attack("at", "absolute", "refused member '/");
+}
+
+TEST_CASE(attack_absolute_libarchive)
+{
+	attack("libarchive", "absolute", "refused member '/");
 }
 
 TEST_CASE(attack_symlink_then_file)
 {
-	attack("symlink", "link/escape");
+	attack("at", "symlink", "link/escape");
+}
+
+TEST_CASE(attack_symlink_then_file_libarchive)
+{
+	attack("libarchive", "symlink", "link/escape");
 }
 
 TEST_CASE(attack_hardlink_outside)
 {
-	attack("hardlink", "hard link to");
+	attack("at", "hardlink", "hard link to");
+}
+
+TEST_CASE(attack_hardlink_outside_libarchive)
+{
+	attack("libarchive", "hardlink", "hard link to");
+}
+
+/* Entries an image is allowed to replace, aimed at what lies outside
+ * staging or at what an earlier entry linked: the job succeeds, and
+ * neither outside (its mode and time) nor the link's target is touched. */
+static void replaced_entries(const char *writer)
+{
+	char *out = NULL, outside[4096];
+	snprintf(outside, sizeof(outside), "%s", t_path("outside"));
+	fixture_writer(writer);
+	setup(NULL);
+	CU_ASSERT_EQUAL_FATAL(t_sh("mkdir -m 755 '%s' && touch -d 2020-01-01 '%s' && "
+				   "python3 '%s/tests/attack.py' retarget '%s' '%s' && "
+				   "python3 '%s/tests/attack.py' relink '%s' '%s'", outside, outside,
+				   t_src_dir(), t_path("retarget.tar"), outside, t_src_dir(),
+				   t_path("relink.tar"), outside), 0);
+	/* Both in one image: the second archive's members after the first's. */
+	CU_ASSERT_EQUAL_FATAL(t_sh("tar -A -f '%s' '%s'", t_path("retarget.tar"),
+				   t_path("relink.tar")), 0);
+	fixture_job(t_path("job.conf"), t_path("retarget.tar"), NULL, "reboot = false;");
+	CU_ASSERT_EQUAL(fixture_reimage(&out, "run -c '%s' --root '%s'", t_path("job.conf"),
+					t_path("root")), 0);
+	free(out);
+	CU_ASSERT_EQUAL(t_sh("test -L '%s/a'", t_path("root")), 0);
+	CU_ASSERT_EQUAL(t_sh("test \"$(stat -c '%%a %%Y' '%s')\" = \"755 $(date -d 2020-01-01 +%%s)\"",
+			     outside), 0);
+	CU_ASSERT(contains("root/victim", "fine"));
+	CU_ASSERT(contains("root/x", "pwned"));
+	CU_ASSERT_EQUAL(t_sh("test $(stat -c %%h '%s/victim') -eq 1", t_path("root")), 0);
+}
+
+TEST_CASE(attack_replaced_entries)
+{
+	replaced_entries("at");
+}
+
+TEST_CASE(attack_replaced_entries_libarchive)
+{
+	replaced_entries("libarchive");
 }
 
 /* libarchive's warnings refuse the image, naming the entry: a pax record
  * skipped would stage a member under another name (bsdtar -t exits 1)... */
 TEST_CASE(warning_malformed_pax_refused)
 {
-	attack("badpax", "image: read 'etc/x': Ignoring malformed pax");
+	attack("at", "badpax", "image: read 'etc/x': Ignoring malformed pax");
+}
+
+TEST_CASE(warning_malformed_pax_refused_libarchive)
+{
+	attack("libarchive", "badpax", "image: read 'etc/x': Ignoring malformed pax");
 }
 
 /* ...an xattr the writer could not restore would leave it out. */
 TEST_CASE(warning_xattr_not_restored_refused)
 {
-	attack("xattr", "extract 'etc/x': ");
+	attack("at", "xattr", "extract 'etc/x': ");
+}
+
+TEST_CASE(warning_xattr_not_restored_refused_libarchive)
+{
+	attack("libarchive", "xattr", "extract 'etc/x': ");
 }
 
 /* The harmless ones (stage.c's list) stage the image as it means it. */
@@ -411,7 +482,15 @@ TEST_CASE(device_outside_dev_refused)
 {
 	if (!t_is_root())
 		t_skip("needs root for device nodes");
-	attack("devoutside", "refused member 'etc/mem': a character device outside the "
+	attack("at", "devoutside", "refused member 'etc/mem': a character device outside the "
+			     "directories image.devices allows");
+}
+
+TEST_CASE(device_outside_dev_refused_libarchive)
+{
+	if (!t_is_root())
+		t_skip("needs root for device nodes");
+	attack("libarchive", "devoutside", "refused member 'etc/mem': a character device outside the "
 			     "directories image.devices allows");
 }
 
@@ -419,21 +498,42 @@ TEST_CASE(device_writable_by_all_refused)
 {
 	if (!t_is_root())
 		t_skip("needs root for device nodes");
-	attack("devopen", "refused member 'dev/sda': a block device 8:0 writable by all (mode 0666)");
+	attack("at", "devopen", "refused member 'dev/sda': a block device 8:0 writable by all (mode 0666)");
+}
+
+TEST_CASE(device_writable_by_all_refused_libarchive)
+{
+	if (!t_is_root())
+		t_skip("needs root for device nodes");
+	attack("libarchive", "devopen", "refused member 'dev/sda': a block device 8:0 writable by all (mode 0666)");
 }
 
 TEST_CASE(device_setuid_refused)
 {
 	if (!t_is_root())
 		t_skip("needs root for device nodes");
-	attack("devsetuid", "refused member 'dev/null': a character device with a setuid");
+	attack("at", "devsetuid", "refused member 'dev/null': a character device with a setuid");
+}
+
+TEST_CASE(device_setuid_refused_libarchive)
+{
+	if (!t_is_root())
+		t_skip("needs root for device nodes");
+	attack("libarchive", "devsetuid", "refused member 'dev/null': a character device with a setuid");
 }
 
 TEST_CASE(device_hard_link_outside_dev_refused)
 {
 	if (!t_is_root())
 		t_skip("needs root for device nodes");
-	attack("devlink", "refused member 'etc/sda': a block device outside");
+	attack("at", "devlink", "refused member 'etc/sda': a block device outside");
+}
+
+TEST_CASE(device_hard_link_outside_dev_refused_libarchive)
+{
+	if (!t_is_root())
+		t_skip("needs root for device nodes");
+	attack("libarchive", "devlink", "refused member 'etc/sda': a block device outside");
 }
 
 /* Where the job allows them, with modes that pass, they are staged. */

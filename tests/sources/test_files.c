@@ -7,7 +7,7 @@
  * times, xattrs, capabilities, ACLs, devices, sparseness) -- leaving out
  * only what the format cannot carry.  Then `reimage plan` on each, and a
  * traversal attempt in each kind, refused or defused with nothing written
- * outside staging.
+ * outside staging, once per STAGE writer (reimage's, libarchive's).
  */
 #define _GNU_SOURCE
 #include "harness.h"
@@ -231,10 +231,11 @@ TEST_CASE(plan_names_kind_size_entries)
 
 /* ----------------------------------------------------------- traversal */
 
-TEST_CASE(dir_traversal)
+static void dir_traversal_with(const char *writer)
 {
 	char url[4200];
 	const char *out_dir;
+	fixture_writer(writer);
 	setup();
 	out_dir = outside();
 	/* Links out of the tree are copied as links, never followed. */
@@ -253,8 +254,19 @@ TEST_CASE(dir_traversal)
 	refused_with(2, "dir:/", NULL, "holds the staging directory");
 }
 
-TEST_CASE(iso_traversal)
+TEST_CASE(dir_traversal)
 {
+	dir_traversal_with("at");
+}
+
+TEST_CASE(dir_traversal_libarchive)
+{
+	dir_traversal_with("libarchive");
+}
+
+static void iso_traversal_with(const char *writer)
+{
+	fixture_writer(writer);
 	setup();
 	outside();
 	/* zz/yy/escape, renamed ../../escape in the Rock Ridge names. */
@@ -267,8 +279,19 @@ TEST_CASE(iso_traversal)
 	outside_untouched();
 }
 
-TEST_CASE(squashfs_traversal)
+TEST_CASE(iso_traversal)
 {
+	iso_traversal_with("at");
+}
+
+TEST_CASE(iso_traversal_libarchive)
+{
+	iso_traversal_with("libarchive");
+}
+
+static void squashfs_traversal_with(const char *writer)
+{
+	fixture_writer(writer);
 	setup();
 	outside();
 	CU_ASSERT_EQUAL_FATAL(t_sh("mkdir -p '%s/zz/yy' && echo pwned > '%s/zz/yy/escape'",
@@ -281,9 +304,20 @@ TEST_CASE(squashfs_traversal)
 	outside_untouched();
 }
 
-TEST_CASE(ext4_traversal)
+TEST_CASE(squashfs_traversal)
+{
+	squashfs_traversal_with("at");
+}
+
+TEST_CASE(squashfs_traversal_libarchive)
+{
+	squashfs_traversal_with("libarchive");
+}
+
+static void ext4_traversal_with(const char *writer)
 {
 	const char *out_dir;
+	fixture_writer(writer);
 	setup();
 	out_dir = outside();
 	/* The kernel never lets a name hold '/' or be "..": what an ext4
@@ -296,6 +330,16 @@ TEST_CASE(ext4_traversal)
 	CU_ASSERT_EQUAL(t_sh("test -L '%s/escape' && test -L '%s/usr/up'", t_path("root"),
 			     t_path("root")), 0);
 	CU_ASSERT_EQUAL(t_sh("test \"$(ls -A '%s')\" = secret", out_dir), 0);
+}
+
+TEST_CASE(ext4_traversal)
+{
+	ext4_traversal_with("at");
+}
+
+TEST_CASE(ext4_traversal_libarchive)
+{
+	ext4_traversal_with("libarchive");
 }
 
 /* ------------------------------------------------------------- backends */

@@ -7,7 +7,8 @@
  * independently by tar and cp; a platform not this machine's, a wrong
  * layer digest and traversal attempts (a member "..", a whiteout and a
  * hard link through a symlink an earlier layer planted, a digest naming
- * a path) are refused with nothing written outside staging.
+ * a path) are refused with nothing written outside staging -- each
+ * traversal once per STAGE writer (reimage's, libarchive's).
  */
 #define _GNU_SOURCE
 #include "harness.h"
@@ -119,9 +120,10 @@ TEST_CASE(wrong_layer_digest)
 
 /* ------------------------------------------------------------ traversal */
 
-TEST_CASE(traversal_dotdot_member)
+static void traversal_dotdot_member_with(const char *writer)
 {
 	char url[4200];
+	fixture_writer(writer);
 	oci_setup();
 	oci_outside();
 	oci_hostile_layer("dotdot", t_path("evil.tar"));
@@ -131,9 +133,20 @@ TEST_CASE(traversal_dotdot_member)
 	oci_assert_outside_untouched();
 }
 
-TEST_CASE(traversal_whiteout_through_symlink)
+TEST_CASE(traversal_dotdot_member)
+{
+	traversal_dotdot_member_with("at");
+}
+
+TEST_CASE(traversal_dotdot_member_libarchive)
+{
+	traversal_dotdot_member_with("libarchive");
+}
+
+static void traversal_whiteout_through_symlink_with(const char *writer)
 {
 	char url[4200];
+	fixture_writer(writer);
 	oci_setup();
 	oci_outside();
 	/* Layer 1 plants link -> outside; layer 2 whites out link/secret. */
@@ -145,9 +158,20 @@ TEST_CASE(traversal_whiteout_through_symlink)
 	oci_assert_outside_untouched();
 }
 
-TEST_CASE(traversal_hardlink_through_symlink)
+TEST_CASE(traversal_whiteout_through_symlink)
+{
+	traversal_whiteout_through_symlink_with("at");
+}
+
+TEST_CASE(traversal_whiteout_through_symlink_libarchive)
+{
+	traversal_whiteout_through_symlink_with("libarchive");
+}
+
+static void traversal_hardlink_through_symlink_with(const char *writer)
 {
 	char url[4200];
+	fixture_writer(writer);
 	oci_setup();
 	oci_outside();
 	oci_hostile_layer("plant", t_path("l1.tar"));
@@ -157,6 +181,16 @@ TEST_CASE(traversal_hardlink_through_symlink)
 	snprintf(url, sizeof(url), "docker-archive:%s", t_path("image.tar"));
 	refused(url, NULL, "STAGE: extract 'stolen'");
 	oci_assert_outside_untouched();
+}
+
+TEST_CASE(traversal_hardlink_through_symlink)
+{
+	traversal_hardlink_through_symlink_with("at");
+}
+
+TEST_CASE(traversal_hardlink_through_symlink_libarchive)
+{
+	traversal_hardlink_through_symlink_with("libarchive");
 }
 
 TEST_CASE(traversal_digest_as_path)
@@ -171,9 +205,10 @@ TEST_CASE(traversal_digest_as_path)
 	oci_assert_outside_untouched();
 }
 
-TEST_CASE(traversal_replaced_directory)
+static void traversal_replaced_directory_with(const char *writer)
 {
 	char url[4200], *out = NULL;
+	fixture_writer(writer);
 	oci_setup();
 	oci_outside();
 	CU_ASSERT_EQUAL_FATAL(t_sh("mkdir -m 755 '%s/b' && touch -d '2020-01-01' '%s/b'",
@@ -188,4 +223,14 @@ TEST_CASE(traversal_replaced_directory)
 	CU_ASSERT_EQUAL(t_sh("test -L '%s/a'", t_path("root")), 0);
 	CU_ASSERT_EQUAL(t_sh("test \"$(stat -c '%%a %%Y' '%s/b')\" = \"755 $(date -d 2020-01-01 +%%s)\"",
 			     t_path("outside")), 0);
+}
+
+TEST_CASE(traversal_replaced_directory)
+{
+	traversal_replaced_directory_with("at");
+}
+
+TEST_CASE(traversal_replaced_directory_libarchive)
+{
+	traversal_replaced_directory_with("libarchive");
 }
