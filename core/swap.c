@@ -327,6 +327,24 @@ static void clear_deferred(struct swap_plan *plan)
 	plan->n_deferred = 0;
 }
 
+/* A step's name as swap_plan_build writes it: "" for FINAL only, else
+ * relative, with no empty, "." or ".." component.  Anything else in a
+ * record whose checksum matches was not written by reimage: recover must
+ * not act on it (it would lead a rename out of the root). */
+static int name_safe(enum swap_op op, const char *name)
+{
+	if (op == OP_FINAL || !*name)
+		return op == OP_FINAL && !*name;
+	for (const char *c = name;;) {
+		size_t n = strcspn(c, "/");
+		if (n == 0 || (n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.'))
+			return 0;
+		if (!c[n])
+			return 1;
+		c += n + 1;
+	}
+}
+
 int swap_journal_read(const char *root, enum swap_journal_state *ret_state,
 		      struct swap_plan *plan, struct reimage_error *err)
 {
@@ -365,6 +383,14 @@ int swap_journal_read(const char *root, enum swap_journal_state *ret_state,
 			name[0] = '\0';
 		else if (journal_decode(name, sizeof(name), enc) < 0)
 			break;
+		if (!name_safe((enum swap_op)k, name)) {
+			err_set(err, -EUCLEAN, REIMAGE_EC_STATE,
+				"journal %s: step %zu names '%s', which no swap writes; not touching "
+				"anything (inspect .reimage/ by hand)", L.journal, plan->n + 1, name);
+			journal_close(&jr);
+			swap_plan_free(plan);
+			return -EUCLEAN;
+		}
 		struct obj_id oid = { io, ib }, nid = { in, nb };
 		if ((r = plan_add(plan, (enum swap_op)k, name, oid, nid, err)) < 0) {
 			journal_close(&jr);
