@@ -373,7 +373,14 @@ int swap_journal_read(const char *root, enum swap_journal_state *ret_state,
 		char op[16], enc[PATH_MAX * 3], name[PATH_MAX];
 		unsigned long long io, ib, in, nb;
 		int k;
+		char canon[sizeof(enc) + 128];
 		if (sscanf(rec, "step %15s %llu.%llu %llu.%llu %12287s", op, &io, &ib, &in, &nb, enc) != 6)
+			break;
+		/* Exactly as journal_write_plan writes it: sscanf alone would
+		 * take "1.2`x" for an identity and a name. */
+		snprintf(canon, sizeof(canon), "step %s %llu.%llu %llu.%llu %s", op, io, ib, in, nb,
+			 enc);
+		if (strcmp(canon, rec) != 0)
 			break;
 		for (k = 0; k <= OP_MOUNT && strcmp(op_names[k], op); k++)
 			;
