@@ -26,6 +26,7 @@ for t in $targets; do
 	echo "== fuzz $t for $seconds s =="
 	# One process, no forks: the targets share a scratch directory each.
 	if ! ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		LSAN_OPTIONS="suppressions=$top/tests/lsan.supp:print_suppressions=0" \
 		"$build/fuzz-$t" -max_total_time="$seconds" -timeout=25 -rss_limit_mb=4096 \
 		-artifact_prefix="$build/fuzz-crashes/$t-" -print_final_stats=1 \
 		"$work" "$top/tests/fuzz/corpus/$t"; then
