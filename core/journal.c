@@ -121,7 +121,10 @@ const char *journal_next(struct journal_reader *jr)
 	if (payload != q + 9 || payload >= end || *payload != ' ')
 		return NULL;
 	payload++;
-	if ((unsigned long)(end - payload) <= len || payload[len] != '\n')
+	/* A NUL would end the payload early for its reader: not a record
+	 * journal_append writes, whatever its checksum. */
+	if ((unsigned long)(end - payload) <= len || payload[len] != '\n' ||
+	    memchr(payload, '\0', len))
 		return NULL;
 	payload[len] = '\0';
 	if (crc32(0L, (const Bytef *)payload, (uInt)len) != crc)
