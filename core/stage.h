@@ -33,7 +33,7 @@ struct stage_request {
 	uint64_t free_floor;       /* bytes that must stay free on staging's volume
 				    * (preflight.free_margin_mb); 0: not watched */
 	int64_t unpacked_size;     /* image.unpacked_size: most file data bytes staging
-				    * writes; -1: no limit but the margin */
+				    * writes; -1 (or 0): no limit but the margin */
 	/* image.devices: directories (relative, "." for anywhere) below which
 	 * the image may create device nodes; NULL: "dev" only (stage.c). */
 	const char *const *devices;
@@ -48,6 +48,9 @@ struct stage_result {
 };
 
 /* Stage the image into req->staging (which must exist and be empty).
+ * A source whose stream cannot go on where it stopped (-ESTALE: the
+ * image changed on the server, or cannot be resumed safely) is read
+ * again from byte 0 into an emptied staging, at most req->retries times.
  * On failure the staging directory is left for the caller to remove. */
 int stage_image(const struct stage_request *req, struct stage_result *res,
 		struct reimage_error *err);
