@@ -22,6 +22,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -327,6 +328,22 @@ static void clear_deferred(struct swap_plan *plan)
 	plan->n_deferred = 0;
 }
 
+/* 1 if rec is exactly what fmt makes of the values sscanf read from it:
+ * sscanf alone takes "plan1 1" for "plan 1 1", and "1.2`x" for an
+ * identity and a name.  Records are read only in the form written. */
+static int canonical(const char *rec, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int canonical(const char *rec, const char *fmt, ...)
+{
+	char canon[PATH_MAX * 3 + 128];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(canon, sizeof(canon), fmt, ap);
+	va_end(ap);
+	return n >= 0 && (size_t)n < sizeof(canon) && strcmp(canon, rec) == 0;
+}
+
 /* A step's name as swap_plan_build writes it: "" for FINAL only, else
  * relative, with no empty, "." or ".." component.  Anything else in a
  * record whose checksum matches was not written by reimage: recover must
@@ -363,7 +380,8 @@ int swap_journal_read(const char *root, enum swap_journal_state *ret_state,
 	if (r < 0)
 		return r;
 	rec = journal_next(&jr);
-	if (!rec || sscanf(rec, "plan %d %zu", &version, &expect) != 2 || version != JOURNAL_VERSION) {
+	if (!rec || sscanf(rec, "plan %d %zu", &version, &expect) != 2 || version != JOURNAL_VERSION ||
+	    !canonical(rec, "plan %d %zu", version, expect)) {
 		/* A torn plan: the first rename comes only after the whole plan
 		 * is durable, so nothing was moved. */
 		journal_close(&jr);
@@ -373,14 +391,9 @@ int swap_journal_read(const char *root, enum swap_journal_state *ret_state,
 		char op[16], enc[PATH_MAX * 3], name[PATH_MAX];
 		unsigned long long io, ib, in, nb;
 		int k;
-		char canon[sizeof(enc) + 128];
 		if (sscanf(rec, "step %15s %llu.%llu %llu.%llu %12287s", op, &io, &ib, &in, &nb, enc) != 6)
 			break;
-		/* Exactly as journal_write_plan writes it: sscanf alone would
-		 * take "1.2`x" for an identity and a name. */
-		snprintf(canon, sizeof(canon), "step %s %llu.%llu %llu.%llu %s", op, io, ib, in, nb,
-			 enc);
-		if (strcmp(canon, rec) != 0)
+		if (!canonical(rec, "step %s %llu.%llu %llu.%llu %s", op, io, ib, in, nb, enc))
 			break;
 		for (k = 0; k <= OP_MOUNT && strcmp(op_names[k], op); k++)
 			;
@@ -419,7 +432,8 @@ int swap_journal_read(const char *root, enum swap_journal_state *ret_state,
 			*ret_state = SWAP_UNDONE;
 		else if (strcmp(rec, "redo") == 0)
 			*ret_state = SWAP_STARTED;
-		else if (sscanf(rec, "deferred %zu", &step) == 1 && step < plan->n)
+		else if (sscanf(rec, "deferred %zu", &step) == 1 && step < plan->n &&
+			 canonical(rec, "deferred %zu", step))
 			mark_deferred(plan, step);
 		/* An undo cancels what was deferred: a redo starts afresh. */
 		if (*ret_state == SWAP_UNDONE)
