@@ -33,10 +33,13 @@ const char *fz_scratch(const char *name)
 {
 	char tmpl[PATH_MAX];
 
-	/* In memory where there is room: fast, and nothing an image stages
-	 * there outlives the machine's next boot. */
-	snprintf(tmpl, sizeof(tmpl), "%s/reimage-fuzz-%s-XXXXXX",
-		 access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp", name);
+	/* Where run.sh says (it removes what a crashed run leaves), else in
+	 * memory where there is room: fast, and nothing an image stages there
+	 * outlives the machine's next boot. */
+	const char *dir = getenv("FUZZ_SCRATCH");
+	if (!dir)
+		dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+	snprintf(tmpl, sizeof(tmpl), "%s/reimage-fuzz-%s-XXXXXX", dir, name);
 	FZ_CHECK(mkdtemp(tmpl) && realpath(tmpl, scratch), "scratch directory: %s",
 		 strerror(errno));
 	atexit(remove_scratch);

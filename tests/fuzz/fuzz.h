@@ -12,8 +12,8 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 
-/* A new directory /dev/shm (or /tmp)/reimage-fuzz-NAME-XXXXXX (its real path), removed
- * when the process exits. */
+/* A new directory $FUZZ_SCRATCH (else /dev/shm, else /tmp)/reimage-fuzz-NAME-XXXXXX
+ * (its real path), removed when the process exits normally. */
 const char *fz_scratch(const char *name);
 /* Every object below dir (not following symlinks): path, type, mode,
  * owner, links, size, link target, content digest; one line each. */

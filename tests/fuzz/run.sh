@@ -19,6 +19,11 @@ CC=clang cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=Debug -DREIMAGE_FUZZ=ON 
 for t in $targets; do
 	cmake --build "$build" --target "fuzz-$t" -j "$(nproc 2>/dev/null || echo 2)" >/dev/null
 done
+# The targets' scratch directories, in memory; what a crash leaves there
+# goes with the run.
+scratch=$(mktemp -d "${TMPDIR:-/dev/shm}/reimage-fuzz-run.XXXXXX" 2>/dev/null || mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+export FUZZ_SCRATCH="$scratch"
 status=0
 for t in $targets; do
 	work=$build/fuzz-corpus/$t
