@@ -149,14 +149,30 @@ int fs_read_small(const char *path, size_t cap, char **ret_data, size_t *ret_len
 		err_set(err, -EFBIG, REIMAGE_EC_INTEGRITY, "%s: larger than %zu bytes", path, cap);
 		return -EFBIG;
 	}
-	buf = malloc(cap + 1);
+	/* Room for the size fstat saw and one byte more (so that a file that
+	 * grew since is noticed), grown up to cap + 1 if it did: not cap
+	 * itself, which for a journal is 64 MiB. */
+	size_t room = (size_t)st.st_size + 1;
+	buf = malloc(room + 1);
 	if (!buf) {
 		close(fd);
 		err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
 		return -ENOMEM;
 	}
 	for (;;) {
-		ssize_t n = read(fd, buf + have, cap + 1 - have);
+		if (have == room) {
+			size_t more = room > (cap + 1) / 2 ? cap + 1 : room * 2;
+			char *grown = more > room ? realloc(buf, more + 1) : NULL;
+			if (!grown) {
+				free(buf);
+				close(fd);
+				err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
+				return -ENOMEM;
+			}
+			buf = grown;
+			room = more;
+		}
+		ssize_t n = read(fd, buf + have, room - have);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {

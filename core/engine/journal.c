@@ -170,21 +170,42 @@ int journal_open(struct journal_reader *jr, const char *path, struct reimage_err
 	return fs_read_small(path, JOURNAL_MAX, &jr->data, &jr->len, err);
 }
 
+/* Digits only (strtoul would take signs, spaces and "0x"), at most max. */
+static char *number(char *p, const char *end, int base, unsigned long max, unsigned long *ret)
+{
+	unsigned long v = 0;
+	char *start = p;
+
+	for (; p < end; p++) {
+		int d = *p >= '0' && *p <= '9' ? *p - '0'
+			: base == 16 && *p >= 'a' && *p <= 'f' ? *p - 'a' + 10 : -1;
+		if (d < 0)
+			break;
+		if (v > (max - (unsigned long)d) / (unsigned long)base)
+			return NULL;
+		v = v * (unsigned long)base + (unsigned long)d;
+	}
+	*ret = v;
+	return p == start ? NULL : p;
+}
+
 const char *journal_next(struct journal_reader *jr)
 {
 	char *p = jr->data + jr->pos, *end = jr->data + jr->len, *q, *payload;
 	unsigned long len, crc;
 
-	if (jr->pos >= jr->len || strncmp(p, "R ", 2) != 0)
+	if (jr->pos >= jr->len || end - p < 2 || strncmp(p, "R ", 2) != 0)
 		return NULL;
-	len = strtoul(p + 2, &q, 10);
-	if (q == p + 2 || *q != ' ')
+	if (!(q = number(p + 2, end, 10, JOURNAL_MAX, &len)) || q >= end || *q != ' ')
 		return NULL;
-	crc = strtoul(q + 1, &payload, 16);
-	if (payload != q + 9 || *payload != ' ')
+	payload = number(q + 1, end, 16, 0xffffffffUL, &crc);
+	if (payload != q + 9 || payload >= end || *payload != ' ')
 		return NULL;
 	payload++;
-	if ((unsigned long)(end - payload) < len + 1 || payload[len] != '\n')
+	/* A NUL would end the payload early for its reader: not a record
+	 * journal_append writes, whatever its checksum. */
+	if ((unsigned long)(end - payload) <= len || payload[len] != '\n' ||
+	    memchr(payload, '\0', len))
 		return NULL;
 	payload[len] = '\0';
 	if (crc32(0L, (const Bytef *)payload, (uInt)len) != crc)

@@ -22,6 +22,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -349,6 +350,40 @@ static void clear_deferred(struct swap_plan *plan)
 	plan->n_deferred = 0;
 }
 
+/* 1 if rec is exactly what fmt makes of the values sscanf read from it:
+ * sscanf alone takes "plan1 1" for "plan 1 1", and "1.2`x" for an
+ * identity and a name.  Records are read only in the form written. */
+static int canonical(const char *rec, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int canonical(const char *rec, const char *fmt, ...)
+{
+	char canon[PATH_MAX * 3 + 128];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(canon, sizeof(canon), fmt, ap);
+	va_end(ap);
+	return n >= 0 && (size_t)n < sizeof(canon) && strcmp(canon, rec) == 0;
+}
+
+/* A step's name as swap_plan_build writes it: "" for FINAL only, else
+ * relative, with no empty, "." or ".." component.  Anything else in a
+ * record whose checksum matches was not written by reimage: recover must
+ * not act on it (it would lead a rename out of the root). */
+static int name_safe(enum swap_op op, const char *name)
+{
+	if (op == OP_FINAL || !*name)
+		return op == OP_FINAL && !*name;
+	for (const char *c = name;;) {
+		size_t n = strcspn(c, "/");
+		if (n == 0 || (n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.'))
+			return 0;
+		if (!c[n])
+			return 1;
+		c += n + 1;
+	}
+}
+
 /* The plan records at the head of a journal (or its copy): 0 and the
  * plan if they are all there, whole and valid; -EUCLEAN if not. */
 static int read_plan(struct journal_reader *jr, struct swap_plan *plan, struct reimage_error *err)
@@ -357,13 +392,16 @@ static int read_plan(struct journal_reader *jr, struct swap_plan *plan, struct r
 	size_t expect = 0;
 	int version = 0, r;
 
-	if (!rec || sscanf(rec, "plan %d %zu", &version, &expect) != 2 || version != JOURNAL_VERSION)
+	if (!rec || sscanf(rec, "plan %d %zu", &version, &expect) != 2 || version != JOURNAL_VERSION ||
+	    !canonical(rec, "plan %d %zu", version, expect))
 		return -EUCLEAN;
 	while (plan->n < expect && (rec = journal_next(jr))) {
 		char op[16], enc[PATH_MAX * 3], name[PATH_MAX];
 		unsigned long long io, ib, in, nb;
 		int k;
 		if (sscanf(rec, "step %15s %llu.%llu %llu.%llu %12287s", op, &io, &ib, &in, &nb, enc) != 6)
+			break;
+		if (!canonical(rec, "step %s %llu.%llu %llu.%llu %s", op, io, ib, in, nb, enc))
 			break;
 		for (k = 0; k <= OP_MOUNT && strcmp(op_names[k], op); k++)
 			;
@@ -372,6 +410,11 @@ static int read_plan(struct journal_reader *jr, struct swap_plan *plan, struct r
 		if (strcmp(enc, "-") == 0)
 			name[0] = '\0';
 		else if (journal_decode(name, sizeof(name), enc) < 0)
+			break;
+		/* A name no swap writes (one that would lead a rename out of
+		 * the root): the plan is damaged, and nothing is renamed on its
+		 * word. */
+		if (!name_safe((enum swap_op)k, name))
 			break;
 		struct obj_id oid = { io, ib }, nid = { in, nb };
 		if ((r = plan_add(plan, (enum swap_op)k, name, oid, nid, err)) < 0)
@@ -456,7 +499,8 @@ int swap_journal_read(const char *root, enum swap_journal_state *ret_state,
 				free(plan->reason);
 				plan->reason = strdup(why);
 			}
-		} else if (sscanf(rec, "deferred %zu", &step) == 1 && step < plan->n) {
+		} else if (sscanf(rec, "deferred %zu", &step) == 1 && step < plan->n &&
+			   canonical(rec, "deferred %zu", step)) {
 			mark_deferred(plan, step);
 		}
 		/* An undo cancels what was deferred: a redo starts afresh. */

@@ -124,6 +124,9 @@ int source_dir_walk(const char *tree, const char *const *skip_top, struct stage_
 		    struct progress *progress, struct reimage_error *err);
 
 /* Stage the image into req->staging (which must exist and be empty).
+ * A source whose stream cannot go on where it stopped (-ESTALE: the
+ * image changed on the server, or cannot be resumed safely) is read
+ * again from byte 0 into an emptied staging, at most req->retries times.
  * On failure the staging directory is left for the caller to remove. */
 int stage_image(const struct stage_request *req, struct stage_result *res,
 		struct reimage_error *err);

@@ -36,7 +36,7 @@ struct stage_request {
 	uint64_t free_floor;       /* bytes that must stay free on staging's volume
 				    * (preflight.free_margin_mb); 0: not watched */
 	int64_t unpacked_size;     /* image.unpacked_size: most file data bytes staging
-				    * writes; -1: no limit but the margin */
+				    * writes; -1 (or 0): no limit but the margin */
 	/* image.devices: directories (relative, "." for anywhere) below which
 	 * the image may create device nodes; NULL: "dev" only (stage.c). */
 	const char *const *devices;

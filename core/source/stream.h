@@ -42,7 +42,9 @@ struct stream;
 int stream_open(const struct stream_request *req, struct stream **ret_stream,
 		struct reimage_error *err);
 /* The next block of the resource (valid until the next call): its length,
- * 0 at the end, or a negative code with stream_error() filled. */
+ * 0 at the end, or a negative code with stream_error() filled.  -ESTALE:
+ * the resource cannot be resumed where it stopped (it changed, or named
+ * no version to resume): the caller must read it again from byte 0. */
 ssize_t stream_read(struct stream *s, const void **ret_buf);
 /* Read what is left (the digest covers the whole resource), then check
  * the size and the digest.  ret_sha256 may be NULL. */
