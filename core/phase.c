@@ -509,7 +509,7 @@ static int phase_preserve(struct engine *e, struct reimage_error *err)
 
 static int phase_hooks(struct engine *e, struct reimage_error *err)
 {
-	return hooks_run(e->job, e->root, e->L.staging, err);
+	return hooks_run(e->job, e->root, e->L.staging, e->watch ? e->watch->stop : NULL, err);
 }
 
 static int phase_label(struct engine *e, struct reimage_error *err)
