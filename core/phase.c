@@ -678,8 +678,10 @@ static void fail(struct engine *e, const struct phase *p, struct reimage_error *
 		log_warn("could not end the trial: %s", cleanup.msg);
 		err_clear(&cleanup);
 	}
-	if (fs_remove_tree(e->L.staging, &cleanup) < 0)
-		log_warn("could not remove %s: %s", e->L.staging, cleanup.msg);
+	if (fs_remove_tree(e->L.staging, &cleanup) < 0) {
+		err_prefix_about(&cleanup, "could not remove", e->L.staging);
+		log_warn("%s", cleanup.msg);
+	}
 	/* A stop before the swap is no failure of the job or the machine. */
 	int stopped = !p->after_swap && e->watch && e->watch->stop && *e->watch->stop;
 	set_phase(e, p->name, stopped ? "cancelled" : "failed");
