@@ -133,7 +133,7 @@ static int check_once(const struct health_spec *h, const struct health_probe *p,
 	}
 	for (size_t i = 0; h->commands && h->commands[i]; i++) {
 		const char *argv[] = { h->commands[i], NULL };
-		if ((r = hooks_exec(argv, NULL, COMMAND_TIMEOUT_S, "health check", err)) < 0)
+		if ((r = hooks_exec(argv, NULL, COMMAND_TIMEOUT_S, "health check", NULL, err)) < 0)
 			return r;
 	}
 	if (h->report && p->report && (r = p->report(p->arg, err)) < 0) {

@@ -56,7 +56,7 @@ out:
 }
 
 static int run_one(const struct job *job, const struct job_hook *h, const char *root,
-		   const char *staging, struct reimage_error *err)
+		   const volatile sig_atomic_t *stop, const char *staging, struct reimage_error *err)
 {
 	char env_staging[4200], env_root[4200], env_job[512];
 	const char *argv[64];
@@ -83,11 +83,11 @@ static int run_one(const struct job *job, const struct job_hook *h, const char *
 	snprintf(env_job, sizeof(env_job), "REIMAGE_JOB=%s", job->id);
 
 	const char *env[] = { env_staging, env_root, env_job, NULL };
-	return hooks_exec(argv, env, h->timeout, "hook", err);
+	return hooks_exec(argv, env, h->timeout, "hook", stop, err);
 }
 
 int hooks_exec(const char *const *argv, const char *const *env, long long timeout,
-	       const char *what, struct reimage_error *err)
+	       const char *what, const volatile sig_atomic_t *stop, struct reimage_error *err)
 {
 	struct timespec start, now;
 	int status;
@@ -115,6 +115,14 @@ int hooks_exec(const char *const *argv, const char *const *env, long long timeou
 			err_sys(err, -errno, "%s %s: wait", what, argv[0]);
 			return -errno;
 		}
+		if (stop && *stop) {
+			/* Everything the command started goes with it. */
+			kill(-pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			err_set(err, -ECANCELED, REIMAGE_EC_STATE, "%s %s: stopped on request",
+				what, argv[0]);
+			return -ECANCELED;
+		}
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		if (now.tv_sec - start.tv_sec >= timeout) {
 			kill(-pid, SIGKILL);
@@ -139,12 +147,12 @@ int hooks_exec(const char *const *argv, const char *const *env, long long timeou
 }
 
 int hooks_run(const struct job *job, const char *root, const char *staging,
-	      struct reimage_error *err)
+	      const volatile sig_atomic_t *stop, struct reimage_error *err)
 {
 	for (size_t i = 0; i < job->n_hooks; i++) {
 		int r;
 		log_notice("hook %zu of %zu: %s", i + 1, job->n_hooks, job->hooks[i].path);
-		if ((r = run_one(job, &job->hooks[i], root, staging, err)) < 0)
+		if ((r = run_one(job, &job->hooks[i], root, stop, staging, err)) < 0)
 			return r;
 	}
 	return 0;

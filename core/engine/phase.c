@@ -590,7 +590,7 @@ static int phase_preserve(struct engine *e, struct reimage_error *err)
 
 static int phase_hooks(struct engine *e, struct reimage_error *err)
 {
-	return hooks_run(e->job, e->root, e->L.staging, err);
+	return hooks_run(e->job, e->root, e->L.staging, e->watch ? e->watch->stop : NULL, err);
 }
 
 static int phase_label(struct engine *e, struct reimage_error *err)
@@ -773,7 +773,8 @@ static void fail(struct engine *e, const struct phase_step *p, struct reimage_er
 			log_notice("removing the staged image %s; the root stays as it was",
 				   e->L.staging);
 		if (fs_remove_tree(e->L.staging, &cleanup) < 0) {
-			log_warn("could not remove %s: %s", e->L.staging, cleanup.msg);
+			err_prefix_about(&cleanup, "could not remove", e->L.staging);
+			log_warn("%s", cleanup.msg);
 			err_clear(&cleanup);
 		} else if (swap_forget(e->root, &cleanup) < 0) {
 			/* An undone swap's journal has served once staging is gone. */

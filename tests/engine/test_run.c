@@ -298,6 +298,38 @@ TEST_CASE(log_priority_under_the_journal)
 				     t_path("%s", i ? "plain" : "file")), 0);
 }
 
+/* A stop (SIGTERM) while a hook runs: the hook's process group is ended
+ * and the job is cancelled at once, not after the hook's timeout. */
+TEST_CASE(stop_while_a_hook_runs)
+{
+	char extra[1024], *before, *out;
+	setup(NULL);
+	t_write(t_path("slow.sh"), "#!/bin/sh\nsleep 300 &\necho $! > \"$REIMAGE_ROOT/../hook-child\"\n"
+		": > \"$REIMAGE_ROOT/../hook-started\"\nwait\n");
+	CU_ASSERT_EQUAL_FATAL(t_sh("chmod 755 '%s'", t_path("slow.sh")), 0);
+	snprintf(extra, sizeof(extra), "hooks = ( { path = \"%s\"; timeout = 600; } );",
+		 t_path("slow.sh"));
+	fixture_job(t_path("job.conf"), t_path("image.tar.zst"), NULL, extra);
+	before = fixture_manifest(t_path("root"));
+	CU_ASSERT_EQUAL(t_sh("cd '%s' && { '%s/reimage' run -c job.conf --root root >out 2>&1 & "
+			     "pid=$!; i=0; while [ ! -e hook-started ] && [ $i -lt 600 ]; do "
+			     "sleep 0.1; i=$((i+1)); done; kill -TERM $pid; "
+			     "timeout 30 sh -c \"while kill -0 $pid 2>/dev/null; do sleep 0.1; done\"; "
+			     "echo $? > rc; wait $pid; true; }", t_dir(), t_bin_dir()), 0);
+	CU_ASSERT(contains("rc", "0"));  /* ended well within the 30 s */
+	out = slurp("out");
+	CU_ASSERT_PTR_NOT_NULL(out ? strstr(out, "HOOKS: hook ") : NULL);
+	CU_ASSERT_PTR_NOT_NULL(out ? strstr(out, "stopped on request") : NULL);
+	free(out);
+	assert_untouched(before);
+	CU_ASSERT(contains("root/.reimage/state", "\"cancelled\""));
+	/* Nothing the hook started is left running (gone, or a zombie
+	 * waiting for whoever adopted it). */
+	CU_ASSERT_EQUAL(t_sh("s=$(cut -d' ' -f3 /proc/$(cat '%s')/stat 2>/dev/null); "
+			     "[ -z \"$s\" ] || [ \"$s\" = Z ]", t_path("hook-child")), 0);
+	free(before);
+}
+
 TEST_CASE(hook_fails)
 {
 	char extra[512];
