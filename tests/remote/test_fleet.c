@@ -356,8 +356,11 @@ TEST_CASE(agent_config_errors)
 	 * naming the file, the location, the plugin and where it was looked
 	 * for -- not a warning at every poll. */
 	char conf[1024];
+	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "keygen '%s' '%s'", t_path("d.key"), t_path("d.pub")),
+			0);
+	free(out);
 	snprintf(conf, sizeof(conf), "agent_id = \"pc-1\";\nstore = \"smb://127.0.0.1:1/share/store\";\n"
-		"trusted_keys = [\"/k.pub\"];\nstate_dir = \"%s\";\n", t_path("state"));
+		"trusted_keys = [\"%s\"];\nstate_dir = \"%s\";\n", t_path("d.pub"), t_path("state"));
 	t_write(t_path("d.conf"), conf);
 	CU_ASSERT_EQUAL(t_sh_out(&out, "REIMAGE_PLUGIN_PATH='%s' '%s/reimage' agent -c '%s' --once "
 				 "2>&1; echo rc=$?", t_path("no-plugins"), t_bin_dir(),
@@ -504,7 +507,7 @@ TEST_CASE(fresh_agent_bounds_first_serial)
 	submit(&f, t_path("admin.key"), "--agents pc-1 --serial 9000000000000000000");
 	expect_refusal(&f, "above first_serial_max (1000000)");
 	/* Not locked out: the administrator's next job runs. */
-	submit(&f, t_path("admin.key"), "--agents pc-1 --serial 8");
+	submit(&f, t_path("admin.key"), "--agents pc-1 --serial 8 --reuse");
 	CU_ASSERT_EQUAL(agent_once(1), 0);
 	CU_ASSERT(is_new_image(1));
 	server_stop(f.ng.pid);
@@ -529,7 +532,7 @@ TEST_CASE(fast_forwarded_agent_recovered)
 	/* The signed recovery: the same job with a serial reset. */
 	char *out = NULL;
 	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "submit -s %s -k '%s' '%s' --agents pc-1 "
-					   "--reset-serial", f.store, t_path("admin.key"),
+					   "--reset-serial --reuse", f.store, t_path("admin.key"),
 					   t_path("job.conf")), 0);
 	CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "serial 9 (a serial reset)"));
 	free(out);
