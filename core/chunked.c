@@ -128,19 +128,27 @@ int chunked_unzstd(const void *in, size_t len, size_t cap, char **ret, size_t *r
 	return 0;
 }
 
+int chunked_hex_digest(const char *hex, unsigned char out[32])
+{
+	static const char digits[] = "0123456789abcdef";
+	if (!hex || strlen(hex) != 64)
+		return -1;
+	for (int i = 0; i < 64; i++) {
+		const char *d = strchr(digits, hex[i]);
+		if (!d || !*d)
+			return -1;
+		if (i % 2 == 0)
+			out[i / 2] = (unsigned char)((d - digits) << 4);
+		else
+			out[i / 2] |= (unsigned char)(d - digits);
+	}
+	return 0;
+}
+
 /* "sha256:" and 64 hex digits into 32 bytes. */
 static int parse_digest(const char *s, unsigned char out[32])
 {
-	if (!s || strncmp(s, "sha256:", 7) != 0 || strlen(s) != 7 + 64)
-		return -1;
-	for (int i = 0; i < 32; i++) {
-		unsigned v;
-		if (sscanf(s + 7 + 2 * i, "%2x", &v) != 1 || !strchr("0123456789abcdef", s[7 + 2 * i]) ||
-		    !strchr("0123456789abcdef", s[8 + 2 * i]))
-			return -1;
-		out[i] = (unsigned char)v;
-	}
-	return 0;
+	return s && strncmp(s, "sha256:", 7) == 0 ? chunked_hex_digest(s + 7, out) : -1;
 }
 
 static uint64_t json_u64(json_t *o, const char *key, int *bad_value)

@@ -83,6 +83,9 @@ int chunked_split_parse(const char *lines, size_t len, struct chunked_split *ret
 			struct reimage_error *err);
 void chunked_split_free(struct chunked_split *ts);
 
+/* 64 lowercase hex digits into 32 bytes; -1 if they are not. */
+int chunked_hex_digest(const char *hex, unsigned char out[32]);
+
 /* Decompress one zstd frame of at most cap bytes (a TOC, a tar-split). */
 int chunked_unzstd(const void *in, size_t len, size_t cap, char **ret, size_t *ret_len,
 		   const char *what, struct reimage_error *err);
