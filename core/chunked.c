@@ -151,6 +151,21 @@ static int parse_digest(const char *s, unsigned char out[32])
 	return s && strncmp(s, "sha256:", 7) == 0 ? chunked_hex_digest(s + 7, out) : -1;
 }
 
+/* RFC 3339 "2024-01-02T03:04:05[.frac]Z" (as Go writes times): seconds. */
+static int64_t parse_time(const char *s)
+{
+	struct tm tm = { 0 };
+	char rest[40];
+
+	if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%39s", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+			 &tm.tm_hour, &tm.tm_min, &tm.tm_sec, rest) != 7 ||
+	    rest[strspn(rest, ".0123456789")] != 'Z')
+		return INT64_MIN;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	return (int64_t)timegm(&tm);
+}
+
 static uint64_t json_u64(json_t *o, const char *key, int *bad_value)
 {
 	json_t *v = json_object_get(o, key);
@@ -224,6 +239,7 @@ int chunked_toc_parse(const char *text, size_t len, const char *what, struct chu
 		f->size = json_u64(e, "size", &bad_value);
 		if (strcmp(type, "reg") != 0 || !f->size)
 			continue;
+		f->mtime = parse_time(json_string_value(json_object_get(e, "modtime")));
 		f->offset = json_u64(e, "offset", &bad_value);
 		f->end = json_u64(e, "endOffset", &bad_value);
 		if (bad_value || f->end <= f->offset ||

@@ -9,8 +9,9 @@
  *   2. Each file with content is looked for on the root: the same path,
  *      else a path that held the same digest in the TOC of the last image
  *      staged from a chunked one (<root>/.reimage/chunked.toc, a hint
- *      only).  A candidate of the right size is read and hashed; it is
- *      used only if its SHA-256 is the TOC's.  Paths resolve inside the
+ *      only).  A candidate of the TOC's size and modification time is
+ *      taken (hashed in step 4); one of the right size only is read and
+ *      hashed first, and taken only if its SHA-256 is the TOC's.  Paths resolve inside the
  *      root (openat2 RESOLVE_IN_ROOT): a symlink of the running system
  *      never leads outside it.
  *   3. The frames of the other files are fetched with range reads
@@ -24,6 +25,9 @@
  *      against the TOC -- and read by the same reader and the same disk
  *      writer as a full extraction (source_archive_read): the staged tree
  *      is what the full image gives, entry by entry, by construction.
+ *
+ * When more than half of the image's frames are to be fetched (a first
+ * image), the image is read whole: as many bytes, and faster.
  *
  * Any failure -- no footer, a TOC or tar-split digest that does not match,
  * a range the server does not honour, a frame or a file that does not
@@ -79,6 +83,9 @@ struct chunked {
 	int fetch_fd;                 /* the fetched frames (an unnamed file) */
 	uint64_t fetch_len;
 	uint64_t bytes_in, requests, reused, reused_bytes, fetched;
+	uint64_t fetch_total;         /* bytes of the frames of files not on the root */
+	int whole;                    /* too little to reuse: read the image whole */
+	int toc_ok;                   /* toc_z hashes to the job's toc_sha256 */
 	/* Rebuilding the tar (pull): where it is. */
 	size_t rec, rec_off, next_file;
 	struct chunked_file *cur;     /* the file whose content is produced */
@@ -196,6 +203,7 @@ static int read_metadata(struct chunked *c, struct reimage_error *err)
 		r = -EBADMSG;
 		goto out;
 	}
+	c->toc_ok = 1;
 	if ((r = chunked_unzstd(c->toc_z, c->toc_z_len, CHUNKED_META_MAX, &text, &len, "TOC",
 				err)) < 0 ||
 	    (r = chunked_toc_parse(text, len, "TOC", &c->toc, err)) < 0)
@@ -238,7 +246,12 @@ static int open_in_root(int root_fd, const char *rel)
 	return (int)syscall(SYS_openat2, root_fd, rel, &how, sizeof(how));
 }
 
-/* 1 if the root's rel is a regular file of f's size and content. */
+/* 1 if the root's rel is a regular file of f's size and content.  A
+ * file of the TOC's size and modification time is taken unread (a
+ * package's file the update left alone): its content is hashed as it is
+ * copied all the same, and one that differs fails the stage over to the
+ * full stream.  Any other of the right size is read and hashed now, so
+ * that a changed file is fetched rather than failing the stage. */
 static int matches(struct chunked *c, const char *rel, const struct chunked_file *f)
 {
 	unsigned char md[32];
@@ -248,7 +261,11 @@ static int matches(struct chunked *c, const char *rel, const struct chunked_file
 
 	if ((fd = open_in_root(c->root_fd, rel)) < 0)
 		return 0;
-	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size == f->size) {
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != f->size) {
+		same = 0;
+	} else if (f->mtime == (int64_t)st.st_mtim.tv_sec) {
+		same = 1;
+	} else {
 		posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 		EVP_DigestInit_ex(c->md, EVP_sha256(), NULL);
 		for (ssize_t n; at < f->size && (n = pread(fd, c->io, IO_BLOCK, (off_t)at)) > 0;
@@ -332,6 +349,8 @@ static void find_local(struct chunked *c)
 		if (f->local) {
 			c->reused++;
 			c->reused_bytes += f->size;
+		} else {
+			c->fetch_total += f->end - f->offset;
 		}
 	}
 	free(ix.slot);
@@ -375,11 +394,8 @@ static int fetch_missing(struct chunked *c, struct reimage_error *err)
 		todo[n++] = f;
 	}
 	qsort(todo, n, sizeof(*todo), by_offset);
-	uint64_t total = 0;
-	for (size_t i = 0; i < n; i++)
-		total += todo[i]->end - todo[i]->offset;
 	if (c->req->progress && n)
-		progress_begin(c->req->progress, "fetching", total);
+		progress_begin(c->req->progress, "fetching", c->fetch_total);
 	if (n && (c->fetch_fd = open(c->req->workdir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) < 0) {
 		err_sys(err, -errno, "create a file in %s", c->req->workdir);
 		free(todo);
@@ -546,7 +562,6 @@ static int stage_chunked(struct chunked *c, struct stage_sink *k, struct reimage
 		.progress = c->req->progress,
 	};
 	struct stream *s;
-	char path[PATH_MAX];
 	int r;
 
 	if (!(c->md = EVP_MD_CTX_new()) || !(c->dz = ZSTD_createDCtx()) || !(c->io = malloc(IO_BLOCK))) {
@@ -556,6 +571,15 @@ static int stage_chunked(struct chunked *c, struct stage_sink *k, struct reimage
 	if ((r = read_metadata(c, err)) < 0)
 		return r;
 	find_local(c);
+	/* Little to reuse (a first image): the whole stream costs about the
+	 * same bytes, and writes no frames aside -- it is the faster way. */
+	if (c->fetch_total > c->foot.toc_offset / 2) {
+		c->whole = 1;
+		err_set(err, -EAGAIN, REIMAGE_EC_NONE, "%llu of %zu files (%llu bytes) are on the "
+			"root, more than half of the image is to be fetched",
+			(unsigned long long)c->reused, c->toc.n, (unsigned long long)c->reused_bytes);
+		return -EAGAIN;
+	}
 	if ((r = fetch_missing(c, err)) < 0)
 		return r;
 	if ((r = stream_open(&sr, &s, err)) < 0)
@@ -575,12 +599,6 @@ static int stage_chunked(struct chunked *c, struct stage_sink *k, struct reimage
 	stream_close(s);
 	if (r < 0)
 		return r;
-	/* The next image's hint: what this one holds where (a failure to
-	 * keep it only costs the next stage some reuse). */
-	struct reimage_error ignored = { 0 };
-	if (fs_join(path, sizeof(path), c->req->workdir, INDEX_NAME) == 0 &&
-	    fs_write_atomic(path, c->toc_z, c->toc_z_len, NULL, &ignored) < 0)
-		log_warn("stage: chunked image: cannot keep its TOC as %s: %s", path, ignored.msg);
 	log_notice("stage: chunked image: %llu of %zu files (%llu bytes) taken from the root, "
 		   "%llu fetched in %llu requests; %llu bytes read of the %llu-byte image",
 		   (unsigned long long)c->reused, c->toc.n, (unsigned long long)c->reused_bytes,
@@ -603,6 +621,16 @@ static void chunked_free(struct chunked *c)
 	free(c->io);
 	ZSTD_freeDCtx(c->dz);
 	EVP_MD_CTX_free(c->md);
+}
+
+static void keep_index(const struct chunked *c)
+{
+	struct reimage_error ignored = { 0 };
+	char path[PATH_MAX];
+
+	if (fs_join(path, sizeof(path), c->req->workdir, INDEX_NAME) == 0 &&
+	    fs_write_atomic(path, c->toc_z, c->toc_z_len, NULL, &ignored) < 0)
+		log_warn("stage: chunked image: cannot keep its TOC as %s: %s", path, ignored.msg);
 }
 
 /* Empty staging again for the full read: nothing of the failed attempt
@@ -647,20 +675,23 @@ static int chunked_stage_kind(const struct source *src, const struct stage_reque
 	}
 	r = stage_chunked(&c, k, &why);
 	res->bytes_in = c.bytes_in;
-	chunked_free(&c);
-	if (r == 0)
-		return 0;
 	/* A stop on request, a full volume: reading it whole would not help. */
 	if (r == -ECANCELED || r == -ENOSPC) {
 		*err = why;
-		return r;
+	} else if (r < 0) {
+		log_msg(c.whole ? REIMAGE_LOG_NOTICE : REIMAGE_LOG_WARNING,
+			"stage: chunked image: %s; reading the whole image instead", why.msg);
+		partial = c.bytes_in;
+		if ((r = wipe_staging(k, err)) == 0) {
+			r = source_archive_ops.stage(src, req, path, k, res, err);
+			res->bytes_in += partial;
+		}
 	}
-	log_warn("stage: chunked image: %s; reading the whole image instead", why.msg);
-	partial = res->bytes_in;
-	if ((r = wipe_staging(k, err)) < 0)
-		return r;
-	r = source_archive_ops.stage(src, req, path, k, res, err);
-	res->bytes_in += partial;
+	/* The next image's hint: what this one holds where, however it was
+	 * read (a failure to keep it only costs the next stage some reuse). */
+	if (r == 0 && c.toc_ok)
+		keep_index(&c);
+	chunked_free(&c);
 	return r;
 }
 
