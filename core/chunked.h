@@ -47,7 +47,8 @@ struct chunked_file {
 	uint64_t size;              /* bytes of its content in the tar */
 	uint64_t offset, end;       /* its frame(s) in the image: [offset, end) */
 	unsigned char digest[32];   /* SHA-256 of its content */
-	int64_t mtime;              /* its modtime's seconds; INT64_MIN if none */
+	int64_t mtime;              /* its modtime: seconds (INT64_MIN if none), */
+	long mtime_nsec;            /* and nanoseconds */
 	char *local;                /* reader: a path of the root whose content matched */
 	uint64_t fetched;           /* reader: where its frame lies in the fetched file */
 };

@@ -247,7 +247,8 @@ static int open_in_root(int root_fd, const char *rel)
 }
 
 /* 1 if the root's rel is a regular file of f's size and content.  A
- * file of the TOC's size and modification time is taken unread (a
+ * file of the TOC's size and modification time (to the nanosecond the
+ * TOC gives) is taken unread (a
  * package's file the update left alone): its content is hashed as it is
  * copied all the same, and one that differs fails the stage over to the
  * full stream.  Any other of the right size is read and hashed now, so
@@ -263,7 +264,7 @@ static int matches(struct chunked *c, const char *rel, const struct chunked_file
 		return 0;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != f->size) {
 		same = 0;
-	} else if (f->mtime == (int64_t)st.st_mtim.tv_sec) {
+	} else if (f->mtime == (int64_t)st.st_mtim.tv_sec && f->mtime_nsec == st.st_mtim.tv_nsec) {
 		same = 1;
 	} else {
 		posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);

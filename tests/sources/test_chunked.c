@@ -193,8 +193,9 @@ TEST_CASE(reuse_from_root)
 	 * changed in place (same size, a new time): hashed, not taken, and
 	 * that one alone is fetched. */
 	CU_ASSERT_EQUAL_FATAL(t_sh("rm -rf '%s' && cp -a '%s' '%s' && "
-				   "head -c 37 /dev/zero > '%s/usr/share/many/f1'", t_path("root"),
-				   t_path("src"), t_path("root"), t_path("root")), 0);
+				   "head -c 37 /dev/zero > '%s/usr/share/many/f1' && "
+				   "touch -d '2001-01-01' '%s/usr/share/many/f1'", t_path("root"),
+				   t_path("src"), t_path("root"), t_path("root"), t_path("root")), 0);
 	CU_ASSERT_EQUAL_FATAL(run(t_path("img.tar.zst"), settings(&m, NULL), &out), 0);
 	reuse_counts(out, &reused, &fetched, &read);
 	CU_ASSERT(reused > 60);
