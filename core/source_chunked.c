@@ -502,8 +502,9 @@ static ssize_t from_frame(struct chunked *c, void *buf, size_t len, struct reima
 	return (ssize_t)out.pos;
 }
 
-/* The stream's pull: the tar, rebuilt record by record. */
-static ssize_t pull(void *arg, void *buf, size_t len, struct reimage_error *err)
+/* The next piece of the tar, rebuilt record by record: a record's
+ * bytes or a file's content, up to len. */
+static ssize_t pull_some(void *arg, void *buf, size_t len, struct reimage_error *err)
 {
 	struct chunked *c = arg;
 
@@ -552,6 +553,24 @@ static ssize_t pull(void *arg, void *buf, size_t len, struct reimage_error *err)
 		c->rec_off += n;
 		return (ssize_t)n;
 	}
+}
+
+/* The stream's pull: whole blocks, however small the records and files
+ * -- each block crosses to the writer's thread (decompress.c), and a
+ * crossing per header or per small file would cost more than the bytes. */
+static ssize_t pull(void *arg, void *buf, size_t len, struct reimage_error *err)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pull_some(arg, (char *)buf + done, len - done, err);
+		if (n < 0)
+			return n;
+		if (n == 0)
+			break;
+		done += (size_t)n;
+	}
+	return (ssize_t)done;
 }
 
 /* Stage from the root and the fetched frames; any failure is the
