@@ -128,19 +128,51 @@ int chunked_unzstd(const void *in, size_t len, size_t cap, char **ret, size_t *r
 	return 0;
 }
 
+int chunked_hex_digest(const char *hex, unsigned char out[32])
+{
+	static const char digits[] = "0123456789abcdef";
+	if (!hex || strlen(hex) != 64)
+		return -1;
+	for (int i = 0; i < 64; i++) {
+		const char *d = strchr(digits, hex[i]);
+		if (!d || !*d)
+			return -1;
+		if (i % 2 == 0)
+			out[i / 2] = (unsigned char)((d - digits) << 4);
+		else
+			out[i / 2] |= (unsigned char)(d - digits);
+	}
+	return 0;
+}
+
 /* "sha256:" and 64 hex digits into 32 bytes. */
 static int parse_digest(const char *s, unsigned char out[32])
 {
-	if (!s || strncmp(s, "sha256:", 7) != 0 || strlen(s) != 7 + 64)
-		return -1;
-	for (int i = 0; i < 32; i++) {
-		unsigned v;
-		if (sscanf(s + 7 + 2 * i, "%2x", &v) != 1 || !strchr("0123456789abcdef", s[7 + 2 * i]) ||
-		    !strchr("0123456789abcdef", s[8 + 2 * i]))
-			return -1;
-		out[i] = (unsigned char)v;
-	}
-	return 0;
+	return s && strncmp(s, "sha256:", 7) == 0 ? chunked_hex_digest(s + 7, out) : -1;
+}
+
+/* RFC 3339 "2024-01-02T03:04:05[.frac]Z" (as Go writes times): seconds,
+ * and nanoseconds in *ret_nsec. */
+static int64_t parse_time(const char *s, long *ret_nsec)
+{
+	struct tm tm = { 0 };
+	char rest[40];
+	long nsec = 0, scale = 100000000;
+
+	*ret_nsec = 0;
+	if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%39s", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+			 &tm.tm_hour, &tm.tm_min, &tm.tm_sec, rest) != 7)
+		return INT64_MIN;
+	const char *p = rest;
+	if (*p == '.')
+		for (p++; *p >= '0' && *p <= '9'; p++, scale /= 10)
+			nsec += scale * (*p - '0');
+	if (strcmp(p, "Z") != 0)
+		return INT64_MIN;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	*ret_nsec = nsec;
+	return (int64_t)timegm(&tm);
 }
 
 static uint64_t json_u64(json_t *o, const char *key, int *bad_value)
@@ -216,6 +248,7 @@ int chunked_toc_parse(const char *text, size_t len, const char *what, struct chu
 		f->size = json_u64(e, "size", &bad_value);
 		if (strcmp(type, "reg") != 0 || !f->size)
 			continue;
+		f->mtime = parse_time(json_string_value(json_object_get(e, "modtime")), &f->mtime_nsec);
 		f->offset = json_u64(e, "offset", &bad_value);
 		f->end = json_u64(e, "endOffset", &bad_value);
 		if (bad_value || f->end <= f->offset ||
@@ -745,8 +778,13 @@ static int zstd_whole(const void *data, size_t len, int level, void **ret, size_
 	return 0;
 }
 
+/* The TOC and the tar-split are fetched by every machine before anything
+ * else: worth zstd's strongest level whatever the files' level (seconds
+ * once for the administrator, bytes for every agent). */
+#define META_LEVEL 19
+
 /* The TOC, the tar-split and the footer after the tar's last frame. */
-static int write_tail(struct writer *w, int level, struct chunked_made *made)
+static int write_tail(struct writer *w, struct chunked_made *made)
 {
 	unsigned char md[32], footer[CHUNKED_FOOTER_SIZE];
 	char hex[DIGEST_HEX_SHA256], digest[80];
@@ -757,7 +795,7 @@ static int write_tail(struct writer *w, int level, struct chunked_made *made)
 	json_t *root;
 	int r;
 
-	if ((r = zstd_whole(w->split.data ? w->split.data : "", w->split.len, level, &ts, &ts_len,
+	if ((r = zstd_whole(w->split.data ? w->split.data : "", w->split.len, META_LEVEL, &ts, &ts_len,
 			    w->err)) < 0)
 		return r;
 	EVP_Digest(ts, ts_len, md, NULL, EVP_sha256(), NULL);
@@ -771,7 +809,7 @@ static int write_tail(struct writer *w, int level, struct chunked_made *made)
 		free(ts);
 		return out_of_memory(w->err);
 	}
-	if ((r = zstd_whole(toc_text, strlen(toc_text), level, &toc, &toc_len, w->err)) == 0 &&
+	if ((r = zstd_whole(toc_text, strlen(toc_text), META_LEVEL, &toc, &toc_len, w->err)) == 0 &&
 	    (r = skippable(w, toc, toc_len, &toc_at)) == 0 &&
 	    (r = skippable(w, ts, ts_len, &ts_at)) == 0) {
 		put_le(footer, toc_at, 8);
@@ -855,7 +893,7 @@ int chunked_write(const char *src, const char *out, int level, struct chunked_ma
 		r = err->code;
 	}
 	if (r == 0 && (r = flush_segment(w)) == 0 && (r = zput(w, NULL, 0, ZSTD_e_end)) == 0)
-		r = write_tail(w, level, made);
+		r = write_tail(w, made);
 	/* The image is whole on disk before it takes its name. */
 	if (r == 0 && fsync(w->fd) < 0) {
 		err_sys(err, -errno, "write %s", tmp);

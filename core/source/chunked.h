@@ -47,6 +47,8 @@ struct chunked_file {
 	uint64_t size;              /* bytes of its content in the tar */
 	uint64_t offset, end;       /* its frame(s) in the image: [offset, end) */
 	unsigned char digest[32];   /* SHA-256 of its content */
+	int64_t mtime;              /* its modtime: seconds (INT64_MIN if none), */
+	long mtime_nsec;            /* and nanoseconds */
 	char *local;                /* reader: a path of the root whose content matched */
 	uint64_t fetched;           /* reader: where its frame lies in the fetched file */
 };
@@ -82,6 +84,9 @@ struct chunked_split {
 int chunked_split_parse(const char *lines, size_t len, struct chunked_split *ret,
 			struct reimage_error *err);
 void chunked_split_free(struct chunked_split *ts);
+
+/* 64 lowercase hex digits into 32 bytes; -1 if they are not. */
+int chunked_hex_digest(const char *hex, unsigned char out[32]);
 
 /* Decompress one zstd frame of at most cap bytes (a TOC, a tar-split). */
 int chunked_unzstd(const void *in, size_t len, size_t cap, char **ret, size_t *ret_len,
