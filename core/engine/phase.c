@@ -390,6 +390,12 @@ int engine_plan(struct engine *e, FILE *out, struct reimage_error *err)
 	if (job->image_size >= 0)
 		fprintf(out, ", %lld bytes to stage", job->image_size);
 	fprintf(out, "%s\n", job->image_sha256 ? ", SHA-256 checked" : ", no SHA-256 given");
+	/* The settings in effect: the agent file's group, then the job's on
+	 * top, setting by setting. */
+	fprintf(out, "  settings\n");
+	plugin_print_settings(e->backend, out, "    ");
+	if (e->transport != e->backend)
+		plugin_print_settings(e->transport, out, "    ");
 	/* An image that cannot be reached fails plan, as it would fail STAGE. */
 	if ((r = source_reach(&req, err)) < 0)
 		return r;

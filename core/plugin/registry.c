@@ -419,6 +419,45 @@ int registry_backend(struct registry *reg, const char *name, struct plugin **ret
 	return 0;
 }
 
+static int secret_name(const char *name)
+{
+	static const char *const words[] = { "password", "token", "secret", NULL };
+	for (const char *const *w = words; *w; w++)
+		if (strstr(name, *w))
+			return 1;
+	return 0;
+}
+
+void plugin_print_settings(const struct plugin *p, FILE *out, const char *indent)
+{
+	for (size_t i = 0; p->options && p->values && p->options[i].type != REIMAGE_OPT_END; i++) {
+		const struct reimage_option *o = &p->options[i];
+		const struct reimage_optval *v = &p->values[i];
+		char where[4200];
+
+		if (!v->set || o->type == REIMAGE_OPT_GROUP)
+			continue;
+		if (v->file)
+			snprintf(where, sizeof(where), "%s:%d", v->file, v->line);
+		else
+			snprintf(where, sizeof(where), "default");
+		fprintf(out, "%s%s.%s = ", indent, p->name, o->name);
+		if (secret_name(o->name))
+			fprintf(out, "(set)");
+		else if (o->type == REIMAGE_OPT_BOOL)
+			fprintf(out, "%s", v->i ? "true" : "false");
+		else if (o->type == REIMAGE_OPT_INT)
+			fprintf(out, "%lld", v->i);
+		else if (o->type == REIMAGE_OPT_STRING)
+			fprintf(out, "\"%s\"", v->s ? v->s : "");
+		else
+			for (size_t k = 0; k < v->n; k++)
+				fprintf(out, "%s\"%s\"", k ? ", " : "[ ", v->list[k]);
+		fprintf(out, "%s  (%s)\n", o->type == REIMAGE_OPT_STRINGS ? (v->n ? " ]" : "[ ]") : "",
+			where);
+	}
+}
+
 int plugin_configure(struct plugin *p, const config_setting_t *group,
 		     struct reimage_error *err)
 {

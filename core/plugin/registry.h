@@ -11,6 +11,7 @@
 #include <libconfig.h>
 #include <signal.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <reimage/plugin.h>
 
 #define REGISTRY_MAX 32
@@ -63,6 +64,10 @@ int registry_transport_for(struct registry *reg, const char *url, struct plugin 
 /* A backend by name, or the best probe of every known backend for "auto". */
 int registry_backend(struct registry *reg, const char *name, struct plugin **ret,
 		     struct reimage_error *err);
+/* Print the plugin's effective settings, one a line after indent, each
+ * with where it came from (file:line, or "default"); a setting whose name
+ * says it is a secret (password, token, secret) shows "(set)" only. */
+void plugin_print_settings(const struct plugin *p, FILE *out, const char *indent);
 /* Read the plugin's own group (may be NULL) against its options. */
 int plugin_configure(struct plugin *p, const config_setting_t *group,
 		     struct reimage_error *err);

@@ -312,3 +312,30 @@ TEST_CASE(progress_rate_and_eta)
 	CU_ASSERT_EQUAL(eta, -1);
 	p.active = 0;  /* nothing to end */
 }
+
+/* plan prints each plugin setting in effect and where it came from: the
+ * agent file's group, then the job's on top, setting by setting. */
+TEST_CASE(plan_prints_effective_settings)
+{
+	char *out = NULL, text[4096], expect[4400];
+	setup("sandbox = { power_supply_dir = \"/job/power\"; };");
+	snprintf(text, sizeof(text), "agent_id = \"pc-1\";\nbackend = \"sandbox\";\nroot = \"%s\";\n"
+		 "state_dir = \"%s\";\nsandbox = {\n  record = \"%s\";\n"
+		 "  power_supply_dir = \"/agent/power\";\n};\n", t_path("root"), t_path("state"),
+		 t_path("record.log"));
+	t_write(t_path("agent.conf"), text);
+	CU_ASSERT_EQUAL(fixture_reimage(&out, "plan -c '%s' -a '%s'", t_path("job.conf"),
+					t_path("agent.conf")), 0);
+	/* The agent file's setting the job does not touch stays... */
+	snprintf(expect, sizeof(expect), "sandbox.record = \"%s\"  (%s:6)", t_path("record.log"),
+		 t_path("agent.conf"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, expect));
+	/* ...the job's wins where both set one... */
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "sandbox.power_supply_dir = \"/job/power\"  ("));
+	CU_ASSERT_PTR_NULL(strstr(out, "/agent/power"));
+	/* ...and what neither sets is the default. */
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "sandbox.terminals = [ ]  (default)"));
+	if (!strstr(out, "sandbox.record"))
+		fprintf(stderr, "plan said: %s\n", out);
+	free(out);
+}
