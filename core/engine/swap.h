@@ -19,11 +19,14 @@
  * The journal's records (journal.h: each with length and CRC), and what
  * is on disk once each is:
  *   plan, step x N      with its copy .reimage/plan, both renamed into place
- *                       and their directory synced before the first rename:
- *                       the old image whole, new/ whole
+ *                       and their directory synced before the first rename
+ *                       -- by a job, in QUIESCE before the users' logout,
+ *                       checked against the tree after it: the old image
+ *                       whole, new/ whole
  *   deferred I          step I left to the boot (before the next step)
  *   swapped             after one sync of the volume: the new image whole
- *                       at the top level, the old one in old/
+ *                       at the top level, the old one in old/ (the outage
+ *                       holds the renames, this sync and this commit)
  *   rollback <reason>   synced before the first rename of any undo (rollback,
  *                       recover --undo, the guard's fallback, a job failing
  *                       after its swap): from here the undo is only finished
