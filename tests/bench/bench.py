@@ -122,9 +122,11 @@ class Volume:
 
 # ------------------------------------------------------------------ test data
 
-SKELETON_DIRS = ["boot", "etc/network", "home/alice", "opt", "root", "srv/data", "tmp",
-                 "var/log", "var/lib", "usr"]
-SKELETON_LINKS = {"bin": "usr/bin", "lib": "usr/lib", "sbin": "usr/sbin"}
+# 20 top-level entries, as a Debian root has: the outage's goal is stated
+# for that many.
+SKELETON_DIRS = ["boot", "dev", "etc/network", "home/alice", "media", "mnt", "opt", "proc",
+                 "root", "run", "srv/data", "sys", "tmp", "var/log", "var/lib", "usr"]
+SKELETON_LINKS = {"bin": "usr/bin", "lib": "usr/lib", "lib64": "usr/lib64", "sbin": "usr/sbin"}
 
 
 def make_skeleton(d, marker):
