@@ -358,6 +358,7 @@ size_t engine_warnings(const struct engine *e, char *buf, size_t cap)
 void engine_close(struct engine *e)
 {
 	preserve_free(&e->preserve);
+	swap_plan_free(&e->plan);
 	for (size_t i = 0; e->agent_paths[i]; i++)
 		free(e->agent_paths[i]);
 	registry_fini(&e->reg);
@@ -612,6 +613,42 @@ static int phase_window(struct engine *e, struct reimage_error *err)
 	return e->watch && e->watch->window ? e->watch->window(e->watch->arg, e->backend, err) : 0;
 }
 
+/* Move-mode items travel inside the swap; copy-mode ones are in new/. */
+static const char *const *swap_preserves(const struct engine *e)
+{
+	return e->job->preserve_mode == PRESERVE_MOVE ? (const char *const *)e->preserve.paths
+						      : NULL;
+}
+
+/* Everything of the swap that can be durable before the outage is made
+ * so here, while users still work: the trial armed, the plan built and
+ * journaled with its copy.  The plan depends only on the staged tree and
+ * the root's top level, which logging users out does not change
+ * (phase_swap checks that it still holds).  The journal then reads
+ * "started" with no step done: a power cut from here is finished by
+ * recover like one mid-swap (old or new, never a mix). */
+static int swap_prepare(struct engine *e, struct reimage_error *err)
+{
+	struct swap_ctx sc = swap_ctx_of(e->root, e->backend);
+	int r;
+
+	/* Armed inside new/ before the first rename: whenever the new image's
+	 * /sbin/init reaches the top level, even in a swap cut short, the
+	 * next boot runs the guard, which finishes the swap's undo. */
+	if (e->guarded && (r = trial_arm(&sc, e->L.staging, NULL, e->job->trial_max_attempts,
+					 err)) < 0)
+		return r;
+	if ((r = swap_plan_build(&sc, e->keep, swap_preserves(e), &e->plan, err)) < 0)
+		return r;
+	for (size_t i = 0; i < e->plan.n_unapplied; i++)
+		log_warn("%s/%s is a mount point and backend %s cannot refresh one: the new "
+			 "image's content for it is not applied", e->root, e->plan.unapplied[i],
+			 e->backend->name);
+	/* Set before the write: a journal half made is removed on failure too. */
+	e->planned = 1;
+	return swap_journal_plan(&sc, &e->plan, err);
+}
+
 static int phase_quiesce(struct engine *e, struct reimage_error *err)
 {
 	const struct reimage_backend_ops *b = e->backend->desc->backend;
@@ -619,8 +656,10 @@ static int phase_quiesce(struct engine *e, struct reimage_error *err)
 	/* The staged image reaches the disk while users still work: left
 	 * dirty, the swap's one sync would write it inside the outage
 	 * (seconds for a large image instead of milliseconds). */
-	if ((r = b->sync(e->backend->ctx, e->root, err)) < 0)
+	if ((r = b->sync(e->backend->ctx, e->root, err)) < 0 || (r = swap_prepare(e, err)) < 0)
 		return r;
+	/* The outage begins: from here to the end of SWAP, the renames, one
+	 * sync of the volume and one journal commit. */
 	if ((b->caps & REIMAGE_BCAP_LOGOUT) && b->logout &&
 	    (r = b->logout(e->backend->ctx, e->root, err)) < 0)
 		return r;
@@ -645,41 +684,33 @@ static int note_deferred_entries(struct engine *e, struct reimage_error *err)
 static int phase_swap(struct engine *e, struct reimage_error *err)
 {
 	struct swap_ctx sc = swap_ctx_of(e->root, e->backend);
-	struct swap_plan plan;
-	int64_t t0 = progress_now_ms();
-
-	sc.pause_s = e->job->test_swap_pause;
+	struct swap_plan *plan = &e->plan;
+	struct timespec t0, t1;
 	int r;
 
-	/* Armed inside new/ before the first rename: whenever the new image's
-	 * /sbin/init reaches the top level, even in a swap cut short, the
-	 * next boot runs the guard, which finishes the swap's undo. */
-	if (e->guarded && (r = trial_arm(&sc, e->L.staging, NULL, e->job->trial_max_attempts,
-					 err)) < 0)
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	sc.pause_s = e->job->test_swap_pause;
+	/* QUIESCE journaled the plan; a stat of each entry confirms it. */
+	if ((r = swap_plan_recheck(&sc, e->keep, swap_preserves(e), plan, err)) < 0)
 		return r;
-
-	/* Move-mode items travel inside the swap; copy-mode ones are in new/. */
-	if ((r = swap_plan_build(&sc, e->keep,
-				 e->job->preserve_mode == PRESERVE_MOVE
-					 ? (const char *const *)e->preserve.paths : NULL,
-				 &plan, err)) < 0)
-		return r;
-	for (size_t i = 0; i < plan.n_unapplied; i++)
-		log_warn("%s/%s is a mount point and backend %s cannot refresh one: the new "
-			 "image's content for it is not applied", e->root, plan.unapplied[i],
-			 e->backend->name);
-	r = swap_run(&sc, &plan, err);
-	if (r == 0 && plan.n_deferred)
+	/* swap_run owns the journal from here: it undoes what it did on a
+	 * failure, and what it cannot undo stays for recover. */
+	e->planned = 0;
+	r = swap_run(&sc, plan, err);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (r == 0 && plan->n_deferred)
 		r = note_deferred_entries(e, err);
 	if (r == 0) {
+		long long us = (long long)(t1.tv_sec - t0.tv_sec) * 1000000 +
+			       (t1.tv_nsec - t0.tv_nsec) / 1000;
 		e->st.swapped = (int64_t)time(NULL);
 		log_notice("swapped %zu exchanged, %zu retired, %zu added, %zu preserved, %zu "
-			   "mounts refreshed in %lld ms", plan.count[OP_EXCHANGE],
-			   plan.count[OP_RETIRE], plan.count[OP_ADD],
-			   plan.count[OP_PEXCHANGE] + plan.count[OP_PMOVE], plan.count[OP_MOUNT],
-			   (long long)(progress_now_ms() - t0));
+			   "mounts refreshed", plan->count[OP_EXCHANGE], plan->count[OP_RETIRE],
+			   plan->count[OP_ADD], plan->count[OP_PEXCHANGE] + plan->count[OP_PMOVE],
+			   plan->count[OP_MOUNT]);
+		log_notice("swap: %zu entries in %lld µs", plan->n - plan->count[OP_FINAL], us);
 	}
-	swap_plan_free(&plan);
+	swap_plan_free(plan);
 	return r;
 }
 
@@ -717,19 +748,23 @@ static const struct phase_step {
 	enum phase id;
 	int (*run)(struct engine *e, struct reimage_error *err);
 	int after_swap;  /* a failure here undoes the swap */
+	/* Inside the outage: the state is not written (a sync the users
+	 * would wait for); the journal says how far the swap got, and the
+	 * next phase's state follows it. */
+	int in_outage;
 } phases[] = {
-	{ PHASE_PREFLIGHT, phase_preflight, 0 },
-	{ PHASE_PREPARE, phase_prepare, 0 },
-	{ PHASE_STAGE, phase_stage, 0 },
-	{ PHASE_PRESERVE, phase_preserve, 0 },
-	{ PHASE_HOOKS, phase_hooks, 0 },
-	{ PHASE_LABEL, phase_label, 0 },
-	{ PHASE_WINDOW, phase_window, 0 },
-	{ PHASE_QUIESCE, phase_quiesce, 0 },
-	{ PHASE_SWAP, phase_swap, 0 },
-	{ PHASE_BOOT, phase_boot, 1 },
-	{ PHASE_REPORT, phase_report, 1 },
-	{ PHASE_REBOOT, phase_reboot, 1 },
+	{ PHASE_PREFLIGHT, phase_preflight, 0, 0 },
+	{ PHASE_PREPARE, phase_prepare, 0, 0 },
+	{ PHASE_STAGE, phase_stage, 0, 0 },
+	{ PHASE_PRESERVE, phase_preserve, 0, 0 },
+	{ PHASE_HOOKS, phase_hooks, 0, 0 },
+	{ PHASE_LABEL, phase_label, 0, 0 },
+	{ PHASE_WINDOW, phase_window, 0, 0 },
+	{ PHASE_QUIESCE, phase_quiesce, 0, 0 },
+	{ PHASE_SWAP, phase_swap, 0, 1 },
+	{ PHASE_BOOT, phase_boot, 1, 0 },
+	{ PHASE_REPORT, phase_report, 1, 0 },
+	{ PHASE_REBOOT, phase_reboot, 1, 0 },
 };
 
 static void fail(struct engine *e, const struct phase_step *p, struct reimage_error *err)
@@ -748,6 +783,15 @@ static void fail(struct engine *e, const struct phase_step *p, struct reimage_er
 		return;
 	}
 	struct swap_ctx sc = swap_ctx_of(e->root, e->backend);
+	/* The plan journaled before the outage, no rename made: no swap
+	 * began, and the journal goes before it is read below. */
+	if (e->planned) {
+		e->planned = 0;
+		if (swap_forget(e->root, &cleanup) < 0) {
+			log_warn("could not remove the journal: %s", cleanup.msg);
+			err_clear(&cleanup);
+		}
+	}
 	if (p->after_swap) {
 		log_notice("undoing the swap from its journal: the old image goes back in place");
 		/* Journaled as a rollback, with the failure as its reason. */
@@ -806,7 +850,8 @@ int engine_run(struct engine *e, struct reimage_error *err)
 		progress_end(&e->progress);  /* nothing shown of a step that is over */
 		set_phase(e, p->id, p->after_swap ? "pending" : "running");
 		/* PREPARE creates .reimage/: its state is written once it exists. */
-		if (p->id > PHASE_PREPARE && (r = state_write(e->root, &e->st, err)) < 0) {
+		if (p->id > PHASE_PREPARE && !p->in_outage &&
+		    (r = state_write(e->root, &e->st, err)) < 0) {
 			fail(e, p, err);
 			return r;
 		}

@@ -49,6 +49,11 @@ struct engine {
 	int lock_fd;              /* the root, locked: one job at a time */
 	int guarded;              /* the trial boots run through reimage-guard */
 	char guard[4096];         /* its binary, when guarded */
+	/* The swap's plan, journaled in QUIESCE before the users are logged
+	 * out; planned: journaled and not yet handed to swap_run(), so a
+	 * failure before the swap removes the journal (no rename was made). */
+	struct swap_plan plan;
+	int planned;
 };
 
 /* The root a job works on, from one place: root (--root) if not NULL,

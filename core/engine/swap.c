@@ -818,14 +818,76 @@ static int finish(const struct swap_ctx *sc, const struct layout *L, const char 
 	return journal_mark(L, mark, err);
 }
 
+int swap_journal_plan(const struct swap_ctx *sc, struct swap_plan *plan,
+		      struct reimage_error *err)
+{
+	struct layout L;
+	int r;
+
+	layout_init(&L, sc->root);
+	if ((r = journal_write_plan(&L, plan, err)) < 0)
+		return r;
+	plan->journaled = 1;
+	return 0;
+}
+
+/* Same steps on the same objects, same entries kept: the journaled plan
+ * is the one the tree calls for now. */
+static int plan_same(const struct swap_plan *a, const struct swap_plan *b)
+{
+	if (a->n != b->n || a->n_kept != b->n_kept || a->n_unapplied != b->n_unapplied)
+		return 0;
+	for (size_t i = 0; i < a->n; i++) {
+		const struct swap_step *x = &a->steps[i], *y = &b->steps[i];
+		if (x->op != y->op || strcmp(x->name, y->name) || !same_id(x->old_id, y->old_id) ||
+		    !same_id(x->new_id, y->new_id))
+			return 0;
+	}
+	for (size_t i = 0; i < a->n_kept; i++)
+		if (strcmp(a->kept[i], b->kept[i]))
+			return 0;
+	for (size_t i = 0; i < a->n_unapplied; i++)
+		if (strcmp(a->unapplied[i], b->unapplied[i]))
+			return 0;
+	return 1;
+}
+
+int swap_plan_recheck(const struct swap_ctx *sc, const char *const *keep,
+		      const char *const *preserve, struct swap_plan *plan,
+		      struct reimage_error *err)
+{
+	struct swap_plan now;
+	int r;
+
+	/* Stats and directory reads only: no sync unless the plan changed. */
+	if ((r = swap_plan_build(sc, keep, preserve, &now, err)) < 0)
+		return r;
+	if (plan_same(plan, &now)) {
+		swap_plan_free(&now);
+		return 0;
+	}
+	/* Nothing is renamed yet: the fresh plan replaces the journaled one
+	 * whole (journal_create), so a crash leaves one or the other. */
+	log_warn("swap: the root or the staged image changed since the plan was journaled; "
+		 "journaling it again");
+	if ((r = swap_journal_plan(sc, &now, err)) < 0) {
+		swap_plan_free(&now);
+		return r;
+	}
+	swap_plan_free(plan);
+	*plan = now;
+	return 1;
+}
+
 int swap_run(const struct swap_ctx *sc, struct swap_plan *plan, struct reimage_error *err)
 {
 	struct layout L;
 	int r;
 
 	layout_init(&L, sc->root);
-	/* Durable before destructive: the whole plan is on disk first. */
-	if ((r = journal_write_plan(&L, plan, err)) < 0)
+	/* Durable before destructive: the whole plan is on disk first --
+	 * journaled before the outage began where the caller could. */
+	if (!plan->journaled && (r = journal_write_plan(&L, plan, err)) < 0)
 		return r;
 	r = run_forward(sc, &L, plan, err);
 	if (r == 0)

@@ -19,11 +19,14 @@
  * The journal's records (journal.h: each with length and CRC), and what
  * is on disk once each is:
  *   plan, step x N      with its copy .reimage/plan, both renamed into place
- *                       and their directory synced before the first rename:
- *                       the old image whole, new/ whole
+ *                       and their directory synced before the first rename
+ *                       -- by a job, in QUIESCE before the users' logout,
+ *                       checked against the tree after it: the old image
+ *                       whole, new/ whole
  *   deferred I          step I left to the boot (before the next step)
  *   swapped             after one sync of the volume: the new image whole
- *                       at the top level, the old one in old/
+ *                       at the top level, the old one in old/ (the outage
+ *                       holds the renames, this sync and this commit)
  *   rollback <reason>   synced before the first rename of any undo (rollback,
  *                       recover --undo, the guard's fallback, a job failing
  *                       after its swap): from here the undo is only finished
@@ -72,6 +75,8 @@ struct swap_plan {
 	char **unapplied;  /* mounted entries whose staged content the backend cannot apply */
 	size_t n_unapplied;
 	size_t n_deferred;  /* steps whose moves the backend deferred to the boot */
+	int journaled;      /* on disk already (swap_journal_plan): swap_run does
+			     * not write it again */
 	/* Read from the journal: */
 	int damaged;        /* the journal was unreadable: plan from its copy */
 	int rollback;       /* "rollback" journaled: the undo is a rollback's */
@@ -93,7 +98,22 @@ struct swap_ctx {
 int swap_plan_build(const struct swap_ctx *sc, const char *const *keep,
 		    const char *const *preserve, struct swap_plan *plan, struct reimage_error *err);
 void swap_plan_free(struct swap_plan *plan);
-/* Journal the plan, run it, sync, journal "swapped".  On a failure the
+/* Journal the plan (and its copy), durable, before the outage: the plan
+ * depends only on the staged tree and the root's top level, which logging
+ * users out does not change.  Once it is, the journal reads SWAP_STARTED:
+ * a power cut from here is finished by recover like one mid-swap, and a
+ * job that fails before swap_run() removes it (swap_forget). */
+int swap_journal_plan(const struct swap_ctx *sc, struct swap_plan *plan,
+		      struct reimage_error *err);
+/* Build the plan again (stats and directory reads, no sync) and compare:
+ * 0 if the journaled plan still holds, 1 if it did not and the fresh one
+ * is journaled in its place (plan replaced), or negative. */
+int swap_plan_recheck(const struct swap_ctx *sc, const char *const *keep,
+		      const char *const *preserve, struct swap_plan *plan,
+		      struct reimage_error *err);
+/* Journal the plan (unless plan->journaled), run it, sync, journal
+ * "swapped": inside the outage, the renames, one sync of the volume and
+ * one journal commit.  On a failure the
  * steps done are undone (and "undone" journaled); if that fails too the
  * journal stays for `reimage recover`.  A step the backend defers to the
  * boot is journaled "deferred" and marked in the plan. */

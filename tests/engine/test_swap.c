@@ -200,6 +200,44 @@ TEST_CASE(plan_classifies_entries)
 	registry_fini(&reg);
 }
 
+/* The plan journaled before the logout is checked after it: the same
+ * tree keeps it (nothing written), a changed top level gets a fresh plan
+ * journaled in its place, and the swap then runs that one. */
+TEST_CASE(plan_rechecked_after_quiesce)
+{
+	struct registry reg;
+	struct plugin *sb;
+	struct reimage_error err = { 0 };
+	struct swap_plan plan, journaled;
+	enum swap_journal_state js;
+	char real_root[4096];
+
+	root_with_plan(&reg, &sb, real_root, &plan);
+	struct swap_ctx sc = { real_root, real, sb->ctx, 0 };
+	CU_ASSERT_EQUAL_FATAL(swap_journal_plan(&sc, &plan, &err), 0);
+	CU_ASSERT_EQUAL(t_sh("stat -c %%Y.%%i '%s/.reimage/journal' > '%s'", real_root,
+			     t_path("before")), 0);
+	CU_ASSERT_EQUAL(swap_plan_recheck(&sc, keep, preserve, &plan, &err), 0);
+	CU_ASSERT_EQUAL(t_sh("stat -c %%Y.%%i '%s/.reimage/journal' | cmp -s - '%s'", real_root,
+			     t_path("before")), 0);
+	/* A top-level entry appears in the root, one in the staged image. */
+	CU_ASSERT_EQUAL_FATAL(t_sh("touch '%s/late-old' '%s/.reimage/new/late-new'", real_root,
+				   real_root), 0);
+	CU_ASSERT_EQUAL(swap_plan_recheck(&sc, keep, preserve, &plan, &err), 1);
+	CU_ASSERT_EQUAL(plan.count[OP_RETIRE], 3);  /* opt topfile late-old */
+	CU_ASSERT_EQUAL(plan.count[OP_ADD], 3);     /* NEW-IMAGE only-new late-new */
+	CU_ASSERT(plan.journaled);
+	CU_ASSERT_EQUAL(swap_journal_read(real_root, &js, &journaled, &err), 0);
+	CU_ASSERT_EQUAL(js, SWAP_STARTED);
+	CU_ASSERT_EQUAL(journaled.n, plan.n);
+	swap_plan_free(&journaled);
+	CU_ASSERT_EQUAL(swap_run(&sc, &plan, &err), 0);
+	CU_ASSERT_EQUAL(t_sh("test -e '%s/late-new' && test -e '%s/.reimage/old/late-old' && "
+			     "! test -e '%s/late-old'", real_root, real_root, real_root), 0);
+	swap_plan_free(&plan);
+	registry_fini(&reg);
+}
+
 TEST_CASE(torn_journal_record_ignored)
 {
 	struct registry reg;
