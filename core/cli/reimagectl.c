@@ -985,7 +985,6 @@ static int cmd_rollout(void *ctx, struct reimage_error *err)
 	const char *job = c->a->pos[1];
 	int64_t now = (int64_t)time(NULL);
 	int halted = 0, k, r = 0;
-	json_t *waves = json_array();
 
 	if (strcmp(c->a->pos[0], "status")) {
 		err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "rollout: unknown action '%s' (expected "
@@ -996,6 +995,7 @@ static int cmd_rollout(void *ctx, struct reimage_error *err)
 		err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "job id '%s' is not a valid name", job);
 		return -EINVAL;
 	}
+	json_t *waves = json_array();
 	if (!c->a->json)
 		printf("%-5s %-12s %6s %-10s %9s %6s %9s %7s %7s %10s %6s  %s\n", "WAVE", "NAME",
 		       "AGENTS", "STATE", "COMMITTED", "FAILED", "CANCELLED", "SKIPPED", "REFUSED",
