@@ -11,7 +11,8 @@
 # /mnt/pl, so the paths reimage recorded hold; `reimage recover` finishes
 # or undoes what the job left, and the root must then be, file by file
 # (tests/manifest.py, times left out), the root at "ready" or the one at
-# "done".  Prints "powerlog: N flush points checked: O old, W new".
+# "done".  Prints "powerlog: N flush points checked: O old, W new; T of
+# them neither before recover".
 set -euo pipefail
 log=$1 work=$2
 bin=${REIMAGE_TEST_BIN_DIR:?}
@@ -39,6 +40,8 @@ state() {
 	at=$1
 	cp --sparse=always "$img" "$work/point.img"
 	mount -o loop "$work/point.img" /mnt/pl
+	# What the power loss left, before recover: how many points needed it.
+	python3 "$src/tests/manifest.py" /mnt/pl/root --no-mtime >"$work/pre-$1"
 	if ! "$bin/reimage" recover --backend sandbox --root /mnt/pl/root \
 		>"$work/recover-$1.log" 2>&1; then
 		echo "powerlog: recover failed after entry $1:" >&2
@@ -68,10 +71,13 @@ truncate -s "$size" "$img"
 at=0
 "$replay" replay "$log" "$img" 0 "$ready"
 at=$ready
-old=0 new=0 n=0
+old=0 new=0 n=0 torn=0
 for p in $points; do
 	state "$p"
 	n=$((n + 1))
+	if ! cmp -s "$work/pre-$p" "$work/old" && ! cmp -s "$work/pre-$p" "$work/new"; then
+		torn=$((torn + 1))
+	fi
 	if cmp -s "$work/m-$p" "$work/old"; then
 		old=$((old + 1))
 	elif cmp -s "$work/m-$p" "$work/new"; then
@@ -83,6 +89,6 @@ for p in $points; do
 		diff "$work/new" "$work/m-$p" | head -n 20 >&2 || true
 		exit 1
 	fi
-	rm -f "$work/m-$p"
+	rm -f "$work/m-$p" "$work/pre-$p"
 done
-echo "powerlog: $n flush points checked: $old old, $new new"
+echo "powerlog: $n flush points checked: $old old, $new new; $torn of them neither before recover"

@@ -75,6 +75,8 @@ image: { url = "/var/tmp/powerlog/image.tar"; };
 preserve: { network = true; users = [ "alice" ]; paths = [ "srv/data" ]; };
 reboot = false;
 trial: { guard = false; };
+# The sandbox root is on a 256 MiB volume, logged whole.
+preflight: { free_margin_mb = 16; };
 CONF
 cp "$E2E_HERE/powerlog_guest.sh" "$STORE_DIR/e2e/guest.sh"
 
