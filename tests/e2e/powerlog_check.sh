@@ -5,8 +5,9 @@
 #   powerlog_check.sh LOG WORKDIR
 # The log (dm-log-writes, from mkfs on) is replayed onto zeros, with
 # replay_log, to mark "ready" (the old root in place), then to each flush
-# or FUA entry up to mark "done" (the job and its confirm finished) and to
-# "done" itself.  At each point a copy of the disk is mounted (ext4 replays
+# or FUA entry up to mark "done" (run, rollback, run again, confirm: all
+# finished) and to "done" itself; at mark "rolled-back" the root must be
+# the old one.  At each point a copy of the disk is mounted (ext4 replays
 # its own journal, as at a boot after the power loss) at the guest's path,
 # /mnt/pl, so the paths reimage recorded hold; `reimage recover` finishes
 # or undoes what the job left, and the root must then be, file by file
@@ -27,7 +28,10 @@ mkdir /mnt/pl
 "$replay" list "$log" >"$work/points"
 ready=$(awk '$2 == "mark" && $3 == "ready" { print $1 }' "$work/points")
 done_at=$(awk '$2 == "mark" && $3 == "done" { print $1 }' "$work/points")
-[ -n "$ready" ] && [ -n "$done_at" ] || { echo "powerlog: marks missing" >&2; exit 1; }
+if [ -z "$ready" ] || [ -z "$done_at" ]; then
+	echo "powerlog: mark ready or done missing" >&2
+	exit 1
+fi
 
 img=$work/replay.img
 rm -f "$img"
@@ -54,8 +58,10 @@ state() {
 }
 state "$ready"
 cp "$work/m-$ready" "$work/old"
-points=$(awk -v a="$ready" -v b="$done_at" '$1 > a && $1 < b && $2 ~ /flush|fua/ { print $1 }' \
-	"$work/points")
+rolled=$(awk '$2 == "mark" && $3 == "rolled-back" { print $1 }' "$work/points")
+[ -n "$rolled" ] || { echo "powerlog: mark rolled-back missing" >&2; exit 1; }
+points=$(awk -v a="$ready" -v b="$done_at" -v r="$rolled" \
+	'$1 > a && $1 < b && ($2 ~ /flush|fua/ || $1 == r) { print $1 }' "$work/points")
 # The end first: the new root every point is also compared with.  The
 # replay then starts over from "ready".
 state "$done_at"
@@ -78,7 +84,11 @@ for p in $points; do
 	if ! cmp -s "$work/pre-$p" "$work/old" && ! cmp -s "$work/pre-$p" "$work/new"; then
 		torn=$((torn + 1))
 	fi
-	if cmp -s "$work/m-$p" "$work/old"; then
+	if [ "$p" = "$rolled" ] && ! cmp -s "$work/m-$p" "$work/old"; then
+		echo "powerlog: the rollback did not bring the old root back" >&2
+		diff "$work/old" "$work/m-$p" | head -n 20 >&2 || true
+		exit 1
+	elif cmp -s "$work/m-$p" "$work/old"; then
 		old=$((old + 1))
 	elif cmp -s "$work/m-$p" "$work/new"; then
 		new=$((new + 1))

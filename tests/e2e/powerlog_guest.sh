@@ -4,8 +4,9 @@
 # on a file (zeros to begin with: the host replays onto zeros) logged onto
 # another, every write from mkfs on.  On it: the sandbox root the test
 # served (old-root.tar), mark "ready" after a sync; `reimage run` of the
-# served job (stage, preserve, swap), `reimage confirm` (the retired image
-# deleted), a sync, mark "done".  The log goes back to the store as a
+# served job (stage, preserve, swap), `reimage rollback`, a sync, mark
+# "rolled-back", the same job run again, `reimage confirm` (the retired
+# image deleted), a sync, mark "done".  The log goes back to the store as a
 # sparse tar (results/powerlog.tar); each step prints an E2E-MARK powerlog.
 set -euo pipefail
 store=http://$E2E_STORE/e2e/powerlog
@@ -42,10 +43,16 @@ dmsetup message powerlog 0 mark ready
 step ready
 reimage run -c "$work/job.conf" --root "$mnt/root"
 step "run rc=0"
+reimage rollback --root "$mnt/root"
+step "rollback rc=0"
+sync
+dmsetup message powerlog 0 mark rolled-back
+reimage run -c "$work/job.conf" --root "$mnt/root"
+step "run again rc=0"
 reimage confirm --root "$mnt/root"
 step "confirm rc=0"
 sync
-dmsetup message powerlog 0 mark done
+dmsetup message powerlog 0 mark "done"
 umount "$mnt"
 # Removing the target writes its last entries and the log's super block.
 dmsetup remove powerlog

@@ -3,8 +3,8 @@
 # crash, at every flush of a whole job (issue 21).  Image A gets dmsetup,
 # kmod and the host kernel's loop, dm-mod and dm-log-writes modules
 # (powerlog_hook.sh); the test builds a small sandbox root (old) and image
-# (new), and A's boot reporter runs powerlog_guest.sh: `reimage run` and
-# `reimage confirm` on that root, on an ext4 under a dm-log-writes target,
+# (new), and A's boot reporter runs powerlog_guest.sh: `reimage run`,
+# `reimage rollback`, `reimage run` again and `reimage confirm` on that root, on an ext4 under a dm-log-writes target,
 # the log sent back to the store.  powerlog_check.sh then replays the log
 # to every flush and FUA point of the job and checks, after `reimage
 # recover`, that the root is the old one or the new one with its preserves.
@@ -41,6 +41,7 @@ mkdir -p "$pl" "$E2E_WORK/old" "$E2E_WORK/new"
 	echo old-sh >bin/sh && chmod 755 bin/sh
 	echo old-lib >usr/lib/libc.so && ln usr/lib/libc.so usr/lib/libc.so.6
 	printf 'root:x:0:0::/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\nbob:x:1001:1001::/home/bob:/bin/sh\n' >etc/passwd
+	# shellcheck disable=SC2016 # literal password hashes
 	printf 'root:*:1::::::\nalice:$6$a:1::::::\nbob:$6$b:1::::::\n' >etc/shadow && chmod 640 etc/shadow
 	printf 'root:x:0:\nalice:x:1000:\nbob:x:1001:\n' >etc/group
 	echo old-host >etc/hostname && echo '127.0.0.1 old' >etc/hosts
