@@ -172,7 +172,9 @@ suite=$(. /etc/os-release && echo "$VERSION_CODENAME")
 common="systemd-sysv udev dbus libpam-systemd curl
   libconfig9 libarchive13 libcurl4 libltdl7 libssl3 libjansson4 zlib1g
   $(runtime_packages | tr '\n' ' ')"
-packages_a=$common
+# dmsetup and kmod: the power-loss test puts a dm-log-writes target
+# under a sandbox root in A (test_powerlog.sh).
+packages_a="$common dmsetup kmod"
 packages_b="$common less procps"
 mapfile -t mirror_lines < <(mirrors)
 [ ${#mirror_lines[@]} -gt 0 ] || mirror_lines=("deb http://deb.debian.org/debian $suite main")
