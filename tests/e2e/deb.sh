@@ -2,8 +2,8 @@
 # deb.sh BUILD -- build reimage's Debian package from this source tree the
 # way the README says (CPack, conf/package.cmake), in BUILD/build-deb, and
 # print the .deb's path.  The e2e images install this file with dpkg, so
-# what the tests run is what the package ships: a file missing from the
-# package, or a dependency it does not declare, fails them.  A second run
+# what the tests run is what the package ships, where it puts it: a file
+# missing from the package fails them.  A second run
 # rebuilds only what changed (CPack itself always runs).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
