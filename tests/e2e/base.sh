@@ -3,8 +3,8 @@
 #   sh base.sh a|b ROOT
 # images.sh runs it inside `mmdebstrap --customize-hook`, with ROOT the new
 # root tree; what it writes is cached with the tree, and its text is part of
-# the cache key, so an edit here rebuilds the bases.  Per-run content (the
-# reimage build, agent.conf, the e2e units) is added later by images.sh.
+# the cache key, so an edit here rebuilds the bases.  Per-run content
+# (reimage's package, agent.conf, the e2e units) is added later by images.sh.
 #
 # Both images: a fixed machine-id (no first-boot prompts), fstab with
 # /dev/vda as / (ext4), systemd-networkd enabled, a serial getty on ttyS0,

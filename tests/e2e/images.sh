@@ -14,35 +14,35 @@
 #                         GUEST_CONF_DIR= [DISK_B=]: source it in a test
 #
 # Both images are Debian bookworm roots made by mmdebstrap (minbase +
-# systemd, udev, dbus, libpam-systemd, curl and reimage's runtime
-# libraries, found with ldd on the build; B adds less and procps), cached
-# under the build directory keyed by everything that shapes them (the
-# mmdebstrap options, package lists, base.sh): a second run skips
-# mmdebstrap.  base.sh says what the cached roots contain (network, users,
-# getty, markers).  Each run then copies the cached roots and adds, in both:
-# the reimage build (`cmake --install` at the build's own prefix, minus
-# transport-smb: libsmbclient is not in the images), the e2e guest files (guest/all: e2e-mark, the
-# e2e-boot reporter; guest/a, image A only: alice's e2e-journal session),
-# and what the options below give.  Each step prints how long it took.
+# systemd, udev, dbus, libpam-systemd, curl and the Depends of reimage's
+# package; B adds less and procps), cached under the build directory keyed
+# by everything that shapes them (the mmdebstrap options, package lists,
+# base.sh): a second run skips mmdebstrap.  base.sh says what the cached
+# roots contain (network, users, getty, markers).  Each run then copies the
+# cached roots and adds, in both: reimage's Debian package (deb.sh builds it
+# from this tree, as the README does), installed with dpkg in the root, so
+# the images run what the package ships where it puts it (its unit in
+# /usr/lib/systemd/system, enabled by its postinst); the e2e guest files
+# (guest/all: e2e-mark, the e2e-boot reporter; guest/a, image A only:
+# alice's e2e-journal session), and what the options below give.  Each
+# step prints how long it took.
 #
 # Options (all repeatable ones add up; each applies to both images unless
 # it says A):
-#   -B BUILD            the reimage build directory to install
-#                       (default $REIMAGE_TEST_BIN_DIR, else <source>/build)
+#   -B BUILD            the test's build directory: the package is built
+#                       in BUILD/build-deb (default $REIMAGE_TEST_BIN_DIR,
+#                       else <source>/build)
+#   --deb FILE          install this reimage .deb instead of building one
 #   -C CACHE            cache of base roots (default BUILD/e2e-cache)
 #   --agent-conf FILE   becomes CONF/agent.conf; every @STORE@ in it is
 #                       replaced by the guest's address of the test's store
-#                       (--store)
+#                       (--store), every @CONF@ by CONF
 #   --key FILE          a trusted key: CONF/keys/<its name>
-#                       (CONF: the build's REIMAGE_CONF_DIR, where its
-#                       agent and service unit look: /etc/reimage for a
-#                       build configured with CMAKE_INSTALL_PREFIX=/usr,
-#                       /usr/local/etc/reimage by default; images.env
-#                       names it GUEST_CONF_DIR)
+#                       (CONF: where the package's unit reads agent.conf,
+#                       /etc/reimage; images.env names it GUEST_CONF_DIR)
 #   --unit FILE         a systemd unit: /etc/systemd/system/<its name>, enabled
 #   --unit-a FILE       the same, in image A only
-#   --enable NAME       enable a unit the images already have (e.g.
-#                       reimage-agent.service, which the install brings)
+#   --enable NAME       enable a unit the images already have
 #   --hook PROGRAM      run `PROGRAM a|b TREE` on each image's tree last,
 #                       before it is written out: anything else a test needs
 #   --store HOST:PORT   the store as the guest sees it (default 10.0.2.2:8080)
@@ -59,6 +59,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 src=$(cd "$here/../.." && pwd)
 build=${REIMAGE_TEST_BIN_DIR:-$src/build}
 cache=""
+deb=""
 agent_conf=""
 store=10.0.2.2:8080
 size=2G
@@ -73,6 +74,7 @@ usage() {
 while [ $# -gt 0 ]; do
 	case $1 in
 	-B) build=$2; shift ;;
+	--deb) deb=$2; shift ;;
 	-C) cache=$2; shift ;;
 	--agent-conf) agent_conf=$2; shift ;;
 	--key) keys+=("$2"); shift ;;
@@ -103,58 +105,27 @@ took() { awk -v a="$2" -v b="$(now)" -v l="$1" 'BEGIN { printf "images: %s: %.1f
 die() { echo "images.sh: $*" >&2; exit 1; }
 
 [ "$(id -u)" -eq 0 ] || die "must run as root (mmdebstrap, chroot, file owners)"
-for tool in mmdebstrap mke2fs zstd cmake chroot flock; do
+for tool in mmdebstrap mke2fs zstd cmake chroot flock dpkg-deb; do
 	command -v "$tool" >/dev/null || die "$tool is missing (sh tests/deps.sh installs it)"
 done
-[ -x "$build/reimage" ] || die "$build/reimage is not built"
-# The build compiled its paths in (plugin and configuration directories,
-# the service unit's ExecStart): install at its own prefix, so that they
-# hold in the images, and put the agent's files where it looks.
-conf_dir=$(sed -n 's/^REIMAGE_CONF_DIR:PATH=//p' "$build/CMakeCache.txt")
-[ -n "$conf_dir" ] || die "no REIMAGE_CONF_DIR in $build/CMakeCache.txt"
+if [ -z "$deb" ]; then
+	t=$(now)
+	deb=$(bash "$here/deb.sh" "$build") || die "deb.sh failed"
+	took "package (deb.sh)" "$t"
+fi
+deb=$(cd "$(dirname "$deb")" && pwd)/${deb##*/}
+[ -f "$deb" ] || die "$deb: no such package"
 
 # ------------------------------------------------------------ package lists
 
-# The paths dpkg may know a library under: with merged /usr, its package
-# may ship it at /lib or /usr/lib, under a symlink's name or the target's.
-lib_paths() {
-	local real
-	real=$(readlink -f "$1")
-	printf '%s\n' "$1" "$real" "${real#/usr}" "/usr$1"
-}
-
-# The Debian packages holding the shared libraries reimage's binaries and
-# plugins need, as ldd resolves them on this (bookworm) host.  transport-smb
-# is left out of the images, and so is libsmbclient.
-runtime_packages() {
-	local f lib c found line
-	local -a libs=() paths=()
-	local -A owner=()
-	for f in "$build/reimage" "$build/reimagectl" "$build"/plugins/*.so; do
-		[ -e "$f" ] || continue
-		case ${f##*/} in transport-smb.so) continue ;; esac
-		if ldd "$f" | grep -q 'not found'; then
-			die "ldd $f: a library is not found"
-		fi
-		mapfile -t -O "${#libs[@]}" libs < <(ldd "$f" | awk '$2 == "=>" && $3 ~ /^\// { print $3 }')
-	done
-	for lib in "${libs[@]}"; do
-		mapfile -t -O "${#paths[@]}" paths < <(lib_paths "$lib")
-	done
-	# One query for all (dpkg-query is slow to start).
-	while IFS= read -r line; do
-		case $line in diversion*) continue ;; esac
-		owner[${line#*: }]=${line%%:*}
-	done < <(dpkg-query -S "${paths[@]}" 2>/dev/null)
-	for lib in "${libs[@]}"; do
-		found=""
-		while read -r c; do
-			found=${owner[$c]:-}
-			[ -n "$found" ] && break
-		done < <(lib_paths "$lib")
-		[ -n "$found" ] || die "no Debian package ships $lib (needed by the reimage build)"
-		echo "$found"
-	done | sort -u
+# The package's Depends as names for mmdebstrap --include (the first of
+# each alternative, without versions): the images get them from the same
+# apt sources, and dpkg -i checks the versions.  No library of reimage's
+# is listed by hand: one the package fails to declare is missing in the
+# images unless systemd or curl happen to pull it in.
+deb_depends() {
+	dpkg-deb -f "$deb" Depends | tr ',' '\n' |
+		sed -e 's/|.*//' -e 's/(.*)//' -e 's/:any//' -e 's/[[:space:]]//g' | grep -v '^$' | sort -u
 }
 
 # The apt sources of this host's Debian release (main, updates, security),
@@ -170,8 +141,7 @@ mirrors() {
 
 suite=$(. /etc/os-release && echo "$VERSION_CODENAME")
 common="systemd-sysv udev dbus libpam-systemd curl
-  libconfig9 libarchive13 libcurl4 libltdl7 libssl3 libjansson4 zlib1g
-  $(runtime_packages | tr '\n' ' ')"
+  $(deb_depends | tr '\n' ' ')"
 # dmsetup and kmod: the power-loss test puts a dm-log-writes target
 # under a sandbox root in A (test_powerlog.sh).
 packages_a="$common dmsetup kmod"
@@ -180,6 +150,16 @@ mapfile -t mirror_lines < <(mirrors)
 [ ${#mirror_lines[@]} -gt 0 ] || mirror_lines=("deb http://deb.debian.org/debian $suite main")
 
 # ------------------------------------------------------------ cached bases
+
+# only_std_fds COMMAND...: run COMMAND with every descriptor above 2 closed.
+only_std_fds() (
+	local fd
+	for fd in /proc/self/fd/*; do
+		fd=${fd##*/}
+		[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+	done
+	exec "$@"
+)
 
 # base IMAGE PACKAGES: print the cached base root of IMAGE (a or b),
 # building it with mmdebstrap first when the cache has no root for this
@@ -208,7 +188,11 @@ base() {
 		tmp=$cache/$image-$key.tmp
 		rm -rf "$tmp"
 		t=$(now)
-		if ! mmdebstrap "${opts[@]}" \
+		# Only stdin, stdout and stderr: apt runs mmdebstrap's download
+		# hook `cat >&FD` with /bin/sh, and dash takes one digit there
+		# ("Bad fd number"); our lock descriptors (and any a caller
+		# leaves open) would push mmdebstrap's pipe to 10 and above.
+		if ! only_std_fds mmdebstrap "${opts[@]}" \
 			--customize-hook="sh '$here/base.sh' $image \"\$1\"" \
 			"$suite" "$tmp" "${mirror_lines[@]}" >"$cache/$image.log" 2>&1; then
 			tail -n 30 "$cache/$image.log" >&2
@@ -253,11 +237,30 @@ overlay() {
 	done
 }
 
+# install_deb IMAGE TREE: the package into TREE with the tree's own dpkg,
+# its maintainer scripts included (the postinst enables the agent's unit
+# offline); then CONF, where the package's unit reads agent.conf, is set.
+install_deb() {
+	local unit=/usr/lib/systemd/system/reimage-agent.service
+	cp "$deb" "$2/tmp/reimage.deb"
+	if ! chroot "$2" dpkg -i /tmp/reimage.deb >"$out/install-$1.log" 2>&1; then
+		cat "$out/install-$1.log" >&2
+		die "dpkg -i of ${deb##*/} failed in image $1"
+	fi
+	rm "$2/tmp/reimage.deb"
+	[ -f "$2$unit" ] || die "the package did not install $unit"
+	conf_dir=$(sed -n 's|^ConditionPathExists=\(.*\)/agent.conf$|\1|p' "$2$unit")
+	[ -n "$conf_dir" ] || die "$unit names no agent.conf"
+}
+
 # finish IMAGE TREE: everything a run adds to a copy of a base root.
 finish() {
 	local image=$1 tree=$2 f
-	DESTDIR=$tree cmake --install "$build" >"$out/install-$image.log"
-	find "$tree/usr" -name transport-smb.so -delete
+	install_deb "$image" "$tree"
+	# mmdebstrap makes /dev/console writable by all, which the agent's
+	# device policy refuses in an image (only null, zero, full, random,
+	# urandom, tty and ptmx may be); 0600 is what debootstrap makes.
+	chmod 0600 "$tree/dev/console"
 	overlay "$here/guest/all" "$tree"
 	enable "$tree" e2e-boot.service
 	if [ "$image" = a ]; then
@@ -266,7 +269,8 @@ finish() {
 	fi
 	if [ -n "$agent_conf" ]; then
 		mkdir -p "$tree$conf_dir"
-		sed "s|@STORE@|$store|g" "$agent_conf" >"$tree$conf_dir/agent.conf"
+		sed -e "s|@STORE@|$store|g" -e "s|@CONF@|$conf_dir|g" "$agent_conf" \
+			>"$tree$conf_dir/agent.conf"
 	fi
 	for f in ${keys[@]+"${keys[@]}"}; do
 		install -D -m 0644 "$f" "$tree$conf_dir/keys/${f##*/}"
