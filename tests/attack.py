@@ -23,8 +23,9 @@ usage: attack.py KIND OUT
   devopen    a block device dev/sda (8:0) writable by all
   devsetuid  dev/null (1:3) with the setuid bit
   devlink    dev/sda (8:0, 0660), then a hard link etc/sda to it
-  devok      dev/null (1:3, 0666), dev/sda (8:0, 0660) and etc/mem (1:1, 0640):
-             fine when image.devices allows etc too
+  devok      dev/null (1:3, 0666), dev/console (5:1, 0666, as mmdebstrap makes
+             it), dev/sda (8:0, 0660) and etc/mem (1:1, 0640): fine when
+             image.devices allows etc too
   retarget   an empty directory "a" (mode 0700, an old time), then "a" again as
              a symlink -> OUTSIDE: the directory's mode and time, applied at
              the end, must not land on OUTSIDE
@@ -156,6 +157,7 @@ def main():
             tar.addfile(hl)
         elif kind == "devok":
             add_device(tar, "dev/null", tarfile.CHRTYPE, 1, 3, 0o666)
+            add_device(tar, "dev/console", tarfile.CHRTYPE, 5, 1, 0o666)
             add_device(tar, "dev/sda", tarfile.BLKTYPE, 8, 0, 0o660)
             add_device(tar, "etc/mem", tarfile.CHRTYPE, 1, 1, 0o640)
         else:

@@ -382,12 +382,14 @@ static int check_space_left(struct stage_sink *k, const char *name, struct reima
  * hardware and memory, so an image makes them only where the job allows
  * (image.devices, by default below dev/), never setuid, setgid or sticky,
  * and never writable by all -- except the character devices below, which
- * every Linux system makes so (devtmpfs, udev).  Any other device is made
- * by the new system itself at boot.
+ * every Linux system makes so (devtmpfs, udev), and console, which
+ * debootstrap and mmdebstrap make 0666 in every Debian root (devtmpfs
+ * covers it at boot).  Any other device is made by the new system itself
+ * at boot.
  */
 static const struct { unsigned major, minor; } open_devices[] = {
 	{ 1, 3 } /* null */, { 1, 5 } /* zero */, { 1, 7 } /* full */, { 1, 8 } /* random */,
-	{ 1, 9 } /* urandom */, { 5, 0 } /* tty */, { 5, 2 } /* ptmx */,
+	{ 1, 9 } /* urandom */, { 5, 0 } /* tty */, { 5, 1 } /* console */, { 5, 2 } /* ptmx */,
 };
 static const char *const default_device_dirs[] = { "dev", NULL };
 
@@ -439,7 +441,7 @@ static int check_device(const struct stage_sink *k, mode_t type, struct archive_
 			return 0;
 	if (perm & S_IWOTH) {
 		snprintf(why, sizeof(why), "%s %u:%u writable by all (mode %04o); only null, zero, "
-			 "full, random, urandom, tty and ptmx may be", what,
+			 "full, random, urandom, tty, console and ptmx may be", what,
 			 (unsigned)archive_entry_rdevmajor(e), (unsigned)archive_entry_rdevminor(e),
 			 (unsigned)perm);
 		return device_refused(err, rel, why);
