@@ -383,8 +383,8 @@ static int check_space_left(struct stage_sink *k, const char *name, struct reima
  * (image.devices, by default below dev/), never setuid, setgid or sticky,
  * and never writable by all -- except the character devices below, which
  * every Linux system makes so (devtmpfs, udev), and console, which
- * debootstrap and mmdebstrap make 0666 in every Debian root (devtmpfs
- * covers it at boot).  Any other device is made by the new system itself
+ * mmdebstrap makes 0666 in every Debian root it builds (devtmpfs covers
+ * it at boot).  Any other device is made by the new system itself
  * at boot.
  */
 static const struct { unsigned major, minor; } open_devices[] = {

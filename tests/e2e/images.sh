@@ -257,10 +257,6 @@ install_deb() {
 finish() {
 	local image=$1 tree=$2 f
 	install_deb "$image" "$tree"
-	# mmdebstrap makes /dev/console writable by all, which the agent's
-	# device policy refuses in an image (only null, zero, full, random,
-	# urandom, tty and ptmx may be); 0600 is what debootstrap makes.
-	chmod 0600 "$tree/dev/console"
 	overlay "$here/guest/all" "$tree"
 	enable "$tree" e2e-boot.service
 	if [ "$image" = a ]; then

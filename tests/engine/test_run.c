@@ -587,7 +587,7 @@ TEST_CASE(devices_where_the_job_allows)
 			     "'character special file 1:3 666'", r), 0);
 	CU_ASSERT_EQUAL(t_sh("test \"$(stat -c '%%F %%t:%%T %%a' '%s/dev/sda')\" = "
 			     "'block special file 8:0 660'", r), 0);
-	/* A Debian root's console, as debootstrap and mmdebstrap make it. */
+	/* A Debian root's console, as mmdebstrap makes it. */
 	CU_ASSERT_EQUAL(t_sh("test \"$(stat -c '%%F %%t:%%T %%a' '%s/dev/console')\" = "
 			     "'character special file 5:1 666'", r), 0);
 	CU_ASSERT_EQUAL(t_sh("test -c '%s/etc/mem'", r), 0);
