@@ -85,7 +85,8 @@ TEST_CASE(one_sync_one_commit)
 {
 	char *log;
 	setup();
-	CU_ASSERT_EQUAL_FATAL(t_sh("strace -f -qq -y -s 128 -o '%s' "
+	CU_ASSERT_EQUAL_FATAL(t_sh(/* LeakSanitizer cannot run under ptrace */ "ASAN_OPTIONS=detect_leaks=0 "
+				   "strace -f -qq -y -s 128 -o '%s' "
 				   "-e trace=write,fsync,fdatasync,syncfs,sync "
 				   "'%s/reimage' run -c '%s' --root '%s' > '%s' 2>&1",
 				   t_path("trace.log"), t_bin_dir(), t_path("job.conf"),
@@ -127,7 +128,8 @@ TEST_CASE(failure_after_plan_leaves_root_untouched)
 	for (char *p = rec; p && p < strstr(rec, "logout "); p = strchr(p, '\n'), p = p ? p + 1 : p)
 		nth++;
 	free(rec);
-	CU_ASSERT_NOT_EQUAL(t_sh("strace -f -qq -o /dev/null -P '%s/.reimage/sandbox.log' "
+	CU_ASSERT_NOT_EQUAL(t_sh("ASAN_OPTIONS=detect_leaks=0 "
+				 "strace -f -qq -o /dev/null -P '%s/.reimage/sandbox.log' "
 				 "-e trace=openat -e inject=openat:error=EIO:when=%d "
 				 "'%s/reimage' run -c '%s' --root '%s' > '%s' 2>&1",
 				 t_path("root"), nth, t_bin_dir(), t_path("job.conf"),
