@@ -256,17 +256,23 @@ int source_prepare(struct registry *reg, const struct stage_request *req,
 	return 0;
 }
 
-/* Read the whole file once through the stream (size and digest checked),
- * copying it to `copy` when it is remote. */
-static int verify_file(const struct source *src, const struct stage_request *req,
-		       const char *copy, struct stage_result *res, struct reimage_error *err)
+struct stream_request source_stream_request(const struct source *src,
+					    const struct stage_request *req)
 {
-	struct stream_request sr = {
+	return (struct stream_request){
 		.transport = req->transport, .url = src->location, .what = "image",
 		.declared_by = "the job", .sha256 = req->sha256, .size = req->size,
 		.retries = req->retries, .retry_delay_ms = req->retry_delay_ms,
 		.progress = req->progress,
 	};
+}
+
+/* Read the whole file once through the stream (size and digest checked),
+ * copying it to `copy` when it is remote. */
+static int verify_file(const struct source *src, const struct stage_request *req,
+		       const char *copy, struct stage_result *res, struct reimage_error *err)
+{
+	struct stream_request sr = source_stream_request(src, req);
 	struct stream *s;
 	const void *buf;
 	ssize_t n;

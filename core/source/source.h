@@ -123,6 +123,11 @@ int source_tree_each(const char *tree, const char *const *skip_top, source_entry
 int source_dir_walk(const char *tree, const char *const *skip_top, struct stage_sink *k,
 		    struct progress *progress, struct reimage_error *err);
 
+/* How the image of a job is read: src's location through req's transport,
+ * checked against the job's SHA-256 and size, resumed req->retries times. */
+struct stream_request source_stream_request(const struct source *src,
+					    const struct stage_request *req);
+
 /* Stage the image into req->staging (which must exist and be empty).
  * A source whose stream cannot go on where it stopped (-ESTALE: the
  * image changed on the server, or cannot be resumed safely) is read

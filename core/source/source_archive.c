@@ -295,12 +295,7 @@ static int archive_stage(const struct source *src, const struct stage_request *r
 			 const char *path, struct stage_sink *k, struct stage_result *res,
 			 struct reimage_error *err)
 {
-	struct stream_request sr = {
-		.transport = req->transport, .url = src->location, .what = "image",
-		.declared_by = "the job", .sha256 = req->sha256, .size = req->size,
-		.retries = req->retries, .retry_delay_ms = req->retry_delay_ms,
-		.progress = req->progress,
-	};
+	struct stream_request sr = source_stream_request(src, req);
 	struct stream *s;
 	int r;
 
