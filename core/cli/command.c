@@ -114,10 +114,19 @@ int cli_parse(const struct cli_program *p, int argc, char **argv, struct cli_arg
 	      const struct cli_command **ret_cmd)
 {
 	size_t n = n_options(p);
-	struct option *longs = calloc(n + 1, sizeof(*longs));
 	char shorts[2 + 2 * 64] = "-";  /* "-": every other word comes back as 1 */
 	const struct cli_command *cmd = NULL;
+	struct option *longs;
 	int help = 0, bad = 0, opt, idx;
+
+	/* cli_args holds a fixed number of options: a larger table is the
+	 * program's bug, never the user's. */
+	if (n > CLI_OPTIONS_MAX) {
+		fprintf(stderr, "%s: internal error: %zu options, at most %d\n", p->name, n,
+			CLI_OPTIONS_MAX);
+		abort();
+	}
+	longs = calloc(n + 1, sizeof(*longs));
 
 	if (!longs) {
 		fprintf(stderr, "%s: out of memory\n", p->name);

@@ -22,6 +22,7 @@ enum cli_exit {
 
 #define CLI_VALUES_MAX 16  /* times one option may be given */
 #define CLI_ARGS_MAX 8     /* positional arguments */
+#define CLI_OPTIONS_MAX 32 /* options in a program's table */
 
 struct cli_option {
 	const char *name;  /* long name, without "--" */
@@ -34,8 +35,8 @@ struct cli_option {
 /* What the command line said: for option i of the program's table, the
  * values given (flags: count only), and the positional arguments. */
 struct cli_args {
-	const char *values[32][CLI_VALUES_MAX];
-	int count[32];
+	const char *values[CLI_OPTIONS_MAX][CLI_VALUES_MAX];
+	int count[CLI_OPTIONS_MAX];
 	char *pos[CLI_ARGS_MAX];
 	int npos;
 };
