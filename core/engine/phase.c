@@ -56,7 +56,10 @@
  *                   short; each of its own steps is idempotent.
  * The state file is written only once the tree is what it says: "pending"
  * after "swapped", "rolled-back" after "undone", "committed" before the
- * retired image (which no longer matters to the new one) is deleted.
+ * retired image (which no longer matters to the new one) is deleted.  The
+ * journal is removed only after a state that ends the swap: a state at
+ * SWAP or later with neither journal nor copy reads as damage, never as
+ * "no swap began" (swap_journal_read).
  */
 #define _GNU_SOURCE
 #include "phase.h"
@@ -646,7 +649,13 @@ static int swap_prepare(struct engine *e, struct reimage_error *err)
 			 e->backend->name);
 	/* Set before the write: a journal half made is removed on failure too. */
 	e->planned = 1;
-	return swap_journal_plan(&sc, &e->plan, err);
+	if ((r = swap_journal_plan(&sc, &e->plan, err)) < 0)
+		return r;
+	/* From here a power cut finishes the swap forward, so the state says
+	 * SWAP (written now, outside the outage).  It is also what tells a
+	 * journal lost with its copy from a swap that never began. */
+	set_phase(e, PHASE_SWAP, "running");
+	return state_write(e->root, &e->st, err);
 }
 
 static int phase_quiesce(struct engine *e, struct reimage_error *err)
@@ -749,8 +758,9 @@ static const struct phase_step {
 	int (*run)(struct engine *e, struct reimage_error *err);
 	int after_swap;  /* a failure here undoes the swap */
 	/* Inside the outage: the state is not written (a sync the users
-	 * would wait for); the journal says how far the swap got, and the
-	 * next phase's state follows it. */
+	 * would wait for); QUIESCE wrote it once the plan was durable, the
+	 * journal says how far the swap got, and the next phase's state
+	 * follows it. */
 	int in_outage;
 } phases[] = {
 	{ PHASE_PREFLIGHT, phase_preflight, 0, 0 },
@@ -783,12 +793,13 @@ static void fail(struct engine *e, const struct phase_step *p, struct reimage_er
 		return;
 	}
 	struct swap_ctx sc = swap_ctx_of(e->root, e->backend);
+	int forget = 0;
 	/* The plan journaled before the outage, no rename made: no swap
-	 * began, and the journal goes before it is read below. */
+	 * began, and the journal says so before it is read below. */
 	if (e->planned) {
 		e->planned = 0;
-		if (swap_forget(e->root, &cleanup) < 0) {
-			log_warn("could not remove the journal: %s", cleanup.msg);
+		if (swap_abandon(e->root, &cleanup) < 0) {
+			log_warn("could not close the journal: %s", cleanup.msg);
 			err_clear(&cleanup);
 		}
 	}
@@ -826,17 +837,23 @@ static void fail(struct engine *e, const struct phase_step *p, struct reimage_er
 			err_prefix_about(&cleanup, "could not remove", e->L.staging);
 			log_warn("%s", cleanup.msg);
 			err_clear(&cleanup);
-		} else if (swap_forget(e->root, &cleanup) < 0) {
-			/* An undone swap's journal has served once staging is gone. */
-			log_warn("could not remove the journal: %s", cleanup.msg);
-			err_clear(&cleanup);
+		} else {
+			forget = 1;
 		}
 	}
 	/* A stop before the swap is no failure of the job or the machine. */
 	int stopped = !p->after_swap && e->watch && e->watch->stop && *e->watch->stop;
 	set_phase(e, p->id, stopped ? "cancelled" : "failed");
-	if (state_write(e->root, &e->st, &cleanup) < 0)
+	if (state_write(e->root, &e->st, &cleanup) < 0) {
 		log_warn("could not write the job state: %s", cleanup.msg);
+		err_clear(&cleanup);
+	} else if (forget && swap_forget(e->root, &cleanup) < 0) {
+		/* An undone swap's journal has served once staging is gone and
+		 * the state says the job failed: not before, or a crash between
+		 * would leave a state at SWAP with no journal (read as damage). */
+		log_warn("could not remove the journal: %s", cleanup.msg);
+		err_clear(&cleanup);
+	}
 	if (e->watch && e->watch->phase)
 		e->watch->phase(e->watch->arg, &e->st);
 }
@@ -1017,14 +1034,15 @@ int root_recover(struct root_ctx *rc, int undo, struct reimage_error *err)
 		 * holds no entry of the old image: with no journal nor copy,
 		 * no rename of the swap has happened (both are durable before
 		 * the first). */
-		if ((r = trial_disarm(&sc, err)) < 0 ||
-		    (r = fs_remove_tree(L.staging, err)) < 0 || (r = swap_forget(rc->root, err)) < 0)
+		if ((r = trial_disarm(&sc, err)) < 0 || (r = fs_remove_tree(L.staging, err)) < 0)
 			return r;
+		/* The state first, the journal after (see fail()). */
 		if (rc->have_state && (!strcmp(rc->st.status, "running") ||
-				       !strcmp(rc->st.status, "pending")))
-			return root_set(rc, "failed", "interrupted before its swap completed; "
-				"the old image stays", err);
-		return 0;
+				       !strcmp(rc->st.status, "pending")) &&
+		    (r = root_set(rc, "failed", "interrupted before its swap completed; "
+				  "the old image stays", err)) < 0)
+			return r;
+		return swap_forget(rc->root, err);
 	}
 	if ((r = swap_recover(&sc, undo, err)) < 0)
 		return r;

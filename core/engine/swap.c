@@ -18,6 +18,7 @@
 #include "journal.h"
 #include "layout.h"
 #include "log.h"
+#include "state.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -336,6 +337,13 @@ static int journal_mark(const struct layout *L, const char *what, struct reimage
 	return journal_append(L->journal, rec, 1, err);
 }
 
+int swap_abandon(const char *root, struct reimage_error *err)
+{
+	struct layout L;
+	layout_init(&L, root);
+	return journal_mark(&L, "undone", err);
+}
+
 static void mark_deferred(struct swap_plan *plan, size_t step)
 {
 	if (!plan->steps[step].deferred)
@@ -442,6 +450,29 @@ static int read_plan_copy(const struct layout *L, struct swap_plan *plan,
 	return r < 0 ? r : 1;
 }
 
+/* Neither the journal nor its copy is there.  That reads as "no swap
+ * began" only if the tree and the job's state agree: the engine writes
+ * the state "SWAP" once the plan is durable and drops the journal only
+ * after a state that ends the swap (failed, rolled-back, committed), so a
+ * parked entry, or a state at SWAP or past it, means both files were lost
+ * to damage or a hand, and staging may hold the old image's entries. */
+static int state_says_swap_began(const struct layout *L)
+{
+	struct reimage_error ignored = { 0 };
+	struct job_state st;
+	int r;
+
+	if (fs_exists(L->parking))
+		return 1;
+	r = state_read(L->root, &st, &ignored);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)  /* a damaged state cannot vouch for staging */
+		return fs_exists(L->staging) || fs_exists(L->retired);
+	return !strcmp(st.status, "pending") ||
+	       (!strcmp(st.status, "running") && phase_of(st.phase) >= PHASE_SWAP);
+}
+
 int swap_journal_read(const char *root, enum swap_journal_state *ret_state,
 		      struct swap_plan *plan, struct reimage_error *err)
 {
@@ -477,7 +508,7 @@ int swap_journal_read(const char *root, enum swap_journal_state *ret_state,
 		if (r < 0 && r != -EUCLEAN)
 			return r;
 		/* Neither says what the swap was: nothing may be guessed. */
-		if (have_journal || r == -EUCLEAN)
+		if (have_journal || r == -EUCLEAN || state_says_swap_began(&L))
 			*ret_state = SWAP_DAMAGED;
 		return 0;
 	}
@@ -939,11 +970,12 @@ static int check_tree(const struct layout *L, const struct swap_plan *plan,
 static int refuse_damaged(const struct layout *L, struct reimage_error *err)
 {
 	err_set(err, -EUCLEAN, REIMAGE_EC_STATE,
-		"the journal %s and its copy %s are damaged: what the swap moved cannot be "
-		"known, so nothing was touched.  The old image's entries are at the top level, "
-		"in %s or in %s; put them back at the top level by hand (the new image's back "
-		"into %s), then remove both files", L->journal, L->plan, L->staging, L->retired,
-		L->staging);
+		"the journal %s and its copy %s are damaged or missing while a swap began: "
+		"what the swap moved cannot be known, so nothing was touched.  The old image's "
+		"entries are at the top level, in %s, %s or %s; put them back at the top level "
+		"by hand (the new image's back into %s), then remove both files and the job's "
+		"state %s", L->journal, L->plan, L->staging, L->retired, L->parking, L->staging,
+		L->state);
 	return -EUCLEAN;
 }
 

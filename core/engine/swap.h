@@ -123,7 +123,8 @@ int swap_run(const struct swap_ctx *sc, struct swap_plan *plan, struct reimage_e
  * journal whose copy gives the plan).  DONE: "swapped".  UNDONE: "undone"
  * (plan.rollback: by a rollback).  ROLLBACK: "rollback" and no outcome
  * yet: a rollback was cut short.  DAMAGED: a journal or copy exists but
- * neither gives the plan: nothing may be touched. */
+ * neither gives the plan, or both are gone while the job's state says
+ * its swap began: nothing may be touched. */
 enum swap_journal_state { SWAP_NONE, SWAP_STARTED, SWAP_DONE, SWAP_UNDONE, SWAP_ROLLBACK,
 			  SWAP_DAMAGED };
 /* Read the journal: its state, and the plan if there is one.  A journal
@@ -134,6 +135,10 @@ int swap_journal_read(const char *root, enum swap_journal_state *ret_state,
 /* The journal's state only. */
 int swap_journal_state(const char *root, enum swap_journal_state *ret_state,
 		       struct reimage_error *err);
+/* A plan journaled (swap_journal_plan) and never run, no rename made:
+ * journaled "undone", so that until the journal is dropped it says no
+ * swap stands. */
+int swap_abandon(const char *root, struct reimage_error *err);
 /* After the commit: drop what refreshed mounts kept aside. */
 int swap_forget_asides(const char *root, struct reimage_error *err);
 /* Complete (undo = 0) or undo (undo = 1) the journaled swap from whatever

@@ -12,6 +12,7 @@
 #include "error.h"
 #include "layout.h"
 #include "registry.h"
+#include "state.h"
 #include "swap.h"
 
 #include <stdlib.h>
@@ -305,6 +306,65 @@ TEST_CASE(inconsistent_tree_refused)
 	registry_fini(&reg);
 }
 
+/* With neither the journal nor its copy, the job's state decides: a
+ * state that ended the swap (or none) reads "no swap began"; a state at
+ * SWAP or after it, a damaged state beside staging, or a parked entry,
+ * reads "damaged" -- staging may hold the old image's entries. */
+TEST_CASE(lost_journal_read_through_state)
+{
+	static const struct {
+		const char *phase, *status;
+		enum swap_journal_state want;
+	} cases[] = {
+		{ "QUIESCE", "running", SWAP_NONE },
+		{ "SWAP", "failed", SWAP_NONE },
+		{ "COMMIT", "committed", SWAP_NONE },
+		{ "FALLBACK", "rolled-back", SWAP_NONE },
+		{ "SWAP", "running", SWAP_DAMAGED },
+		{ "REBOOT", "pending", SWAP_DAMAGED },
+		{ "TRIAL", "pending", SWAP_DAMAGED },
+	};
+	struct reimage_error err = { 0 };
+	enum swap_journal_state js;
+	struct swap_plan plan;
+	char real_root[4096];
+
+	make_templates();
+	make_root(t_path("root"));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(realpath(t_path("root"), real_root));
+	CU_ASSERT_EQUAL(swap_journal_read(real_root, &js, &plan, &err), 0);
+	CU_ASSERT_EQUAL(js, SWAP_NONE);  /* no state at all */
+	swap_plan_free(&plan);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct job_state st = { .job = "j" };
+		snprintf(st.phase, sizeof(st.phase), "%s", cases[i].phase);
+		snprintf(st.status, sizeof(st.status), "%s", cases[i].status);
+		CU_ASSERT_EQUAL_FATAL(state_write(real_root, &st, &err), 0);
+		CU_ASSERT_EQUAL(swap_journal_read(real_root, &js, &plan, &err), 0);
+		swap_plan_free(&plan);
+		if (js != cases[i].want)
+			fprintf(stderr, "state %s %s: journal state %d\n", cases[i].phase,
+				cases[i].status, js);
+		CU_ASSERT_EQUAL(js, cases[i].want);
+	}
+	/* A damaged state cannot vouch for staging... */
+	CU_ASSERT_EQUAL(t_sh("echo '{' > '%s/.reimage/state'", real_root), 0);
+	CU_ASSERT_EQUAL(swap_journal_read(real_root, &js, &plan, &err), 0);
+	CU_ASSERT_EQUAL(js, SWAP_DAMAGED);
+	swap_plan_free(&plan);
+	/* ...nor with nothing staged is it evidence of a swap; a parked
+	 * entry always is. */
+	CU_ASSERT_EQUAL(t_sh("rm -rf '%s/.reimage/new'", real_root), 0);
+	CU_ASSERT_EQUAL(swap_journal_read(real_root, &js, &plan, &err), 0);
+	CU_ASSERT_EQUAL(js, SWAP_NONE);
+	swap_plan_free(&plan);
+	CU_ASSERT_EQUAL(t_sh("rm '%s/.reimage/state' && mkdir '%s/.reimage/xchg'", real_root,
+			     real_root), 0);
+	CU_ASSERT_EQUAL(swap_journal_read(real_root, &js, &plan, &err), 0);
+	CU_ASSERT_EQUAL(js, SWAP_DAMAGED);
+	swap_plan_free(&plan);
+}
+
 /* The whole root, .reimage/new and .reimage/old included (the journal
  * and its copy left out): what a refusal must leave exactly as it was. */
 static char *whole_manifest(const char *root)
@@ -318,7 +378,7 @@ static char *whole_manifest(const char *root)
 
 /* Damage d (below) to the journal of the root; 0 if d is a cut past the
  * last record's end. */
-enum { DMG_EMPTY, DMG_MISSING, DMG_FLIP_LAST, DMG_FLIP_PLAN, DMG_BOTH, DMG_CUT };
+enum { DMG_EMPTY, DMG_MISSING, DMG_FLIP_LAST, DMG_FLIP_PLAN, DMG_BOTH, DMG_GONE, DMG_CUT };
 
 static int damage(const char *root, int d)
 {
@@ -336,6 +396,8 @@ static int damage(const char *root, int d)
 		return t_sh("sed -i '1s/plan/plam/' '%s'", j) == 0;
 	case DMG_BOTH:  /* the journal and its copy: nothing can be known */
 		return t_sh("sed -i '1s/plan/plam/' '%s' '%s/.reimage/plan'", j, t_path("root")) == 0;
+	case DMG_GONE:  /* both deleted, the job's state at SWAP */
+		return t_sh("rm '%s' '%s/.reimage/plan'", j, t_path("root")) == 0;
 	default: {  /* cut inside the last record, d - DMG_CUT bytes from its start */
 		char *text = NULL;
 		t_sh_out(&text, "f='%s'; s=$(stat -c %%s \"$f\"); l=$(tail -n1 \"$f\" | wc -c); "
@@ -366,6 +428,9 @@ static int damaged_point(struct plugin *sb, const char *expected, int k, int d)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(realpath(root, real_root));
 	sc.root = real_root;
 	CU_ASSERT_EQUAL_FATAL(swap_plan_build(&sc, keep, preserve, &plan, &err), 0);
+	/* As the engine leaves it once the plan is durable. */
+	struct job_state st = { .job = "damaged", .phase = "SWAP", .status = "running" };
+	CU_ASSERT_EQUAL_FATAL(state_write(real_root, &st, &err), 0);
 	pid_t pid = fork();
 	if (pid == 0) {
 		ops_left = k;
@@ -381,7 +446,7 @@ static int damaged_point(struct plugin *sb, const char *expected, int k, int d)
 	/* Never "no swap began". */
 	CU_ASSERT_FATAL(js != SWAP_NONE);
 	sc.ops = real;
-	if (d == DMG_BOTH) {
+	if (d == DMG_BOTH || d == DMG_GONE) {
 		char *before = whole_manifest(real_root);
 		CU_ASSERT_EQUAL(js, SWAP_DAMAGED);
 		CU_ASSERT(swap_recover(&sc, 0, &err) < 0);
