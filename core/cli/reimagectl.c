@@ -287,7 +287,7 @@ static int publish_waves(struct ctl *c, const struct job *job, char **agents, in
 	}
 	for (size_t w = 0; w < job->n_waves && r == 0; w++) {
 		struct wave_state ws = { .wave = (int)w, .waves = (int)job->n_waves,
-					 .budget = job->failure_budget };
+					 .budget = job->failure_budget, .timeout = job->wave_timeout };
 		size_t k = 0;
 		for (size_t i = 0; i < n; i++)
 			if (wave_of[i] == (int)w)
@@ -299,7 +299,7 @@ static int publish_waves(struct ctl *c, const struct job *job, char **agents, in
 		ws.opened = w == 0 ? (int64_t)time(NULL) : 0;
 		if ((r = rollout_agents_put(&c->reg, &c->ac, c->store, job->id, (int)w, members, k,
 					    err)) == 0)
-			r = rollout_wave_put(&c->reg, &c->ac, c->store, job->id, &ws, err);
+			r = rollout_wave_put(&c->reg, &c->ac, c->store, job->id, &ws, c->a->key, err);
 		printf("wave %zu (%s): %zu agent(s), failure budget %d%%\n", w + 1, job->waves[w],
 		       k, job->failure_budget);
 	}
@@ -602,6 +602,17 @@ static int cmd_wait(void *ctx, struct reimage_error *err)
 
 	while (r == 0) {
 		size_t done = 0, ok = 0;
+		struct reimage_error e = { 0 };
+		int open;
+		/* With the key, the administrator's wait decides the waves too
+		 * (a job without waves has none to decide). */
+		if (c->a->key && (r = rollout_advance(&c->reg, &c->ac, c->store, ro.job,
+						      (int64_t)time(NULL), c->a->key, &open, &e)) < 0 &&
+		    e.cls != REIMAGE_EC_NOTFOUND) {
+			err_set(err, r, e.cls, "%s", e.msg);
+			break;
+		}
+		r = 0;
 		rollout_poll(c, &ro);
 		for (size_t i = 0; i < ro.n; i++) {
 			char line[512];
@@ -718,7 +729,7 @@ static int stop_waves(struct ctl *c, const char *job, int64_t now, struct reimag
 		snprintf(ws.reason, sizeof(ws.reason), "rollout stopped by the administrator at %s",
 			 when);
 		ws.decided = now;
-		if ((r = rollout_wave_put(&c->reg, &c->ac, c->store, job, &ws, err)) < 0)
+		if ((r = rollout_wave_put(&c->reg, &c->ac, c->store, job, &ws, c->a->key, err)) < 0)
 			return r;
 	}
 }
@@ -757,15 +768,20 @@ static int cmd_rollout(void *ctx, struct reimage_error *err)
 	int64_t now = (int64_t)time(NULL);
 	int halted = 0, k, r = 0;
 
-	if (strcmp(c->a->pos[0], "status")) {
+	int advance = !strcmp(c->a->pos[0], "advance"), open;
+
+	if (!advance && strcmp(c->a->pos[0], "status")) {
 		err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "rollout: unknown action '%s' (expected "
-			"\"status\")", c->a->pos[0]);
+			"\"status\" or \"advance\")", c->a->pos[0]);
 		return -EINVAL;
 	}
 	if (!store_name_ok(job)) {
 		err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "job id '%s' is not a valid name", job);
 		return -EINVAL;
 	}
+	if (advance && (r = rollout_advance(&c->reg, &c->ac, c->store, job, now, c->a->key, &open,
+					    err)) < 0)
+		return r;
 	printf("%-5s %-12s %6s %-10s %9s %6s %10s %6s  %s\n", "WAVE", "NAME", "AGENTS", "STATE",
 	       "COMMITTED", "FAILED", "UNFINISHED", "BUDGET", "DETAIL");
 	for (k = 0;; k++) {
@@ -851,11 +867,14 @@ static const struct cli_command commands[] = {
 	  "A table of every targeted agent: state, phase, progress, age of its last\n"
 	  "report, and the error or message.",
 	  store_options, cmd_status, NULL },
-	{ "wait", 1, 1, "-s STORE JOB [--timeout SECONDS] [--interval SECONDS]",
+	{ "wait", 1, 1, "-s STORE JOB [--timeout SECONDS] [--interval SECONDS] [-k KEY -t PUB]",
 	  "Follow the agents' reports until every one has succeeded (committed: running\n"
 	  "the new image) or failed, or the timeout (default 3600 s) passes.  Exit 0\n"
-	  "only if all succeeded; 1 if any failed; 4 on timeout.",
-	  (const char *const[]){ "store", "config", "timeout", "interval", NULL }, cmd_wait, NULL },
+	  "only if all succeeded; 1 if any failed; 4 on timeout.  With -k (and -t, or\n"
+	  "trusted_keys in -C FILE) it also decides a rollout's waves as `rollout\n"
+	  "advance` does, at every read.",
+	  (const char *const[]){ "store", "config", "timeout", "interval", "key", "trusted",
+				 NULL }, cmd_wait, NULL },
 	{ "cancel", 1, 1, "-s STORE JOB",
 	  "Withdraw a job: remove its documents from the store.  Agents that have not\n"
 	  "started it report \"cancelled\"; those that started go on.",
@@ -865,15 +884,20 @@ static const struct cli_command commands[] = {
 	  "stopped.  Every agent that has not swapped aborts (waiting, staging, staged\n"
 	  "or counting down), removes its staging and reports \"cancelled\" within its\n"
 	  "poll interval; those that swapped go on to their trial.  Exit 0 once the\n"
-	  "store holds the stop.",
-	  store_options, cmd_stop, NULL },
-	{ "rollout", 2, 2, "status -s STORE JOB",
+	  "store holds the stop.  The stopped waves are signed with -k (a job with\n"
+	  "rollout.waves needs it, and -t or trusted_keys to read them).",
+	  (const char *const[]){ "store", "config", "key", "trusted", NULL }, cmd_stop, NULL },
+	{ "rollout", 2, 2, "(status|advance) -s STORE -t PUBLIC.pem [-k PRIVATE.pem] JOB",
 	  "Each wave of a rollout (job.conf's rollout.waves): its agents, state (waiting,\n"
 	  "open, committed, halted, stopped), committed, failed and unfinished agents\n"
 	  "counted from their reports now, and its failure budget.  A wave opens when\n"
 	  "the one before it committed within its budget; one over budget halts the\n"
-	  "rollout.  The agents decide this themselves in the store.",
-	  store_options, cmd_rollout, NULL },
+	  "rollout; past rollout.wave_timeout its silent agents count as failed.\n"
+	  "`advance` (needs -k) makes these decisions and publishes each, signed, in\n"
+	  "the wave's document, the only one its agents read; run it (or `wait -k`)\n"
+	  "while the rollout goes on.  Wave documents are verified with -t (or\n"
+	  "trusted_keys in -C FILE).",
+	  (const char *const[]){ "store", "config", "key", "trusted", NULL }, cmd_rollout, NULL },
 };
 
 /* Commands that need a job store (-s, or `store` in the -C file). */
@@ -964,6 +988,10 @@ int main(int argc, char **argv)
 		return exit_code(r, &err);
 	}
 	c.store = a.store ? a.store : c.ac.store;
+	/* -t verifies wave documents, as trusted_keys does for an agent. */
+	const char *trusted[2] = { a.trusted, NULL };
+	if (a.trusted)
+		c.ac.trusted_keys = trusted;
 	if (needs_store(cmd) && !c.store) {
 		fprintf(stderr, "reimagectl %s: the job store is required (-s URL, or `store` in "
 				"-C FILE)\n", cmd->name);

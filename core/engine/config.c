@@ -97,7 +97,7 @@ static const struct reimage_option preflight_table[] = {
 	{ NULL, REIMAGE_OPT_END, NULL, 0, 0, NULL }
 };
 
-enum { RO_WAVES, RO_FAILURE_BUDGET, RO_WAVE, RO_COUNT };
+enum { RO_WAVES, RO_FAILURE_BUDGET, RO_WAVE, RO_WAVE_TIMEOUT, RO_COUNT };
 static const struct reimage_option rollout_table[] = {
 	[RO_WAVES] = { "waves", REIMAGE_OPT_STRINGS, "", 0, 0,
 		       "waves in order: \"N%\" (cumulative share of the targets) or a group name" },
@@ -106,6 +106,9 @@ static const struct reimage_option rollout_table[] = {
 				"rollout halts" },
 	[RO_WAVE] = { "wave", REIMAGE_OPT_INT, "-1", -1, 999,
 		      "this agent's wave (0: the first); set by `reimagectl submit`" },
+	[RO_WAVE_TIMEOUT] = { "wave_timeout", REIMAGE_OPT_INT, "0", 0, 365 * 86400,
+			      "seconds a wave may take once open; then its agents without a "
+			      "final report count against the failure budget (0: no deadline)" },
 	{ NULL, REIMAGE_OPT_END, NULL, 0, 0, NULL }
 };
 
@@ -434,6 +437,7 @@ static int job_parse_schedule(struct job *job, struct reimage_error *err)
 	job->n_waves = ro[RO_WAVES].n;
 	job->failure_budget = (int)ro[RO_FAILURE_BUDGET].i;
 	job->wave = (int)ro[RO_WAVE].i;
+	job->wave_timeout = ro[RO_WAVE_TIMEOUT].i;
 	job->notice.seconds = n[N_SECONDS].i;
 	job->notice.repeat = n[N_REPEAT].i;
 	job->notice.message = n[N_MESSAGE].s;

@@ -140,8 +140,9 @@ static void report_event(struct agent *a, const char *phase, const char *state,
 	report_send(a, &(struct reimage_error){ 0 });
 }
 
-/* Remember a final outcome as reported, so a restart does not repeat it;
- * a job of a rollout's wave then counts its wave. */
+/* Remember a final outcome as reported, so a restart does not repeat it.
+ * (A rollout's waves are decided by the administrator's tool, which
+ * counts the reports once: rollout.h.) */
 static void outcome_reported(struct agent *a, const char *job, const char *state)
 {
 	struct reimage_error e = { 0 };
@@ -149,8 +150,6 @@ static void outcome_reported(struct agent *a, const char *job, const char *state
 	snprintf(a->st.reported_state, sizeof(a->st.reported_state), "%s", state);
 	if (agent_state_save(a->ac->state_dir, &a->st, &e) < 0)
 		log_warn("agent state: %s", e.msg);
-	if (!strcmp(job, a->st.last_job))
-		gate_tally(&a->reg, a->ac, job, a->st.last_wave);
 }
 
 static void gate_report(void *arg, const char *phase, const char *state, const char *message)

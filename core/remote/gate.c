@@ -250,18 +250,3 @@ int gate_run(struct gate *g, struct plugin *backend, struct reimage_error *err)
 	}
 	return r;
 }
-
-void gate_tally(struct registry *reg, const struct agent_conf *ac, const char *job, int wave)
-{
-	struct reimage_error e = { 0 };
-	struct wave_state ws;
-
-	if (wave < 0 || !ac->store || !store_name_ok(job))
-		return;
-	if (rollout_tally(reg, ac, ac->store, job, wave, (int64_t)time(NULL), &ws, &e) < 0) {
-		log_warn("rollout %s: counting wave %d: %s", job, wave + 1, e.msg);
-		return;
-	}
-	log_info("rollout %s: wave %d (%s) %s: %lld committed, %lld failed, %lld unfinished", job,
-		 wave + 1, ws.name, ws.state, ws.committed, ws.failed, ws.unfinished);
-}
