@@ -779,6 +779,11 @@ static int cmd_rollout(void *ctx, struct reimage_error *err)
 		err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "job id '%s' is not a valid name", job);
 		return -EINVAL;
 	}
+	if (advance && !c->a->key) {
+		err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "rollout advance: deciding a wave signs "
+			"it: the private key is required (-k)");
+		return -EINVAL;
+	}
 	if (advance && (r = rollout_advance(&c->reg, &c->ac, c->store, job, now, c->a->key, &open,
 					    err)) < 0)
 		return r;

@@ -1,7 +1,8 @@
 /*
  * test_rollout.c -- rollouts end to end: a real nginx job store and up to
  * 21 `reimage agent` processes on sandbox roots (fleet.h).  Waves advance
- * by the agents' own tallies in the store; a wave over its failure budget
+ * by the administrator's `reimagectl rollout advance`, which publishes
+ * each decision signed; a wave over its failure budget
  * halts the rollout; `reimagectl stop` cancels every agent that has not
  * swapped; windows (past, and stage early then swap inside); a staged job
  * that a reboot does not apply; a user who defers from a terminal (a pty
@@ -95,11 +96,19 @@ static int wave_finished(const struct fleet *f, const int *wave_of, int wave)
 	return 1;
 }
 
+/* `reimagectl rollout ACTION` on test-job with the administrator's keys. */
+static int ctl_rollout(const struct fleet *f, char **out, const char *action)
+{
+	return fixture_reimagectl(out, "rollout %s -s %s -k %s -t %s test-job", action, f->store,
+				  t_path("admin.key"), t_path("admin.pub"));
+}
+
 /* Run every agent until each has a final outcome on the job: an agent
  * that stops after its swap (the "reboot") is started again, once, to
  * play the new image.  wave_of (or NULL): each agent's wave; an agent
  * seen started while the wave before its own has not committed is an
- * error.  Returns 1 if all finished within seconds. */
+ * error; the administrator's tool decides the waves every second.
+ * Returns 1 if all finished within seconds. */
 static int run_fleet(struct fleet *f, const int *wave_of, int seconds)
 {
 	int restarted[MAX_AGENTS + 1] = { 0 }, done = 0, early = 0;
@@ -107,6 +116,10 @@ static int run_fleet(struct fleet *f, const int *wave_of, int seconds)
 	for (int i = 1; i <= f->n; i++)
 		f->pid[i] = agent_start(i, 0);
 	for (int k = 0; k < seconds * 5 && !done; k++, usleep(200000)) {
+		char *out = NULL;
+		if (wave_of && k % 5 == 0)
+			CU_ASSERT_EQUAL(ctl_rollout(f, &out, "advance"), 0);
+		free(out);
 		done = 1;
 		for (int i = 1; i <= f->n; i++) {
 			int status;
@@ -137,6 +150,11 @@ static int run_fleet(struct fleet *f, const int *wave_of, int seconds)
 		for (int i = 1; i <= f->n; i++)
 			if (!job_final(i))
 				show_log(i);
+	/* The last outcomes decided, as the administrator's next pass would. */
+	char *out = NULL;
+	if (wave_of)
+		CU_ASSERT_EQUAL(ctl_rollout(f, &out, "advance"), 0);
+	free(out);
 	CU_ASSERT_EQUAL(early, 0);
 	return done;
 }
@@ -194,7 +212,7 @@ TEST_CASE(waves_progress_within_budget)
 		CU_ASSERT(i == 5 ? job_state_is(i, "failed") : job_state_is(i, "committed"));
 		CU_ASSERT(i == 5 ? !is_new_image(i) : is_new_image(i));
 	}
-	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "rollout status -s %s test-job", f.store), 0);
+	CU_ASSERT_EQUAL(ctl_rollout(&f, &out, "status"), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "2     50%               8 committed          7      1"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "rollout test-job: 3 wave(s)\n"));
 	free(out);
@@ -230,7 +248,7 @@ TEST_CASE(wave_over_budget_halts_the_rollout)
 	}
 	for (int i = 1; i <= 20; i++)
 		free(before[i]);
-	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "rollout status -s %s test-job", f.store), 0);
+	CU_ASSERT_EQUAL(ctl_rollout(&f, &out, "status"), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "halted"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "rollout test-job: 2 wave(s), halted"));
 	free(out);
@@ -253,7 +271,8 @@ TEST_CASE(stop_cancels_every_agent_not_swapped)
 		CU_ASSERT(report_shows(i, "waiting for wave 2 (100%) to open", "\"WINDOW\"", 60));
 	for (int i = 2; i <= 20; i++)
 		CU_ASSERT_EQUAL(access(t_path("pc-%d/root/.reimage/new/NEW-IMAGE", i), F_OK), 0);
-	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "stop -s %s test-job", f.store), 0);
+	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "stop -s %s -k %s -t %s test-job", f.store,
+					   t_path("admin.key"), t_path("admin.pub")), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "pc-1: already swapped (pending): goes on"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "20 document(s) withdrawn"));
 	free(out);
@@ -271,7 +290,7 @@ TEST_CASE(stop_cancels_every_agent_not_swapped)
 	/* The swapped machine goes on: its new image commits. */
 	CU_ASSERT_EQUAL(agent_once(1), 0);
 	CU_ASSERT(job_state_is(1, "committed"));
-	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "rollout status -s %s test-job", f.store), 0);
+	CU_ASSERT_EQUAL(ctl_rollout(&f, &out, "status"), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "stopped"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "rollout stopped by the administrator"));
 	free(out);
@@ -484,7 +503,7 @@ TEST_CASE(reimagectl_rollout_errors)
 {
 	char *out = NULL;
 	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "rollout --help"), 0);
-	CU_ASSERT_PTR_NOT_NULL(strstr(out, "rollout status -s STORE JOB"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "(status|advance) -s STORE -t PUBLIC.pem"));
 	free(out);
 	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "rollout pause -s %s test-job", t_path("store")), 2);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "unknown action 'pause'"));
@@ -516,8 +535,18 @@ TEST_CASE(reimagectl_rollout_errors)
 	char *b = t_read(t_path("store/rollouts/test-job/wave-0.agents"));
 	CU_ASSERT(b && !strcmp(b, "[\"b\"]"));
 	free(b);
-	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "rollout status -s %s test-job", t_path("store")), 0);
+	/* Wave documents are read only through a trusted key... */
+	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "rollout status -s %s test-job", t_path("store")), 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "wave-0.json: signed with key"));
+	free(out);
+	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "rollout status -s %s -t %s test-job",
+					   t_path("store"), t_path("k.pub")), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "waiting"));
+	free(out);
+	/* ...and decided only with the private one. */
+	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "rollout advance -s %s -t %s test-job",
+					   t_path("store"), t_path("k.pub")), 2);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "the private key is required (-k)"));
 	free(out);
 }
 
