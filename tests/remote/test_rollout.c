@@ -12,6 +12,8 @@
 #include "harness.h"
 #include "fixture.h"
 #include "fleet.h"
+#include "gate.h"
+#include "registry.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -296,6 +298,120 @@ TEST_CASE(stop_cancels_every_agent_not_swapped)
 	free(out);
 	for (int i = 1; i <= 20; i++)
 		free(before[i]);
+	server_stop(f.ng.pid);
+}
+
+/* ------------------------------------------------- cost per agent */
+
+/* Requests nginx has answered so far (its access log, a line each). */
+static long requests(void)
+{
+	char *log = t_read(t_path("nginx/access.log"));
+	long n = 0;
+	for (char *p = log; p && *p; p++)
+		n += *p == '\n';
+	free(log);
+	return n;
+}
+
+static void quiet_report(void *arg, const char *phase, const char *state, const char *message)
+{
+	(void)phase, (void)state, (void)message;
+	++*(int *)arg;
+}
+
+/* Each agent of wave 2 of an n-agent rollout ("10%", "100%") decides
+ * once whether it may start, in this process as the agent does
+ * (gate_may_start with its own state): 1 if all answered want.  *ret
+ * counts the requests it took. */
+static int polls(const struct agent_conf *ac, struct registry *reg, int from, int n, int want,
+		 long *ret)
+{
+	static const volatile sig_atomic_t no_signal = 0;
+	struct job job = { .id = "test-job", .wave = 1 };
+	long before = requests();
+	int said = 0, ok = 1;
+
+	for (int i = from; i <= n; i++) {
+		struct gate g = { .reg = reg, .ac = ac, .job = &job, .signalled = &no_signal,
+				  .report = quiet_report, .arg = &said };
+		struct reimage_error e = { 0 };
+		int r = gate_may_start(&g, &e);
+		if (r != want) {
+			fprintf(stderr, "m%d: %d (%s), not %d\n", i, r, e.msg, want);
+			ok = 0;
+		}
+	}
+	*ret = requests() - before;
+	return ok;
+}
+
+/* Measure requests per agent-poll and per administrator's pass for a
+ * rollout of n agents, the first wave's all committed. */
+static void rollout_cost(struct fleet *f, const struct agent_conf *ac, struct registry *reg,
+			 int n, double *ret_poll, double *ret_pass)
+{
+	char list[8192], *out = NULL;
+	size_t len = 0;
+	int first = (n * 10 + 99) / 100;
+	long waiting, pass, open;
+
+	for (int i = 1; i <= n; i++)
+		len += (size_t)snprintf(list + len, sizeof(list) - len, "%sm%d", i > 1 ? "," : "", i);
+	CU_ASSERT_FATAL(len < sizeof(list));
+	CU_ASSERT_EQUAL_FATAL(fixture_reimagectl(&out, "submit -s %s -k %s %s --agents %s",
+						 f->store, t_path("admin.key"), t_path("job.conf"),
+						 list), 0);
+	free(out);
+	CU_ASSERT_EQUAL_FATAL(t_sh("rm -rf '%s' && mkdir -p '%s'",
+				   t_path("www/dav/store/reports/test-job"),
+				   t_path("www/dav/store/reports/test-job")), 0);
+	for (int i = 1; i <= first; i++) {
+		char rep[256];
+		snprintf(rep, sizeof(rep), "{\"agent\": \"m%d\", \"job\": \"test-job\", \"serial\": "
+			 "1, \"phase\": \"COMMIT\", \"state\": \"committed\", \"time\": 1}", i);
+		t_write(t_path("www/dav/store/reports/test-job/m%d.json", i), rep);
+	}
+	/* Wave 2 waits: its first wave is decided by nobody but the admin. */
+	CU_ASSERT(polls(ac, reg, first + 1, n, 0, &waiting));
+	long before = requests();
+	CU_ASSERT_EQUAL(ctl_rollout(f, &out, "advance"), 0);
+	pass = requests() - before;
+	CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "2     100%"));
+	free(out);
+	CU_ASSERT(polls(ac, reg, first + 1, n, 1, &open));
+	*ret_poll = (double)(waiting + open) / (2.0 * (n - first));
+	*ret_pass = (double)pass / n;
+	fprintf(stderr, "rollout of %d agents: %.2f request(s) per agent-poll (%ld waiting, %ld "
+		"open, %d polls each), the administrator's pass %ld requests (%.2f per agent)\n",
+		n, *ret_poll, waiting, open, n - first, pass, *ret_pass);
+}
+
+/* An agent's poll in a rollout costs the same whatever the fleet's size
+ * (it read its whole wave's reports before: n^2 requests a wave); the
+ * administrator decides each wave once, for a fixed cost per agent. */
+TEST_CASE(poll_cost_is_flat_at_10_100_1000_agents)
+{
+	static const int sizes[] = { 10, 100, 1000 };
+	struct reimage_error err = { 0 };
+	struct agent_conf ac;
+	struct registry reg;
+	struct fleet f;
+	double poll[3], pass[3];
+
+	fleet_setup(&f, 1, 0, "rollout: { waves = [ \"10%\", \"100%\" ]; };");
+	CU_ASSERT_EQUAL_FATAL(agent_conf_load(&ac, agent_file(1), &err), 0);
+	CU_ASSERT_EQUAL_FATAL(registry_init(&reg, ac.plugin_path, &err), 0);
+	for (int k = 0; k < 3; k++)
+		rollout_cost(&f, &ac, &reg, sizes[k], &poll[k], &pass[k]);
+	/* One GET of the agent's own wave document, at every size. */
+	for (int k = 0; k < 3; k++)
+		CU_ASSERT_DOUBLE_EQUAL(poll[k], 1.0, 0.001);
+	/* The pass: a fixed number of requests per agent, plus a few. */
+	CU_ASSERT(pass[2] <= pass[0] + 0.5 && pass[2] >= 1.0);
+	CU_ASSERT(pass[1] <= pass[0] + 0.5);
+	registry_fini(&reg);
+	agent_conf_free(&ac);
 	server_stop(f.ng.pid);
 }
 
