@@ -13,6 +13,7 @@
 #include "config.h"
 #include "error.h"
 #include "fsutil.h"
+#include "inventory.h"
 #include "log.h"
 #include "registry.h"
 #include "report.h"
@@ -41,7 +42,8 @@
 
 struct args {
 	const char *store, *key, *conf, *agents, *group, *members, *output, *trusted;
-	long long serial, expires, timeout, interval;
+	long long serial, expires, timeout, interval, stale;
+	int json, prometheus;
 	char **pos;  /* positional arguments */
 	int npos;
 	const char *wave_groups[17];  /* --wave-group NAME=A,B,... */
@@ -307,6 +309,37 @@ static int publish_waves(struct ctl *c, const struct job *job, char **agents, in
 	return r;
 }
 
+/* After a submit: warn about targets that never reported to the store
+ * (a typo in --agents would otherwise wait forever) and add them to the
+ * store's index of agents (inventory.h).  Best effort: the job is
+ * published either way. */
+static void note_targets(struct ctl *c, char **targets)
+{
+	struct reimage_error e = { 0 };
+	struct inventory inv = { 0 };
+	size_t n = 0, unseen = 0;
+	char names[512] = "";
+
+	for (; targets && targets[n]; n++) {
+		struct report rep;
+		int r = inventory_seen(&c->reg, &c->ac, c->store, targets[n], &rep, &e);
+		if (r != 0)
+			continue;  /* seen, or unreadable (not a typo) */
+		if (unseen++ < 10)
+			snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s",
+				 unseen > 1 ? ", " : "", targets[n]);
+	}
+	if (unseen)
+		log_warn("submit: %zu of %zu agent(s) never reported to %s (a typo? not installed "
+			 "yet?): %s%s", unseen, n, c->store, names, unseen > 10 ? ", ..." : "");
+	e = (struct reimage_error){ 0 };
+	if (n && (inventory_load(&c->reg, &c->ac, c->store, 0, &inv, &e) < 0 ||
+		  (inventory_add(&inv, (const char *const *)targets, n) > 0 &&
+		   inventory_save(&c->reg, &c->ac, c->store, &inv, &e) < 0)))
+		log_warn("submit: the store's index of agents: %s", e.msg);
+	inventory_free(&inv);
+}
+
 static int cmd_submit(void *ctx, struct reimage_error *err)
 {
 	struct ctl *c = ctx;
@@ -410,6 +443,7 @@ static int cmd_submit(void *ctx, struct reimage_error *err)
 	if (a->group && !members)
 		printf("note: without --members, `status` and `wait` know no agent of group %s\n",
 		       a->group);
+	note_targets(c, agents ? agents : members);
 out:
 	json_decref(index);
 	json_decref(docs);
@@ -813,6 +847,24 @@ static int cmd_rollout(void *ctx, struct reimage_error *err)
 	return r;
 }
 
+/* ------------------------------------------------------------ agents */
+
+static int cmd_agents(void *ctx, struct reimage_error *err)
+{
+	struct ctl *c = ctx;
+	struct inventory inv;
+	int r = inventory_load(&c->reg, &c->ac, c->store, 1, &inv, err);
+
+	if (r == 0 && inv.listing[0])
+		log_warn("agents: %s", inv.listing);
+	if (r == 0)
+		r = inventory_write(&c->reg, &c->ac, c->store, &inv, (int64_t)time(NULL),
+				    c->a->stale, c->a->prometheus ? INVENTORY_PROMETHEUS
+				    : c->a->json ? INVENTORY_JSON : INVENTORY_TABLE, stdout, err);
+	inventory_free(&inv);
+	return r;
+}
+
 /* ------------------------------------------------------------- main */
 
 static const struct cli_option options[] = {
@@ -832,6 +884,9 @@ static const struct cli_option options[] = {
 	{ "interval", 0, "SECONDS", "seconds between two reads of the reports (default 2)", 0 },
 	{ "wave-group", 0, "NAME=A,B,...", "the agents of the wave group NAME "
 					   "(repeat per group, at most 16)", 1 },
+	{ "stale", 0, "SECONDS", "agents: flag machines not seen for longer (default 7200)", 0 },
+	{ "json", 0, NULL, "agents: a JSON array instead of the table", 0 },
+	{ "prometheus", 0, NULL, "agents: a Prometheus text-format summary", 0 },
 	{ "verbose", 'v', NULL, "log more (repeat for debug)", 1 },
 	{ "quiet", 'q', NULL, "log warnings and errors only", 0 },
 	{ "help", 'h', NULL, "print help and exit", 0 },
@@ -903,6 +958,16 @@ static const struct cli_command commands[] = {
 	  "while the rollout goes on.  Wave documents are verified with -t (or\n"
 	  "trusted_keys in -C FILE).",
 	  (const char *const[]){ "store", "config", "key", "trusted", NULL }, cmd_rollout, NULL },
+	{ "agents", 0, 0, "-s STORE [--stale SECONDS] [--json | --prometheus]",
+	  "The fleet: every agent the store knows (its listing of reports/ where it\n"
+	  "gives one -- a directory, or nginx with `autoindex on` -- and agents.json,\n"
+	  "the index `submit` keeps of its targets) with its latest report, which\n"
+	  "is also its heartbeat (agent setting `heartbeat`): state, job, phase,\n"
+	  "version, when last seen.  Failed machines first, then those not seen for\n"
+	  "--stale seconds (default 7200) or never.  --prometheus: counts by state,\n"
+	  "stale and never seen, for a node exporter's textfile collector.",
+	  (const char *const[]){ "store", "config", "stale", "json", "prometheus", NULL },
+	  cmd_agents, NULL },
 };
 
 /* Commands that need a job store (-s, or `store` in the -C file). */
@@ -953,7 +1018,7 @@ static int number(const struct cli_args *ca, const char *name, long long *ret)
 int main(int argc, char **argv)
 {
 	const struct cli_program *p = &reimagectl_program;
-	struct args a = { .expires = 7 * 86400, .timeout = 3600, .interval = 2 };
+	struct args a = { .expires = 7 * 86400, .timeout = 3600, .interval = 2, .stale = 7200 };
 	struct reimage_error err = { 0 };
 	const struct cli_command *cmd;
 	struct ctl c = { .a = &a };
@@ -972,6 +1037,8 @@ int main(int argc, char **argv)
 	a.members = cli_value(p, &ca, "members");
 	a.pos = ca.pos;
 	a.npos = ca.npos;
+	a.json = ca.count[cli_option_index(p, "json")] > 0;
+	a.prometheus = ca.count[cli_option_index(p, "prometheus")] > 0;
 	int wg = cli_option_index(p, "wave-group");
 	for (int i = 0; i < ca.count[wg]; i++) {
 		if (!strchr(ca.values[wg][i], '=')) {
@@ -982,7 +1049,8 @@ int main(int argc, char **argv)
 		a.wave_groups[a.n_wave_groups++] = ca.values[wg][i];
 	}
 	if (number(&ca, "serial", &a.serial) < 0 || number(&ca, "expires", &a.expires) < 0 ||
-	    number(&ca, "timeout", &a.timeout) < 0 || number(&ca, "interval", &a.interval) < 0)
+	    number(&ca, "timeout", &a.timeout) < 0 || number(&ca, "interval", &a.interval) < 0 ||
+	    number(&ca, "stale", &a.stale) < 0)
 		return CLI_EXIT_USAGE;
 	if (a.interval < 1) {
 		fprintf(stderr, "reimagectl: --interval must be at least 1\n");

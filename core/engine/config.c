@@ -217,7 +217,7 @@ static const struct reimage_option boot_table[] = {
 enum {
 	A_AGENT_ID, A_GROUPS, A_ROOT, A_BACKEND, A_PLUGINS, A_PLUGIN_PATH, A_STATE_DIR, A_STORE,
 	A_JOBS, A_REPORTS, A_POLL_INTERVAL, A_POLL_JITTER, A_TRUSTED_KEYS, A_REVOKED_KEYS,
-	A_MAX_SERIAL_JUMP, A_GUARD, A_CLOCK, A_COUNT
+	A_MAX_SERIAL_JUMP, A_GUARD, A_CLOCK, A_HEARTBEAT, A_COUNT
 };
 static const struct reimage_option agent_table[] = {
 	[A_AGENT_ID] = { "agent_id", REIMAGE_OPT_STRING, NULL, 0, 0,
@@ -251,6 +251,10 @@ static const struct reimage_option agent_table[] = {
 	[A_CLOCK] = { "clock", REIMAGE_OPT_STRING, "system", 0, 0,
 		      "\"system\", or \"store\": follow the job store's clock (HTTP Date) for "
 		      "`at`, windows and expiry" },
+	[A_HEARTBEAT] = { "heartbeat", REIMAGE_OPT_INT, "3600", 1, 7 * 86400,
+			  "seconds between two writes of the latest report when nothing "
+			  "happens: the fleet's inventory (`reimagectl agents`) shows when "
+			  "each machine was last seen" },
 	{ NULL, REIMAGE_OPT_END, NULL, 0, 0, NULL }
 };
 
@@ -742,6 +746,7 @@ int agent_conf_load(struct agent_conf *ac, const char *path, struct reimage_erro
 	ac->reports = v[A_REPORTS].set ? v[A_REPORTS].s : NULL;
 	ac->poll_interval = v[A_POLL_INTERVAL].i;
 	ac->poll_jitter = v[A_POLL_JITTER].i;
+	ac->heartbeat = v[A_HEARTBEAT].i;
 	ac->trusted_keys = v[A_TRUSTED_KEYS].list;
 	ac->revoked_keys = v[A_REVOKED_KEYS].list;
 	ac->max_serial_jump = v[A_MAX_SERIAL_JUMP].i;

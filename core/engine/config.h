@@ -115,6 +115,7 @@ struct agent_conf {
 	const char *reports;             /* report location, NULL: the store's */
 	long long poll_interval;
 	long long poll_jitter;
+	long long heartbeat;       /* seconds between latest reports when idle */
 	const char *const *trusted_keys;
 	const char *const *revoked_keys;
 	long long max_serial_jump;

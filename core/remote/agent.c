@@ -11,6 +11,8 @@
  *           withdrawn document cancels)
  *           run: last serial saved durably, then the phases, each
  *           reported; after the reboot request the agent stops
+ *           the latest report again if none was sent for `heartbeat`
+ *           seconds (the fleet's inventory: reimagectl agents)
  *           sleep poll_interval + random(0..poll_jitter)
  *
  * Reports are best effort: a store that cannot be reached never fails a
@@ -72,6 +74,7 @@ struct agent {
 	/* The report of the job running now. */
 	struct report rep;
 	int64_t last_progress_ms;
+	int64_t last_report;  /* when the latest report was last sent, 0: not yet */
 	struct gate gate;  /* the job's window, wave and stop; the clock */
 };
 
@@ -96,7 +99,7 @@ static int report_send(struct agent *a, struct reimage_error *err)
 	char url[STORE_URL_MAX], *text;
 	int r;
 
-	a->rep.time = (int64_t)time(NULL);
+	a->rep.time = a->last_report = (int64_t)time(NULL);
 	const char *detail = a->rep.error[0] ? a->rep.error : a->rep.message;
 	log_notice("report: job %s serial %lld %s %s%s%s", a->rep.job[0] ? a->rep.job : "-",
 		   a->rep.serial, a->rep.phase, a->rep.state, detail[0] ? ": " : "", detail);
@@ -590,6 +593,26 @@ static int64_t next_poll_ms(struct agent *a)
 	return ms;
 }
 
+/* The latest report doubles as the heartbeat: sent again when none was
+ * for `heartbeat` seconds.  An agent that has reported nothing since it
+ * started says it is idle and what it last did (not as a report on that
+ * job: its outcome there stays as it was). */
+static void heartbeat(struct agent *a)
+{
+	if (a->last_report && (int64_t)time(NULL) - a->last_report < a->ac->heartbeat)
+		return;
+	if (!a->rep.agent[0]) {
+		char last[512] = "";
+		if (a->st.reported_job[0])
+			snprintf(last, sizeof(last), "last job %s: %s", a->st.reported_job,
+				 a->st.reported_state);
+		report_begin(a, NULL, 0, NULL);
+		report_event(a, "IDLE", "idle", NULL, last);
+		return;
+	}
+	report_send(a, &(struct reimage_error){ 0 });
+}
+
 /* A job that ends before it started (its window passed, its rollout
  * halted): its serial is spent, the outcome reported. */
 static void end_unstarted(struct agent *a, const char *state, const char *why)
@@ -654,6 +677,8 @@ int agent_run(struct agent_conf *ac, const struct agent_opts *opts,
 			if (go != 0)  /* 0: its wave is not open yet */
 				drop_waiting(a);
 		}
+		if (!*stop)
+			heartbeat(a);
 		if (opts->once)
 			break;
 		nap(a, next_poll_ms(a));

@@ -11,7 +11,10 @@
  *     "started": 1795598100, "version": "0.1.0",
  *     "deferred": ["Windows"] }       (only when the swap deferred entries)
  *
- * States: scheduled, running, pending (swapped, rebooting), committed
+ * An agent's latest report is also its heartbeat (inventory.h): an agent
+ * with nothing to report sends { "phase": "IDLE", "state": "idle" }.
+ *
+ * States: idle, scheduled, running, pending (swapped, rebooting), committed
  * (running the new image: success), and the failures refused, failed,
  * rolled-back, skipped (its window passed), cancelled.
  */
@@ -36,6 +39,7 @@ struct report {
 	int64_t time;               /* when the report was made */
 	int64_t started;            /* when the job started, 0 before */
 	char deferred[REIMAGE_ERRMSG_MAX];  /* entries the swap deferred to the boot, one a line */
+	char version[32];           /* the agent's; filled by report_parse() only */
 };
 
 /* The JSON text of a report (malloc'ed), or NULL without memory. */
