@@ -601,7 +601,7 @@ static void heartbeat(struct agent *a)
 {
 	if (a->last_report && (int64_t)time(NULL) - a->last_report < a->ac->heartbeat)
 		return;
-	if (!a->rep.agent[0]) {
+	if (!a->rep.state[0]) {  /* nothing reported (a report may be begun, not sent) */
 		char last[512] = "";
 		if (a->st.reported_job[0])
 			snprintf(last, sizeof(last), "last job %s: %s", a->st.reported_job,
