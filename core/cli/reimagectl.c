@@ -638,8 +638,10 @@ static int cmd_wait(void *ctx, struct reimage_error *err)
 		size_t done = 0, ok = 0;
 		struct reimage_error e = { 0 };
 		int open;
+		rollout_poll(c, &ro);
 		/* With the key, the administrator's wait decides the waves too
-		 * (a job without waves has none to decide). */
+		 * (a job without waves has none to decide), after reading the
+		 * reports: the last outcomes seen are decided before it ends. */
 		if (c->a->key && (r = rollout_advance(&c->reg, &c->ac, c->store, ro.job,
 						      (int64_t)time(NULL), c->a->key, &open, &e)) < 0 &&
 		    e.cls != REIMAGE_EC_NOTFOUND) {
@@ -647,7 +649,6 @@ static int cmd_wait(void *ctx, struct reimage_error *err)
 			break;
 		}
 		r = 0;
-		rollout_poll(c, &ro);
 		for (size_t i = 0; i < ro.n; i++) {
 			char line[512];
 			if (!ro.have[i])
