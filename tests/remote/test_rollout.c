@@ -657,7 +657,8 @@ TEST_CASE(reimagectl_rollout_errors)
 	/* Waves need per-agent documents, and every agent in a wave. */
 	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "keygen '%s' '%s'", t_path("k"), t_path("k.pub")), 0);
 	free(out);
-	fixture_job(t_path("job.conf"), "/i.tar", NULL, "rollout: { waves = [ \"canary\", \"100%\" ]; };");
+	fixture_job(t_path("job.conf"), "/i.tar", NULL, "rollout: { waves = [ \"canary\", \"100%\" ]; "
+		    "wave_timeout = 900; };");
 	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "submit -s %s -k '%s' '%s' --group lab",
 					   t_path("store"), t_path("k"), t_path("job.conf")), 2);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "needs --agents"));
@@ -674,6 +675,10 @@ TEST_CASE(reimagectl_rollout_errors)
 	free(out);
 	char *b = t_read(t_path("store/rollouts/test-job/wave-0.agents"));
 	CU_ASSERT(b && !strcmp(b, "[\"b\"]"));
+	free(b);
+	/* Each wave's signed state carries the deadline's length. */
+	b = t_read(t_path("store/rollouts/test-job/wave-1.json"));
+	CU_ASSERT(b && !strncmp(b, "reimage-signed-job 1\n", 21) && strstr(b, "\"timeout\": 900"));
 	free(b);
 	/* Wave documents are read only through a trusted key... */
 	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "rollout status -s %s test-job", t_path("store")), 1);

@@ -277,12 +277,13 @@ TEST_CASE(job_settings)
 	CU_ASSERT_EQUAL_FATAL(load(&job, "at = \"02:00\"; window = 10800; jitter = 600;\n"
 			      "timezone = \"Europe/Berlin\"; stage_early = true;\n"
 			      "rollout: { waves = [ \"canary\", \"10%\", \"100%\" ]; "
-			      "failure_budget = 2; wave = 1; };\n"
+			      "failure_budget = 2; wave = 1; wave_timeout = 1800; };\n"
 			      "notice: { seconds = 600; max_deferrals = 2; defer_seconds = 1800; "
 			      "inhibitors = [ \"impress\" ]; };", &err), 0);
 	CU_ASSERT_EQUAL(job.n_waves, 3);
 	CU_ASSERT_EQUAL(job.wave, 1);
 	CU_ASSERT_EQUAL(job.failure_budget, 2);
+	CU_ASSERT_EQUAL(job.wave_timeout, 1800);
 	CU_ASSERT_STRING_EQUAL(job.timezone, "Europe/Berlin");
 	CU_ASSERT_EQUAL(job.jitter, 600);
 	CU_ASSERT(job.stage_early);
@@ -295,6 +296,7 @@ TEST_CASE(job_settings)
 	CU_ASSERT_EQUAL_FATAL(load(&job, "", &err), 0);
 	CU_ASSERT_EQUAL(job.wave, -1);
 	CU_ASSERT_EQUAL(job.n_waves, 0);
+	CU_ASSERT_EQUAL(job.wave_timeout, 0);
 	CU_ASSERT_EQUAL(job.notice.seconds, 300);
 	CU_ASSERT_EQUAL(job.notice.max_deferrals, 0);
 	job_free(&job);
