@@ -777,10 +777,16 @@ static int cmd_stop(void *ctx, struct reimage_error *err)
 	int64_t now = (int64_t)time(NULL);
 	int r = rollout_load(c, c->a->pos[0], &ro, err);
 
-	/* The waves first: an agent cancelled by the withdrawn document then
-	 * finds its wave stopped and does not count it as failed. */
-	if (r == 0 && (r = stop_waves(c, ro.job, now, err)) == 0 &&
-	    (r = withdraw(c, &ro, &docs, err)) == 0) {
+	struct reimage_error we = { 0 };
+
+	/* The waves first, so that deciding them later does not count the
+	 * cancelled agents as failures.  Without the keys to read and sign
+	 * them the stop still withdraws every document, which is what stops
+	 * the agents: an emergency stop must not wait for a key. */
+	if (r == 0 && stop_waves(c, ro.job, now, &we) < 0)
+		log_warn("stop: waves not marked stopped (%s); the documents are withdrawn anyway",
+			 we.msg);
+	if (r == 0 && (r = withdraw(c, &ro, &docs, err)) == 0) {
 		rollout_poll(c, &ro);
 		for (i = 0; i < ro.n; i++)
 			if (ro.have[i] && swapped(&ro.rep[i])) {

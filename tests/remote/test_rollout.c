@@ -693,6 +693,12 @@ TEST_CASE(reimagectl_rollout_errors)
 					   t_path("store"), t_path("k.pub")), 2);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "the private key is required (-k)"));
 	free(out);
+	/* A stop without the keys still withdraws every document. */
+	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "stop -s %s test-job", t_path("store")), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "waves not marked stopped"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "3 document(s) withdrawn"));
+	CU_ASSERT_EQUAL(access(t_path("store/jobs/a.job"), F_OK), -1);
+	free(out);
 }
 
 #define LIBFAKETIME "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
