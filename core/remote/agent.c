@@ -328,7 +328,6 @@ static int spend_serial(struct agent *a, struct reimage_error *err)
 {
 	a->st.have_serial = 1;
 	a->st.last_serial = a->job->serial;
-	a->st.last_wave = a->job->wave;
 	snprintf(a->st.last_job, sizeof(a->st.last_job), "%s", a->job->id);
 	return agent_state_save(a->ac->state_dir, &a->st, err);
 }

@@ -14,7 +14,6 @@ struct agent_state {
 	int have_serial;
 	long long last_serial;
 	char last_job[256];
-	int last_wave;             /* its wave in a rollout, -1: none */
 	char reported_job[256];    /* the outcome last reported */
 	char reported_state[32];
 };
