@@ -825,9 +825,18 @@ static int cmd_rollout(void *ctx, struct reimage_error *err)
 			"it: the private key is required (-k)");
 		return -EINVAL;
 	}
-	if (advance && (r = rollout_advance(&c->reg, &c->ac, c->store, job, now, c->a->key, &open,
-					    err)) < 0)
-		return r;
+	if (advance) {
+		/* One read of the open wave's reports: the table is `status`'s. */
+		if ((r = rollout_advance(&c->reg, &c->ac, c->store, job, now, c->a->key, &open,
+					 err)) < 0)
+			return r;
+		if (open >= 0)
+			printf("rollout %s: wave %d is open\n", job, open + 1);
+		else
+			printf("rollout %s: no wave is open (all committed, or halted or stopped: "
+			       "see `rollout status`)\n", job);
+		return 0;
+	}
 	printf("%-5s %-12s %6s %-10s %9s %6s %10s %6s  %s\n", "WAVE", "NAME", "AGENTS", "STATE",
 	       "COMMITTED", "FAILED", "UNFINISHED", "BUDGET", "DETAIL");
 	for (k = 0;; k++) {
@@ -961,8 +970,8 @@ static const struct cli_command commands[] = {
 	  "the one before it committed within its budget; one over budget halts the\n"
 	  "rollout; past rollout.wave_timeout its silent agents count as failed.\n"
 	  "`advance` (needs -k) makes these decisions and publishes each, signed, in\n"
-	  "the wave's document, the only one its agents read; run it (or `wait -k`)\n"
-	  "while the rollout goes on.  Wave documents are verified with -t (or\n"
+	  "the wave's document, the only one its agents read, and says which wave is\n"
+	  "open; run it (or `wait -k`) while the rollout goes on.  Wave documents are verified with -t (or\n"
 	  "trusted_keys in -C FILE).",
 	  (const char *const[]){ "store", "config", "key", "trusted", NULL }, cmd_rollout, NULL },
 	{ "agents", 0, 0, "-s STORE [--stale SECONDS] [--json | --prometheus]",
