@@ -971,8 +971,8 @@ static const struct cli_command commands[] = {
 	  "rollout; past rollout.wave_timeout its silent agents count as failed.\n"
 	  "`advance` (needs -k) makes these decisions and publishes each, signed, in\n"
 	  "the wave's document, the only one its agents read, and says which wave is\n"
-	  "open; run it (or `wait -k`) while the rollout goes on.  Wave documents are verified with -t (or\n"
-	  "trusted_keys in -C FILE).",
+	  "open; run it (or `wait -k`) while the rollout goes on.  Wave documents\n"
+	  "are verified with -t (or trusted_keys in -C FILE).",
 	  (const char *const[]){ "store", "config", "key", "trusted", NULL }, cmd_rollout, NULL },
 	{ "agents", 0, 0, "-s STORE [--stale SECONDS] [--json | --prometheus]",
 	  "The fleet: every agent the store knows (its listing of reports/ where it\n"
