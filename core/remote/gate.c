@@ -122,6 +122,14 @@ static int wave_go(struct gate *g, const char *phase, struct reimage_error *err)
 	if (r < 0 && e.cls == REIMAGE_EC_NOTFOUND)
 		return end_job(g, "cancelled", -ENOENT, err, "the job store holds no state for "
 			       "this agent's wave (%s)", job->id);
+	if (r < 0 && (e.cls == REIMAGE_EC_INTEGRITY || e.cls == REIMAGE_EC_ACCESS)) {
+		/* Written by someone without the administrator's key: never
+		 * followed, and said, so that `status` shows why it waits. */
+		snprintf(msg, sizeof(msg), "waiting for wave %d: its state in the store does not "
+			 "verify and is ignored: %s", job->wave + 1, e.msg);
+		say_once(g, phase, msg);
+		return 0;
+	}
 	if (r < 0) {
 		log_warn("wave of job %s: %s (trying again)", job->id, e.msg);
 		g->wave_etag[0] = '\0';

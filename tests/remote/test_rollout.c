@@ -439,6 +439,35 @@ TEST_CASE(poll_cost_is_flat_at_10_100_1000_agents)
 	server_stop(f.ng.pid);
 }
 
+/* Whoever can write to the store cannot open a wave: wave 2's signed
+ * state edited from "waiting" to "open" is ignored, and the agent says so. */
+TEST_CASE(edited_wave_state_is_not_followed)
+{
+	struct fleet f;
+	char *doc, *p, *rep;
+
+	fleet_setup(&f, 2, 0, "rollout: { waves = [ \"50%\", \"100%\" ]; };");
+	char *before = root_manifest(2);
+	submit(&f, t_path("admin.key"), "--agents pc-1,pc-2");
+	doc = wave_doc(1);
+	CU_ASSERT_FATAL(doc && (p = strstr(doc, "\"state\": \"waiting\"")));
+	memcpy(p, "\"state\": \"open\"   ", 18);  /* same length, valid JSON */
+	t_write(t_path("www/dav/store/rollouts/test-job/wave-1.json"), doc);
+	free(doc);
+	CU_ASSERT_EQUAL(agent_once(2), 0);
+	CU_ASSERT(report_shows(2, "its state in the store does not verify and is ignored",
+			       "the signature does not match", 1));
+	rep = job_report(2);
+	CU_ASSERT(rep && strstr(rep, "\"state\": \"scheduled\""));
+	free(rep);
+	char *after = root_manifest(2);
+	CU_ASSERT(fixture_same(before, after, "root of an agent whose wave was forged open"));
+	CU_ASSERT_EQUAL(access(t_path("pc-2/root/.reimage/new"), F_OK), -1);
+	free(before);
+	free(after);
+	server_stop(f.ng.pid);
+}
+
 TEST_CASE(window_in_the_past_is_skipped)
 {
 	struct fleet f;
