@@ -407,23 +407,31 @@ static void note_targets(struct ctl *c, char **targets)
 	struct inventory inv = { 0 };
 	size_t n = 0, unseen = 0;
 	char names[512] = "";
+	int *seen;
 
-	for (; targets && targets[n]; n++) {
-		struct report rep;
-		int r = inventory_seen(&c->reg, &c->ac, c->store, targets[n], &rep, &e);
-		if (r != 0)
-			continue;  /* seen, or unreadable (not a typo) */
-		if (unseen++ < 10)
-			snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s",
-				 unseen > 1 ? ", " : "", targets[n]);
-	}
+	while (targets && targets[n])
+		n++;
+	if (!n || !(seen = calloc(n, sizeof(int))))
+		return;
+	if (inventory_read(&c->reg, &c->ac, c->store, (const char *const *)targets, n, seen, NULL,
+			   &e) < 0)
+		log_warn("submit: reading the targets' reports: %s", e.msg);
+	else
+		for (size_t i = 0; i < n; i++) {
+			if (seen[i] != 0)
+				continue;  /* seen, or unreadable (not a typo) */
+			if (unseen++ < 10)
+				snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s",
+					 unseen > 1 ? ", " : "", targets[i]);
+		}
+	free(seen);
 	if (unseen)
 		log_warn("submit: %zu of %zu agent(s) never reported to %s (a typo? not installed "
 			 "yet?): %s%s", unseen, n, c->store, names, unseen > 10 ? ", ..." : "");
 	e = (struct reimage_error){ 0 };
-	if (n && (inventory_load(&c->reg, &c->ac, c->store, 0, &inv, &e) < 0 ||
-		  (inventory_add(&inv, (const char *const *)targets, n) > 0 &&
-		   inventory_save(&c->reg, &c->ac, c->store, &inv, &e) < 0)))
+	if (inventory_load(&c->reg, &c->ac, c->store, 0, &inv, &e) < 0 ||
+	    (inventory_add(&inv, (const char *const *)targets, n) > 0 &&
+	     inventory_save(&c->reg, &c->ac, c->store, &inv, &e) < 0))
 		log_warn("submit: the store's index of agents: %s", e.msg);
 	inventory_free(&inv);
 }
@@ -670,40 +678,71 @@ static int rollout_load(struct ctl *c, const char *job, int follow, struct rollo
 	return 0;
 }
 
+/* One batch of reports being read for rollout_poll(). */
+struct poll_batch {
+	struct rollout *ro;
+	size_t *agent;      /* the agent of each URL */
+	int latest;         /* reading the agents' latest reports, not the job's */
+};
+
+static void poll_done(void *arg, size_t i, int r, const void *buf, size_t len,
+		      const struct reimage_error *err)
+{
+	struct poll_batch *b = arg;
+	struct rollout *ro = b->ro;
+	size_t k = b->agent[i];
+	struct reimage_error e = { 0 };
+	struct report *rep = &ro->rep[k];
+
+	(void)err;  /* an unreadable report is no report yet */
+	if (r < 0 || report_parse(buf, len, rep, &e) < 0)
+		return;
+	if (!b->latest)
+		ro->have[k] = !ro->serial || rep->serial == ro->serial;
+	else
+		ro->have[k] = !strcmp(rep->state, "refused") && ro->urls[k] &&
+			      !strcmp(rep->location, ro->urls[k]) && rep->time >= ro->submitted;
+}
+
 /* Fetch every agent's report on the job, of this run (its serial: a job
  * id reused with --reuse leaves older runs' reports until the agents
  * replace them).  An agent that refused the document before it could
  * read the job's id reports only in its latest report, naming the
- * document's location. */
+ * document's location.  Reports are read several at once
+ * (store_get_many). */
 static void rollout_poll(struct ctl *c, struct rollout *ro)
 {
-	for (size_t i = 0; i < ro->n; i++) {
-		char url[STORE_URL_MAX], *text = NULL;
-		struct reimage_error e = { 0 };
-		struct report rep;
-		size_t len;
+	char **urls = calloc(ro->n + 1, sizeof(char *));
+	size_t *agent = calloc(ro->n + 1, sizeof(size_t));
+	struct poll_batch b = { .ro = ro, .agent = agent };
 
+	for (size_t i = 0; i < ro->n; i++)
 		ro->have[i] = 0;
-		store_url(url, sizeof(url), c->store, "reports/%s/%s.json", ro->job, ro->agents[i]);
-		if (store_get(&c->reg, &c->ac, url, REPORT_MAX, &text, &len, &e) == 0 &&
-		    report_parse(text, len, &rep, &e) == 0 &&
-		    (!ro->serial || rep.serial == ro->serial)) {
-			ro->rep[i] = rep;
-			ro->have[i] = 1;
+	for (int pass = 0; pass < 2 && urls && agent; pass++) {
+		struct reimage_error e = { 0 };
+		size_t n = 0;
+		for (size_t i = 0; i < ro->n; i++) {
+			char url[STORE_URL_MAX];
+			if (ro->have[i])
+				continue;
+			if (pass == 0)
+				store_url(url, sizeof(url), c->store, "reports/%s/%s.json", ro->job,
+					  ro->agents[i]);
+			else
+				store_url(url, sizeof(url), c->store, "reports/%s.json", ro->agents[i]);
+			if (!(urls[n] = strdup(url)))
+				break;
+			agent[n++] = i;
 		}
-		free(text);
-		text = NULL;
-		if (ro->have[i])
-			continue;
-		store_url(url, sizeof(url), c->store, "reports/%s.json", ro->agents[i]);
-		if (store_get(&c->reg, &c->ac, url, REPORT_MAX, &text, &len, &e) == 0 &&
-		    report_parse(text, len, &rep, &e) == 0 && !strcmp(rep.state, "refused") &&
-		    ro->urls[i] && !strcmp(rep.location, ro->urls[i]) && rep.time >= ro->submitted) {
-			ro->rep[i] = rep;
-			ro->have[i] = 1;
-		}
-		free(text);
+		b.latest = pass;
+		if (store_get_many(&c->reg, &c->ac, (const char *const *)urls, n, REPORT_MAX,
+				   poll_done, &b, &e) < 0)
+			log_warn("reading the reports: %s", e.msg);
+		for (size_t i = 0; i < n; i++)
+			free(urls[i]);
 	}
+	free(urls);
+	free(agent);
 }
 
 /* How many agents ended each way (no report: unfinished). */

@@ -196,23 +196,58 @@ int inventory_save(struct registry *reg, const struct agent_conf *ac, const char
 	return r;
 }
 
-int inventory_seen(struct registry *reg, const struct agent_conf *ac, const char *store,
-		   const char *agent, struct report *ret, struct reimage_error *err)
-{
-	char url[STORE_URL_MAX], *text = NULL;
-	struct reimage_error e = { 0 };
-	size_t len;
-	int r;
+struct read_batch {
+	int *seen;
+	struct report *rep;  /* or NULL */
+};
 
-	store_url(url, sizeof(url), store, "reports/%s.json", agent);
-	if ((r = store_get(reg, ac, url, REPORT_DOC_MAX, &text, &len, &e)) == 0)
-		r = report_parse(text, len, ret, &e);
-	free(text);
-	if (r == -ENOENT)
-		return 0;  /* never reported */
-	if (r < 0)
-		err_set(err, r, e.cls, "%s: %s", url, e.msg);
-	return r < 0 ? r : 1;
+static void read_done(void *arg, size_t i, int r, const void *buf, size_t len,
+		      const struct reimage_error *err)
+{
+	struct read_batch *b = arg;
+	struct report one, *rep = b->rep ? &b->rep[i] : &one;
+	struct reimage_error e = { 0 };
+
+	if (r < 0 && err->cls == REIMAGE_EC_NOTFOUND) {
+		b->seen[i] = 0;  /* never reported */
+		return;
+	}
+	if (r == 0 && (r = report_parse(buf, len, rep, &e)) == 0) {
+		b->seen[i] = 1;
+		return;
+	}
+	/* Shown, not fatal: one bad report must not hide the fleet. */
+	b->seen[i] = -1;
+	memset(rep, 0, sizeof(*rep));
+	snprintf(rep->state, sizeof(rep->state), "unreadable");
+	snprintf(rep->error, sizeof(rep->error), "%s", e.msg[0] ? e.msg : err->msg);
+}
+
+int inventory_read(struct registry *reg, const struct agent_conf *ac, const char *store,
+		   const char *const *agents, size_t n, int *ret_seen, struct report *ret,
+		   struct reimage_error *err)
+{
+	char **urls = calloc(n + 1, sizeof(char *));
+	struct read_batch b = { .seen = ret_seen, .rep = ret };
+	size_t k = 0;
+	int r = -ENOMEM;
+
+	while (urls && k < n) {
+		char url[STORE_URL_MAX];
+		if (store_url(url, sizeof(url), store, "reports/%s.json", agents[k]) < 0 ||
+		    !(urls[k] = strdup(url)))
+			break;
+		k++;
+	}
+	if (k == n)
+		r = store_get_many(reg, ac, (const char *const *)urls, n, REPORT_DOC_MAX, read_done,
+				   &b, err);
+	else
+		err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
+	for (size_t i = 0; urls && i < k; i++)
+		free(urls[i]);
+	free(urls);
+	return r;
 }
 
 /* ------------------------------------------------------------ output */
@@ -220,7 +255,7 @@ int inventory_seen(struct registry *reg, const struct agent_conf *ac, const char
 struct member {
 	const char *name;
 	int seen, stale;
-	struct report rep;
+	const struct report *rep;
 };
 
 /* Failed first, then stale, never seen, busy, and the rest (idle, and
@@ -228,12 +263,12 @@ struct member {
  * as report_outcome() counts it). */
 static int rank(const struct member *m)
 {
-	enum report_outcome o = report_outcome(m->rep.state);
+	enum report_outcome o = report_outcome(m->rep->state);
 	if (m->seen && (o == OUTCOME_FAILED || o == OUTCOME_ROLLED_BACK))
 		return 0;
 	if (!m->seen || m->stale)
 		return 1;
-	return o == OUTCOME_UNFINISHED && strcmp(m->rep.state, "idle") ? 2 : 3;
+	return o == OUTCOME_UNFINISHED && strcmp(m->rep->state, "idle") ? 2 : 3;
 }
 
 static int cmp_members(const void *a, const void *b)
@@ -248,7 +283,7 @@ static void write_table(const struct member *m, size_t n, int64_t now, FILE *out
 	fprintf(out, "%-20s %-12s %-20s %-10s %-8s %-6s %s\n", "AGENT", "STATE", "JOB", "PHASE",
 		"VERSION", "SEEN", "DETAIL");
 	for (size_t i = 0; i < n; i++) {
-		const struct report *r = &m[i].rep;
+		const struct report *r = m[i].rep;
 		char age[32];
 		if (!m[i].seen) {
 			fprintf(out, "%-20s %-12s %-20s %-10s %-8s %-6s %s\n", m[i].name, "never-seen",
@@ -265,7 +300,7 @@ static void write_table(const struct member *m, size_t n, int64_t now, FILE *out
 
 static json_t *member_json(const struct member *m, int64_t now)
 {
-	const struct report *r = &m->rep;
+	const struct report *r = m->rep;
 	if (!m->seen)
 		return json_pack("{s:s, s:b, s:b}", "agent", m->name, "seen", 0, "stale", 1);
 	return json_pack("{s:s, s:b, s:b, s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:s}", "agent",
@@ -295,14 +330,14 @@ static void write_prometheus(const struct member *m, size_t n, FILE *out)
 		if (!m[i].seen)
 			continue;
 		for (k = 0; k < i; k++)
-			if (m[k].seen && !strcmp(m[k].rep.state, m[i].rep.state))
+			if (m[k].seen && !strcmp(m[k].rep->state, m[i].rep->state))
 				break;
 		if (k < i)
 			continue;
 		for (k = i; k < n; k++)
-			count += m[k].seen && !strcmp(m[k].rep.state, m[i].rep.state);
+			count += m[k].seen && !strcmp(m[k].rep->state, m[i].rep->state);
 		fprintf(out, "reimage_agents{state=\"");
-		prom_label(out, m[i].rep.state);
+		prom_label(out, m[i].rep->state);
 		fprintf(out, "\"} %zu\n", count);
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -323,25 +358,27 @@ int inventory_write(struct registry *reg, const struct agent_conf *ac, const cha
 		    enum inventory_format format, FILE *out, struct reimage_error *err)
 {
 	struct member *m = calloc(inv->n + 1, sizeof(*m));
-	size_t seen = 0, old = 0;
-	int r = 0;
+	struct report *rep = calloc(inv->n + 1, sizeof(*rep));
+	int *seen = calloc(inv->n + 1, sizeof(int));
+	size_t n_seen = 0, old = 0;
+	int r;
 
-	if (!m) {
+	if (!m || !rep || !seen) {
+		free(m);
+		free(rep);
+		free(seen);
 		err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
 		return -ENOMEM;
 	}
+	if ((r = inventory_read(reg, ac, store, (const char *const *)inv->names, inv->n, seen, rep,
+				err)) < 0)
+		goto out;
 	for (size_t i = 0; i < inv->n; i++) {
-		struct reimage_error e = { 0 };
 		m[i].name = inv->names[i];
-		m[i].seen = inventory_seen(reg, ac, store, m[i].name, &m[i].rep, &e) != 0;
-		if (e.msg[0]) {
-			/* Shown, not fatal: one bad report must not hide the fleet. */
-			memset(&m[i].rep, 0, sizeof(m[i].rep));
-			snprintf(m[i].rep.state, sizeof(m[i].rep.state), "unreadable");
-			snprintf(m[i].rep.error, sizeof(m[i].rep.error), "%s", e.msg);
-		}
-		m[i].stale = !m[i].seen || now - m[i].rep.time > stale;
-		seen += m[i].seen;
+		m[i].rep = &rep[i];
+		m[i].seen = seen[i] != 0;
+		m[i].stale = !m[i].seen || now - rep[i].time > stale;
+		n_seen += m[i].seen;
 		old += m[i].seen && m[i].stale;
 	}
 	qsort(m, inv->n, sizeof(*m), cmp_members);
@@ -360,8 +397,11 @@ int inventory_write(struct registry *reg, const struct agent_conf *ac, const cha
 	} else {
 		write_table(m, inv->n, now, out);
 		fprintf(out, "%zu agent(s): %zu seen, %zu stale (not seen for %llds), %zu never seen\n",
-			inv->n, seen, old, (long long)stale, inv->n - seen);
+			inv->n, n_seen, old, (long long)stale, inv->n - n_seen);
 	}
+out:
 	free(m);
+	free(rep);
+	free(seen);
 	return r;
 }

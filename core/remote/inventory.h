@@ -47,10 +47,13 @@ int inventory_add(struct inventory *inv, const char *const *names, size_t n);
 int inventory_save(struct registry *reg, const struct agent_conf *ac, const char *store,
 		   const struct inventory *inv, struct reimage_error *err);
 void inventory_free(struct inventory *inv);
-/* The agent's latest report: 1 (ret filled), 0 if it never reported, < 0
- * if it could not be read (err says why). */
-int inventory_seen(struct registry *reg, const struct agent_conf *ac, const char *store,
-		   const char *agent, struct report *ret, struct reimage_error *err);
+/* The latest report of each of agents[0..n), read several at once
+ * (store_get_many): ret_seen[i] 1 (ret[i] filled, if ret is not NULL), 0
+ * if it never reported, -1 if it could not be read (ret[i]'s state is
+ * "unreadable", its error says why).  < 0 only if nothing could be read. */
+int inventory_read(struct registry *reg, const struct agent_conf *ac, const char *store,
+		   const char *const *agents, size_t n, int *ret_seen, struct report *ret,
+		   struct reimage_error *err);
 
 enum inventory_format { INVENTORY_TABLE, INVENTORY_JSON, INVENTORY_PROMETHEUS };
 
@@ -58,7 +61,8 @@ enum inventory_format { INVENTORY_TABLE, INVENTORY_JSON, INVENTORY_PROMETHEUS };
  * a table (unhealthy machines first: failed, then stale or never seen),
  * a JSON array, or a Prometheus text-format summary (counts by state,
  * stale and never seen; no series per agent).  An agent not seen for
- * stale seconds is flagged stale.  One request per agent. */
+ * stale seconds is flagged stale.  One request per agent, several at
+ * once. */
 int inventory_write(struct registry *reg, const struct agent_conf *ac, const char *store,
 		    const struct inventory *inv, int64_t now, int64_t stale,
 		    enum inventory_format format, FILE *out, struct reimage_error *err);

@@ -306,25 +306,31 @@ static int wave_agents(struct registry *reg, const struct agent_conf *ac, const 
 	return 0;
 }
 
-/* The state of one agent on the job: its report's, "" without one or
- * with one of another serial (serial 0: any). */
-static void agent_state(struct registry *reg, const struct agent_conf *ac, const char *store,
-			const char *job, long long serial, const char *agent, char *state,
-			size_t cap)
+/* Count one agent's outcome on the job: its report's state, unfinished
+ * without one or with one of another serial (serial 0: any). */
+static void count_outcome(struct wave_state *ws, const char *state)
 {
-	char url[STORE_URL_MAX], *text = NULL;
+	/* Each outcome as what it is: only failures spend the budget. */
+	long long *counter[OUTCOME_COUNT] = {
+		[OUTCOME_COMMITTED] = &ws->committed, [OUTCOME_FAILED] = &ws->failed,
+		[OUTCOME_ROLLED_BACK] = &ws->failed, [OUTCOME_CANCELLED] = &ws->cancelled,
+		[OUTCOME_SKIPPED] = &ws->skipped, [OUTCOME_REFUSED] = &ws->refused,
+		[OUTCOME_UNFINISHED] = &ws->unfinished,
+	};
+	(*counter[report_outcome(state)])++;
+}
+
+static void count_done(void *arg, size_t i, int r, const void *buf, size_t len,
+		       const struct reimage_error *err)
+{
+	struct wave_state *ws = arg;
 	struct reimage_error e = { 0 };
 	struct report rep;
-	size_t len;
 
-	state[0] = '\0';
-	if (!store_name_ok(agent) ||
-	    store_url(url, sizeof(url), store, "reports/%s/%s.json", job, agent) < 0)
-		return;
-	if (store_get(reg, ac, url, REPORT_DOC_MAX, &text, &len, &e) == 0 &&
-	    report_parse(text, len, &rep, &e) == 0 && (!serial || rep.serial == serial))
-		snprintf(state, cap, "%s", rep.state);
-	free(text);
+	(void)i;
+	(void)err;  /* no report yet, or unreadable: unfinished */
+	count_outcome(ws, r == 0 && report_parse(buf, len, &rep, &e) == 0 &&
+			  (!ws->serial || rep.serial == ws->serial) ? rep.state : "");
 }
 
 int rollout_count(struct registry *reg, const struct agent_conf *ac, const char *store,
@@ -341,20 +347,28 @@ int rollout_count(struct registry *reg, const struct agent_conf *ac, const char 
 		return r;
 	ret->committed = ret->failed = ret->unfinished = 0;
 	ret->cancelled = ret->skipped = ret->refused = 0;
+	/* The wave's reports, several at once. */
+	char **urls = calloc(json_array_size(agents) + 1, sizeof(char *));
+	size_t n = 0;
 	json_array_foreach(agents, i, v) {
-		char state[32];
-		agent_state(reg, ac, store, job, ret->serial,
-			    json_string_value(v) ? json_string_value(v) : "", state, sizeof(state));
-		/* Each outcome as what it is: only failures spend the budget. */
-		long long *counter[OUTCOME_COUNT] = {
-			[OUTCOME_COMMITTED] = &ret->committed, [OUTCOME_FAILED] = &ret->failed,
-			[OUTCOME_ROLLED_BACK] = &ret->failed, [OUTCOME_CANCELLED] = &ret->cancelled,
-			[OUTCOME_SKIPPED] = &ret->skipped, [OUTCOME_REFUSED] = &ret->refused,
-			[OUTCOME_UNFINISHED] = &ret->unfinished,
-		};
-		(*counter[report_outcome(state)])++;
+		char url[STORE_URL_MAX];
+		const char *agent = json_string_value(v);
+		if (!urls || !agent || !store_name_ok(agent) ||
+		    store_url(url, sizeof(url), store, "reports/%s/%s.json", job, agent) < 0 ||
+		    !(urls[n] = strdup(url)))
+			count_outcome(ret, "");  /* no report can be read: unfinished */
+		else
+			n++;
 	}
+	if (n)
+		r = store_get_many(reg, ac, (const char *const *)urls, n, REPORT_DOC_MAX, count_done,
+				   ret, err);
+	for (size_t k = 0; k < n; k++)
+		free(urls[k]);
+	free(urls);
 	json_decref(agents);
+	if (r < 0)
+		return r;
 	ret->size = (long long)i;
 	if (!strcmp(ret->state, "open") || !strcmp(ret->state, "waiting")) {
 		/* Failures only grow: past the budget is final at once. */

@@ -788,3 +788,99 @@ TEST_CASE(inventory_of_agents)
 	CU_ASSERT_EQUAL(agent_wait(f.pid[1], 15), 0);
 	server_stop(f.ng.pid);
 }
+
+/* What the test writes as agent mI's report on test-job (and latest):
+ * each fifth committed, failed, cancelled, running; of the rest, half
+ * never reported and half hold an older run's "committed". */
+static const char *fleet_state(int i, long long serial, long long *ret_serial)
+{
+	static const char *const states[] = { "committed", "failed", "cancelled", "running" };
+	*ret_serial = serial;
+	if (i % 5 < 4)
+		return states[i % 5];
+	if (i % 10 == 4)
+		return NULL;
+	*ret_serial = serial - 1;
+	return "committed";
+}
+
+/* status, wait and agents read a fleet's reports several at once (over
+ * nginx: libcurl's multi interface) and each lands with its own agent:
+ * 200 agents' states, written by the test, counted and listed exactly;
+ * the reports came over more than one connection. */
+TEST_CASE(status_of_200_agents_read_in_parallel)
+{
+	struct fleet f;
+	char list[4096], *out = NULL;
+	size_t len = 0;
+	long long serial;
+
+	fleet_setup(&f, 1, 0, NULL);
+	for (int i = 1; i <= 200; i++)
+		len += (size_t)snprintf(list + len, sizeof(list) - len, "%sm%d", i > 1 ? "," : "", i);
+	CU_ASSERT_EQUAL_FATAL(fixture_reimagectl(&out, "submit -s %s -k '%s' '%s' --agents %s",
+						 f.store, t_path("admin.key"), t_path("job.conf"),
+						 list), 0);
+	const char *s = out ? strstr(out, "job test-job: serial ") : NULL;
+	CU_ASSERT_FATAL(s != NULL);
+	serial = strtoll(s + strlen("job test-job: serial "), NULL, 10);
+	free(out);
+	CU_ASSERT_EQUAL_FATAL(t_sh("mkdir -p '%s'", t_path("www/dav/store/reports/test-job")), 0);
+	for (int i = 1; i <= 200; i++) {
+		long long sr;
+		const char *state = fleet_state(i, serial, &sr);
+		char rep[512];
+		if (!state)
+			continue;
+		snprintf(rep, sizeof(rep), "{\"agent\": \"m%d\", \"job\": \"test-job\", \"serial\": "
+			 "%lld, \"phase\": \"STAGE\", \"state\": \"%s\", \"message\": \"m%d\", "
+			 "\"time\": %lld}", i, sr, state, i, (long long)time(NULL));
+		t_write(t_path("www/dav/store/reports/test-job/m%d.json", i), rep);
+		t_write(t_path("www/dav/store/reports/m%d.json", i), rep);
+	}
+	CU_ASSERT_EQUAL(t_sh(": > '%s'", t_path("nginx/access.log")), 0);
+	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "status -s %s test-job", f.store), 0);
+	CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "200 agent(s): 40 committed, 40 failed, 40 "
+					     "cancelled, 80 unfinished\n"));
+	free(out);
+	/* More than one connection at once served the reports. */
+	CU_ASSERT_EQUAL(t_sh("test $(grep 'GET /dav/store/reports/test-job/' '%s' | sed 's/.*conn=//' "
+			     "| sort -u | wc -l) -gt 1", t_path("nginx/access.log")), 0);
+	/* Every agent with its own report, in JSON. */
+	t_write(t_path("check.py"),
+		"import json, sys\n"
+		"serial = int(sys.argv[2])\n"
+		"d = json.load(open(sys.argv[1]))\n"
+		"states = ['committed', 'failed', 'cancelled', 'running']\n"
+		"assert len(d['agents']) == 200, len(d['agents'])\n"
+		"for a in d['agents']:\n"
+		"    i = int(a['agent'][1:])\n"
+		"    want = states[i % 5] if i % 5 < 4 else 'no-report'\n"
+		"    assert a['state'] == want, (a, want)\n"
+		"    assert want == 'no-report' or a['message'] == a['agent'], a\n"
+		"assert d['counts']['unfinished'] == 80, d['counts']\n");
+	CU_ASSERT_EQUAL(t_sh("'%s/reimagectl' status -s %s test-job --json > '%s' && python3 '%s' "
+			     "'%s' %lld", t_bin_dir(), f.store, t_path("status.json"),
+			     t_path("check.py"), t_path("status.json"), serial), 0);
+	/* agents: the latest reports, whatever their run. */
+	t_write(t_path("check.py"),
+		"import json, sys\n"
+		"d = json.load(open(sys.argv[1]))\n"
+		"states = ['committed', 'failed', 'cancelled', 'running']\n"
+		"names = sorted(int(a['agent'][1:]) for a in d if a['agent'].startswith('m'))\n"
+		"assert names == list(range(1, 201)), names\n"
+		"for a in d:\n"
+		"    i = int(a['agent'][1:])\n"
+		"    if i % 10 == 4:\n"
+		"        assert not a['seen'], a\n"
+		"    else:\n"
+		"        assert a['seen'] and a['message'] == a['agent'], a\n"
+		"        assert a['state'] == (states[i % 5] if i % 5 < 4 else 'committed'), a\n");
+	CU_ASSERT_EQUAL(t_sh("'%s/reimagectl' agents -s %s --json -q > '%s' && python3 '%s' '%s'",
+			     t_bin_dir(), f.store, t_path("agents.json"), t_path("check.py"),
+			     t_path("agents.json")), 0);
+	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "agents -s %s", f.store), 0);
+	CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "200 agent(s): 180 seen, 0 stale"));
+	free(out);
+	fleet_stop(&f);
+}
