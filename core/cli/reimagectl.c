@@ -40,7 +40,7 @@
 #define REIMAGE_VERSION "0"
 #endif
 
-#define INDEX_MAX (4u << 20)   /* a rollout index: a few MB for thousands of agents */
+#define INDEX_MAX (64u << 20)  /* a rollout index: ~120 bytes an agent, 12 MB for 100,000 */
 #define REPORT_MAX 65536
 
 struct args {

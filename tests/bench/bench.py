@@ -764,9 +764,9 @@ def bench_fleet_status(ng, results):
                            ("agents, directory", f"agents -s '{store}'")]:
             t0 = time.time()
             c0, m0 = cpu_of_children(), time.monotonic()
-            r = sh(f"/usr/bin/time -f 'rss %M' '{BIN['reimagectl']}' {args} -q "
-                   f"2>'{ARGS.work}/time.txt' >'{ARGS.work}/out.txt'; "
-                   f"cat '{ARGS.work}/time.txt'; tail -n 1 '{ARGS.work}/out.txt'")
+            tt, out = f"{ARGS.work}/time.txt", f"{ARGS.work}/out.txt"
+            r = sh(f"/usr/bin/time -f 'rss %M' '{BIN['reimagectl']}' {args} -q 2>'{tt}' "
+                   f">'{out}' || {{ cat '{tt}'; exit 1; }}; cat '{tt}'; tail -n 1 '{out}'")
             wall, cpu = time.monotonic() - m0, cpu_of_children() - c0
             rss = int(re.search(r"rss (\d+)", r.stdout).group(1))
             reqs = len(ng.requests(t0, time.time())) if "directory" not in name else 0
