@@ -556,9 +556,12 @@ def bench_fleet(vol, ng, cache, results):
         members = ",".join(f"pc-{i}" for i in range(1, n + 1))
         start = time.time()
         sh(f"'{BIN['reimagectl']}' submit -s '{store}' -k '{key}' '{job}' --agents {members}")
+        # Its log goes to a file: a pipe nobody reads before it ends would
+        # fill (a line per agent and change) and stop it.
+        wait_log = open(f"{d}/wait.log", "w+")
         waiter = subprocess.Popen(
             ["bash", "-c", f"'{BIN['reimagectl']}' wait -s '{store}' fleet --timeout "
-             f"{ARGS.fleet_timeout} --interval 1"], stdout=subprocess.PIPE,
+             f"{ARGS.fleet_timeout} --interval 1"], stdout=wait_log,
             stderr=subprocess.STDOUT, text=True, env=ENV)
         booted = [False] * n
         while waiter.poll() is None:
@@ -573,7 +576,8 @@ def bench_fleet(vol, ng, cache, results):
                     procs[i] = start_agent(confs[i])
             time.sleep(0.05)
         done = time.time()
-        out = waiter.stdout.read()
+        wait_log.seek(0)
+        out = wait_log.read()
         if waiter.returncode != 0:
             raise RuntimeError(f"reimagectl wait exited {waiter.returncode}:\n{out}")
         rollout = ng.requests(start, done)
