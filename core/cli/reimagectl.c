@@ -14,6 +14,7 @@
 #include "config.h"
 #include "error.h"
 #include "fsutil.h"
+#include "inventory.h"
 #include "log.h"
 #include "registry.h"
 #include "report.h"
@@ -39,14 +40,15 @@
 #define REIMAGE_VERSION "0"
 #endif
 
-#define INDEX_MAX (4u << 20)   /* a rollout index: a few MB for thousands of agents */
+#define INDEX_MAX (64u << 20)  /* a rollout index: ~120 bytes an agent, 12 MB for 100,000 */
 #define REPORT_MAX 65536
 
 struct args {
 	const char *store, *key, *conf, *agents, *group, *members, *output, *trusted;
-	long long serial, expires, timeout, interval;
+	long long serial, expires, timeout, interval, stale;
 	int reset_serial;  /* submit --reset-serial */
 	int expires_given;
+	int prometheus;    /* agents: the Prometheus text format */
 	char **pos;  /* positional arguments */
 	int npos;
 	const char *wave_groups[17];  /* --wave-group NAME=A,B,... */
@@ -340,7 +342,8 @@ static int publish_waves(struct ctl *c, const struct job *job, long long serial,
 	}
 	for (size_t w = 0; w < job->n_waves && r == 0; w++) {
 		struct wave_state ws = { .wave = (int)w, .waves = (int)job->n_waves,
-					 .serial = serial, .budget = job->failure_budget };
+					 .serial = serial, .budget = job->failure_budget,
+					 .timeout = job->wave_timeout };
 		size_t k = 0;
 		for (size_t i = 0; i < n; i++)
 			if (wave_of[i] == (int)w)
@@ -352,7 +355,7 @@ static int publish_waves(struct ctl *c, const struct job *job, long long serial,
 		ws.opened = w == 0 ? (int64_t)time(NULL) : 0;
 		if ((r = rollout_agents_put(&c->reg, &c->ac, c->store, job->id, (int)w, members, k,
 					    err)) == 0)
-			r = rollout_wave_put(&c->reg, &c->ac, c->store, job->id, &ws, err);
+			r = rollout_wave_put(&c->reg, &c->ac, c->store, job->id, &ws, c->a->key, err);
 		printf("wave %zu (%s): %zu agent(s), failure budget %d%%\n", w + 1, job->waves[w],
 		       k, job->failure_budget);
 	}
@@ -392,6 +395,45 @@ static int check_new_id(struct ctl *c, const char *job, struct reimage_error *er
 		"%lld): give the job a new `id`, or submit it again with --reuse (status and wait "
 		"then follow the new serial only)", job, c->store, serial);
 	return -EEXIST;
+}
+
+/* After a submit: warn about targets that never reported to the store
+ * (a typo in --agents would otherwise wait forever) and add them to the
+ * store's index of agents (inventory.h).  Best effort: the job is
+ * published either way. */
+static void note_targets(struct ctl *c, char **targets)
+{
+	struct reimage_error e = { 0 };
+	struct inventory inv = { 0 };
+	size_t n = 0, unseen = 0;
+	char names[512] = "";
+	int *seen;
+
+	while (targets && targets[n])
+		n++;
+	if (!n || !(seen = calloc(n, sizeof(int))))
+		return;
+	if (inventory_read(&c->reg, &c->ac, c->store, (const char *const *)targets, n, seen, NULL,
+			   &e) < 0)
+		log_warn("submit: reading the targets' reports: %s", e.msg);
+	else
+		for (size_t i = 0; i < n; i++) {
+			if (seen[i] != 0)
+				continue;  /* seen, or unreadable (not a typo) */
+			if (unseen++ < 10)
+				snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s",
+					 unseen > 1 ? ", " : "", targets[i]);
+		}
+	free(seen);
+	if (unseen)
+		log_warn("submit: %zu of %zu agent(s) never reported to %s (a typo? not installed "
+			 "yet?): %s%s", unseen, n, c->store, names, unseen > 10 ? ", ..." : "");
+	e = (struct reimage_error){ 0 };
+	if (inventory_load(&c->reg, &c->ac, c->store, 0, &inv, &e) < 0 ||
+	    (inventory_add(&inv, (const char *const *)targets, n) > 0 &&
+	     inventory_save(&c->reg, &c->ac, c->store, &inv, &e) < 0))
+		log_warn("submit: the store's index of agents: %s", e.msg);
+	inventory_free(&inv);
 }
 
 static int cmd_submit(void *ctx, struct reimage_error *err)
@@ -501,6 +543,7 @@ static int cmd_submit(void *ctx, struct reimage_error *err)
 	if (a->group && !members)
 		printf("note: without --members, `status` and `wait` cannot follow group %s "
 		       "(they refuse: its agents are unknown)\n", a->group);
+	note_targets(c, agents ? agents : members);
 out:
 	json_decref(index);
 	json_decref(docs);
@@ -618,15 +661,21 @@ static int rollout_load(struct ctl *c, const char *job, int follow, struct rollo
 		return -ENOMEM;
 	}
 	json_array_foreach(agents, i, v) {
-		json_t *d;
+		json_t *d = json_array_get(docs, i), *da = json_object_get(d, "agent");
 		size_t k;
 		ro->agents[i] = json_string_value(v);
-		json_array_foreach(docs, k, d) {
-			json_t *da = json_object_get(d, "agent");
-			if (!json_is_string(da) || !strcmp(json_string_value(da), ro->agents[i]) ||
-			    (json_is_string(group) && json_is_null(da)))
-				ro->urls[i] = json_string_value(json_object_get(d, "url"));
-		}
+		/* submit writes one document per agent in the agents' order:
+		 * looked up by position, a fleet of 100,000 is not searched
+		 * 100,000 times; a group's one document is found by the scan. */
+		if (ro->agents[i] && json_is_string(da) && !strcmp(json_string_value(da), ro->agents[i]))
+			ro->urls[i] = json_string_value(json_object_get(d, "url"));
+		else
+			json_array_foreach(docs, k, d) {
+				da = json_object_get(d, "agent");
+				if (!json_is_string(da) ||
+				    (ro->agents[i] && !strcmp(json_string_value(da), ro->agents[i])))
+					ro->urls[i] = json_string_value(json_object_get(d, "url"));
+			}
 		if (!ro->agents[i] || !store_name_ok(ro->agents[i])) {
 			err_set(err, -EBADMSG, REIMAGE_EC_INTEGRITY, "%s: bad agent name", url);
 			return -EBADMSG;
@@ -635,52 +684,71 @@ static int rollout_load(struct ctl *c, const char *job, int follow, struct rollo
 	return 0;
 }
 
+/* One batch of reports being read for rollout_poll(). */
+struct poll_batch {
+	struct rollout *ro;
+	size_t *agent;      /* the agent of each URL */
+	int latest;         /* reading the agents' latest reports, not the job's */
+};
+
+static void poll_done(void *arg, size_t i, int r, const void *buf, size_t len,
+		      const struct reimage_error *err)
+{
+	struct poll_batch *b = arg;
+	struct rollout *ro = b->ro;
+	size_t k = b->agent[i];
+	struct reimage_error e = { 0 };
+	struct report *rep = &ro->rep[k];
+
+	(void)err;  /* an unreadable report is no report yet */
+	if (r < 0 || report_parse(buf, len, rep, &e) < 0)
+		return;
+	if (!b->latest)
+		ro->have[k] = !ro->serial || rep->serial == ro->serial;
+	else
+		ro->have[k] = !strcmp(rep->state, "refused") && ro->urls[k] &&
+			      !strcmp(rep->location, ro->urls[k]) && rep->time >= ro->submitted;
+}
+
 /* Fetch every agent's report on the job, of this run (its serial: a job
  * id reused with --reuse leaves older runs' reports until the agents
  * replace them).  An agent that refused the document before it could
  * read the job's id reports only in its latest report, naming the
- * document's location. */
+ * document's location.  Reports are read several at once
+ * (store_get_many). */
 static void rollout_poll(struct ctl *c, struct rollout *ro)
 {
-	for (size_t i = 0; i < ro->n; i++) {
-		char url[STORE_URL_MAX], *text = NULL;
-		struct reimage_error e = { 0 };
-		struct report rep;
-		size_t len;
+	char **urls = calloc(ro->n + 1, sizeof(char *));
+	size_t *agent = calloc(ro->n + 1, sizeof(size_t));
+	struct poll_batch b = { .ro = ro, .agent = agent };
 
+	for (size_t i = 0; i < ro->n; i++)
 		ro->have[i] = 0;
-		store_url(url, sizeof(url), c->store, "reports/%s/%s.json", ro->job, ro->agents[i]);
-		if (store_get(&c->reg, &c->ac, url, REPORT_MAX, &text, &len, &e) == 0 &&
-		    report_parse(text, len, &rep, &e) == 0 &&
-		    (!ro->serial || rep.serial == ro->serial)) {
-			ro->rep[i] = rep;
-			ro->have[i] = 1;
+	for (int pass = 0; pass < 2 && urls && agent; pass++) {
+		struct reimage_error e = { 0 };
+		size_t n = 0;
+		for (size_t i = 0; i < ro->n; i++) {
+			char url[STORE_URL_MAX];
+			if (ro->have[i])
+				continue;
+			if (pass == 0)
+				store_url(url, sizeof(url), c->store, "reports/%s/%s.json", ro->job,
+					  ro->agents[i]);
+			else
+				store_url(url, sizeof(url), c->store, "reports/%s.json", ro->agents[i]);
+			if (!(urls[n] = strdup(url)))
+				break;
+			agent[n++] = i;
 		}
-		free(text);
-		text = NULL;
-		if (ro->have[i])
-			continue;
-		store_url(url, sizeof(url), c->store, "reports/%s.json", ro->agents[i]);
-		if (store_get(&c->reg, &c->ac, url, REPORT_MAX, &text, &len, &e) == 0 &&
-		    report_parse(text, len, &rep, &e) == 0 && !strcmp(rep.state, "refused") &&
-		    ro->urls[i] && !strcmp(rep.location, ro->urls[i]) && rep.time >= ro->submitted) {
-			ro->rep[i] = rep;
-			ro->have[i] = 1;
-		}
-		free(text);
+		b.latest = pass;
+		if (store_get_many(&c->reg, &c->ac, (const char *const *)urls, n, REPORT_MAX,
+				   poll_done, &b, &e) < 0)
+			log_warn("reading the reports: %s", e.msg);
+		for (size_t i = 0; i < n; i++)
+			free(urls[i]);
 	}
-}
-
-static void age_text(char *buf, size_t len, int64_t seconds)
-{
-	if (seconds < 120)
-		snprintf(buf, len, "%llds", (long long)seconds);
-	else if (seconds < 7200)
-		snprintf(buf, len, "%lldm", (long long)seconds / 60);
-	else if (seconds < 172800)
-		snprintf(buf, len, "%lldh", (long long)seconds / 3600);
-	else
-		snprintf(buf, len, "%lldd", (long long)seconds / 86400);
+	free(urls);
+	free(agent);
 }
 
 /* How many agents ended each way (no report: unfinished). */
@@ -724,7 +792,7 @@ static void rollout_print(const struct rollout *ro, FILE *out)
 		else if (r->done > 0)
 			snprintf(progress, sizeof(progress), "%lluMB",
 				 (unsigned long long)(r->done >> 20));
-		age_text(age, sizeof(age), now - r->time);
+		report_age_text(age, sizeof(age), now - r->time);
 		fprintf(out, "%-20s %-12s %-10s %-9s %-5s %s\n", ro->agents[i], r->state, r->phase,
 			progress, age, r->error[0] ? r->error : r->message);
 	}
@@ -803,7 +871,19 @@ static int cmd_wait(void *ctx, struct reimage_error *err)
 	while (r == 0) {
 		size_t done = 0, ok = 0;
 		char summary[512];
+		struct reimage_error e = { 0 };
+		int open;
 		rollout_poll(c, &ro);
+		/* With the key, the administrator's wait decides the waves too
+		 * (a job without waves has none to decide), after reading the
+		 * reports: the last outcomes seen are decided before it ends. */
+		if (c->a->key && (r = rollout_advance(&c->reg, &c->ac, c->store, ro.job,
+						      (int64_t)time(NULL), c->a->key, &open, &e)) < 0 &&
+		    e.cls != REIMAGE_EC_NOTFOUND) {
+			err_set(err, r, e.cls, "%s", e.msg);
+			break;
+		}
+		r = 0;
 		for (size_t i = 0; i < ro.n; i++) {
 			char line[512];
 			if (!ro.have[i])
@@ -940,7 +1020,7 @@ static int stop_waves(struct ctl *c, const char *job, int64_t now, int *ret_n,
 		snprintf(ws.reason, sizeof(ws.reason), "rollout stopped by the administrator at %s",
 			 when);
 		ws.decided = now;
-		if ((r = rollout_wave_put(&c->reg, &c->ac, c->store, job, &ws, err)) < 0)
+		if ((r = rollout_wave_put(&c->reg, &c->ac, c->store, job, &ws, c->a->key, err)) < 0)
 			return r;
 		(*ret_n)++;
 	}
@@ -954,10 +1034,16 @@ static int cmd_stop(void *ctx, struct reimage_error *err)
 	int64_t now = (int64_t)time(NULL);
 	int waves = 0, r = rollout_load(c, c->a->pos[0], 0, &ro, err);
 
-	/* The waves first: an agent cancelled by the withdrawn document then
-	 * finds its wave stopped and does not count it as failed. */
-	if (r == 0 && (r = stop_waves(c, ro.job, now, &waves, err)) == 0 &&
-	    (r = withdraw(c, &ro, &docs, err)) == 0) {
+	struct reimage_error we = { 0 };
+
+	/* The waves first, so that deciding them later does not count the
+	 * cancelled agents as failures.  Without the keys to read and sign
+	 * them the stop still withdraws every document, which is what stops
+	 * the agents: an emergency stop must not wait for a key. */
+	if (r == 0 && stop_waves(c, ro.job, now, &waves, &we) < 0)
+		log_warn("stop: waves not marked stopped (%s); the documents are withdrawn anyway",
+			 we.msg);
+	if (r == 0 && (r = withdraw(c, &ro, &docs, err)) == 0) {
 		if (docs == 0 && waves == 0) {
 			printf("rollout %s: nothing left to withdraw (already stopped, or every "
 			       "wave decided)\n", ro.job);
@@ -986,14 +1072,33 @@ static int cmd_rollout(void *ctx, struct reimage_error *err)
 	int64_t now = (int64_t)time(NULL);
 	int halted = 0, k, r = 0;
 
-	if (strcmp(c->a->pos[0], "status")) {
+	int advance = !strcmp(c->a->pos[0], "advance"), open;
+
+	if (!advance && strcmp(c->a->pos[0], "status")) {
 		err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "rollout: unknown action '%s' (expected "
-			"\"status\")", c->a->pos[0]);
+			"\"status\" or \"advance\")", c->a->pos[0]);
 		return -EINVAL;
 	}
 	if (!store_name_ok(job)) {
 		err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "job id '%s' is not a valid name", job);
 		return -EINVAL;
+	}
+	if (advance && !c->a->key) {
+		err_set(err, -EINVAL, REIMAGE_EC_CONFIG, "rollout advance: deciding a wave signs "
+			"it: the private key is required (-k)");
+		return -EINVAL;
+	}
+	if (advance) {
+		/* One read of the open wave's reports: the table is `status`'s. */
+		if ((r = rollout_advance(&c->reg, &c->ac, c->store, job, now, c->a->key, &open,
+					 err)) < 0)
+			return r;
+		if (open >= 0)
+			printf("rollout %s: wave %d is open\n", job, open + 1);
+		else
+			printf("rollout %s: no wave is open (all committed, or halted or stopped: "
+			       "see `rollout status`)\n", job);
+		return 0;
 	}
 	json_t *waves = json_array();
 	if (!c->a->json)
@@ -1023,13 +1128,14 @@ static int cmd_rollout(void *ctx, struct reimage_error *err)
 		const char *state = !ran && over ? "not-run" : ws.state;
 		if (c->a->json)
 			json_array_append_new(waves, json_pack(
-				"{s:i, s:s, s:I, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:s}",
-				"wave", k + 1, "name", ws.name, "agents", (json_int_t)ws.size, "state",
-				ws.state, "ran", ran, "committed", (json_int_t)ws.committed, "failed",
-				(json_int_t)ws.failed, "cancelled", (json_int_t)ws.cancelled,
+				"{s:i, s:s, s:I, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:I, "
+				"s:s}", "wave", k + 1, "name", ws.name, "agents", (json_int_t)ws.size,
+				"state", ws.state, "ran", ran, "committed", (json_int_t)ws.committed,
+				"failed", (json_int_t)ws.failed, "cancelled", (json_int_t)ws.cancelled,
 				"skipped", (json_int_t)ws.skipped, "refused", (json_int_t)ws.refused,
-				"unfinished", (json_int_t)ws.unfinished, "budget", ws.budget,
-				"reason", ws.reason));
+				"unfinished", (json_int_t)ws.unfinished, "silent",
+				(json_int_t)ws.silent, "budget", ws.budget, "timeout",
+				(json_int_t)ws.timeout, "reason", ws.reason));
 		else
 			printf("%-5d %-12s %6lld %-10s %9lld %6lld %9lld %7lld %7lld %10lld %5d%%  "
 			       "%s\n", k + 1, ws.name, ws.size, state, ws.committed, ws.failed,
@@ -1072,6 +1178,24 @@ static int cmd_image(void *ctx, struct reimage_error *err)
 	return 0;
 }
 
+/* ------------------------------------------------------------ agents */
+
+static int cmd_agents(void *ctx, struct reimage_error *err)
+{
+	struct ctl *c = ctx;
+	struct inventory inv;
+	int r = inventory_load(&c->reg, &c->ac, c->store, 1, &inv, err);
+
+	if (r == 0 && inv.listing[0])
+		log_warn("agents: %s", inv.listing);
+	if (r == 0)
+		r = inventory_write(&c->reg, &c->ac, c->store, &inv, (int64_t)time(NULL),
+				    c->a->stale, c->a->prometheus ? INVENTORY_PROMETHEUS
+				    : c->a->json ? INVENTORY_JSON : INVENTORY_TABLE, stdout, err);
+	inventory_free(&inv);
+	return r;
+}
+
 /* ------------------------------------------------------------- main */
 
 static const struct cli_option options[] = {
@@ -1094,6 +1218,8 @@ static const struct cli_option options[] = {
 	{ "reset-serial", 0, NULL, "recover agents whose last serial was pushed too far", 0 },
 	{ "reuse", 0, NULL, "submit a job id the store already holds, replacing that rollout", 0 },
 	{ "json", 0, NULL, "print JSON instead of a table (shapes: docs/json.md)", 0 },
+	{ "stale", 0, "SECONDS", "agents: flag machines not seen for longer (default 7200)", 0 },
+	{ "prometheus", 0, NULL, "agents: a Prometheus text-format summary", 0 },
 	{ "verbose", 'v', NULL, "log more (repeat for debug)", 1 },
 	{ "quiet", 'q', NULL, "log warnings and errors only", 0 },
 	{ "help", 'h', NULL, "print help and exit", 0 },
@@ -1165,13 +1291,16 @@ static const struct cli_command commands[] = {
 	  "many agents committed, failed, rolled back, were cancelled, skipped or\n"
 	  "refused, and how many are unfinished.  --json: one JSON document instead.",
 	  status_options, cmd_status, NULL, 0 },
-	{ "wait", 1, 1, "-s STORE JOB [--timeout SECONDS] [--interval SECONDS]",
+	{ "wait", 1, 1, "-s STORE JOB [--timeout SECONDS] [--interval SECONDS] [-k KEY -t PUB]",
 	  "Follow the agents' reports until every one has succeeded (committed: running\n"
 	  "the new image) or ended otherwise (failed, rolled back, cancelled, skipped,\n"
 	  "refused), or the timeout (default 3600 s) passes.  Only reports of the job's\n"
 	  "serial count.  Exit 0 only if all committed; 1 if any did not; 2 if the\n"
-	  "agents are unknown (--group without --members); 4 on timeout.",
-	  (const char *const[]){ "store", "config", "timeout", "interval", NULL }, cmd_wait, NULL, 0 },
+	  "agents are unknown (--group without --members); 4 on timeout.  With -k (and\n"
+	  "-t, or trusted_keys in -C FILE) it also decides a rollout's waves as\n"
+	  "`rollout advance` does, at every read.",
+	  (const char *const[]){ "store", "config", "timeout", "interval", "key", "trusted",
+				 NULL }, cmd_wait, NULL, 0 },
 	{ "cancel", 1, 1, "-s STORE JOB",
 	  "Withdraw a job: remove its documents from the store.  Agents that have not\n"
 	  "started it report \"cancelled\"; those that started go on.  Says so when\n"
@@ -1182,8 +1311,11 @@ static const struct cli_command commands[] = {
 	  "stopped.  Every agent that has not swapped aborts (waiting, staging, staged\n"
 	  "or counting down), removes its staging and reports \"cancelled\" within its\n"
 	  "poll interval; those that swapped go on to their trial.  Exit 0 once the\n"
-	  "store holds the stop; a second stop says nothing was left to withdraw.",
-	  store_options, cmd_stop, NULL, 0 },
+	  "store holds the stop; a second stop says nothing was left to withdraw.  The\n"
+	  "stopped waves are signed with -k (a job with rollout.waves needs it, and -t\n"
+	  "or trusted_keys to read them); without them the documents are still\n"
+	  "withdrawn.",
+	  (const char *const[]){ "store", "config", "key", "trusted", NULL }, cmd_stop, NULL, 0 },
 	{ "image", 2, 2, "chunk SRC -o OUT.tar.zst",
 	  "Write SRC -- a directory tree (owners, modes, times, xattrs, ACLs,\n"
 	  "capabilities, hard links, devices kept) or an image file any tar reads --\n"
@@ -1191,16 +1323,32 @@ static const struct cli_command commands[] = {
 	  "of contents agents use to fetch only the files their root lacks.  Prints the\n"
 	  "job's image.sha256, size and toc_sha256 (give all three in the job).",
 	  (const char *const[]){ "output", NULL }, cmd_image, (const char *const[]){ "output", NULL }, 0 },
-	{ "rollout", 2, 2, "status -s STORE JOB [--json]",
+	{ "rollout", 2, 2, "(status|advance) -s STORE -t PUBLIC.pem [-k PRIVATE.pem] JOB [--json]",
 	  "Each wave of a rollout (job.conf's rollout.waves), numbered from 1 as in the\n"
 	  "store's wave-N files: its agents, state (waiting, open, committed, halted,\n"
 	  "stopped; not-run for a wave halted or stopped before it opened), its agents\n"
 	  "counted from their reports now (committed; failed or rolled back, which spend\n"
 	  "the failure budget; cancelled, skipped, refused, which do not; unfinished),\n"
 	  "and its budget.  A wave opens when the one before it committed within its\n"
-	  "budget; one over budget halts the rollout.  The agents decide this themselves\n"
-	  "in the store.  --json: one JSON document instead.",
-	  status_options, cmd_rollout, NULL, 0 },
+	  "budget; one over budget halts the rollout; past rollout.wave_timeout its\n"
+	  "silent agents count as failed.  `advance` (needs -k) makes these decisions\n"
+	  "and publishes each, signed, in the wave's document, the only one its agents\n"
+	  "read, and says which wave is open; run it (or `wait -k`) while the rollout\n"
+	  "goes on.  Wave documents are verified with -t (or trusted_keys in -C FILE).\n"
+	  "--json (status): one JSON document instead.",
+	  (const char *const[]){ "store", "config", "key", "trusted", "json", NULL }, cmd_rollout,
+	  NULL, 0 },
+	{ "agents", 0, 0, "-s STORE [--stale SECONDS] [--json | --prometheus]",
+	  "The fleet: every agent the store knows (its listing of reports/ where it\n"
+	  "gives one -- a directory, or nginx with `autoindex on` -- and agents.json,\n"
+	  "the index `submit` keeps of its targets) with its latest report, which\n"
+	  "is also its heartbeat (agent setting `heartbeat`): state, job, phase,\n"
+	  "version, when last seen.  Failed machines first, then those not seen for\n"
+	  "--stale seconds (default 7200) or never.  --json: one JSON document instead\n"
+	  "(docs/json.md).  --prometheus: counts by state, stale and never seen, for a\n"
+	  "node exporter's textfile collector.",
+	  (const char *const[]){ "store", "config", "stale", "json", "prometheus", NULL },
+	  cmd_agents, NULL, 0 },
 	{ "manual", 1, 1, "TEMPLATE",
 	  "Print the manual page or the bash completion from its template (the build's).",
 	  NULL, cmd_manual, NULL, 1 },
@@ -1254,7 +1402,7 @@ static int number(const struct cli_args *ca, const char *name, long long *ret)
 int main(int argc, char **argv)
 {
 	const struct cli_program *p = &reimagectl_program;
-	struct args a = { .expires = 7 * 86400, .timeout = 3600, .interval = 2 };
+	struct args a = { .expires = 7 * 86400, .timeout = 3600, .interval = 2, .stale = 7200 };
 	struct reimage_error err = { 0 };
 	const struct cli_command *cmd;
 	struct ctl c = { .a = &a };
@@ -1277,6 +1425,7 @@ int main(int argc, char **argv)
 	a.json = cli_count(p, &ca, "json") > 0;
 	a.pos = ca.pos;
 	a.npos = ca.npos;
+	a.prometheus = cli_count(p, &ca, "prometheus") > 0;
 	int wg = cli_option_index(p, "wave-group");
 	for (int i = 0; i < ca.count[wg]; i++) {
 		if (!strchr(ca.values[wg][i], '=')) {
@@ -1287,7 +1436,8 @@ int main(int argc, char **argv)
 		a.wave_groups[a.n_wave_groups++] = ca.values[wg][i];
 	}
 	if (number(&ca, "serial", &a.serial) < 0 || number(&ca, "expires", &a.expires) < 0 ||
-	    number(&ca, "timeout", &a.timeout) < 0 || number(&ca, "interval", &a.interval) < 0)
+	    number(&ca, "timeout", &a.timeout) < 0 || number(&ca, "interval", &a.interval) < 0 ||
+	    number(&ca, "stale", &a.stale) < 0)
 		return CLI_EXIT_USAGE;
 	if (a.interval < 1) {
 		fprintf(stderr, "reimagectl: --interval must be at least 1\n");
@@ -1298,6 +1448,10 @@ int main(int argc, char **argv)
 		return exit_code(r, &err);
 	}
 	c.store = a.store ? a.store : c.ac.store;
+	/* -t verifies wave documents, as trusted_keys does for an agent. */
+	const char *trusted[2] = { a.trusted, NULL };
+	if (a.trusted)
+		c.ac.trusted_keys = trusted;
 	if (needs_store(cmd) && !c.store) {
 		fprintf(stderr, "reimagectl %s: the job store is required (-s URL, or `store` in "
 				"-C FILE)\n", cmd->name);

@@ -105,7 +105,7 @@ static const struct reimage_option preflight_table[] = {
 	{ NULL, REIMAGE_OPT_END, NULL, 0, 0, NULL }
 };
 
-enum { RO_WAVES, RO_FAILURE_BUDGET, RO_WAVE, RO_COUNT };
+enum { RO_WAVES, RO_FAILURE_BUDGET, RO_WAVE, RO_WAVE_TIMEOUT, RO_COUNT };
 static const struct reimage_option rollout_table[] = {
 	[RO_WAVES] = { "waves", REIMAGE_OPT_STRINGS, "", 0, 0,
 		       "waves in order: \"N%\" (cumulative share of the targets) or a group name" },
@@ -115,6 +115,9 @@ static const struct reimage_option rollout_table[] = {
 	[RO_WAVE] = { "wave", REIMAGE_OPT_INT, "0", 0, 999,
 		      "this agent's wave, from 1 as in the store's wave-N files and every "
 		      "message (0: none); set by `reimagectl submit`" },
+	[RO_WAVE_TIMEOUT] = { "wave_timeout", REIMAGE_OPT_INT, "0", 0, 365 * 86400,
+			      "seconds a wave may take once open; then its agents without a "
+			      "final report count against the failure budget (0: no deadline)" },
 	{ NULL, REIMAGE_OPT_END, NULL, 0, 0, NULL }
 };
 
@@ -231,7 +234,7 @@ enum {
 	A_AGENT_ID, A_GROUPS, A_ROOT, A_BACKEND, A_PLUGINS, A_PLUGIN_PATH, A_STATE_DIR, A_STORE,
 	A_JOBS, A_REPORTS, A_POLL_INTERVAL, A_POLL_JITTER, A_TRUSTED_KEYS, A_REVOKED_KEYS,
 	A_MAX_SERIAL_JUMP, A_FIRST_SERIAL_MAX, A_STORE_TIMESTAMP_MAX_AGE, A_GUARD, A_CLOCK,
-	A_COUNT
+	A_HEARTBEAT, A_COUNT
 };
 static const struct reimage_option agent_table[] = {
 	[A_AGENT_ID] = { "agent_id", REIMAGE_OPT_STRING, NULL, 0, 0,
@@ -275,6 +278,10 @@ static const struct reimage_option agent_table[] = {
 	[A_CLOCK] = { "clock", REIMAGE_OPT_STRING, "system", 0, 0,
 		      "\"system\", or \"store\": follow the job store's clock (HTTP Date) for "
 		      "`at`, windows and expiry" },
+	[A_HEARTBEAT] = { "heartbeat", REIMAGE_OPT_INT, "3600", 1, 7 * 86400,
+			  "seconds between two writes of the latest report when nothing "
+			  "happens: the fleet's inventory (`reimagectl agents`) shows when "
+			  "each machine was last seen" },
 	{ NULL, REIMAGE_OPT_END, NULL, 0, 0, NULL }
 };
 
@@ -602,6 +609,7 @@ static int job_parse_schedule(struct job *job, struct reimage_error *err)
 	job->n_waves = ro[RO_WAVES].n;
 	job->failure_budget = (int)ro[RO_FAILURE_BUDGET].i;
 	job->wave = (int)ro[RO_WAVE].i - 1;  /* counted from 0 inside */
+	job->wave_timeout = ro[RO_WAVE_TIMEOUT].i;
 	job->notice.seconds = n[N_SECONDS].i;
 	job->notice.repeat = n[N_REPEAT].i;
 	job->notice.message = n[N_MESSAGE].s;
@@ -956,6 +964,7 @@ int agent_conf_load(struct agent_conf *ac, const char *path, struct reimage_erro
 	ac->reports = v[A_REPORTS].set ? v[A_REPORTS].s : NULL;
 	ac->poll_interval = v[A_POLL_INTERVAL].i;
 	ac->poll_jitter = v[A_POLL_JITTER].i;
+	ac->heartbeat = v[A_HEARTBEAT].i;
 	ac->trusted_keys = v[A_TRUSTED_KEYS].list;
 	ac->revoked_keys = v[A_REVOKED_KEYS].list;
 	ac->max_serial_jump = v[A_MAX_SERIAL_JUMP].i;

@@ -95,6 +95,7 @@ struct job {
 	size_t n_waves;
 	int failure_budget;        /* percent per wave */
 	int wave;                  /* this document's wave, -1: no waves */
+	long long wave_timeout;    /* seconds a wave may stay open, 0: no deadline */
 	struct job_notice notice;
 	int64_t defer_deadline;    /* Unix time, 0: the window's end */
 	struct reimage_optval *values, *image_values, *preserve_values, *boot_values;
@@ -120,6 +121,7 @@ struct agent_conf {
 	const char *reports;             /* report location, NULL: the store's */
 	long long poll_interval;
 	long long poll_jitter;
+	long long heartbeat;       /* seconds between latest reports when idle */
 	const char *const *trusted_keys;
 	const char *const *revoked_keys;
 	long long max_serial_jump;

@@ -14,6 +14,8 @@
  *           withdrawn document cancels)
  *           run: last serial saved durably, then the phases, each
  *           reported; after the reboot request the agent stops
+ *           the latest report again if none was sent for `heartbeat`
+ *           seconds (the fleet's inventory: reimagectl agents)
  *           sleep poll_interval + random(0..poll_jitter)
  *
  * Reports are best effort: a store that cannot be reached never fails a
@@ -90,6 +92,7 @@ struct agent {
 	struct report rep;
 	int64_t last_progress_ms;
 	int reload_told;   /* the running job was told of a SIGHUP's reload */
+	int64_t last_report;  /* when the latest report was last sent, 0: not yet */
 	struct gate gate;  /* the job's window, wave and stop; the clock */
 };
 
@@ -117,7 +120,7 @@ static int report_send(struct agent *a, struct reimage_error *err)
 	char url[STORE_URL_MAX], *text;
 	int r;
 
-	a->rep.time = (int64_t)time(NULL);
+	a->rep.time = a->last_report = (int64_t)time(NULL);
 	const char *detail = a->rep.error[0] ? a->rep.error : a->rep.message;
 	/* The engine logs each phase as it starts ("phase STAGE"): its
 	 * running reports (and their progress) only in verbose logs. */
@@ -177,8 +180,9 @@ static void reload_waits(struct agent *a)
 		   a->rep.job);
 }
 
-/* Remember a final outcome as reported, so a restart does not repeat it;
- * a job of a rollout's wave then counts its wave. */
+/* Remember a final outcome as reported, so a restart does not repeat it.
+ * (A rollout's waves are decided by the administrator's tool, which
+ * counts the reports once: rollout.h.) */
 static void outcome_reported(struct agent *a, const char *job, const char *state)
 {
 	struct reimage_error e = { 0 };
@@ -186,8 +190,6 @@ static void outcome_reported(struct agent *a, const char *job, const char *state
 	snprintf(a->st.reported_state, sizeof(a->st.reported_state), "%s", state);
 	if (agent_state_save(a->ac->state_dir, &a->st, &e) < 0)
 		log_warn("agent state: %s", e.msg);
-	if (!strcmp(job, a->st.last_job))
-		gate_tally(&a->reg, a->ac, job, a->st.last_wave);
 }
 
 static void gate_report(void *arg, const char *phase, const char *state, const char *message)
@@ -394,7 +396,6 @@ static int spend_serial(struct agent *a, struct reimage_error *err)
 	}
 	a->st.have_serial = 1;
 	a->st.last_serial = a->job->serial;
-	a->st.last_wave = a->job->wave;
 	snprintf(a->st.last_job, sizeof(a->st.last_job), "%s", a->job->id);
 	return agent_state_save(a->ac->state_dir, &a->st, err);
 }
@@ -799,6 +800,26 @@ static int check_transports(struct agent *a, struct reimage_error *err)
 	return 0;
 }
 
+/* The latest report doubles as the heartbeat: sent again when none was
+ * for `heartbeat` seconds.  An agent that has reported nothing since it
+ * started says it is idle and what it last did (not as a report on that
+ * job: its outcome there stays as it was). */
+static void heartbeat(struct agent *a)
+{
+	if (a->last_report && (int64_t)time(NULL) - a->last_report < a->ac->heartbeat)
+		return;
+	if (!a->rep.state[0]) {  /* nothing reported (a report may be begun, not sent) */
+		char last[512] = "";
+		if (a->st.reported_job[0])
+			snprintf(last, sizeof(last), "last job %s: %s", a->st.reported_job,
+				 a->st.reported_state);
+		report_begin(a, NULL, 0, NULL);
+		report_event(a, "IDLE", "idle", NULL, last);
+		return;
+	}
+	report_send(a, &(struct reimage_error){ 0 });
+}
+
 /* A job that ends before it started (its window passed, its rollout
  * halted): its serial is spent, the outcome reported. */
 static void end_unstarted(struct agent *a, const char *state, const char *why)
@@ -875,6 +896,8 @@ int agent_run(struct agent_conf *ac, const struct agent_opts *opts,
 			if (go != 0)  /* 0: its wave is not open yet */
 				drop_waiting(a);
 		}
+		if (!*stop)
+			heartbeat(a);
 		if (opts->once)
 			break;
 		nap(a, next_poll_ms(a));

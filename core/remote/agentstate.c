@@ -25,14 +25,13 @@ int agent_state_load(const char *state_dir, struct agent_state *st, struct reima
 	char path[4096], *text = NULL;
 	const char *job = "", *rjob = "", *rstate = "";
 	json_int_t serial = 0, reset = 0, floor = 0, store_time = 0;
-	int have = 0, wave = -1;
+	int have = 0;
 	json_error_t jerr;
 	json_t *o;
 	size_t len;
 	int r;
 
 	memset(st, 0, sizeof(*st));
-	st->last_wave = -1;
 	if ((r = path_of(path, sizeof(path), state_dir, err)) < 0)
 		return r;
 	if ((r = fs_read_small(path, 65536, &text, &len, err)) == -ENOENT) {
@@ -44,12 +43,12 @@ int agent_state_load(const char *state_dir, struct agent_state *st, struct reima
 	o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
 	free(text);
 	/* The later fields are optional: a state written before them reads
-	 * as "none yet". */
-	if (!o || json_unpack_ex(o, &jerr, 0, "{s:b, s:I, s:s, s:s, s:s, s?i, s?I, s?I, s?I}",
+	 * as "none yet".  A "last_wave" of earlier versions (agents counted
+	 * their wave) is ignored. */
+	if (!o || json_unpack_ex(o, &jerr, 0, "{s:b, s:I, s:s, s:s, s:s, s?I, s?I, s?I}",
 				 "have_serial", &have, "last_serial", &serial, "last_job", &job,
-				 "reported_job", &rjob, "reported_state", &rstate, "last_wave",
-				 &wave, "last_reset", &reset, "time_floor", &floor, "store_time",
-				 &store_time) < 0 ||
+				 "reported_job", &rjob, "reported_state", &rstate, "last_reset",
+				 &reset, "time_floor", &floor, "store_time", &store_time) < 0 ||
 	    ((serial < 0 || reset < 0 || floor < 0 || store_time < 0) &&
 	     snprintf(jerr.text, sizeof(jerr.text), "a negative serial, reset or time") > 0)) {
 		err_set(err, -EBADMSG, REIMAGE_EC_INTEGRITY, "%s: %s (remove it only if no job "
@@ -62,7 +61,6 @@ int agent_state_load(const char *state_dir, struct agent_state *st, struct reima
 	st->last_reset = reset;
 	st->time_floor = floor;
 	st->store_time = store_time;
-	st->last_wave = wave;
 	snprintf(st->last_job, sizeof(st->last_job), "%s", job);
 	snprintf(st->reported_job, sizeof(st->reported_job), "%s", rjob);
 	snprintf(st->reported_state, sizeof(st->reported_state), "%s", rstate);
@@ -79,12 +77,12 @@ int agent_state_save(const char *state_dir, const struct agent_state *st,
 
 	if ((r = path_of(path, sizeof(path), state_dir, err)) < 0)
 		return r;
-	o = json_pack("{s:b, s:I, s:s, s:s, s:s, s:i, s:I, s:I, s:I}", "have_serial",
+	o = json_pack("{s:b, s:I, s:s, s:s, s:s, s:I, s:I, s:I}", "have_serial",
 		      st->have_serial, "last_serial", (json_int_t)st->last_serial, "last_job",
 		      st->last_job, "reported_job", st->reported_job, "reported_state",
-		      st->reported_state, "last_wave", st->last_wave, "last_reset",
-		      (json_int_t)st->last_reset, "time_floor", (json_int_t)st->time_floor,
-		      "store_time", (json_int_t)st->store_time);
+		      st->reported_state, "last_reset", (json_int_t)st->last_reset,
+		      "time_floor", (json_int_t)st->time_floor, "store_time",
+		      (json_int_t)st->store_time);
 	if (!o || !(text = json_dumps(o, JSON_INDENT(1)))) {
 		json_decref(o);
 		err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");

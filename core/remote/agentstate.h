@@ -23,7 +23,6 @@ struct agent_state {
 	int64_t time_floor;        /* Unix time; 0: none seen yet */
 	int64_t store_time;        /* the newest store timestamp seen; 0: none */
 	char last_job[256];
-	int last_wave;             /* its wave in a rollout, -1: none */
 	char reported_job[256];    /* the outcome last reported */
 	char reported_state[32];
 };

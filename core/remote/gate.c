@@ -122,9 +122,26 @@ static int wave_go(struct gate *g, const char *phase, struct reimage_error *err)
 	if (r < 0 && e.cls == REIMAGE_EC_NOTFOUND)
 		return end_job(g, "cancelled", -ENOENT, err, "the job store holds no state for "
 			       "this agent's wave (%s)", job->id);
+	if (r < 0 && (e.cls == REIMAGE_EC_INTEGRITY || e.cls == REIMAGE_EC_ACCESS)) {
+		/* Written by someone without the administrator's key: never
+		 * followed, and said, so that `status` shows why it waits. */
+		snprintf(msg, sizeof(msg), "waiting for wave %d: its state in the store does not "
+			 "verify and is ignored: %s", job->wave + 1, e.msg);
+		say_once(g, phase, msg);
+		return 0;
+	}
 	if (r < 0) {
 		log_warn("wave of job %s: %s (trying again)", job->id, e.msg);
 		g->wave_etag[0] = '\0';
+		return 0;
+	}
+	if (g->wave.serial != job->serial) {
+		/* Signed for an earlier run of this job id (--reuse): its
+		 * decisions are not this run's. */
+		snprintf(msg, sizeof(msg), "waiting for wave %d: its state in the store is for "
+			 "serial %lld, not %lld, and is ignored", job->wave + 1, g->wave.serial,
+			 job->serial);
+		say_once(g, phase, msg);
 		return 0;
 	}
 	if (!strcmp(g->wave.state, "open") || !strcmp(g->wave.state, "committed"))
@@ -249,19 +266,4 @@ int gate_run(struct gate *g, struct plugin *backend, struct reimage_error *err)
 		g->halt = 1;
 	}
 	return r;
-}
-
-void gate_tally(struct registry *reg, const struct agent_conf *ac, const char *job, int wave)
-{
-	struct reimage_error e = { 0 };
-	struct wave_state ws;
-
-	if (wave < 0 || !ac->store || !store_name_ok(job))
-		return;
-	if (rollout_tally(reg, ac, ac->store, job, wave, (int64_t)time(NULL), &ws, &e) < 0) {
-		log_warn("rollout %s: counting wave %d: %s", job, wave + 1, e.msg);
-		return;
-	}
-	log_info("rollout %s: wave %d (%s) %s: %lld committed, %lld failed, %lld unfinished", job,
-		 wave + 1, ws.name, ws.state, ws.committed, ws.failed, ws.unfinished);
 }

@@ -71,8 +71,5 @@ int gate_run(struct gate *g, struct plugin *backend, struct reimage_error *err);
 /* While staging: every poll interval, whether the document was withdrawn
  * (sets g->halt, so staging stops). */
 void gate_poll(struct gate *g);
-/* After a final outcome of a job in wave `wave` of the store's rollout:
- * count the wave and write its decision if it is decided.  Best effort. */
-void gate_tally(struct registry *reg, const struct agent_conf *ac, const char *job, int wave);
 
 #endif

@@ -50,7 +50,7 @@ static void copy(char *dst, size_t cap, const char *src)
 int report_parse(const char *text, size_t len, struct report *ret, struct reimage_error *err)
 {
 	const char *agent = NULL, *job = NULL, *location = NULL, *phase = NULL, *state = NULL,
-		   *error = NULL, *message = NULL;
+		   *error = NULL, *message = NULL, *version = NULL;
 	json_int_t serial = 0, done = 0, total = 0, time = 0, started = 0;
 	json_error_t jerr;
 	json_t *o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
@@ -59,11 +59,11 @@ int report_parse(const char *text, size_t len, struct report *ret, struct reimag
 		err_set(err, -EBADMSG, REIMAGE_EC_INTEGRITY, "report: line %d: %s", jerr.line, jerr.text);
 		return -EBADMSG;
 	}
-	if (json_unpack_ex(o, &jerr, 0, "{s:s, s:s, s:I, s?s, s:s, s:s, s?{s:I, s:I}, s?s, s?s, s:I, s?I}",
-			   "agent", &agent, "job", &job, "serial", &serial, "location", &location,
-			   "phase", &phase, "state", &state, "progress", "done", &done, "total",
-			   &total, "error", &error, "message", &message, "time", &time, "started",
-			   &started) < 0) {
+	if (json_unpack_ex(o, &jerr, 0, "{s:s, s:s, s:I, s?s, s:s, s:s, s?{s:I, s:I}, s?s, s?s, s:I, s?I, "
+			   "s?s}", "agent", &agent, "job", &job, "serial", &serial, "location",
+			   &location, "phase", &phase, "state", &state, "progress", "done", &done,
+			   "total", &total, "error", &error, "message", &message, "time", &time,
+			   "started", &started, "version", &version) < 0) {
 		err_set(err, -EBADMSG, REIMAGE_EC_INTEGRITY, "report: %s", jerr.text);
 		json_decref(o);
 		return -EBADMSG;
@@ -76,6 +76,7 @@ int report_parse(const char *text, size_t len, struct report *ret, struct reimag
 	copy(ret->state, sizeof(ret->state), state);
 	copy(ret->error, sizeof(ret->error), error);
 	copy(ret->message, sizeof(ret->message), message);
+	copy(ret->version, sizeof(ret->version), version);
 	ret->serial = serial;
 	ret->done = (uint64_t)done;
 	ret->total = (uint64_t)total;
@@ -131,4 +132,18 @@ const char *report_outcome_name(enum report_outcome o)
 const char *report_outcome_key(enum report_outcome o)
 {
 	return outcome_names[o][1];
+}
+
+void report_age_text(char *buf, size_t len, int64_t seconds)
+{
+	if (seconds < 0)
+		seconds = 0;  /* a clock a little ahead of ours */
+	if (seconds < 120)
+		snprintf(buf, len, "%llds", (long long)seconds);
+	else if (seconds < 7200)
+		snprintf(buf, len, "%lldm", (long long)seconds / 60);
+	else if (seconds < 172800)
+		snprintf(buf, len, "%lldh", (long long)seconds / 3600);
+	else
+		snprintf(buf, len, "%lldd", (long long)seconds / 86400);
 }

@@ -13,7 +13,10 @@
  *     "warnings": ["preserve.paths item 'srv/dtaa' matches nothing ..."] }
  *                                     (only when there are some)
  *
- * States: scheduled, running, pending (swapped, rebooting), committed
+ * An agent's latest report is also its heartbeat (inventory.h): an agent
+ * with nothing to report sends { "phase": "IDLE", "state": "idle" }.
+ *
+ * States: idle, scheduled, running, pending (swapped, rebooting), committed
  * (running the new image: success), and the failures refused, failed,
  * rolled-back, skipped (its window passed), cancelled.
  */
@@ -40,6 +43,7 @@ struct report {
 	char deferred[REIMAGE_ERRMSG_MAX];  /* entries the swap deferred to the boot, one a line */
 	char warnings[REIMAGE_ERRMSG_MAX];  /* what the job does that its author may not mean
 					     * (engine_warnings()), one a line */
+	char version[32];           /* the agent's; filled by report_parse() only */
 };
 
 /* The JSON text of a report (malloc'ed), or NULL without memory. */
@@ -68,5 +72,7 @@ enum report_outcome report_outcome(const char *state);
  * report_outcome_key(): the same as a JSON key ("rolled_back"). */
 const char *report_outcome_name(enum report_outcome o);
 const char *report_outcome_key(enum report_outcome o);
+/* A report's age for a table: "42s", "17m", "5h", "3d". */
+void report_age_text(char *buf, size_t len, int64_t seconds);
 
 #endif

@@ -5,7 +5,7 @@
  * A signed document is a short text envelope followed by the payload's
  * exact bytes:
  *
- *   reimage-signed-job 1               (or reimage-signed-timestamp 1)
+ *   reimage-signed-job 1               (or -timestamp, -wave)
  *   key: 3f1c0a9be27d4c55              (first 16 hex of SHA-256(public key))
  *   signature: <base64 of 64 bytes>    (Ed25519 over the payload bytes)
  *   length: 1234                       (payload bytes)
@@ -20,7 +20,7 @@
  * refuses S >= L and small-order R and keys).  The agent verifies the bytes
  * it fetched and parses only those: nothing after the payload, no
  * @include, one key per document.  The kind on the first line keeps a
- * timestamp from being read as a job, and the reverse.
+ * timestamp or a wave's state from being read as a job, and the reverse.
  */
 #ifndef REIMAGE_SIGN_H
 #define REIMAGE_SIGN_H
@@ -34,6 +34,7 @@
 /* Document kinds: the word after "reimage-signed-". */
 #define SIGN_JOB "job"
 #define SIGN_TIMESTAMP "timestamp"
+#define SIGN_WAVE "wave"            /* a rollout wave's state (rollout.h) */
 
 /* Make a key pair: private key PEM (0600, never overwritten) and public
  * key PEM. */

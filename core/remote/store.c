@@ -72,6 +72,11 @@ static int has_remove(const struct reimage_transport_ops *t)
 	return OPS_HAS(t, struct reimage_transport_ops, remove);
 }
 
+static int has_fetch_many(const struct reimage_transport_ops *t)
+{
+	return OPS_HAS(t, struct reimage_transport_ops, fetch_many);
+}
+
 int store_fetch(struct registry *reg, const struct agent_conf *ac, const char *url, void *buf,
 		size_t cap, size_t *ret_len, char etag[REIMAGE_ETAG_MAX], int64_t *ret_date,
 		struct reimage_error *err)
@@ -119,5 +124,40 @@ int store_get(struct registry *reg, const struct agent_conf *ac, const char *url
 	buf[len] = '\0';
 	*ret_data = buf;
 	*ret_len = len;
+	return 0;
+}
+
+int store_get_many(struct registry *reg, const struct agent_conf *ac, const char *const *urls,
+		   size_t n, size_t cap, store_done_fn done, void *arg, struct reimage_error *err)
+{
+	const struct reimage_transport_ops *t, *first = NULL;
+	void *ctx, *first_ctx = NULL;
+	char *buf;
+	int r;
+
+	/* One batch for one transport: the documents of one store. */
+	for (size_t i = 0; i < n; i++) {
+		if ((r = transport(reg, ac, urls[i], "fetch", has_fetch, &t, &ctx, err)) < 0)
+			return r;
+		if (i > 0 && (t != first || ctx != first_ctx))
+			break;
+		first = t;
+		first_ctx = ctx;
+		if (i == n - 1 && has_fetch_many(t))
+			return t->fetch_many(ctx, urls, n, cap, STORE_PARALLEL, done, arg, err);
+	}
+	/* A transport without it (a directory, SMB): one after the other. */
+	if (!(buf = malloc(cap))) {
+		err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct reimage_error e = { 0 };
+		char etag[REIMAGE_ETAG_MAX] = "";
+		size_t len = 0;
+		r = store_fetch(reg, ac, urls[i], buf, cap, &len, etag, NULL, &e);
+		done(arg, i, r, buf, r == 0 ? len : 0, &e);
+	}
+	free(buf);
 	return 0;
 }

@@ -43,4 +43,22 @@ int store_remove(struct registry *reg, const struct agent_conf *ac, const char *
 int store_get(struct registry *reg, const struct agent_conf *ac, const char *url, size_t cap,
 	      char **ret_data, size_t *ret_len, struct reimage_error *err);
 
+/* Requests store_get_many() keeps in flight where the transport can. */
+#define STORE_PARALLEL 16
+
+/* The outcome of one document of store_get_many(): r 0 and the document
+ * (buf, len: valid during the call only; not NUL-terminated), or r < 0
+ * with err (class NOTFOUND: there is none). */
+typedef void (*store_done_fn)(void *arg, size_t i, int r, const void *buf, size_t len,
+			      const struct reimage_error *err);
+
+/* store_fetch() of every URL (documents of at most cap bytes), done()
+ * called once for each, in any order, from this thread.  The transport
+ * runs up to STORE_PARALLEL requests at once where it can (http: its
+ * fetch_many), else they run one after the other: the same call for
+ * every kind of store.  Returns 0 once done() was called for every URL,
+ * or < 0 before any call (no transport, no memory). */
+int store_get_many(struct registry *reg, const struct agent_conf *ac, const char *const *urls,
+		   size_t n, size_t cap, store_done_fn done, void *arg, struct reimage_error *err);
+
 #endif

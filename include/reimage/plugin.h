@@ -258,6 +258,21 @@ struct reimage_transport_ops {
 	int (*open_range)(void *ctx, const char *url, uint64_t offset, uint64_t length,
 			  struct reimage_stream **ret_stream, uint64_t *ret_size,
 			  struct reimage_error *err);
+
+	/* fetch() of n small documents (no validator: each is read whole),
+	 * with up to `parallel` requests in flight at once, in this one
+	 * thread (http: libcurl's multi interface).  done() is called once
+	 * per URL, in any order, from the calling thread, with what fetch()
+	 * would have given: r 0 and the document (buf, len: valid during the
+	 * call only) or r < 0 and err.  Returns 0 once done() was called for
+	 * every URL, or < 0 (no memory) before any call.  The core reads
+	 * reports of a whole fleet this way.  MAY be NULL: the core then
+	 * calls fetch() for one URL after the other. */
+	int (*fetch_many)(void *ctx, const char *const *urls, size_t n, size_t cap,
+			  unsigned parallel,
+			  void (*done)(void *arg, size_t i, int r, const void *buf, size_t len,
+				       const struct reimage_error *err),
+			  void *arg, struct reimage_error *err);
 };
 
 /* ----------------------------------------------------------------- backend */

@@ -588,16 +588,60 @@ static int64_t server_date(const struct http_request *rq)
 	return t < 0 ? 0 : (int64_t)t;
 }
 
+/* A GET of a document set up on rq with its body going to sink: no
+ * transfer started yet.  Shared by fetch() and fetch_many(). */
+static int doc_request(struct http_ctx *c, struct http_request *rq, struct doc_sink *sink,
+		       const char *url, const char *const *extra, struct reimage_error *err)
+{
+	CURLcode rc;
+	int r;
+
+	if ((r = http_request_init(c, rq, "GET", url, extra, err)) < 0)
+		return r;
+	sink->rq = rq;
+	sink->len = 0;
+	sink->over_cap = 0;
+	rc = curl_easy_setopt(rq->easy, CURLOPT_WRITEFUNCTION, doc_write);
+	if (rc == CURLE_OK)
+		rc = curl_easy_setopt(rq->easy, CURLOPT_WRITEDATA, sink);
+	if (rc == CURLE_OK)
+		/* A declared length over cap is refused before the body. */
+		rc = curl_easy_setopt(rq->easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)sink->cap);
+	if (rc != CURLE_OK) {
+		r = http_fail(c, rq, rc, err);
+		http_request_fini(rq);
+		return r;
+	}
+	return 0;
+}
+
+/* What a finished GET of a document means: 0 (the body in sink), NOT_MODIFIED
+ * (asked with etag), or < 0 with err filled. */
+static int doc_result(struct http_ctx *c, struct http_request *rq, const struct doc_sink *sink,
+		      CURLcode rc, const char *etag, struct reimage_error *err)
+{
+	long status = http_status(rq);
+
+	if (http_status_is_success(status) && (sink->over_cap || rc == CURLE_FILESIZE_EXCEEDED)) {
+		c->host->error(err, -EFBIG, REIMAGE_EC_INTEGRITY, "GET %s: larger than %zu bytes",
+			       rq->shown_url, sink->cap);
+		return -EFBIG;
+	}
+	if (rc == CURLE_OK && status == 304 && etag[0])
+		return REIMAGE_NOT_MODIFIED;
+	if (rc != CURLE_OK || status != 200)
+		return http_fail(c, rq, rc, err);
+	return 0;
+}
+
 static int http_fetch(void *ctx, const char *url, void *buf, size_t cap, size_t *ret_len,
 		      char etag[REIMAGE_ETAG_MAX], int64_t *ret_date, struct reimage_error *err)
 {
 	struct http_ctx *c = ctx;
 	struct http_request rq;
-	struct doc_sink sink = { .rq = &rq, .buf = buf, .cap = cap };
+	struct doc_sink sink = { .buf = buf, .cap = cap };
 	char condition[REIMAGE_ETAG_MAX + 32];
 	const char *extra[2] = { NULL, NULL };
-	CURLcode rc;
-	long status;
 	int r;
 
 	if (etag[0]) {
@@ -605,34 +649,136 @@ static int http_fetch(void *ctx, const char *url, void *buf, size_t cap, size_t 
 			 is_entity_tag(etag) ? "If-None-Match" : "If-Modified-Since", etag);
 		extra[0] = condition;
 	}
-	if ((r = http_request_init(c, &rq, "GET", url, extra, err)) < 0)
+	if ((r = doc_request(c, &rq, &sink, url, extra, err)) < 0)
 		return r;
-	rc = curl_easy_setopt(rq.easy, CURLOPT_WRITEFUNCTION, doc_write);
-	if (rc == CURLE_OK)
-		rc = curl_easy_setopt(rq.easy, CURLOPT_WRITEDATA, &sink);
-	if (rc == CURLE_OK)
-		/* A declared length over cap is refused before the body. */
-		rc = curl_easy_setopt(rq.easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)cap);
-	if (rc == CURLE_OK)
-		rc = curl_easy_perform(rq.easy);
-	status = http_status(&rq);
-	if (http_status_is_success(status) && (sink.over_cap || rc == CURLE_FILESIZE_EXCEEDED)) {
-		c->host->error(err, -EFBIG, REIMAGE_EC_INTEGRITY, "GET %s: larger than %zu bytes",
-			       rq.shown_url, cap);
-		r = -EFBIG;
-	} else if (rc == CURLE_OK && status == 304 && etag[0]) {
-		r = REIMAGE_NOT_MODIFIED;
-	} else if (rc != CURLE_OK || status != 200) {
-		r = http_fail(c, &rq, rc, err);
-	} else {
+	r = doc_result(c, &rq, &sink, curl_easy_perform(rq.easy), etag, err);
+	if (r == 0) {
 		store_validator(&rq, etag);
 		*ret_len = sink.len;
-		r = 0;
 	}
 	if (r >= 0 && ret_date)
 		*ret_date = server_date(&rq);
 	http_request_fini(&rq);
 	return r;
+}
+
+/* One request in flight of fetch_many(). */
+struct many_slot {
+	struct http_request rq;
+	struct doc_sink sink;
+	size_t i;       /* the URL's index */
+	int busy;
+};
+
+/* Start urls[i] in slot k; a request that cannot even be set up is done
+ * at once. */
+static void many_start(struct http_ctx *c, CURLM *multi, struct many_slot *s, size_t i,
+		       const char *url,
+		       void (*done)(void *, size_t, int, const void *, size_t,
+				    const struct reimage_error *),
+		       void *arg)
+{
+	struct reimage_error e = { 0 };
+	int r = doc_request(c, &s->rq, &s->sink, url, NULL, &e);
+
+	if (r == 0 && curl_multi_add_handle(multi, s->rq.easy) != CURLM_OK) {
+		http_request_fini(&s->rq);
+		c->host->error(&e, -ENOMEM, REIMAGE_EC_IO, "GET %s: libcurl cannot add the request",
+			       s->rq.shown_url);
+		r = -ENOMEM;
+	}
+	if (r < 0) {
+		done(arg, i, r, NULL, 0, &e);
+		return;
+	}
+	s->i = i;
+	s->busy = 1;
+}
+
+static int http_fetch_many(void *ctx, const char *const *urls, size_t n, size_t cap,
+			   unsigned parallel,
+			   void (*done)(void *arg, size_t i, int r, const void *buf, size_t len,
+					const struct reimage_error *err),
+			   void *arg, struct reimage_error *err)
+{
+	struct http_ctx *c = ctx;
+	size_t next = 0, running = 0;
+	CURLM *multi = curl_multi_init();
+	struct many_slot *slot;
+
+	if (parallel < 1)
+		parallel = 1;
+	slot = calloc(parallel, sizeof(*slot));
+	for (unsigned k = 0; slot && k < parallel; k++)
+		if (!(slot[k].sink.buf = malloc(cap)))
+			break;
+		else
+			slot[k].sink.cap = cap;
+	if (!multi || !slot || !slot[parallel - 1].sink.buf) {
+		for (unsigned k = 0; slot && k < parallel; k++)
+			free(slot[k].sink.buf);
+		free(slot);
+		if (multi)
+			curl_multi_cleanup(multi);
+		c->host->error(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
+		return -ENOMEM;
+	}
+	/* The connections come from the share (kept for the next batch and
+	 * for single requests); at most `parallel` of them at once. */
+	curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)parallel);
+	while (next < n || running > 0) {
+		for (unsigned k = 0; k < parallel && next < n; k++)
+			if (!slot[k].busy) {
+				many_start(c, multi, &slot[k], next, urls[next], done, arg);
+				next++;
+				running += slot[k].busy;
+			}
+		int still = 0;
+		CURLMcode mc = curl_multi_perform(multi, &still);
+		if (mc == CURLM_OK && (size_t)still == running)
+			mc = curl_multi_poll(multi, NULL, 0, 1000, NULL);
+		CURLMsg *m;
+		int left;
+		while ((m = curl_multi_info_read(multi, &left))) {
+			if (m->msg != CURLMSG_DONE)
+				continue;
+			unsigned k = 0;
+			while (k < parallel && !(slot[k].busy && slot[k].rq.easy == m->easy_handle))
+				k++;
+			if (k == parallel)
+				continue;
+			struct many_slot *s = &slot[k];
+			struct reimage_error e = { 0 };
+			CURLcode rc = m->data.result;
+			curl_multi_remove_handle(multi, s->rq.easy);
+			int r = doc_result(c, &s->rq, &s->sink, rc, "", &e);
+			done(arg, s->i, r, s->sink.buf, r == 0 ? s->sink.len : 0, &e);
+			http_request_fini(&s->rq);
+			s->busy = 0;
+			running--;
+		}
+		if (mc != CURLM_OK) {
+			/* The multi handle itself failed: every request not done
+			 * yet fails with it. */
+			struct reimage_error e = { 0 };
+			c->host->error(&e, -EIO, REIMAGE_EC_IO, "libcurl: %s", curl_multi_strerror(mc));
+			for (unsigned k = 0; k < parallel; k++)
+				if (slot[k].busy) {
+					curl_multi_remove_handle(multi, slot[k].rq.easy);
+					done(arg, slot[k].i, -EIO, NULL, 0, &e);
+					http_request_fini(&slot[k].rq);
+					slot[k].busy = 0;
+				}
+			for (; next < n; next++)
+				done(arg, next, -EIO, NULL, 0, &e);
+			running = 0;
+		}
+	}
+	for (unsigned k = 0; k < parallel; k++)
+		free(slot[k].sink.buf);
+	free(slot);
+	curl_multi_cleanup(multi);
+	return 0;
 }
 
 /* What put() sends: the caller's bytes, read by libcurl from memory. */
@@ -739,6 +885,7 @@ static const struct reimage_transport_ops http_ops = {
 	.remove = http_remove,
 	.open_ex = http_open_ex,
 	.open_range = http_open_range,
+	.fetch_many = http_fetch_many,
 };
 
 REIMAGE_PLUGIN(transport_http, TRANSPORT, transport, http_ops)

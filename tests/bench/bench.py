@@ -25,7 +25,12 @@ with the per-round ratio engine/reference.
   memory   peak RSS of those runs (/usr/bin/time); idle RSS of polling agents.
   fleet    N `reimage agent` processes with sandbox roots polling one nginx
            job store, re-imaged at once: time to all committed, and the
-           store's request rate from nginx's access log, extrapolated.
+           store's request rate from nginx's access log, extrapolated;
+           then the store's load at 100,000 agents, replayed by h2load
+           (the agents' request mix at their rate: throughput, p99
+           latency, errors, and the most nginx answers); then `reimagectl
+           status` and `agents` over 10,000 and 100,000 synthetic reports
+           in a directory store served by nginx.
 """
 import argparse
 import hashlib
@@ -337,13 +342,15 @@ http {{
   client_body_temp_path {d}/body; proxy_temp_path {d}/proxy;
   fastcgi_temp_path {d}/fastcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
   log_format bench '$msec $request_method $uri $status';
+  keepalive_requests 100000;
   access_log {self.log} bench;
   default_type application/octet-stream;
   sendfile on;
   server {{
     listen 127.0.0.1:{self.port};
     root {self.www};
-    location /dav/ {{ dav_methods PUT DELETE; create_full_put_path on; }}
+    location /dav/ {{ dav_methods PUT DELETE; create_full_put_path on;
+                     autoindex on; autoindex_format json; }}
   }}
 }}
 """)
@@ -380,6 +387,12 @@ http {{
                 if t0 <= float(msec) <= t1:
                     out.append((method, uri, status))
         return out
+
+    def cpu(self):
+        """CPU seconds (user + system) nginx has used so far."""
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self):
         if self.proc.poll() is None:
@@ -517,8 +530,11 @@ def bench_fleet(vol, ng, cache, results):
     mnt = vol.fresh()
     d = f"{mnt}/fleet"
     os.makedirs(d)
-    image = generated_image(cache, 1000)
-    url = ng.serve("fleet.tar.zst", image["path"])
+    # Small images for a large fleet: the volume holds every root twice
+    # (old and new) and 2 GB have 131,072 inodes.
+    files = 1000 if n <= 50 else 100
+    image = generated_image(cache, files)
+    url = ng.serve(f"fleet-{files}.tar.zst", image["path"])
     store = ng.url("dav/store")
     key, pub = f"{d}/admin.key", f"{d}/admin.pub"
     sh(f"'{BIN['reimagectl']}' keygen '{key}' '{pub}'")
@@ -540,9 +556,12 @@ def bench_fleet(vol, ng, cache, results):
         members = ",".join(f"pc-{i}" for i in range(1, n + 1))
         start = time.time()
         sh(f"'{BIN['reimagectl']}' submit -s '{store}' -k '{key}' '{job}' --agents {members}")
+        # Its log goes to a file: a pipe nobody reads before it ends would
+        # fill (a line per agent and change) and stop it.
+        wait_log = open(f"{d}/wait.log", "w+")
         waiter = subprocess.Popen(
             ["bash", "-c", f"'{BIN['reimagectl']}' wait -s '{store}' fleet --timeout "
-             f"{ARGS.fleet_timeout} --interval 1"], stdout=subprocess.PIPE,
+             f"{ARGS.fleet_timeout} --interval 1"], stdout=wait_log,
             stderr=subprocess.STDOUT, text=True, env=ENV)
         booted = [False] * n
         while waiter.poll() is None:
@@ -557,7 +576,8 @@ def bench_fleet(vol, ng, cache, results):
                     procs[i] = start_agent(confs[i])
             time.sleep(0.05)
         done = time.time()
-        out = waiter.stdout.read()
+        wait_log.seek(0)
+        out = wait_log.read()
         if waiter.returncode != 0:
             raise RuntimeError(f"reimagectl wait exited {waiter.returncode}:\n{out}")
         rollout = ng.requests(start, done)
@@ -576,7 +596,7 @@ def bench_fleet(vol, ng, cache, results):
     polls = sum(1 for r in idle if r[0] == "GET" and re.search(r"/jobs/pc-\d+\.job$", r[1]))
     per_poll = len(idle) / polls
     results["fleet"] = {
-        "agents": n, "seconds": done - start, "idle_window": t1 - t0,
+        "agents": n, "image_files": files, "seconds": done - start, "idle_window": t1 - t0,
         "idle_requests": len(idle), "polls": polls, "requests_per_poll": per_poll,
         "poll_period": (t1 - t0) * n / polls,
         "extrapolated_rps": 100000 * per_poll / (60 + 30 / 2),
@@ -585,6 +605,180 @@ def bench_fleet(vol, ng, cache, results):
                             for k in sorted({r[0] for r in rollout})},
         "idle_rss_kb": idle_rss,
     }
+
+
+# The agents' request mix at 100,000 agents (docs/remote.md): a poll every
+# 60 s + 0..30 s of jitter (75 s on average) reads the agent's own job
+# document and its group's, and, waiting in a rollout, its wave's state,
+# all conditional (304); the latest report is written every `heartbeat`
+# (3600 s) when nothing happens.
+FLEET = 100000
+POLLS_PER_S = FLEET / 75
+HEARTBEATS_PER_S = FLEET / 3600
+
+
+def h2load(name, d, urls, rate, seconds, extra=()):
+    """h2load (HTTP/1.1, as the agents speak) on urls at rate requests/s
+    (0: as fast as it can) for seconds, in the background; its per-request
+    log in d/name.log.  Returns (Popen, log path)."""
+    lst = f"{d}/{name}.urls"
+    with open(lst, "w") as f:
+        f.write("\n".join(urls) + "\n")
+    log = f"{d}/{name}.log"
+    cmd = ["h2load", "--h1", "-D", str(seconds), "-i", lst, "--log-file", log, *extra]
+    if rate:
+        # Clients of 10 requests/s each: --rps paces every connection.
+        clients = max(1, round(rate / 10))
+        cmd += ["-c", str(clients), "--rps", f"{rate / clients:.3f}"]
+    else:
+        cmd += ["-c", "64", "-m", "1"]
+    out = open(f"{d}/{name}.out", "w")
+    return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT), log
+
+
+def h2load_figures(name, d, seconds):
+    """Requests done, errors (failed, errored, timed out, 4xx, 5xx), rate
+    and latency percentiles (ms) of an h2load run."""
+    text = open(f"{d}/{name}.out").read()
+    m = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, "
+                  r"(\d+) failed, (\d+) errored, (\d+) timeout", text)
+    c = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", text)
+    if not m or not c:
+        raise RuntimeError(f"h2load {name}: no figures in its output:\n{text}")
+    lat = []
+    with open(f"{d}/{name}.log") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) == 3:
+                lat.append(int(parts[2]) / 1000)
+    lat.sort()
+
+    def pct(p):
+        return lat[min(len(lat) - 1, int(len(lat) * p / 100))] if lat else float("nan")
+    done = int(m.group(3))
+    return {"done": done, "rate": done / seconds,
+            "errors": int(m.group(5)) + int(m.group(6)) + int(m.group(7)) + int(c.group(3))
+            + int(c.group(4)), "2xx": int(c.group(1)), "3xx": int(c.group(2)),
+            "p50_ms": pct(50), "p99_ms": pct(99), "max_ms": lat[-1] if lat else float("nan")}
+
+
+def bench_fleet_load(ng, results):
+    """The store's load at 100,000 agents, replayed against nginx by h2load:
+    the mix at its rate for a while (is the throughput held, at what
+    latency, with errors?), then the same GETs as fast as they go."""
+    if not shutil.which("h2load"):
+        raise RuntimeError("h2load is missing (sh tests/deps.sh installs nghttp2-client)")
+    seconds = 5 if ARGS.quick else 30
+    d = os.path.join(ARGS.work, "load")
+    os.makedirs(d, exist_ok=True)
+    store = os.path.join(ng.www, "dav", "load")
+    # 1,000 agents' documents stand for 100,000: what nginx does per
+    # request does not depend on which file.  Same size and mtime: one
+    # ETag, so that one If-None-Match makes every poll a 304, as it is for
+    # an agent that holds its documents.
+    doc = b"reimage-signed-job 1\n" + b"x" * 1200
+    for rel in [f"jobs/a{i}.job" for i in range(1000)] + ["jobs/group-lab.job",
+                                                          "rollouts/load/wave-2.json"]:
+        path = os.path.join(store, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(doc)
+        os.utime(path, (1700000000, 1700000000))
+    os.makedirs(os.path.join(store, "reports"), exist_ok=True)
+    etag = f'If-None-Match: "{1700000000:x}-{len(doc):x}"'
+    report_body = f"{d}/report.json"
+    with open(report_body, "w") as f:
+        f.write(json.dumps({"agent": "a0", "job": "", "serial": 0, "phase": "IDLE",
+                            "state": "idle", "time": int(time.time()), "version": "0"}))
+    base = ng.url("dav/load")
+    mix = {
+        "job": ([f"{base}/jobs/a{i}.job" for i in range(1000)], POLLS_PER_S, ["-H", etag]),
+        "group": ([f"{base}/jobs/group-lab.job"], POLLS_PER_S, ["-H", etag]),
+        "wave": ([f"{base}/rollouts/load/wave-2.json"], POLLS_PER_S, ["-H", etag]),
+        "report": ([f"{base}/reports/a{i}.json" for i in range(1000)], HEARTBEATS_PER_S,
+                   ["-H", ":method: PUT", "-d", report_body]),
+    }
+    cpu0, t0 = ng.cpu(), time.monotonic()
+    runs = {k: h2load(k, d, urls, rate, seconds, extra) for k, (urls, rate, extra) in mix.items()}
+    for k, (p, _log) in runs.items():
+        if p.wait() != 0:
+            raise RuntimeError(f"h2load {k} exited {p.returncode}: "
+                               f"{open(f'{d}/{k}.out').read()}")
+    cpu1, t1 = ng.cpu(), time.monotonic()
+    held = {k: dict(h2load_figures(k, d, seconds), target=mix[k][1]) for k in mix}
+    # The most: the three polled GETs mixed, 64 connections, no pacing.
+    urls = mix["job"][0] + mix["group"][0] * 100 + mix["wave"][0] * 100
+    p, _log = h2load("max", d, urls, 0, seconds, ["-H", etag])
+    cpu2 = ng.cpu()
+    if p.wait() != 0:
+        raise RuntimeError(f"h2load max exited {p.returncode}: {open(f'{d}/max.out').read()}")
+    most = h2load_figures("max", d, seconds)
+    most["nginx_cpu"] = (ng.cpu() - cpu2) / seconds
+    results["fleet_load"] = {"agents": FLEET, "seconds": seconds, "mix": held,
+                             "nginx_cpu": (cpu1 - cpu0) / (t1 - t0), "max": most}
+
+
+def write_fleet_store(store, n, job):
+    """A directory store as n agents leave it after a job: the index submit
+    writes, each agent's report on the job and its latest report (the same
+    document), agents.json.  States by agent number: committed mostly,
+    some failed, running, cancelled; every 50th has not reported."""
+    now = int(time.time())
+    agents = [f"pc-{i:06d}" for i in range(1, n + 1)]
+    os.makedirs(f"{store}/reports/{job}", exist_ok=True)
+    os.makedirs(f"{store}/rollouts", exist_ok=True)
+    docs = [{"agent": a, "url": f"STORE/jobs/{a}.job"} for a in agents]
+    with open(f"{store}/rollouts/{job}.json", "w") as f:
+        json.dump({"job": job, "serial": 7, "agents": agents, "group": None,
+                   "documents": docs, "submitted": now - 600, "not_after": now + 86400}, f)
+    with open(f"{store}/agents.json", "w") as f:
+        json.dump(agents, f, separators=(",", ":"))
+    states = ["committed"] * 16 + ["failed", "running", "cancelled", "pending"]
+    for i, a in enumerate(agents):
+        if i % 50 == 49:
+            continue
+        state = states[i % len(states)]
+        text = json.dumps({"agent": a, "job": job, "serial": 7, "phase": "COMMIT",
+                           "state": state, "progress": {"done": 1 << 20, "total": 1 << 20},
+                           "error": "", "message": "", "time": now - i % 3600,
+                           "started": now - 500, "version": "0.1.0"})
+        for path in (f"{store}/reports/{job}/{a}.json", f"{store}/reports/{a}.json"):
+            with open(path, "w") as f:
+                f.write(text)
+
+
+def bench_fleet_status(ng, results):
+    """reimagectl status and agents over a fleet's reports in a directory
+    store served by nginx (reports read 16 at a time over HTTP), and from
+    the directory itself (one after the other)."""
+    rows = {}
+    for n in ([1000] if ARGS.quick else [10000, 100000]):
+        store = os.path.join(ng.www, "dav", f"status-{n}")
+        shutil.rmtree(store, ignore_errors=True)
+        t = time.monotonic()
+        write_fleet_store(store, n, "bench")
+        note(f"fleet store of {n:,} agents written in {time.monotonic() - t:.1f} s")
+        url = ng.url(f"dav/status-{n}")
+        row = {}
+        for name, args in [("status", f"status -s {url} bench"),
+                           ("status --json", f"status -s {url} bench --json"),
+                           ("agents", f"agents -s {url}"),
+                           ("agents --json", f"agents -s {url} --json"),
+                           ("status, directory", f"status -s '{store}' bench"),
+                           ("agents, directory", f"agents -s '{store}'")]:
+            t0 = time.time()
+            c0, m0 = cpu_of_children(), time.monotonic()
+            tt, out = f"{ARGS.work}/time.txt", f"{ARGS.work}/out.txt"
+            r = sh(f"/usr/bin/time -f 'rss %M' '{BIN['reimagectl']}' {args} -q 2>'{tt}' "
+                   f">'{out}' || {{ cat '{tt}'; exit 1; }}; cat '{tt}'; tail -n 1 '{out}'")
+            wall, cpu = time.monotonic() - m0, cpu_of_children() - c0
+            rss = int(re.search(r"rss (\d+)", r.stdout).group(1))
+            reqs = len(ng.requests(t0, time.time())) if "directory" not in name else 0
+            row[name] = {"wall": wall, "cpu": cpu, "rss_kb": rss, "requests": reqs,
+                         "last_line": r.stdout.strip().splitlines()[-1]}
+        rows[n] = row
+        shutil.rmtree(store, ignore_errors=True)
+    results["fleet_status"] = rows
 
 
 # ------------------------------------------------------------------- report
@@ -653,6 +847,30 @@ def report(results, archive):
           f"every {f['poll_period']:.2f} s per agent (interval {ARGS.poll_interval} s + "
           f"jitter 0..{ARGS.poll_jitter} s)")
         p(f"  100,000 agents at 60 s + 0..30 s jitter: {f['extrapolated_rps']:,.0f} requests/s")
+    if "fleet" in results.get("load", {}):
+        p("  load average (1/5/15 min) before the store's load: %.2f %.2f %.2f, after the "
+          "status runs: %.2f %.2f %.2f" % tuple(results["load"]["fleet"]))
+    if "fleet_load" in results:
+        fl = results["fleet_load"]
+        p(f"Store load at {fl['agents']:,} agents (h2load --h1 against nginx, "
+          f"{fl['seconds']} s; nginx used {fl['nginx_cpu']:.2f} CPU meanwhile)")
+        p(f"  {'request':<10} {'target/s':>9} {'held/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
+          f"{'max ms':>8} {'errors':>7}")
+        for k, m in fl["mix"].items():
+            p(f"  {k:<10} {m['target']:>9.1f} {m['rate']:>9.1f} {m['p50_ms']:>8.2f} "
+              f"{m['p99_ms']:>8.2f} {m['max_ms']:>8.2f} {m['errors']:>7}")
+        m = fl["max"]
+        p(f"  the polled GETs unpaced, 64 connections: {m['rate']:,.0f} requests/s, p99 "
+          f"{m['p99_ms']:.2f} ms, {m['errors']} errors, nginx {m['nginx_cpu']:.2f} CPU")
+    if "fleet_status" in results:
+        p("reimagectl over a fleet's reports (nginx on 127.0.0.1, 16 requests at once; "
+          "the directory itself, one after the other)")
+        p(f"  {'agents':>8} {'command':<20} {'wall s':>8} {'CPU s':>7} {'RSS MiB':>8} "
+          f"{'requests':>9}")
+        for n, row in results["fleet_status"].items():
+            for name, m in row.items():
+                p(f"  {n:>8,} {name:<20} {m['wall']:>8.2f} {m['cpu']:>7.2f} "
+                  f"{m['rss_kb'] / 1024:>8.1f} {m['requests']:>9,}")
     return "\n".join(lines)
 
 
@@ -688,7 +906,9 @@ def main():
     cache = os.path.join(ARGS.build, "bench-data")
     only = set(ARGS.only.split(","))
 
-    archive = usr_image(cache, ARGS.quick, ARGS.entries)
+    # The usr image only for what stages it.
+    archive = (usr_image(cache, ARGS.quick, ARGS.entries)
+               if only & {"outage", "staging", "syscalls"} else None)
     vol = Volume(ARGS.work, "2G" if ARGS.quick or (ARGS.entries or 0) <= 30000 else "8G")
     ng = Nginx(ARGS.work)
     results = {}
@@ -703,6 +923,10 @@ def main():
             bench_syscalls(vol, cache, results)
         if "fleet" in only:
             bench_fleet(vol, ng, cache, results)
+            load0 = os.getloadavg()
+            bench_fleet_load(ng, results)
+            bench_fleet_status(ng, results)
+            results.setdefault("load", {})["fleet"] = load0 + os.getloadavg()
     finally:
         ng.stop()
         vol.close()

@@ -166,7 +166,7 @@ static void write_nginx_conf(const struct nginx *n, int tls)
 		"  uwsgi_temp_path %s/uwsgi;\n"
 		"  scgi_temp_path %s/scgi;\n"
 		"  log_format reimage '$request_method $uri $status auth=\"$http_authorization\" "
-		"test=\"$http_x_reimage_test\" ua=\"$http_user_agent\"';\n"
+		"test=\"$http_x_reimage_test\" ua=\"$http_user_agent\" conn=$connection';\n"
 		"  access_log %s/access.log reimage;\n"
 		"  default_type application/octet-stream;\n"
 		"  server {\n"
@@ -174,6 +174,9 @@ static void write_nginx_conf(const struct nginx *n, int tls)
 		"%s"
 		"    root %s;\n"
 		"    location /dav/ { dav_methods PUT DELETE; create_full_put_path on; }\n"
+		/* The job store's reports listed, as `reimagectl agents` reads them. */
+		"    location /dav/store/reports/ { dav_methods PUT DELETE; create_full_put_path on;"
+		" autoindex on; autoindex_format json; }\n"
 		"    location = /fail { return 500; }\n"
 		"    location /slow/ { limit_rate 256k; }\n"
 		"    location /mtls/ { if ($ssl_client_verify != SUCCESS) { return 403; } }\n"

@@ -333,9 +333,35 @@ static int wave_finished(const struct fleet *f, const int *wave_of, int wave)
 	return 1;
 }
 
+int ctl_rollout(const struct fleet *f, char **out, const char *action)
+{
+	return fixture_reimagectl(out, "%srollout %s -s %s -k '%s' -t '%s' test-job", f->ctl, action,
+				  f->store, t_path("admin.key"), t_path("admin.pub"));
+}
+
+/* The administrator's `reimagectl wait -k` in the background: it decides
+ * the waves while it follows the reports (its log: admin.log). */
+static pid_t admin_wait(const struct fleet *f, int seconds)
+{
+	char cmd[4096];
+	snprintf(cmd, sizeof(cmd), "exec '%s/reimagectl' %swait -s %s -k '%s' -t '%s' --interval 1 "
+		 "--timeout %d test-job >>'%s' 2>&1", t_bin_dir(), f->ctl, f->store,
+		 t_path("admin.key"), t_path("admin.pub"), seconds, t_path("admin.log"));
+	fflush(NULL);
+	pid_t pid = fork();
+	CU_ASSERT_FATAL(pid >= 0);
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
 int run_fleet(struct fleet *f, const int *wave_of, int seconds)
 {
 	int restarted[MAX_AGENTS + 1] = { 0 }, done = 0, early = 0;
+	pid_t admin = wave_of ? admin_wait(f, seconds) : 0;
 
 	for (int i = 1; i <= f->n; i++)
 		f->pid[i] = agent_start(i, 0);
@@ -370,6 +396,17 @@ int run_fleet(struct fleet *f, const int *wave_of, int seconds)
 		for (int i = 1; i <= f->n; i++)
 			if (!job_final(i))
 				show_log(i);
+	if (admin > 0) {
+		/* It ends by itself once every outcome is final: 0 all
+		 * committed, 1 some did not. */
+		int status = agent_wait(admin, 15);
+		if (status != 0 && status != 1) {
+			char *log = t_read(t_path("admin.log"));
+			fprintf(stderr, "reimagectl wait -k: %d\n%s", status, log ? log : "");
+			free(log);
+		}
+		CU_ASSERT(status == 0 || status == 1);
+	}
 	CU_ASSERT_EQUAL(early, 0);
 	return done;
 }

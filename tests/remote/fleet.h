@@ -68,11 +68,15 @@ char *job_report(int i);
 int job_state_is(int i, const char *state);
 /* 1 if the agent's report on test-job is final (committed, failed...). */
 int job_final(int i);
+/* `reimagectl rollout ACTION` on test-job with the administrator's keys. */
+int ctl_rollout(const struct fleet *f, char **out, const char *action);
 /* Run every agent until each has a final outcome on test-job: an agent
  * that stops after its swap (the "reboot") is started again, once, to
  * play the new image.  wave_of (or NULL): each agent's wave; an agent
  * seen started while the wave before its own has not committed is an
- * error.  Returns 1 if all finished within seconds. */
+ * error; the administrator's `reimagectl wait -k` decides the waves
+ * meanwhile and must end by itself.  Returns 1 if all finished within
+ * seconds. */
 int run_fleet(struct fleet *f, const int *wave_of, int seconds);
 /* An agent whose PREPARE fails: its root's .reimage is a file. */
 void break_agent(int i);

@@ -39,6 +39,14 @@ static void report(const char *agent, long long serial, const char *state)
 	t_write(t_path("store/reports/test-job/%s.json", agent), text);
 }
 
+/* The administrator's keys: wave documents are signed and verified. */
+static const char *keys(void)
+{
+	static char k[2048];
+	snprintf(k, sizeof(k), "-k '%s' -t '%s'", t_path("k"), t_path("k.pub"));
+	return k;
+}
+
 static int ctl(char **out, const char *fmt, const char *tail)
 {
 	char args[2048];
@@ -148,21 +156,21 @@ TEST_CASE(waves_numbered_from_1_and_second_stop)
 	CU_ASSERT_EQUAL(access(t_path("store/rollouts/test-job/wave-0.json"), F_OK), -1);
 	/* A cancelled agent is no failure: the wave stays within a 0% budget. */
 	report("a", 7, "cancelled");
-	CU_ASSERT_EQUAL(ctl(&out, "rollout status -s '%s' test-job", NULL), 0);
+	CU_ASSERT_EQUAL(ctl(&out, "rollout status -s '%s' test-job", keys()), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "1     50%               1 committed          0      0 "
 				      "        1"));
 	free(out);
-	CU_ASSERT_EQUAL(ctl(&out, "stop -s '%s' test-job", NULL), 0);
+	CU_ASSERT_EQUAL(ctl(&out, "stop -s '%s' test-job", keys()), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "2 document(s) withdrawn, 2 wave(s) stopped"));
 	free(out);
-	CU_ASSERT_EQUAL(ctl(&out, "stop -s '%s' test-job", NULL), 0);
+	CU_ASSERT_EQUAL(ctl(&out, "stop -s '%s' test-job", keys()), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "nothing left to withdraw"));
 	free(out);
 	CU_ASSERT_EQUAL(ctl(&out, "cancel -s '%s' test-job", NULL), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "nothing left to withdraw"));
 	free(out);
 	/* Wave 2 never opened: it did not run, it did not fail. */
-	CU_ASSERT_EQUAL(ctl(&out, "rollout status -s '%s' test-job", NULL), 0);
+	CU_ASSERT_EQUAL(ctl(&out, "rollout status -s '%s' test-job", keys()), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "2     100%              1 not-run"));
 	free(out);
 	t_write(t_path("check.py"),
@@ -175,8 +183,9 @@ TEST_CASE(waves_numbered_from_1_and_second_stop)
 		"assert w[1]['ran'] is False and w[1]['state'] == 'stopped', w\n"
 		"assert set(w[0]) >= {'name', 'agents', 'committed', 'skipped', 'refused', "
 		"'unfinished', 'budget', 'reason'}\n");
-	CU_ASSERT_EQUAL(t_sh("'%s/reimagectl' rollout status -s '%s' test-job --json | "
-			     "python3 '%s'", t_bin_dir(), t_path("store"), t_path("check.py")), 0);
+	CU_ASSERT_EQUAL(t_sh("'%s/reimagectl' rollout status -s '%s' %s test-job --json | "
+			     "python3 '%s'", t_bin_dir(), t_path("store"), keys(),
+			     t_path("check.py")), 0);
 }
 
 /* sign refuses what every agent would refuse: no targets, no not_after. */
@@ -246,7 +255,7 @@ TEST_CASE(reuse_forgets_old_waves)
 	free(out);
 	CU_ASSERT_EQUAL(access(t_path("store/rollouts/test-job/wave-2.json"), F_OK), -1);
 	CU_ASSERT_EQUAL(access(t_path("store/rollouts/test-job/wave-2.agents"), F_OK), -1);
-	CU_ASSERT_EQUAL(ctl(&out, "rollout status -s '%s' test-job", NULL), 0);
+	CU_ASSERT_EQUAL(ctl(&out, "rollout status -s '%s' test-job", keys()), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "rollout test-job: 1 wave(s)\n"));
 	free(out);
 }

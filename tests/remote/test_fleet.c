@@ -685,3 +685,202 @@ TEST_CASE(sign_and_verify_with_openssl_keys)
 			     "payload && openssl pkeyutl -verify -pubin -inkey ossl.pub -rawin -in "
 			     "payload -sigfile sig >/dev/null", t_dir()), 0);
 }
+
+/* A number field of a JSON document written by jansson ("name": 123). */
+static long long report_field(const char *doc, const char *name)
+{
+	char key[64];
+	snprintf(key, sizeof(key), "\"%s\": ", name);
+	const char *p = doc ? strstr(doc, key) : NULL;
+	return p ? strtoll(p + strlen(key), NULL, 10) : -1;
+}
+
+/* The fleet's inventory: agents' latest reports are heartbeats, listed
+ * from nginx's autoindex of reports/ (and a directory store's folder),
+ * with the index submit keeps; a name never seen is warned about at
+ * submit and shown; a machine silent too long is flagged stale. */
+TEST_CASE(inventory_of_agents)
+{
+	struct fleet f;
+	char *out = NULL, *rep;
+
+	fleet_setup_with(&f, 3, 0, NULL, "heartbeat = 1;");
+	/* pc-1 and pc-2 start once with nothing to do: each says it is idle. */
+	CU_ASSERT_EQUAL(agent_once(1), 0);
+	CU_ASSERT_EQUAL(agent_once(2), 0);
+	rep = latest_report(1);
+	CU_ASSERT(rep && strstr(rep, "\"state\": \"idle\"") && strstr(rep, "\"version\": \""));
+	free(rep);
+	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "agents -s %s", f.store), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "pc-1                 idle"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "pc-2                 idle"));
+	CU_ASSERT_PTR_NULL(strstr(out, "pc-3"));  /* never ran, never targeted */
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "2 agent(s): 2 seen, 0 stale"));
+	free(out);
+	/* A typo in --agents is warned about, and kept in the index. */
+	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "submit -s %s -k %s %s --agents pc-2,pc-3,pc-tpyo",
+					   f.store, t_path("admin.key"), t_path("job.conf")), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "2 of 3 agent(s) never reported to"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "pc-3, pc-tpyo"));
+	free(out);
+	rep = t_read(t_path("www/dav/store/agents.json"));
+	CU_ASSERT(rep && !strcmp(rep, "[\"pc-2\",\"pc-3\",\"pc-tpyo\"]"));
+	free(rep);
+	/* pc-2 last seen long ago. */
+	rep = latest_report(2);
+	CU_ASSERT_FATAL(rep != NULL);
+	char *t = strstr(rep, "\"time\": ");
+	CU_ASSERT_FATAL(t != NULL);
+	CU_ASSERT_FATAL(report_field(rep, "time") >= 1000000000);
+	memcpy(t + 8, "1000000000", 10);  /* 2001: an old time of the same length */
+	t_write(t_path("www/dav/store/reports/pc-2.json"), rep);
+	free(rep);
+	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "agents -s %s --stale 600", f.store), 0);
+	/* The unhealthy first: stale and never seen before the idle pc-1. */
+	char *p2 = strstr(out, "pc-2 "), *p3 = strstr(out, "pc-3 "), *p1 = strstr(out, "pc-1 ");
+	CU_ASSERT(p1 && p2 && p3 && p2 < p1 && p3 < p1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "STALE: not seen"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "pc-tpyo              never-seen"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "4 agent(s): 2 seen, 1 stale (not seen for 600s), "
+				       "2 never seen"));
+	free(out);
+	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "agents -s %s --json -q", f.store), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "\"agent\": \"pc-tpyo\",\n  \"seen\": false"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "\"agent\": \"pc-1\",\n  \"seen\": true,\n  \"stale\": "
+				       "false,\n  \"state\": \"idle\""));
+	free(out);
+	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "agents -s %s --prometheus -q", f.store), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "# TYPE reimage_agents gauge\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "reimage_agents{state=\"idle\"} 2\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "reimage_agents_stale 1\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "reimage_agents_never_seen 2\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "reimage_agents_total 4\n"));
+	free(out);
+	/* A directory store is listed from its folder. */
+	CU_ASSERT_EQUAL(t_sh("cp -a '%s' '%s'", t_path("www/dav/store"), t_path("copy")), 0);
+	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "agents -s %s", t_path("copy")), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "4 agent(s): 2 seen"));
+	free(out);
+	/* A store that lists nothing shows its index, and says so. */
+	CU_ASSERT_EQUAL(t_sh("mkdir -p '%s' && cp '%s' '%s'", t_path("www/dav/plain"),
+			     t_path("www/dav/store/agents.json"), t_path("www/dav/plain/")), 0);
+	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "agents -s http://127.0.0.1:%d/dav/plain",
+					   f.ng.port), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "gives no listing"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "3 agent(s): 0 seen"));
+	free(out);
+	/* A running agent's heartbeat: its latest report's time moves on
+	 * though nothing happens (heartbeat = 1). */
+	rep = latest_report(1);
+	long long before = report_field(rep, "time");
+	free(rep);
+	f.pid[1] = agent_start(1, 0);
+	int moved = 0;
+	for (int k = 0; k < 100 && !moved; k++) {
+		rep = latest_report(1);
+		moved = report_field(rep, "time") > before;
+		free(rep);
+		if (!moved)
+			usleep(100000);
+	}
+	CU_ASSERT(moved);
+	kill(f.pid[1], SIGTERM);
+	CU_ASSERT_EQUAL(agent_wait(f.pid[1], 15), 0);
+	server_stop(f.ng.pid);
+}
+
+/* What the test writes as agent mI's report on test-job (and latest):
+ * each fifth committed, failed, cancelled, running; of the rest, half
+ * never reported and half hold an older run's "committed". */
+static const char *fleet_state(int i, long long serial, long long *ret_serial)
+{
+	static const char *const states[] = { "committed", "failed", "cancelled", "running" };
+	*ret_serial = serial;
+	if (i % 5 < 4)
+		return states[i % 5];
+	if (i % 10 == 4)
+		return NULL;
+	*ret_serial = serial - 1;
+	return "committed";
+}
+
+/* status, wait and agents read a fleet's reports several at once (over
+ * nginx: libcurl's multi interface) and each lands with its own agent:
+ * 200 agents' states, written by the test, counted and listed exactly;
+ * the reports came over more than one connection. */
+TEST_CASE(status_of_200_agents_read_in_parallel)
+{
+	struct fleet f;
+	char list[4096], *out = NULL;
+	size_t len = 0;
+	long long serial;
+
+	fleet_setup(&f, 1, 0, NULL);
+	for (int i = 1; i <= 200; i++)
+		len += (size_t)snprintf(list + len, sizeof(list) - len, "%sm%d", i > 1 ? "," : "", i);
+	CU_ASSERT_EQUAL_FATAL(fixture_reimagectl(&out, "submit -s %s -k '%s' '%s' --agents %s",
+						 f.store, t_path("admin.key"), t_path("job.conf"),
+						 list), 0);
+	const char *s = out ? strstr(out, "job test-job: serial ") : NULL;
+	CU_ASSERT_FATAL(s != NULL);
+	serial = strtoll(s + strlen("job test-job: serial "), NULL, 10);
+	free(out);
+	CU_ASSERT_EQUAL_FATAL(t_sh("mkdir -p '%s'", t_path("www/dav/store/reports/test-job")), 0);
+	for (int i = 1; i <= 200; i++) {
+		long long sr;
+		const char *state = fleet_state(i, serial, &sr);
+		char rep[512];
+		if (!state)
+			continue;
+		snprintf(rep, sizeof(rep), "{\"agent\": \"m%d\", \"job\": \"test-job\", \"serial\": "
+			 "%lld, \"phase\": \"STAGE\", \"state\": \"%s\", \"message\": \"m%d\", "
+			 "\"time\": %lld}", i, sr, state, i, (long long)time(NULL));
+		t_write(t_path("www/dav/store/reports/test-job/m%d.json", i), rep);
+		t_write(t_path("www/dav/store/reports/m%d.json", i), rep);
+	}
+	CU_ASSERT_EQUAL(t_sh(": > '%s'", t_path("nginx/access.log")), 0);
+	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "status -s %s test-job", f.store), 0);
+	CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "200 agent(s): 40 committed, 40 failed, 40 "
+					     "cancelled, 80 unfinished\n"));
+	free(out);
+	/* More than one connection at once served the reports. */
+	CU_ASSERT_EQUAL(t_sh("test $(grep 'GET /dav/store/reports/test-job/' '%s' | sed 's/.*conn=//' "
+			     "| sort -u | wc -l) -gt 1", t_path("nginx/access.log")), 0);
+	/* Every agent with its own report, in JSON. */
+	t_write(t_path("check.py"),
+		"import json, sys\n"
+		"serial = int(sys.argv[2])\n"
+		"d = json.load(open(sys.argv[1]))\n"
+		"states = ['committed', 'failed', 'cancelled', 'running']\n"
+		"assert len(d['agents']) == 200, len(d['agents'])\n"
+		"for a in d['agents']:\n"
+		"    i = int(a['agent'][1:])\n"
+		"    want = states[i % 5] if i % 5 < 4 else 'no-report'\n"
+		"    assert a['state'] == want, (a, want)\n"
+		"    assert want == 'no-report' or a['message'] == a['agent'], a\n"
+		"assert d['counts']['unfinished'] == 80, d['counts']\n");
+	CU_ASSERT_EQUAL(t_sh("'%s/reimagectl' status -s %s test-job --json > '%s' && python3 '%s' "
+			     "'%s' %lld", t_bin_dir(), f.store, t_path("status.json"),
+			     t_path("check.py"), t_path("status.json"), serial), 0);
+	/* agents: the latest reports, whatever their run. */
+	t_write(t_path("check.py"),
+		"import json, sys\n"
+		"d = json.load(open(sys.argv[1]))\n"
+		"states = ['committed', 'failed', 'cancelled', 'running']\n"
+		"names = sorted(int(a['agent'][1:]) for a in d if a['agent'].startswith('m'))\n"
+		"assert names == list(range(1, 201)), names\n"
+		"for a in d:\n"
+		"    i = int(a['agent'][1:])\n"
+		"    if i % 10 == 4:\n"
+		"        assert not a['seen'], a\n"
+		"    else:\n"
+		"        assert a['seen'] and a['message'] == a['agent'], a\n"
+		"        assert a['state'] == (states[i % 5] if i % 5 < 4 else 'committed'), a\n");
+	CU_ASSERT_EQUAL(t_sh("'%s/reimagectl' agents -s %s --json -q > '%s' && python3 '%s' '%s'",
+			     t_bin_dir(), f.store, t_path("agents.json"), t_path("check.py"),
+			     t_path("agents.json")), 0);
+	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "agents -s %s", f.store), 0);
+	CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "200 agent(s): 180 seen, 0 stale"));
+	free(out);
+	fleet_stop(&f);
+}

@@ -1,7 +1,8 @@
 /*
  * test_rollout.c -- rollouts end to end: a real nginx job store and up to
  * 21 `reimage agent` processes on sandbox roots (fleet.h).  Waves advance
- * by the agents' own tallies in the store; a wave over its failure budget
+ * by the administrator's `reimagectl rollout advance`, which publishes
+ * each decision signed; a wave over its failure budget
  * halts the rollout; `reimagectl stop` cancels every agent that has not
  * swapped; windows (past, and stage early then swap inside); a staged job
  * that a reboot does not apply; a user who defers from a terminal (a pty
@@ -11,6 +12,8 @@
 #include "harness.h"
 #include "fixture.h"
 #include "fleet.h"
+#include "gate.h"
+#include "registry.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -94,7 +97,7 @@ TEST_CASE(waves_progress_within_budget)
 		CU_ASSERT(i == 5 ? job_state_is(i, "failed") : job_state_is(i, "committed"));
 		CU_ASSERT(i == 5 ? !is_new_image(i) : is_new_image(i));
 	}
-	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "rollout status -s %s test-job", f.store), 0);
+	CU_ASSERT_EQUAL(ctl_rollout(&f, &out, "status"), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "2     50%               8 committed          7      1"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "rollout test-job: 3 wave(s)\n"));
 	free(out);
@@ -130,7 +133,7 @@ TEST_CASE(wave_over_budget_halts_the_rollout)
 	}
 	for (int i = 1; i <= 20; i++)
 		free(before[i]);
-	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "rollout status -s %s test-job", f.store), 0);
+	CU_ASSERT_EQUAL(ctl_rollout(&f, &out, "status"), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "halted"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "rollout test-job: 2 wave(s), halted"));
 	free(out);
@@ -153,7 +156,8 @@ TEST_CASE(stop_cancels_every_agent_not_swapped)
 		CU_ASSERT(report_shows(i, "waiting for wave 2 (100%) to open", "\"WINDOW\"", 60));
 	for (int i = 2; i <= 20; i++)
 		CU_ASSERT_EQUAL(access(t_path("pc-%d/root/.reimage/new/NEW-IMAGE", i), F_OK), 0);
-	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "stop -s %s test-job", f.store), 0);
+	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "stop -s %s -k %s -t %s test-job", f.store,
+					   t_path("admin.key"), t_path("admin.pub")), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "pc-1: already swapped (pending): goes on"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "20 document(s) withdrawn"));
 	free(out);
@@ -171,12 +175,161 @@ TEST_CASE(stop_cancels_every_agent_not_swapped)
 	/* The swapped machine goes on: its new image commits. */
 	CU_ASSERT_EQUAL(agent_once(1), 0);
 	CU_ASSERT(job_state_is(1, "committed"));
-	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "rollout status -s %s test-job", f.store), 0);
+	CU_ASSERT_EQUAL(ctl_rollout(&f, &out, "status"), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "stopped"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "rollout stopped by the administrator"));
 	free(out);
 	for (int i = 1; i <= 20; i++)
 		free(before[i]);
+	server_stop(f.ng.pid);
+}
+
+/* ------------------------------------------------- cost per agent */
+
+/* Requests nginx has answered so far (its access log, a line each). */
+static long requests(void)
+{
+	char *log = t_read(t_path("nginx/access.log"));
+	long n = 0;
+	for (char *p = log; p && *p; p++)
+		n += *p == '\n';
+	free(log);
+	return n;
+}
+
+static void quiet_report(void *arg, const char *phase, const char *state, const char *message)
+{
+	(void)phase, (void)state, (void)message;
+	++*(int *)arg;
+}
+
+/* Each agent of wave 2 of an n-agent rollout ("10%", "100%") decides
+ * once whether it may start, in this process as the agent does
+ * (gate_may_start with its own state): 1 if all answered want.  *ret
+ * counts the requests it took. */
+static int polls(const struct agent_conf *ac, struct registry *reg, long long serial, int from,
+		 int n, int want, long *ret)
+{
+	static const volatile sig_atomic_t no_signal = 0;
+	struct job job = { .id = "test-job", .serial = serial, .wave = 1 };
+	long before = requests();
+	int said = 0, ok = 1;
+
+	for (int i = from; i <= n; i++) {
+		struct gate g = { .reg = reg, .ac = ac, .job = &job, .signalled = &no_signal,
+				  .report = quiet_report, .arg = &said };
+		struct reimage_error e = { 0 };
+		int r = gate_may_start(&g, &e);
+		if (r != want) {
+			fprintf(stderr, "m%d: %d (%s), not %d\n", i, r, e.msg, want);
+			ok = 0;
+		}
+	}
+	*ret = requests() - before;
+	return ok;
+}
+
+/* Measure requests per agent-poll and per administrator's pass for a
+ * rollout of n agents, the first wave's all committed (the job id
+ * submitted again each time, on purpose). */
+static void rollout_cost(struct fleet *f, const struct agent_conf *ac, struct registry *reg,
+			 int n, double *ret_poll, double *ret_pass)
+{
+	char list[8192], *out = NULL;
+	size_t len = 0;
+	int first = (n * 10 + 99) / 100;
+	long waiting, pass, open;
+	long long serial = 0;
+
+	for (int i = 1; i <= n; i++)
+		len += (size_t)snprintf(list + len, sizeof(list) - len, "%sm%d", i > 1 ? "," : "", i);
+	CU_ASSERT_FATAL(len < sizeof(list));
+	CU_ASSERT_EQUAL_FATAL(fixture_reimagectl(&out, "submit -s %s -k %s %s --agents %s --reuse",
+						 f->store, t_path("admin.key"), t_path("job.conf"),
+						 list), 0);
+	const char *s = out ? strstr(out, "job test-job: serial ") : NULL;
+	CU_ASSERT_FATAL(s != NULL);
+	serial = strtoll(s + strlen("job test-job: serial "), NULL, 10);
+	free(out);
+	CU_ASSERT_EQUAL_FATAL(t_sh("rm -rf '%s' && mkdir -p '%s'",
+				   t_path("www/dav/store/reports/test-job"),
+				   t_path("www/dav/store/reports/test-job")), 0);
+	for (int i = 1; i <= first; i++) {
+		char rep[256];
+		snprintf(rep, sizeof(rep), "{\"agent\": \"m%d\", \"job\": \"test-job\", \"serial\": "
+			 "%lld, \"phase\": \"COMMIT\", \"state\": \"committed\", \"time\": 1}", i,
+			 serial);
+		t_write(t_path("www/dav/store/reports/test-job/m%d.json", i), rep);
+	}
+	/* Wave 2 waits: its first wave is decided by nobody but the admin. */
+	CU_ASSERT(polls(ac, reg, serial, first + 1, n, 0, &waiting));
+	long before = requests();
+	CU_ASSERT_EQUAL(ctl_rollout(f, &out, "advance"), 0);
+	pass = requests() - before;
+	CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "rollout test-job: wave 2 is open"));
+	free(out);
+	CU_ASSERT(polls(ac, reg, serial, first + 1, n, 1, &open));
+	*ret_poll = (double)(waiting + open) / (2.0 * (n - first));
+	*ret_pass = (double)pass / n;
+	fprintf(stderr, "rollout of %d agents: %.2f request(s) per agent-poll (%ld waiting, %ld "
+		"open, %d polls each), the administrator's pass %ld requests (%.2f per agent)\n",
+		n, *ret_poll, waiting, open, n - first, pass, *ret_pass);
+}
+
+/* An agent's poll in a rollout costs the same whatever the fleet's size
+ * (it read its whole wave's reports before: n^2 requests a wave); the
+ * administrator decides each wave once, for a fixed cost per agent. */
+TEST_CASE(poll_cost_is_flat_at_10_100_1000_agents)
+{
+	static const int sizes[] = { 10, 100, 1000 };
+	struct reimage_error err = { 0 };
+	struct agent_conf ac;
+	struct registry reg;
+	struct fleet f;
+	double poll[3], pass[3];
+
+	fleet_setup(&f, 1, 0, "rollout: { waves = [ \"10%\", \"100%\" ]; };");
+	CU_ASSERT_EQUAL_FATAL(agent_conf_load(&ac, agent_file(1), &err), 0);
+	CU_ASSERT_EQUAL_FATAL(registry_init(&reg, ac.plugin_path, &err), 0);
+	for (int k = 0; k < 3; k++)
+		rollout_cost(&f, &ac, &reg, sizes[k], &poll[k], &pass[k]);
+	/* One GET of the agent's own wave document, at every size. */
+	for (int k = 0; k < 3; k++)
+		CU_ASSERT_DOUBLE_EQUAL(poll[k], 1.0, 0.001);
+	/* The pass: one read per agent of the open waves, plus a few. */
+	for (int k = 0; k < 3; k++)
+		CU_ASSERT(pass[k] >= 1.0 && pass[k] <= 1.0 + 20.0 / sizes[k]);
+	registry_fini(&reg);
+	agent_conf_free(&ac);
+	server_stop(f.ng.pid);
+}
+
+/* Whoever can write to the store cannot open a wave: wave 2's signed
+ * state edited from "waiting" to "open" is ignored, and the agent says so. */
+TEST_CASE(edited_wave_state_is_not_followed)
+{
+	struct fleet f;
+	char *doc, *p, *rep;
+
+	fleet_setup(&f, 2, 0, "rollout: { waves = [ \"50%\", \"100%\" ]; };");
+	char *before = root_manifest(2);
+	submit(&f, t_path("admin.key"), "--agents pc-1,pc-2");
+	doc = wave_doc(1);
+	CU_ASSERT_FATAL(doc && (p = strstr(doc, "\"state\": \"waiting\"")));
+	memcpy(p, "\"state\": \"open\"   ", 18);  /* same length, valid JSON */
+	t_write(t_path("www/dav/store/rollouts/test-job/wave-2.json"), doc);
+	free(doc);
+	CU_ASSERT_EQUAL(agent_once(2), 0);
+	CU_ASSERT(report_shows(2, "its state in the store does not verify and is ignored",
+			       "the signature does not match", 1));
+	rep = job_report(2);
+	CU_ASSERT(rep && strstr(rep, "\"state\": \"scheduled\""));
+	free(rep);
+	char *after = root_manifest(2);
+	CU_ASSERT(fixture_same(before, after, "root of an agent whose wave was forged open"));
+	CU_ASSERT_EQUAL(access(t_path("pc-2/root/.reimage/new"), F_OK), -1);
+	free(before);
+	free(after);
 	server_stop(f.ng.pid);
 }
 
@@ -384,7 +537,7 @@ TEST_CASE(reimagectl_rollout_errors)
 {
 	char *out = NULL;
 	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "rollout --help"), 0);
-	CU_ASSERT_PTR_NOT_NULL(strstr(out, "rollout status -s STORE JOB"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "(status|advance) -s STORE -t PUBLIC.pem"));
 	free(out);
 	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "rollout pause -s %s test-job", t_path("store")), 2);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "unknown action 'pause'"));
@@ -398,7 +551,8 @@ TEST_CASE(reimagectl_rollout_errors)
 	/* Waves need per-agent documents, and every agent in a wave. */
 	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "keygen '%s' '%s'", t_path("k"), t_path("k.pub")), 0);
 	free(out);
-	fixture_job(t_path("job.conf"), "/i.tar", NULL, "rollout: { waves = [ \"canary\", \"100%\" ]; };");
+	fixture_job(t_path("job.conf"), "/i.tar", NULL, "rollout: { waves = [ \"canary\", \"100%\" ]; "
+		    "wave_timeout = 900; };");
 	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "submit -s %s -k '%s' '%s' --group lab",
 					   t_path("store"), t_path("k"), t_path("job.conf")), 2);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "needs --agents"));
@@ -416,8 +570,28 @@ TEST_CASE(reimagectl_rollout_errors)
 	char *b = t_read(t_path("store/rollouts/test-job/wave-1.agents"));
 	CU_ASSERT(b && !strcmp(b, "[\"b\"]"));
 	free(b);
-	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "rollout status -s %s test-job", t_path("store")), 0);
+	/* Each wave's signed state carries the deadline's length. */
+	b = t_read(t_path("store/rollouts/test-job/wave-1.json"));
+	CU_ASSERT(b && !strncmp(b, "reimage-signed-wave 1\n", 22) && strstr(b, "\"timeout\": 900"));
+	free(b);
+	/* Wave documents are read only through a trusted key... */
+	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "rollout status -s %s test-job", t_path("store")), 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "wave-1.json: signed with key"));
+	free(out);
+	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "rollout status -s %s -t %s test-job",
+					   t_path("store"), t_path("k.pub")), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "waiting"));
+	free(out);
+	/* ...and decided only with the private one. */
+	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "rollout advance -s %s -t %s test-job",
+					   t_path("store"), t_path("k.pub")), 2);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "the private key is required (-k)"));
+	free(out);
+	/* A stop without the keys still withdraws every document. */
+	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "stop -s %s test-job", t_path("store")), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "waves not marked stopped"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "3 document(s) withdrawn"));
+	CU_ASSERT_EQUAL(access(t_path("store/jobs/a.job"), F_OK), -1);
 	free(out);
 }
 

@@ -1,8 +1,8 @@
 /*
  * test_store.c -- one fleet scenario on every kind of job store: a plain
  * directory, nginx (WebDAV) and smbd (SMB share), each starting empty.
- * Three agents take a job in two waves; the canary (pc-1) fails, the
- * rollout halts and the two others are cancelled with their roots
+ * Three agents take a job in two waves, decided by the administrator's
+ * `reimagectl wait -k`; the canary (pc-1) fails, the rollout halts and the two others are cancelled with their roots
  * untouched; the administrator stops the job, then waits on it.  Every
  * document the scenario needs (jobs, rollouts, waves, reports) is
  * written and read through the store's transport.
@@ -46,12 +46,12 @@ static void canary_fails_then_stop(enum fleet_store kind)
 		free(rep);
 		free(after);
 	}
-	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "%srollout status -s %s test-job", f.ctl, f.store),
-			0);
+	CU_ASSERT_EQUAL(ctl_rollout(&f, &out, "status"), 0);
 	CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "rollout test-job: 2 wave(s), halted"));
 	free(out);
 	/* stop withdraws every document from the store. */
-	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "%sstop -s %s test-job", f.ctl, f.store), 0);
+	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "%sstop -s %s -k '%s' -t '%s' test-job", f.ctl,
+					   f.store, t_path("admin.key"), t_path("admin.pub")), 0);
 	free(out);
 	for (int i = 1; i <= 3; i++) {
 		char *doc = store_read("jobs/pc-%d.job", i);

@@ -10,6 +10,7 @@
 #include "notice.h"
 #include "registry.h"
 #include "rollout.h"
+#include "sign.h"
 #include "when.h"
 
 #include <errno.h>
@@ -87,6 +88,8 @@ struct store {
 	struct registry reg;
 	struct agent_conf ac;
 	char dir[1024];
+	char key[1024], pub[1024];
+	const char *trusted[2];
 };
 
 static void store_open(struct store *st)
@@ -95,6 +98,11 @@ static void store_open(struct store *st)
 	static const char *const names[3][2] = { { "a1", "a2" }, { "b1", "b2" }, { "c1", "c2" } };
 	memset(st, 0, sizeof(*st));
 	snprintf(st->dir, sizeof(st->dir), "%s", t_path("store"));
+	snprintf(st->key, sizeof(st->key), "%s", t_path("admin.key"));
+	snprintf(st->pub, sizeof(st->pub), "%s", t_path("admin.pub"));
+	CU_ASSERT_EQUAL_FATAL(sign_keygen(st->key, st->pub, &err), 0);
+	st->trusted[0] = st->pub;
+	st->ac.trusted_keys = st->trusted;
 	CU_ASSERT_EQUAL_FATAL(registry_init(&st->reg, NULL, &err), 0);
 	for (int w = 0; w < 3; w++) {
 		struct wave_state ws = { .wave = w, .waves = 3, .size = 2, .budget = 50 };
@@ -102,7 +110,8 @@ static void store_open(struct store *st)
 		snprintf(ws.state, sizeof(ws.state), "%s", w == 0 ? "open" : "waiting");
 		CU_ASSERT_EQUAL_FATAL(rollout_agents_put(&st->reg, &st->ac, st->dir, "j1", w,
 							 names[w], 2, &err), 0);
-		CU_ASSERT_EQUAL_FATAL(rollout_wave_put(&st->reg, &st->ac, st->dir, "j1", &ws, &err), 0);
+		CU_ASSERT_EQUAL_FATAL(rollout_wave_put(&st->reg, &st->ac, st->dir, "j1", &ws, st->key,
+						       &err), 0);
 	}
 }
 
@@ -132,11 +141,11 @@ TEST_CASE(tally_opens_only_the_next_wave)
 
 	store_open(&st);
 	outcome(&st, "a1", "committed");
-	CU_ASSERT_EQUAL(rollout_tally(&st.reg, &st.ac, st.dir, "j1", 0, 100, &ws, &err), 0);
+	CU_ASSERT_EQUAL(rollout_tally(&st.reg, &st.ac, st.dir, "j1", 0, 100, st.key, &ws, &err), 0);
 	CU_ASSERT_STRING_EQUAL(ws.state, "open");  /* a2 still runs */
 	CU_ASSERT_STRING_EQUAL(wave_state_of(&st, 1), "waiting");
 	outcome(&st, "a2", "failed");  /* 1 of 2 is within 50% */
-	CU_ASSERT_EQUAL(rollout_tally(&st.reg, &st.ac, st.dir, "j1", 0, 101, &ws, &err), 0);
+	CU_ASSERT_EQUAL(rollout_tally(&st.reg, &st.ac, st.dir, "j1", 0, 101, st.key, &ws, &err), 0);
 	CU_ASSERT_STRING_EQUAL(ws.state, "committed");
 	CU_ASSERT_EQUAL(ws.failed, 1);
 	CU_ASSERT_STRING_EQUAL(wave_state_of(&st, 1), "open");
@@ -147,15 +156,106 @@ TEST_CASE(tally_opens_only_the_next_wave)
 	CU_ASSERT_EQUAL(rollout_wave_get(&st.reg, &st.ac, st.dir, "j1", 0,
 					 (char[REIMAGE_ETAG_MAX]){ "" }, &again, &err), 0);
 	snprintf(again.state, sizeof(again.state), "open");
-	CU_ASSERT_EQUAL(rollout_wave_put(&st.reg, &st.ac, st.dir, "j1", &again, &err), 0);
-	CU_ASSERT_EQUAL(rollout_tally(&st.reg, &st.ac, st.dir, "j1", 0, 102, &ws, &err), 0);
+	CU_ASSERT_EQUAL(rollout_wave_put(&st.reg, &st.ac, st.dir, "j1", &again, st.key, &err), 0);
+	CU_ASSERT_EQUAL(rollout_tally(&st.reg, &st.ac, st.dir, "j1", 0, 102, st.key, &ws, &err), 0);
 	CU_ASSERT_STRING_EQUAL(wave_state_of(&st, 2), "waiting");
 	/* Wave 2 over budget halts itself and wave 3. */
 	outcome(&st, "b1", "rolled-back");
 	outcome(&st, "b2", "failed");
-	CU_ASSERT_EQUAL(rollout_tally(&st.reg, &st.ac, st.dir, "j1", 1, 103, &ws, &err), 0);
+	CU_ASSERT_EQUAL(rollout_tally(&st.reg, &st.ac, st.dir, "j1", 1, 103, st.key, &ws, &err), 0);
 	CU_ASSERT_STRING_EQUAL(ws.state, "halted");
 	CU_ASSERT_PTR_NOT_NULL(strstr(ws.reason, "wave 2 (w1): 2 of 2 failed or rolled back"));
+	CU_ASSERT_STRING_EQUAL(wave_state_of(&st, 2), "halted");
+	registry_fini(&st.reg);
+}
+
+/* Whoever can write to the store cannot open a wave: an unsigned state,
+ * one signed by a key the agent does not trust, and a genuine one copied
+ * to another wave's place are all refused. */
+TEST_CASE(wave_documents_must_verify)
+{
+	struct reimage_error err = { 0 };
+	struct wave_state ws;
+	struct store st;
+	char *text;
+
+	store_open(&st);
+	/* Unsigned JSON (the old format) saying wave 2 is "open". */
+	t_write(t_path("store/rollouts/j1/wave-2.json"), "{\"job\": "
+		"\"j1\", \"wave\": 2, \"waves\": 3, \"name\": \"w1\", \"size\": 2, \"budget\": 50, "
+		"\"state\": \"open\", \"opened\": 1, \"decided\": 0}");
+	CU_ASSERT_EQUAL(rollout_wave_get(&st.reg, &st.ac, st.dir, "j1", 1,
+					 (char[REIMAGE_ETAG_MAX]){ "" }, &ws, &err), -EBADMSG);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "wave-2.json: not a valid signed wave"));
+	/* Signed by another key. */
+	err = (struct reimage_error){ 0 };
+	CU_ASSERT_EQUAL_FATAL(sign_keygen(t_path("other.key"), t_path("other.pub"), &err), 0);
+	struct wave_state forged = { .wave = 1, .waves = 3, .size = 2, .budget = 50, .opened = 1 };
+	snprintf(forged.state, sizeof(forged.state), "open");
+	CU_ASSERT_EQUAL(rollout_wave_put(&st.reg, &st.ac, st.dir, "j1", &forged,
+					 t_path("other.key"), &err), 0);
+	CU_ASSERT_EQUAL(rollout_wave_get(&st.reg, &st.ac, st.dir, "j1", 1,
+					 (char[REIMAGE_ETAG_MAX]){ "" }, &ws, &err), -EACCES);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "not among this agent's trusted_keys"));
+	/* Wave 2's genuine (open) state copied over wave 3's. */
+	err = (struct reimage_error){ 0 };
+	CU_ASSERT_EQUAL(rollout_wave_put(&st.reg, &st.ac, st.dir, "j1", &forged, st.key, &err), 0);
+	CU_ASSERT_STRING_EQUAL(wave_state_of(&st, 1), "open");
+	text = t_read(t_path("store/rollouts/j1/wave-2.json"));
+	t_write(t_path("store/rollouts/j1/wave-3.json"), text);
+	free(text);
+	CU_ASSERT_EQUAL(rollout_wave_get(&st.reg, &st.ac, st.dir, "j1", 2,
+					 (char[REIMAGE_ETAG_MAX]){ "" }, &ws, &err), -EBADMSG);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "not for wave 3 of j1"));
+	/* Deciding a wave needs the key. */
+	err = (struct reimage_error){ 0 };
+	CU_ASSERT_EQUAL(rollout_wave_put(&st.reg, &st.ac, st.dir, "j1", &forged, NULL, &err),
+			-EINVAL);
+	registry_fini(&st.reg);
+}
+
+/* A wave with a deadline: silent machines count against the budget once
+ * it passes -- within it the next wave opens, above it the rollout halts. */
+TEST_CASE(wave_deadline_counts_the_silent)
+{
+	struct reimage_error err = { 0 };
+	struct wave_state ws;
+	struct store st;
+	int open;
+
+	store_open(&st);
+	for (int w = 0; w < 3; w++) {  /* as submit writes rollout.wave_timeout = 600 */
+		CU_ASSERT_EQUAL_FATAL(rollout_wave_get(&st.reg, &st.ac, st.dir, "j1", w,
+						       (char[REIMAGE_ETAG_MAX]){ "" }, &ws, &err), 0);
+		ws.opened = w == 0 ? 1000 : 0;
+		ws.timeout = 600;
+		CU_ASSERT_EQUAL_FATAL(rollout_wave_put(&st.reg, &st.ac, st.dir, "j1", &ws, st.key,
+						       &err), 0);
+	}
+	outcome(&st, "a1", "committed");  /* a2 never reports */
+	CU_ASSERT_EQUAL(rollout_advance(&st.reg, &st.ac, st.dir, "j1", 1599, st.key, &open, &err), 0);
+	CU_ASSERT_EQUAL(open, 0);
+	CU_ASSERT_STRING_EQUAL(wave_state_of(&st, 0), "open");
+	/* At the deadline: 1 silent of 2 is within 50%; wave 2 opens, and
+	 * is counted in the same pass (nobody of it reported yet). */
+	CU_ASSERT_EQUAL(rollout_advance(&st.reg, &st.ac, st.dir, "j1", 1600, st.key, &open, &err), 0);
+	CU_ASSERT_EQUAL(open, 1);
+	CU_ASSERT_EQUAL_FATAL(rollout_wave_get(&st.reg, &st.ac, st.dir, "j1", 0,
+					       (char[REIMAGE_ETAG_MAX]){ "" }, &ws, &err), 0);
+	CU_ASSERT_STRING_EQUAL(ws.state, "committed");
+	CU_ASSERT_EQUAL(ws.silent, 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(ws.reason, "1 silent at its deadline (600s)"));
+	/* Wave 2 gets the same deadline from its opening; one fails and the
+	 * other is silent: 2 of 2 is above 50%. */
+	outcome(&st, "b1", "failed");
+	CU_ASSERT_EQUAL(rollout_advance(&st.reg, &st.ac, st.dir, "j1", 2199, st.key, &open, &err), 0);
+	CU_ASSERT_EQUAL(open, 1);
+	CU_ASSERT_EQUAL(rollout_advance(&st.reg, &st.ac, st.dir, "j1", 2200, st.key, &open, &err), 0);
+	CU_ASSERT_EQUAL(open, -1);
+	CU_ASSERT_EQUAL_FATAL(rollout_wave_get(&st.reg, &st.ac, st.dir, "j1", 1,
+					       (char[REIMAGE_ETAG_MAX]){ "" }, &ws, &err), 0);
+	CU_ASSERT_STRING_EQUAL(ws.state, "halted");
+	CU_ASSERT_PTR_NOT_NULL(strstr(ws.reason, "1 of 2 failed and 1 silent at its deadline"));
 	CU_ASSERT_STRING_EQUAL(wave_state_of(&st, 2), "halted");
 	registry_fini(&st.reg);
 }
@@ -177,12 +277,13 @@ TEST_CASE(job_settings)
 	CU_ASSERT_EQUAL_FATAL(load(&job, "at = \"02:00\"; window = 10800; jitter = 600;\n"
 			      "timezone = \"Europe/Berlin\"; stage_early = true;\n"
 			      "rollout: { waves = [ \"canary\", \"10%\", \"100%\" ]; "
-			      "failure_budget = 2; wave = 2; };\n"
+			      "failure_budget = 2; wave = 2; wave_timeout = 1800; };\n"
 			      "notice: { seconds = 600; max_deferrals = 2; defer_seconds = 1800; "
 			      "inhibitors = [ \"impress\" ]; };", &err), 0);
 	CU_ASSERT_EQUAL(job.n_waves, 3);
 	CU_ASSERT_EQUAL(job.wave, 1);  /* the second, counted from 0 inside */
 	CU_ASSERT_EQUAL(job.failure_budget, 2);
+	CU_ASSERT_EQUAL(job.wave_timeout, 1800);
 	CU_ASSERT_STRING_EQUAL(job.timezone, "Europe/Berlin");
 	CU_ASSERT_EQUAL(job.jitter, 600);
 	CU_ASSERT(job.stage_early);
@@ -195,6 +296,7 @@ TEST_CASE(job_settings)
 	CU_ASSERT_EQUAL_FATAL(load(&job, "", &err), 0);
 	CU_ASSERT_EQUAL(job.wave, -1);
 	CU_ASSERT_EQUAL(job.n_waves, 0);
+	CU_ASSERT_EQUAL(job.wave_timeout, 0);
 	CU_ASSERT_EQUAL(job.notice.seconds, 300);
 	CU_ASSERT_EQUAL(job.notice.max_deferrals, 0);
 	job_free(&job);
