@@ -23,10 +23,18 @@
  * is the SHA-256 of the TOC's compressed bytes (containers/storage's
  * manifest-checksum).
  *
- * Where reimage deviates (README "Chunked images"): a file's content is
- * one frame (no "chunk" entries: a changed file is fetched whole); a
- * sparse member's digest and size are those of its content as the tar
- * stores it (the sparse map and the data, without holes).
+ * A file's content is cut in chunks where a rolling checksum says
+ * (chunked_roll_split, containers/storage's rule), each chunk its own
+ * frame: the file's entry describes the first chunk (chunkSize,
+ * chunkDigest), a {"type":"chunk", "name", "offset", "chunkOffset",
+ * "chunkSize", "chunkDigest"} entry right after it each of the others; a
+ * file of one chunk has no chunk fields.  A reader that lacks the file
+ * but holds some of its chunks fetches only the others.
+ *
+ * Where reimage deviates (docs/usage.md "Chunked images"): no "zeros"
+ * chunks (runs of zeros are data, compressed as such); a sparse member's
+ * digest and size are those of its content as the tar stores it (the
+ * sparse map and the data, without holes).
  */
 #define _GNU_SOURCE
 #include "chunked.h"
@@ -187,14 +195,120 @@ static uint64_t json_u64(json_t *o, const char *key, int *bad_value)
 	return (uint64_t)json_integer_value(v);
 }
 
+void chunked_roll_init(struct chunked_roll *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->s1 = CHUNKED_ROLL_WINDOW * 31;
+	r->s2 = CHUNKED_ROLL_WINDOW * (CHUNKED_ROLL_WINDOW - 1) * 31;
+}
+
+size_t chunked_roll_split(struct chunked_roll *r, const unsigned char *p, size_t len)
+{
+	const uint32_t mask = (1u << CHUNKED_ROLL_BITS) - 1;
+	uint32_t s1 = r->s1, s2 = r->s2;
+	unsigned wofs = r->wofs;
+	size_t i = 0;
+
+	while (i < len) {
+		uint32_t drop = r->window[wofs], add = p[i++];
+		s1 += add - drop;
+		s2 += s1 - CHUNKED_ROLL_WINDOW * (drop + 31);
+		r->window[wofs] = (unsigned char)add;
+		wofs = (wofs + 1) & (CHUNKED_ROLL_WINDOW - 1);
+		if ((s2 & mask) == mask)
+			break;
+	}
+	r->s1 = s1;
+	r->s2 = s2;
+	r->wofs = wofs;
+	return (s2 & mask) == mask && i ? i : 0;
+}
+
 void chunked_toc_free(struct chunked_toc *toc)
 {
 	for (size_t i = 0; i < toc->n; i++) {
-		free(toc->files[i].name);
-		free(toc->files[i].local);
+		struct chunked_file *f = &toc->files[i];
+		for (size_t j = 0; j < f->n_chunks; j++)
+			free(f->chunks[j].local);
+		free(f->chunks);
+		free(f->name);
+		free(f->local);
 	}
 	free(toc->files);
 	memset(toc, 0, sizeof(*toc));
+}
+
+/* Append a chunk to f: [at, at + size) of its content, its frame from
+ * offset (its end is the next chunk's offset, or the file's end). */
+static int add_chunk(struct chunked_file *f, uint64_t at, uint64_t size, uint64_t offset,
+		     const unsigned char digest[32])
+{
+	if (!(f->n_chunks & (f->n_chunks - 1))) {
+		struct chunked_chunk *grown = realloc(f->chunks, (f->n_chunks ? 2 * f->n_chunks : 1) *
+							       sizeof(*grown));
+		if (!grown)
+			return -ENOMEM;
+		f->chunks = grown;
+	}
+	struct chunked_chunk *c = &f->chunks[f->n_chunks++];
+	memset(c, 0, sizeof(*c));
+	c->at = at;
+	c->size = size;
+	c->offset = offset;
+	memcpy(c->digest, digest, 32);
+	return 0;
+}
+
+/* A file's chunks, as the TOC's entries gave them: each chunk's frame
+ * ends where the next begins; they cover the content exactly, in order,
+ * inside the file's frames. */
+static int chunks_close(struct chunked_file *f, const char *what, struct reimage_error *err)
+{
+	uint64_t at = 0;
+
+	for (size_t i = 0; i < f->n_chunks; i++) {
+		struct chunked_chunk *c = &f->chunks[i];
+		c->end = i + 1 < f->n_chunks ? f->chunks[i + 1].offset : f->end;
+		if (c->at != at || !c->size || c->end <= c->offset ||
+		    (i == 0 && c->offset != f->offset) || c->size > f->size - at) {
+			err_set(err, -EBADMSG, REIMAGE_EC_INTEGRITY,
+				"%s: the chunks of '%s' do not cover its content in order", what,
+				f->name);
+			return -EBADMSG;
+		}
+		at += c->size;
+	}
+	if (at != f->size)
+		return bad(err, what, "a file's chunks do not add up to its size");
+	return 0;
+}
+
+/* A chunk of the entry e: of data only (a "zeros" chunk, a hole, is
+ * refused: reimage's writer makes none), with its size and digest. */
+static int chunk_entry(json_t *e, struct chunked_file *f, const char *what,
+		       struct reimage_error *err)
+{
+	const char *type = json_string_value(json_object_get(e, "chunkType"));
+	unsigned char digest[32];
+	int bad_value = 0;
+	uint64_t at = json_u64(e, "chunkOffset", &bad_value);
+	uint64_t size = json_u64(e, "chunkSize", &bad_value);
+	uint64_t offset = json_u64(e, "offset", &bad_value);
+
+	if (type && *type) {
+		err_set(err, -ENOTSUP, REIMAGE_EC_UNSUPPORTED,
+			"%s: '%s' has a chunk of type '%s', which reimage does not read", what,
+			f->name, type);
+		return -ENOTSUP;
+	}
+	if (bad_value || parse_digest(json_string_value(json_object_get(e, "chunkDigest")),
+				      digest) < 0) {
+		err_set(err, -EBADMSG, REIMAGE_EC_INTEGRITY,
+			"%s: a chunk of '%s' lacks its chunkDigest, chunkSize or offset", what,
+			f->name);
+		return -EBADMSG;
+	}
+	return add_chunk(f, at, size, offset, digest) < 0 ? out_of_memory(err) : 0;
 }
 
 int chunked_toc_parse(const char *text, size_t len, const char *what, struct chunked_toc *toc,
@@ -240,10 +354,19 @@ int chunked_toc_parse(const char *text, size_t len, const char *what, struct chu
 			goto out;
 		}
 		if (strcmp(type, "chunk") == 0) {
-			err_set(err, -ENOTSUP, REIMAGE_EC_UNSUPPORTED,
-				"%s: '%s' is cut in chunks, which reimage does not read", what, name);
-			r = -ENOTSUP;
-			goto out;
+			/* The next piece of the file just before it. */
+			struct chunked_file *last = toc->n ? &toc->files[toc->n - 1] : NULL;
+			if (!last || strcmp(last->name, name) != 0 ||
+			    !json_object_get(e, "chunkDigest")) {
+				err_set(err, -EBADMSG, REIMAGE_EC_INTEGRITY,
+					"%s: the chunk of '%s' follows no file of that name", what,
+					name);
+				r = -EBADMSG;
+				goto out;
+			}
+			if ((r = chunk_entry(e, last, what, err)) < 0)
+				goto out;
+			continue;
 		}
 		f->size = json_u64(e, "size", &bad_value);
 		if (strcmp(type, "reg") != 0 || !f->size)
@@ -263,7 +386,16 @@ int chunked_toc_parse(const char *text, size_t len, const char *what, struct chu
 			goto out;
 		}
 		toc->n++;
+		/* Cut in chunks (its first one described here), or one chunk. */
+		if (json_object_get(e, "chunkDigest"))
+			r = chunk_entry(e, f, what, err);
+		else if (add_chunk(f, 0, f->size, f->offset, f->digest) < 0)
+			r = out_of_memory(err);
+		if (r < 0)
+			goto out;
 	}
+	for (i = 0; i < toc->n && r == 0; i++)
+		r = chunks_close(&toc->files[i], what, err);
 out:
 	json_decref(root);
 	if (r < 0)
@@ -408,6 +540,12 @@ struct writer {
 	EVP_MD_CTX *image_md, *file_md;
 	int in_content;            /* the tar writer is writing an entry's content */
 	uint64_t content, crc;     /* the current content's bytes and CRC-64 */
+	/* The current content's chunks: the one being written starts at
+	 * chunk_at of the content, its frame at chunk_frame of the image. */
+	struct chunked_roll roll;
+	EVP_MD_CTX *chunk_md;
+	uint64_t chunk_at, chunk_frame;
+	struct chunked_file cut;   /* the chunks ended so far (only n_chunks, chunks) */
 	struct buf seg;            /* raw tar bytes since the last content */
 	struct buf split;          /* tar-split lines */
 	int position;              /* tar-split's record counter */
@@ -457,6 +595,26 @@ static int zput(struct writer *w, const void *data, size_t len, ZSTD_EndDirectiv
 	return 0;
 }
 
+/* The current chunk ends (if it holds anything): its frame closes, and
+ * it joins the content's list. */
+static int chunk_end(struct writer *w)
+{
+	unsigned char md[32];
+	int r;
+
+	if (w->content == w->chunk_at)
+		return 0;
+	if ((r = zput(w, NULL, 0, ZSTD_e_end)) < 0)
+		return r;
+	EVP_DigestFinal_ex(w->chunk_md, md, NULL);
+	if (add_chunk(&w->cut, w->chunk_at, w->content - w->chunk_at, w->chunk_frame, md) < 0)
+		return out_of_memory(w->err);
+	w->chunk_at = w->content;
+	w->chunk_frame = w->pos;
+	EVP_DigestInit_ex(w->chunk_md, EVP_sha256(), NULL);
+	return 0;
+}
+
 /* libarchive's tar writer hands us its output unblocked: between
  * archive_write_header() and the end of an entry's data it is content,
  * the rest is headers, padding and end blocks. */
@@ -466,10 +624,22 @@ static la_ssize_t tar_out(struct archive *a, void *arg, const void *data, size_t
 
 	(void)a;
 	if (w->in_content) {
-		EVP_DigestUpdate(w->file_md, data, len);
-		w->crc = crc64_iso(w->crc, data, len);
-		w->content += len;
-	} else if (buf_add(&w->seg, data, len) < 0) {
+		/* Each chunk its own frame, cut where the rolling sum says. */
+		const unsigned char *p = data;
+		for (size_t left = len; left;) {
+			size_t cut = chunked_roll_split(&w->roll, p, left), n = cut ? cut : left;
+			EVP_DigestUpdate(w->file_md, p, n);
+			EVP_DigestUpdate(w->chunk_md, p, n);
+			w->crc = crc64_iso(w->crc, p, n);
+			w->content += n;
+			if (zput(w, p, n, ZSTD_e_continue) < 0 || (cut && chunk_end(w) < 0))
+				return -1;
+			p += n;
+			left -= n;
+		}
+		return (la_ssize_t)len;
+	}
+	if (buf_add(&w->seg, data, len) < 0) {
 		out_of_memory(w->err);
 		return -1;
 	}
@@ -647,10 +817,15 @@ static int write_entry(void *arg, struct archive_entry *e, struct archive *in,
 		w->in_content = 1;
 		w->content = 0;
 		w->crc = 0;
+		w->chunk_at = 0;
+		w->chunk_frame = offset;
+		w->cut.n_chunks = 0;
+		chunked_roll_init(&w->roll);
 		EVP_DigestInit_ex(w->file_md, EVP_sha256(), NULL);
+		EVP_DigestInit_ex(w->chunk_md, EVP_sha256(), NULL);
 		r = copy_content(w, in, name);
 		w->in_content = 0;
-		if (r < 0 || (r = zput(w, NULL, 0, ZSTD_e_end)) < 0)
+		if (r < 0 || (r = chunk_end(w)) < 0)
 			return r;
 	}
 	if (archive_write_finish_entry(w->tar) < ARCHIVE_WARN) {
@@ -670,6 +845,24 @@ static int write_entry(void *arg, struct archive_entry *e, struct archive *in,
 		w->files++;
 	}
 	json_array_append_new(w->entries, o);
+	/* Cut in more than one chunk: the entry describes the first, a
+	 * "chunk" entry each of the others (containers/storage's layout). */
+	for (size_t i = 0; content && w->content && w->cut.n_chunks > 1 && i < w->cut.n_chunks; i++) {
+		const struct chunked_chunk *c = &w->cut.chunks[i];
+		json_t *ce = o;
+		digest_hex(hex, c->digest, 32);
+		snprintf(digest, sizeof(digest), "sha256:%s", hex);
+		if (i > 0) {
+			ce = json_object();
+			json_object_set_new(ce, "type", json_string("chunk"));
+			json_object_set_new(ce, "name", json_string(name));
+			json_object_set_new(ce, "offset", json_integer((json_int_t)c->offset));
+			json_object_set_new(ce, "chunkOffset", json_integer((json_int_t)c->at));
+			json_array_append_new(w->entries, ce);
+		}
+		json_object_set_new(ce, "chunkSize", json_integer((json_int_t)c->size));
+		json_object_set_new(ce, "chunkDigest", json_string(digest));
+	}
 	w->count++;
 	for (int i = 0; i < 8; i++)
 		crc[i] = (unsigned char)(w->crc >> (56 - 8 * i));  /* big-endian, as Go's Sum */
@@ -861,7 +1054,8 @@ int chunked_write(const char *src, const char *out, int level, struct chunked_ma
 		goto out;
 	}
 	if (!(w->cz = ZSTD_createCCtx()) || !(w->image_md = EVP_MD_CTX_new()) ||
-	    !(w->file_md = EVP_MD_CTX_new()) || !(w->entries = json_array()) ||
+	    !(w->file_md = EVP_MD_CTX_new()) || !(w->chunk_md = EVP_MD_CTX_new()) ||
+	    !(w->entries = json_array()) ||
 	    !(w->tar = archive_write_new())) {
 		out_of_memory(err);
 		goto out;
@@ -921,6 +1115,8 @@ out:
 	ZSTD_freeCCtx(w->cz);
 	EVP_MD_CTX_free(w->image_md);
 	EVP_MD_CTX_free(w->file_md);
+	EVP_MD_CTX_free(w->chunk_md);
+	free(w->cut.chunks);
 	json_decref(w->entries);
 	free(w->seg.data);
 	free(w->split.data);

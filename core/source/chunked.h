@@ -41,6 +41,21 @@ struct chunked_footer {
 int chunked_footer_parse(const unsigned char b[CHUNKED_FOOTER_SIZE], uint64_t file_size,
 			 struct chunked_footer *ret, struct reimage_error *err);
 
+/* One chunk of a file's content: containers/storage cuts a file's
+ * content where a rolling checksum says (chunked_split_point), each piece
+ * its own zstd frame, so that a changed file costs only its changed
+ * chunks.  A file the TOC does not cut is one chunk, its digest the
+ * file's. */
+struct chunked_chunk {
+	uint64_t at, size;          /* its bytes of the file's content */
+	uint64_t offset, end;       /* its frame in the image: [offset, end) */
+	unsigned char digest[32];   /* SHA-256 of its bytes */
+	char *local;                /* reader: a root file holding these bytes, */
+	uint64_t local_at;          /* from here */
+	uint64_t fetched;           /* reader: where its frame lies in the fetched file */
+	size_t request;             /* reader: the range request that fetches it */
+};
+
 /* One regular file of the TOC with content. */
 struct chunked_file {
 	char *name;                 /* as the tar names it */
@@ -49,8 +64,9 @@ struct chunked_file {
 	unsigned char digest[32];   /* SHA-256 of its content */
 	int64_t mtime;              /* its modtime: seconds (INT64_MIN if none), */
 	long mtime_nsec;            /* and nanoseconds */
+	struct chunked_chunk *chunks;  /* in order, covering [0, size) */
+	size_t n_chunks;
 	char *local;                /* reader: a path of the root whose content matched */
-	uint64_t fetched;           /* reader: where its frame lies in the fetched file */
 };
 
 struct chunked_toc {
@@ -59,6 +75,22 @@ struct chunked_toc {
 	unsigned char tarsplit_digest[32];  /* of the compressed tar-split */
 	int has_tarsplit_digest;
 };
+
+/* The rolling checksum that cuts a file's content in chunks: bup's (an
+ * Adler-32-like sum over the last 64 bytes), a cut after each byte where
+ * the low CHUNKED_ROLL_BITS bits of its second half are all ones -- the
+ * rule of containers/storage's compressor, about 64 KiB a chunk. */
+#define CHUNKED_ROLL_WINDOW 64
+#define CHUNKED_ROLL_BITS 16
+struct chunked_roll {
+	uint32_t s1, s2;
+	unsigned char window[CHUNKED_ROLL_WINDOW];
+	unsigned wofs;
+};
+void chunked_roll_init(struct chunked_roll *r);
+/* Roll len bytes of p in; the count of bytes up to and including the
+ * first cut point among them, or 0 if none. */
+size_t chunked_roll_split(struct chunked_roll *r, const unsigned char *p, size_t len);
 
 /* Parse a TOC (its JSON, decompressed); what names it in messages. */
 int chunked_toc_parse(const char *json, size_t len, const char *what, struct chunked_toc *ret,
