@@ -2,11 +2,11 @@
  * test_chunked.c -- zstd:chunked images (`reimagectl image chunk`, kind
  * "chunked"): the format read by independent tools (GNU tar extracts it,
  * a Python reader finds every file's frame through the footer and the TOC
- * and checks its digest), staging that reuses the root's files and fetches
- * the rest through the file transport's ranges, held to the metadata
- * fixture entry by entry, and every fallback to the full stream: a wrong
- * TOC digest, a corrupted frame, a root file that changed, a kind given
- * without the TOC's digest.
+ * and checks its digest and its chunks'), staging that reuses the root's
+ * files and chunks and fetches the rest through the file transport's
+ * ranges, held to the metadata fixture entry by entry, and every fallback
+ * to the full stream: a wrong TOC digest, a corrupted frame or chunk, a
+ * root file that changed, a kind given without the TOC's digest.
  */
 #define _GNU_SOURCE
 #include "harness.h"
@@ -40,8 +40,10 @@ static void setup(void)
 				   "'%s/etc/os'", t_path("root"), t_path("src"), t_path("root"),
 				   t_path("src"), t_path("root")), 0);
 	fixture_meta_tree(t_path("src"));
-	/* Files worth reusing: a big one and many small ones. */
-	CU_ASSERT_EQUAL_FATAL(t_sh("set -e; cd '%s'; head -c 2000000 /dev/urandom > usr/big.bin; "
+	/* Files worth reusing: a big one (the same bytes every run, so the
+	 * same chunks) and many small ones. */
+	CU_ASSERT_EQUAL_FATAL(t_sh("set -e; cd '%s'; python3 -c 'import random, sys; random.seed(27); "
+				   "sys.stdout.buffer.write(random.randbytes(2000000))' > usr/big.bin; "
 				   "mkdir -p usr/share/many; for i in $(seq 1 60); do "
 				   "head -c $((i * 37)) /dev/urandom > usr/share/many/f$i; done",
 				   t_path("src")), 0);
@@ -143,7 +145,8 @@ TEST_CASE(format_toc_read_independently)
 		"assert any(l['type'] == 2 for l in lines) and any(l['type'] == 1 for l in lines)\n"
 		"n = 0\n"
 		"for e in toc['entries']:\n"
-		"    assert e['type'] in ('reg','dir','symlink','hardlink','char','block','fifo'), e\n"
+		"    assert e['type'] in ('reg','dir','symlink','hardlink','char','block','fifo',"
+		"'chunk'), e\n"
 		"    if e['type'] == 'reg' and e.get('size'):\n"
 		"        c = unz(d[e['offset']:e['endOffset']])\n"
 		"        assert e['digest'] == 'sha256:' + hashlib.sha256(c).hexdigest(), e['name']\n"
@@ -155,6 +158,21 @@ TEST_CASE(format_toc_read_independently)
 		"assert names['usr/owned']['uid'] == 1234, names['usr/owned']\n"
 		"assert 'security.capability' in names['usr/ping'].get('xattrs', {})\n"
 		"assert names['dev/null']['type'] == 'char' and names['dev/null']['devMajor'] == 1\n"
+		"chunks, ends = {}, {}\n"
+		"for e in toc['entries']:\n"
+		"    if e['type'] == 'chunk' or 'chunkDigest' in e:\n"
+		"        chunks.setdefault(e['name'], []).append(e)\n"
+		"    if e['type'] == 'reg' and e.get('size'):\n"
+		"        ends[e['name']] = e['endOffset']\n"
+		"for name, cs in chunks.items():\n"
+		"    c = open(os.path.join(src, name), 'rb').read()\n"
+		"    for i, e in enumerate(cs):\n"
+		"        b = unz(d[e['offset']:cs[i + 1]['offset'] if i + 1 < len(cs) else ends[name]])\n"
+		"        at = e.get('chunkOffset', 0)\n"
+		"        assert e['chunkDigest'] == 'sha256:' + hashlib.sha256(b).hexdigest(), name\n"
+		"        assert len(b) == e['chunkSize'] and (name == 'usr/sparse' or "
+		"b == c[at:at + len(b)]), name\n"
+		"assert len(chunks['usr/big.bin']) > 10, 'a big file is cut in chunks'\n"
 		"print('files', n)\n");
 	char *out = NULL;
 	CU_ASSERT_EQUAL(t_sh_out(&out, "python3 '%s' '%s' '%s' %s", t_path("read.py"),
@@ -231,6 +249,80 @@ TEST_CASE(reuse_by_digest_from_the_last_toc)
 	reuse_counts(out, &reused, &fetched, &read);
 	CU_ASSERT_EQUAL(fetched, 1);  /* the sparse file */
 	CU_ASSERT(read < 2000000);
+	root_is_src();
+	free(out);
+}
+
+/* "K chunks (B bytes) of the files fetched taken from the root": K. */
+static long chunks_reused(const char *out)
+{
+	const char *p = strstr(out, "-byte image; ");
+	long n = -1;
+	CU_ASSERT_FATAL(p != NULL);
+	CU_ASSERT(sscanf(p, "-byte image; %ld chunks", &n) == 1);
+	return n;
+}
+
+/* Write 3000 bytes of noise (the same every run) into file at offset: a
+ * change in place. */
+static void scribble(const char *file, long offset)
+{
+	CU_ASSERT_EQUAL_FATAL(t_sh("python3 -c 'import random, sys; random.seed(%ld); "
+				   "sys.stdout.buffer.write(random.randbytes(3000))' | dd of='%s' bs=1 "
+				   "seek=%ld conv=notrunc status=none", offset, file, offset), 0);
+}
+
+TEST_CASE(chunks_reused_from_a_changed_file)
+{
+	/* The root's big file differs from the image's in 3000 bytes: only
+	 * the chunks holding them are fetched, the others are cut from the
+	 * root's file and taken from there. */
+	struct made m;
+	char *out = NULL;
+	long reused, fetched;
+	long long read;
+	setup();
+	CU_ASSERT_EQUAL_FATAL(t_sh("rm -rf '%s' && cp -a '%s' '%s'", t_path("root"), t_path("src"),
+				   t_path("root")), 0);
+	scribble(t_path("src/usr/big.bin"), 1000000);
+	chunk(t_path("src"), t_path("img.tar.zst"), &m);
+	CU_ASSERT_EQUAL_FATAL(run(t_path("img.tar.zst"), settings(&m, NULL), &out), 0);
+	reuse_counts(out, &reused, &fetched, &read);
+	CU_ASSERT_EQUAL(fetched, 2);  /* big.bin, in part, and the sparse file */
+	CU_ASSERT(chunks_reused(out) > 10);
+	CU_ASSERT(read > 0 && read < 500000);
+	CU_ASSERT_PTR_NULL(strstr(out, "reading the whole image"));
+	root_is_src();
+	free(out);
+}
+
+TEST_CASE(chunks_by_the_last_toc_a_corrupted_one_refetched)
+{
+	/* The next image moved the big file and changed it a little: its
+	 * chunks are found where the last TOC put them (the old path), each
+	 * read and hashed there -- one of them the root corrupted since is
+	 * not taken but fetched. */
+	struct made m, m2;
+	char *out = NULL;
+	long reused, fetched;
+	long long read;
+	setup();
+	chunk(t_path("src"), t_path("img.tar.zst"), &m);
+	CU_ASSERT_EQUAL_FATAL(run(t_path("img.tar.zst"), settings(&m, NULL), &out), 0);
+	free(out);
+	CU_ASSERT_EQUAL_FATAL(fixture_reimage(&out, "confirm --root '%s'", t_path("root")), 0);
+	free(out);
+	CU_ASSERT_EQUAL_FATAL(t_sh("mv '%s/usr/big.bin' '%s/usr/moved.bin'", t_path("src"),
+				   t_path("src")), 0);
+	scribble(t_path("src/usr/moved.bin"), 1000000);
+	chunk(t_path("src"), t_path("img2.tar.zst"), &m2);
+	scribble(t_path("root/usr/big.bin"), 300000);
+	CU_ASSERT_EQUAL_FATAL(run(t_path("img2.tar.zst"), settings(&m2, NULL), &out), 0);
+	reuse_counts(out, &reused, &fetched, &read);
+	CU_ASSERT_EQUAL(fetched, 2);  /* moved.bin, in part, and the sparse file */
+	CU_ASSERT(chunks_reused(out) > 10);
+	CU_ASSERT(read > 0 && read < 800000);
+	CU_ASSERT_PTR_NULL(strstr(out, "reading the whole image"));
 	root_is_src();
 	free(out);
 }
@@ -333,6 +425,45 @@ TEST_CASE(fallback_corrupted_frame_no_partial_tree)
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "error: STAGE"));
 	char *now = fixture_manifest(t_path("root"));
 	CU_ASSERT(fixture_same(before, now, "root after a corrupted image"));
+	CU_ASSERT_NOT_EQUAL(t_sh("test -e '%s/.reimage/new'", t_path("root")), 0);
+	free(before);
+	free(now);
+	free(out);
+}
+
+TEST_CASE(fallback_corrupted_chunk_no_partial_tree)
+{
+	/* The root's big file changed at one spot: the chunk there is
+	 * fetched, and the server's bytes of it are corrupted.  The chunked
+	 * read fails on it, the whole image too (its SHA-256): the job fails,
+	 * the root as it was, no staged tree left. */
+	struct made m;
+	char *out = NULL, *before;
+	setup();
+	chunk(t_path("src"), t_path("img.tar.zst"), &m);
+	CU_ASSERT_EQUAL_FATAL(t_sh("rm -rf '%s' && cp -a '%s' '%s'", t_path("root"), t_path("src"),
+				   t_path("root")), 0);
+	scribble(t_path("root/usr/big.bin"), 1000000);
+	CU_ASSERT_EQUAL_FATAL(t_sh("python3 -c \"\nimport json, struct, subprocess\n"
+				   "d = bytearray(open('%s', 'rb').read())\n"
+				   "off, ln = struct.unpack('<2Q', bytes(d[-64:-48]))\n"
+				   "toc = json.loads(subprocess.run(['zstd', '-dc'], input=bytes(d[off:off+ln]),"
+				   " stdout=subprocess.PIPE, check=True).stdout)\n"
+				   "es = [e for e in toc['entries'] if e['name'] == 'usr/big.bin']\n"
+				   "for i, e in enumerate(es):\n"
+				   "    at = e.get('chunkOffset', 0)\n"
+				   "    if at <= 1000000 < at + e['chunkSize']:\n"
+				   "        end = es[i + 1]['offset'] if i + 1 < len(es) else es[0]['endOffset']\n"
+				   "        d[(e['offset'] + end) // 2] ^= 0xff\n"
+				   "open('%s', 'wb').write(d)\"", t_path("img.tar.zst"),
+				   t_path("img.tar.zst")), 0);
+	before = fixture_manifest(t_path("root"));
+	CU_ASSERT_EQUAL(run(t_path("img.tar.zst"), settings(&m, NULL), &out), 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "'usr/big.bin' (fetched)"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "reading the whole image instead"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "error: STAGE"));
+	char *now = fixture_manifest(t_path("root"));
+	CU_ASSERT(fixture_same(before, now, "root after a corrupted chunk"));
 	CU_ASSERT_NOT_EQUAL(t_sh("test -e '%s/.reimage/new'", t_path("root")), 0);
 	free(before);
 	free(now);
