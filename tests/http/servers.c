@@ -166,7 +166,7 @@ static void write_nginx_conf(const struct nginx *n, int tls)
 		"  uwsgi_temp_path %s/uwsgi;\n"
 		"  scgi_temp_path %s/scgi;\n"
 		"  log_format reimage '$request_method $uri $status auth=\"$http_authorization\" "
-		"test=\"$http_x_reimage_test\" ua=\"$http_user_agent\"';\n"
+		"test=\"$http_x_reimage_test\" ua=\"$http_user_agent\" conn=$connection';\n"
 		"  access_log %s/access.log reimage;\n"
 		"  default_type application/octet-stream;\n"
 		"  server {\n"

@@ -204,6 +204,63 @@ TEST_CASE(chunked_reuse_fetches_changes_only)
 	free(out);
 }
 
+TEST_CASE(chunked_ranges_in_parallel)
+{
+	struct nginx n;
+	char extra[512], url[128], *out = NULL, *want, *got, *log;
+	long reused, fetched, requests, conns[64], n_conns = 0;
+	long long size, read;
+
+	/* Eight changed files, each beside reused ones too big to fetch
+	 * with it: four to eight ranges, served at 256 KiB/s each (nginx's
+	 * /slow/) so that every answer's body is still coming when the next
+	 * requests go out.  They go out on up to CHUNKED_IN_FLIGHT (4)
+	 * connections at once: the log shows more than one, at most four. */
+	CU_ASSERT_EQUAL_FATAL(t_sh("set -e; mkdir -p '%s'; cd '%s'; for d in 1 2 3 4 5 6 7 8; do "
+				   "mkdir -p d$d; head -c 100000 /dev/urandom > d$d/a.bin; "
+				   "head -c 60000 /dev/urandom > d$d/b.bin; "
+				   "head -c 100000 /dev/urandom > d$d/c.bin; done",
+				   t_path("src"), t_path("src")), 0);
+	CU_ASSERT_EQUAL_FATAL(t_sh("cp -a '%s' '%s' && cd '%s' && for d in 1 2 3 4 5 6 7 8; do "
+				   "head -c 60000 /dev/urandom > d$d/b.bin; done", t_path("src"),
+				   t_path("root"), t_path("src")), 0);
+	chunked_image(t_path("src"), extra, sizeof(extra), &size);
+	CU_ASSERT_EQUAL_FATAL(t_sh("mkdir -p '%s' && mv '%s' '%s'", t_path("www/slow"),
+				   t_path("www/img.tar.zst"), t_path("www/slow/img.tar.zst")), 0);
+	nginx_start(&n, 0);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/slow/img.tar.zst", n.port);
+	int r = run_job(url, extra, &out);
+	server_stop(n.pid);
+	CU_ASSERT_EQUAL_FATAL(r, 0);
+	chunked_counts(out, &reused, &fetched, &requests, &read);
+	CU_ASSERT_EQUAL(fetched, 8);
+	/* After the footer, the TOC and the tar-split, a range for each
+	 * changed file or two (two may meet, whatever order the tree was
+	 * walked in). */
+	CU_ASSERT(requests >= 3 + 4 && requests <= 3 + 8);
+	log = t_read(t_path("nginx/access.log"));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(log);
+	for (const char *p = log; (p = strstr(p, "GET /slow/img.tar.zst 206")); p++) {
+		const char *c = strstr(p, "conn=");
+		long id = c ? atol(c + 5) : -1;
+		long k = 0;
+		while (k < n_conns && conns[k] != id)
+			k++;
+		if (k == n_conns && n_conns < 64)
+			conns[n_conns++] = id;
+	}
+	CU_ASSERT(n_conns >= 2 && n_conns <= 4);
+	if (n_conns < 2 || n_conns > 4)
+		fprintf(stderr, "access.log:\n%s\n", log);
+	free(log);
+	want = fixture_manifest(t_path("src"));
+	got = fixture_manifest(t_path("root"));
+	CU_ASSERT(fixture_same(want, got, "chunked ranges in parallel"));
+	free(want);
+	free(got);
+	free(out);
+}
+
 TEST_CASE(chunked_range_ignored_reads_whole)
 {
 	char extra[512], url[128], *out = NULL, *want, *got, *ranges;
