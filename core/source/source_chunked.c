@@ -5,7 +5,8 @@
  *
  *   1. The footer, then the TOC: its compressed bytes must hash to the
  *      job's image.toc_sha256 (signed with the job) before a byte of it
- *      is parsed; then the tar-split, whose digest the TOC holds.
+ *      is parsed; then (after step 2, unless the image is read whole)
+ *      the tar-split, whose digest the TOC holds.
  *   2. Each file with content is looked for on the root: the same path,
  *      else a path that held the same digest in the TOC of the last image
  *      staged from a chunked one (<root>/.reimage/chunked.toc, a hint
@@ -204,12 +205,10 @@ static int digest_is(const void *data, size_t len, const unsigned char want[32])
 	return memcmp(md, want, 32) == 0;
 }
 
-/* The footer, the TOC (checked against the job) and the tar-split
- * (checked against the TOC). */
-static int read_metadata(struct chunked *c, struct reimage_error *err)
+/* The footer and the TOC (checked against the job). */
+static int read_toc(struct chunked *c, struct reimage_error *err)
 {
 	unsigned char foot[CHUNKED_FOOTER_SIZE], want[32];
-	void *ts_z = NULL;
 	char *text = NULL;
 	size_t len;
 	int r;
@@ -236,8 +235,7 @@ static int read_metadata(struct chunked *c, struct reimage_error *err)
 	if ((r = read_range(c, c->size - CHUNKED_FOOTER_SIZE, CHUNKED_FOOTER_SIZE, foot, err)) < 0 ||
 	    (r = chunked_footer_parse(foot, c->size, &c->foot, err)) < 0)
 		return r;
-	if (!(c->toc_z = malloc(c->foot.toc_length)) || !(ts_z = malloc(c->foot.ts_length))) {
-		free(ts_z);
+	if (!(c->toc_z = malloc(c->foot.toc_length))) {
 		err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
 		return -ENOMEM;
 	}
@@ -263,7 +261,24 @@ static int read_metadata(struct chunked *c, struct reimage_error *err)
 	if (!c->toc.has_tarsplit_digest) {
 		err_set(err, -EBADMSG, REIMAGE_EC_INTEGRITY, "TOC: no tarSplitDigest");
 		r = -EBADMSG;
-		goto out;
+	}
+out:
+	free(text);
+	return r;
+}
+
+/* The tar-split (checked against the TOC), once the image is to be
+ * rebuilt: a first image, read whole, needs none of it. */
+static int read_tarsplit(struct chunked *c, struct reimage_error *err)
+{
+	void *ts_z = malloc(c->foot.ts_length);
+	char *text = NULL;
+	size_t len;
+	int r;
+
+	if (!ts_z) {
+		err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
+		return -ENOMEM;
 	}
 	if ((r = read_range(c, c->foot.ts_offset, c->foot.ts_length, ts_z, err)) < 0)
 		goto out;
@@ -927,7 +942,7 @@ static int stage_chunked(struct chunked *c, struct stage_sink *k, struct reimage
 		err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
 		return -ENOMEM;
 	}
-	if ((r = read_metadata(c, err)) < 0)
+	if ((r = read_toc(c, err)) < 0)
 		return r;
 	find_local(c);
 	/* Little to reuse (a first image): the whole stream costs about the
@@ -939,7 +954,8 @@ static int stage_chunked(struct chunked *c, struct stage_sink *k, struct reimage
 			(unsigned long long)c->reused, c->toc.n, (unsigned long long)c->reused_bytes);
 		return -EAGAIN;
 	}
-	if ((r = plan_requests(c, err)) < 0 || (r = fetch_start(c, err)) < 0 ||
+	if ((r = read_tarsplit(c, err)) < 0 || (r = plan_requests(c, err)) < 0 ||
+	    (r = fetch_start(c, err)) < 0 ||
 	    (r = stream_open(&sr, &s, err)) < 0)
 		return r;
 	if (c->req->progress)
