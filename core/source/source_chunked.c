@@ -759,6 +759,19 @@ static int frame_refill(struct chunked *c, struct reimage_error *err)
 	return 0;
 }
 
+/* Decode the current frame into out, fed from the fetched file. */
+static int frame_step(struct chunked *c, ZSTD_outBuffer *out, struct reimage_error *err)
+{
+	int r = frame_refill(c, err);
+	if (r < 0)
+		return r;
+	size_t z = ZSTD_decompressStream(c->dz, out, &c->zin);
+	if (ZSTD_isError(z))
+		return content_failed(c, err, ZSTD_getErrorName(z));
+	c->frame_done = z == 0;
+	return 0;
+}
+
 /* The current chunk's bytes are all out: a fetched one's frame must end
  * there, its checksum read, nothing after it. */
 static int chunk_end(struct chunked *c, struct reimage_error *err)
@@ -770,15 +783,11 @@ static int chunk_end(struct chunked *c, struct reimage_error *err)
 	 * checksum: it must read that and produce nothing more. */
 	while (!ch->local && !c->frame_done) {
 		ZSTD_outBuffer out = { &extra, 1, 0 };
-		int r = frame_refill(c, err);
+		int r = frame_step(c, &out, err);
 		if (r < 0)
 			return r;
-		size_t z = ZSTD_decompressStream(c->dz, &out, &c->zin);
-		if (ZSTD_isError(z))
-			return content_failed(c, err, ZSTD_getErrorName(z));
-		if (out.pos || (z && c->zin.pos == c->zin.size && !c->frame_left))
+		if (out.pos || (!c->frame_done && c->zin.pos == c->zin.size && !c->frame_left))
 			return content_failed(c, err, "its frame does not end with its chunk");
-		c->frame_done = z == 0;
 	}
 	if (!ch->local && (c->frame_left || c->zin.pos < c->zin.size))
 		return content_failed(c, err, "its frame holds more than its content");
@@ -835,13 +844,9 @@ static ssize_t from_frame(struct chunked *c, void *buf, size_t len, struct reima
 	ZSTD_outBuffer out = { buf, len, 0 };
 
 	while (out.pos == 0) {
-		int r = frame_refill(c, err);
+		int r = frame_step(c, &out, err);
 		if (r < 0)
 			return r;
-		size_t z = ZSTD_decompressStream(c->dz, &out, &c->zin);
-		if (ZSTD_isError(z))
-			return content_failed(c, err, ZSTD_getErrorName(z));
-		c->frame_done = z == 0;
 		if (out.pos == 0 && (c->frame_done || (c->zin.pos == c->zin.size && !c->frame_left)))
 			return content_failed(c, err, "its frame ends before its content");
 	}

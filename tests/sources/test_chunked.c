@@ -228,22 +228,31 @@ TEST_CASE(reuse_from_root)
 	free(out);
 }
 
-TEST_CASE(reuse_by_digest_from_the_last_toc)
+/* The image of a new src staged and confirmed (its TOC kept), then
+ * src's big file moved for the next image. */
+static void staged_then_big_file_moved(void)
 {
-	struct made m, m2;
+	struct made m;
 	char *out = NULL;
-	long reused, fetched;
-	long long read;
 	setup();
 	chunk(t_path("src"), t_path("img.tar.zst"), &m);
 	CU_ASSERT_EQUAL_FATAL(run(t_path("img.tar.zst"), settings(&m, NULL), &out), 0);
 	free(out);
 	CU_ASSERT_EQUAL_FATAL(fixture_reimage(&out, "confirm --root '%s'", t_path("root")), 0);
 	free(out);
-	/* The next image moved the big file: found by its digest in the TOC
-	 * the last stage kept, at its old path. */
 	CU_ASSERT_EQUAL_FATAL(t_sh("mv '%s/usr/big.bin' '%s/usr/moved.bin'", t_path("src"),
 				   t_path("src")), 0);
+}
+
+TEST_CASE(reuse_by_digest_from_the_last_toc)
+{
+	struct made m2;
+	char *out = NULL;
+	long reused, fetched;
+	long long read;
+	/* The next image moved the big file: found by its digest in the TOC
+	 * the last stage kept, at its old path. */
+	staged_then_big_file_moved();
 	chunk(t_path("src"), t_path("img2.tar.zst"), &m2);
 	CU_ASSERT_EQUAL_FATAL(run(t_path("img2.tar.zst"), settings(&m2, NULL), &out), 0);
 	reuse_counts(out, &reused, &fetched, &read);
@@ -302,18 +311,11 @@ TEST_CASE(chunks_by_the_last_toc_a_corrupted_one_refetched)
 	 * chunks are found where the last TOC put them (the old path), each
 	 * read and hashed there -- one of them the root corrupted since is
 	 * not taken but fetched. */
-	struct made m, m2;
+	struct made m2;
 	char *out = NULL;
 	long reused, fetched;
 	long long read;
-	setup();
-	chunk(t_path("src"), t_path("img.tar.zst"), &m);
-	CU_ASSERT_EQUAL_FATAL(run(t_path("img.tar.zst"), settings(&m, NULL), &out), 0);
-	free(out);
-	CU_ASSERT_EQUAL_FATAL(fixture_reimage(&out, "confirm --root '%s'", t_path("root")), 0);
-	free(out);
-	CU_ASSERT_EQUAL_FATAL(t_sh("mv '%s/usr/big.bin' '%s/usr/moved.bin'", t_path("src"),
-				   t_path("src")), 0);
+	staged_then_big_file_moved();
 	scribble(t_path("src/usr/moved.bin"), 1000000);
 	chunk(t_path("src"), t_path("img2.tar.zst"), &m2);
 	scribble(t_path("root/usr/big.bin"), 300000);
@@ -407,20 +409,13 @@ static void root_lacks_f60(void)
 				   t_path("root"), t_path("src"), t_path("root"), t_path("root")), 0);
 }
 
-TEST_CASE(fallback_corrupted_frame_no_partial_tree)
+/* The job fails, on what names why: both the chunked read and the whole
+ * image's; the root is as it was, and no staged tree is left. */
+static void fails_no_partial_tree(const struct made *m, const char *why)
 {
-	/* A corrupted frame fails the chunked read; the whole image (whose
-	 * SHA-256 no longer matches) fails too: the job fails and the root
-	 * is as it was, with no staged tree left. */
-	struct made m;
-	char *out = NULL, *before;
-	setup();
-	chunk(t_path("src"), t_path("img.tar.zst"), &m);
-	root_lacks_f60();
-	corrupt_frame(t_path("img.tar.zst"), "usr/share/many/f60");
-	before = fixture_manifest(t_path("root"));
-	CU_ASSERT_EQUAL(run(t_path("img.tar.zst"), settings(&m, NULL), &out), 1);
-	CU_ASSERT_PTR_NOT_NULL(strstr(out, "usr/share/many/f60"));
+	char *out = NULL, *before = fixture_manifest(t_path("root"));
+	CU_ASSERT_EQUAL(run(t_path("img.tar.zst"), settings(m, NULL), &out), 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, why));
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "reading the whole image instead"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "error: STAGE"));
 	char *now = fixture_manifest(t_path("root"));
@@ -431,6 +426,19 @@ TEST_CASE(fallback_corrupted_frame_no_partial_tree)
 	free(out);
 }
 
+TEST_CASE(fallback_corrupted_frame_no_partial_tree)
+{
+	/* A corrupted frame fails the chunked read; the whole image (whose
+	 * SHA-256 no longer matches) fails too: the job fails and the root
+	 * is as it was, with no staged tree left. */
+	struct made m;
+	setup();
+	chunk(t_path("src"), t_path("img.tar.zst"), &m);
+	root_lacks_f60();
+	corrupt_frame(t_path("img.tar.zst"), "usr/share/many/f60");
+	fails_no_partial_tree(&m, "usr/share/many/f60");
+}
+
 TEST_CASE(fallback_corrupted_chunk_no_partial_tree)
 {
 	/* The root's big file changed at one spot: the chunk there is
@@ -438,7 +446,6 @@ TEST_CASE(fallback_corrupted_chunk_no_partial_tree)
 	 * read fails on it, the whole image too (its SHA-256): the job fails,
 	 * the root as it was, no staged tree left. */
 	struct made m;
-	char *out = NULL, *before;
 	setup();
 	chunk(t_path("src"), t_path("img.tar.zst"), &m);
 	CU_ASSERT_EQUAL_FATAL(t_sh("rm -rf '%s' && cp -a '%s' '%s'", t_path("root"), t_path("src"),
@@ -457,17 +464,7 @@ TEST_CASE(fallback_corrupted_chunk_no_partial_tree)
 				   "        d[(e['offset'] + end) // 2] ^= 0xff\n"
 				   "open('%s', 'wb').write(d)\"", t_path("img.tar.zst"),
 				   t_path("img.tar.zst")), 0);
-	before = fixture_manifest(t_path("root"));
-	CU_ASSERT_EQUAL(run(t_path("img.tar.zst"), settings(&m, NULL), &out), 1);
-	CU_ASSERT_PTR_NOT_NULL(strstr(out, "'usr/big.bin' (fetched)"));
-	CU_ASSERT_PTR_NOT_NULL(strstr(out, "reading the whole image instead"));
-	CU_ASSERT_PTR_NOT_NULL(strstr(out, "error: STAGE"));
-	char *now = fixture_manifest(t_path("root"));
-	CU_ASSERT(fixture_same(before, now, "root after a corrupted chunk"));
-	CU_ASSERT_NOT_EQUAL(t_sh("test -e '%s/.reimage/new'", t_path("root")), 0);
-	free(before);
-	free(now);
-	free(out);
+	fails_no_partial_tree(&m, "'usr/big.bin' (fetched)");
 }
 
 TEST_CASE(fallback_corrupted_frame_then_full_stream)
