@@ -99,6 +99,7 @@ struct chunked {
 	uint64_t bytes_in, requests, reused, reused_bytes, fetched;
 	uint64_t chunks_reused, chunks_reused_bytes;  /* of files not reused whole */
 	uint64_t fetch_total;         /* bytes of the frames of chunks not on the root */
+	uint64_t looked;              /* files looked for on the root */
 	int whole;                    /* too little to reuse: read the image whole */
 	int toc_ok;                   /* toc_z hashes to the job's toc_sha256 */
 	/* The range requests (step 3), and the thread that makes them. */
@@ -514,19 +515,38 @@ static void find_chunks(struct chunked *c, const char *rel, struct chunked_file 
 	}
 }
 
-/* Decide, file by file and chunk by chunk, where its content comes from
- * (nothing found is no error: the frames are fetched). */
-static void find_local(struct chunked *c)
+static int by_frames_desc(const void *a, const void *b)
 {
+	const struct chunked_file *x = *(struct chunked_file *const *)a;
+	const struct chunked_file *y = *(struct chunked_file *const *)b;
+	uint64_t fx = x->end - x->offset, fy = y->end - y->offset;
+	return fx > fy ? -1 : fx < fy;
+}
+
+/* Decide, file by file and chunk by chunk, where its content comes from
+ * (nothing found is no error: the frames are fetched).  The biggest
+ * frames are looked for first, and the search ends as soon as more than
+ * half of the image's frames are to be fetched (c->whole: the image is
+ * then read whole): on a root that holds nothing of the image (a first
+ * image) that is after a few dozen lookups, not one per file. */
+static int find_local(struct chunked *c)
+{
+	struct chunked_file **order = calloc(c->toc.n + 1, sizeof(*order));
 	struct index ix = { 0 };
 
+	if (!order)
+		return -ENOMEM;
+	for (size_t i = 0; i < c->toc.n; i++)
+		order[i] = &c->toc.files[i];
+	qsort(order, c->toc.n, sizeof(*order), by_frames_desc);
 	/* Without a root, nothing matches (every open fails). */
 	if (c->req->root && (c->root_fd = open(c->req->root, O_PATH | O_DIRECTORY | O_CLOEXEC)) >= 0)
 		index_load(c, &ix);
-	for (size_t i = 0; i < c->toc.n; i++) {
-		struct chunked_file *f = &c->toc.files[i];
+	for (size_t i = 0; i < c->toc.n && !c->whole; i++) {
+		struct chunked_file *f = order[i];
 		const char *rel = stage_safe_path(f->name), *other;
 		const struct spot *sp;
+		c->looked++;
 		if (rel && *rel && matches(c, rel, f))
 			f->local = strdup(rel);
 		else if ((sp = index_find(&ix, f->digest)) && sp->size == f->size && sp->at == 0 &&
@@ -542,9 +562,14 @@ static void find_local(struct chunked *c)
 		for (size_t k = 0; k < f->n_chunks; k++)
 			if (!f->chunks[k].local)
 				c->fetch_total += f->chunks[k].end - f->chunks[k].offset;
+		/* Little to reuse: the whole stream costs about the same bytes,
+		 * and writes no frames aside -- it is the faster way. */
+		c->whole = c->fetch_total > c->foot.toc_offset / 2;
 	}
+	free(order);
 	free(ix.slot);
 	chunked_toc_free(&ix.toc);
+	return 0;
 }
 
 static int by_offset(const void *a, const void *b)
@@ -949,14 +974,15 @@ static int stage_chunked(struct chunked *c, struct stage_sink *k, struct reimage
 	}
 	if ((r = read_toc(c, err)) < 0)
 		return r;
-	find_local(c);
-	/* Little to reuse (a first image): the whole stream costs about the
-	 * same bytes, and writes no frames aside -- it is the faster way. */
-	if (c->fetch_total > c->foot.toc_offset / 2) {
-		c->whole = 1;
-		err_set(err, -EAGAIN, REIMAGE_EC_NONE, "%llu of %zu files (%llu bytes) are on the "
-			"root, more than half of the image is to be fetched",
-			(unsigned long long)c->reused, c->toc.n, (unsigned long long)c->reused_bytes);
+	if ((r = find_local(c)) < 0) {
+		err_set(err, r, REIMAGE_EC_IO, "out of memory");
+		return r;
+	}
+	if (c->whole) {
+		err_set(err, -EAGAIN, REIMAGE_EC_NONE, "%llu of the %llu biggest of %zu files "
+			"(%llu bytes) are on the root, more than half of the image is to be fetched",
+			(unsigned long long)c->reused, (unsigned long long)c->looked, c->toc.n,
+			(unsigned long long)c->reused_bytes);
 		return -EAGAIN;
 	}
 	if ((r = read_tarsplit(c, err)) < 0 || (r = plan_requests(c, err)) < 0 ||

@@ -10,6 +10,7 @@
  */
 #define _GNU_SOURCE
 #include "harness.h"
+#include "chunked.h"
 #include "fixture.h"
 
 #include <stdio.h>
@@ -180,6 +181,72 @@ TEST_CASE(format_toc_read_independently)
 	fprintf(stderr, "%s", out ? out : "");
 	CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "files "));
 	free(out);
+}
+
+/* The TOC's own JSON reader (chunked.c) reads what any JSON reader reads:
+ * members in any order, escapes and \u pairs decoded, values it does not
+ * keep (nested objects, arrays, true, reals) skipped; and refuses what is
+ * not JSON or not a TOC. */
+TEST_CASE(format_toc_json_reader)
+{
+	static const char d1[] = "sha256:00112233445566778899aabbccddeeff"
+				 "00112233445566778899aabbccddeeff";
+	char text[4096];
+	struct chunked_toc toc;
+	struct reimage_error err = { 0 };
+
+	snprintf(text, sizeof(text),
+		 " {\"x\": {\"a\": [1, -2.5e3, true, null, {\"b\": \"\\\"\"}]}, \"entries\": [\n"
+		 "  {\"type\": \"dir\", \"name\": \"usr/\", \"size\": 0},\n"
+		 "  {\"endOffset\": 130, \"offset\": 100, \"digest\": \"%s\", \"size\": 5,"
+		 "   \"name\": \"usr/caf\\u00e9 \\ud83d\\ude00\\t\\\"q\\\"\\/\", \"type\": \"reg\","
+		 "   \"modtime\": \"2024-01-02T03:04:05.5Z\", \"xattrs\": {\"user.a\": \"eA==\"}},\n"
+		 "  {\"type\": \"reg\", \"name\": \"empty\", \"size\": 0},\n"
+		 "  {\"type\": \"reg\", \"name\": \"big\", \"size\": 9, \"offset\": 130, "
+		 "   \"endOffset\": 170, \"digest\": \"%s\", \"chunkSize\": 4, \"chunkDigest\": \"%s\"},\n"
+		 "  {\"type\": \"chunk\", \"name\": \"big\", \"offset\": 150, \"chunkOffset\": 4,"
+		 "   \"chunkSize\": 5, \"chunkDigest\": \"%s\"}\n"
+		 " ], \"version\": 1, \"tarSplitDigest\": \"%s\"}\n", d1, d1, d1, d1, d1);
+	CU_ASSERT_EQUAL_FATAL(chunked_toc_parse(text, strlen(text), "TOC", &toc, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(toc.n, 2);
+	CU_ASSERT_STRING_EQUAL(toc.files[0].name, "usr/caf\xc3\xa9 \xf0\x9f\x98\x80\t\"q\"/");
+	CU_ASSERT(toc.files[0].size == 5 && toc.files[0].offset == 100 && toc.files[0].end == 130);
+	CU_ASSERT(toc.files[0].digest[1] == 0x11 && toc.files[0].n_chunks == 1);
+	CU_ASSERT(toc.files[0].mtime == 1704164645 && toc.files[0].mtime_nsec == 500000000);
+	CU_ASSERT(toc.files[1].n_chunks == 2 && toc.files[1].chunks[1].at == 4 &&
+		  toc.files[1].chunks[1].offset == 150 && toc.files[1].chunks[0].end == 150);
+	CU_ASSERT(toc.has_tarsplit_digest && toc.tarsplit_digest[31] == 0xff);
+	chunked_toc_free(&toc);
+
+	static const char *const refused[] = {
+		"",
+		"{\"version\": 1}",
+		"{\"version\": 2, \"entries\": []}",
+		"{\"version\": 1.0, \"entries\": []}",
+		"{\"version\": 1, \"entries\": [],}",
+		"{\"version\": 1, \"entries\": [] } x",
+		"{\"version\": 1, \"entries\": [{\"type\": \"dir\", \"name\": \"a\",}]}",
+		"{\"version\": 1, \"entries\": [{\"type\": \"dir\", \"name\": \"a\\x\"}]}",
+		"{\"version\": 1, \"entries\": [{\"type\": \"dir\", \"name\": \"a\\ud800\"}]}",
+		"{\"version\": 1, \"entries\": [{\"type\": \"dir\", \"name\": \"a\\u0000\"}]}",
+		"{\"version\": 1, \"entries\": [{\"type\": \"dir\", \"name\": \"a\n\"}]}",
+		"{\"version\": 1, \"entries\": [{\"type\": \"dir\", \"name\": \"a\", "
+		"\"size\": 99999999999999999999}]}",
+		"{\"version\": 1, \"entries\": [{\"type\": \"dir\", \"name\": \"a\", \"size\": 01}]}",
+		"{\"version\": 1, \"entries\": [{\"type\": \"dir\"}]}",
+		"{\"version\": 1, \"entries\": [7]}",
+		"{\"version\": 1, \"entries\": [{\"type\": \"reg\", \"name\": \"a\", \"size\": 3, "
+		"\"offset\": 1.5, \"endOffset\": 9, \"digest\": \"sha256:00\"}]}",
+		"{\"version\": 1, \"entries\": [{\"type\": \"chunk\", \"name\": \"a\"}]}",
+		"{\"version\": 1, \"entries\": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+		"[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
+	};
+	for (size_t i = 0; i < sizeof(refused) / sizeof(*refused); i++) {
+		memset(&err, 0, sizeof(err));
+		CU_ASSERT(chunked_toc_parse(refused[i], strlen(refused[i]), "TOC", &toc, &err) < 0);
+		CU_ASSERT(err.msg[0] != '\0');
+		CU_ASSERT(toc.n == 0 && toc.files == NULL);
+	}
 }
 
 TEST_CASE(first_image_read_whole)
