@@ -51,6 +51,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -138,19 +139,22 @@ int chunked_unzstd(const void *in, size_t len, size_t cap, char **ret, size_t *r
 
 int chunked_hex_digest(const char *hex, unsigned char out[32])
 {
-	static const char digits[] = "0123456789abcdef";
-	if (!hex || strlen(hex) != 64)
+	/* A digit's value plus one by table: a TOC holds tens of thousands
+	 * of digests. */
+	static const unsigned char value[256] = {
+		['0'] = 1, ['1'] = 2, ['2'] = 3, ['3'] = 4, ['4'] = 5, ['5'] = 6, ['6'] = 7,
+		['7'] = 8, ['8'] = 9, ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14,
+		['e'] = 15, ['f'] = 16,
+	};
+	if (!hex)
 		return -1;
-	for (int i = 0; i < 64; i++) {
-		const char *d = strchr(digits, hex[i]);
-		if (!d || !*d)
+	for (int i = 0; i < 32; i++) {
+		unsigned hi = value[(unsigned char)hex[2 * i]], lo;
+		if (!hi || !(lo = value[(unsigned char)hex[2 * i + 1]]))
 			return -1;
-		if (i % 2 == 0)
-			out[i / 2] = (unsigned char)((d - digits) << 4);
-		else
-			out[i / 2] |= (unsigned char)(d - digits);
+		out[i] = (unsigned char)((hi - 1) << 4 | (lo - 1));
 	}
-	return 0;
+	return hex[64] == '\0' ? 0 : -1;
 }
 
 /* "sha256:" and 64 hex digits into 32 bytes. */
@@ -159,28 +163,46 @@ static int parse_digest(const char *s, unsigned char out[32])
 	return s && strncmp(s, "sha256:", 7) == 0 ? chunked_hex_digest(s + 7, out) : -1;
 }
 
-/* RFC 3339 "2024-01-02T03:04:05[.frac]Z" (as Go writes times): seconds,
- * and nanoseconds in *ret_nsec. */
+/* n decimal digits at s, or -1. */
+static int fixed_digits(const char *s, int n)
+{
+	int v = 0;
+	for (int i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	return v;
+}
+
+/* RFC 3339 "2024-01-02T03:04:05[.frac]Z" as Go writes times (UTC, the
+ * fields at their width): seconds, and nanoseconds in *ret_nsec;
+ * INT64_MIN if it is not one.  By hand, not sscanf and timegm: a TOC
+ * holds one a file. */
 static int64_t parse_time(const char *s, long *ret_nsec)
 {
-	struct tm tm = { 0 };
-	char rest[40];
 	long nsec = 0, scale = 100000000;
+	int y, mo, d, h, mi, sec;
 
 	*ret_nsec = 0;
-	if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%39s", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-			 &tm.tm_hour, &tm.tm_min, &tm.tm_sec, rest) != 7)
+	if (!s || strlen(s) < 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' ||
+	    s[16] != ':' || (y = fixed_digits(s, 4)) < 0 || (mo = fixed_digits(s + 5, 2)) < 1 ||
+	    mo > 12 || (d = fixed_digits(s + 8, 2)) < 1 || d > 31 ||
+	    (h = fixed_digits(s + 11, 2)) < 0 || h > 23 || (mi = fixed_digits(s + 14, 2)) < 0 ||
+	    mi > 59 || (sec = fixed_digits(s + 17, 2)) < 0 || sec > 60)
 		return INT64_MIN;
-	const char *p = rest;
+	const char *p = s + 19;
 	if (*p == '.')
 		for (p++; *p >= '0' && *p <= '9'; p++, scale /= 10)
 			nsec += scale * (*p - '0');
 	if (strcmp(p, "Z") != 0)
 		return INT64_MIN;
-	tm.tm_year -= 1900;
-	tm.tm_mon -= 1;
+	/* Days since 1970-01-01 of the civil date (H. Hinnant's days_from_civil). */
+	int64_t yy = y - (mo <= 2), era = (yy >= 0 ? yy : yy - 399) / 400;
+	int64_t yoe = yy - era * 400, doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	int64_t days = era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468;
 	*ret_nsec = nsec;
-	return (int64_t)timegm(&tm);
+	return days * 86400 + h * 3600 + mi * 60 + sec;
 }
 
 void chunked_roll_init(struct chunked_roll *r)
@@ -221,6 +243,7 @@ void chunked_toc_free(struct chunked_toc *toc)
 		free(f->chunks);
 		free(f->name);
 		free(f->local);
+		free(f->delta_from);
 	}
 	free(toc->files);
 	memset(toc, 0, sizeof(*toc));
@@ -492,6 +515,10 @@ static int j_next_member(struct jreader *j, size_t *n)
 	return 1;
 }
 
+/* The key just read is lit. */
+#define KEY_IS(j, lit) \
+	((j)->key.len == sizeof(lit) - 1 && memcmp((j)->key.s, lit, sizeof(lit) - 1) == 0)
+
 /* The next element of an array whose '[' is read: 1 if there is one. */
 static int j_next_element(struct jreader *j, size_t *n)
 {
@@ -580,6 +607,9 @@ struct toc_entry {
 	int has_chunk_digest;
 	struct jcount size, offset, end, chunk_offset, chunk_size;
 	struct jbuf b_type, b_name, b_modtime, b_digest, b_chunk_digest, b_chunk_type;
+	const char *delta_base;     /* CHUNKED_DELTA_KEY's members */
+	struct jcount delta_base_size, delta_offset, delta_size;
+	struct jbuf b_delta_base;
 };
 
 static void toc_entry_free(struct toc_entry *e)
@@ -590,6 +620,28 @@ static void toc_entry_free(struct toc_entry *e)
 	free(e->b_digest.s);
 	free(e->b_chunk_digest.s);
 	free(e->b_chunk_type.s);
+	free(e->b_delta_base.s);
+}
+
+/* The object of CHUNKED_DELTA_KEY (anything else: no delta). */
+static void delta_read(struct jreader *j, struct toc_entry *e)
+{
+	if (!j_eat(j, '{')) {
+		j_skip(j, 1);
+		return;
+	}
+	for (size_t n = 0; j_next_member(j, &n);) {
+		if (KEY_IS(j, "base"))
+			e->delta_base = j_str(j, &e->b_delta_base);
+		else if (KEY_IS(j, "baseSize"))
+			j_count(j, &e->delta_base_size);
+		else if (KEY_IS(j, "offset"))
+			j_count(j, &e->delta_offset);
+		else if (KEY_IS(j, "size"))
+			j_count(j, &e->delta_size);
+		else
+			j_skip(j, 1);
+	}
 }
 
 /* One entry of "entries" (an object next). */
@@ -600,35 +652,38 @@ static void toc_entry_read(struct jreader *j, struct toc_entry *e)
 	e->type = e->name = e->modtime = e->digest = e->chunk_digest = e->chunk_type = NULL;
 	e->has_chunk_digest = 0;
 	e->size = e->offset = e->end = e->chunk_offset = e->chunk_size = none;
+	e->delta_base = NULL;
+	e->delta_base_size = e->delta_offset = e->delta_size = none;
 	if (!j_eat(j, '{')) {
 		j_skip(j, 1);
 		return;
 	}
 	for (size_t n = 0; j_next_member(j, &n);) {
-		const char *k = j->key.s;
-		if (strcmp(k, "type") == 0)
+		if (KEY_IS(j, "type"))
 			e->type = j_str(j, &e->b_type);
-		else if (strcmp(k, "name") == 0)
+		else if (KEY_IS(j, "name"))
 			e->name = j_str(j, &e->b_name);
-		else if (strcmp(k, "modtime") == 0)
+		else if (KEY_IS(j, "modtime"))
 			e->modtime = j_str(j, &e->b_modtime);
-		else if (strcmp(k, "digest") == 0)
+		else if (KEY_IS(j, "digest"))
 			e->digest = j_str(j, &e->b_digest);
-		else if (strcmp(k, "chunkDigest") == 0) {
+		else if (KEY_IS(j, "chunkDigest")) {
 			e->chunk_digest = j_str(j, &e->b_chunk_digest);
 			e->has_chunk_digest = 1;
-		} else if (strcmp(k, "chunkType") == 0)
+		} else if (KEY_IS(j, "chunkType"))
 			e->chunk_type = j_str(j, &e->b_chunk_type);
-		else if (strcmp(k, "size") == 0)
+		else if (KEY_IS(j, "size"))
 			j_count(j, &e->size);
-		else if (strcmp(k, "offset") == 0)
+		else if (KEY_IS(j, "offset"))
 			j_count(j, &e->offset);
-		else if (strcmp(k, "endOffset") == 0)
+		else if (KEY_IS(j, "endOffset"))
 			j_count(j, &e->end);
-		else if (strcmp(k, "chunkOffset") == 0)
+		else if (KEY_IS(j, "chunkOffset"))
 			j_count(j, &e->chunk_offset);
-		else if (strcmp(k, "chunkSize") == 0)
+		else if (KEY_IS(j, "chunkSize"))
 			j_count(j, &e->chunk_size);
+		else if (KEY_IS(j, CHUNKED_DELTA_KEY))
+			delta_read(j, e);
 		else
 			j_skip(j, 1);
 	}
@@ -708,6 +763,15 @@ static int toc_add(struct chunked_toc *toc, size_t *cap, const struct toc_entry 
 	if (!(f->name = strdup(e->name)))
 		return out_of_memory(err);
 	toc->n++;
+	/* A delta frame: an extension, so one that does not read right is
+	 * ignored (the file's frames serve). */
+	f->has_delta = e->delta_base && !e->delta_base_size.bad && !e->delta_offset.bad &&
+		       !e->delta_size.bad && e->delta_size.v && e->delta_base_size.v &&
+		       e->delta_base_size.v <= CHUNKED_DELTA_MAX && f->size <= CHUNKED_DELTA_MAX &&
+		       parse_digest(e->delta_base, f->delta_base) == 0;
+	f->delta_base_size = e->delta_base_size.v;
+	f->delta_offset = e->delta_offset.v;
+	f->delta_size = e->delta_size.v;
 	/* Cut in chunks (its first one described here), or one chunk. */
 	if (e->has_chunk_digest)
 		r = chunk_entry(e, f, what, err);
@@ -731,12 +795,12 @@ int chunked_toc_parse(const char *text, size_t len, const char *what, struct chu
 	if (!j_eat(&j, '{'))
 		j_fail(&j);
 	for (size_t n = 0; r == 0 && j_next_member(&j, &n);) {
-		if (strcmp(j.key.s, "version") == 0) {
+		if (KEY_IS(&j, "version")) {
 			j_count(&j, &version);
-		} else if (strcmp(j.key.s, "tarSplitDigest") == 0) {
+		} else if (KEY_IS(&j, "tarSplitDigest")) {
 			split = j_str(&j, &b_split);
 			has_split = 1;
-		} else if (strcmp(j.key.s, "entries") == 0 && !has_entries) {
+		} else if (KEY_IS(&j, "entries") && !has_entries) {
 			has_entries = 1;
 			j_ws(&j);
 			if (!j_eat(&j, '[')) {
@@ -933,6 +997,14 @@ static int buf_add(struct buf *b, const void *data, size_t len)
 	return 0;
 }
 
+/* A delta frame made, its TOC entry to point at it once it is written. */
+struct delta {
+	json_t *entry;
+	const struct chunked_file *base;
+	void *frame;
+	size_t len;
+};
+
 struct writer {
 	int fd;
 	const char *path;
@@ -954,6 +1026,20 @@ struct writer {
 	json_t *entries;
 	struct archive *tar;       /* the tar writer, its output our callback */
 	uint64_t files, count;
+	int level;
+	/* --base: the image before, mapped, its files by name; the current
+	 * content's file there (or NULL), the content kept while it has one;
+	 * the delta frames made, written after the tar. */
+	const unsigned char *base_map;
+	size_t base_len;
+	uint64_t base_frames_end;  /* its frames end where its TOC starts */
+	struct chunked_toc base_toc;
+	struct chunked_file **base_by_name;
+	const struct chunked_file *base_file;
+	struct buf body;
+	struct delta *deltas;
+	size_t n_deltas;
+	ZSTD_CCtx *delta_cz;
 	struct reimage_error *err;
 	unsigned char zout[1 << 17];
 };
@@ -1028,6 +1114,10 @@ static la_ssize_t tar_out(struct archive *a, void *arg, const void *data, size_t
 	if (w->in_content) {
 		/* Each chunk its own frame, cut where the rolling sum says. */
 		const unsigned char *p = data;
+		if (w->base_file && buf_add(&w->body, data, len) < 0) {
+			out_of_memory(w->err);
+			return -1;
+		}
 		for (size_t left = len; left;) {
 			size_t cut = chunked_roll_split(&w->roll, p, left), n = cut ? cut : left;
 			EVP_DigestUpdate(w->file_md, p, n);
@@ -1186,6 +1276,174 @@ failed:
 	return w->err->code;
 }
 
+/* ------------------------------------------------------- delta frames */
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp((*(struct chunked_file *const *)a)->name,
+		      (*(struct chunked_file *const *)b)->name);
+}
+
+/* The image before (--base): mapped, its TOC read, its files by name. */
+static int base_load(struct writer *w, const char *path, struct reimage_error *err)
+{
+	struct chunked_footer foot;
+	struct stat st;
+	char *text = NULL;
+	size_t len;
+	void *map;
+	int fd, r;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &st) < 0) {
+		err_sys(err, -errno, "%s", path);
+		if (fd >= 0)
+			close(fd);
+		return err->code;
+	}
+	if (st.st_size < CHUNKED_FOOTER_SIZE) {
+		close(fd);
+		return bad(err, path, "too short for a chunked image");
+	}
+	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (map == MAP_FAILED) {
+		err_sys(err, -errno, "map %s", path);
+		return err->code;
+	}
+	w->base_map = map;
+	w->base_len = (size_t)st.st_size;
+	if ((r = chunked_footer_parse(w->base_map + w->base_len - CHUNKED_FOOTER_SIZE, w->base_len,
+				      &foot, err)) < 0 ||
+	    (r = chunked_unzstd(w->base_map + foot.toc_offset, foot.toc_length, CHUNKED_META_MAX,
+				&text, &len, "base TOC", err)) < 0 ||
+	    (r = chunked_toc_parse(text, len, "base TOC", &w->base_toc, err)) < 0) {
+		free(text);
+		return r;
+	}
+	free(text);
+	w->base_frames_end = foot.toc_offset;
+	if (!(w->base_by_name = calloc(w->base_toc.n + 1, sizeof(*w->base_by_name))))
+		return out_of_memory(err);
+	for (size_t i = 0; i < w->base_toc.n; i++)
+		w->base_by_name[i] = &w->base_toc.files[i];
+	qsort(w->base_by_name, w->base_toc.n, sizeof(*w->base_by_name), by_name);
+	if (!(w->delta_cz = ZSTD_createCCtx()))
+		return out_of_memory(err);
+	return 0;
+}
+
+/* The base's file of that name, if a delta against it can be made. */
+static const struct chunked_file *base_find(struct writer *w, const char *name, int64_t size)
+{
+	struct chunked_file key = { .name = (char *)name }, *k = &key, **hit;
+
+	if (!w->base_by_name || size <= 0 || (uint64_t)size > CHUNKED_DELTA_MAX)
+		return NULL;
+	hit = bsearch(&k, w->base_by_name, w->base_toc.n, sizeof(*hit), by_name);
+	return hit && (*hit)->size <= CHUNKED_DELTA_MAX && (*hit)->end <= w->base_frames_end
+		       ? *hit : NULL;
+}
+
+/* The current content (w->body), changed from its base's: its delta
+ * frame, kept when it is smaller than three quarters of its frames
+ * (frames bytes), as zstd --patch-from makes it: the base's content as
+ * the prefix, a window over both, long-distance matching. */
+static int delta_make(struct writer *w, json_t *entry, int level, uint64_t frames)
+{
+	const struct chunked_file *b = w->base_file;
+	unsigned char md[32], *old = malloc(b->size);
+	size_t cap = ZSTD_compressBound(w->body.len), n;
+	void *frame = NULL;
+	int wlog = 10;
+
+	if (!old || !(frame = malloc(cap))) {
+		free(old);
+		return out_of_memory(w->err);
+	}
+	n = ZSTD_decompress(old, b->size, w->base_map + b->offset, b->end - b->offset);
+	if (!ZSTD_isError(n) && n == b->size)
+		EVP_Digest(old, b->size, md, NULL, EVP_sha256(), NULL);
+	if (ZSTD_isError(n) || n != b->size || memcmp(md, b->digest, 32) != 0) {
+		free(old);
+		free(frame);
+		err_set(w->err, -EBADMSG, REIMAGE_EC_INTEGRITY,
+			"base: the frames of '%s' do not give its content", b->name);
+		return -EBADMSG;
+	}
+	while (wlog < 27 && ((uint64_t)1 << wlog) < b->size + w->body.len)
+		wlog++;
+	ZSTD_CCtx_reset(w->delta_cz, ZSTD_reset_session_and_parameters);
+	ZSTD_CCtx_setParameter(w->delta_cz, ZSTD_c_compressionLevel, level);
+	ZSTD_CCtx_setParameter(w->delta_cz, ZSTD_c_checksumFlag, 1);
+	ZSTD_CCtx_setParameter(w->delta_cz, ZSTD_c_windowLog, wlog);
+	ZSTD_CCtx_setParameter(w->delta_cz, ZSTD_c_enableLongDistanceMatching, 1);
+	n = ZSTD_CCtx_refPrefix(w->delta_cz, old, b->size);
+	if (!ZSTD_isError(n))
+		n = ZSTD_compress2(w->delta_cz, frame, cap, w->body.data, w->body.len);
+	free(old);
+	if (ZSTD_isError(n)) {
+		free(frame);
+		err_set(w->err, -EIO, REIMAGE_EC_IO, "zstd: %s", ZSTD_getErrorName(n));
+		return -EIO;
+	}
+	if (n >= frames / 4 * 3) {
+		free(frame);
+		return 0;
+	}
+	if (!(w->n_deltas & (w->n_deltas - 1))) {
+		struct delta *grown = realloc(w->deltas, (w->n_deltas ? 2 * w->n_deltas : 1) *
+							   sizeof(*grown));
+		if (!grown) {
+			free(frame);
+			return out_of_memory(w->err);
+		}
+		w->deltas = grown;
+	}
+	w->deltas[w->n_deltas++] = (struct delta){ entry, b, frame, n };
+	return 0;
+}
+
+static int skippable(struct writer *w, const void *data, size_t len, uint64_t *ret_offset);
+
+/* The delta frames, each in a skippable frame of its own after the tar's
+ * last frame (together: a client fetches them in one request), and their
+ * places in their files' TOC entries. */
+static int deltas_write(struct writer *w)
+{
+	for (size_t i = 0; i < w->n_deltas; i++) {
+		const struct delta *d = &w->deltas[i];
+		char hex[DIGEST_HEX_SHA256], digest[80];
+		uint64_t at;
+		int r;
+		if ((r = skippable(w, d->frame, d->len, &at)) < 0)
+			return r;
+		digest_hex(hex, d->base->digest, 32);
+		snprintf(digest, sizeof(digest), "sha256:%s", hex);
+		json_object_set_new(d->entry, CHUNKED_DELTA_KEY,
+				    json_pack("{s:s, s:I, s:I, s:I}", "base", digest, "baseSize",
+					      (json_int_t)d->base->size, "offset", (json_int_t)at,
+					      "size", (json_int_t)d->len));
+	}
+	return 0;
+}
+
+int chunked_delta_decode(const void *frame, size_t len, const void *prefix, size_t prefix_len,
+			 void *out, size_t out_len)
+{
+	ZSTD_DCtx *d = ZSTD_createDCtx();
+	size_t n;
+
+	if (!d)
+		return -1;
+	n = ZSTD_DCtx_setParameter(d, ZSTD_d_windowLogMax, 27);
+	if (!ZSTD_isError(n))
+		n = ZSTD_DCtx_refPrefix(d, prefix, prefix_len);
+	if (!ZSTD_isError(n))
+		n = ZSTD_decompressDCtx(d, out, out_len, frame, len);
+	ZSTD_freeDCtx(d);
+	return ZSTD_isError(n) || n != out_len ? -1 : 0;
+}
+
 /* One entry of the source, its name already relative. */
 static int write_entry(void *arg, struct archive_entry *e, struct archive *in,
 		       struct reimage_error *err)
@@ -1196,7 +1454,7 @@ static int write_entry(void *arg, struct archive_entry *e, struct archive *in,
 	unsigned char md[32];
 	char hex[DIGEST_HEX_SHA256], digest[80];
 	unsigned char crc[8];
-	uint64_t offset = 0;
+	uint64_t offset = 0, frames_end = 0;
 	json_t *o;
 	int r;
 
@@ -1222,6 +1480,8 @@ static int write_entry(void *arg, struct archive_entry *e, struct archive *in,
 		w->chunk_at = 0;
 		w->chunk_frame = offset;
 		w->cut.n_chunks = 0;
+		w->base_file = base_find(w, name, archive_entry_size(e));
+		w->body.len = 0;
 		chunked_roll_init(&w->roll);
 		EVP_DigestInit_ex(w->file_md, EVP_sha256(), NULL);
 		EVP_DigestInit_ex(w->chunk_md, EVP_sha256(), NULL);
@@ -1229,6 +1489,7 @@ static int write_entry(void *arg, struct archive_entry *e, struct archive *in,
 		w->in_content = 0;
 		if (r < 0 || (r = chunk_end(w)) < 0)
 			return r;
+		frames_end = w->pos;
 	}
 	if (archive_write_finish_entry(w->tar) < ARCHIVE_WARN) {
 		err_set(w->err, -EIO, REIMAGE_EC_IO, "write '%s': %s", name,
@@ -1247,6 +1508,10 @@ static int write_entry(void *arg, struct archive_entry *e, struct archive *in,
 		w->files++;
 	}
 	json_array_append_new(w->entries, o);
+	/* Changed since the base: a delta frame too, perhaps. */
+	if (content && w->content && w->base_file && memcmp(md, w->base_file->digest, 32) != 0 &&
+	    (r = delta_make(w, o, w->level, frames_end - offset)) < 0)
+		return r;
 	/* Cut in more than one chunk: the entry describes the first, a
 	 * "chunk" entry each of the others (containers/storage's layout). */
 	for (size_t i = 0; content && w->content && w->cut.n_chunks > 1 && i < w->cut.n_chunks; i++) {
@@ -1430,8 +1695,8 @@ static int tree_member(void *arg, struct archive_entry *e, struct archive *rd,
 	return write_entry(arg, e, rd, err);
 }
 
-int chunked_write(const char *src, const char *out, int level, struct chunked_made *made,
-		  struct reimage_error *err)
+int chunked_write(const char *src, const char *out, const char *base, int level,
+		  struct chunked_made *made, struct reimage_error *err)
 {
 	struct writer *w = calloc(1, sizeof(*w));
 	char tmp[PATH_MAX];
@@ -1445,6 +1710,7 @@ int chunked_write(const char *src, const char *out, int level, struct chunked_ma
 	w->fd = -1;
 	w->err = err;
 	w->path = out;
+	w->level = level;
 	if (stat(src, &st) < 0) {
 		err_sys(err, -errno, "%s", src);
 		r = err->code;
@@ -1462,6 +1728,8 @@ int chunked_write(const char *src, const char *out, int level, struct chunked_ma
 		out_of_memory(err);
 		goto out;
 	}
+	if (base && (r = base_load(w, base, err)) < 0)
+		goto out;
 	ZSTD_CCtx_setParameter(w->cz, ZSTD_c_compressionLevel, level);
 	/* Every frame says its size and carries a checksum, as zstd's
 	 * command line writes them. */
@@ -1488,7 +1756,8 @@ int chunked_write(const char *src, const char *out, int level, struct chunked_ma
 				archive_error_string(w->tar));
 		r = err->code;
 	}
-	if (r == 0 && (r = flush_segment(w)) == 0 && (r = zput(w, NULL, 0, ZSTD_e_end)) == 0)
+	if (r == 0 && (r = flush_segment(w)) == 0 && (r = zput(w, NULL, 0, ZSTD_e_end)) == 0 &&
+	    (r = deltas_write(w)) == 0)
 		r = write_tail(w, made);
 	/* The image is whole on disk before it takes its name. */
 	if (r == 0 && fsync(w->fd) < 0) {
@@ -1505,6 +1774,7 @@ int chunked_write(const char *src, const char *out, int level, struct chunked_ma
 		made->size = w->pos;
 		made->files = w->files;
 		made->entries = w->count;
+		made->deltas = w->n_deltas;
 	}
 out:
 	if (w->fd >= 0) {
@@ -1519,6 +1789,15 @@ out:
 	EVP_MD_CTX_free(w->file_md);
 	EVP_MD_CTX_free(w->chunk_md);
 	free(w->cut.chunks);
+	if (w->base_map)
+		munmap((void *)w->base_map, w->base_len);
+	chunked_toc_free(&w->base_toc);
+	free(w->base_by_name);
+	free(w->body.data);
+	for (size_t i = 0; i < w->n_deltas; i++)
+		free(w->deltas[i].frame);
+	free(w->deltas);
+	ZSTD_freeCCtx(w->delta_cz);
 	json_decref(w->entries);
 	free(w->seg.data);
 	free(w->split.data);

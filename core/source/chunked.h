@@ -67,6 +67,15 @@ struct chunked_file {
 	struct chunked_chunk *chunks;  /* in order, covering [0, size) */
 	size_t n_chunks;
 	char *local;                /* reader: a path of the root whose content matched */
+	/* reimage's extension (docs/usage.md "Delta frames"): a zstd frame of
+	 * the content compressed with the base's content (base_size bytes
+	 * hashing to base) as its prefix, at [delta_offset, + delta_size). */
+	int has_delta;
+	unsigned char delta_base[32];
+	uint64_t delta_base_size, delta_offset, delta_size;
+	char *delta_from;           /* reader: a root path holding the base */
+	int delta_ok;               /* reader: the content decoded from its delta, */
+	uint64_t delta_at;          /* kept here in the decoded file */
 };
 
 struct chunked_toc {
@@ -130,13 +139,30 @@ struct chunked_made {
 	char toc_sha256[DIGEST_HEX_SHA256];
 	uint64_t size;
 	uint64_t files, entries;
+	uint64_t deltas;            /* delta frames written (--base) */
 };
 
 /* Write the chunked image of src -- a directory (its tree, with every
  * piece of metadata the disk reader reads) or an image file libarchive
  * reads (tar of any compression, ...) -- to out, replaced atomically.
+ * base: the chunked image before it, or NULL: each file base holds at
+ * the same path with other content (up to CHUNKED_DELTA_MAX bytes each)
+ * also gets a delta frame when that is smaller than its frames.
  * level: zstd's compression level. */
-int chunked_write(const char *src, const char *out, int level, struct chunked_made *ret,
-		  struct reimage_error *err);
+int chunked_write(const char *src, const char *out, const char *base, int level,
+		  struct chunked_made *ret, struct reimage_error *err);
+
+/* A delta frame's base and content are at most this big: their sum fits
+ * the window any zstd decoder accepts by default (2^27). */
+#define CHUNKED_DELTA_MAX (64u << 20)
+/* The TOC key of a file's delta frame (an object: base, baseSize,
+ * offset, size); readers of containers/storage's TOC ignore it. */
+#define CHUNKED_DELTA_KEY "reimage.delta"
+
+/* Decode a delta frame (its len bytes) against prefix (the base's
+ * prefix_len bytes) into out (exactly out_len bytes); -1 if it is not
+ * one or does not decode to out_len bytes. */
+int chunked_delta_decode(const void *frame, size_t len, const void *prefix, size_t prefix_len,
+			 void *out, size_t out_len);
 
 #endif

@@ -100,6 +100,8 @@ struct chunked {
 	uint64_t chunks_reused, chunks_reused_bytes;  /* of files not reused whole */
 	uint64_t fetch_total;         /* bytes of the frames of chunks not on the root */
 	uint64_t looked;              /* files looked for on the root */
+	int delta_fd;                 /* the contents decoded from delta frames (unnamed) */
+	uint64_t delta_len, deltas, delta_bytes;
 	int whole;                    /* too little to reuse: read the image whole */
 	int toc_ok;                   /* toc_z hashes to the job's toc_sha256 */
 	/* The range requests (step 3), and the thread that makes them. */
@@ -515,6 +517,27 @@ static void find_chunks(struct chunked *c, const char *rel, struct chunked_file 
 	}
 }
 
+/* A file with a delta frame (chunked.h) whose base the root holds: the
+ * same path, else where the last TOC put the base's digest, hashed
+ * there.  1 if found (its delta is to be fetched, not its frames). */
+static int find_delta_base(struct chunked *c, const char *rel, struct chunked_file *f,
+			   const struct index *ix)
+{
+	const struct spot *sp;
+	const char *other = NULL;
+
+	if (!f->has_delta || f->delta_offset > c->foot.toc_offset ||
+	    f->delta_size > c->foot.toc_offset - f->delta_offset)
+		return 0;
+	if (rel && *rel && holds(c, rel, 0, f->delta_base_size, f->delta_base))
+		other = rel;
+	if (!other && (sp = index_find(ix, f->delta_base)) && sp->at == 0 &&
+	    sp->size == f->delta_base_size && (other = stage_safe_path(sp->name)) && *other &&
+	    !holds(c, other, 0, f->delta_base_size, f->delta_base))
+		other = NULL;
+	return other && *other && (f->delta_from = strdup(other)) != NULL;
+}
+
 static int by_frames_desc(const void *a, const void *b)
 {
 	const struct chunked_file *x = *(struct chunked_file *const *)a;
@@ -552,11 +575,15 @@ static int find_local(struct chunked *c)
 		else if ((sp = index_find(&ix, f->digest)) && sp->size == f->size && sp->at == 0 &&
 			 (other = stage_safe_path(sp->name)) && *other && matches(c, other, f))
 			f->local = strdup(other);
-		else
+		else if (!find_delta_base(c, rel, f, &ix))
 			find_chunks(c, rel, f, &ix);
 		if (f->local) {
 			c->reused++;
 			c->reused_bytes += f->size;
+			continue;
+		}
+		if (f->delta_from) {
+			c->fetch_total += f->delta_size;
 			continue;
 		}
 		for (size_t k = 0; k < f->n_chunks; k++)
@@ -587,7 +614,7 @@ static int plan_requests(struct chunked *c, struct reimage_error *err)
 	size_t n = 0, all = 0;
 
 	for (size_t i = 0; i < c->toc.n; i++)
-		all += c->toc.files[i].local ? 0 : c->toc.files[i].n_chunks;
+		all += c->toc.files[i].local || c->toc.files[i].delta_ok ? 0 : c->toc.files[i].n_chunks;
 	if (!(todo = calloc(all + 1, sizeof(*todo))) ||
 	    !(c->req_list = calloc(all + 1, sizeof(*c->req_list)))) {
 		free(todo);
@@ -597,7 +624,7 @@ static int plan_requests(struct chunked *c, struct reimage_error *err)
 	for (size_t i = 0; i < c->toc.n; i++) {
 		struct chunked_file *f = &c->toc.files[i];
 		int any = 0;
-		for (size_t k = 0; !f->local && k < f->n_chunks; k++) {
+		for (size_t k = 0; !f->local && !f->delta_ok && k < f->n_chunks; k++) {
 			struct chunked_chunk *ch = &f->chunks[k];
 			if (ch->local)
 				continue;
@@ -728,6 +755,92 @@ static int fetch_wait(struct chunked *c, size_t k, struct reimage_error *err)
 	return r;
 }
 
+static int by_delta_offset(const void *a, const void *b)
+{
+	const struct chunked_file *x = *(struct chunked_file *const *)a;
+	const struct chunked_file *y = *(struct chunked_file *const *)b;
+	return x->delta_offset < y->delta_offset ? -1 : x->delta_offset > y->delta_offset;
+}
+
+/* f's content from its delta frame (frame): the base read again from the
+ * root and hashed (the bytes used are the bytes checked), the frame
+ * decoded against it, the content hashed, kept in delta_fd.  Anything
+ * wrong leaves f to its frames. */
+static void delta_one(struct chunked *c, struct chunked_file *f, const unsigned char *frame)
+{
+	unsigned char *base = malloc(f->delta_base_size), *out = malloc(f->size);
+	uint64_t done = 0;
+	int fd = open_in_root(c->root_fd, f->delta_from);
+
+	for (ssize_t n; fd >= 0 && base && done < f->delta_base_size &&
+	     (n = pread(fd, base + done, f->delta_base_size - done, (off_t)done)) > 0;)
+		done += (uint64_t)n;
+	if (fd >= 0)
+		close(fd);
+	if (base && out && done == f->delta_base_size &&
+	    digest_is(base, f->delta_base_size, f->delta_base) &&
+	    chunked_delta_decode(frame, f->delta_size, base, f->delta_base_size, out, f->size) == 0 &&
+	    digest_is(out, f->size, f->digest) &&
+	    pwrite(c->delta_fd, out, f->size, (off_t)c->delta_len) == (ssize_t)f->size) {
+		f->delta_ok = 1;
+		f->delta_at = c->delta_len;
+		c->delta_len += f->size;
+		c->deltas++;
+		c->delta_bytes += f->delta_size;
+	} else {
+		log_notice("stage: chunked image: the delta frame of '%s' against '%s' does not give "
+			   "its content; its frames are fetched", f->name, f->delta_from);
+	}
+	free(base);
+	free(out);
+}
+
+/* The delta frames of the files whose base the root holds, fetched
+ * before the other frames (they lie side by side after the tar: one
+ * request, or a few), each decoded now so that one that fails leaves
+ * its file to its frames, planned after it. */
+static int deltas_apply(struct chunked *c, struct reimage_error *err)
+{
+	struct chunked_file **todo = calloc(c->toc.n + 1, sizeof(*todo));
+	size_t n = 0;
+	int r = 0;
+
+	if (!todo) {
+		err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < c->toc.n; i++)
+		if (c->toc.files[i].delta_from)
+			todo[n++] = &c->toc.files[i];
+	if (n && (c->delta_fd = open(c->req->workdir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) < 0) {
+		err_sys(err, -errno, "create a file in %s", c->req->workdir);
+		free(todo);
+		return err->code;
+	}
+	qsort(todo, n, sizeof(*todo), by_delta_offset);
+	for (size_t i = 0; i < n && r == 0;) {
+		uint64_t start = todo[i]->delta_offset, end = start + todo[i]->delta_size;
+		unsigned char *buf;
+		size_t j = i + 1;
+		for (; j < n && todo[j]->delta_offset >= start && todo[j]->delta_offset <= end + CHUNKED_GAP &&
+		       todo[j]->delta_offset + todo[j]->delta_size - start <= CHUNKED_REQUEST_MAX; j++)
+			end = todo[j]->delta_offset + todo[j]->delta_size > end
+				      ? todo[j]->delta_offset + todo[j]->delta_size : end;
+		if (!(buf = malloc(end - start))) {
+			err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
+			r = -ENOMEM;
+			break;
+		}
+		if ((r = read_range(c, start, end - start, buf, err)) == 0)
+			for (size_t k = i; k < j; k++)
+				delta_one(c, todo[k], buf + (todo[k]->delta_offset - start));
+		free(buf);
+		i = j;
+	}
+	free(todo);
+	return r;
+}
+
 /* ------------------------------------------------------- the rebuilt tar */
 
 static int content_failed(struct chunked *c, struct reimage_error *err, const char *why)
@@ -735,7 +848,7 @@ static int content_failed(struct chunked *c, struct reimage_error *err, const ch
 	const struct chunked_file *f = c->cur;
 	int from_root = f->local || (c->chunk < f->n_chunks && f->chunks[c->chunk].local);
 	err_set(err, -EBADMSG, REIMAGE_EC_INTEGRITY, "'%s' (%s): %s", f->name,
-		from_root ? "from the root" : "fetched", why);
+		f->delta_ok ? "from its delta frame" : from_root ? "from the root" : "fetched", why);
 	return -EBADMSG;
 }
 
@@ -837,10 +950,10 @@ static int content_begin(struct chunked *c, const struct chunked_record *rec,
 	c->left = f->size;
 	c->chunk = 0;
 	EVP_DigestInit_ex(c->md, EVP_sha256(), NULL);
-	if (f->local) {
-		c->cur_at = 0;
+	if (f->local || f->delta_ok) {
+		c->cur_at = f->local ? 0 : f->delta_at;
 		c->chunk_left = f->size;
-		if ((c->cur_fd = open_in_root(c->root_fd, f->local)) < 0)
+		if ((c->cur_fd = f->local ? open_in_root(c->root_fd, f->local) : dup(c->delta_fd)) < 0)
 			return content_failed(c, err, "cannot be opened again");
 		return 0;
 	}
@@ -886,11 +999,12 @@ static ssize_t pull_some(void *arg, void *buf, size_t len, struct reimage_error 
 
 	for (;;) {
 		if (c->cur) {
-			int from_root = c->cur->local || c->cur->chunks[c->chunk].local;
+			int from_root = c->cur->local || c->cur->delta_ok ||
+					c->cur->chunks[c->chunk].local;
 			ssize_t n;
 			int r;
 			if (!c->left) {
-				if ((!c->cur->local && (r = chunk_end(c, err)) < 0) ||
+				if ((!c->cur->local && !c->cur->delta_ok && (r = chunk_end(c, err)) < 0) ||
 				    (r = content_end(c, err)) < 0)
 					return r;
 				c->rec++;
@@ -985,7 +1099,8 @@ static int stage_chunked(struct chunked *c, struct stage_sink *k, struct reimage
 			(unsigned long long)c->reused_bytes);
 		return -EAGAIN;
 	}
-	if ((r = read_tarsplit(c, err)) < 0 || (r = plan_requests(c, err)) < 0 ||
+	if ((r = read_tarsplit(c, err)) < 0 || (r = deltas_apply(c, err)) < 0 ||
+	    (r = plan_requests(c, err)) < 0 ||
 	    (r = fetch_start(c, err)) < 0 ||
 	    (r = stream_open(&sr, &s, err)) < 0)
 		return r;
@@ -1007,11 +1122,13 @@ static int stage_chunked(struct chunked *c, struct stage_sink *k, struct reimage
 		return r;
 	log_notice("stage: chunked image: %llu of %zu files (%llu bytes) taken from the root, "
 		   "%llu fetched in %llu requests; %llu bytes read of the %llu-byte image; "
-		   "%llu chunks (%llu bytes) of the files fetched taken from the root",
+		   "%llu chunks (%llu bytes) of the files fetched taken from the root; "
+		   "%llu files from delta frames (%llu bytes)",
 		   (unsigned long long)c->reused, c->toc.n, (unsigned long long)c->reused_bytes,
 		   (unsigned long long)c->fetched, (unsigned long long)c->requests,
 		   (unsigned long long)c->bytes_in, (unsigned long long)c->size,
-		   (unsigned long long)c->chunks_reused, (unsigned long long)c->chunks_reused_bytes);
+		   (unsigned long long)c->chunks_reused, (unsigned long long)c->chunks_reused_bytes,
+		   (unsigned long long)c->deltas, (unsigned long long)c->delta_bytes);
 	return 0;
 }
 
@@ -1027,6 +1144,8 @@ static void chunked_free(struct chunked *c)
 		close(c->root_fd);
 	if (c->fetch_fd >= 0)
 		close(c->fetch_fd);
+	if (c->delta_fd >= 0)
+		close(c->delta_fd);
 	chunked_toc_free(&c->toc);
 	chunked_split_free(&c->ts);
 	free(c->toc_z);
@@ -1072,7 +1191,7 @@ static int chunked_stage_kind(const struct source *src, const struct stage_reque
 	const struct reimage_transport_ops *ops = req->transport ? req->transport->desc->transport
 								   : NULL;
 	struct chunked c = { .src = src, .req = req, .ops = ops, .root_fd = -1, .fetch_fd = -1,
-			     .cur_fd = -1, .lock = PTHREAD_MUTEX_INITIALIZER,
+			     .cur_fd = -1, .delta_fd = -1, .lock = PTHREAD_MUTEX_INITIALIZER,
 			     .moved = PTHREAD_COND_INITIALIZER };
 	struct reimage_error why = { 0 };
 	uint64_t partial;
