@@ -788,8 +788,8 @@ static void delta_one(struct chunked *c, struct chunked_file *f, const unsigned 
 		c->deltas++;
 		c->delta_bytes += f->delta_size;
 	} else {
-		log_notice("stage: chunked image: the delta frame of '%s' against '%s' does not give "
-			   "its content; its frames are fetched", f->name, f->delta_from);
+		log_notice("stage: the delta frame of '%s' against the root's '%s' does not give its "
+			   "content; its frames are fetched", f->name, f->delta_from);
 	}
 	free(base);
 	free(out);

@@ -23,14 +23,22 @@ struct made {
 	long long size;
 };
 
-static void chunk(const char *src, const char *out, struct made *m)
+/* `reimagectl image chunk src -o out [--base base]`. */
+static void chunk_on(const char *src, const char *out, const char *base, struct made *m)
 {
 	char *text = NULL, *p;
-	CU_ASSERT_EQUAL_FATAL(fixture_reimagectl(&text, "image chunk '%s' -o '%s'", src, out), 0);
+	CU_ASSERT_EQUAL_FATAL(fixture_reimagectl(&text, "image chunk '%s' -o '%s'%s%s%s", src, out,
+						 base ? " --base '" : "", base ? base : "",
+						 base ? "'" : ""), 0);
 	CU_ASSERT_FATAL((p = strstr(text, "sha256 = \"")) != NULL);
 	CU_ASSERT_FATAL(sscanf(p, "sha256 = \"%64[0-9a-f]\"; size = %lld; toc_sha256 = \"%64[0-9a-f]\"",
 			       m->sha256, &m->size, m->toc) == 3);
 	free(text);
+}
+
+static void chunk(const char *src, const char *out, struct made *m)
+{
+	chunk_on(src, out, NULL, m);
 }
 
 static void setup(void)
@@ -405,6 +413,126 @@ static void falls_back(const char *image, const char *extra, const char *why)
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, why));
 	root_is_src();
 	free(out);
+}
+
+/* An update as a point release makes one: the root runs src as it was
+ * (img1 made of it), then a few bytes of usr/big.bin rewritten here and
+ * there (a rebuilt binary: every chunk of it changed) and img2 made of
+ * src with --base img1: big.bin gets a delta frame, and nothing else. */
+static void delta_images(struct made *m2)
+{
+	struct made m1;
+	setup();
+	/* And a file the update leaves alone, bigger than big.bin: most of
+	 * the image is on the root whatever becomes of big.bin. */
+	CU_ASSERT_EQUAL_FATAL(t_sh("head -c 3000000 /dev/urandom > '%s/usr/big2.bin'",
+				   t_path("src")), 0);
+	chunk(t_path("src"), t_path("img1.tar.zst"), &m1);
+	CU_ASSERT_EQUAL_FATAL(t_sh("rm -rf '%s' && cp -a '%s' '%s'", t_path("root"), t_path("src"),
+				   t_path("root")), 0);
+	CU_ASSERT_EQUAL_FATAL(t_sh("python3 -c 'import sys; p = sys.argv[1]; "
+				   "d = bytearray(open(p, \"rb\").read()); "
+				   "[d.__setitem__(i, (d[i] + 1) %% 256) for i in range(1000, len(d), 30000)]; "
+				   "open(p, \"wb\").write(d)' '%s/usr/big.bin'", t_path("src")), 0);
+	chunk_on(t_path("src"), t_path("img2.tar.zst"), t_path("img1.tar.zst"), m2);
+}
+
+/* "N files from delta frames": N. */
+static long delta_count(const char *out)
+{
+	const char *p = strstr(out, " files from delta frames");
+	while (p && p > out && p[-1] >= '0' && p[-1] <= '9')
+		p--;
+	return p ? strtol(p, NULL, 10) : -1;
+}
+
+TEST_CASE(delta_used_when_base_matches)
+{
+	/* The root holds big.bin as img1 had it: its delta frame (a few
+	 * hundred bytes) is fetched, not its 2 MB of changed chunks. */
+	struct made m;
+	char *out = NULL;
+	long reused, fetched;
+	long long read;
+	delta_images(&m);
+	CU_ASSERT_EQUAL_FATAL(run(t_path("img2.tar.zst"), settings(&m, NULL), &out), 0);
+	reuse_counts(out, &reused, &fetched, &read);
+	CU_ASSERT_EQUAL(delta_count(out), 1);
+	CU_ASSERT(read > 0 && read < 200000);
+	CU_ASSERT_PTR_NULL(strstr(out, "reading the whole image"));
+	root_is_src();
+	free(out);
+}
+
+TEST_CASE(delta_normal_frame_when_base_differs)
+{
+	/* The root's big.bin is neither img1's nor img2's: no delta, its
+	 * frames are fetched. */
+	struct made m;
+	char *out = NULL;
+	long reused, fetched;
+	long long read;
+	delta_images(&m);
+	CU_ASSERT_EQUAL_FATAL(t_sh("head -c 2000000 /dev/urandom > '%s/usr/big.bin'",
+				   t_path("root")), 0);
+	CU_ASSERT_EQUAL_FATAL(run(t_path("img2.tar.zst"), settings(&m, NULL), &out), 0);
+	reuse_counts(out, &reused, &fetched, &read);
+	CU_ASSERT_EQUAL(delta_count(out), 0);
+	CU_ASSERT(read > 2000000);
+	CU_ASSERT_PTR_NULL(strstr(out, "reading the whole image"));
+	root_is_src();
+	free(out);
+}
+
+TEST_CASE(delta_corrupted_falls_back_to_frames)
+{
+	/* A byte of the delta frame flipped: it does not decode to big.bin's
+	 * content, and big.bin's frames are fetched instead -- not the whole
+	 * image (whose SHA-256 no longer matches the job's: reading it whole
+	 * would fail the job). */
+	struct made m;
+	char *out = NULL;
+	long reused, fetched;
+	long long read;
+	delta_images(&m);
+	CU_ASSERT_EQUAL_FATAL(t_sh("python3 -c 'import json, struct, subprocess, sys; "
+				   "p = sys.argv[1]; d = bytearray(open(p, \"rb\").read()); "
+				   "off, ln = struct.unpack(\"<2Q\", d[-64:-48]); "
+				   "toc = json.loads(subprocess.run([\"zstd\", \"-dc\"], input=bytes(d[off:off + ln]), "
+				   "stdout=subprocess.PIPE, check=True).stdout); "
+				   "x = [e for e in toc[\"entries\"] if \"reimage.delta\" in e][0][\"reimage.delta\"]; "
+				   "d[x[\"offset\"] + x[\"size\"] // 2] ^= 0xff; open(p, \"wb\").write(d)' '%s'",
+				   t_path("img2.tar.zst")), 0);
+	CU_ASSERT_EQUAL_FATAL(run(t_path("img2.tar.zst"), settings(&m, NULL), &out), 0);
+	reuse_counts(out, &reused, &fetched, &read);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "the delta frame of 'usr/big.bin'"));
+	CU_ASSERT_EQUAL(delta_count(out), 0);
+	CU_ASSERT(read > 1000000);
+	CU_ASSERT_PTR_NULL(strstr(out, "reading the whole image"));
+	root_is_src();
+	free(out);
+}
+
+TEST_CASE(delta_image_extracts_with_tar)
+{
+	/* The delta frames are skippable frames: GNU tar (through zstd) and
+	 * bsdtar extract the image as if they were not there. */
+	struct made m;
+	delta_images(&m);
+	CU_ASSERT_EQUAL_FATAL(t_sh("mkdir '%s' && tar --zstd --acls -xpf '%s' -C '%s' 2>/dev/null",
+				   t_path("x"), t_path("img2.tar.zst"), t_path("x")), 0);
+	char *want = fixture_manifest(t_path("src")), *got = fixture_manifest(t_path("x"));
+	CU_ASSERT(want && got && fixture_same(want, got, "tar --zstd -x"));
+	free(want);
+	free(got);
+	CU_ASSERT_EQUAL_FATAL(t_sh("mkdir '%s' && bsdtar -xpf '%s' -C '%s'", t_path("y"),
+				   t_path("img2.tar.zst"), t_path("y")), 0);
+	want = fixture_meta_manifest(t_path("src"), 0);
+	got = fixture_meta_manifest(t_path("y"), 0);
+	CU_ASSERT(want && got && fixture_same(want, got, "bsdtar -x"));
+	free(want);
+	free(got);
+	CU_ASSERT_EQUAL(t_sh("zstd -t -q '%s'", t_path("img2.tar.zst")), 0);
 }
 
 TEST_CASE(fallback_bad_toc_digest)
