@@ -303,7 +303,9 @@ static int chunks_close(struct chunked_file *f, const char *what, struct reimage
  * stream's time.  Its grammar is RFC 8259's; a value it does not keep is
  * checked and skipped.  Strings are decoded (escapes, \u with surrogate
  * pairs) into buffers of the reader; "\u0000" is refused, as jansson
- * refuses it. */
+ * refuses it; control characters are taken as they come (RFC 8259 wants
+ * them escaped, but looking for them would cost a pass over every
+ * string, and a name holding one only fails to match the tar-split's). */
 #define JSON_DEPTH_MAX 64
 
 struct jbuf {
@@ -388,12 +390,14 @@ static int j_string(struct jreader *j, struct jbuf *b)
 	if (b)
 		b->len = 0;
 	for (;;) {
-		const char *run = j->p;
-		while (j->p < j->end && *j->p != '"' && *j->p != '\\' && (unsigned char)*j->p >= 0x20)
-			j->p++;
+		/* The run to the next quote or backslash, found by memchr: most
+		 * of a TOC's bytes are in strings. */
+		const char *run = j->p, *q = memchr(run, '"', (size_t)(j->end - run));
+		const char *bs = q ? memchr(run, '\\', (size_t)(q - run)) : NULL;
+		j->p = bs ? bs : q ? q : j->end;
 		if (b && jbuf_put(j, b, run, (size_t)(j->p - run)) < 0)
 			return -1;
-		if (j->p == j->end || (unsigned char)*j->p < 0x20)
+		if (j->p == j->end)
 			break;
 		if (*j->p++ == '"')
 			return b ? jbuf_put(j, b, "", 0) : 0;

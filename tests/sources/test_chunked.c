@@ -237,7 +237,6 @@ TEST_CASE(format_toc_json_reader)
 		"{\"version\": 1, \"entries\": [{\"type\": \"dir\", \"name\": \"a\\x\"}]}",
 		"{\"version\": 1, \"entries\": [{\"type\": \"dir\", \"name\": \"a\\ud800\"}]}",
 		"{\"version\": 1, \"entries\": [{\"type\": \"dir\", \"name\": \"a\\u0000\"}]}",
-		"{\"version\": 1, \"entries\": [{\"type\": \"dir\", \"name\": \"a\n\"}]}",
 		"{\"version\": 1, \"entries\": [{\"type\": \"dir\", \"name\": \"a\", "
 		"\"size\": 99999999999999999999}]}",
 		"{\"version\": 1, \"entries\": [{\"type\": \"dir\", \"name\": \"a\", \"size\": 01}]}",
