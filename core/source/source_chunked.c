@@ -580,15 +580,13 @@ static int find_local(struct chunked *c)
 		if (f->local) {
 			c->reused++;
 			c->reused_bytes += f->size;
-			continue;
-		}
-		if (f->delta_from) {
+		} else if (f->delta_from) {
 			c->fetch_total += f->delta_size;
-			continue;
+		} else {
+			for (size_t k = 0; k < f->n_chunks; k++)
+				if (!f->chunks[k].local)
+					c->fetch_total += f->chunks[k].end - f->chunks[k].offset;
 		}
-		for (size_t k = 0; k < f->n_chunks; k++)
-			if (!f->chunks[k].local)
-				c->fetch_total += f->chunks[k].end - f->chunks[k].offset;
 		/* Little to reuse: the whole stream costs about the same bytes,
 		 * and writes no frames aside -- it is the faster way. */
 		c->whole = c->fetch_total > c->foot.toc_offset / 2;
