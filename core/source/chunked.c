@@ -784,8 +784,10 @@ static int toc_add(struct chunked_toc *toc, size_t *cap, const struct toc_entry 
 	return r;
 }
 
-int chunked_toc_parse(const char *text, size_t len, const char *what, struct chunked_toc *toc,
-		      struct reimage_error *err)
+/* The TOC, or (max files read: the head of one) its first max files,
+ * whose chunks may be cut short. */
+static int toc_parse(const char *text, size_t len, const char *what, size_t max,
+		     struct chunked_toc *toc, struct reimage_error *err)
 {
 	struct jreader j = { .p = text, .end = text + len };
 	struct toc_entry e = { 0 };
@@ -811,11 +813,13 @@ int chunked_toc_parse(const char *text, size_t len, const char *what, struct chu
 				r = bad(err, what, "expected {\"version\": 1, \"entries\": [...]}");
 				break;
 			}
-			for (size_t k = 0; r == 0 && j_next_element(&j, &k); i++) {
+			for (size_t k = 0; r == 0 && toc->n < max && j_next_element(&j, &k); i++) {
 				toc_entry_read(&j, &e);
 				if (!j.failed)
 					r = toc_add(toc, &cap, &e, i, what, err);
 			}
+			if (r == 0 && toc->n == max)
+				goto out;
 		} else {
 			j_skip(&j, 1);
 		}
@@ -836,11 +840,29 @@ int chunked_toc_parse(const char *text, size_t len, const char *what, struct chu
 	}
 	for (i = 0; i < toc->n && r == 0; i++)
 		r = chunks_close(&toc->files[i], what, err);
+out:
 	toc_entry_free(&e);
 	free(j.key.s);
 	free(b_split.s);
 	if (r < 0)
 		chunked_toc_free(toc);
+	return r;
+}
+
+int chunked_toc_parse(const char *text, size_t len, const char *what, struct chunked_toc *toc,
+		      struct reimage_error *err)
+{
+	return toc_parse(text, len, what, SIZE_MAX, toc, err);
+}
+
+int chunked_toc_head(const char *text, size_t len, size_t max, struct chunked_toc *toc,
+		     struct reimage_error *err)
+{
+	int r = toc_parse(text, len, "TOC", max, toc, err);
+	if (r == 0 && toc->n < max) {
+		chunked_toc_free(toc);
+		return bad(err, "TOC", "fewer files than asked for");
+	}
 	return r;
 }
 

@@ -105,6 +105,10 @@ size_t chunked_roll_split(struct chunked_roll *r, const unsigned char *p, size_t
 int chunked_toc_parse(const char *json, size_t len, const char *what, struct chunked_toc *ret,
 		      struct reimage_error *err);
 void chunked_toc_free(struct chunked_toc *toc);
+/* The first max files of a TOC (json: its beginning, perhaps cut short),
+ * their chunks perhaps incomplete; -EBADMSG if it holds fewer. */
+int chunked_toc_head(const char *json, size_t len, size_t max, struct chunked_toc *ret,
+		     struct reimage_error *err);
 
 /* One record of the tar-split: raw bytes of the tar (headers, padding,
  * the end blocks), or a file's content that the TOC describes. */

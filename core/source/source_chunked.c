@@ -208,7 +208,49 @@ static int digest_is(const void *data, size_t len, const unsigned char want[32])
 	return memcmp(md, want, 32) == 0;
 }
 
-/* The footer and the TOC (checked against the job). */
+/* A root that cannot hold a match of the image: no TOC kept from a last
+ * image (reuse then goes by path alone), and nothing at the path of any
+ * of the first PROBE_FILES files of the TOC.  A first image, told from
+ * the head of the TOC: decompressing and reading all of a Debian root's
+ * 4 MB took 17 ms, 3% of its full stream's staging on a tmpfs. */
+#define PROBE_FILES 256
+#define PROBE_TEXT (256u << 10)
+static int open_in_root(int root_fd, const char *rel);
+static int nothing_here(struct chunked *c)
+{
+	struct reimage_error ignored = { 0 };
+	struct chunked_toc head;
+	char path[PATH_MAX], *text = malloc(PROBE_TEXT);
+	ZSTD_DCtx *d = ZSTD_createDCtx();
+	ZSTD_inBuffer in = { c->toc_z, c->toc_z_len, 0 };
+	ZSTD_outBuffer out = { text, PROBE_TEXT, 0 };
+	int empty = 0;
+
+	if (c->root_fd < 0 || !text || !d ||
+	    fs_join(path, sizeof(path), c->req->workdir, INDEX_NAME) < 0 || fs_exists(path))
+		goto out;
+	for (size_t z = 1; z && out.pos < out.size && in.pos < in.size;)
+		if (ZSTD_isError(z = ZSTD_decompressStream(d, &out, &in)))
+			goto out;
+	if (chunked_toc_head(text, out.pos, PROBE_FILES, &head, &ignored) < 0)
+		goto out;
+	empty = 1;
+	for (size_t i = 0; i < head.n && empty; i++) {
+		const char *rel = stage_safe_path(head.files[i].name);
+		int fd = rel && *rel ? open_in_root(c->root_fd, rel) : -1;
+		empty = fd < 0;
+		if (fd >= 0)
+			close(fd);
+	}
+	chunked_toc_free(&head);
+out:
+	ZSTD_freeDCtx(d);
+	free(text);
+	return empty;
+}
+
+/* The footer and the TOC (checked against the job); not the TOC's files
+ * when the root cannot hold any (c->whole). */
 static int read_toc(struct chunked *c, struct reimage_error *err)
 {
 	unsigned char foot[CHUNKED_FOOTER_SIZE], want[32];
@@ -255,6 +297,8 @@ static int read_toc(struct chunked *c, struct reimage_error *err)
 		goto out;
 	}
 	c->toc_ok = 1;
+	if ((c->whole = nothing_here(c)))
+		goto out;
 	if ((r = chunked_unzstd(c->toc_z, c->toc_z_len, CHUNKED_META_MAX, &text, &len, "TOC",
 				err)) < 0 ||
 	    (r = chunked_toc_parse(text, len, "TOC", &c->toc, err)) < 0)
@@ -562,8 +606,7 @@ static int find_local(struct chunked *c)
 	for (size_t i = 0; i < c->toc.n; i++)
 		order[i] = &c->toc.files[i];
 	qsort(order, c->toc.n, sizeof(*order), by_frames_desc);
-	/* Without a root, nothing matches (every open fails). */
-	if (c->req->root && (c->root_fd = open(c->req->root, O_PATH | O_DIRECTORY | O_CLOEXEC)) >= 0)
+	if (c->root_fd >= 0)
 		index_load(c, &ix);
 	for (size_t i = 0; i < c->toc.n && !c->whole; i++) {
 		struct chunked_file *f = order[i];
@@ -1084,8 +1127,16 @@ static int stage_chunked(struct chunked *c, struct stage_sink *k, struct reimage
 		err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
 		return -ENOMEM;
 	}
+	/* Without a root, nothing matches (every open fails). */
+	if (c->req->root)
+		c->root_fd = open(c->req->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if ((r = read_toc(c, err)) < 0)
 		return r;
+	if (c->whole) {
+		err_set(err, -EAGAIN, REIMAGE_EC_NONE, "none of the first %d files of the TOC is "
+			"on the root, which keeps no TOC of a last image", PROBE_FILES);
+		return -EAGAIN;
+	}
 	if ((r = find_local(c)) < 0) {
 		err_set(err, r, REIMAGE_EC_IO, "out of memory");
 		return r;

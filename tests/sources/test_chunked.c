@@ -273,6 +273,26 @@ TEST_CASE(first_image_read_whole)
 	free(out);
 }
 
+TEST_CASE(first_image_told_from_the_toc_head)
+{
+	/* An image of more than 256 files on a root that holds none of them
+	 * and keeps no TOC: the head of the TOC tells, and the image is read
+	 * whole without reading the rest of the TOC. */
+	struct made m;
+	char *out = NULL;
+	setup();
+	CU_ASSERT_EQUAL_FATAL(t_sh("set -e; mkdir '%s/usr/more'; for i in $(seq 1 300); do "
+				   "echo $i > '%s/usr/more/f'$i; done", t_path("src"), t_path("src")), 0);
+	chunk(t_path("src"), t_path("img.tar.zst"), &m);
+	CU_ASSERT_EQUAL_FATAL(run(t_path("img.tar.zst"), settings(&m, NULL), &out), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "notice: stage: chunked image: none of the first 256 "
+					   "files of the TOC is on the root"));
+	root_is_src();
+	/* The next image finds the TOC kept, and looks file by file. */
+	CU_ASSERT_EQUAL(t_sh("test -s '%s/.reimage/chunked.toc'", t_path("root")), 0);
+	free(out);
+}
+
 TEST_CASE(reuse_from_root)
 {
 	struct made m;
