@@ -436,7 +436,7 @@ static void falls_back(const char *image, const char *extra, const char *why)
 
 /* An update as a point release makes one: the root runs src as it was
  * (img1 made of it), then a few bytes of usr/big.bin rewritten here and
- * there (a rebuilt binary: every chunk of it changed) and img2 made of
+ * there (a rebuilt binary: most chunks of it changed) and img2 made of
  * src with --base img1: big.bin gets a delta frame, and nothing else. */
 static void delta_images(struct made *m2)
 {
@@ -449,10 +449,8 @@ static void delta_images(struct made *m2)
 	chunk(t_path("src"), t_path("img1.tar.zst"), &m1);
 	CU_ASSERT_EQUAL_FATAL(t_sh("rm -rf '%s' && cp -a '%s' '%s'", t_path("root"), t_path("src"),
 				   t_path("root")), 0);
-	CU_ASSERT_EQUAL_FATAL(t_sh("python3 -c 'import sys; p = sys.argv[1]; "
-				   "d = bytearray(open(p, \"rb\").read()); "
-				   "[d.__setitem__(i, (d[i] + 1) %% 256) for i in range(1000, len(d), 30000)]; "
-				   "open(p, \"wb\").write(d)' '%s/usr/big.bin'", t_path("src")), 0);
+	for (long at = 1000; at < 2000000; at += 131072)
+		scribble(t_path("src/usr/big.bin"), at);
 	chunk_on(t_path("src"), t_path("img2.tar.zst"), t_path("img1.tar.zst"), m2);
 }
 
