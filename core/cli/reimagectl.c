@@ -44,7 +44,7 @@
 #define REPORT_MAX 65536
 
 struct args {
-	const char *store, *key, *conf, *agents, *group, *members, *output, *trusted;
+	const char *store, *key, *conf, *agents, *group, *members, *output, *trusted, *base;
 	long long serial, expires, timeout, interval, stale;
 	int reset_serial;  /* submit --reset-serial */
 	int expires_given;
@@ -1164,17 +1164,17 @@ static int cmd_image(void *ctx, struct reimage_error *err)
 
 	if (strcmp(c->a->pos[0], "chunk") != 0 || !c->a->output || !strcmp(c->a->output, "-")) {
 		err_set(err, -EINVAL, REIMAGE_EC_CONFIG,
-			"usage: reimagectl image chunk SRC -o OUT.tar.zst");
+			"usage: reimagectl image chunk SRC -o OUT.tar.zst [--base PREV.tar.zst]");
 		return -EINVAL;
 	}
-	if ((r = chunked_write(c->a->pos[1], c->a->output, CHUNK_LEVEL, &m, err)) < 0) {
+	if ((r = chunked_write(c->a->pos[1], c->a->output, c->a->base, CHUNK_LEVEL, &m, err)) < 0) {
 		err_prefix(err, "image chunk");
 		return r;
 	}
-	printf("%s: %llu entries, %llu files with content, %llu bytes\n"
+	printf("%s: %llu entries, %llu files with content, %llu bytes, %llu delta frames\n"
 	       "image: { url = \"...\"; sha256 = \"%s\"; size = %llu; toc_sha256 = \"%s\"; }\n",
 	       c->a->output, (unsigned long long)m.entries, (unsigned long long)m.files,
-	       (unsigned long long)m.size, m.sha256, (unsigned long long)m.size, m.toc_sha256);
+	       (unsigned long long)m.size, (unsigned long long)m.deltas, m.sha256, (unsigned long long)m.size, m.toc_sha256);
 	return 0;
 }
 
@@ -1205,6 +1205,8 @@ static const struct cli_option options[] = {
 	{ "key", 'k', "FILE", "the private key that signs", 0 },
 	{ "trusted", 't', "FILE", "the public key that verifies", 0 },
 	{ "output", 'o', "FILE", "where to write (default: standard output)", 0 },
+	{ "base", 0, "PREV", "image chunk: the image before this one (a chunked image), for "
+			     "delta frames of the files that changed", 0 },
 	{ "agents", 0, "A,B,...", "the agents a job is for, one signed document each", 0 },
 	{ "group", 0, "G", "the group a shared job document is for", 0 },
 	{ "members", 0, "A,B,...", "the agents of --group that status and wait follow", 0 },
@@ -1316,13 +1318,16 @@ static const struct cli_command commands[] = {
 	  "or trusted_keys to read them); without them the documents are still\n"
 	  "withdrawn.",
 	  (const char *const[]){ "store", "config", "key", "trusted", NULL }, cmd_stop, NULL, 0 },
-	{ "image", 2, 2, "chunk SRC -o OUT.tar.zst",
+	{ "image", 2, 2, "chunk SRC -o OUT.tar.zst [--base PREV.tar.zst]",
 	  "Write SRC -- a directory tree (owners, modes, times, xattrs, ACLs,\n"
 	  "capabilities, hard links, devices kept) or an image file any tar reads --\n"
 	  "as a zstd:chunked image: a tar.zst any `tar --zstd -x` extracts, with a table\n"
 	  "of contents agents use to fetch only the files their root lacks.  Prints the\n"
-	  "job's image.sha256, size and toc_sha256 (give all three in the job).",
-	  (const char *const[]){ "output", NULL }, cmd_image, (const char *const[]){ "output", NULL }, 0 },
+	  "job's image.sha256, size and toc_sha256 (give all three in the job).  With\n"
+	  "--base, each file that PREV holds with other content also gets a delta frame\n"
+	  "(its content compressed against PREV's, in a skippable frame plain readers\n"
+	  "skip): agents still running PREV's file fetch that instead.",
+	  (const char *const[]){ "output", "base", NULL }, cmd_image, (const char *const[]){ "output", NULL }, 0 },
 	{ "rollout", 2, 2, "(status|advance) -s STORE -t PUBLIC.pem [-k PRIVATE.pem] JOB [--json]",
 	  "Each wave of a rollout (job.conf's rollout.waves), numbered from 1 as in the\n"
 	  "store's wave-N files: its agents, state (waiting, open, committed, halted,\n"
@@ -1416,6 +1421,7 @@ int main(int argc, char **argv)
 	a.key = cli_value(p, &ca, "key");
 	a.trusted = cli_value(p, &ca, "trusted");
 	a.output = cli_value(p, &ca, "output");
+	a.base = cli_value(p, &ca, "base");
 	a.agents = cli_value(p, &ca, "agents");
 	a.group = cli_value(p, &ca, "group");
 	a.members = cli_value(p, &ca, "members");

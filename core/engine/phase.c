@@ -578,7 +578,7 @@ static int phase_stage(struct engine *e, struct reimage_error *err)
 	if ((r = stage_image(&req, &res, err)) < 0 ||
 	    (r = preflight_image(e->L.staging, e->job, e->guarded, err)) < 0)
 		return r;
-	log_notice("staged %llu entries, %llu bytes of files from %llu bytes of image in %.1f s "
+	log_notice("staged %llu entries, %llu bytes of files from %llu bytes of image in %.2f s "
 		   "(SHA-256 %s%s)", (unsigned long long)res.entries,
 		   (unsigned long long)res.bytes_out, (unsigned long long)res.bytes_in,
 		   (double)(progress_now_ms() - t0) / 1000.0, res.sha256[0] ? res.sha256 : "none",

@@ -41,6 +41,21 @@ struct chunked_footer {
 int chunked_footer_parse(const unsigned char b[CHUNKED_FOOTER_SIZE], uint64_t file_size,
 			 struct chunked_footer *ret, struct reimage_error *err);
 
+/* One chunk of a file's content: containers/storage cuts a file's
+ * content where a rolling checksum says (chunked_split_point), each piece
+ * its own zstd frame, so that a changed file costs only its changed
+ * chunks.  A file the TOC does not cut is one chunk, its digest the
+ * file's. */
+struct chunked_chunk {
+	uint64_t at, size;          /* its bytes of the file's content */
+	uint64_t offset, end;       /* its frame in the image: [offset, end) */
+	unsigned char digest[32];   /* SHA-256 of its bytes */
+	char *local;                /* reader: a root file holding these bytes, */
+	uint64_t local_at;          /* from here */
+	uint64_t fetched;           /* reader: where its frame lies in the fetched file */
+	size_t request;             /* reader: the range request that fetches it */
+};
+
 /* One regular file of the TOC with content. */
 struct chunked_file {
 	char *name;                 /* as the tar names it */
@@ -49,8 +64,18 @@ struct chunked_file {
 	unsigned char digest[32];   /* SHA-256 of its content */
 	int64_t mtime;              /* its modtime: seconds (INT64_MIN if none), */
 	long mtime_nsec;            /* and nanoseconds */
+	struct chunked_chunk *chunks;  /* in order, covering [0, size) */
+	size_t n_chunks;
 	char *local;                /* reader: a path of the root whose content matched */
-	uint64_t fetched;           /* reader: where its frame lies in the fetched file */
+	/* reimage's extension (docs/usage.md "Delta frames"): a zstd frame of
+	 * the content compressed with the base's content (base_size bytes
+	 * hashing to base) as its prefix, at [delta_offset, + delta_size). */
+	int has_delta;
+	unsigned char delta_base[32];
+	uint64_t delta_base_size, delta_offset, delta_size;
+	char *delta_from;           /* reader: a root path holding the base */
+	int delta_ok;               /* reader: the content decoded from its delta, */
+	uint64_t delta_at;          /* kept here in the decoded file */
 };
 
 struct chunked_toc {
@@ -60,10 +85,30 @@ struct chunked_toc {
 	int has_tarsplit_digest;
 };
 
+/* The rolling checksum that cuts a file's content in chunks: bup's (an
+ * Adler-32-like sum over the last 64 bytes), a cut after each byte where
+ * the low CHUNKED_ROLL_BITS bits of its second half are all ones -- the
+ * rule of containers/storage's compressor, about 64 KiB a chunk. */
+#define CHUNKED_ROLL_WINDOW 64
+#define CHUNKED_ROLL_BITS 16
+struct chunked_roll {
+	uint32_t s1, s2;
+	unsigned char window[CHUNKED_ROLL_WINDOW];
+	unsigned wofs;
+};
+void chunked_roll_init(struct chunked_roll *r);
+/* Roll len bytes of p in; the count of bytes up to and including the
+ * first cut point among them, or 0 if none. */
+size_t chunked_roll_split(struct chunked_roll *r, const unsigned char *p, size_t len);
+
 /* Parse a TOC (its JSON, decompressed); what names it in messages. */
 int chunked_toc_parse(const char *json, size_t len, const char *what, struct chunked_toc *ret,
 		      struct reimage_error *err);
 void chunked_toc_free(struct chunked_toc *toc);
+/* The first max files of a TOC (json: its beginning, perhaps cut short),
+ * their chunks perhaps incomplete; -EBADMSG if it holds fewer. */
+int chunked_toc_head(const char *json, size_t len, size_t max, struct chunked_toc *ret,
+		     struct reimage_error *err);
 
 /* One record of the tar-split: raw bytes of the tar (headers, padding,
  * the end blocks), or a file's content that the TOC describes. */
@@ -98,13 +143,30 @@ struct chunked_made {
 	char toc_sha256[DIGEST_HEX_SHA256];
 	uint64_t size;
 	uint64_t files, entries;
+	uint64_t deltas;            /* delta frames written (--base) */
 };
 
 /* Write the chunked image of src -- a directory (its tree, with every
  * piece of metadata the disk reader reads) or an image file libarchive
  * reads (tar of any compression, ...) -- to out, replaced atomically.
+ * base: the chunked image before it, or NULL: each file base holds at
+ * the same path with other content (up to CHUNKED_DELTA_MAX bytes each)
+ * also gets a delta frame when that is smaller than its frames.
  * level: zstd's compression level. */
-int chunked_write(const char *src, const char *out, int level, struct chunked_made *ret,
-		  struct reimage_error *err);
+int chunked_write(const char *src, const char *out, const char *base, int level,
+		  struct chunked_made *ret, struct reimage_error *err);
+
+/* A delta frame's base and content are at most this big: their sum fits
+ * the window any zstd decoder accepts by default (2^27). */
+#define CHUNKED_DELTA_MAX (64u << 20)
+/* The TOC key of a file's delta frame (an object: base, baseSize,
+ * offset, size); readers of containers/storage's TOC ignore it. */
+#define CHUNKED_DELTA_KEY "reimage.delta"
+
+/* Decode a delta frame (its len bytes) against prefix (the base's
+ * prefix_len bytes) into out (exactly out_len bytes); -1 if it is not
+ * one or does not decode to out_len bytes. */
+int chunked_delta_decode(const void *frame, size_t len, const void *prefix, size_t prefix_len,
+			 void *out, size_t out_len);
 
 #endif

@@ -246,8 +246,10 @@ struct reimage_transport_ops {
 	 * > 0): read() then delivers those bytes and returns 0 after the
 	 * last.  The core reads single files of an image this way (a chunked
 	 * image's table of contents and the frames of the files it lacks),
-	 * many ranges of one resource in a row: a transport SHOULD keep its
-	 * connection open between them.  *ret_size is the whole resource's
+	 * many ranges of one resource in a row, several open at once (the
+	 * next ones are opened before the first is read, so that their round
+	 * trips overlap; all from one thread): a transport SHOULD keep its
+	 * connections open between them.  *ret_size is the whole resource's
 	 * size or REIMAGE_SIZE_UNKNOWN.
 	 * A server that does not honour the range (an http answer 200 with
 	 * the whole resource) MUST be refused before any byte is delivered:

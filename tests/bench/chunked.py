@@ -5,6 +5,7 @@
   tests/bench/chunked.py --build DIR --debian CACHE      (builds both roots with mmdebstrap)
   tests/bench/chunked.py --build DIR --old ROOT --derive PERCENT   (new = old, PERCENT of
                                                                      its files rewritten)
+  ... --delta     the new image made with --base (the old root's image): delta frames
 
 The new root is made into one zstd:chunked image (reimagectl image chunk),
 served by nginx on 127.0.0.1.  Each round stages it on a fresh copy of the
@@ -192,6 +193,8 @@ def main():
     ap.add_argument("--derive", type=int, metavar="PERCENT")
     ap.add_argument("--work", default="/tmp/reimage-bench-chunked")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--delta", action="store_true",
+                    help="make the new image with --base OLD-IMAGE (delta frames)")
     a = ap.parse_args()
     if os.getuid() != 0:
         print("chunked.py: needs root (owners, devices in the roots)", file=sys.stderr)
@@ -207,15 +210,21 @@ def main():
     ng = Nginx(a.work)
     try:
         img = os.path.join(ng.www, "new.tar.zst")
+        base = []
+        if a.delta:
+            base = ["--base", os.path.join(a.work, "old.tar.zst")]
+            subprocess.run([os.path.join(a.build, "reimagectl"), "image", "chunk", a.old,
+                            "-o", base[1]], stdout=subprocess.DEVNULL, check=True)
         out = subprocess.run([os.path.join(a.build, "reimagectl"), "image", "chunk", a.new,
-                              "-o", img], stdout=subprocess.PIPE, check=True, text=True).stdout
+                              "-o", img] + base, stdout=subprocess.PIPE, check=True,
+                             text=True).stdout
         m = re.search(r'sha256 = "([0-9a-f]+)"; size = (\d+); toc_sha256 = "([0-9a-f]+)"', out)
         sha, size, toc = m.group(1), int(m.group(2)), m.group(3)
         url = f"http://127.0.0.1:{ng.port}/new.tar.zst"
         full = f'sha256 = "{sha}"; size = {size}; kind = "archive";'
         chunked = f'sha256 = "{sha}"; size = {size}; toc_sha256 = "{toc}";'
         sh(f"cat '{img}' > /dev/null")  # served from the page cache every time
-        print(f"image: {size} bytes, {out.split(':')[1].split(',')[0].strip()}; "
+        print(f"image: {size} bytes, {out.split(': ')[1].splitlines()[0]}; "
               f"old root {a.old}, new root {a.new}")
         rows = {}
         for scenario, root_from in (("point release", a.old), ("first image", None)):
@@ -252,7 +261,7 @@ def main():
                 print(f"{scenario:<15} {way:<8} {b:>12.0f} {q:>8.0f} {s:>8.2f} {w:>7.2f} {c:>6.2f}"
                       f"   {b / rb:.3f}, {s / rs if rs else 0:.2f}, {w / rw:.2f}, {c / rc:.2f}")
         print(f"(medians of {a.rounds} rounds, each way run in turn on the same copy; STAGE "
-              f"to 0.1 s; CPU: the run's user + system time; load average now "
+              f"to 0.01 s; CPU: the run's user + system time; load average now "
               f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
     finally:
         ng.stop()

@@ -126,10 +126,35 @@ static int run_job(const char *url, const char *extra, char **out)
 	return r;
 }
 
-TEST_CASE(chunked_ranges_coalesced)
+/* The root is src's tree, entry by entry. */
+static void root_is_src(const char *what)
+{
+	char *want = fixture_manifest(t_path("src")), *got = fixture_manifest(t_path("root"));
+	CU_ASSERT(fixture_same(want, got, what));
+	free(want);
+	free(got);
+}
+
+/* Stage the image nginx serves at path (under www/) with the job's
+ * settings extra; the run's log (it must succeed) and its numbers. */
+static char *staged_over_nginx(const char *path, const char *extra, long *reused, long *fetched,
+			       long *requests, long long *read)
 {
 	struct nginx n;
-	char extra[512], url[128], *out = NULL, *want, *got;
+	char url[128], *out = NULL;
+
+	nginx_start(&n, 0);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/%s", n.port, path);
+	int r = run_job(url, extra, &out);
+	server_stop(n.pid);
+	CU_ASSERT_EQUAL_FATAL(r, 0);
+	chunked_counts(out, reused, fetched, requests, read);
+	return out;
+}
+
+TEST_CASE(chunked_ranges_coalesced)
+{
+	char extra[512], *out = NULL;
 	long reused, fetched, requests;
 	long long size, read;
 
@@ -141,12 +166,7 @@ TEST_CASE(chunked_ranges_coalesced)
 	CU_ASSERT_EQUAL_FATAL(t_sh("cp -a '%s/usr/lib/big.bin' '%s/usr/lib/'", t_path("src"),
 				   t_path("root")), 0);
 	chunked_image(t_path("src"), extra, sizeof(extra), &size);
-	nginx_start(&n, 0);
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d/img.tar.zst", n.port);
-	int r = run_job(url, extra, &out);
-	server_stop(n.pid);
-	CU_ASSERT_EQUAL_FATAL(r, 0);
-	chunked_counts(out, &reused, &fetched, &requests, &read);
+	out = staged_over_nginx("img.tar.zst", extra, &reused, &fetched, &requests, &read);
 	CU_ASSERT_EQUAL(reused, 1);
 	CU_ASSERT(fetched > 300);
 	/* The footer, the TOC, the tar-split, and the frames of 310 files:
@@ -156,18 +176,13 @@ TEST_CASE(chunked_ranges_coalesced)
 	CU_ASSERT_EQUAL(ranged_gets(requests), requests);
 	CU_ASSERT(read < size / 2);
 	CU_ASSERT_PTR_NULL(strstr(out, "reading the whole image"));
-	want = fixture_manifest(t_path("src"));
-	got = fixture_manifest(t_path("root"));
-	CU_ASSERT(fixture_same(want, got, "chunked over http"));
-	free(want);
-	free(got);
+	root_is_src("chunked over http");
 	free(out);
 }
 
 TEST_CASE(chunked_reuse_fetches_changes_only)
 {
-	struct nginx n;
-	char extra[512], url[128], *out = NULL, *want, *got;
+	char extra[512], *out = NULL;
 	long reused, fetched, requests;
 	long long size, read;
 
@@ -183,12 +198,7 @@ TEST_CASE(chunked_reuse_fetches_changes_only)
 				   "head -c $(stat -c %%s $f) /dev/urandom > $f; done",
 				   t_path("src"), t_path("www/img.tar.zst")), 0);
 	chunked_image(t_path("src"), extra, sizeof(extra), &size);
-	nginx_start(&n, 0);
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d/img.tar.zst", n.port);
-	int r = run_job(url, extra, &out);
-	server_stop(n.pid);
-	CU_ASSERT_EQUAL_FATAL(r, 0);
-	chunked_counts(out, &reused, &fetched, &requests, &read);
+	out = staged_over_nginx("img.tar.zst", extra, &reused, &fetched, &requests, &read);
 	CU_ASSERT_EQUAL(fetched, 10);
 	CU_ASSERT(reused > 290);
 	CU_ASSERT(read < size / 10);
@@ -196,17 +206,60 @@ TEST_CASE(chunked_reuse_fetches_changes_only)
 	 * footer, the TOC and the tar-split. */
 	CU_ASSERT_EQUAL(requests, 4);
 	CU_ASSERT_EQUAL(ranged_gets(requests), requests);
-	want = fixture_manifest(t_path("src"));
-	got = fixture_manifest(t_path("root"));
-	CU_ASSERT(fixture_same(want, got, "chunked reuse over http"));
-	free(want);
-	free(got);
+	root_is_src("chunked reuse over http");
+	free(out);
+}
+
+TEST_CASE(chunked_ranges_in_parallel)
+{
+	char extra[512], *out = NULL, *log;
+	long reused, fetched, requests, conns[64], n_conns = 0;
+	long long size, read;
+
+	/* Eight changed files, each beside reused ones too big to fetch
+	 * with it: four to eight ranges, served at 256 KiB/s each (nginx's
+	 * /slow/) so that every answer's body is still coming when the next
+	 * requests go out.  They go out on up to CHUNKED_IN_FLIGHT (4)
+	 * connections at once: the log shows more than one, at most four. */
+	CU_ASSERT_EQUAL_FATAL(t_sh("set -e; mkdir -p '%s'; cd '%s'; for d in 1 2 3 4 5 6 7 8; do "
+				   "mkdir -p d$d; head -c 100000 /dev/urandom > d$d/a.bin; "
+				   "head -c 60000 /dev/urandom > d$d/b.bin; "
+				   "head -c 100000 /dev/urandom > d$d/c.bin; done",
+				   t_path("src"), t_path("src")), 0);
+	CU_ASSERT_EQUAL_FATAL(t_sh("cp -a '%s' '%s' && cd '%s' && for d in 1 2 3 4 5 6 7 8; do "
+				   "head -c 60000 /dev/urandom > d$d/b.bin; done", t_path("src"),
+				   t_path("root"), t_path("src")), 0);
+	chunked_image(t_path("src"), extra, sizeof(extra), &size);
+	CU_ASSERT_EQUAL_FATAL(t_sh("mkdir -p '%s' && mv '%s' '%s'", t_path("www/slow"),
+				   t_path("www/img.tar.zst"), t_path("www/slow/img.tar.zst")), 0);
+	out = staged_over_nginx("slow/img.tar.zst", extra, &reused, &fetched, &requests, &read);
+	CU_ASSERT_EQUAL(fetched, 8);
+	/* After the footer, the TOC and the tar-split, a range for each
+	 * changed file or two (two may meet, whatever order the tree was
+	 * walked in). */
+	CU_ASSERT(requests >= 3 + 4 && requests <= 3 + 8);
+	log = t_read(t_path("nginx/access.log"));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(log);
+	for (const char *p = log; (p = strstr(p, "GET /slow/img.tar.zst 206")); p++) {
+		const char *c = strstr(p, "conn=");
+		long id = c ? atol(c + 5) : -1;
+		long k = 0;
+		while (k < n_conns && conns[k] != id)
+			k++;
+		if (k == n_conns && n_conns < 64)
+			conns[n_conns++] = id;
+	}
+	CU_ASSERT(n_conns >= 2 && n_conns <= 4);
+	if (n_conns < 2 || n_conns > 4)
+		fprintf(stderr, "access.log:\n%s\n", log);
+	free(log);
+	root_is_src("chunked ranges in parallel");
 	free(out);
 }
 
 TEST_CASE(chunked_range_ignored_reads_whole)
 {
-	char extra[512], url[128], *out = NULL, *want, *got, *ranges;
+	char extra[512], url[128], *out = NULL, *ranges;
 	long long size;
 	int port;
 
@@ -230,11 +283,7 @@ TEST_CASE(chunked_range_ignored_reads_whole)
 	/* The footer's range, then the whole image. */
 	CU_ASSERT_EQUAL(strncmp(ranges, "bytes=", 6), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(ranges, "\nnone\n"));
-	want = fixture_manifest(t_path("src"));
-	got = fixture_manifest(t_path("root"));
-	CU_ASSERT(fixture_same(want, got, "chunked, ranges ignored"));
-	free(want);
-	free(got);
+	root_is_src("chunked, ranges ignored");
 	free(ranges);
 	free(out);
 	free(image);

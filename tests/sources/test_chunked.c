@@ -2,14 +2,15 @@
  * test_chunked.c -- zstd:chunked images (`reimagectl image chunk`, kind
  * "chunked"): the format read by independent tools (GNU tar extracts it,
  * a Python reader finds every file's frame through the footer and the TOC
- * and checks its digest), staging that reuses the root's files and fetches
- * the rest through the file transport's ranges, held to the metadata
- * fixture entry by entry, and every fallback to the full stream: a wrong
- * TOC digest, a corrupted frame, a root file that changed, a kind given
- * without the TOC's digest.
+ * and checks its digest and its chunks'), staging that reuses the root's
+ * files and chunks and fetches the rest through the file transport's
+ * ranges, held to the metadata fixture entry by entry, and every fallback
+ * to the full stream: a wrong TOC digest, a corrupted frame or chunk, a
+ * root file that changed, a kind given without the TOC's digest.
  */
 #define _GNU_SOURCE
 #include "harness.h"
+#include "chunked.h"
 #include "fixture.h"
 
 #include <stdio.h>
@@ -22,14 +23,22 @@ struct made {
 	long long size;
 };
 
-static void chunk(const char *src, const char *out, struct made *m)
+/* `reimagectl image chunk src -o out [--base base]`. */
+static void chunk_on(const char *src, const char *out, const char *base, struct made *m)
 {
 	char *text = NULL, *p;
-	CU_ASSERT_EQUAL_FATAL(fixture_reimagectl(&text, "image chunk '%s' -o '%s'", src, out), 0);
+	CU_ASSERT_EQUAL_FATAL(fixture_reimagectl(&text, "image chunk '%s' -o '%s'%s%s%s", src, out,
+						 base ? " --base '" : "", base ? base : "",
+						 base ? "'" : ""), 0);
 	CU_ASSERT_FATAL((p = strstr(text, "sha256 = \"")) != NULL);
 	CU_ASSERT_FATAL(sscanf(p, "sha256 = \"%64[0-9a-f]\"; size = %lld; toc_sha256 = \"%64[0-9a-f]\"",
 			       m->sha256, &m->size, m->toc) == 3);
 	free(text);
+}
+
+static void chunk(const char *src, const char *out, struct made *m)
+{
+	chunk_on(src, out, NULL, m);
 }
 
 static void setup(void)
@@ -40,8 +49,10 @@ static void setup(void)
 				   "'%s/etc/os'", t_path("root"), t_path("src"), t_path("root"),
 				   t_path("src"), t_path("root")), 0);
 	fixture_meta_tree(t_path("src"));
-	/* Files worth reusing: a big one and many small ones. */
-	CU_ASSERT_EQUAL_FATAL(t_sh("set -e; cd '%s'; head -c 2000000 /dev/urandom > usr/big.bin; "
+	/* Files worth reusing: a big one (the same bytes every run, so the
+	 * same chunks) and many small ones. */
+	CU_ASSERT_EQUAL_FATAL(t_sh("set -e; cd '%s'; python3 -c 'import random, sys; random.seed(27); "
+				   "sys.stdout.buffer.write(random.randbytes(2000000))' > usr/big.bin; "
 				   "mkdir -p usr/share/many; for i in $(seq 1 60); do "
 				   "head -c $((i * 37)) /dev/urandom > usr/share/many/f$i; done",
 				   t_path("src")), 0);
@@ -143,7 +154,8 @@ TEST_CASE(format_toc_read_independently)
 		"assert any(l['type'] == 2 for l in lines) and any(l['type'] == 1 for l in lines)\n"
 		"n = 0\n"
 		"for e in toc['entries']:\n"
-		"    assert e['type'] in ('reg','dir','symlink','hardlink','char','block','fifo'), e\n"
+		"    assert e['type'] in ('reg','dir','symlink','hardlink','char','block','fifo',"
+		"'chunk'), e\n"
 		"    if e['type'] == 'reg' and e.get('size'):\n"
 		"        c = unz(d[e['offset']:e['endOffset']])\n"
 		"        assert e['digest'] == 'sha256:' + hashlib.sha256(c).hexdigest(), e['name']\n"
@@ -155,6 +167,21 @@ TEST_CASE(format_toc_read_independently)
 		"assert names['usr/owned']['uid'] == 1234, names['usr/owned']\n"
 		"assert 'security.capability' in names['usr/ping'].get('xattrs', {})\n"
 		"assert names['dev/null']['type'] == 'char' and names['dev/null']['devMajor'] == 1\n"
+		"chunks, ends = {}, {}\n"
+		"for e in toc['entries']:\n"
+		"    if e['type'] == 'chunk' or 'chunkDigest' in e:\n"
+		"        chunks.setdefault(e['name'], []).append(e)\n"
+		"    if e['type'] == 'reg' and e.get('size'):\n"
+		"        ends[e['name']] = e['endOffset']\n"
+		"for name, cs in chunks.items():\n"
+		"    c = open(os.path.join(src, name), 'rb').read()\n"
+		"    for i, e in enumerate(cs):\n"
+		"        b = unz(d[e['offset']:cs[i + 1]['offset'] if i + 1 < len(cs) else ends[name]])\n"
+		"        at = e.get('chunkOffset', 0)\n"
+		"        assert e['chunkDigest'] == 'sha256:' + hashlib.sha256(b).hexdigest(), name\n"
+		"        assert len(b) == e['chunkSize'] and (name == 'usr/sparse' or "
+		"b == c[at:at + len(b)]), name\n"
+		"assert len(chunks['usr/big.bin']) > 10, 'a big file is cut in chunks'\n"
 		"print('files', n)\n");
 	char *out = NULL;
 	CU_ASSERT_EQUAL(t_sh_out(&out, "python3 '%s' '%s' '%s' %s", t_path("read.py"),
@@ -162,6 +189,71 @@ TEST_CASE(format_toc_read_independently)
 	fprintf(stderr, "%s", out ? out : "");
 	CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "files "));
 	free(out);
+}
+
+/* The TOC's own JSON reader (chunked.c) reads what any JSON reader reads:
+ * members in any order, escapes and \u pairs decoded, values it does not
+ * keep (nested objects, arrays, true, reals) skipped; and refuses what is
+ * not JSON or not a TOC. */
+TEST_CASE(format_toc_json_reader)
+{
+	static const char d1[] = "sha256:00112233445566778899aabbccddeeff"
+				 "00112233445566778899aabbccddeeff";
+	char text[4096];
+	struct chunked_toc toc;
+	struct reimage_error err = { 0 };
+
+	snprintf(text, sizeof(text),
+		 " {\"x\": {\"a\": [1, -2.5e3, true, null, {\"b\": \"\\\"\"}]}, \"entries\": [\n"
+		 "  {\"type\": \"dir\", \"name\": \"usr/\", \"size\": 0},\n"
+		 "  {\"endOffset\": 130, \"offset\": 100, \"digest\": \"%s\", \"size\": 5,"
+		 "   \"name\": \"usr/caf\\u00e9 \\ud83d\\ude00\\t\\\"q\\\"\\/\", \"type\": \"reg\","
+		 "   \"modtime\": \"2024-01-02T03:04:05.5Z\", \"xattrs\": {\"user.a\": \"eA==\"}},\n"
+		 "  {\"type\": \"reg\", \"name\": \"empty\", \"size\": 0},\n"
+		 "  {\"type\": \"reg\", \"name\": \"big\", \"size\": 9, \"offset\": 130, "
+		 "   \"endOffset\": 170, \"digest\": \"%s\", \"chunkSize\": 4, \"chunkDigest\": \"%s\"},\n"
+		 "  {\"type\": \"chunk\", \"name\": \"big\", \"offset\": 150, \"chunkOffset\": 4,"
+		 "   \"chunkSize\": 5, \"chunkDigest\": \"%s\"}\n"
+		 " ], \"version\": 1, \"tarSplitDigest\": \"%s\"}\n", d1, d1, d1, d1, d1);
+	CU_ASSERT_EQUAL_FATAL(chunked_toc_parse(text, strlen(text), "TOC", &toc, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(toc.n, 2);
+	CU_ASSERT_STRING_EQUAL(toc.files[0].name, "usr/caf\xc3\xa9 \xf0\x9f\x98\x80\t\"q\"/");
+	CU_ASSERT(toc.files[0].size == 5 && toc.files[0].offset == 100 && toc.files[0].end == 130);
+	CU_ASSERT(toc.files[0].digest[1] == 0x11 && toc.files[0].n_chunks == 1);
+	CU_ASSERT(toc.files[0].mtime == 1704164645 && toc.files[0].mtime_nsec == 500000000);
+	CU_ASSERT(toc.files[1].n_chunks == 2 && toc.files[1].chunks[1].at == 4 &&
+		  toc.files[1].chunks[1].offset == 150 && toc.files[1].chunks[0].end == 150);
+	CU_ASSERT(toc.has_tarsplit_digest && toc.tarsplit_digest[31] == 0xff);
+	chunked_toc_free(&toc);
+
+	static const char *const refused[] = {
+		"",
+		"{\"version\": 1}",
+		"{\"version\": 2, \"entries\": []}",
+		"{\"version\": 1.0, \"entries\": []}",
+		"{\"version\": 1, \"entries\": [],}",
+		"{\"version\": 1, \"entries\": [] } x",
+		"{\"version\": 1, \"entries\": [{\"type\": \"dir\", \"name\": \"a\",}]}",
+		"{\"version\": 1, \"entries\": [{\"type\": \"dir\", \"name\": \"a\\x\"}]}",
+		"{\"version\": 1, \"entries\": [{\"type\": \"dir\", \"name\": \"a\\ud800\"}]}",
+		"{\"version\": 1, \"entries\": [{\"type\": \"dir\", \"name\": \"a\\u0000\"}]}",
+		"{\"version\": 1, \"entries\": [{\"type\": \"dir\", \"name\": \"a\", "
+		"\"size\": 99999999999999999999}]}",
+		"{\"version\": 1, \"entries\": [{\"type\": \"dir\", \"name\": \"a\", \"size\": 01}]}",
+		"{\"version\": 1, \"entries\": [{\"type\": \"dir\"}]}",
+		"{\"version\": 1, \"entries\": [7]}",
+		"{\"version\": 1, \"entries\": [{\"type\": \"reg\", \"name\": \"a\", \"size\": 3, "
+		"\"offset\": 1.5, \"endOffset\": 9, \"digest\": \"sha256:00\"}]}",
+		"{\"version\": 1, \"entries\": [{\"type\": \"chunk\", \"name\": \"a\"}]}",
+		"{\"version\": 1, \"entries\": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+		"[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
+	};
+	for (size_t i = 0; i < sizeof(refused) / sizeof(*refused); i++) {
+		memset(&err, 0, sizeof(err));
+		CU_ASSERT(chunked_toc_parse(refused[i], strlen(refused[i]), "TOC", &toc, &err) < 0);
+		CU_ASSERT(err.msg[0] != '\0');
+		CU_ASSERT(toc.n == 0 && toc.files == NULL);
+	}
 }
 
 TEST_CASE(first_image_read_whole)
@@ -177,6 +269,26 @@ TEST_CASE(first_image_read_whole)
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "more than half of the image is to be fetched; "
 					   "reading the whole image instead"));
 	root_is_src();
+	CU_ASSERT_EQUAL(t_sh("test -s '%s/.reimage/chunked.toc'", t_path("root")), 0);
+	free(out);
+}
+
+TEST_CASE(first_image_told_from_the_toc_head)
+{
+	/* An image of more than 256 files on a root that holds none of them
+	 * and keeps no TOC: the head of the TOC tells, and the image is read
+	 * whole without reading the rest of the TOC. */
+	struct made m;
+	char *out = NULL;
+	setup();
+	CU_ASSERT_EQUAL_FATAL(t_sh("set -e; mkdir '%s/usr/more'; for i in $(seq 1 300); do "
+				   "echo $i > '%s/usr/more/f'$i; done", t_path("src"), t_path("src")), 0);
+	chunk(t_path("src"), t_path("img.tar.zst"), &m);
+	CU_ASSERT_EQUAL_FATAL(run(t_path("img.tar.zst"), settings(&m, NULL), &out), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "notice: stage: chunked image: none of the first 256 "
+					   "files of the TOC is on the root"));
+	root_is_src();
+	/* The next image finds the TOC kept, and looks file by file. */
 	CU_ASSERT_EQUAL(t_sh("test -s '%s/.reimage/chunked.toc'", t_path("root")), 0);
 	free(out);
 }
@@ -210,27 +322,103 @@ TEST_CASE(reuse_from_root)
 	free(out);
 }
 
-TEST_CASE(reuse_by_digest_from_the_last_toc)
+/* The image of a new src staged and confirmed (its TOC kept), then
+ * src's big file moved for the next image. */
+static void staged_then_big_file_moved(void)
 {
-	struct made m, m2;
+	struct made m;
 	char *out = NULL;
-	long reused, fetched;
-	long long read;
 	setup();
 	chunk(t_path("src"), t_path("img.tar.zst"), &m);
 	CU_ASSERT_EQUAL_FATAL(run(t_path("img.tar.zst"), settings(&m, NULL), &out), 0);
 	free(out);
 	CU_ASSERT_EQUAL_FATAL(fixture_reimage(&out, "confirm --root '%s'", t_path("root")), 0);
 	free(out);
-	/* The next image moved the big file: found by its digest in the TOC
-	 * the last stage kept, at its old path. */
 	CU_ASSERT_EQUAL_FATAL(t_sh("mv '%s/usr/big.bin' '%s/usr/moved.bin'", t_path("src"),
 				   t_path("src")), 0);
+}
+
+TEST_CASE(reuse_by_digest_from_the_last_toc)
+{
+	struct made m2;
+	char *out = NULL;
+	long reused, fetched;
+	long long read;
+	/* The next image moved the big file: found by its digest in the TOC
+	 * the last stage kept, at its old path. */
+	staged_then_big_file_moved();
 	chunk(t_path("src"), t_path("img2.tar.zst"), &m2);
 	CU_ASSERT_EQUAL_FATAL(run(t_path("img2.tar.zst"), settings(&m2, NULL), &out), 0);
 	reuse_counts(out, &reused, &fetched, &read);
 	CU_ASSERT_EQUAL(fetched, 1);  /* the sparse file */
 	CU_ASSERT(read < 2000000);
+	root_is_src();
+	free(out);
+}
+
+/* "K chunks (B bytes) of the files fetched taken from the root": K. */
+static long chunks_reused(const char *out)
+{
+	const char *p = strstr(out, "-byte image; ");
+	long n = -1;
+	CU_ASSERT_FATAL(p != NULL);
+	CU_ASSERT(sscanf(p, "-byte image; %ld chunks", &n) == 1);
+	return n;
+}
+
+/* Write 3000 bytes of noise (the same every run) into file at offset: a
+ * change in place. */
+static void scribble(const char *file, long offset)
+{
+	CU_ASSERT_EQUAL_FATAL(t_sh("python3 -c 'import random, sys; random.seed(%ld); "
+				   "sys.stdout.buffer.write(random.randbytes(3000))' | dd of='%s' bs=1 "
+				   "seek=%ld conv=notrunc status=none", offset, file, offset), 0);
+}
+
+TEST_CASE(chunks_reused_from_a_changed_file)
+{
+	/* The root's big file differs from the image's in 3000 bytes: only
+	 * the chunks holding them are fetched, the others are cut from the
+	 * root's file and taken from there. */
+	struct made m;
+	char *out = NULL;
+	long reused, fetched;
+	long long read;
+	setup();
+	CU_ASSERT_EQUAL_FATAL(t_sh("rm -rf '%s' && cp -a '%s' '%s'", t_path("root"), t_path("src"),
+				   t_path("root")), 0);
+	scribble(t_path("src/usr/big.bin"), 1000000);
+	chunk(t_path("src"), t_path("img.tar.zst"), &m);
+	CU_ASSERT_EQUAL_FATAL(run(t_path("img.tar.zst"), settings(&m, NULL), &out), 0);
+	reuse_counts(out, &reused, &fetched, &read);
+	CU_ASSERT_EQUAL(fetched, 2);  /* big.bin, in part, and the sparse file */
+	CU_ASSERT(chunks_reused(out) > 10);
+	CU_ASSERT(read > 0 && read < 500000);
+	CU_ASSERT_PTR_NULL(strstr(out, "reading the whole image"));
+	root_is_src();
+	free(out);
+}
+
+TEST_CASE(chunks_by_the_last_toc_a_corrupted_one_refetched)
+{
+	/* The next image moved the big file and changed it a little: its
+	 * chunks are found where the last TOC put them (the old path), each
+	 * read and hashed there -- one of them the root corrupted since is
+	 * not taken but fetched. */
+	struct made m2;
+	char *out = NULL;
+	long reused, fetched;
+	long long read;
+	staged_then_big_file_moved();
+	scribble(t_path("src/usr/moved.bin"), 1000000);
+	chunk(t_path("src"), t_path("img2.tar.zst"), &m2);
+	scribble(t_path("root/usr/big.bin"), 300000);
+	CU_ASSERT_EQUAL_FATAL(run(t_path("img2.tar.zst"), settings(&m2, NULL), &out), 0);
+	reuse_counts(out, &reused, &fetched, &read);
+	CU_ASSERT_EQUAL(fetched, 2);  /* moved.bin, in part, and the sparse file */
+	CU_ASSERT(chunks_reused(out) > 10);
+	CU_ASSERT(read > 0 && read < 800000);
+	CU_ASSERT_PTR_NULL(strstr(out, "reading the whole image"));
 	root_is_src();
 	free(out);
 }
@@ -244,6 +432,124 @@ static void falls_back(const char *image, const char *extra, const char *why)
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, why));
 	root_is_src();
 	free(out);
+}
+
+/* An update as a point release makes one: the root runs src as it was
+ * (img1 made of it), then a few bytes of usr/big.bin rewritten here and
+ * there (a rebuilt binary: most chunks of it changed) and img2 made of
+ * src with --base img1: big.bin gets a delta frame, and nothing else. */
+static void delta_images(struct made *m2)
+{
+	struct made m1;
+	setup();
+	/* And a file the update leaves alone, bigger than big.bin: most of
+	 * the image is on the root whatever becomes of big.bin. */
+	CU_ASSERT_EQUAL_FATAL(t_sh("head -c 3000000 /dev/urandom > '%s/usr/big2.bin'",
+				   t_path("src")), 0);
+	chunk(t_path("src"), t_path("img1.tar.zst"), &m1);
+	CU_ASSERT_EQUAL_FATAL(t_sh("rm -rf '%s' && cp -a '%s' '%s'", t_path("root"), t_path("src"),
+				   t_path("root")), 0);
+	for (long at = 1000; at < 2000000; at += 131072)
+		scribble(t_path("src/usr/big.bin"), at);
+	chunk_on(t_path("src"), t_path("img2.tar.zst"), t_path("img1.tar.zst"), m2);
+}
+
+/* "N files from delta frames": N. */
+static long delta_count(const char *out)
+{
+	const char *p = strstr(out, " files from delta frames");
+	while (p && p > out && p[-1] >= '0' && p[-1] <= '9')
+		p--;
+	return p ? strtol(p, NULL, 10) : -1;
+}
+
+TEST_CASE(delta_used_when_base_matches)
+{
+	/* The root holds big.bin as img1 had it: its delta frame (a few
+	 * hundred bytes) is fetched, not its 2 MB of changed chunks. */
+	struct made m;
+	char *out = NULL;
+	long reused, fetched;
+	long long read;
+	delta_images(&m);
+	CU_ASSERT_EQUAL_FATAL(run(t_path("img2.tar.zst"), settings(&m, NULL), &out), 0);
+	reuse_counts(out, &reused, &fetched, &read);
+	CU_ASSERT_EQUAL(delta_count(out), 1);
+	CU_ASSERT(read > 0 && read < 200000);
+	CU_ASSERT_PTR_NULL(strstr(out, "reading the whole image"));
+	root_is_src();
+	free(out);
+}
+
+TEST_CASE(delta_normal_frame_when_base_differs)
+{
+	/* The root's big.bin is neither img1's nor img2's: no delta, its
+	 * frames are fetched. */
+	struct made m;
+	char *out = NULL;
+	long reused, fetched;
+	long long read;
+	delta_images(&m);
+	CU_ASSERT_EQUAL_FATAL(t_sh("head -c 2000000 /dev/urandom > '%s/usr/big.bin'",
+				   t_path("root")), 0);
+	CU_ASSERT_EQUAL_FATAL(run(t_path("img2.tar.zst"), settings(&m, NULL), &out), 0);
+	reuse_counts(out, &reused, &fetched, &read);
+	CU_ASSERT_EQUAL(delta_count(out), 0);
+	CU_ASSERT(read > 2000000);
+	CU_ASSERT_PTR_NULL(strstr(out, "reading the whole image"));
+	root_is_src();
+	free(out);
+}
+
+TEST_CASE(delta_corrupted_falls_back_to_frames)
+{
+	/* A byte of the delta frame flipped: it does not decode to big.bin's
+	 * content, and big.bin's frames are fetched instead -- not the whole
+	 * image (whose SHA-256 no longer matches the job's: reading it whole
+	 * would fail the job). */
+	struct made m;
+	char *out = NULL;
+	long reused, fetched;
+	long long read;
+	delta_images(&m);
+	CU_ASSERT_EQUAL_FATAL(t_sh("python3 -c 'import json, struct, subprocess, sys; "
+				   "p = sys.argv[1]; d = bytearray(open(p, \"rb\").read()); "
+				   "off, ln = struct.unpack(\"<2Q\", d[-64:-48]); "
+				   "toc = json.loads(subprocess.run([\"zstd\", \"-dc\"], input=bytes(d[off:off + ln]), "
+				   "stdout=subprocess.PIPE, check=True).stdout); "
+				   "x = [e for e in toc[\"entries\"] if \"reimage.delta\" in e][0][\"reimage.delta\"]; "
+				   "d[x[\"offset\"] + x[\"size\"] // 2] ^= 0xff; open(p, \"wb\").write(d)' '%s'",
+				   t_path("img2.tar.zst")), 0);
+	CU_ASSERT_EQUAL_FATAL(run(t_path("img2.tar.zst"), settings(&m, NULL), &out), 0);
+	reuse_counts(out, &reused, &fetched, &read);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "the delta frame of 'usr/big.bin'"));
+	CU_ASSERT_EQUAL(delta_count(out), 0);
+	CU_ASSERT(read > 1000000);
+	CU_ASSERT_PTR_NULL(strstr(out, "reading the whole image"));
+	root_is_src();
+	free(out);
+}
+
+TEST_CASE(delta_image_extracts_with_tar)
+{
+	/* The delta frames are skippable frames: GNU tar (through zstd) and
+	 * bsdtar extract the image as if they were not there. */
+	struct made m;
+	delta_images(&m);
+	CU_ASSERT_EQUAL_FATAL(t_sh("mkdir '%s' && tar --zstd --acls -xpf '%s' -C '%s' 2>/dev/null",
+				   t_path("x"), t_path("img2.tar.zst"), t_path("x")), 0);
+	char *want = fixture_manifest(t_path("src")), *got = fixture_manifest(t_path("x"));
+	CU_ASSERT(want && got && fixture_same(want, got, "tar --zstd -x"));
+	free(want);
+	free(got);
+	CU_ASSERT_EQUAL_FATAL(t_sh("mkdir '%s' && bsdtar -xpf '%s' -C '%s'", t_path("y"),
+				   t_path("img2.tar.zst"), t_path("y")), 0);
+	want = fixture_meta_manifest(t_path("src"), 0);
+	got = fixture_meta_manifest(t_path("y"), 0);
+	CU_ASSERT(want && got && fixture_same(want, got, "bsdtar -x"));
+	free(want);
+	free(got);
+	CU_ASSERT_EQUAL(t_sh("zstd -t -q '%s'", t_path("img2.tar.zst")), 0);
 }
 
 TEST_CASE(fallback_bad_toc_digest)
@@ -315,20 +621,13 @@ static void root_lacks_f60(void)
 				   t_path("root"), t_path("src"), t_path("root"), t_path("root")), 0);
 }
 
-TEST_CASE(fallback_corrupted_frame_no_partial_tree)
+/* The job fails, on what names why: both the chunked read and the whole
+ * image's; the root is as it was, and no staged tree is left. */
+static void fails_no_partial_tree(const struct made *m, const char *why)
 {
-	/* A corrupted frame fails the chunked read; the whole image (whose
-	 * SHA-256 no longer matches) fails too: the job fails and the root
-	 * is as it was, with no staged tree left. */
-	struct made m;
-	char *out = NULL, *before;
-	setup();
-	chunk(t_path("src"), t_path("img.tar.zst"), &m);
-	root_lacks_f60();
-	corrupt_frame(t_path("img.tar.zst"), "usr/share/many/f60");
-	before = fixture_manifest(t_path("root"));
-	CU_ASSERT_EQUAL(run(t_path("img.tar.zst"), settings(&m, NULL), &out), 1);
-	CU_ASSERT_PTR_NOT_NULL(strstr(out, "usr/share/many/f60"));
+	char *out = NULL, *before = fixture_manifest(t_path("root"));
+	CU_ASSERT_EQUAL(run(t_path("img.tar.zst"), settings(m, NULL), &out), 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, why));
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "reading the whole image instead"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "error: STAGE"));
 	char *now = fixture_manifest(t_path("root"));
@@ -337,6 +636,47 @@ TEST_CASE(fallback_corrupted_frame_no_partial_tree)
 	free(before);
 	free(now);
 	free(out);
+}
+
+TEST_CASE(fallback_corrupted_frame_no_partial_tree)
+{
+	/* A corrupted frame fails the chunked read; the whole image (whose
+	 * SHA-256 no longer matches) fails too: the job fails and the root
+	 * is as it was, with no staged tree left. */
+	struct made m;
+	setup();
+	chunk(t_path("src"), t_path("img.tar.zst"), &m);
+	root_lacks_f60();
+	corrupt_frame(t_path("img.tar.zst"), "usr/share/many/f60");
+	fails_no_partial_tree(&m, "usr/share/many/f60");
+}
+
+TEST_CASE(fallback_corrupted_chunk_no_partial_tree)
+{
+	/* The root's big file changed at one spot: the chunk there is
+	 * fetched, and the server's bytes of it are corrupted.  The chunked
+	 * read fails on it, the whole image too (its SHA-256): the job fails,
+	 * the root as it was, no staged tree left. */
+	struct made m;
+	setup();
+	chunk(t_path("src"), t_path("img.tar.zst"), &m);
+	CU_ASSERT_EQUAL_FATAL(t_sh("rm -rf '%s' && cp -a '%s' '%s'", t_path("root"), t_path("src"),
+				   t_path("root")), 0);
+	scribble(t_path("root/usr/big.bin"), 1000000);
+	CU_ASSERT_EQUAL_FATAL(t_sh("python3 -c \"\nimport json, struct, subprocess\n"
+				   "d = bytearray(open('%s', 'rb').read())\n"
+				   "off, ln = struct.unpack('<2Q', bytes(d[-64:-48]))\n"
+				   "toc = json.loads(subprocess.run(['zstd', '-dc'], input=bytes(d[off:off+ln]),"
+				   " stdout=subprocess.PIPE, check=True).stdout)\n"
+				   "es = [e for e in toc['entries'] if e['name'] == 'usr/big.bin']\n"
+				   "for i, e in enumerate(es):\n"
+				   "    at = e.get('chunkOffset', 0)\n"
+				   "    if at <= 1000000 < at + e['chunkSize']:\n"
+				   "        end = es[i + 1]['offset'] if i + 1 < len(es) else es[0]['endOffset']\n"
+				   "        d[(e['offset'] + end) // 2] ^= 0xff\n"
+				   "open('%s', 'wb').write(d)\"", t_path("img.tar.zst"),
+				   t_path("img.tar.zst")), 0);
+	fails_no_partial_tree(&m, "'usr/big.bin' (fetched)");
 }
 
 TEST_CASE(fallback_corrupted_frame_then_full_stream)
