@@ -12,7 +12,7 @@ set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
 seconds=${FUZZ_SECONDS:-60}
 build=$top/${FUZZ_BUILD:-build-fuzz}
-targets=${*:-envelope journal extract}
+targets=${*:-envelope journal extract toc}
 command -v clang >/dev/null || { echo "fuzz: clang is not installed" >&2; exit 1; }
 CC=clang cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=Debug -DREIMAGE_FUZZ=ON \
 	-DCMAKE_C_COMPILER=clang >/dev/null

@@ -88,3 +88,18 @@ for kind in ("dotdot", "absolute", "symlink", "hardlink", "replace", "badpax", "
     subprocess.run([sys.executable, attack, kind, out, "/tmp/reimage-fuzz-outside"], check=True)
     put("extract", "attack-" + kind, b"\x01" + open(out, "rb").read())
     os.unlink(out)
+
+# ------------------------------------------------------------- toc
+# byte 0: 0 a whole TOC, 1 its head (byte 1: files asked for), 2 a
+# tar-split.  seed-image-* were cut from `reimagectl image chunk` of a
+# small tree (a chunked file, a hard link, a symlink, a fifo, an xattr);
+# these add the edges of the grammar by hand.
+put("toc", "chunks", b"\x00\x00" + b'{"version":1,"entries":[{"type":"reg","name":"a",'
+    b'"size":3,"digest":"sha256:' + b"0" * 64 + b'","offset":10,"endOffset":20,'
+    b'"chunkSize":2,"chunkDigest":"sha256:' + b"1" * 64 + b'"},{"type":"chunk","name":"a",'
+    b'"offset":20,"chunkOffset":2,"chunkSize":1,"chunkDigest":"sha256:' + b"2" * 64 +
+    b'"}],"tarSplitDigest":"sha256:' + b"3" * 64 + b'"}')
+put("toc", "escapes", b"\x00\x00" + b'{"version":1,"entries":[{"type":"dir","name":'
+    b'"\\u00e9t\\u00E9\\/\\"q\\"\\\\","mode":493,"x":[1,-2.5e3,true,false,null,{}]}]}')
+put("toc", "split-file", b"\x02\x00" + b'{"type":1,"name":"a","size":3}\n'
+    b'{"type":2,"payload":"AAAA"}\n')
