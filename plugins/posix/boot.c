@@ -295,7 +295,7 @@ static int load_kernel(struct posix *px, const struct reimage_boot *boot,
 		goto out;
 	}
 	px->kexec_loaded = 1;
-	px->host->log(REIMAGE_LOG_INFO, "posix: boot: kernel %s%s loaded; reboot will kexec it",
+	px->host->log(REIMAGE_LOG_NOTICE, "posix: boot: kernel %s%s loaded; reboot will kexec it",
 		      kernel_path, initrd >= 0 ? " and its initrd" : "");
 out:
 	if (kernel >= 0)

@@ -24,14 +24,18 @@
 #             attempts, falls back, and A boots by itself; "rolled-back".
 #   health    B boots but a health check fails (a unit that does not
 #             exist): B's agent swaps back and reboots; "rolled-back".
+#   kexec     as good, with boot.kexec: the agent loads B's /boot/vmlinuz
+#             and initrd.img (the VM's kernel, images.sh --kernel) and the
+#             reboot is a kexec (no "reboot: Restarting system"); the
+#             guard and the commit work as after any boot.
 # Prints: submit to outcome, the user's outage (logout to the login prompt
 # of the new image), and each phase's time.
 set -euo pipefail
 . "$(dirname "$0")/vm.sh"
 scenario=${1:-}
 case $scenario in
-good | powercut | guard | health) ;;
-*) echo "usage: test_reimage.sh good|powercut|guard|health" >&2; exit 2 ;;
+good | powercut | guard | health | kexec) ;;
+*) echo "usage: test_reimage.sh good|powercut|guard|health|kexec" >&2; exit 2 ;;
 esac
 e2e_setup "e2e_reimage_$scenario"
 reimagectl=$E2E_BUILD/reimagectl
@@ -48,8 +52,8 @@ deb_fingerprint() {
 }
 
 # images_for DEB AGENT_CONF KEY: the images for this package and these
-# files, made once and shared by every scenario (a lock for concurrent
-# runs).
+# files, with the VM's kernel in B (kexec), made once and shared by every
+# scenario and tests/bench/vm_outage.sh (a lock for concurrent runs).
 images_for() {
 	local key dir f
 	key=$( {
@@ -58,13 +62,15 @@ images_for() {
 			sha256sum "$f"
 		done
 		(cd "$E2E_HERE/guest" && find . -type f -print0 | sort -z | xargs -0 sha256sum)
+		ls -lL "$E2E_KERNEL" "$E2E_INITRD"
 	} | sha256sum | cut -c1-16)
 	dir=$cache/images-$key
 	exec 8>"$cache/images.lock"
 	flock 8
 	if [ ! -e "$dir/complete" ]; then
 		find "$cache" -mindepth 1 -maxdepth 1 -name 'images-*' -exec rm -rf {} +
-		bash "$E2E_HERE/images.sh" --deb "$1" --agent-conf "$2" --key "$3" "$dir" >&2 ||
+		bash "$E2E_HERE/images.sh" --deb "$1" --agent-conf "$2" --key "$3" \
+			--kernel "$E2E_KERNEL" --initrd "$E2E_INITRD" "$dir" >&2 ||
 			e2e_fail "images.sh failed"
 		touch "$dir/complete"
 	else
@@ -99,6 +105,7 @@ if ! e2e_in_netns; then
 	poll_jitter = 0;
 	posix: { grace_seconds = 5; };
 	EOF
+	_vm_kernel
 	images=$(images_for "$deb" "$cache/agent.conf" "$cache/admin.pub")
 	echo "$images" >"$E2E_WORK/images-dir"
 	e2e_took "images" "$t"
@@ -122,6 +129,7 @@ case $scenario in
 guard) hook_args='"break-init"' ;;
 health) units='"e2e-no-such.service"' deadline=30 ;;
 powercut) extra="test_swap_pause = 120;" ;;
+kexec) extra="boot: { kexec = true; };" ;;
 esac
 cat >"$E2E_WORK/job.conf" <<EOF
 id = "$job";
@@ -208,8 +216,17 @@ expect_rolled_back() {
 }
 
 case $scenario in
-good)
+good | kexec)
+	if [ "$scenario" = kexec ]; then
+		vm_wait 'reboot will kexec it' 60 "$from" || e2e_fail "the agent did not load B's kernel"
+	fi
 	vm_wait 'E2E-MARK multi-user image=B' 600 "$from" || e2e_fail "B did not boot"
+	# A reboot through the firmware says so (KERN_EMERG: always on the
+	# console); a kexec does not.
+	if [ "$scenario" = kexec ] && tail -c "+$((from + 1))" "$E2E_WORK/console.log" |
+		grep -a -q -e 'reboot: Restarting system' -e 'the reboot goes through the firmware'; then
+		e2e_fail "the reboot was not a kexec"
+	fi
 	e2e_took "logout to B at multi-user" "$t_logout"
 	vm_wait 'reimage-a login:' 120 "$from" || e2e_fail "no login prompt in B"
 	e2e_took "user's outage, at most: QUIESCE (sync, logout) to B's login prompt" "$t_logout"
