@@ -30,15 +30,7 @@ e2e_setup bench_vm_outage
 . "$E2E_HERE/reimage_images.sh"
 e2e_in_netns || reimage_images
 e2e_netns --build "$E2E_BUILD" --rounds "$rounds"
-images=$(cat "$E2E_WORK/images-dir")
-# shellcheck disable=SC1091 # written by images.sh
-. "$images/images.env"
-
-store_start 8080
-mkdir -p "$STORE_DIR/images" "$STORE_DIR/store"
-ln "$IMAGE_B" "$STORE_DIR/images/image-b.tar.zst" 2>/dev/null ||
-	cp "$IMAGE_B" "$STORE_DIR/images/image-b.tar.zst"
-echo "probe" >"$STORE_DIR/e2e/probe"
+reimage_store
 # A's first boot reboots itself once it is up (e2e-boot runs this).
 cat >"$STORE_DIR/e2e/guest.sh" <<'EOF'
 if [ "$E2E_IMAGE" = A ] && [ "$E2E_BOOT" = 1 ]; then
@@ -94,18 +86,7 @@ one_vm() {
 
 	[ "$mode" = kexec ] && boot_extra="boot: { kexec = true; };"
 	job=bench-$mode-$(date +%s%N)
-	cat >"$E2E_WORK/job.conf" <<-EOF
-	id = "$job";
-	image: {
-	  url = "http://$STORE_GUEST/images/image-b.tar.zst";
-	  sha256 = "$IMAGE_B_SHA256";
-	  size = $IMAGE_B_SIZE;
-	};
-	preserve: { mode = "move"; network = true; users = [ "alice" ]; };
-	trial: { max_attempts = 2; };
-	reboot = true;
-	$boot_extra
-	EOF
+	reimage_job "$E2E_WORK/job.conf" "$job" "$boot_extra"
 	"$reimagectl" submit -s "$STORE_DIR/store" -k "$cache/admin.key" "$E2E_WORK/job.conf" \
 		--agents vm-a >/dev/null || e2e_fail "reimagectl submit failed"
 	stamp_wait 'logging users out' 900

@@ -78,3 +78,36 @@ reimage_images() {
 	echo "$images" >"$E2E_WORK/images-dir"
 	e2e_took "images" "$t"
 }
+
+# reimage_store: in the test's network namespace, the images' variables
+# (images.env: DISK_A, IMAGE_B...) and the store, serving image B and the
+# probe e2e-boot fetches.
+reimage_store() {
+	local images
+	images=$(cat "$E2E_WORK/images-dir")
+	# shellcheck disable=SC1091 # written by images.sh
+	. "$images/images.env"
+	store_start 8080
+	mkdir -p "$STORE_DIR/images" "$STORE_DIR/store"
+	ln "$IMAGE_B" "$STORE_DIR/images/image-b.tar.zst" 2>/dev/null ||
+		cp "$IMAGE_B" "$STORE_DIR/images/image-b.tar.zst"
+	echo "probe" >"$STORE_DIR/e2e/probe"
+}
+
+# reimage_job FILE ID [SETTINGS]: a job re-imaging A with B from the store,
+# keeping alice (home and account) and the network settings, the guard
+# armed for 2 boots, rebooting; SETTINGS (lines of job file) added.
+reimage_job() {
+	cat >"$1" <<-EOF
+	id = "$2";
+	image: {
+	  url = "http://$STORE_GUEST/images/image-b.tar.zst";
+	  sha256 = "$IMAGE_B_SHA256";
+	  size = $IMAGE_B_SIZE;
+	};
+	preserve: { mode = "move"; network = true; users = [ "alice" ]; };
+	trial: { max_attempts = 2; };
+	reboot = true;
+	${3:-}
+	EOF
+}

@@ -43,15 +43,7 @@ e2e_setup "e2e_reimage_$scenario"
 . "$E2E_HERE/reimage_images.sh"
 e2e_in_netns || reimage_images
 e2e_netns "$@"
-images=$(cat "$E2E_WORK/images-dir")
-# shellcheck disable=SC1091 # written by images.sh
-. "$images/images.env"
-
-store_start 8080
-mkdir -p "$STORE_DIR/images" "$STORE_DIR/store"
-ln "$IMAGE_B" "$STORE_DIR/images/image-b.tar.zst" 2>/dev/null ||
-	cp "$IMAGE_B" "$STORE_DIR/images/image-b.tar.zst"
-echo "probe" >"$STORE_DIR/e2e/probe"
+reimage_store
 cp --sparse=always "$DISK_A" "$E2E_WORK/disk-a.img"
 
 # The job of this scenario.
@@ -63,21 +55,11 @@ health) units='"e2e-no-such.service"' deadline=30 ;;
 powercut) extra="test_swap_pause = 120;" ;;
 kexec) extra="boot: { kexec = true; };" ;;
 esac
-cat >"$E2E_WORK/job.conf" <<EOF
-id = "$job";
-image: {
-  url = "http://$STORE_GUEST/images/image-b.tar.zst";
-  sha256 = "$IMAGE_B_SHA256";
-  size = $IMAGE_B_SIZE;
-};
-preserve: { mode = "move"; network = true; users = [ "alice" ]; };
-hooks = ( { path = "/usr/local/libexec/e2e/e2e-hook"; args = [ $hook_args ]; timeout = 120; } );
-label = "reimaged";
+reimage_job "$E2E_WORK/job.conf" "$job" "
+hooks = ( { path = \"/usr/local/libexec/e2e/e2e-hook\"; args = [ $hook_args ]; timeout = 120; } );
+label = \"reimaged\";
 health: { units = [ $units ]; report = true; deadline = $deadline; };
-trial: { max_attempts = 2; };
-reboot = true;
-$extra
-EOF
+$extra"
 
 # --- A runs, alice works
 vm_start "$E2E_WORK/disk-a.img" panic=5
