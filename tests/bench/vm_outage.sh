@@ -9,7 +9,9 @@
 # Each round boots A twice, fresh from disk-a.img: once for (a) then (b),
 # once for (a) then (c).  The times are the host's, stamped on reading the
 # console (console_stamp.py, 10 ms).  Prints each figure, the medians,
-# (b)/(a) and (c)/(a), (b)-(a), the load and the commit.
+# (b)/(a) and (c)/(a), (b)-(a), the load and the commit; and the part of
+# each up to the next kernel's first line ("Linux version"): the rest is
+# that kernel's boot.
 #   bash tests/bench/vm_outage.sh [--build DIR] [--rounds N]
 # or tests/bench/run.sh --only vm-outage.  The images and the VM are the e2e
 # tests' (tests/e2e: vm.sh, reimage_images.sh); root, qemu (TCG unless
@@ -68,11 +70,19 @@ seen_since() {
 }
 
 login='reimage-a login:'
-declare -a fig_a fig_b fig_c
+declare -a fig_a fig_b fig_c down_a down_b down_c
+# sample X T0 TK T1: a figure of X (a, b or c) from T0 to the login prompt
+# at T1; TK, the next kernel's first line, splits it into going down (the
+# shutdown, or the re-image's swap and reboot) and coming up (the boot).
+sample() {
+	local -n fig=fig_$1 down=down_$1
+	fig+=("$(awk -v a="$2" -v b="$4" 'BEGIN { printf "%.2f", b - a }')")
+	down+=("$(awk -v a="$2" -v b="$3" 'BEGIN { printf "%.2f", b - a }')")
+}
 # one_vm MODE: boot A, time its reboot, then a re-image (MODE firmware
-# or kexec); appends to fig_a and fig_b or fig_c.
+# or kexec); samples (a) and (b) or (c).
 one_vm() {
-	local mode=$1 t0 job start boot_extra=""
+	local mode=$1 t0 tk job start boot_extra=""
 	cp --sparse=always "$DISK_A" "$E2E_WORK/disk-a.img"
 	vm_start "$E2E_WORK/disk-a.img" panic=5
 	stamp_wait 'E2E-MARK bench reboot' 600
@@ -80,8 +90,9 @@ one_vm() {
 	# The next kernel's first line, then its login prompt (not one a
 	# restarted getty prints before the reboot).
 	stamp_wait 'Linux version' 300
+	tk=$T
 	stamp_wait "$login" 300
-	fig_a+=("$(awk -v a="$t0" -v b="$T" 'BEGIN { printf "%.2f", b - a }')")
+	sample a "$t0" "$tk" "$T"
 	stamp_wait 'E2E-MARK boot-done image=A boot=2' 300
 
 	[ "$mode" = kexec ] && boot_extra="boot: { kexec = true; };"
@@ -92,15 +103,17 @@ one_vm() {
 	stamp_wait 'logging users out' 900
 	t0=$T start=$AFTER
 	stamp_wait 'Linux version' 300
+	tk=$T
 	stamp_wait "$login" 300
 	if [ "$mode" = kexec ]; then
 		seen_since "$start" 'reboot will kexec it' || e2e_fail "kexec: the kernel was not loaded"
 		! seen_since "$start" 'reboot: Restarting system' || e2e_fail "kexec: went through the firmware"
-		fig_c+=("$(awk -v a="$t0" -v b="$T" 'BEGIN { printf "%.2f", b - a }')")
+		sample c "$t0" "$tk" "$T"
 	else
-		fig_b+=("$(awk -v a="$t0" -v b="$T" 'BEGIN { printf "%.2f", b - a }')")
+		sample b "$t0" "$tk" "$T"
 	fi
-	stamp_wait 'E2E-MARK multi-user image=B' 300
+	# B is up (its marks may come before or after the prompt).
+	stamp_wait 'E2E-MARK boot-done image=B' 300
 	vm_stop
 }
 
@@ -121,8 +134,11 @@ commit=$(git -C "$E2E_SRC" rev-parse --short HEAD 2>/dev/null || echo unknown)
 cat <<EOF
 vm-outage: commit $commit, $(cat "$E2E_WORK/accel"), $rounds rounds, load $load0 -> $load1
   (a) plain reboot, command to login prompt      ${fig_a[*]}  median $ma s
+      of which down to the next kernel            ${down_a[*]}  median $(median "${down_a[@]}") s
   (b) re-image, logout to B's login prompt        ${fig_b[*]}  median $mb s
+      of which down to the next kernel            ${down_b[*]}  median $(median "${down_b[@]}") s
   (c) re-image with kexec, logout to login prompt ${fig_c[*]}  median $mc s
+      of which down to the next kernel            ${down_c[*]}  median $(median "${down_c[@]}") s
   (b)/(a) $(awk -v a="$ma" -v b="$mb" 'BEGIN { printf "%.2f", b / a }')  (b)-(a) $(
 	awk -v a="$ma" -v b="$mb" 'BEGIN { printf "%+.2f s", b - a }')
   (c)/(a) $(awk -v a="$ma" -v c="$mc" 'BEGIN { printf "%.2f", c / a }')  (c)-(a) $(
