@@ -53,7 +53,7 @@ stamp_wait() {
 	local deadline=$(($(date +%s) + $2)) hit
 	while :; do
 		hit=$(awk -F '\t' -v from="$AFTER" -v re="$1" \
-			'NR > from && $2 ~ re { print NR, $1; exit }' "$stamped" 2>/dev/null)
+			'NR > from && $2 ~ re { print NR, $1; exit }' "$stamped" 2>/dev/null || :)
 		if [ -n "$hit" ]; then
 			AFTER=${hit% *} T=${hit#* }
 			return 0
