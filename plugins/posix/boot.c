@@ -278,6 +278,8 @@ static int load_kernel(struct posix *px, const struct reimage_boot *boot,
 			r = initrd;
 			goto out;
 		}
+		if (initrd < 0)
+			memset(err, 0, sizeof(*err));
 	}
 	if (initrd < 0)
 		flags |= KEXEC_FILE_NO_INITRAMFS;
