@@ -218,7 +218,7 @@ static const struct reimage_option hook_table[] = {
 	{ NULL, REIMAGE_OPT_END, NULL, 0, 0, NULL }
 };
 
-enum { B_COMMAND, B_KERNEL, B_INITRD, B_CMDLINE, B_ONE_SHOT, B_COUNT };
+enum { B_COMMAND, B_KERNEL, B_INITRD, B_CMDLINE, B_ONE_SHOT, B_KEXEC, B_COUNT };
 static const struct reimage_option boot_table[] = {
 	[B_COMMAND] = { "command", REIMAGE_OPT_STRING, NULL, 0, 0,
 			"command run inside the new root (e.g. update-grub)" },
@@ -227,6 +227,11 @@ static const struct reimage_option boot_table[] = {
 	[B_CMDLINE] = { "cmdline", REIMAGE_OPT_STRING, NULL, 0, 0, "kernel command line" },
 	[B_ONE_SHOT] = { "one_shot", REIMAGE_OPT_BOOL, "true", 0, 0,
 			 "boot the new image once only where the platform can" },
+	[B_KEXEC] = { "kexec", REIMAGE_OPT_BOOL, "false", 0, 0,
+		      "reboot into the new image's kernel with kexec, skipping the firmware "
+		      "(posix): kernel and initrd default to boot/vmlinuz and boot/initrd.img, "
+		      "cmdline to the running kernel's; if it cannot be loaded the reboot goes "
+		      "through the firmware (logged)" },
 	{ NULL, REIMAGE_OPT_END, NULL, 0, 0, NULL }
 };
 
@@ -773,6 +778,7 @@ static int job_parse(struct job *job, struct reimage_error *err)
 	job->boot.initrd = bv[B_INITRD].set ? bv[B_INITRD].s : NULL;
 	job->boot.cmdline = bv[B_CMDLINE].set ? bv[B_CMDLINE].s : NULL;
 	job->boot.one_shot = (int)bv[B_ONE_SHOT].i;
+	job->boot.kexec = (int)bv[B_KEXEC].i;
 	job->reboot = (int)v[J_REBOOT].i;
 	job->keep_old_days = v[J_KEEP_OLD_DAYS].i;
 	job->keep_entries = v[J_KEEP_ENTRIES].set ? v[J_KEEP_ENTRIES].list : NULL;

@@ -467,10 +467,12 @@ int engine_plan(struct engine *e, FILE *out, struct reimage_error *err)
 			job->hooks[i].timeout, job->hooks[i].sha256 ? ", SHA-256 checked" : "");
 	fprintf(out, "  label      %s\n", job->label ? job->label : "(unchanged)");
 	if (job->boot_set)
-		fprintf(out, "  boot       %s%s\n",
+		fprintf(out, "  boot       %s%s%s\n",
 			job->boot.command ? job->boot.command
 					  : job->boot.kernel ? job->boot.kernel : "(default)",
-			job->boot.one_shot ? " (one-shot)" : "");
+			job->boot.one_shot ? " (one-shot)" : "",
+			job->boot.kexec ? " (kexec; through the firmware if it cannot be loaded)"
+					: "");
 	if (e->guarded)
 		fprintf(out, "  trial      guarded: %s runs as /sbin/init for up to %d boots of the "
 			"new image, then falls back to the old one\n", e->guard,
@@ -480,7 +482,8 @@ int engine_plan(struct engine *e, FILE *out, struct reimage_error *err)
 			"does not fall back by itself\n",
 			job->trial_guard ? "the backend cannot" : "trial.guard = false");
 	fprintf(out, "  one-shot   %s\n",
-		job->boot.kernel ? "kexec: the new kernel boots once, the firmware's default after"
+		job->boot.kernel || job->boot.kexec
+			? "kexec: the new kernel boots once, the firmware's default after"
 		: e->guarded ? "the guard counts boots (the bootloader's default entry is not changed)"
 		: "none");
 	if ((r = preflight_machine(e->root, job, e->backend, out, err)) < 0)
@@ -668,10 +671,13 @@ static int phase_quiesce(struct engine *e, struct reimage_error *err)
 	if ((r = b->sync(e->backend->ctx, e->root, err)) < 0 || (r = swap_prepare(e, err)) < 0)
 		return r;
 	/* The outage begins: from here to the end of SWAP, the renames, one
-	 * sync of the volume and one journal commit. */
-	if ((b->caps & REIMAGE_BCAP_LOGOUT) && b->logout &&
-	    (r = b->logout(e->backend->ctx, e->root, err)) < 0)
-		return r;
+	 * sync of the volume and one journal commit.  Logged: the user's
+	 * outage is measured from this line (tests/bench/vm_outage.sh). */
+	if ((b->caps & REIMAGE_BCAP_LOGOUT) && b->logout) {
+		log_notice("job %s: logging users out", e->job->id);
+		if ((r = b->logout(e->backend->ctx, e->root, err)) < 0)
+			return r;
+	}
 	return b->quiesce(e->backend->ctx, e->root, err);
 }
 

@@ -309,6 +309,9 @@ struct reimage_boot {
 	const char *initrd;        /* initrd, relative to root, or NULL */
 	const char *cmdline;       /* kernel command line, or NULL */
 	int one_shot;              /* boot it once only where the platform can */
+	int kexec;                 /* boot `kernel` (default boot/vmlinuz, with boot/initrd.img
+				    * if there) with kexec; where it cannot be loaded the
+				    * reboot goes through the firmware, and the backend logs why */
 };
 
 /* One account of a directory service, for accounts_list(). */

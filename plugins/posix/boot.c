@@ -13,7 +13,12 @@
  * reboot() starts it directly, skipping the firmware.  Paths resolve
  * inside the root (openat2 RESOLVE_IN_ROOT): /boot/vmlinuz -> vmlinuz-6.1
  * links of the new image point into the new image, never the agent's.
- * Without a command line the running kernel's is reused.
+ * Without a command line the running kernel's is reused.  boot.kexec
+ * asks for the same without naming the files: boot/vmlinuz, and
+ * boot/initrd.img if the image has one (Debian's links to its newest
+ * kernel); there a kernel that cannot be loaded (no kexec in the running
+ * kernel, Secure Boot, no kernel in the image) is logged and the reboot
+ * goes through the firmware, as without kexec.
  */
 #define _GNU_SOURCE
 #include "posix.h"
@@ -34,6 +39,9 @@
 
 #define OUTPUT_TAIL 1024  /* bytes of the command's output kept for errors */
 #define BOOT_ENV_MAX 8
+/* boot.kexec without boot.kernel: Debian's links to its newest kernel. */
+#define DEFAULT_KERNEL "boot/vmlinuz"
+#define DEFAULT_INITRD "boot/initrd.img"
 
 struct output {
 	char tail[OUTPUT_TAIL];
@@ -246,6 +254,7 @@ static int current_cmdline(struct posix *px, char *buf, size_t cap, struct reima
 static int load_kernel(struct posix *px, const struct reimage_boot *boot,
 		       struct reimage_error *err)
 {
+	const char *kernel_path = boot->kernel ? boot->kernel : DEFAULT_KERNEL;
 	char cmdline[4096];
 	unsigned long flags = 0;
 	int owned = 0, root_fd, kernel = -1, initrd = -1, r;
@@ -259,11 +268,20 @@ static int load_kernel(struct posix *px, const struct reimage_boot *boot,
 		return r;
 	if ((root_fd = posix_root_fd(px, boot->root, &owned, err)) < 0)
 		return root_fd;
-	if ((kernel = r = open_in_root(px, root_fd, boot, boot->kernel, err)) < 0)
+	if ((kernel = r = open_in_root(px, root_fd, boot, kernel_path, err)) < 0)
 		goto out;
-	if (boot->initrd && (initrd = r = open_in_root(px, root_fd, boot, boot->initrd, err)) < 0)
-		goto out;
-	if (!boot->initrd)
+	if (boot->initrd || !boot->kernel) {
+		initrd = open_in_root(px, root_fd, boot, boot->initrd ? boot->initrd : DEFAULT_INITRD,
+				      err);
+		/* Only the default may be missing: a kernel without initrd. */
+		if (initrd < 0 && (boot->initrd || initrd != -ENOENT)) {
+			r = initrd;
+			goto out;
+		}
+		if (initrd < 0)
+			memset(err, 0, sizeof(*err));
+	}
+	if (initrd < 0)
 		flags |= KEXEC_FILE_NO_INITRAMFS;
 	r = 0;
 	if (syscall(SYS_kexec_file_load, kernel, initrd, strlen(cmdline) + 1, cmdline, flags) < 0) {
@@ -271,16 +289,16 @@ static int load_kernel(struct posix *px, const struct reimage_boot *boot,
 		if (e == EKEYREJECTED || e == EBADMSG || e == ENOKEY) {
 			px->host->error(err, -e, REIMAGE_EC_INTEGRITY,
 					"boot: kernel %s refused: its signature does not verify "
-					"(Secure Boot or lockdown): %s", boot->kernel, strerror(e));
+					"(Secure Boot or lockdown): %s", kernel_path, strerror(e));
 			r = -e;
 		} else {
-			r = posix_fail(px, err, e, "boot: load kernel %s with kexec", boot->kernel);
+			r = posix_fail(px, err, e, "boot: load kernel %s with kexec", kernel_path);
 		}
 		goto out;
 	}
 	px->kexec_loaded = 1;
-	px->host->log(REIMAGE_LOG_INFO, "posix: boot: kernel %s loaded; reboot will kexec it",
-		      boot->kernel);
+	px->host->log(REIMAGE_LOG_NOTICE, "posix: boot: kernel %s%s loaded; reboot will kexec it",
+		      kernel_path, initrd >= 0 ? " and its initrd" : "");
 out:
 	if (kernel >= 0)
 		close(kernel);
@@ -296,14 +314,20 @@ int posix_set_boot(void *ctx, const struct reimage_boot *boot, struct reimage_er
 	struct posix *px = ctx;
 	int r;
 
-	if (!boot->command && !boot->kernel) {
+	if (!boot->command && !boot->kernel && !boot->kexec) {
 		px->host->log(REIMAGE_LOG_NOTICE, "posix: boot: no command and no kernel: the "
 			      "new image boots through the boot loader's default entry");
 		return 0;
 	}
 	if (boot->command && (r = run_command(px, boot, err)) < 0)
 		return r;
-	if (boot->kernel)
-		return load_kernel(px, boot, err);
-	return 0;
+	if (!boot->kernel && !boot->kexec)
+		return 0;
+	if ((r = load_kernel(px, boot, err)) < 0 && boot->kexec) {
+		px->host->log(REIMAGE_LOG_WARNING, "posix: boot: no kexec (%s); the reboot goes "
+			      "through the firmware", err->msg);
+		memset(err, 0, sizeof(*err));
+		return 0;
+	}
+	return r;
 }

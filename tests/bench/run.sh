@@ -1,9 +1,11 @@
 #!/bin/bash
 # The engine's benchmarks (outage, staging speed, memory, fleet); see
-# tests/bench/bench.py for what is measured against what.
+# tests/bench/bench.py for what is measured against what, and
+# tests/bench/vm_outage.sh for vm-outage (the user's outage in a VM against
+# a plain reboot; only when --only names it).
 #   tests/bench/run.sh [--quick] [--build DIR] [--rounds N] [--agents N]
-#                         [--only outage,staging,syscalls,fleet] [--json FILE]
-#                         [--entries N]
+#                         [--only outage,staging,syscalls,fleet,vm-outage]
+#                         [--json FILE] [--entries N]
 # Without --build it configures and builds build-bench/ (RelWithDebInfo).
 # Needs root: each measurement gets a fresh ext4 on a loop file, which this
 # script unmounts and detaches by path when it ends, however it ends.
@@ -15,12 +17,15 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 build=""
 args=()
+only="" rounds=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--build) build=$2; shift 2 ;;
 	--quick) args+=("$1"); shift ;;
-	--rounds|--agents|--only|--json|--entries) args+=("$1" "$2"); shift 2 ;;
-	-h|--help) sed -n '2,8s/^# \{0,1\}//p' "$0"; exit 0 ;;
+	--only) only=$2; shift 2 ;;
+	--rounds) rounds=$2; args+=("$1" "$2"); shift 2 ;;
+	--agents|--json|--entries) args+=("$1" "$2"); shift 2 ;;
+	-h|--help) sed -n '2,10s/^# \{0,1\}//p' "$0"; exit 0 ;;
 	*) echo "run.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
 	esac
 done
@@ -33,6 +38,17 @@ if [ -z "$build" ]; then
 	build=$top/build-bench
 	cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	cmake --build "$build" -j "$(nproc 2>/dev/null || echo 2)" >/dev/null
+fi
+# vm-outage runs by itself (a VM, its own images); bench.py the rest.
+vm=0
+if [ -n "$only" ]; then
+	rest=$(printf '%s\n' "${only//,/$'\n'}" | grep -vx 'vm-outage' | paste -sd, - || :)
+	[ "$rest" = "$only" ] || vm=1
+	if [ "$vm" = 1 ]; then
+		bash "$top/tests/bench/vm_outage.sh" --build "$build" ${rounds:+--rounds "$rounds"}
+		[ -n "$rest" ] || exit 0
+	fi
+	args+=(--only "$rest")
 fi
 for tool in nginx curl bsdtar zstd openssl mkfs.ext4 strace /usr/bin/time; do
 	command -v "$tool" >/dev/null || {

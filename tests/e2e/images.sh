@@ -48,6 +48,9 @@
 #   --store HOST:PORT   the store as the guest sees it (default 10.0.2.2:8080)
 #   --size SIZE         size of disk-a.img (default 2G: room for B's
 #                       staging next to A)
+#   --kernel FILE       image B only: FILE becomes /boot/vmlinuz (the
+#                       kernel a job's boot.kexec loads)
+#   --initrd FILE       image B only: FILE becomes /boot/initrd.img
 #   --disk-b            also write disk-b.img from the tarball
 #   --keep-trees        keep OUTDIR/tree-a and tree-b (default: removed)
 # Needs root (mmdebstrap, chroot, file owners) and the network to Debian's
@@ -65,6 +68,7 @@ store=10.0.2.2:8080
 size=2G
 disk_b=0
 keep_trees=0
+kernel="" initrd=""
 keys=() units=() units_a=() enables=() hooks=()
 
 usage() {
@@ -84,6 +88,8 @@ while [ $# -gt 0 ]; do
 	--hook) hooks+=("$2"); shift ;;
 	--store) store=$2; shift ;;
 	--size) size=$2; shift ;;
+	--kernel) kernel=$2; shift ;;
+	--initrd) initrd=$2; shift ;;
 	--disk-b) disk_b=1 ;;
 	--keep-trees) keep_trees=1 ;;
 	-h | --help) usage ;;
@@ -284,6 +290,10 @@ finish() {
 	for f in ${enables[@]+"${enables[@]}"}; do
 		enable "$tree" "$f"
 	done
+	if [ "$image" = b ]; then
+		[ -z "$kernel" ] || install -D -m 0644 "$kernel" "$tree/boot/vmlinuz"
+		[ -z "$initrd" ] || install -D -m 0644 "$initrd" "$tree/boot/initrd.img"
+	fi
 	for f in ${hooks[@]+"${hooks[@]}"}; do
 		"$f" "$image" "$tree"
 	done

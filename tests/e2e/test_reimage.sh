@@ -24,95 +24,26 @@
 #             attempts, falls back, and A boots by itself; "rolled-back".
 #   health    B boots but a health check fails (a unit that does not
 #             exist): B's agent swaps back and reboots; "rolled-back".
+#   kexec     as good, with boot.kexec: the agent loads B's /boot/vmlinuz
+#             and initrd.img (the VM's kernel, images.sh --kernel) and the
+#             reboot is a kexec (no "reboot: Restarting system"); the
+#             guard and the commit work as after any boot.
 # Prints: submit to outcome, the user's outage (logout to the login prompt
 # of the new image), and each phase's time.
 set -euo pipefail
 . "$(dirname "$0")/vm.sh"
 scenario=${1:-}
 case $scenario in
-good | powercut | guard | health) ;;
-*) echo "usage: test_reimage.sh good|powercut|guard|health" >&2; exit 2 ;;
+good | powercut | guard | health | kexec) ;;
+*) echo "usage: test_reimage.sh good|powercut|guard|health|kexec" >&2; exit 2 ;;
 esac
 e2e_setup "e2e_reimage_$scenario"
-reimagectl=$E2E_BUILD/reimagectl
-cache=$E2E_BUILD/e2e-cache
 
-# deb_fingerprint DEB: what the package installs (control fields and
-# every file's mode, owner, link target and content), without the build
-# times CPack stamps into the .deb: a rebuild of the same tree keeps the
-# cached images, any change to the package remakes them.
-deb_fingerprint() {
-	dpkg-deb -f "$1"
-	dpkg-deb --fsys-tarfile "$1" | tar -tvf - | awk '{ $4 = $5 = ""; print }'
-	dpkg-deb --fsys-tarfile "$1" | tar -xOf - --wildcards '*' | sha256sum
-}
-
-# images_for DEB AGENT_CONF KEY: the images for this package and these
-# files, made once and shared by every scenario (a lock for concurrent
-# runs).
-images_for() {
-	local key dir f
-	key=$( {
-		deb_fingerprint "$1"
-		for f in "$E2E_HERE"/images.sh "$E2E_HERE"/base.sh "$2" "$3"; do
-			sha256sum "$f"
-		done
-		(cd "$E2E_HERE/guest" && find . -type f -print0 | sort -z | xargs -0 sha256sum)
-	} | sha256sum | cut -c1-16)
-	dir=$cache/images-$key
-	exec 8>"$cache/images.lock"
-	flock 8
-	if [ ! -e "$dir/complete" ]; then
-		find "$cache" -mindepth 1 -maxdepth 1 -name 'images-*' -exec rm -rf {} +
-		bash "$E2E_HERE/images.sh" --deb "$1" --agent-conf "$2" --key "$3" "$dir" >&2 ||
-			e2e_fail "images.sh failed"
-		touch "$dir/complete"
-	else
-		e2e_log "images: cached ($dir)" >&2
-	fi
-	flock -u 8
-	echo "$dir"
-}
-
-if ! e2e_in_netns; then
-	t=$(e2e_now)
-	mkdir -p "$cache"
-	# The package from this tree (images.sh installs it with dpkg).
-	deb=$(bash "$E2E_HERE/deb.sh" "$E2E_BUILD") || e2e_fail "deb.sh failed"
-	e2e_took "package (deb.sh)" "$t"
-	# One administrator's key per build directory: the images trust it.
-	if [ ! -s "$cache/admin.pub" ]; then
-		rm -f "$cache/admin.key" "$cache/admin.pub"
-		"$reimagectl" keygen "$cache/admin.key" "$cache/admin.pub" >/dev/null
-	fi
-	cat >"$cache/agent.conf" <<-EOF
-	# e2e: the agent of images A and B (images.sh replaces @STORE@ and
-	# @CONF@, the package's /etc/reimage).
-	agent_id = "vm-a";
-	groups = [ "e2e" ];
-	root = "/";
-	backend = "posix";
-	state_dir = "/var/lib/reimage";
-	store = "http://@STORE@/store";
-	trusted_keys = [ "@CONF@/keys/admin.pub" ];
-	poll_interval = 2;
-	poll_jitter = 0;
-	posix: { grace_seconds = 5; };
-	EOF
-	images=$(images_for "$deb" "$cache/agent.conf" "$cache/admin.pub")
-	echo "$images" >"$E2E_WORK/images-dir"
-	e2e_took "images" "$t"
-fi
+# shellcheck source=reimage_images.sh
+. "$E2E_HERE/reimage_images.sh"
+e2e_in_netns || reimage_images
 e2e_netns "$@"
-images=$(cat "$E2E_WORK/images-dir")
-# shellcheck disable=SC1091 # written by images.sh
-. "$images/images.env"
-
-store_start 8080
-mkdir -p "$STORE_DIR/images" "$STORE_DIR/store"
-ln "$IMAGE_B" "$STORE_DIR/images/image-b.tar.zst" 2>/dev/null ||
-	cp "$IMAGE_B" "$STORE_DIR/images/image-b.tar.zst"
-echo "probe" >"$STORE_DIR/e2e/probe"
+reimage_store
 cp --sparse=always "$DISK_A" "$E2E_WORK/disk-a.img"
 
 # The job of this scenario.
@@ -122,22 +53,13 @@ case $scenario in
 guard) hook_args='"break-init"' ;;
 health) units='"e2e-no-such.service"' deadline=30 ;;
 powercut) extra="test_swap_pause = 120;" ;;
+kexec) extra="boot: { kexec = true; };" ;;
 esac
-cat >"$E2E_WORK/job.conf" <<EOF
-id = "$job";
-image: {
-  url = "http://$STORE_GUEST/images/image-b.tar.zst";
-  sha256 = "$IMAGE_B_SHA256";
-  size = $IMAGE_B_SIZE;
-};
-preserve: { mode = "move"; network = true; users = [ "alice" ]; };
-hooks = ( { path = "/usr/local/libexec/e2e/e2e-hook"; args = [ $hook_args ]; timeout = 120; } );
-label = "reimaged";
+reimage_job "$E2E_WORK/job.conf" "$job" "
+hooks = ( { path = \"/usr/local/libexec/e2e/e2e-hook\"; args = [ $hook_args ]; timeout = 120; } );
+label = \"reimaged\";
 health: { units = [ $units ]; report = true; deadline = $deadline; };
-trial: { max_attempts = 2; };
-reboot = true;
-$extra
-EOF
+$extra"
 
 # --- A runs, alice works
 vm_start "$E2E_WORK/disk-a.img" panic=5
@@ -208,8 +130,17 @@ expect_rolled_back() {
 }
 
 case $scenario in
-good)
+good | kexec)
+	if [ "$scenario" = kexec ]; then
+		vm_wait 'reboot will kexec it' 60 "$from" || e2e_fail "the agent did not load B's kernel"
+	fi
 	vm_wait 'E2E-MARK multi-user image=B' 600 "$from" || e2e_fail "B did not boot"
+	# A reboot through the firmware says so (KERN_EMERG: always on the
+	# console); a kexec does not.
+	if [ "$scenario" = kexec ] && tail -c "+$((from + 1))" "$E2E_WORK/console.log" |
+		grep -a -q -e 'reboot: Restarting system' -e 'the reboot goes through the firmware'; then
+		e2e_fail "the reboot was not a kexec"
+	fi
 	e2e_took "logout to B at multi-user" "$t_logout"
 	vm_wait 'reimage-a login:' 120 "$from" || e2e_fail "no login prompt in B"
 	e2e_took "user's outage, at most: QUIESCE (sync, logout) to B's login prompt" "$t_logout"

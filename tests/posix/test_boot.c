@@ -2,7 +2,8 @@
  * test_boot.c -- set_boot's command runs inside the new root: a sandbox
  * root whose /bin/sh is a static busybox.  Its environment, failure with
  * its output, the timeout; a kernel path that does not resolve inside
- * the root is refused before any kexec.  (kexec_file_load itself and
+ * the root is refused before any kexec; boot.kexec without a kernel in
+ * the image falls back to the firmware.  (kexec_file_load itself and
  * reboot are never called here: they would act on this machine.)
  */
 #define _GNU_SOURCE
@@ -139,6 +140,31 @@ TEST_CASE(kernel_resolves_in_root)
 	memset(&err, 0, sizeof(err));
 	CU_ASSERT_EQUAL(symlink("/etc/hostname", t_path("root/boot/vmlinuz")), 0);
 	CU_ASSERT_EQUAL_FATAL(access("/etc/hostname", R_OK), 0);
+	boot.kernel = "boot/vmlinuz";
+	CU_ASSERT_EQUAL(fx.ops->set_boot(fx.ctx, &boot, &err), -ENOENT);
+	fx_unload(&fx);
+}
+
+TEST_CASE(kexec_falls_back)
+{
+	struct posix_fixture fx;
+	struct reimage_error err = { 0 };
+	struct reimage_boot boot = { .root = t_path("root"), .kexec = 1 };
+
+	CU_ASSERT_EQUAL(mkdir(t_path("root"), 0755), 0);
+	CU_ASSERT_EQUAL_FATAL(load(&fx, "lock_memory = false;"), 0);
+	/* No boot/vmlinuz: the reboot goes through the firmware. */
+	CU_ASSERT_EQUAL(fx.ops->set_boot(fx.ctx, &boot, &err), 0);
+	CU_ASSERT_EQUAL(err.code, 0);
+
+	/* The default kernel resolves inside the root like a named one: a
+	 * link out of it is no kernel either. */
+	CU_ASSERT_EQUAL(mkdir(t_path("root/boot"), 0755), 0);
+	CU_ASSERT_EQUAL(symlink("/etc/hostname", t_path("root/boot/vmlinuz")), 0);
+	CU_ASSERT_EQUAL(fx.ops->set_boot(fx.ctx, &boot, &err), 0);
+
+	/* Without boot.kexec the same missing kernel is an error. */
+	boot.kexec = 0;
 	boot.kernel = "boot/vmlinuz";
 	CU_ASSERT_EQUAL(fx.ops->set_boot(fx.ctx, &boot, &err), -ENOENT);
 	fx_unload(&fx);
