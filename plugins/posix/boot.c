@@ -309,10 +309,24 @@ out:
 	return r;
 }
 
+/* A kernel an earlier job of this agent loaded (a job that then failed
+ * and was undone) must never start a later job's reboot. */
+static void unload_kernel(struct posix *px)
+{
+	if (!px->kexec_loaded)
+		return;
+	if (syscall(SYS_kexec_file_load, -1, -1, 0UL, NULL, (unsigned long)KEXEC_FILE_UNLOAD) < 0)
+		px->host->log(REIMAGE_LOG_WARNING, "posix: boot: unload the kernel an earlier job "
+			      "loaded: %s", strerror(errno));
+	px->kexec_loaded = 0;
+}
+
 int posix_set_boot(void *ctx, const struct reimage_boot *boot, struct reimage_error *err)
 {
 	struct posix *px = ctx;
 	int r;
+
+	unload_kernel(px);
 
 	if (!boot->command && !boot->kernel && !boot->kexec) {
 		px->host->log(REIMAGE_LOG_NOTICE, "posix: boot: no command and no kernel: the "
