@@ -33,7 +33,9 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/mman.h>
+#include <stddef.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 
@@ -63,7 +65,8 @@ static const struct reimage_option smb_options[] = {
 	[OPT_KERBEROS] = { "kerberos", REIMAGE_OPT_BOOL, "false", 0, 0,
 			   "use the system's Kerberos ticket (krb5.conf, KRB5CCNAME)" },
 	[OPT_TIMEOUT] = { "timeout", REIMAGE_OPT_INT, "30", 1, 3600,
-			  "seconds to wait for a connection or an answer" },
+			  "seconds to wait for a connection or an answer (a stop request is "
+			  "honoured within a second meanwhile)" },
 	[OPT_PORT] = { "port", REIMAGE_OPT_INT, "0", 0, 65535,
 		       "server port when the URL names none (0: 445, then 139)" },
 	[OPT_SMB_CONF] = { "smb_conf", REIMAGE_OPT_STRING, NULL, 0, 0,
@@ -94,10 +97,16 @@ struct smb_ctx {
 	unsigned tmp_serial;  /* makes put()'s temporary names unique */
 };
 
+/* libsmbclient waits this long for an answer; the plugin's timeout is
+ * made of such ticks, so that a stop request is seen between two. */
+#define SMB_TICK_MS 1000
+
 struct reimage_stream {
 	struct smb_ctx *ctx;
 	SMBCCTX *smbc;
 	SMBCFILE *file;
+	uint64_t offset;     /* bytes read so far: where a reopened file resumes */
+	struct stat st;      /* at open: a reopened file must still be this one */
 	char url[];
 };
 
@@ -150,6 +159,36 @@ static int smb_fail(struct smb_ctx *c, struct reimage_error *err, int e, const c
 					     "the server refuses)"
 				   : strerror(e));
 	return -e;
+}
+
+static int smb_stopping(const struct smb_ctx *c)
+{
+	const struct reimage_host *h = c->host;
+	return h->struct_size >= offsetof(struct reimage_host, stopping) + sizeof(h->stopping) &&
+	       h->stopping && h->stopping();
+}
+
+static long long elapsed_ms(const struct timespec *t0)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (t.tv_sec - t0->tv_sec) * 1000LL + (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* After an operation failed with e: 1 to try it again (a tick without an
+ * answer, the plugin's timeout not yet spent, no stop requested), else
+ * the error filled in (a stop is "stopped on request", not a failure). */
+static int again(struct smb_ctx *c, const struct timespec *t0, int e, const char *what,
+		 const char *url, struct reimage_error *err)
+{
+	if (smb_stopping(c)) {
+		c->host->error(err, -ECANCELED, REIMAGE_EC_STATE, "%s %s: stopped on request",
+			       what, url);
+		return -ECANCELED;
+	}
+	if (e == ETIMEDOUT && elapsed_ms(t0) < c->timeout_ms)
+		return 1;
+	return smb_fail(c, err, e, what, url);
 }
 
 /* "FILE:LINE: " of an option, for errors about settings. */
@@ -343,7 +382,8 @@ static void free_context(SMBCCTX *smbc)
 }
 
 /* A new libsmbclient context with this plugin's settings.  No network. */
-static int make_context(struct smb_ctx *c, SMBCCTX **ret, struct reimage_error *err)
+static int make_context(struct smb_ctx *c, int timeout_ms, SMBCCTX **ret,
+			struct reimage_error *err)
 {
 	SMBCCTX *smbc = smbc_new_context();
 	int e;
@@ -368,7 +408,7 @@ static int make_context(struct smb_ctx *c, SMBCCTX **ret, struct reimage_error *
 			       "libsmbclient refuses the protocol range SMB2..SMB3");
 		return -EINVAL;
 	}
-	smbc_setTimeout(smbc, c->timeout_ms);
+	smbc_setTimeout(smbc, timeout_ms);
 	smbc_setPort(smbc, c->port);
 	smbc_setOptionUserData(smbc, c);
 	smbc_setFunctionAuthDataWithContext(smbc, smb_auth);
@@ -419,7 +459,7 @@ static int server_for(struct smb_ctx *c, const char *url, SMBCCTX **ret,
 	if (c->spare) {
 		srv->smbc = c->spare;
 		c->spare = NULL;
-	} else if ((r = make_context(c, &srv->smbc, err)) < 0) {
+	} else if ((r = make_context(c, c->timeout_ms, &srv->smbc, err)) < 0) {
 		return r;
 	}
 	memcpy(srv->authority, authority, len);
@@ -458,7 +498,7 @@ static int smb_init(const struct reimage_host *host, const struct reimage_optval
 		return -ENOMEM;
 	}
 	c->host = host;
-	if ((r = load_settings(c, values, err)) < 0 || (r = make_context(c, &c->spare, err)) < 0) {
+	if ((r = load_settings(c, values, err)) < 0 || (r = make_context(c, c->timeout_ms, &c->spare, err)) < 0) {
 		smb_fini(c);
 		return r;
 	}
@@ -479,50 +519,33 @@ static void file_close(SMBCCTX *smbc, SMBCFILE *f)
 	smbc_getFunctionClose(smbc)(smbc, f);
 }
 
-/* Open url for reading and stat it; on failure nothing stays open. */
-static int open_stat(struct smb_ctx *c, const char *url, SMBCCTX **ret_smbc,
-		     SMBCFILE **ret_file, struct stat *st, struct reimage_error *err)
+/* Open url for reading with smbc and stat it, trying again after each
+ * tick without an answer (again()); on failure nothing stays open. */
+static int open_stat(struct smb_ctx *c, SMBCCTX *smbc, const char *url, SMBCFILE **ret_file,
+		     struct stat *st, struct reimage_error *err)
 {
-	SMBCCTX *smbc;
+	struct timespec t0;
 	SMBCFILE *f;
 	int e;
 
-	if ((e = server_for(c, url, &smbc, err)) < 0)
-		return e;
-	f = file_open(smbc, url, O_RDONLY, 0);
-	if (!f)
-		return smb_fail(c, err, errno, "open", url);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (!(f = file_open(smbc, url, O_RDONLY, 0)))
+		if ((e = again(c, &t0, errno, "open", url, err)) <= 0)
+			return e;
 	errno = 0;
 	if (smbc_getFunctionFstat(smbc)(smbc, f, st) < 0 || S_ISDIR(st->st_mode)) {
 		e = S_ISDIR(st->st_mode) ? EISDIR : errno;
 		file_close(smbc, f);
 		return smb_fail(c, err, e, "stat", url);
 	}
-	*ret_smbc = smbc;
 	*ret_file = f;
 	return 0;
 }
 
-static int smb_open(void *ctx, const char *url, uint64_t offset,
-		    struct reimage_stream **ret_stream, uint64_t *ret_size,
-		    struct reimage_error *err)
+/* Seek f to offset; on failure f is closed. */
+static int seek_to(struct smb_ctx *c, SMBCCTX *smbc, SMBCFILE *f, const char *url,
+		   uint64_t offset, struct reimage_error *err)
 {
-	struct smb_ctx *c = ctx;
-	struct reimage_stream *s;
-	struct stat st = { 0 };
-	SMBCCTX *smbc;
-	SMBCFILE *f;
-	int r;
-
-	if ((r = open_stat(c, url, &smbc, &f, &st, err)) < 0)
-		return r;
-	if (offset > (uint64_t)st.st_size) {
-		file_close(smbc, f);
-		c->host->error(err, -EINVAL, REIMAGE_EC_INTEGRITY,
-			       "open %s at byte %" PRIu64 ": the file has only %lld bytes", url,
-			       offset, (long long)st.st_size);
-		return -EINVAL;
-	}
 	errno = 0;
 	if (offset && smbc_getFunctionLseek(smbc)(smbc, f, (off_t)offset, SEEK_SET) !=
 			      (off_t)offset) {
@@ -530,35 +553,118 @@ static int smb_open(void *ctx, const char *url, uint64_t offset,
 		file_close(smbc, f);
 		return smb_fail(c, err, e, "seek in", url);
 	}
+	return 0;
+}
+
+static int stream_timeout(const struct smb_ctx *c)
+{
+	return c->timeout_ms < SMB_TICK_MS ? c->timeout_ms : SMB_TICK_MS;
+}
+
+static int smb_open(void *ctx, const char *url, uint64_t offset,
+		    struct reimage_stream **ret_stream, uint64_t *ret_size,
+		    struct reimage_error *err)
+{
+	struct smb_ctx *c = ctx;
+	struct reimage_stream *s = NULL;
+	struct stat st = { 0 };
+	SMBCCTX *smbc = NULL;
+	SMBCFILE *f = NULL;
+	int r;
+
+	/* A stream has a context of its own, whose connection waits a tick
+	 * for each answer (documents keep the whole timeout per call). */
+	if ((r = check_url(c, url, err)) < 0 ||
+	    (r = make_context(c, stream_timeout(c), &smbc, err)) < 0)
+		return r;
+	if ((r = open_stat(c, smbc, url, &f, &st, err)) < 0)
+		goto fail;
+	if (offset > (uint64_t)st.st_size) {
+		file_close(smbc, f);
+		c->host->error(err, -EINVAL, REIMAGE_EC_INTEGRITY,
+			       "open %s at byte %" PRIu64 ": the file has only %lld bytes", url,
+			       offset, (long long)st.st_size);
+		r = -EINVAL;
+		goto fail;
+	}
+	if ((r = seek_to(c, smbc, f, url, offset, err)) < 0)
+		goto fail;
 	s = malloc(sizeof(*s) + strlen(url) + 1);
 	if (!s) {
 		file_close(smbc, f);
-		return smb_fail(c, err, ENOMEM, "open", url);
+		r = smb_fail(c, err, ENOMEM, "open", url);
+		goto fail;
 	}
 	s->ctx = c;
 	s->smbc = smbc;
 	s->file = f;
+	s->offset = offset;
+	s->st = st;
 	strcpy(s->url, url);
 	*ret_size = (uint64_t)st.st_size;
 	*ret_stream = s;
+	return 0;
+fail:
+	free_context(smbc);
+	return r;
+}
+
+/* After a tick without an answer the file is opened again where the
+ * read stopped -- the same file (size, time, id), or the read fails: two
+ * versions are never spliced. */
+static int reopen(struct reimage_stream *s, struct reimage_error *err)
+{
+	struct stat st = { 0 };
+	SMBCFILE *f;
+	int r;
+
+	/* A fresh connection: the old one may still owe answers to requests
+	 * that timed out. */
+	free_context(s->smbc);  /* closes s->file too */
+	s->file = NULL;
+	s->smbc = NULL;
+	if ((r = make_context(s->ctx, stream_timeout(s->ctx), &s->smbc, err)) < 0 ||
+	    (r = open_stat(s->ctx, s->smbc, s->url, &f, &st, err)) < 0)
+		return r;
+	if (st.st_size != s->st.st_size || st.st_ino != s->st.st_ino ||
+	    st.st_mtim.tv_sec != s->st.st_mtim.tv_sec ||
+	    st.st_mtim.tv_nsec != s->st.st_mtim.tv_nsec) {
+		file_close(s->smbc, f);
+		s->ctx->host->error(err, -ESTALE, REIMAGE_EC_RETRYABLE,
+				    "read %s: the file changed while it was read", s->url);
+		return -ESTALE;
+	}
+	if ((r = seek_to(s->ctx, s->smbc, f, s->url, s->offset, err)) < 0)
+		return r;
+	s->file = f;
 	return 0;
 }
 
 static ssize_t smb_read(struct reimage_stream *s, void *buf, size_t len,
 			struct reimage_error *err)
 {
+	struct timespec t0;
 	ssize_t n;
+	int r;
 
-	errno = 0;
-	n = smbc_getFunctionRead(s->smbc)(s->smbc, s->file, buf, len);
-	if (n < 0)
-		return smb_fail(s->ctx, err, errno, "read", s->url);
-	return n;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		errno = 0;
+		if (s->file && (n = smbc_getFunctionRead(s->smbc)(s->smbc, s->file, buf, len)) >= 0) {
+			s->offset += (uint64_t)n;
+			return n;
+		}
+		if ((r = again(s->ctx, &t0, s->file ? errno : ETIMEDOUT, "read", s->url, err)) <= 0)
+			return r;
+		if ((r = reopen(s, err)) < 0 && r != -ETIMEDOUT)
+			return r;
+	}
 }
 
 static void smb_close(struct reimage_stream *s)
 {
-	file_close(s->smbc, s->file);
+	if (s->smbc)
+		free_context(s->smbc);  /* closes the file */
 	free(s);
 }
 
@@ -611,7 +717,7 @@ static int smb_fetch(void *ctx, const char *url, void *buf, size_t cap, size_t *
 	size_t len = 0;
 	int r;
 
-	if ((r = open_stat(c, url, &smbc, &f, &st, err)) < 0)
+	if ((r = server_for(c, url, &smbc, err)) < 0 || (r = open_stat(c, smbc, url, &f, &st, err)) < 0)
 		return r;
 	make_etag(&st, tag);
 	if (etag[0] && strcmp(etag, tag) == 0) {

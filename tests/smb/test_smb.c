@@ -13,6 +13,8 @@
 #include "smbd.h"
 
 #include <arpa/inet.h>
+#include <signal.h>
+#include <sys/time.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -314,6 +316,107 @@ TEST_CASE(timeout)
 	CU_ASSERT(t1.tv_sec - t0.tv_sec < 15);
 	plugin_unload(&sp);
 	close(fd);
+}
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	stop_flag = 1;
+}
+
+/* A stalled read -- smbd stopped (SIGSTOP to its process group) in the
+ * middle of a large file -- ends within about a second of a stop request
+ * (the flag the host's stopping() reads, set 0.3 s after the stall) with
+ * "stopped on request", not after the plugin's 30 s timeout. */
+TEST_CASE(stop_during_stalled_read)
+{
+	struct sigaction sa = { .sa_handler = on_alarm };
+	struct itimerval in = { .it_value = { 0, 300000 } };
+	struct reimage_error err = { 0 };
+	struct reimage_stream *s = NULL;
+	struct timespec t0, t1;
+	struct smbd srv;
+	struct smb_plugin sp;
+	uint64_t size, total = 0;
+	size_t cap = 1 << 16;
+	char *buf = malloc(cap);
+	ssize_t n;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
+	smbd_start(&srv);
+	/* More than the client asks for ahead of its reads. */
+	CU_ASSERT_EQUAL_FATAL(t_sh("truncate -s 256M '%s'", t_path("private/big.bin")), 0);
+	plugin_load(&sp, "user = \"" SMBD_USER "\"; password = \"" SMBD_PASSWORD "\"; timeout = 30;");
+	CU_ASSERT_EQUAL_FATAL(sp.ops->open(sp.ctx, url(srv.port, "private", "big.bin"), 0, &s, &size,
+					   &err), 0);
+	CU_ASSERT_EQUAL(sp.ops->read(s, buf, cap, &err), (ssize_t)cap);
+	CU_ASSERT_EQUAL_FATAL(kill(-srv.pid, SIGSTOP), 0);
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGALRM, &sa, NULL);
+	stop_flag = 0;
+	registry_watch_stop(&stop_flag);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	CU_ASSERT_EQUAL_FATAL(setitimer(ITIMER_REAL, &in, NULL), 0);
+	while ((n = sp.ops->read(s, buf, cap, &err)) > 0 && total < size)
+		total += (uint64_t)n;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	CU_ASSERT_EQUAL(n, -ECANCELED);
+	CU_ASSERT_EQUAL(err.cls, REIMAGE_EC_STATE);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "stopped on request"));
+	if (n != -ECANCELED)
+		fprintf(stderr, "read ended %zd after %llu bytes: %s\n", n,
+			(unsigned long long)total, err.msg);
+	CU_ASSERT(t1.tv_sec - t0.tv_sec < 10);
+	registry_watch_stop(NULL);
+	kill(-srv.pid, SIGCONT);
+	sp.ops->close(s);
+	plugin_unload(&sp);
+	smbd_stop(&srv);
+	free(buf);
+}
+
+/* Without a stop, a server silent for less than the timeout is waited
+ * for: the read goes on where it stopped, and the bytes are the file's. */
+TEST_CASE(read_survives_a_short_stall)
+{
+	struct reimage_error err = { 0 };
+	struct reimage_stream *s = NULL;
+	struct smbd srv;
+	struct smb_plugin sp;
+	uint64_t size, have = 0;
+	unsigned char *img, *got;
+
+	smbd_start(&srv);
+	img = make_image(t_path("private/image.bin"), IMAGE_SIZE);
+	got = malloc(IMAGE_SIZE);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(got);
+	/* A timeout far above the stall, however late the SIGCONT comes. */
+	plugin_load(&sp, "user = \"" SMBD_USER "\"; password = \"" SMBD_PASSWORD "\"; timeout = 120;");
+	CU_ASSERT_EQUAL_FATAL(sp.ops->open(sp.ctx, url(srv.port, "private", "image.bin"), 0, &s,
+					   &size, &err), 0);
+	CU_ASSERT_EQUAL(sp.ops->read(s, got, 4096, &err), 4096);
+	have = 4096;
+	/* Silent for 3 ticks: SIGCONT from a child 3 s from now. */
+	CU_ASSERT_EQUAL_FATAL(kill(-srv.pid, SIGSTOP), 0);
+	CU_ASSERT_EQUAL_FATAL(t_sh("(sleep 3; kill -CONT -%d) >/dev/null 2>&1 &", (int)srv.pid), 0);
+	while (have < IMAGE_SIZE) {
+		ssize_t n = sp.ops->read(s, got + have, IMAGE_SIZE - have, &err);
+		if (n <= 0) {
+			fprintf(stderr, "read: %zd: %s\n", n, err.msg);
+			break;
+		}
+		have += (uint64_t)n;
+	}
+	CU_ASSERT_EQUAL(have, IMAGE_SIZE);
+	CU_ASSERT(memcmp(got, img, IMAGE_SIZE) == 0);
+	kill(-srv.pid, SIGCONT);
+	sp.ops->close(s);
+	plugin_unload(&sp);
+	smbd_stop(&srv);
+	free(img);
+	free(got);
 }
 
 TEST_CASE(port_option)
