@@ -547,6 +547,16 @@ static void take_document(struct agent *a, size_t i, const char *doc, size_t len
 	}
 }
 
+/* Locations whose last poll failed: one outage of the store fails them
+ * all, and is said once. */
+static size_t locations_failing(const struct agent *a)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < a->n_loc; i++)
+		n += a->loc[i].failures > 0;
+	return n;
+}
+
 static void poll_location(struct agent *a, size_t i)
 {
 	struct location *l = &a->loc[i];
@@ -561,8 +571,12 @@ static void poll_location(struct agent *a, size_t i)
 	gate_clock(&a->gate, date);
 
 	if (l->failures && (r >= 0 || e.cls == REIMAGE_EC_NOTFOUND)) {
-		log_notice("poll %s: answers again after %d failed poll(s)", l->url, l->failures);
+		int failed = l->failures;
 		l->failures = 0;
+		if (locations_failing(a) == 0)
+			log_notice("poll %s: answers again after %d failed poll(s)", l->url, failed);
+		else
+			log_info("poll %s: answers again after %d failed poll(s)", l->url, failed);
 	}
 	if (r == REIMAGE_NOT_MODIFIED)
 		return;
@@ -585,11 +599,14 @@ static void poll_location(struct agent *a, size_t i)
 			pause = OUTAGE_BACKOFF_MAX_MS;
 		l->retry_at_ms = progress_now_ms() + pause;
 		err_prefix_about(&e, "poll", l->url);
-		if (l->failures++ == 0)
-			log_warn("%s (said once until it answers again)", e.msg);
+		if (l->failures == 0 && locations_failing(a) == 0)
+			log_warn("%s (said once until the store answers again)", e.msg);
+		else if (l->failures == 0)
+			log_info("%s (the same outage)", e.msg);
 		else
 			log_info("poll %s: still failing (%d in a row), next try in %lld s", l->url,
-				 l->failures, (long long)(pause / 1000));
+				 l->failures + 1, (long long)(pause / 1000));
+		l->failures++;
 		return;
 	}
 	l->had_doc = 1;

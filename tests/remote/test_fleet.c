@@ -309,6 +309,11 @@ TEST_CASE(unreachable_store_logged_once)
 	CU_ASSERT_EQUAL(agent_wait(pid, 15), 0);
 	CU_ASSERT_EQUAL(t_sh("test $(grep -c 'warning: poll: GET .*/jobs/pc-1.job' '%s') = 1",
 			     t_path("pc-1/agent.log")), 0);
+	/* One outage, one warning: the group's document (groups = lab) fails
+	 * in the same outage and is said only in the verbose log. */
+	CU_ASSERT_EQUAL(t_sh("test $(grep -c 'warning: poll' '%s') = 1 && "
+			     "grep -q 'lab.job.*(the same outage)' '%s'", t_path("pc-1/agent.log"),
+			     t_path("pc-1/agent.log")), 0);
 	/* Further apart: 1 s, then 2 s, then 4 s between the polls. */
 	CU_ASSERT_EQUAL(t_sh("grep -q 'still failing (2 in a row), next try in 2 s' '%s'",
 			     t_path("pc-1/agent.log")), 0);
