@@ -120,10 +120,16 @@ static int cmd_keygen(void *ctx, struct reimage_error *err)
 	return r;
 }
 
+/* The job file's text, checked as an agent would take it; with a line
+ * signed_at = now appended when it has none (as submit sets it): the
+ * signing time raises the agents' floor of trusted time. */
 static int read_job_text(const char *path, char **ret_text, size_t *ret_len,
 			 struct reimage_error *err)
 {
 	struct job job;
+	int64_t signed_at;
+	char line[96], when[64], *text;
+	size_t len;
 	int r;
 	/* The agent must be able to read what is signed, and accept it:
 	 * every agent refuses a job without targets or an expiry. */
@@ -137,10 +143,27 @@ static int read_job_text(const char *path, char **ret_text, size_t *ret_len,
 			job.not_after ? "" : "`not_after`");
 		r = -EINVAL;
 	}
+	signed_at = job.signed_at;
 	job_free(&job);
-	if (r < 0)
+	if (r < 0 || (r = fs_read_small(path, SIGN_DOC_MAX - 512, &text, &len, err)) < 0)
 		return r;
-	return fs_read_small(path, SIGN_DOC_MAX - 512, ret_text, ret_len, err);
+	if (!signed_at) {
+		char *more;
+		when_format(time(NULL), when, sizeof(when));
+		int n = snprintf(line, sizeof(line), "%ssigned_at = \"%s\";\n",
+				 len && text[len - 1] != '\n' ? "\n" : "", when);
+		if (!(more = realloc(text, len + (size_t)n + 1))) {
+			free(text);
+			err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
+			return -ENOMEM;
+		}
+		text = more;
+		memcpy(text + len, line, (size_t)n + 1);
+		len += (size_t)n;
+	}
+	*ret_text = text;
+	*ret_len = len;
+	return 0;
 }
 
 static int write_out(const char *path, const char *data, size_t len, struct reimage_error *err)
@@ -180,7 +203,7 @@ static int cmd_verify(void *ctx, struct reimage_error *err)
 	const char *trusted[2] = { c->a->trusted, NULL };
 	struct sign_verified v;
 	struct job job;
-	char *doc = NULL, when[64] = "(none)";
+	char *doc = NULL, when[64] = "(none)", signed_at[64] = "(none)";
 	size_t len;
 	int r;
 
@@ -194,8 +217,10 @@ static int cmd_verify(void *ctx, struct reimage_error *err)
 	    (r = job_load_text(&job, c->a->pos[0], v.payload, v.len, err)) == 0) {
 		if (job.not_after)
 			when_format(job.not_after, when, sizeof(when));
-		printf("signature valid: key %s (%s)\njob %s, serial %lld, not_after %s\n", v.key_id,
-		       v.key_file, job.id, job.serial, when);
+		if (job.signed_at)
+			when_format(job.signed_at, signed_at, sizeof(signed_at));
+		printf("signature valid: key %s (%s)\njob %s, serial %lld, signed_at %s, not_after %s\n",
+		       v.key_id, v.key_file, job.id, job.serial, signed_at, when);
 		for (size_t i = 0; job.target_agents && job.target_agents[i]; i++)
 			printf("target agent %s\n", job.target_agents[i]);
 		for (size_t i = 0; job.target_groups && job.target_groups[i]; i++)
@@ -1248,7 +1273,9 @@ static const struct cli_command commands[] = {
 	  NULL, cmd_keygen, NULL, 0 },
 	{ "sign", 1, 1, "-k PRIVATE.pem JOB [-o FILE]",
 	  "Check a job file and write it signed (to standard output, or FILE).  A signed\n"
-	  "job needs `targets` and `not_after`; `submit` sets both.",
+	  "job needs `targets` and `not_after`; `submit` sets both.  A job without\n"
+	  "`signed_at` gets it (now), as submit gives it: it raises the agents' floor\n"
+	  "of trusted time.",
 	  (const char *const[]){ "key", "output", "config", NULL }, cmd_sign,
 	  (const char *const[]){ "key", NULL }, 0 },
 	{ "verify", 1, 1, "-t PUBLIC.pem SIGNED-JOB",

@@ -188,7 +188,8 @@ TEST_CASE(waves_numbered_from_1_and_second_stop)
 			     t_path("check.py")), 0);
 }
 
-/* sign refuses what every agent would refuse: no targets, no not_after. */
+/* sign refuses what every agent would refuse: no targets, no not_after;
+ * it adds signed_at where the job has none. */
 TEST_CASE(sign_refuses_unusable_job)
 {
 	char *out = NULL;
@@ -211,6 +212,19 @@ TEST_CASE(sign_refuses_unusable_job)
 	free(out);
 	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "verify -t '%s' '%s'", t_path("k.pub"),
 					   t_path("job.signed")), 0);
+	/* Signed now, as submit would have it (the job file had no signed_at). */
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "signed_at 20"));
+	free(out);
+	/* A signed_at the job gives is kept. */
+	fixture_job(t_path("job.conf"), "/nonexistent/i.tar", NULL,
+		    "targets: { agents = [ \"pc-1\" ]; };\nnot_after = \"2099-01-01T00:00:00Z\";\n"
+		    "signed_at = \"2026-01-02T03:04:05Z\";");
+	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "sign -k '%s' '%s' -o '%s'", t_path("k"),
+					   t_path("job.conf"), t_path("job.signed")), 0);
+	free(out);
+	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "verify -t '%s' '%s'", t_path("k.pub"),
+					   t_path("job.signed")), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "signed_at 2026-01-02T03:04:05Z"));
 	free(out);
 }
 
