@@ -11,7 +11,7 @@ packages="build-essential cmake pkg-config
   mmdebstrap qemu-system-x86 linux-image-cloud-amd64 iproute2
   libsquashfs-dev squashfs-tools xorriso docker-registry tzdata faketime
   gcc-mingw-w64-x86-64 mingw-w64 wine64 wine
-  libarchive-tools curl time strace lintian groff-base man-db nghttp2-client
+  libarchive-tools curl time strace lintian groff-base man-db nghttp2-client chromium
   clang libclang-rt-14-dev"
 missing=""
 for p in $packages; do

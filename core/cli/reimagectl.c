@@ -1221,6 +1221,24 @@ static int cmd_agents(void *ctx, struct reimage_error *err)
 	return r;
 }
 
+/* The status page, built in from core/remote/status.html. */
+extern const unsigned char status_page[];
+extern const size_t status_page_len;
+
+static int cmd_page(void *ctx, struct reimage_error *err)
+{
+	struct ctl *c = ctx;
+	char url[STORE_URL_MAX];
+	int r;
+
+	store_url(url, sizeof(url), c->store, "status.html");
+	if ((r = store_put(&c->reg, &c->ac, url, (const char *)status_page, status_page_len,
+			   "text/html", err)) == 0)
+		printf("%s: the fleet's status page (%zu bytes); open it where the store is "
+		       "served\n", url, status_page_len);
+	return r;
+}
+
 /* ------------------------------------------------------------- main */
 
 static const struct cli_option options[] = {
@@ -1381,6 +1399,15 @@ static const struct cli_command commands[] = {
 	  "node exporter's textfile collector.",
 	  (const char *const[]){ "store", "config", "stale", "json", "prometheus", NULL },
 	  cmd_agents, NULL, 0 },
+	{ "page", 0, 0, "-s STORE",
+	  "Put the fleet's status page, status.html, in the store: one self-contained\n"
+	  "file that reads, relative to itself, agents.json, each agent's latest report,\n"
+	  "and each rollout's index and waves, and shows machines by state (failures\n"
+	  "first), progress, when each was last seen, and every rollout's waves and\n"
+	  "budget; it reads again every 30 s.  Any server that serves the store's files\n"
+	  "serves it (no server of reimage's own); the page only displays, agents\n"
+	  "verify what they act on.  Also installed in /usr/share/reimage/.",
+	  store_options, cmd_page, NULL, 0 },
 	{ "manual", 1, 1, "TEMPLATE",
 	  "Print the manual page or the bash completion from its template (the build's).",
 	  NULL, cmd_manual, NULL, 1 },

@@ -169,6 +169,8 @@ static void write_nginx_conf(const struct nginx *n, int tls)
 		"test=\"$http_x_reimage_test\" ua=\"$http_user_agent\" conn=$connection';\n"
 		"  access_log %s/access.log reimage;\n"
 		"  default_type application/octet-stream;\n"
+		/* As Debian's mime.types has them: the status page is a page. */
+		"  types { text/html html; application/json json; }\n"
 		"  server {\n"
 		"    listen 127.0.0.1:%d;\n"
 		"%s"
