@@ -186,7 +186,6 @@ TEST_CASE(stop_cancels_every_agent_not_swapped)
 
 /* ------------------------------------------------- cost per agent */
 
-/* Requests nginx has answered so far (its access log, a line each). */
 static int log_port;  /* the nginx whose access log requests() counts */
 
 /* Requests nginx has logged, the counter's own markers left out.  nginx
