@@ -177,6 +177,8 @@ static int check_caps(struct engine *e, struct reimage_error *err)
 		missing = "set a volume label (remove `label`)";
 	else if (job->boot_set && (!(b->caps & REIMAGE_BCAP_BOOT) || !b->set_boot))
 		missing = "set boot parameters (remove the `boot` group)";
+	else if (job->boot_set && job->boot.kexec && !(b->caps & REIMAGE_BCAP_KEXEC))
+		missing = "reboot by kexec (remove `boot.kexec`)";
 	else if (job->reboot && (!(b->caps & REIMAGE_BCAP_REBOOT) || !b->reboot))
 		missing = "reboot (set `reboot = false`)";
 	else if (!b->quiesce)

@@ -164,6 +164,8 @@ static const struct required_hook {
 	{ REIMAGE_BCAP_LABEL, "LABEL", HOOK(set_label) },
 	{ REIMAGE_BCAP_BOOT, "BOOT", HOOK(set_boot) },
 	{ REIMAGE_BCAP_REBOOT, "REBOOT", HOOK(reboot) },
+	{ REIMAGE_BCAP_KEXEC, "KEXEC", HOOK(set_boot) },
+	{ REIMAGE_BCAP_KEXEC, "KEXEC", HOOK(reboot) },
 	{ REIMAGE_BCAP_MOUNTS, "MOUNTS", HOOK(mount_copy) },
 	{ REIMAGE_BCAP_MOUNTS, "MOUNTS", HOOK(mount_restore) },
 	{ REIMAGE_BCAP_IMAGES, "IMAGES", HOOK(image_kinds) },

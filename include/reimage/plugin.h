@@ -293,6 +293,9 @@ struct reimage_transport_ops {
  * reimage-guard there for the new image's trial boots (the core's
  * trial.h): a new image that never reaches its agent falls back alone. */
 #define REIMAGE_BCAP_GUARD    (1u << 9)
+/* set_boot() loads boot.kexec's kernel for reboot() (a backend without it
+ * is refused a job with boot.kexec, before anything is staged). */
+#define REIMAGE_BCAP_KEXEC    (1u << 10)
 
 /* What power() answers. */
 enum reimage_power {

@@ -329,7 +329,7 @@ static const struct reimage_backend_ops posix_ops = {
 	.name = "posix",
 	.caps = REIMAGE_BCAP_EXCHANGE | REIMAGE_BCAP_LABEL | REIMAGE_BCAP_BOOT |
 		REIMAGE_BCAP_LOGOUT | REIMAGE_BCAP_QUIESCE | REIMAGE_BCAP_REBOOT |
-		REIMAGE_BCAP_MOUNTS | REIMAGE_BCAP_IMAGES | REIMAGE_BCAP_GUARD,
+		REIMAGE_BCAP_MOUNTS | REIMAGE_BCAP_IMAGES | REIMAGE_BCAP_GUARD | REIMAGE_BCAP_KEXEC,
 	.options = posix_options,
 	.keep_entries = posix_keep_entries,
 	.network_paths = posix_network_paths,

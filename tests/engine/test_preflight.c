@@ -85,6 +85,16 @@ TEST_CASE(space_refused_before_anything)
 	free(before);
 }
 
+/* boot.kexec on a backend that cannot reboot by kexec (the sandbox, as
+ * macos and windows) is refused before anything is staged, not ignored. */
+TEST_CASE(kexec_refused_by_a_backend_without_it)
+{
+	setup(NULL, "boot: { kexec = true; };");
+	char *before = fixture_manifest(t_path("root"));
+	run_refused(before, "cannot reboot by kexec (remove `boot.kexec`)");
+	free(before);
+}
+
 TEST_CASE(unpacked_size_counts)
 {
 	/* A declared unpacked size larger than any disk: refused. */
