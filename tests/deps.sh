@@ -3,7 +3,7 @@
 # is missing.  Idempotent: does nothing when everything is there.
 set -eu
 packages="build-essential cmake pkg-config
-  libltdl-dev libconfig-dev libarchive-dev libcurl4-openssl-dev libssl-dev
+  libltdl-dev libconfig-dev libarchive-dev libcurl4-openssl-dev libssl-dev libxml2-dev
   libcunit1-dev libsmbclient-dev libjansson-dev zlib1g-dev libzstd-dev libsodium-dev
   nginx-light samba openssl
   tar zstd xz-utils gzip bzip2 python3 acl attr e2fsprogs util-linux

@@ -67,6 +67,7 @@ static const struct {
 	{ "file", "file" },
 	{ "http", "transport-http" },
 	{ "https", "transport-http" },
+	{ "s3", "transport-http" },
 	{ "smb", "transport-smb" },
 };
 

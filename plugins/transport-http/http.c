@@ -36,6 +36,7 @@ enum {
 	OPT_HEADERS,
 	OPT_BEARER_TOKEN_FILE,
 	OPT_USER_AGENT,
+	OPT_S3,  /* the s3_* settings, in s3.h's order */
 };
 
 static const struct reimage_option http_options[] = {
@@ -63,6 +64,17 @@ static const struct reimage_option http_options[] = {
 		"file holding a bearer token sent as Authorization (read at start, never logged)" },
 	[OPT_USER_AGENT] = { "user_agent", REIMAGE_OPT_STRING, "reimage", 0, 0,
 		"User-Agent header" },
+	[OPT_S3 + S3_OPT_ENDPOINT] = { "s3_endpoint", REIMAGE_OPT_STRING, NULL, 0, 0,
+		"s3:// URLs: the service, \"https://HOST[:PORT]\" (default: AWS S3 in s3_region)" },
+	[OPT_S3 + S3_OPT_REGION] = { "s3_region", REIMAGE_OPT_STRING, "us-east-1", 0, 0,
+		"s3:// URLs: the region requests are signed for" },
+	[OPT_S3 + S3_OPT_ACCESS_KEY_ID] = { "s3_access_key_id", REIMAGE_OPT_STRING, NULL, 0, 0,
+		"s3:// URLs: the access key id requests are signed with (none: unsigned requests)" },
+	[OPT_S3 + S3_OPT_SECRET_KEY_FILE] = { "s3_secret_key_file", REIMAGE_OPT_STRING, NULL, 0, 0,
+		"s3:// URLs: file holding the secret access key (read at start, never logged)" },
+	[OPT_S3 + S3_OPT_ADDRESSING] = { "s3_addressing", REIMAGE_OPT_STRING, "auto", 0, 0,
+		"s3:// URLs: \"path\" (HOST/BUCKET/KEY), \"virtual\" (BUCKET.HOST/KEY) or \"auto\" "
+		"(virtual for AWS, path for an s3_endpoint)" },
 	{ NULL, REIMAGE_OPT_END, NULL, 0, 0, NULL }
 };
 
@@ -71,13 +83,9 @@ static const struct reimage_option http_options[] = {
 
 /* ------------------------------------------------------------ settings */
 
-static int bad_setting(const struct http_ctx *c, const struct reimage_optval *v,
-		       const char *name, int code, struct reimage_error *err,
-		       const char *fmt, ...) REIMAGE_PRINTF(6, 7);
-
-static int bad_setting(const struct http_ctx *c, const struct reimage_optval *v,
-		       const char *name, int code, struct reimage_error *err,
-		       const char *fmt, ...)
+int http_bad_setting(const struct http_ctx *c, const struct reimage_optval *v,
+		     const char *name, int code, struct reimage_error *err,
+		     const char *fmt, ...)
 {
 	char what[512];
 	va_list ap;
@@ -93,8 +101,7 @@ static int bad_setting(const struct http_ctx *c, const struct reimage_optval *v,
 	return code;
 }
 
-/* Read the file a setting names into blob (NUL-terminated, for tokens). */
-static int read_setting_file(const struct http_ctx *c, const struct reimage_optval *v,
+int http_setting_file(const struct http_ctx *c, const struct reimage_optval *v,
 			     const char *name, struct curl_blob *blob, struct reimage_error *err)
 {
 	unsigned char *data;
@@ -107,12 +114,12 @@ static int read_setting_file(const struct http_ctx *c, const struct reimage_optv
 	f = fopen(v->s, "re");
 	if (!f) {
 		int e = errno;
-		return bad_setting(c, v, name, -e, err, "cannot read '%s': %s", v->s, strerror(e));
+		return http_bad_setting(c, v, name, -e, err, "cannot read '%s': %s", v->s, strerror(e));
 	}
 	data = malloc(SETTING_FILE_MAX + 1);
 	if (!data) {
 		fclose(f);
-		return bad_setting(c, v, name, -ENOMEM, err, "out of memory");
+		return http_bad_setting(c, v, name, -ENOMEM, err, "out of memory");
 	}
 	len = fread(data, 1, SETTING_FILE_MAX + 1, f);
 	problem = ferror(f) ? "read error" : len == 0 ? "empty file"
@@ -120,7 +127,7 @@ static int read_setting_file(const struct http_ctx *c, const struct reimage_optv
 	fclose(f);
 	if (problem) {
 		free(data);
-		return bad_setting(c, v, name, -EINVAL, err, "cannot read '%s': %s", v->s, problem);
+		return http_bad_setting(c, v, name, -EINVAL, err, "cannot read '%s': %s", v->s, problem);
 	}
 	data[len] = '\0';
 	blob->data = data;
@@ -138,7 +145,7 @@ static int read_bearer_token(struct http_ctx *c, const struct reimage_optval *v,
 	size_t len;
 	int r;
 
-	if ((r = read_setting_file(c, v, "bearer_token_file", &blob, err)) < 0 || !v->set)
+	if ((r = http_setting_file(c, v, "bearer_token_file", &blob, err)) < 0 || !v->set)
 		return r;
 	token = blob.data;
 	len = blob.len;
@@ -148,10 +155,10 @@ static int read_bearer_token(struct http_ctx *c, const struct reimage_optval *v,
 	for (size_t i = 0; i < len; i++)
 		if (!isgraph((unsigned char)token[i]))
 			/* The token itself stays out of the message. */
-			return bad_setting(c, v, "bearer_token_file", -EINVAL, err,
+			return http_bad_setting(c, v, "bearer_token_file", -EINVAL, err,
 					   "'%s' must hold one token on one line", v->s);
 	if (len == 0)
-		return bad_setting(c, v, "bearer_token_file", -EINVAL, err, "'%s' is empty", v->s);
+		return http_bad_setting(c, v, "bearer_token_file", -EINVAL, err, "'%s' is empty", v->s);
 	return 0;
 }
 
@@ -163,11 +170,11 @@ static int read_headers(struct http_ctx *c, const struct reimage_optval *v,
 		struct curl_slist *grown;
 
 		if (!colon || colon == h || strpbrk(h, "\r\n") || strcspn(h, " \t") < (size_t)(colon - h))
-			return bad_setting(c, v, "headers", -EINVAL, err,
+			return http_bad_setting(c, v, "headers", -EINVAL, err,
 					   "'%s' is not a header line \"Name: value\"", h);
 		grown = curl_slist_append(c->headers, h);
 		if (!grown)
-			return bad_setting(c, v, "headers", -ENOMEM, err, "out of memory");
+			return http_bad_setting(c, v, "headers", -ENOMEM, err, "out of memory");
 		c->headers = grown;
 	}
 	return 0;
@@ -182,7 +189,7 @@ static int copy_string(const struct http_ctx *c, const struct reimage_optval *v,
 	if (!s)
 		return 0;
 	*ret = strdup(s);
-	return *ret ? 0 : bad_setting(c, v, name, -ENOMEM, err, "out of memory");
+	return *ret ? 0 : http_bad_setting(c, v, name, -ENOMEM, err, "out of memory");
 }
 
 static int read_settings(struct http_ctx *c, const struct reimage_optval *v,
@@ -191,23 +198,24 @@ static int read_settings(struct http_ctx *c, const struct reimage_optval *v,
 	int r;
 
 	if (v[OPT_CLIENT_CERT].set != v[OPT_CLIENT_KEY].set)
-		return bad_setting(c, &v[v[OPT_CLIENT_CERT].set ? OPT_CLIENT_CERT : OPT_CLIENT_KEY],
+		return http_bad_setting(c, &v[v[OPT_CLIENT_CERT].set ? OPT_CLIENT_CERT : OPT_CLIENT_KEY],
 				   v[OPT_CLIENT_CERT].set ? "client_cert" : "client_key", -EINVAL,
 				   err, "client_cert and client_key are given together");
 	if (v[OPT_PINNED_KEY].set && strncmp(v[OPT_PINNED_KEY].s, "sha256//", 8) != 0)
-		return bad_setting(c, &v[OPT_PINNED_KEY], "pinned_public_key", -EINVAL, err,
+		return http_bad_setting(c, &v[OPT_PINNED_KEY], "pinned_public_key", -EINVAL, err,
 				   "expected \"sha256//BASE64\" (openssl pkey -pubin -outform der | "
 				   "openssl dgst -sha256 -binary | base64)");
-	if ((r = read_setting_file(c, &v[OPT_CA_FILE], "ca_file", &c->ca, err)) < 0 ||
-	    (r = read_setting_file(c, &v[OPT_CLIENT_CERT], "client_cert", &c->client_cert, err)) < 0 ||
-	    (r = read_setting_file(c, &v[OPT_CLIENT_KEY], "client_key", &c->client_key, err)) < 0 ||
+	if ((r = http_setting_file(c, &v[OPT_CA_FILE], "ca_file", &c->ca, err)) < 0 ||
+	    (r = http_setting_file(c, &v[OPT_CLIENT_CERT], "client_cert", &c->client_cert, err)) < 0 ||
+	    (r = http_setting_file(c, &v[OPT_CLIENT_KEY], "client_key", &c->client_key, err)) < 0 ||
 	    (r = read_bearer_token(c, &v[OPT_BEARER_TOKEN_FILE], err)) < 0 ||
 	    (r = read_headers(c, &v[OPT_HEADERS], err)) < 0 ||
 	    /* An empty proxy string tells libcurl to ignore http_proxy & co:
 	     * the agent's configuration is the one place that routes it. */
 	    (r = copy_string(c, &v[OPT_PROXY], "proxy", "", &c->proxy, err)) < 0 ||
 	    (r = copy_string(c, &v[OPT_USER_AGENT], "user_agent", NULL, &c->user_agent, err)) < 0 ||
-	    (r = copy_string(c, &v[OPT_PINNED_KEY], "pinned_public_key", NULL, &c->pinned_key, err)) < 0)
+	    (r = copy_string(c, &v[OPT_PINNED_KEY], "pinned_public_key", NULL, &c->pinned_key, err)) < 0 ||
+	    (r = s3_read_settings(c, &v[OPT_S3], err)) < 0)
 		return r;
 	c->connect_timeout = (long)v[OPT_CONNECT_TIMEOUT].i;
 	c->low_speed_limit = (long)v[OPT_LOW_SPEED_LIMIT].i;
@@ -237,6 +245,7 @@ static void http_fini(void *ctx)
 	free(c->ca.data);
 	free(c->client_cert.data);
 	free_secret(c->client_key.data, c->client_key.len);
+	s3_free_settings(&c->s3);
 	free(c);
 	curl_global_cleanup();
 }
@@ -332,17 +341,25 @@ static int xferinfo(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t 
 	return http_stopping(arg);
 }
 
-int http_request_init(struct http_ctx *c, struct http_request *rq, const char *method,
-		      const char *url, const char *const *extra_headers,
-		      struct reimage_error *err)
+int http_request_init_body(struct http_ctx *c, struct http_request *rq, const char *method,
+			   const char *url, const char *const *extra_headers,
+			   const char *payload_sha256, struct reimage_error *err)
 {
 	CURLcode rc = CURLE_OK;
-	/* Plain http may be redirected to https, https never down to http. */
-	const char *redirects = strncasecmp(url, "https:", 6) == 0 ? "https" : "http,https";
+	char service_url[HTTP_SHOWN_URL_MAX * 8];
+	int s3 = s3_is_url(url);
 
 	memset(rq, 0, sizeof(*rq));
 	rq->method = method;
 	shown_url(url, rq->shown_url, sizeof(rq->shown_url));
+	if (s3) {
+		int r = s3_service_url(c, url, service_url, sizeof(service_url), err);
+		if (r < 0)
+			return r;
+		url = service_url;
+	}
+	/* Plain http may be redirected to https, https never down to http. */
+	const char *redirects = strncasecmp(url, "https:", 6) == 0 ? "https" : "http,https";
 	rq->easy = curl_easy_init();
 	if (!rq->easy || request_headers(c, rq, extra_headers) < 0) {
 		http_request_fini(rq);
@@ -356,7 +373,8 @@ int http_request_init(struct http_ctx *c, struct http_request *rq, const char *m
 	SET(CURLOPT_URL, url);
 	SET(CURLOPT_PROTOCOLS_STR, "http,https");
 	SET(CURLOPT_REDIR_PROTOCOLS_STR, redirects);
-	SET(CURLOPT_FOLLOWLOCATION, 1L);
+	/* A signature is for one host and path: S3 is never redirected. */
+	SET(CURLOPT_FOLLOWLOCATION, s3 ? 0L : 1L);
 	SET(CURLOPT_MAXREDIRS, 5L);
 	SET(CURLOPT_NOSIGNAL, 1L);
 	SET(CURLOPT_SHARE, c->share);
@@ -396,6 +414,8 @@ int http_request_init(struct http_ctx *c, struct http_request *rq, const char *m
 		SET(CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);
 		SET(CURLOPT_XOAUTH2_BEARER, c->bearer);
 	}
+	if (s3 && rc == CURLE_OK)
+		rc = s3_sign(c, rq, payload_sha256);
 #undef SET
 	if (rc != CURLE_OK) {
 		http_request_fini(rq);
@@ -404,6 +424,13 @@ int http_request_init(struct http_ctx *c, struct http_request *rq, const char *m
 		return -ENOTSUP;
 	}
 	return 0;
+}
+
+int http_request_init(struct http_ctx *c, struct http_request *rq, const char *method,
+		      const char *url, const char *const *extra_headers,
+		      struct reimage_error *err)
+{
+	return http_request_init_body(c, rq, method, url, extra_headers, NULL, err);
 }
 
 void http_request_fini(struct http_request *rq)
@@ -634,8 +661,8 @@ static int doc_result(struct http_ctx *c, struct http_request *rq, const struct 
 	return 0;
 }
 
-static int http_fetch(void *ctx, const char *url, void *buf, size_t cap, size_t *ret_len,
-		      char etag[REIMAGE_ETAG_MAX], int64_t *ret_date, struct reimage_error *err)
+int http_fetch(void *ctx, const char *url, void *buf, size_t cap, size_t *ret_len,
+	       char etag[REIMAGE_ETAG_MAX], int64_t *ret_date, struct reimage_error *err)
 {
 	struct http_ctx *c = ctx;
 	struct http_request rq;
@@ -644,6 +671,10 @@ static int http_fetch(void *ctx, const char *url, void *buf, size_t cap, size_t 
 	const char *extra[2] = { NULL, NULL };
 	int r;
 
+	if (s3_is_listing(url)) {
+		etag[0] = '\0';
+		return s3_list(c, url, buf, cap, ret_len, err);
+	}
 	if (etag[0]) {
 		snprintf(condition, sizeof(condition), "%s: %s",
 			 is_entity_tag(etag) ? "If-None-Match" : "If-Modified-Since", etag);
@@ -814,15 +845,23 @@ static int http_put(void *ctx, const char *url, const void *data, size_t len,
 	struct http_request rq;
 	struct doc_source src = { .data = data, .len = len };
 	char type_header[256];
-	/* No "Expect: 100-continue" round trip for a small document. */
-	const char *extra[] = { type_header, "Expect:", NULL };
+	/* No "Expect: 100-continue" round trip for a small document; but
+	 * libcurl would sign the empty header it does not send, so S3 gets
+	 * the round trip (its services answer 100 at once). */
+	const char *extra[] = { type_header, s3_is_url(url) ? NULL : "Expect:", NULL };
 	CURLcode rc;
 	long status;
 	int r;
 
+	char digest[65] = "";
+
 	snprintf(type_header, sizeof(type_header), "Content-Type: %s",
 		 content_type ? content_type : "application/octet-stream");
-	if ((r = http_request_init(c, &rq, "PUT", url, extra, err)) < 0)
+	if (s3_is_url(url) && s3_payload_digest(data, len, digest) < 0) {
+		c->host->error(err, -EIO, REIMAGE_EC_IO, "PUT %s: cannot hash the document", url);
+		return -EIO;
+	}
+	if ((r = http_request_init_body(c, &rq, "PUT", url, extra, digest, err)) < 0)
 		return r;
 	rc = curl_easy_setopt(rq.easy, CURLOPT_UPLOAD, 1L);
 	if (rc == CURLE_OK)
@@ -866,7 +905,7 @@ static int http_remove(void *ctx, const char *url, struct reimage_error *err)
 
 /* ---------------------------------------------------------------- entry */
 
-static const char *const http_schemes[] = { "http", "https", NULL };
+static const char *const http_schemes[] = { "http", "https", "s3", NULL };
 
 static const struct reimage_transport_ops http_ops = {
 	.abi_version = REIMAGE_PLUGIN_ABI,

@@ -8,6 +8,8 @@
 #ifndef REIMAGE_HTTP_H
 #define REIMAGE_HTTP_H
 
+#include "s3.h"
+
 #include <curl/curl.h>
 #include <reimage/plugin.h>
 
@@ -26,7 +28,17 @@ struct http_ctx {
 	long connect_timeout;
 	long low_speed_limit, low_speed_time;
 	curl_off_t max_bandwidth;      /* 0: unlimited */
+	struct s3_settings s3;         /* s3:// URLs */
 };
+
+/* A setting's error, naming its file and line when it has them. */
+int http_bad_setting(const struct http_ctx *c, const struct reimage_optval *v,
+		     const char *name, int code, struct reimage_error *err,
+		     const char *fmt, ...) REIMAGE_PRINTF(6, 7);
+/* Read the file a setting names into blob (NUL-terminated); nothing if
+ * the setting is not set. */
+int http_setting_file(const struct http_ctx *c, const struct reimage_optval *v,
+		      const char *name, struct curl_blob *blob, struct reimage_error *err);
 
 /* Longest URL shown in a message (credentials removed, query elided). */
 #define HTTP_SHOWN_URL_MAX 512
@@ -42,9 +54,15 @@ struct http_request {
 
 /*
  * Set up rq for method on url with every setting of c applied and the
- * NULL-terminated extra header lines (may be NULL) added.  The caller sets
- * the callbacks of its own transfer.  On failure rq needs no fini.
+ * NULL-terminated extra header lines (may be NULL) added; an s3:// URL is
+ * sent to its service, signed (a body's hex SHA-256 in payload_sha256,
+ * else NULL).  The caller sets the callbacks of its own transfer.  On
+ * failure rq needs no fini.
  */
+int http_request_init_body(struct http_ctx *c, struct http_request *rq, const char *method,
+			   const char *url, const char *const *extra_headers,
+			   const char *payload_sha256, struct reimage_error *err);
+/* The same for a request without a body. */
 int http_request_init(struct http_ctx *c, struct http_request *rq, const char *method,
 		      const char *url, const char *const *extra_headers,
 		      struct reimage_error *err);
@@ -67,6 +85,10 @@ int http_fail(const struct http_ctx *c, const struct http_request *rq, CURLcode 
 
 /* A response header's value of the last answer, NULL if absent. */
 const char *http_header(const struct http_request *rq, const char *name);
+
+/* The fetch hook: a small document, with validators (see plugin.h). */
+int http_fetch(void *ctx, const char *url, void *buf, size_t cap, size_t *ret_len,
+	       char etag[REIMAGE_ETAG_MAX], int64_t *ret_date, struct reimage_error *err);
 
 /* The image stream (stream.c): the open, open_ex, open_range, read and
  * close hooks. */

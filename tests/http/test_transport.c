@@ -5,17 +5,20 @@
  * downloads compared byte for byte, servers that cut, ignore Range or
  * never answer, the error classes, TLS with the test's own CA, pinning and
  * client certificates, documents with validators and a cap, and the
- * bearer token (sent, never shown).
+ * bearer token (sent, never shown); and s3:// URLs against a real S3
+ * service, Ceph's RADOS Gateway (remote/rgw.h).
  */
 #define _GNU_SOURCE
 #include "harness.h"
 #include "servers.h"
+#include "remote/rgw.h"
 #include "error.h"
 #include "registry.h"
 #include "config.h"
 #include "options.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1072,4 +1075,168 @@ TEST_CASE(bearer_token_and_headers)
 	free(log);
 	plugin_down(&f);
 	server_stop(n.pid);
+}
+
+/* ------------------------------------------------------------------- s3 */
+
+/* Settings for the gateway; secret: the secret key file's content. */
+static void s3_plugin_up(struct fixture *f, const struct rgw *g, const char *secret)
+{
+	t_write(t_path("s3.secret"), secret);
+	plugin_up(f, "s3_endpoint = \"http://127.0.0.1:%d\"; s3_access_key_id = \"%s\"; "
+		  "s3_secret_key_file = \"%s\";", g->port, RGW_ACCESS_KEY, t_path("s3.secret"));
+}
+
+struct listed {
+	int pages;
+	size_t n;
+};
+
+TEST_CASE(s3_documents_listing_and_stream_against_rgw)
+{
+	struct fixture f, wrong;
+	struct rgw g;
+	struct reimage_error err = { 0 };
+	const char *first = "{\"serial\": 7}\n", *second = "{\"serial\": 8}\n";
+	const char *doc = "s3://" RGW_BUCKET "/jobs/pc-1.job";
+	char buf[256], etag[REIMAGE_ETAG_MAX] = "", old_etag[REIMAGE_ETAG_MAX], *seen;
+	size_t len = 0, cap = 1 << 20;
+	char *listing = malloc(cap);
+	struct download d = { 0 };
+	unsigned char *image;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(listing);
+	rgw_start(&g);
+	s3_plugin_up(&f, &g, RGW_SECRET_KEY "\n");
+	/* put: what curl's own SigV4 reads back is what was sent. */
+	CU_ASSERT_EQUAL_FATAL(f.ops->put(f.plugin->ctx, doc, first, strlen(first), "application/json",
+					 &err), 0);
+	seen = rgw_get(&g, "jobs/pc-1.job");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(seen);
+	CU_ASSERT_STRING_EQUAL(seen, first);
+	free(seen);
+	/* fetch with the ETag; unchanged: not modified; replaced: new. */
+	CU_ASSERT_EQUAL(f.ops->fetch(f.plugin->ctx, doc, buf, sizeof(buf), &len, etag, NULL, &err), 0);
+	CU_ASSERT(len == strlen(first) && memcmp(buf, first, len) == 0);
+	CU_ASSERT(etag[0] == '"');
+	memcpy(old_etag, etag, sizeof(etag));
+	CU_ASSERT_EQUAL(f.ops->fetch(f.plugin->ctx, doc, buf, sizeof(buf), &len, etag, NULL, &err),
+			REIMAGE_NOT_MODIFIED);
+	CU_ASSERT_EQUAL(f.ops->put(f.plugin->ctx, doc, second, strlen(second), NULL, &err), 0);
+	CU_ASSERT_EQUAL(f.ops->fetch(f.plugin->ctx, doc, buf, sizeof(buf), &len, etag, NULL, &err), 0);
+	CU_ASSERT(len == strlen(second) && memcmp(buf, second, len) == 0);
+	CU_ASSERT_STRING_NOT_EQUAL(etag, old_etag);
+
+	/* A listing of more than one page (1,000 keys a page): every report,
+	 * the folder beside them, nothing from elsewhere in the bucket. */
+	for (int i = 0; i < 1005; i++) {
+		char key[128];
+		snprintf(key, sizeof(key), "s3://" RGW_BUCKET "/reports/pc-%d.json", i);
+		CU_ASSERT_EQUAL_FATAL(f.ops->put(f.plugin->ctx, key, "{}", 2, NULL, &err), 0);
+	}
+	CU_ASSERT_EQUAL_FATAL(f.ops->put(f.plugin->ctx, "s3://" RGW_BUCKET "/reports/job-1/pc-1.json",
+					 "{}", 2, NULL, &err), 0);
+	etag[0] = '\0';
+	CU_ASSERT_EQUAL_FATAL(f.ops->fetch(f.plugin->ctx, "s3://" RGW_BUCKET "/reports/", listing,
+					   cap - 1, &len, etag, NULL, &err), 0);
+	listing[len] = '\0';
+	json_error_t jerr;
+	json_t *a = json_loads(listing, 0, &jerr), *e;
+	size_t i, files = 0, dirs = 0;
+	CU_ASSERT_FATAL(json_is_array(a));
+	json_array_foreach(a, i, e) {
+		const char *name = json_string_value(json_object_get(e, "name"));
+		const char *type = json_string_value(json_object_get(e, "type"));
+		CU_ASSERT_FATAL(name && type);
+		if (!strcmp(type, "directory")) {
+			CU_ASSERT_STRING_EQUAL(name, "job-1");
+			dirs++;
+		} else {
+			CU_ASSERT(!strncmp(name, "pc-", 3) && !strchr(name, '/'));
+			files++;
+		}
+	}
+	CU_ASSERT_EQUAL(files, 1005);
+	CU_ASSERT_EQUAL(dirs, 1);
+	json_decref(a);
+	/* A cap the listing does not fit in is refused, not cut. */
+	CU_ASSERT_EQUAL(f.ops->fetch(f.plugin->ctx, "s3://" RGW_BUCKET "/reports/", listing, 1000,
+				     &len, etag, NULL, &err), -EFBIG);
+	expect_error(&err, REIMAGE_EC_INTEGRITY, "larger than 1000 bytes");
+
+	/* The image stream: whole, then a range, byte for byte. */
+	image = make_image(IMAGE_SIZE);
+	write_file(t_path("image.bin"), image, IMAGE_SIZE);
+	CU_ASSERT_EQUAL_FATAL(rgw_put_file(&g, "images/image.bin", t_path("image.bin")), 0);
+	download(&f, "s3://" RGW_BUCKET "/images/image.bin", 0, &d, &err);
+	CU_ASSERT_EQUAL(d.open_r, 0);
+	CU_ASSERT_EQUAL(d.size, IMAGE_SIZE);
+	CU_ASSERT(d.len == IMAGE_SIZE && memcmp(d.data, image, IMAGE_SIZE) == 0);
+	d.len = 0;
+	download_range(&f, "s3://" RGW_BUCKET "/images/image.bin", 1000003, 65537, &d, &err);
+	CU_ASSERT_EQUAL(d.open_r, 0);
+	CU_ASSERT(d.len == 65537 && memcmp(d.data, image + 1000003, 65537) == 0);
+
+	/* remove; again is fine; then NOTFOUND. */
+	err_clear(&err);
+	CU_ASSERT_EQUAL(f.ops->remove(f.plugin->ctx, doc, &err), 0);
+	CU_ASSERT_PTR_NULL(rgw_get(&g, "jobs/pc-1.job"));
+	CU_ASSERT_EQUAL(f.ops->remove(f.plugin->ctx, doc, &err), 0);
+	etag[0] = '\0';
+	CU_ASSERT_EQUAL(f.ops->fetch(f.plugin->ctx, doc, buf, sizeof(buf), &len, etag, NULL, &err),
+			-ENOENT);
+	expect_error(&err, REIMAGE_EC_NOTFOUND, doc);
+
+	/* A wrong secret: refused as access, the secret never shown. */
+	s3_plugin_up(&wrong, &g, "not-the-secret\n");
+	err_clear(&err);
+	CU_ASSERT_EQUAL(wrong.ops->put(wrong.plugin->ctx, doc, first, strlen(first), NULL, &err),
+			-EACCES);
+	expect_error(&err, REIMAGE_EC_ACCESS, "HTTP status 403");
+	CU_ASSERT_PTR_NULL(strstr(err.msg, "not-the-secret"));
+	CU_ASSERT_PTR_NULL(rgw_get(&g, "jobs/pc-1.job"));
+	plugin_down(&wrong);
+	/* No key at all: unsigned requests, which a private bucket refuses. */
+	plugin_up(&wrong, "s3_endpoint = \"http://127.0.0.1:%d\";", g.port);
+	CU_ASSERT_EQUAL(wrong.ops->fetch(wrong.plugin->ctx, "s3://" RGW_BUCKET "/reports/pc-1.json",
+					 buf, sizeof(buf), &len, etag, NULL, &err), -EACCES);
+	plugin_down(&wrong);
+	free(d.data);
+	free(image);
+	free(listing);
+	plugin_down(&f);
+	rgw_stop(&g);
+}
+
+TEST_CASE(s3_bad_settings_and_urls_refused)
+{
+	static const struct {
+		const char *settings, *needle;
+	} bad[] = {
+		{ "s3_endpoint = \"ftp://example.com\";", "s3_endpoint" },
+		{ "s3_endpoint = \"https://example.com/prefix\";", "no path" },
+		{ "s3_region = \"EU West\";", "not a region name" },
+		{ "s3_access_key_id = \"AKIA0000\";", "given together" },
+		{ "s3_addressing = \"sideways\";", "\"path\" or \"virtual\"" },
+	};
+	struct fixture f;
+	struct reimage_error err = { 0 };
+	char buf[64], etag[REIMAGE_ETAG_MAX] = "";
+	size_t len = 0;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err_clear(&err);
+		CU_ASSERT(plugin_try(&f, bad[i].settings, &err) < 0);
+		expect_error(&err, REIMAGE_EC_CONFIG, bad[i].needle);
+		/* The file and line of the setting. */
+		CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "agent.conf:1"));
+		plugin_down(&f);
+	}
+	/* A bucket name S3 cannot have is the URL's error, before a request. */
+	plugin_up(&f, "s3_endpoint = \"http://127.0.0.1:9\";");
+	err_clear(&err);
+	CU_ASSERT_EQUAL(f.ops->fetch(f.plugin->ctx, "s3://Bad_Bucket/x", buf, sizeof(buf), &len, etag,
+				     NULL, &err), -EINVAL);
+	expect_error(&err, REIMAGE_EC_CONFIG, "s3://Bad_Bucket/x");
+	plugin_down(&f);
 }

@@ -16,8 +16,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* The store's folder on disk (nginx's, the directory, smbd's share). */
+/* The store's folder on disk (nginx's, the directory, smbd's share), or
+ * the gateway holding its bucket. */
 static char store_dir[1024];
+static const struct rgw *store_rgw;
 
 char *store_read(const char *fmt, ...)
 {
@@ -27,6 +29,8 @@ char *store_read(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(rel, sizeof(rel), fmt, ap);
 	va_end(ap);
+	if (store_rgw)
+		return rgw_get(store_rgw, rel);
 	snprintf(path, sizeof(path), "%s/%s", store_dir, rel);
 	return t_read(path);
 }
@@ -58,6 +62,7 @@ static void store_setup(struct fleet *f, enum fleet_store kind, const char *agen
 			char *extra, size_t len)
 {
 	f->kind = kind;
+	store_rgw = NULL;
 	snprintf(extra, len, "%s", agent_extra ? agent_extra : "");
 	switch (kind) {
 	case STORE_NGINX:
@@ -75,6 +80,17 @@ static void store_setup(struct fleet *f, enum fleet_store kind, const char *agen
 		snprintf(store_dir, sizeof(store_dir), "%s", t_path("private/store"));
 		snprintf(group, sizeof(group), "transport-smb: { user = \"" SMBD_USER "\"; "
 			 "password = \"" SMBD_PASSWORD "\"; };\n");
+		t_write(t_path("admin.conf"), group);
+		snprintf(f->ctl, sizeof(f->ctl), "-C '%s' ", t_path("admin.conf"));
+		snprintf(extra, len, "%s%s", group, agent_extra ? agent_extra : "");
+		break;
+	}
+	case STORE_RGW: {
+		char group[1024];
+		rgw_start(&f->rgw);
+		store_rgw = &f->rgw;
+		snprintf(f->store, sizeof(f->store), "s3://" RGW_BUCKET);
+		rgw_settings(&f->rgw, group, sizeof(group));
 		t_write(t_path("admin.conf"), group);
 		snprintf(f->ctl, sizeof(f->ctl), "-C '%s' ", t_path("admin.conf"));
 		snprintf(extra, len, "%s%s", group, agent_extra ? agent_extra : "");
@@ -106,6 +122,11 @@ void fleet_setup_store(struct fleet *f, enum fleet_store kind, int n, int slow,
 	fixture_pack(t_path("new"), image, "");
 	snprintf(f->image_url, sizeof(f->image_url), "http://127.0.0.1:%d/%simage.tar", f->ng.port,
 		 slow ? "slow/" : "");
+	if (kind == STORE_RGW) {
+		/* The image comes from the bucket too, signed like the rest. */
+		CU_ASSERT_EQUAL_FATAL(rgw_put_file(&f->rgw, "images/image.tar", image), 0);
+		snprintf(f->image_url, sizeof(f->image_url), "s3://" RGW_BUCKET "/images/image.tar");
+	}
 	snprintf(extra, sizeof(extra), "sha256 = \"%s\"; size = %lld;", fixture_sha256(image),
 		 fixture_size(image));
 	fixture_job(t_path("job.conf"), f->image_url, extra, job_extra);
@@ -131,6 +152,8 @@ void fleet_stop(struct fleet *f)
 {
 	server_stop(f->ng.pid);
 	smbd_stop(&f->smb);
+	rgw_stop(&f->rgw);
+	store_rgw = NULL;
 }
 
 pid_t agent_start(int i, int once)

@@ -9,6 +9,7 @@
 #define REIMAGE_TEST_FLEET_H
 
 #include "http/servers.h"
+#include "rgw.h"
 #include "smb/smbd.h"
 
 #include <sys/types.h>
@@ -20,11 +21,13 @@ enum fleet_store {
 	STORE_NGINX,  /* http://.../dav/store (WebDAV), the default */
 	STORE_DIR,    /* a plain directory */
 	STORE_SMBD,   /* smb://127.0.0.1:PORT/private/store on the test's smbd */
+	STORE_RGW,    /* s3://store on the test's RADOS Gateway, the image too */
 };
 
 struct fleet {
 	struct nginx ng;  /* serves the image whatever the store */
 	struct smbd smb;  /* STORE_SMBD only */
+	struct rgw rgw;   /* STORE_RGW only */
 	enum fleet_store kind;
 	char store[256];
 	/* reimagectl's global options for this store ("-C FILE" for smb's
@@ -46,7 +49,8 @@ void fleet_setup_store(struct fleet *f, enum fleet_store kind, int n, int slow,
 		       const char *job_extra, const char *agent_extra);
 /* Stop the fleet's servers. */
 void fleet_stop(struct fleet *f);
-/* A document of the store, read from its folder on disk (NULL if none). */
+/* A document of the store, read from its folder on disk, or from the
+ * bucket with curl (NULL if none). */
 char *store_read(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 const char *agent_file(int i);
 /* Start agent i (once: poll, run what is due, stop). */

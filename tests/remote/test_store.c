@@ -1,6 +1,7 @@
 /*
  * test_store.c -- one fleet scenario on every kind of job store: a plain
- * directory, nginx (WebDAV) and smbd (SMB share), each starting empty.
+ * directory, nginx (WebDAV), smbd (SMB share) and Ceph's RADOS Gateway
+ * (S3: the image comes from the bucket too), each starting empty.
  * Three agents take a job in two waves, decided by the administrator's
  * `reimagectl wait -k`; the canary (pc-1) fails, the rollout halts and the two others are cancelled with their roots
  * untouched; the administrator stops the job, then waits on it.  Every
@@ -81,4 +82,9 @@ TEST_CASE(nginx_canary_fails_then_stop)
 TEST_CASE(smbd_canary_fails_then_stop)
 {
 	canary_fails_then_stop(STORE_SMBD);
+}
+
+TEST_CASE(rgw_canary_fails_then_stop)
+{
+	canary_fails_then_stop(STORE_RGW);
 }
