@@ -136,29 +136,28 @@ int http_setting_file(const struct http_ctx *c, const struct reimage_optval *v,
 	return 0;
 }
 
-/* The token file holds one token; a trailing newline is not part of it. */
-static int read_bearer_token(struct http_ctx *c, const struct reimage_optval *v,
-			     struct reimage_error *err)
+int http_setting_secret(const struct http_ctx *c, const struct reimage_optval *v,
+			const char *name, char **ret, struct reimage_error *err)
 {
 	struct curl_blob blob = { 0 };
-	char *token;
+	char *secret;
 	size_t len;
 	int r;
 
-	if ((r = http_setting_file(c, v, "bearer_token_file", &blob, err)) < 0 || !v->set)
+	if ((r = http_setting_file(c, v, name, &blob, err)) < 0 || !v->set)
 		return r;
-	token = blob.data;
+	secret = blob.data;
 	len = blob.len;
-	while (len > 0 && isspace((unsigned char)token[len - 1]))
-		token[--len] = '\0';
-	c->bearer = token;
+	while (len > 0 && isspace((unsigned char)secret[len - 1]))
+		secret[--len] = '\0';
+	*ret = secret;
 	for (size_t i = 0; i < len; i++)
-		if (!isgraph((unsigned char)token[i]))
-			/* The token itself stays out of the message. */
-			return http_bad_setting(c, v, "bearer_token_file", -EINVAL, err,
-					   "'%s' must hold one token on one line", v->s);
+		if (!isgraph((unsigned char)secret[i]))
+			/* The secret itself stays out of the message. */
+			return http_bad_setting(c, v, name, -EINVAL, err,
+						"'%s' must hold one token on one line", v->s);
 	if (len == 0)
-		return http_bad_setting(c, v, "bearer_token_file", -EINVAL, err, "'%s' is empty", v->s);
+		return http_bad_setting(c, v, name, -EINVAL, err, "'%s' is empty", v->s);
 	return 0;
 }
 
@@ -208,7 +207,8 @@ static int read_settings(struct http_ctx *c, const struct reimage_optval *v,
 	if ((r = http_setting_file(c, &v[OPT_CA_FILE], "ca_file", &c->ca, err)) < 0 ||
 	    (r = http_setting_file(c, &v[OPT_CLIENT_CERT], "client_cert", &c->client_cert, err)) < 0 ||
 	    (r = http_setting_file(c, &v[OPT_CLIENT_KEY], "client_key", &c->client_key, err)) < 0 ||
-	    (r = read_bearer_token(c, &v[OPT_BEARER_TOKEN_FILE], err)) < 0 ||
+	    (r = http_setting_secret(c, &v[OPT_BEARER_TOKEN_FILE], "bearer_token_file", &c->bearer,
+				     err)) < 0 ||
 	    (r = read_headers(c, &v[OPT_HEADERS], err)) < 0 ||
 	    /* An empty proxy string tells libcurl to ignore http_proxy & co:
 	     * the agent's configuration is the one place that routes it. */
@@ -522,7 +522,8 @@ static int status_fail(const struct http_ctx *c, const struct http_request *rq, 
 		cls = REIMAGE_EC_INTEGRITY, code = -ERANGE;
 	else
 		cls = REIMAGE_EC_CONFIG, code = -EPROTO;
-	c->host->error(err, code, cls, "%s %s: HTTP status %ld", rq->method, rq->shown_url, status);
+	c->host->error(err, code, cls, "%s %s: HTTP status %ld%s", rq->method, rq->shown_url, status,
+		       s3_status_hint(rq->shown_url, status));
 	return code;
 }
 

@@ -39,6 +39,10 @@ int http_bad_setting(const struct http_ctx *c, const struct reimage_optval *v,
  * the setting is not set. */
 int http_setting_file(const struct http_ctx *c, const struct reimage_optval *v,
 		      const char *name, struct curl_blob *blob, struct reimage_error *err);
+/* A secret (a token, a key) read from the file a setting names: one
+ * line, a trailing newline dropped; *ret is malloc'ed, to be wiped. */
+int http_setting_secret(const struct http_ctx *c, const struct reimage_optval *v,
+			const char *name, char **ret, struct reimage_error *err);
 
 /* Longest URL shown in a message (credentials removed, query elided). */
 #define HTTP_SHOWN_URL_MAX 512

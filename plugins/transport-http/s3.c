@@ -123,33 +123,20 @@ int s3_sign(const struct http_ctx *c, struct http_request *rq, const char *paylo
 	return rc;
 }
 
-/* ------------------------------------------------------------- settings */
-
-/* The secret file holds the secret access key on one line. */
-static int read_secret(struct http_ctx *c, const struct reimage_optval *v,
-		       struct reimage_error *err)
+const char *s3_status_hint(const char *url, long status)
 {
-	struct curl_blob blob = { 0 };
-	char *secret;
-	size_t len;
-	int r;
-
-	if ((r = http_setting_file(c, v, "s3_secret_key_file", &blob, err)) < 0 || !v->set)
-		return r;
-	secret = blob.data;
-	len = blob.len;
-	while (len > 0 && isspace((unsigned char)secret[len - 1]))
-		secret[--len] = '\0';
-	c->s3.secret = secret;
-	for (size_t i = 0; i < len; i++)
-		if (!isgraph((unsigned char)secret[i]))
-			return http_bad_setting(c, v, "s3_secret_key_file", -EINVAL, err,
-						"'%s' must hold the secret key on one line", v->s);
-	if (len == 0)
-		return http_bad_setting(c, v, "s3_secret_key_file", -EINVAL, err, "'%s' is empty",
-					v->s);
-	return 0;
+	if (!s3_is_url(url))
+		return "";
+	if (status == 401 || status == 403)
+		return " (S3 refused the request: check s3_access_key_id, the secret key, s3_region, "
+		       "the bucket's policy and this machine's clock)";
+	if (status == 301 || status == 307 || status == 400)
+		return " (S3: is the bucket in another region, or does it need s3_addressing "
+		       "\"virtual\"? check s3_region, s3_endpoint and s3_addressing)";
+	return "";
 }
+
+/* ------------------------------------------------------------- settings */
 
 int s3_read_settings(struct http_ctx *c, const struct reimage_optval *v,
 		     struct reimage_error *err)
@@ -184,7 +171,7 @@ int s3_read_settings(struct http_ctx *c, const struct reimage_optval *v,
 	s->region = strdup(region->s);
 	if (!s->endpoint || !s->region || (key->set && !(s->access_key_id = strdup(key->s))))
 		return http_bad_setting(c, region, "s3_region", -ENOMEM, err, "out of memory");
-	if ((r = read_secret(c, secret, err)) < 0)
+	if ((r = http_setting_secret(c, secret, "s3_secret_key_file", &s->secret, err)) < 0)
 		return r;
 	/* AWS wants BUCKET.s3.REGION.amazonaws.com for new buckets; other
 	 * services are usually reached at one host, the bucket in the path. */

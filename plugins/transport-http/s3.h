@@ -53,6 +53,10 @@ int s3_service_url(const struct http_ctx *c, const char *url, char *out, size_t 
  * NULL for none).  Returns a libcurl result. */
 int s3_sign(const struct http_ctx *c, struct http_request *rq, const char *payload_sha256);
 
+/* What an error status means for an s3 URL ("" for others): S3 says why
+ * only in a body the transport does not read. */
+const char *s3_status_hint(const char *url, long status);
+
 /* The hex SHA-256 of data, for the header that signs a PUT's body. */
 int s3_payload_digest(const void *data, size_t len, char hex[65]);
 

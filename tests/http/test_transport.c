@@ -1192,7 +1192,7 @@ TEST_CASE(s3_documents_listing_and_stream_against_rgw)
 	err_clear(&err);
 	CU_ASSERT_EQUAL(wrong.ops->put(wrong.plugin->ctx, doc, first, strlen(first), NULL, &err),
 			-EACCES);
-	expect_error(&err, REIMAGE_EC_ACCESS, "HTTP status 403");
+	expect_error(&err, REIMAGE_EC_ACCESS, "HTTP status 403 (S3 refused the request: check");
 	CU_ASSERT_PTR_NULL(strstr(err.msg, "not-the-secret"));
 	CU_ASSERT_PTR_NULL(rgw_get(&g, "jobs/pc-1.job"));
 	plugin_down(&wrong);
