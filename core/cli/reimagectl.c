@@ -1242,7 +1242,7 @@ static int cmd_page(void *ctx, struct reimage_error *err)
 /* ------------------------------------------------------------- main */
 
 static const struct cli_option options[] = {
-	{ "store", 's', "URL", "the job store: a directory, file:, http(s)://, smb://", 0 },
+	{ "store", 's', "URL", "the job store: a directory, file:, http(s)://, smb://, s3://", 0 },
 	{ "config", 'C', "FILE", "settings in agent-file syntax: `store`, `plugin_path`, "
 				 "transport groups (TLS, credentials)", 0 },
 	{ "key", 'k', "FILE", "the private key that signs", 0 },

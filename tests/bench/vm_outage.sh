@@ -69,7 +69,9 @@ seen_since() {
 		'NR > a && NR <= b && $2 ~ re { f = 1 } END { exit !f }' "$stamped"
 }
 
-login='reimage-a login:'
+# The prompt may reach the stamper in two reads ("reimage-a", "login: "),
+# which it writes as two lines.
+login='(^|reimage-a )login: '
 declare -a fig_a fig_b fig_c down_a down_b down_c
 # sample X T0 TK T1: a figure of X (a, b or c) from T0 to the login prompt
 # at T1; TK, the next kernel's first line, splits it into going down (the
