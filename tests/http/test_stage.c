@@ -11,6 +11,7 @@
 #include "harness.h"
 #include "fixture.h"
 #include "servers.h"
+#include "remote/rgw.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -207,6 +208,40 @@ TEST_CASE(chunked_reuse_fetches_changes_only)
 	CU_ASSERT_EQUAL(requests, 4);
 	CU_ASSERT_EQUAL(ranged_gets(requests), requests);
 	root_is_src("chunked reuse over http");
+	free(out);
+}
+
+TEST_CASE(chunked_reuse_from_an_s3_bucket)
+{
+	char extra[512], settings[1024], *out = NULL;
+	long reused, fetched, requests;
+	long long size, read;
+	struct rgw g;
+
+	/* The same point release from a bucket on Ceph's RADOS Gateway:
+	 * the footer, the TOC and the changed files by signed ranges. */
+	CU_ASSERT_EQUAL_FATAL(t_sh("mkdir -p '%s'", t_path("src")), 0);
+	many_files(t_path("src"));
+	CU_ASSERT_EQUAL_FATAL(t_sh("cp -a '%s' '%s'", t_path("src"), t_path("root")), 0);
+	CU_ASSERT_EQUAL_FATAL(t_sh("cd '%s' && for f in usr/share/many/f1[0-9]; do "
+				   "head -c $(stat -c %%s $f) /dev/urandom > $f; done",
+				   t_path("src")), 0);
+	chunked_image(t_path("src"), extra, sizeof(extra), &size);
+	rgw_start(&g);
+	CU_ASSERT_EQUAL_FATAL(rgw_put_file(&g, "images/img.tar.zst", t_path("www/img.tar.zst")), 0);
+	rgw_settings(&g, settings, sizeof(settings) - 32);
+	strcat(settings, "reboot = false;");
+	fixture_job(t_path("job.conf"), "s3://" RGW_BUCKET "/images/img.tar.zst", extra, settings);
+	int r = t_sh_out(&out, "'%s/reimage' run -c '%s' --root '%s'", t_bin_dir(),
+			 t_path("job.conf"), t_path("root"));
+	fprintf(stderr, "%s", out);
+	rgw_stop(&g);
+	CU_ASSERT_EQUAL_FATAL(r, 0);
+	chunked_counts(out, &reused, &fetched, &requests, &read);
+	CU_ASSERT_EQUAL(fetched, 10);
+	CU_ASSERT(reused > 290);
+	CU_ASSERT(read < size / 10);
+	root_is_src("chunked reuse from an s3 bucket");
 	free(out);
 }
 
