@@ -47,17 +47,21 @@ static void show_logs(void)
 	     "\"$f\"; }; done >&2", t_path("rgw"), t_path("rgw"));
 }
 
-/* The HTTP status of curl's signed request with args (0 if none). */
+/* The HTTP status of curl's signed request with args (0 if none); of a
+ * URL glob's requests, 200 if all were, else the first that was not. */
 static int curl_s3(const char *args)
 {
-	char *out = NULL;
+	char *out = NULL, *line, *save = NULL;
 	int status = 0;
 
-	t_sh_out(&out, "curl -s --max-time 60 -o '%s' -w '%%{http_code}' --aws-sigv4 "
+	t_sh_out(&out, "curl -s --max-time 120 -o '%s' -w '%%{http_code}\\n' --aws-sigv4 "
 		 "aws:amz:us-east-1:s3 --user '%s:%s' %s", t_path("rgw-body"), RGW_ACCESS_KEY,
 		 RGW_SECRET_KEY, args);
-	if (out)
-		status = atoi(out);
+	for (line = out ? strtok_r(out, "\n", &save) : NULL; line; line = strtok_r(NULL, "\n", &save)) {
+		status = atoi(line);
+		if (status != 200)
+			break;
+	}
 	free(out);
 	return status;
 }
@@ -132,7 +136,7 @@ int rgw_put_file(const struct rgw *g, const char *key, const char *path)
 	char args[4096];
 
 	snprintf(args, sizeof(args), "-H \"x-amz-content-sha256: $(sha256sum < '%s' | cut -c1-64)\" "
-		 "-T '%s' http://127.0.0.1:%d/%s/%s", path, path, g->port, RGW_BUCKET, key);
+		 "-T '%s' 'http://127.0.0.1:%d/%s/%s'", path, path, g->port, RGW_BUCKET, key);
 	return curl_s3(args) == 200 ? 0 : -1;
 }
 

@@ -26,7 +26,8 @@ void rgw_start(struct rgw *g);
 void rgw_stop(struct rgw *g);
 /* The object key of RGW_BUCKET (malloc'ed), NULL if there is none. */
 char *rgw_get(const struct rgw *g, const char *key);
-/* Upload a file as key; 0 on success. */
+/* Upload a file as key (a curl URL glob, e.g. "r/pc-[1-9].json", uploads
+ * it as each, on one connection); 0 on success. */
 int rgw_put_file(const struct rgw *g, const char *key, const char *path);
 /* The transport-http settings that reach it, for a configuration file. */
 void rgw_settings(const struct rgw *g, char *buf, size_t len);
