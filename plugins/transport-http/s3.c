@@ -239,17 +239,19 @@ static xmlChar *child_text(const xmlNode *n, const char *name)
 
 /* One page of ListObjectsV2 into entries; *next: its continuation token
  * (malloc'ed) or NULL on the last page. */
-static int parse_page(const char *xml, size_t len, size_t prefix_len, json_t *entries,
+static int parse_page(const char *xml, size_t len, const char *prefix, json_t *entries,
 		      char **next)
 {
 	xmlDoc *doc = xmlReadMemory(xml, (int)len, "listing.xml", NULL,
 				    XML_PARSE_NONET | XML_PARSE_NOBLANKS | XML_PARSE_NOWARNING |
 				    XML_PARSE_NOERROR);
 	xmlNode *root = doc ? xmlDocGetRootElement(doc) : NULL;
+	size_t prefix_len = strlen(prefix);
 	int truncated = 0, r = 0;
 
 	*next = NULL;
-	if (!root || !is_element(root, "ListBucketResult")) {
+	/* S3 sends no DTD: one here could only declare entities to expand. */
+	if (!root || doc->intSubset || doc->extSubset || !is_element(root, "ListBucketResult")) {
 		xmlFreeDoc(doc);
 		return -EBADMSG;
 	}
@@ -263,8 +265,10 @@ static int parse_page(const char *xml, size_t len, size_t prefix_len, json_t *en
 			size_t nl = name ? strlen(name) : 0;
 			if (name && type[0] == 'd' && nl > 0 && name[nl - 1] == '/')
 				nl--;
-			/* Only what lies under the prefix, named from there. */
-			if (name && nl > prefix_len) {
+			/* Only what lies right under the prefix, named from
+			 * there: the service may not slip in other keys. */
+			if (name && nl > prefix_len && !strncmp(name, prefix, prefix_len) &&
+			    !memchr(name + prefix_len, '/', nl - prefix_len)) {
 				json_t *e = json_pack("{s:s%,s:s}", "name", name + prefix_len,
 						      nl - prefix_len, "type", type);
 				if (!e || json_array_append_new(entries, e) < 0)
@@ -334,7 +338,7 @@ int s3_list(struct http_ctx *c, const char *url, void *buf, size_t cap, size_t *
 		if ((r = http_fetch(c, page_url, page, LIST_PAGE_MAX, &len, etag, NULL, err)) < 0)
 			goto out;
 		free(next);
-		if ((r = parse_page(page, len, pl, entries, &next)) < 0) {
+		if ((r = parse_page(page, len, prefix, entries, &next)) < 0) {
 			c->host->error(err, r, REIMAGE_EC_INTEGRITY, "listing %s: %s", url,
 				       r == -ENOMEM ? "out of memory" : "not a ListObjectsV2 answer");
 			goto out;

@@ -1237,3 +1237,68 @@ TEST_CASE(s3_bad_settings_and_urls_refused)
 	expect_error(&err, REIMAGE_EC_CONFIG, "s3://Bad_Bucket/x");
 	plugin_down(&f);
 }
+
+/* A listing answer nginx serves for every page (its index.html ignores
+ * the query), read through an unsigned s3 store. */
+static int list_hostile(struct fixture *f, const char *xml, char *buf, size_t cap, size_t *len,
+			struct reimage_error *err)
+{
+	char etag[REIMAGE_ETAG_MAX] = "";
+
+	t_write(t_path("www/store/index.html"), xml);
+	err_clear(err);
+	return f->ops->fetch(f->plugin->ctx, "s3://store/reports/", buf, cap, len, etag, NULL, err);
+}
+
+TEST_CASE(s3_hostile_listings_refused)
+{
+	struct fixture f;
+	struct nginx n;
+	struct reimage_error err = { 0 };
+	char buf[65536], xml[8192];
+	size_t len = 0;
+	const char *head = "<?xml version=\"1.0\"?><ListBucketResult>";
+
+	nginx_start(&n, 0);
+	CU_ASSERT_EQUAL_FATAL(t_sh("mkdir -p '%s'", t_path("www/store")), 0);
+	t_write(t_path("secret.txt"), "TOP-SECRET-FILE\n");
+	plugin_up(&f, "s3_endpoint = \"http://127.0.0.1:%d\";", n.port);
+	/* A good page: names under the prefix only, folders as directories. */
+	snprintf(xml, sizeof(xml), "%s<Contents><Key>reports/pc-1.json</Key></Contents>"
+		 "<Contents><Key>elsewhere/pc-2.json</Key></Contents>"
+		 "<CommonPrefixes><Prefix>reports/job-1/</Prefix></CommonPrefixes>"
+		 "<IsTruncated>false</IsTruncated></ListBucketResult>", head);
+	CU_ASSERT_EQUAL(list_hostile(&f, xml, buf, sizeof(buf), &len, &err), 0);
+	buf[len < sizeof(buf) ? len : sizeof(buf) - 1] = '\0';
+	CU_ASSERT_STRING_EQUAL(buf, "[{\"name\":\"pc-1.json\",\"type\":\"file\"},"
+			       "{\"name\":\"job-1\",\"type\":\"directory\"}]");
+	/* Entities, external or internal: a document type is refused. */
+	snprintf(xml, sizeof(xml), "<?xml version=\"1.0\"?><!DOCTYPE r [<!ENTITY x SYSTEM "
+		 "\"file://%s\"><!ENTITY y \"reports/expanded\">]><ListBucketResult><Contents>"
+		 "<Key>reports/&x;</Key></Contents><Contents><Key>&y;</Key></Contents>"
+		 "<IsTruncated>false</IsTruncated></ListBucketResult>", t_path("secret.txt"));
+	CU_ASSERT_EQUAL(list_hostile(&f, xml, buf, sizeof(buf), &len, &err), -EBADMSG);
+	CU_ASSERT_PTR_NULL(strstr(err.msg, "TOP-SECRET"));
+	/* Exponential entities ("billion laughs"): refused before expansion. */
+	snprintf(xml, sizeof(xml), "<?xml version=\"1.0\"?><!DOCTYPE r [<!ENTITY a \"aaaaaaaaaa\">"
+		 "<!ENTITY b \"&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;\"><!ENTITY c \"&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;\">"
+		 "<!ENTITY d \"&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;\"><!ENTITY e \"&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;\">"
+		 "<!ENTITY f \"&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;\"><!ENTITY g \"&f;&f;&f;&f;&f;&f;&f;&f;&f;&f;\">"
+		 "<!ENTITY h \"&g;&g;&g;&g;&g;&g;&g;&g;&g;&g;\"><!ENTITY i \"&h;&h;&h;&h;&h;&h;&h;&h;&h;&h;\">]>"
+		 "<ListBucketResult><Contents><Key>reports/&i;</Key></Contents>"
+		 "<IsTruncated>false</IsTruncated></ListBucketResult>");
+	CU_ASSERT_EQUAL(list_hostile(&f, xml, buf, sizeof(buf), &len, &err), -EBADMSG);
+	/* Not a listing; more pages without a token; a token that never ends. */
+	CU_ASSERT_EQUAL(list_hostile(&f, "<html>hello</html>", buf, sizeof(buf), &len, &err),
+			-EBADMSG);
+	expect_error(&err, REIMAGE_EC_INTEGRITY, "not a ListObjectsV2 answer");
+	snprintf(xml, sizeof(xml), "%s<IsTruncated>true</IsTruncated></ListBucketResult>", head);
+	CU_ASSERT_EQUAL(list_hostile(&f, xml, buf, sizeof(buf), &len, &err), -EBADMSG);
+	snprintf(xml, sizeof(xml), "%s<Contents><Key>reports/pc-1.json</Key></Contents>"
+		 "<IsTruncated>true</IsTruncated><NextContinuationToken>again</NextContinuationToken>"
+		 "</ListBucketResult>", head);
+	CU_ASSERT_EQUAL(list_hostile(&f, xml, buf, sizeof(buf), &len, &err), -EFBIG);
+	expect_error(&err, REIMAGE_EC_INTEGRITY, "more than 1000 pages");
+	plugin_down(&f);
+	server_stop(n.pid);
+}
