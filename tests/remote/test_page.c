@@ -3,7 +3,9 @@
  * real browser: a rollout whose canary fails runs on agents against the
  * nginx job store, `reimagectl page` puts the page there, and headless
  * Chromium renders it from nginx.  The rendered DOM must show the failed
- * machine first, the counts by state, and the rollout's halted wave; a
+ * machine first, the counts by state, the rollout's halted wave, a machine
+ * staging with its progress bar and a committed one (both known from the
+ * listing of reports/ only); then, agents.json gone, the listing alone.  A
  * screenshot is kept in the build directory (remote_page.png).
  */
 #define _GNU_SOURCE
@@ -14,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *chromium(void)
@@ -47,6 +50,17 @@ TEST_CASE(fleet_rendered)
 	CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "status.html"));
 	free(out);
 	snprintf(url, sizeof(url), "%s/status.html", f.store);
+	/* Two machines no job of this store targeted, in reports/ only. */
+	char report[512];
+	snprintf(report, sizeof(report), "{\"agent\": \"pc-8\", \"job\": \"other-job\", \"serial\": 4, "
+		 "\"state\": \"running\", \"phase\": \"STAGE\", \"message\": \"staging\", "
+		 "\"progress\": {\"done\": 40, \"total\": 100}, \"time\": %lld}\n",
+		 (long long)time(NULL));
+	t_write(t_path("www/dav/store/reports/pc-8.json"), report);
+	snprintf(report, sizeof(report), "{\"agent\": \"pc-9\", \"job\": \"other-job\", \"serial\": 4, "
+		 "\"state\": \"committed\", \"phase\": \"CONFIRM\", \"time\": %lld}\n",
+		 (long long)time(NULL));
+	t_write(t_path("www/dav/store/reports/pc-9.json"), report);
 
 	CU_ASSERT_EQUAL_FATAL(browse(&dom, url, "--dump-dom"), 0);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(dom);
@@ -69,6 +83,16 @@ TEST_CASE(fleet_rendered)
 	CU_ASSERT_PTR_NOT_NULL(strstr(dom, "of 3 agents"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(dom, "<tr data-state=\"halted\""));
 	CU_ASSERT_PTR_NOT_NULL(strstr(dom, "<td>canary</td>"));
+	/* Staging: its bar at 40 %; and the committed one. */
+	char *running = strstr(dom, "<tr data-state=\"running\"");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(running);
+	char *end = strstr(running, "</tr>");
+	char *bar = strstr(running, "<span class=\"bar\"><i style=\"width: 40%;\"></i></span> 40 %");
+	CU_ASSERT(strstr(running, "<td>pc-8</td>") && bar && bar < end);
+	CU_ASSERT_PTR_NOT_NULL(strstr(dom, "<tr data-state=\"committed\"><td>pc-9</td>"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(dom, "running: 1"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(dom, "committed: 1"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(dom, "data-sources=\"agents.json; the listing of reports/\""));
 	free(dom);
 
 	/* The screenshot, kept as the test's artifact. */
@@ -76,5 +100,14 @@ TEST_CASE(fleet_rendered)
 	CU_ASSERT_EQUAL(browse(&out, url, shot), 0);
 	free(out);
 	CU_ASSERT_EQUAL(t_sh("test -s '%s/remote_page.png'", t_bin_dir()), 0);
+
+	/* No agents.json: the listing alone still shows every machine. */
+	CU_ASSERT_EQUAL(unlink(t_path("www/dav/store/agents.json")), 0);
+	CU_ASSERT_EQUAL_FATAL(browse(&dom, url, "--dump-dom"), 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(dom);
+	CU_ASSERT_PTR_NOT_NULL(strstr(dom, "data-sources=\"no agents.json; the listing of reports/\""));
+	CU_ASSERT_PTR_NOT_NULL(strstr(dom, "5 machines"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(dom, "failed: 1"));
+	free(dom);
 	fleet_stop(&f);
 }
