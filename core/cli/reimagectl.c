@@ -461,6 +461,43 @@ static void note_targets(struct ctl *c, char **targets)
 	inventory_free(&inv);
 }
 
+/* The status page, built in from core/remote/status.html. */
+extern const unsigned char status_page[];
+extern const size_t status_page_len;
+
+/* Put (or refresh) status.html in the store; its URL in url. */
+static int put_page(struct ctl *c, char url[STORE_URL_MAX], struct reimage_error *err)
+{
+	store_url(url, STORE_URL_MAX, c->store, "status.html");
+	return store_put(&c->reg, &c->ac, url, (const char *)status_page, status_page_len,
+			 "text/html", err);
+}
+
+/* After a submit: the page the fleet is watched on, as new as this
+ * reimagectl; the job is published whether or not it can be written. */
+static void refresh_page(struct ctl *c)
+{
+	struct reimage_error err = { 0 };
+	char url[STORE_URL_MAX];
+
+	if (put_page(c, url, &err) < 0)
+		log_warn("submit: status page not written: %s", err.msg);
+	else
+		printf("status page: %s\n", url);
+}
+
+static int cmd_page(void *ctx, struct reimage_error *err)
+{
+	struct ctl *c = ctx;
+	char url[STORE_URL_MAX];
+	int r;
+
+	if ((r = put_page(c, url, err)) == 0)
+		printf("%s: the fleet's status page (%zu bytes); open it where the store is "
+		       "served\n", url, status_page_len);
+	return r;
+}
+
 static int cmd_submit(void *ctx, struct reimage_error *err)
 {
 	struct ctl *c = ctx;
@@ -569,6 +606,7 @@ static int cmd_submit(void *ctx, struct reimage_error *err)
 		printf("note: without --members, `status` and `wait` cannot follow group %s "
 		       "(they refuse: its agents are unknown)\n", a->group);
 	note_targets(c, agents ? agents : members);
+	refresh_page(c);
 out:
 	json_decref(index);
 	json_decref(docs);
@@ -1221,24 +1259,6 @@ static int cmd_agents(void *ctx, struct reimage_error *err)
 	return r;
 }
 
-/* The status page, built in from core/remote/status.html. */
-extern const unsigned char status_page[];
-extern const size_t status_page_len;
-
-static int cmd_page(void *ctx, struct reimage_error *err)
-{
-	struct ctl *c = ctx;
-	char url[STORE_URL_MAX];
-	int r;
-
-	store_url(url, sizeof(url), c->store, "status.html");
-	if ((r = store_put(&c->reg, &c->ac, url, (const char *)status_page, status_page_len,
-			   "text/html", err)) == 0)
-		printf("%s: the fleet's status page (%zu bytes); open it where the store is "
-		       "served\n", url, status_page_len);
-	return r;
-}
-
 /* ------------------------------------------------------------- main */
 
 static const struct cli_option options[] = {
@@ -1315,7 +1335,8 @@ static const struct cli_command commands[] = {
 	  "A job id the store already holds is refused: its reports would be taken for\n"
 	  "the new run's.  --reuse replaces that rollout on purpose; status and wait then\n"
 	  "follow the new serial only.  Without --members a group's agents are unknown:\n"
-	  "status and wait refuse to follow it.\n"
+	  "status and wait refuse to follow it.  The status page (see `page`) is\n"
+	  "refreshed in the store; a store that refuses it gets a warning.\n"
 	  "--reset-serial recovers agents whose last serial was pushed too far (a stolen\n"
 	  "key, a typo): the job carries serial_reset, one above <store>/serial-reset,\n"
 	  "and an agent that has not run that reset takes the job's serial whatever its\n"

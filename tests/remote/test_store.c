@@ -36,6 +36,10 @@ static void canary_fails_then_stop(enum fleet_store kind)
 		CU_ASSERT_PTR_NOT_NULL(doc);
 		free(doc);
 	}
+	/* The status page comes with the job, beside the reports. */
+	char *page = store_read("status.html");
+	CU_ASSERT_PTR_NOT_NULL(page && strstr(page, "<title>reimage fleet</title>"));
+	free(page);
 	CU_ASSERT_FATAL(run_fleet(&f, wave_of, 90));
 	CU_ASSERT(job_state_is(1, "failed"));
 	for (int i = 2; i <= 3; i++) {
