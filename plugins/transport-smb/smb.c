@@ -526,8 +526,13 @@ static int open_stat(struct smb_ctx *c, SMBCCTX *smbc, const char *url, SMBCFILE
 {
 	struct timespec t0;
 	SMBCFILE *f;
+	size_t len = strlen(url);
 	int e;
 
+	/* libsmbclient opens a path ending in a separator as a folder, whose
+	 * handle its read() crashes on: a folder is no document. */
+	if (len > 0 && url[len - 1] == '/')
+		return smb_fail(c, err, EISDIR, "open", url);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	while (!(f = file_open(smbc, url, O_RDONLY, 0)))
 		if ((e = again(c, &t0, errno, "open", url, err)) <= 0)
