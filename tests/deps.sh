@@ -13,7 +13,7 @@ packages="build-essential cmake pkg-config
   gcc-mingw-w64-x86-64 mingw-w64 wine64 wine
   libarchive-tools curl time strace lintian groff-base man-db nghttp2-client chromium
   clang libclang-rt-14-dev
-  ceph-base ceph-common ceph-mon ceph-osd radosgw"
+  ceph-base ceph-common ceph-mon ceph-osd radosgw python3-prometheus-client"
 missing=""
 for p in $packages; do
 	dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' ||

@@ -1409,16 +1409,19 @@ static const struct cli_command commands[] = {
 	  "--json (status): one JSON document instead.",
 	  (const char *const[]){ "store", "config", "key", "trusted", "json", NULL }, cmd_rollout,
 	  NULL, 0 },
-	{ "agents", 0, 0, "-s STORE [--stale SECONDS] [--json | --prometheus]",
+	{ "agents", 0, 0, "-s STORE [--stale SECONDS] [--json | --prometheus [-t PUBLIC.pem]]",
 	  "The fleet: every agent the store knows (its listing of reports/ where it\n"
 	  "gives one -- a directory, or nginx with `autoindex on` -- and agents.json,\n"
 	  "the index `submit` keeps of its targets) with its latest report, which\n"
 	  "is also its heartbeat (agent setting `heartbeat`): state, job, phase,\n"
 	  "version, when last seen.  Failed machines first, then those not seen for\n"
 	  "--stale seconds (default 7200) or never.  --json: one JSON document instead\n"
-	  "(docs/json.md).  --prometheus: counts by state, stale and never seen, for a\n"
-	  "node exporter's textfile collector.",
-	  (const char *const[]){ "store", "config", "stale", "json", "prometheus", NULL },
+	  "(docs/json.md).  --prometheus: counts by state, stale and never seen, each\n"
+	  "job's agents by state and, with -t (or trusted_keys in -C FILE), each\n"
+	  "rollout's waves (state, outcomes, budget), for a node exporter's textfile\n"
+	  "collector.",
+	  (const char *const[]){ "store", "config", "stale", "json", "prometheus", "trusted",
+				 NULL },
 	  cmd_agents, NULL, 0 },
 	{ "page", 0, 0, "-s STORE",
 	  "Put the fleet's status page, status.html, in the store: one self-contained\n"

@@ -4,6 +4,8 @@
 #define _GNU_SOURCE
 #include "inventory.h"
 #include "error.h"
+#include "log.h"
+#include "rollout.h"
 #include "store.h"
 
 #include <dirent.h>
@@ -353,31 +355,81 @@ static void prom_label(FILE *out, const char *v)
 			*v);
 }
 
-static void write_prometheus(const struct member *m, size_t n, FILE *out)
+/* Seen members by (job, state) or by state alone, for counting runs:
+ * sorting keeps 100,000 agents n log n however many states the reports
+ * bring. */
+static int cmp_by_state(const void *a, const void *b)
 {
-	size_t stale = 0, never = 0;
+	const struct member *x = *(const struct member *const *)a;
+	const struct member *y = *(const struct member *const *)b;
+	return strcmp(x->rep->state, y->rep->state);
+}
 
-	fprintf(out, "# HELP reimage_agents Agents in the job store's inventory, by the state "
-		"of their latest report.\n# TYPE reimage_agents gauge\n");
-	/* m is sorted by rank, not state: count each state once. */
-	for (size_t i = 0; i < n; i++) {
-		size_t count = 0, k;
-		if (!m[i].seen)
-			continue;
-		for (k = 0; k < i; k++)
-			if (m[k].seen && !strcmp(m[k].rep->state, m[i].rep->state))
-				break;
-		if (k < i)
-			continue;
-		for (k = i; k < n; k++)
-			count += m[k].seen && !strcmp(m[k].rep->state, m[i].rep->state);
-		fprintf(out, "reimage_agents{state=\"");
-		prom_label(out, m[i].rep->state);
-		fprintf(out, "\"} %zu\n", count);
+static int cmp_by_job_state(const void *a, const void *b)
+{
+	const struct member *x = *(const struct member *const *)a;
+	const struct member *y = *(const struct member *const *)b;
+	int d = strcmp(x->rep->job, y->rep->job);
+	return d ? d : cmp_by_state(a, b);
+}
+
+/* The waves of a job, as `rollout status` reads them (verified with the
+ * trusted keys): each one's state, outcomes and budget. */
+static void write_waves(struct registry *reg, const struct agent_conf *ac, const char *store,
+			const char *job, FILE *out)
+{
+	for (int k = 0;; k++) {
+		struct reimage_error e = { 0 };
+		char etag[REIMAGE_ETAG_MAX] = "";
+		struct wave_state ws;
+		if (rollout_wave_get(reg, ac, store, job, k, etag, &ws, &e) < 0) {
+			if (e.cls != REIMAGE_EC_NOTFOUND)
+				log_warn("agents: %s", e.msg);
+			return;
+		}
+		const struct { const char *outcome; long long n; } o[] = {
+			{ "committed", ws.committed }, { "failed", ws.failed },
+			{ "unfinished", ws.unfinished }, { "cancelled", ws.cancelled },
+			{ "skipped", ws.skipped }, { "refused", ws.refused },
+		};
+		fprintf(out, "reimage_rollout_wave{job=\"%s\",wave=\"%d\",name=\"", job, k + 1);
+		prom_label(out, ws.name);
+		fprintf(out, "\",state=\"");
+		prom_label(out, ws.state);
+		fprintf(out, "\"} 1\n");
+		for (size_t i = 0; i < sizeof(o) / sizeof(o[0]); i++)
+			fprintf(out, "reimage_rollout_wave_agents{job=\"%s\",wave=\"%d\",outcome=\"%s\"} "
+				"%lld\n", job, k + 1, o[i].outcome, o[i].n);
+		fprintf(out, "reimage_rollout_wave_budget_percent{job=\"%s\",wave=\"%d\"} %d\n", job,
+			k + 1, ws.budget);
+		if (k + 1 >= ws.waves)
+			return;
 	}
+}
+
+static int write_prometheus(struct registry *reg, const struct agent_conf *ac, const char *store,
+			    const struct member *m, size_t n, FILE *out)
+{
+	const struct member **seen = calloc(n + 1, sizeof(*seen));
+	size_t stale = 0, never = 0, k = 0;
+
+	if (!seen)
+		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
 		never += !m[i].seen;
 		stale += m[i].seen && m[i].stale;
+		if (m[i].seen)
+			seen[k++] = &m[i];
+	}
+	fprintf(out, "# HELP reimage_agents Agents in the job store's inventory, by the state "
+		"of their latest report.\n# TYPE reimage_agents gauge\n");
+	qsort(seen, k, sizeof(*seen), cmp_by_state);
+	for (size_t i = 0, run; i < k; i += run) {
+		for (run = 1; i + run < k && !cmp_by_state(&seen[i], &seen[i + run]); run++)
+			;
+		fprintf(out, "reimage_agents{state=\"");
+		prom_label(out, seen[i]->rep->state);
+		fprintf(out, "\"} %zu\n", run);
 	}
 	fprintf(out, "# HELP reimage_agents_stale Agents whose latest report is older than the "
 		"stale limit.\n# TYPE reimage_agents_stale gauge\nreimage_agents_stale %zu\n", stale);
@@ -386,6 +438,37 @@ static void write_prometheus(const struct member *m, size_t n, FILE *out)
 		never);
 	fprintf(out, "# HELP reimage_agents_total Agents in the inventory.\n"
 		"# TYPE reimage_agents_total gauge\nreimage_agents_total %zu\n", n);
+	/* Each job's agents by state (the job of their latest report), then,
+	 * with trusted keys, its waves. */
+	fprintf(out, "# HELP reimage_job_agents Agents whose latest report is on the job, by "
+		"state.\n# TYPE reimage_job_agents gauge\n");
+	qsort(seen, k, sizeof(*seen), cmp_by_job_state);
+	for (size_t i = 0, run; i < k; i += run) {
+		for (run = 1; i + run < k && !cmp_by_job_state(&seen[i], &seen[i + run]); run++)
+			;
+		if (!seen[i]->rep->job[0])
+			continue;
+		fprintf(out, "reimage_job_agents{job=\"");
+		prom_label(out, seen[i]->rep->job);
+		fprintf(out, "\",state=\"");
+		prom_label(out, seen[i]->rep->state);
+		fprintf(out, "\"} %zu\n", run);
+	}
+	if (ac->trusted_keys && ac->trusted_keys[0]) {
+		fprintf(out, "# HELP reimage_rollout_wave A rollout's wave, labelled with its name and "
+			"state (verified with the trusted keys).\n# TYPE reimage_rollout_wave gauge\n"
+			"# HELP reimage_rollout_wave_agents A wave's agents by outcome (failed: failed, "
+			"rolled back or silent past the deadline).\n"
+			"# TYPE reimage_rollout_wave_agents gauge\n"
+			"# HELP reimage_rollout_wave_budget_percent The share of a wave's agents that "
+			"may fail.\n# TYPE reimage_rollout_wave_budget_percent gauge\n");
+		for (size_t i = 0; i < k; i++)
+			if (store_name_ok(seen[i]->rep->job) &&
+			    (i == 0 || strcmp(seen[i - 1]->rep->job, seen[i]->rep->job)))
+				write_waves(reg, ac, store, seen[i]->rep->job, out);
+	}
+	free(seen);
+	return 0;
 }
 
 int inventory_write(struct registry *reg, const struct agent_conf *ac, const char *store,
@@ -418,7 +501,8 @@ int inventory_write(struct registry *reg, const struct agent_conf *ac, const cha
 	}
 	qsort(m, inv->n, sizeof(*m), cmp_members);
 	if (format == INVENTORY_PROMETHEUS) {
-		write_prometheus(m, inv->n, out);
+		if ((r = write_prometheus(reg, ac, store, m, inv->n, out)) < 0)
+			err_set(err, r, REIMAGE_EC_IO, "out of memory");
 	} else if (format == INVENTORY_JSON) {
 		json_t *a = json_array();
 		for (size_t i = 0; a && i < inv->n; i++)

@@ -54,6 +54,28 @@ static void canary_fails_then_stop(enum fleet_store kind)
 	CU_ASSERT_EQUAL(ctl_rollout(&f, &out, "status"), 0);
 	CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "rollout test-job: 2 wave(s), halted"));
 	free(out);
+	/* The same counts for Prometheus, which its own parser reads. */
+	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "%sagents -s %s --prometheus -t '%s' -q", f.ctl,
+					   f.store, t_path("admin.pub")), 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "reimage_job_agents{job=\"test-job\",state=\"failed\"} 1\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "reimage_job_agents{job=\"test-job\",state=\"cancelled\"} 2\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "reimage_rollout_wave{job=\"test-job\",wave=\"1\","
+				      "name=\"canary\",state=\"halted\"} 1\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "reimage_rollout_wave_agents{job=\"test-job\",wave=\"1\","
+				      "outcome=\"failed\"} 1\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "reimage_rollout_wave{job=\"test-job\",wave=\"2\","
+				      "name=\"100%\",state=\"halted\"} 1\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "reimage_rollout_wave_budget_percent{job=\"test-job\","
+				      "wave=\"1\"} 0\n"));
+	free(out);
+	/* Standard output alone, read by Debian's python3-prometheus-client
+	 * (tests/deps.sh; not a pyenv python's). */
+	CU_ASSERT_EQUAL(t_sh("'%s/reimagectl' %sagents -s %s --prometheus -t '%s' 2>/dev/null | "
+			     "/usr/bin/python3 -c 'import sys; from prometheus_client.parser import "
+			     "text_string_to_metric_families as p; f = list(p(sys.stdin.read())); "
+			     "assert len(f) >= 8, f'", t_bin_dir(), f.ctl, f.store,
+			     t_path("admin.pub")), 0);
 	/* stop withdraws every document from the store. */
 	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "%sstop -s %s -k '%s' -t '%s' test-job", f.ctl,
 					   f.store, t_path("admin.key"), t_path("admin.pub")), 0);
