@@ -649,16 +649,6 @@ static int cmd_timestamp(void *ctx, struct reimage_error *err)
 
 /* ----------------------------------------------------- status and wait */
 
-/* What status and wait keep of an agent's report: a few dozen bytes and
- * its texts, not the 5.5 KB of a parsed report, for 100,000 agents. */
-struct brief {
-	char state[32], phase[32];
-	long long serial;
-	uint64_t done, total;
-	int64_t time;
-	char *error, *message;  /* NULL if empty */
-};
-
 struct rollout {
 	json_t *index;
 	char job[256];
@@ -667,16 +657,9 @@ struct rollout {
 	size_t n;
 	const char **agents;
 	const char **urls;  /* the job document each agent reads */
-	struct brief *rep;
+	struct report_brief *rep;
 	int *have;
 };
-
-static void brief_clear(struct brief *b)
-{
-	free(b->error);
-	free(b->message);
-	memset(b, 0, sizeof(*b));
-}
 
 static void rollout_free(struct rollout *ro)
 {
@@ -684,7 +667,7 @@ static void rollout_free(struct rollout *ro)
 	free(ro->agents);
 	free(ro->urls);
 	for (size_t i = 0; ro->rep && i < ro->n; i++)
-		brief_clear(&ro->rep[i]);
+		report_brief_clear(&ro->rep[i]);
 	free(ro->rep);
 	free(ro->have);
 	memset(ro, 0, sizeof(*ro));
@@ -781,7 +764,6 @@ static void poll_done(void *arg, size_t i, int r, const void *buf, size_t len,
 	size_t k = b->agent[i];
 	struct reimage_error e = { 0 };
 	struct report rep;
-	struct brief *kept = &ro->rep[k];
 
 	(void)err;  /* an unreadable report is no report yet */
 	if (r < 0 || report_parse(buf, len, &rep, &e) < 0)
@@ -791,18 +773,8 @@ static void poll_done(void *arg, size_t i, int r, const void *buf, size_t len,
 	else
 		ro->have[k] = !strcmp(rep.state, "refused") && ro->urls[k] &&
 			      !strcmp(rep.location, ro->urls[k]) && rep.time >= ro->submitted;
-	if (!ro->have[k])
-		return;
-	brief_clear(kept);
-	snprintf(kept->state, sizeof(kept->state), "%s", rep.state);
-	snprintf(kept->phase, sizeof(kept->phase), "%s", rep.phase);
-	kept->serial = rep.serial;
-	kept->done = rep.done;
-	kept->total = rep.total;
-	kept->time = rep.time;
-	/* Without memory the text is left out, never the outcome. */
-	kept->error = rep.error[0] ? strdup(rep.error) : NULL;
-	kept->message = rep.message[0] ? strdup(rep.message) : NULL;
+	if (ro->have[k])
+		report_brief_set(&ro->rep[k], &rep);
 }
 
 /* Fetch every agent's report on the job, of this run (its serial: a job
@@ -875,7 +847,7 @@ static void rollout_print(const struct rollout *ro, FILE *out)
 	fprintf(out, "%-20s %-12s %-10s %-9s %-5s %s\n", "AGENT", "STATE", "PHASE", "PROGRESS",
 		"AGE", "DETAIL");
 	for (size_t i = 0; i < ro->n; i++) {
-		const struct brief *r = &ro->rep[i];
+		const struct report_brief *r = &ro->rep[i];
 		char progress[32] = "-", age[16] = "-";
 		if (!ro->have[i]) {
 			fprintf(out, "%-20s %-12s %-10s %-9s %-5s %s\n", ro->agents[i], "no-report",
@@ -889,7 +861,7 @@ static void rollout_print(const struct rollout *ro, FILE *out)
 				 (unsigned long long)(r->done >> 20));
 		report_age_text(age, sizeof(age), now - r->time);
 		fprintf(out, "%-20s %-12s %-10s %-9s %-5s %s\n", ro->agents[i], r->state, r->phase,
-			progress, age, r->error ? r->error : r->message ? r->message : "");
+			progress, age, report_brief_detail(r));
 	}
 	counts_text(ro, summary, sizeof(summary));
 	fprintf(out, "%s\n", summary);
@@ -917,7 +889,7 @@ static int rollout_print_json(const struct rollout *ro, struct reimage_error *er
 	json_t *agents = json_array(), *c = json_object();
 
 	for (size_t i = 0; agents && i < ro->n; i++) {
-		const struct brief *p = &ro->rep[i];
+		const struct report_brief *p = &ro->rep[i];
 		json_array_append_new(agents, ro->have[i]
 			? json_pack("{s:s, s:s, s:s, s:s, s:{s:I, s:I}, s:I, s:I, s:s, s:s}",
 				    "agent", ro->agents[i], "state", p->state, "outcome",
@@ -988,8 +960,7 @@ static int cmd_wait(void *ctx, struct reimage_error *err)
 			if (last && (!last[i] || strcmp(last[i], line))) {
 				free(last[i]);
 				last[i] = strdup(line);
-				const char *detail = ro.rep[i].error ? ro.rep[i].error
-							   : ro.rep[i].message ? ro.rep[i].message : "";
+				const char *detail = report_brief_detail(&ro.rep[i]);
 				log_notice("%s: %s %s%s%s", ro.agents[i], ro.rep[i].state,
 					   ro.rep[i].phase, detail[0] ? ": " : "", detail);
 			}
@@ -1082,7 +1053,7 @@ static int cmd_cancel(void *ctx, struct reimage_error *err)
 }
 
 /* 1 if the report shows the swap done (or the job over). */
-static int swapped(const struct brief *rep)
+static int swapped(const struct report_brief *rep)
 {
 	return !strcmp(rep->state, "pending") || !strcmp(rep->state, "committed") ||
 	       !strcmp(rep->state, "rolled-back");

@@ -235,33 +235,35 @@ int inventory_save(struct registry *reg, const struct agent_conf *ac, const char
 
 struct read_batch {
 	int *seen;
-	struct report *rep;  /* or NULL */
+	struct report_brief *rep;  /* or NULL */
 };
 
 static void read_done(void *arg, size_t i, int r, const void *buf, size_t len,
 		      const struct reimage_error *err)
 {
 	struct read_batch *b = arg;
-	struct report one, *rep = b->rep ? &b->rep[i] : &one;
 	struct reimage_error e = { 0 };
+	struct report rep;
 
 	if (r < 0 && err->cls == REIMAGE_EC_NOTFOUND) {
 		b->seen[i] = 0;  /* never reported */
 		return;
 	}
-	if (r == 0 && (r = report_parse(buf, len, rep, &e)) == 0) {
+	if (r == 0 && (r = report_parse(buf, len, &rep, &e)) == 0) {
 		b->seen[i] = 1;
-		return;
+	} else {
+		/* Shown, not fatal: one bad report must not hide the fleet. */
+		b->seen[i] = -1;
+		memset(&rep, 0, sizeof(rep));
+		snprintf(rep.state, sizeof(rep.state), "unreadable");
+		snprintf(rep.error, sizeof(rep.error), "%s", e.msg[0] ? e.msg : err->msg);
 	}
-	/* Shown, not fatal: one bad report must not hide the fleet. */
-	b->seen[i] = -1;
-	memset(rep, 0, sizeof(*rep));
-	snprintf(rep->state, sizeof(rep->state), "unreadable");
-	snprintf(rep->error, sizeof(rep->error), "%s", e.msg[0] ? e.msg : err->msg);
+	if (b->rep)
+		report_brief_set(&b->rep[i], &rep);
 }
 
 int inventory_read(struct registry *reg, const struct agent_conf *ac, const char *store,
-		   const char *const *agents, size_t n, int *ret_seen, struct report *ret,
+		   const char *const *agents, size_t n, int *ret_seen, struct report_brief *ret,
 		   struct reimage_error *err)
 {
 	char **urls = calloc(n + 1, sizeof(char *));
@@ -292,7 +294,7 @@ int inventory_read(struct registry *reg, const struct agent_conf *ac, const char
 struct member {
 	const char *name;
 	int seen, stale;
-	const struct report *rep;
+	const struct report_brief *rep;
 };
 
 /* Failed first, then stale, never seen, busy, and the rest (idle, and
@@ -320,7 +322,7 @@ static void write_table(const struct member *m, size_t n, int64_t now, FILE *out
 	fprintf(out, "%-20s %-12s %-20s %-10s %-8s %-6s %s\n", "AGENT", "STATE", "JOB", "PHASE",
 		"VERSION", "SEEN", "DETAIL");
 	for (size_t i = 0; i < n; i++) {
-		const struct report *r = m[i].rep;
+		const struct report_brief *r = m[i].rep;
 		char age[32];
 		if (!m[i].seen) {
 			fprintf(out, "%-20s %-12s %-20s %-10s %-8s %-6s %s\n", m[i].name, "never-seen",
@@ -329,22 +331,22 @@ static void write_table(const struct member *m, size_t n, int64_t now, FILE *out
 		}
 		report_age_text(age, sizeof(age), now - r->time);
 		fprintf(out, "%-20s %-12s %-20s %-10s %-8s %-6s %s%s\n", m[i].name, r->state,
-			r->job[0] ? r->job : "-", r->phase, r->version[0] ? r->version : "-", age,
+			r->job ? r->job : "-", r->phase, r->version[0] ? r->version : "-", age,
 			m[i].stale ? "STALE: not seen for longer than --stale; " : "",
-			r->error[0] ? r->error : r->message);
+			report_brief_detail(r));
 	}
 }
 
 static json_t *member_json(const struct member *m, int64_t now)
 {
-	const struct report *r = m->rep;
+	const struct report_brief *r = m->rep;
 	if (!m->seen)
 		return json_pack("{s:s, s:b, s:b}", "agent", m->name, "seen", 0, "stale", 1);
 	return json_pack("{s:s, s:b, s:b, s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:s}", "agent",
-			 m->name, "seen", 1, "stale", m->stale, "state", r->state, "job", r->job,
-			 "phase", r->phase, "version", r->version, "time", (json_int_t)r->time,
-			 "age", (json_int_t)(now - r->time), "error", r->error, "message",
-			 r->message);
+			 m->name, "seen", 1, "stale", m->stale, "state", r->state, "job",
+			 r->job ? r->job : "", "phase", r->phase, "version", r->version, "time",
+			 (json_int_t)r->time, "age", (json_int_t)(now - r->time), "error",
+			 r->error ? r->error : "", "message", r->message ? r->message : "");
 }
 
 /* A label value: backslash, quote and newline escaped. */
@@ -369,7 +371,7 @@ static int cmp_by_job_state(const void *a, const void *b)
 {
 	const struct member *x = *(const struct member *const *)a;
 	const struct member *y = *(const struct member *const *)b;
-	int d = strcmp(x->rep->job, y->rep->job);
+	int d = strcmp(x->rep->job ? x->rep->job : "", y->rep->job ? y->rep->job : "");
 	return d ? d : cmp_by_state(a, b);
 }
 
@@ -446,7 +448,7 @@ static int write_prometheus(struct registry *reg, const struct agent_conf *ac, c
 	for (size_t i = 0, run; i < k; i += run) {
 		for (run = 1; i + run < k && !cmp_by_job_state(&seen[i], &seen[i + run]); run++)
 			;
-		if (!seen[i]->rep->job[0])
+		if (!seen[i]->rep->job)
 			continue;
 		fprintf(out, "reimage_job_agents{job=\"");
 		prom_label(out, seen[i]->rep->job);
@@ -463,8 +465,9 @@ static int write_prometheus(struct registry *reg, const struct agent_conf *ac, c
 			"# HELP reimage_rollout_wave_budget_percent The share of a wave's agents that "
 			"may fail.\n# TYPE reimage_rollout_wave_budget_percent gauge\n");
 		for (size_t i = 0; i < k; i++)
-			if (store_name_ok(seen[i]->rep->job) &&
-			    (i == 0 || strcmp(seen[i - 1]->rep->job, seen[i]->rep->job)))
+			if (seen[i]->rep->job && store_name_ok(seen[i]->rep->job) &&
+			    (i == 0 || !seen[i - 1]->rep->job ||
+			     strcmp(seen[i - 1]->rep->job, seen[i]->rep->job)))
 				write_waves(reg, ac, store, seen[i]->rep->job, out);
 	}
 	free(seen);
@@ -476,7 +479,7 @@ int inventory_write(struct registry *reg, const struct agent_conf *ac, const cha
 		    enum inventory_format format, FILE *out, struct reimage_error *err)
 {
 	struct member *m = calloc(inv->n + 1, sizeof(*m));
-	struct report *rep = calloc(inv->n + 1, sizeof(*rep));
+	struct report_brief *rep = calloc(inv->n + 1, sizeof(*rep));
 	int *seen = calloc(inv->n + 1, sizeof(int));
 	size_t n_seen = 0, old = 0;
 	int r;
@@ -520,6 +523,8 @@ int inventory_write(struct registry *reg, const struct agent_conf *ac, const cha
 	}
 out:
 	free(m);
+	for (size_t i = 0; i < inv->n; i++)
+		report_brief_clear(&rep[i]);
 	free(rep);
 	free(seen);
 	return r;

@@ -52,7 +52,7 @@ void inventory_free(struct inventory *inv);
  * if it never reported, -1 if it could not be read (ret[i]'s state is
  * "unreadable", its error says why).  < 0 only if nothing could be read. */
 int inventory_read(struct registry *reg, const struct agent_conf *ac, const char *store,
-		   const char *const *agents, size_t n, int *ret_seen, struct report *ret,
+		   const char *const *agents, size_t n, int *ret_seen, struct report_brief *ret,
 		   struct reimage_error *err);
 
 enum inventory_format { INVENTORY_TABLE, INVENTORY_JSON, INVENTORY_PROMETHEUS };

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #ifndef REIMAGE_VERSION
@@ -132,6 +133,34 @@ const char *report_outcome_name(enum report_outcome o)
 const char *report_outcome_key(enum report_outcome o)
 {
 	return outcome_names[o][1];
+}
+
+void report_brief_clear(struct report_brief *b)
+{
+	free(b->job);
+	free(b->error);
+	free(b->message);
+	memset(b, 0, sizeof(*b));
+}
+
+void report_brief_set(struct report_brief *b, const struct report *rep)
+{
+	report_brief_clear(b);
+	snprintf(b->state, sizeof(b->state), "%s", rep->state);
+	snprintf(b->phase, sizeof(b->phase), "%s", rep->phase);
+	snprintf(b->version, sizeof(b->version), "%s", rep->version);
+	b->serial = rep->serial;
+	b->done = rep->done;
+	b->total = rep->total;
+	b->time = rep->time;
+	b->job = rep->job[0] ? strdup(rep->job) : NULL;
+	b->error = rep->error[0] ? strdup(rep->error) : NULL;
+	b->message = rep->message[0] ? strdup(rep->message) : NULL;
+}
+
+const char *report_brief_detail(const struct report_brief *b)
+{
+	return b->error ? b->error : b->message ? b->message : "";
 }
 
 void report_age_text(char *buf, size_t len, int64_t seconds)

@@ -50,6 +50,23 @@ struct report {
 char *report_json(const struct report *rep);
 /* Read a report; an INTEGRITY error names what is wrong. */
 int report_parse(const char *text, size_t len, struct report *ret, struct reimage_error *err);
+/* What reimagectl keeps of a report while it reads a whole fleet's: a
+ * hundred bytes and its texts, not the 5.5 KB of a struct report. */
+struct report_brief {
+	char state[32], phase[32], version[32];
+	long long serial;
+	uint64_t done, total;
+	int64_t time;
+	char *job, *error, *message;  /* NULL if empty */
+};
+
+/* Keep rep's brief in b (replacing what b held).  Without memory a text
+ * is left out, never the state. */
+void report_brief_set(struct report_brief *b, const struct report *rep);
+void report_brief_clear(struct report_brief *b);
+/* The brief's error, else its message, else "". */
+const char *report_brief_detail(const struct report_brief *b);
+
 /* 1 if state ends a job: success (committed) or another outcome. */
 int report_state_final(const char *state);
 int report_state_success(const char *state);
