@@ -1114,12 +1114,49 @@ static ssize_t pull(void *arg, void *buf, size_t len, struct reimage_error *err)
 
 /* Stage from the root and the fetched frames; any failure is the
  * caller's to fall back from. */
+/* The tar-split read by a thread of its own while find_local() reads the
+ * root on this one: both are needed before the rebuild, and neither
+ * touches what the other does (the split thread: the transport, c->ts
+ * and the request counters; find_local(): root files, c->io, c->md). */
+struct split_read {
+	struct chunked *c;
+	pthread_t thread;
+	int started, r;
+	struct reimage_error err;
+};
+
+static void *split_read_run(void *arg)
+{
+	struct split_read *s = arg;
+	s->r = read_tarsplit(s->c, &s->err);
+	return NULL;
+}
+
+static void split_read_start(struct split_read *s, struct chunked *c)
+{
+	s->c = c;
+	s->started = pthread_create(&s->thread, NULL, split_read_run, s) == 0;
+}
+
+/* Its outcome: from the thread, or read now if no thread could start. */
+static int split_read_finish(struct split_read *s, struct reimage_error *err)
+{
+	if (!s->started)
+		return read_tarsplit(s->c, err);
+	pthread_join(s->thread, NULL);
+	s->started = 0;
+	if (s->r < 0)
+		*err = s->err;
+	return s->r;
+}
+
 static int stage_chunked(struct chunked *c, struct stage_sink *k, struct reimage_error *err)
 {
 	struct stream_request sr = {
 		.what = "image", .declared_by = "the TOC", .size = -1, .pull = pull, .pull_arg = c,
 		.progress = c->req->progress,
 	};
+	struct split_read split = { 0 };
 	struct stream *s;
 	int r;
 
@@ -1137,18 +1174,24 @@ static int stage_chunked(struct chunked *c, struct stage_sink *k, struct reimage
 			"on the root, which keeps no TOC of a last image", PROBE_FILES);
 		return -EAGAIN;
 	}
+	split_read_start(&split, c);
 	if ((r = find_local(c)) < 0) {
+		struct reimage_error ignored = { 0 };
+		split_read_finish(&split, &ignored);
 		err_set(err, r, REIMAGE_EC_IO, "out of memory");
 		return r;
 	}
+	if ((r = split_read_finish(&split, err)) < 0 && !c->whole)
+		return r;
 	if (c->whole) {
+		err_clear(err);
 		err_set(err, -EAGAIN, REIMAGE_EC_NONE, "%llu of the %llu biggest of %zu files "
 			"(%llu bytes) are on the root, more than half of the image is to be fetched",
 			(unsigned long long)c->reused, (unsigned long long)c->looked, c->toc.n,
 			(unsigned long long)c->reused_bytes);
 		return -EAGAIN;
 	}
-	if ((r = read_tarsplit(c, err)) < 0 || (r = deltas_apply(c, err)) < 0 ||
+	if ((r = deltas_apply(c, err)) < 0 ||
 	    (r = plan_requests(c, err)) < 0 ||
 	    (r = fetch_start(c, err)) < 0 ||
 	    (r = stream_open(&sr, &s, err)) < 0)
