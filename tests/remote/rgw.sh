@@ -70,6 +70,9 @@ fail() {
 mkdir -p "$dir/mon" "$dir/osd" "$dir/run"
 mon_port=$(free_port)
 rgw_port=$(free_port)
+while [ "$rgw_port" = "$mon_port" ]; do
+	rgw_port=$(free_port)
+done
 fsid=$(cat /proc/sys/kernel/random/uuid)
 conf=$dir/ceph.conf
 cat >"$conf" <<EOF
