@@ -696,13 +696,69 @@ static int by_frames_desc(const void *a, const void *b)
 	return fx > fy ? -1 : fx < fy;
 }
 
+/* The tar-split read by a thread of its own while find_local() reads the
+ * root on this one: both are needed before the rebuild, and neither
+ * touches what the other does (the split thread: the transport, c->ts
+ * and the request counters; find_local(): root files, c->io, c->md).
+ * find_local() starts it once SPLIT_AFTER files are looked at and the
+ * image is not to be read whole: a root holding too little of the image
+ * is told from the biggest few, and then no tar-split is fetched. */
+#define SPLIT_AFTER 64
+
+struct split_read {
+	struct chunked *c;
+	pthread_t thread;
+	int wanted;    /* split_read_start() was called */
+	int started;   /* its thread runs (else it is read when finished) */
+	int r;
+	struct reimage_error err;
+};
+
+static void *split_read_run(void *arg)
+{
+	struct split_read *s = arg;
+	s->r = read_tarsplit(s->c, &s->err);
+	return NULL;
+}
+
+static void split_read_start(struct split_read *s, struct chunked *c)
+{
+	s->c = c;
+	s->wanted = 1;
+	s->started = pthread_create(&s->thread, NULL, split_read_run, s) == 0;
+}
+
+/* Its outcome: from the thread, or read now if no thread could start; 0
+ * if it was never wanted. */
+static int split_read_finish(struct split_read *s, struct reimage_error *err)
+{
+	if (!s->wanted)
+		return 0;
+	s->wanted = 0;
+	if (!s->started)
+		return read_tarsplit(s->c, err);
+	pthread_join(s->thread, NULL);
+	s->started = 0;
+	if (s->r < 0)
+		*err = s->err;
+	return s->r;
+}
+
+/* The tar-split is not needed after all: its thread, if any, joined. */
+static void split_read_abandon(struct split_read *s)
+{
+	if (s->started)
+		pthread_join(s->thread, NULL);
+	s->started = s->wanted = 0;
+}
+
 /* Decide, file by file and chunk by chunk, where its content comes from
  * (nothing found is no error: the frames are fetched).  The biggest
  * frames are looked for first, and the search ends as soon as more than
  * half of the image's frames are to be fetched (c->whole: the image is
  * then read whole): on a root that holds nothing of the image (a first
  * image) that is after a few dozen lookups, not one per file. */
-static int find_local(struct chunked *c)
+static int find_local(struct chunked *c, struct split_read *split)
 {
 	struct chunked_file **order = calloc(c->toc.n + 1, sizeof(*order));
 	struct index ix = { 0 };
@@ -721,6 +777,8 @@ static int find_local(struct chunked *c)
 		const char *rel = stage_safe_path(f->name), *other;
 		const struct spot *sp;
 		c->looked++;
+		if (i == SPLIT_AFTER)
+			split_read_start(split, c);
 		if (same_path_answer(&same, i))
 			f->local = strdup(rel);
 		else if ((sp = index_find(&ix, f->digest)) && sp->size == f->size && sp->at == 0 &&
@@ -743,6 +801,8 @@ static int find_local(struct chunked *c)
 		c->whole = c->fetch_total > c->foot.toc_offset / 2;
 	}
 	same_path_finish(&same);
+	if (!c->whole && !split->wanted)
+		split_read_start(split, c);
 	free(order);
 	free(ix.slot);
 	chunked_toc_free(&ix.toc);
@@ -1223,42 +1283,6 @@ static ssize_t pull(void *arg, void *buf, size_t len, struct reimage_error *err)
 
 /* Stage from the root and the fetched frames; any failure is the
  * caller's to fall back from. */
-/* The tar-split read by a thread of its own while find_local() reads the
- * root on this one: both are needed before the rebuild, and neither
- * touches what the other does (the split thread: the transport, c->ts
- * and the request counters; find_local(): root files, c->io, c->md). */
-struct split_read {
-	struct chunked *c;
-	pthread_t thread;
-	int started, r;
-	struct reimage_error err;
-};
-
-static void *split_read_run(void *arg)
-{
-	struct split_read *s = arg;
-	s->r = read_tarsplit(s->c, &s->err);
-	return NULL;
-}
-
-static void split_read_start(struct split_read *s, struct chunked *c)
-{
-	s->c = c;
-	s->started = pthread_create(&s->thread, NULL, split_read_run, s) == 0;
-}
-
-/* Its outcome: from the thread, or read now if no thread could start. */
-static int split_read_finish(struct split_read *s, struct reimage_error *err)
-{
-	if (!s->started)
-		return read_tarsplit(s->c, err);
-	pthread_join(s->thread, NULL);
-	s->started = 0;
-	if (s->r < 0)
-		*err = s->err;
-	return s->r;
-}
-
 static int stage_chunked(struct chunked *c, struct stage_sink *k, struct reimage_error *err)
 {
 	struct stream_request sr = {
@@ -1283,24 +1307,20 @@ static int stage_chunked(struct chunked *c, struct stage_sink *k, struct reimage
 			"on the root, which keeps no TOC of a last image", PROBE_FILES);
 		return -EAGAIN;
 	}
-	split_read_start(&split, c);
-	if ((r = find_local(c)) < 0) {
-		struct reimage_error ignored = { 0 };
-		split_read_finish(&split, &ignored);
+	if ((r = find_local(c, &split)) < 0) {
+		split_read_abandon(&split);
 		err_set(err, r, REIMAGE_EC_IO, "out of memory");
 		return r;
 	}
-	if ((r = split_read_finish(&split, err)) < 0 && !c->whole)
-		return r;
 	if (c->whole) {
-		err_clear(err);
+		split_read_abandon(&split);
 		err_set(err, -EAGAIN, REIMAGE_EC_NONE, "%llu of the %llu biggest of %zu files "
 			"(%llu bytes) are on the root, more than half of the image is to be fetched",
 			(unsigned long long)c->reused, (unsigned long long)c->looked, c->toc.n,
 			(unsigned long long)c->reused_bytes);
 		return -EAGAIN;
 	}
-	if ((r = deltas_apply(c, err)) < 0 ||
+	if ((r = split_read_finish(&split, err)) < 0 || (r = deltas_apply(c, err)) < 0 ||
 	    (r = plan_requests(c, err)) < 0 ||
 	    (r = fetch_start(c, err)) < 0 ||
 	    (r = stream_open(&sr, &s, err)) < 0)
