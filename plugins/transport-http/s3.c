@@ -42,6 +42,14 @@ static int split(const char *url, const char **bucket, size_t *bucket_len, const
 	*bucket = b;
 	*bucket_len = n;
 	*key = b[n] == '/' ? b + n + 1 : b + n;
+	/* libcurl would resolve "." and ".." segments, and a key could then
+	 * name another bucket's object. */
+	for (const char *seg = *key; *seg && *seg != '?';) {
+		size_t sl = strcspn(seg, "/?");
+		if ((sl == 1 && seg[0] == '.') || (sl == 2 && seg[0] == '.' && seg[1] == '.'))
+			return -EINVAL;
+		seg += sl + (seg[sl] == '/');
+	}
 	return 0;
 }
 
@@ -66,7 +74,8 @@ int s3_service_url(const struct http_ctx *c, const char *url, char *out, size_t 
 
 	if (split(url, &bucket, &bl, &key) < 0) {
 		c->host->error(err, -EINVAL, REIMAGE_EC_CONFIG, "URL '%s': expected s3://BUCKET/KEY "
-			       "(a bucket name of 3 to 63 characters a-z, 0-9, '.' and '-')", url);
+			       "(a bucket name of 3 to 63 characters a-z, 0-9, '.' and '-'; no '.' or "
+			       "'..' in the key)", url);
 		return -EINVAL;
 	}
 	host = strstr(s->endpoint, "://") + 3;

@@ -1235,6 +1235,11 @@ TEST_CASE(s3_bad_settings_and_urls_refused)
 	CU_ASSERT_EQUAL(f.ops->fetch(f.plugin->ctx, "s3://Bad_Bucket/x", buf, sizeof(buf), &len, etag,
 				     NULL, &err), -EINVAL);
 	expect_error(&err, REIMAGE_EC_CONFIG, "s3://Bad_Bucket/x");
+	/* Nor a key that climbs out of its bucket. */
+	err_clear(&err);
+	CU_ASSERT_EQUAL(f.ops->fetch(f.plugin->ctx, "s3://store/reports/../../other/x", buf,
+				     sizeof(buf), &len, etag, NULL, &err), -EINVAL);
+	expect_error(&err, REIMAGE_EC_CONFIG, "no '.' or '..' in the key");
 	plugin_down(&f);
 }
 
