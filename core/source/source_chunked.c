@@ -365,15 +365,14 @@ static int open_in_root(int root_fd, const char *rel)
  * copied all the same, and one that differs fails the stage over to the
  * full stream.  Any other of the right size is read and hashed now, so
  * that a changed file is fetched rather than failing the stage. */
-static int matches_with(int root_fd, const char *rel, const struct chunked_file *f,
-			unsigned char *io, EVP_MD_CTX *ctx)
+static int matches(struct chunked *c, const char *rel, const struct chunked_file *f)
 {
 	unsigned char md[32];
 	struct stat st;
 	uint64_t at = 0;
 	int fd, same = 0;
 
-	if ((fd = open_in_root(root_fd, rel)) < 0)
+	if ((fd = open_in_root(c->root_fd, rel)) < 0)
 		return 0;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != f->size) {
 		same = 0;
@@ -381,120 +380,15 @@ static int matches_with(int root_fd, const char *rel, const struct chunked_file 
 		same = 1;
 	} else {
 		posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-		EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
-		for (ssize_t n; at < f->size && (n = pread(fd, io, IO_BLOCK, (off_t)at)) > 0;
+		EVP_DigestInit_ex(c->md, EVP_sha256(), NULL);
+		for (ssize_t n; at < f->size && (n = pread(fd, c->io, IO_BLOCK, (off_t)at)) > 0;
 		     at += (uint64_t)n)
-			EVP_DigestUpdate(ctx, io, (size_t)n);
-		EVP_DigestFinal_ex(ctx, md, NULL);
+			EVP_DigestUpdate(c->md, c->io, (size_t)n);
+		EVP_DigestFinal_ex(c->md, md, NULL);
 		same = at == f->size && memcmp(md, f->digest, 32) == 0;
 	}
 	close(fd);
 	return same;
-}
-
-static int matches(struct chunked *c, const char *rel, const struct chunked_file *f)
-{
-	return matches_with(c->root_fd, rel, f, c->io, c->md);
-}
-
-/*
- * The same-path checks of find_local() shared with a second thread: most
- * of the search is reading and hashing root files whose time differs from
- * the TOC's (a rebuilt package's unchanged files), which one core did
- * alone.  Both threads claim the next file in find_local()'s order; the
- * search takes each file's answer in that order, waiting for one the
- * other thread is still hashing, and stops the helper when it is done
- * (early too, when the image is to be read whole).
- */
-struct same_path {
-	struct chunked *c;
-	struct chunked_file **order;
-	size_t n;
-	signed char *answer;    /* -1: not known yet */
-	size_t next;            /* the next file nobody claimed */
-	int stop;
-	pthread_mutex_t lock;
-	pthread_cond_t known;
-	pthread_t helper;
-	int helper_running;
-	unsigned char *io;      /* the helper's */
-	EVP_MD_CTX *md;
-};
-
-static int same_path_check(const struct same_path *sp, size_t i, unsigned char *io,
-			   EVP_MD_CTX *md)
-{
-	const char *rel = stage_safe_path(sp->order[i]->name);
-	return rel && *rel && matches_with(sp->c->root_fd, rel, sp->order[i], io, md);
-}
-
-static void *same_path_run(void *arg)
-{
-	struct same_path *sp = arg;
-
-	pthread_mutex_lock(&sp->lock);
-	while (!sp->stop && sp->next < sp->n) {
-		size_t i = sp->next++;
-		pthread_mutex_unlock(&sp->lock);
-		int same = same_path_check(sp, i, sp->io, sp->md);
-		pthread_mutex_lock(&sp->lock);
-		sp->answer[i] = (signed char)same;
-		pthread_cond_broadcast(&sp->known);
-	}
-	pthread_mutex_unlock(&sp->lock);
-	return NULL;
-}
-
-/* Start the helper; without memory or a thread, the search works alone. */
-static void same_path_start(struct same_path *sp, struct chunked *c, struct chunked_file **order,
-			    size_t n)
-{
-	memset(sp, 0, sizeof(*sp));
-	sp->c = c;
-	sp->order = order;
-	sp->n = n;
-	pthread_mutex_init(&sp->lock, NULL);
-	pthread_cond_init(&sp->known, NULL);
-	if (!(sp->answer = malloc(n + 1)) || !(sp->io = malloc(IO_BLOCK)) ||
-	    !(sp->md = EVP_MD_CTX_new()))
-		return;
-	memset(sp->answer, -1, n + 1);
-	sp->helper_running = pthread_create(&sp->helper, NULL, same_path_run, sp) == 0;
-}
-
-/* File i's answer: the helper's, or checked here. */
-static int same_path_answer(struct same_path *sp, size_t i)
-{
-	int same;
-
-	if (!sp->helper_running)
-		return same_path_check(sp, i, sp->c->io, sp->c->md);
-	pthread_mutex_lock(&sp->lock);
-	if (sp->next <= i) {
-		sp->next = i + 1;  /* unclaimed: this thread takes it */
-		pthread_mutex_unlock(&sp->lock);
-		return same_path_check(sp, i, sp->c->io, sp->c->md);
-	}
-	while (sp->answer[i] < 0)
-		pthread_cond_wait(&sp->known, &sp->lock);
-	same = sp->answer[i];
-	pthread_mutex_unlock(&sp->lock);
-	return same;
-}
-
-static void same_path_finish(struct same_path *sp)
-{
-	if (sp->helper_running) {
-		pthread_mutex_lock(&sp->lock);
-		sp->stop = 1;
-		pthread_mutex_unlock(&sp->lock);
-		pthread_join(sp->helper, NULL);
-	}
-	pthread_mutex_destroy(&sp->lock);
-	pthread_cond_destroy(&sp->known);
-	free(sp->answer);
-	free(sp->io);
-	EVP_MD_CTX_free(sp->md);
 }
 
 /* digest -> where the last chunked image staged held those bytes: each
@@ -762,7 +656,6 @@ static int find_local(struct chunked *c, struct split_read *split)
 {
 	struct chunked_file **order = calloc(c->toc.n + 1, sizeof(*order));
 	struct index ix = { 0 };
-	struct same_path same;
 
 	if (!order)
 		return -ENOMEM;
@@ -771,7 +664,6 @@ static int find_local(struct chunked *c, struct split_read *split)
 	qsort(order, c->toc.n, sizeof(*order), by_frames_desc);
 	if (c->root_fd >= 0)
 		index_load(c, &ix);
-	same_path_start(&same, c, order, c->toc.n);
 	for (size_t i = 0; i < c->toc.n && !c->whole; i++) {
 		struct chunked_file *f = order[i];
 		const char *rel = stage_safe_path(f->name), *other;
@@ -779,7 +671,7 @@ static int find_local(struct chunked *c, struct split_read *split)
 		c->looked++;
 		if (i == SPLIT_AFTER)
 			split_read_start(split, c);
-		if (same_path_answer(&same, i))
+		if (rel && *rel && matches(c, rel, f))
 			f->local = strdup(rel);
 		else if ((sp = index_find(&ix, f->digest)) && sp->size == f->size && sp->at == 0 &&
 			 (other = stage_safe_path(sp->name)) && *other && matches(c, other, f))
@@ -800,7 +692,6 @@ static int find_local(struct chunked *c, struct split_read *split)
 		 * and writes no frames aside -- it is the faster way. */
 		c->whole = c->fetch_total > c->foot.toc_offset / 2;
 	}
-	same_path_finish(&same);
 	if (!c->whole && !split->wanted)
 		split_read_start(split, c);
 	free(order);
