@@ -711,6 +711,60 @@ static int read_capped(struct smb_ctx *c, SMBCCTX *smbc, SMBCFILE *f, const char
 	return 0;
 }
 
+/* A name the index may carry unquoted: the store's names are letters,
+ * digits, '.', '_' and '-' (others are no agent's report anyway). */
+static int plain_name(const char *name)
+{
+	return *name && strcmp(name, ".") && strcmp(name, "..") &&
+	       strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") ==
+		       strlen(name);
+}
+
+/* fetch() of a folder (a URL ending in '/'): its files and folders as the
+ * JSON index nginx's autoindex gives ([{"name": N, "type": "file" or
+ * "directory"}]), so that the administrator's tool lists an SMB store's
+ * reports as it lists a web server's. */
+static int smb_list(struct smb_ctx *c, SMBCCTX *smbc, const char *url, char *buf, size_t cap,
+		    size_t *ret_len, struct reimage_error *err)
+{
+	smbc_readdir_fn readdirfn = smbc_getFunctionReaddir(smbc);
+	struct smbc_dirent *e;
+	size_t len = 0;
+	SMBCFILE *d;
+	int r = 0;
+
+	errno = 0;
+	if (!(d = smbc_getFunctionOpendir(smbc)(smbc, url)))
+		return smb_fail(c, err, errno ? errno : EIO, "list", url);
+	if (cap > 0)
+		buf[len++] = '[';
+	for (errno = 0; r == 0 && (e = readdirfn(smbc, d)); errno = 0) {
+		const char *type = e->smbc_type == SMBC_FILE ? "file"
+				 : e->smbc_type == SMBC_DIR ? "directory" : NULL;
+		if (!type || !plain_name(e->name))
+			continue;
+		int n = snprintf(buf + len, cap - len, "%s{\"name\":\"%s\",\"type\":\"%s\"}",
+				 len > 1 ? "," : "", e->name, type);
+		if (n < 0 || (size_t)n >= cap - len)
+			r = -EFBIG;
+		else
+			len += (size_t)n;
+	}
+	if (r == 0 && errno)
+		r = smb_fail(c, err, errno, "list", url);
+	else if (r == 0 && len < cap)
+		buf[len++] = ']';
+	else if (r == 0)
+		r = -EFBIG;
+	if (r == -EFBIG)
+		c->host->error(err, r, REIMAGE_EC_INTEGRITY, "list %s: larger than %zu bytes", url,
+			       cap);
+	smbc_getFunctionClosedir(smbc)(smbc, d);
+	if (r == 0)
+		*ret_len = len;
+	return r;
+}
+
 static int smb_fetch(void *ctx, const char *url, void *buf, size_t cap, size_t *ret_len,
 		     char etag[REIMAGE_ETAG_MAX], int64_t *ret_date, struct reimage_error *err)
 {
@@ -722,7 +776,15 @@ static int smb_fetch(void *ctx, const char *url, void *buf, size_t cap, size_t *
 	size_t len = 0;
 	int r;
 
-	if ((r = server_for(c, url, &smbc, err)) < 0 || (r = open_stat(c, smbc, url, &f, &st, err)) < 0)
+	if ((r = server_for(c, url, &smbc, err)) < 0)
+		return r;
+	if (*url && url[strlen(url) - 1] == '/') {
+		etag[0] = '\0';
+		if ((r = smb_list(c, smbc, url, buf, cap, ret_len, err)) == 0 && ret_date)
+			*ret_date = 0;
+		return r;
+	}
+	if ((r = open_stat(c, smbc, url, &f, &st, err)) < 0)
 		return r;
 	make_etag(&st, tag);
 	if (etag[0] && strcmp(etag, tag) == 0) {

@@ -35,6 +35,19 @@ char *store_read(const char *fmt, ...)
 	return t_read(path);
 }
 
+void store_write(const char *rel, const char *text)
+{
+	char path[2048];
+
+	if (store_rgw) {
+		t_write(t_path("store-write.tmp"), text);
+		CU_ASSERT_EQUAL_FATAL(rgw_put_file(store_rgw, rel, t_path("store-write.tmp")), 0);
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/%s", store_dir, rel);
+	t_write(path, text);
+}
+
 const char *agent_file(int i)
 {
 	return t_path("pc-%d/agent.conf", i);

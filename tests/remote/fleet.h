@@ -52,6 +52,9 @@ void fleet_stop(struct fleet *f);
 /* A document of the store, read from its folder on disk, or from the
  * bucket with curl (NULL if none). */
 char *store_read(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Write a document of the store behind reimage's back (its folder, or
+ * the bucket with curl). */
+void store_write(const char *rel, const char *text);
 const char *agent_file(int i);
 /* Start agent i (once: poll, run what is due, stop). */
 pid_t agent_start(int i, int once);

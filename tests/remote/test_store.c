@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static void canary_fails_then_stop(enum fleet_store kind)
@@ -53,6 +54,19 @@ static void canary_fails_then_stop(enum fleet_store kind)
 	}
 	CU_ASSERT_EQUAL(ctl_rollout(&f, &out, "status"), 0);
 	CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "rollout test-job: 2 wave(s), halted"));
+	free(out);
+	/* An agent no job targeted, known from the store's listing of
+	 * reports/ alone: a directory, nginx's autoindex, the SMB folder,
+	 * the bucket's ListObjectsV2. */
+	char lone[256];
+	snprintf(lone, sizeof(lone), "{\"agent\": \"pc-9\", \"job\": \"\", \"serial\": 0, "
+		 "\"phase\": \"POLL\", \"state\": \"idle\", \"time\": %lld, \"version\": \"t\"}",
+		 (long long)time(NULL));
+	store_write("reports/pc-9.json", lone);
+	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "%sagents -s %s", f.ctl, f.store), 0);
+	CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "pc-9 "));
+	CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "4 agent(s): 4 seen"));
+	CU_ASSERT(out && !strstr(out, "gives no listing"));
 	free(out);
 	/* The same counts for Prometheus, which its own parser reads. */
 	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "%sagents -s %s --prometheus -t '%s' -q", f.ctl,
