@@ -11,6 +11,8 @@
  *   - an HTTP store is listed if its server indexes reports/ -- plain
  *     nginx with `autoindex on;` (autoindex_format json or the default
  *     html) in a location for <store>/reports/;
+ *   - an SMB store (its share's folder) and an S3 store (ListObjectsV2)
+ *     are listed by their transports, which give the same JSON index;
  *   - besides, reimagectl keeps an index of every agent name it has
  *     submitted to or listed, <store>/agents.json (a JSON array, sorted),
  *     so a store without listings still shows every machine ever
