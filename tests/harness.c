@@ -6,6 +6,8 @@
 #include "harness.h"
 
 #include <CUnit/Basic.h>
+#include <dirent.h>
+#include <limits.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -229,6 +231,64 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	return rc;
+}
+
+/* The inodes of the sockets listening on port, from /proc/net/tcp{,6}. */
+static size_t listening_inodes(int port, unsigned long *inode, size_t cap)
+{
+	static const char *const tables[] = { "/proc/net/tcp", "/proc/net/tcp6" };
+	size_t n = 0;
+
+	for (size_t t = 0; t < 2; t++) {
+		FILE *f = fopen(tables[t], "re");
+		char line[512];
+		if (!f)
+			continue;
+		while (fgets(line, sizeof(line), f) && n < cap) {
+			char local[128];
+			unsigned st, p;
+			unsigned long ino;
+			const char *colon;
+			/* sl local rem st tx:rx tr:when retrnsmt uid timeout inode */
+			if (sscanf(line, " %*s %127s %*s %x %*s %*s %*s %*s %*s %lu", local, &st,
+				   &ino) != 3 || st != 0x0A || !(colon = strrchr(local, ':')) ||
+			    sscanf(colon + 1, "%x", &p) != 1 || (int)p != port)
+				continue;
+			inode[n++] = ino;
+		}
+		fclose(f);
+	}
+	return n;
+}
+
+int t_port_served_by(int port, pid_t pid)
+{
+	unsigned long inode[16];
+	size_t n = listening_inodes(port, inode, 16);
+	char dir[64], link[PATH_MAX], target[128];
+	struct dirent *e;
+	DIR *d;
+	int found = 0;
+
+	if (n == 0)
+		return 0;
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+	if (!(d = opendir(dir)))
+		return 0;
+	while (!found && (e = readdir(d))) {
+		unsigned long ino;
+		ssize_t len;
+		snprintf(link, sizeof(link), "%s/%s", dir, e->d_name);
+		if ((len = readlink(link, target, sizeof(target) - 1)) <= 0)
+			continue;
+		target[len] = '\0';
+		if (sscanf(target, "socket:[%lu]", &ino) != 1)
+			continue;
+		for (size_t i = 0; i < n && !found; i++)
+			found = inode[i] == ino;
+	}
+	closedir(d);
+	return found;
 }
 
 int free_port(void)

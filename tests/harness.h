@@ -12,6 +12,7 @@
 
 #include <CUnit/CUnit.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #define TEST_CASE(name) void test_##name(void)
 
@@ -42,5 +43,9 @@ int t_process_gone(const char *pid_file);
 int t_is_root(void);
 /* A TCP port on 127.0.0.1 nobody listens on (right now). */
 int free_port(void);
+/* 1 if pid holds a TCP socket listening on port (IPv4 or IPv6): the
+ * server a test started answers there, not another test's server that
+ * took the port between free_port() and the bind. */
+int t_port_served_by(int port, pid_t pid);
 
 #endif

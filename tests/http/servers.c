@@ -50,11 +50,17 @@ static void track(pid_t pid)
 	CU_FAIL_FATAL("too many servers");
 }
 
-void server_stop(pid_t pid)
+/* A server that ended and was reaped: its PID is no longer ours. */
+static void untrack(pid_t pid)
 {
 	for (size_t i = 0; i < MAX_SERVERS; i++)
 		if (running[i] == pid)
 			running[i] = 0;
+}
+
+void server_stop(pid_t pid)
+{
+	untrack(pid);
 	if (pid <= 0)
 		return;
 	kill(pid, SIGTERM);
@@ -82,7 +88,8 @@ static int listen_socket(int *ret_port)
 	return fd;
 }
 
-/* 1 once something accepts connections on port (bounded: 10 s). */
+/* 1 once pid accepts connections on port; 0 if it does not within 10 s;
+ * -1 if it ended (reaped). */
 static int wait_for_port(int port, pid_t pid)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
@@ -91,13 +98,16 @@ static int wait_for_port(int port, pid_t pid)
 
 	for (int i = 0; i < 400; i++) {
 		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		int ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+		/* Answering, and by this server: another test's server may have
+		 * taken the port between free_port() and the bind. */
+		int ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+			 t_port_served_by(port, pid);
 
 		close(fd);
 		if (ok)
 			return 1;
 		if (waitpid(pid, NULL, WNOHANG) == pid)
-			return 0;  /* it died: its error log says why */
+			return -1;  /* it died: its error log says why */
 		nanosleep(&pause, NULL);
 	}
 	return 0;
@@ -190,28 +200,46 @@ static void write_nginx_conf(const struct nginx *n, int tls)
 	free(tls_lines);
 }
 
+/* Tries at starting a server on a port free_port() gave. */
+#define SPAWN_ATTEMPTS 5
+
+static pid_t spawn_try(char *const argv[], int port, const char *log);
+
 void nginx_start(struct nginx *n, int tls)
 {
 	char conf[4096], prefix[4096], log[4096];
 
 	if (t_sh("command -v nginx >/dev/null") != 0)
 		t_skip("nginx is not installed (Debian package nginx-light)");
-	n->port = free_port();
-	n->tls_port = tls ? free_port() : 0;
 	mkdir(t_path("www"), 0755);
 	CU_ASSERT_FATAL(mkdir(t_path("nginx"), 0700) == 0);
-	write_nginx_conf(n, tls);
 	snprintf(prefix, sizeof(prefix), "%s/", t_path("nginx"));
 	snprintf(conf, sizeof(conf), "%s", t_path("nginx/nginx.conf"));
 	snprintf(log, sizeof(log), "%s", t_path("nginx/error.log"));
 	char *const argv[] = { "nginx", "-p", prefix, "-c", conf, "-e", log, "-g", "daemon off;",
 			       NULL };
-	n->pid = server_spawn(argv, n->port, log);
-	if (tls && !wait_for_port(n->tls_port, n->pid))
-		CU_FAIL_FATAL("nginx did not listen for TLS");
+	/* A port another test's server took before nginx bound it makes
+	 * nginx fail: then again on other ports. */
+	for (int attempt = 0; attempt < SPAWN_ATTEMPTS; attempt++) {
+		n->port = free_port();
+		n->tls_port = tls ? free_port() : 0;
+		write_nginx_conf(n, tls);
+		if ((n->pid = spawn_try(argv, n->port, log)) < 0)
+			continue;
+		int tls_up = tls ? wait_for_port(n->tls_port, n->pid) : 1;
+		if (tls_up == 1)
+			return;
+		if (tls_up < 0)
+			untrack(n->pid);
+		else
+			server_stop(n->pid);
+	}
+	CU_FAIL_FATAL("nginx did not start");
 }
 
-pid_t server_spawn(char *const argv[], int port, const char *log)
+/* Start argv and wait until it serves port; -1 (reaped, its log shown)
+ * if it does not. */
+static pid_t spawn_try(char *const argv[], int port, const char *log)
 {
 	pid_t pid;
 
@@ -229,12 +257,27 @@ pid_t server_spawn(char *const argv[], int port, const char *log)
 		_exit(127);
 	}
 	track(pid);
-	if (!wait_for_port(port, pid)) {
+	int up = wait_for_port(port, pid);
+	if (up != 1) {
 		char *text = t_read(log);
-		fprintf(stderr, "%s did not start; %s:\n%s\n", argv[0], log, text ? text : "(none)");
+		fprintf(stderr, "%s did not start on port %d; %s:\n%s\n", argv[0], port, log,
+			text ? text : "(none)");
 		free(text);
-		CU_FAIL_FATAL("a server did not start");
+		if (up < 0)
+			untrack(pid);
+		else
+			server_stop(pid);
+		return -1;
 	}
+	return pid;
+}
+
+pid_t server_spawn(char *const argv[], int port, const char *log)
+{
+	pid_t pid = spawn_try(argv, port, log);
+
+	if (pid < 0)
+		CU_FAIL_FATAL("a server did not start");
 	return pid;
 }
 

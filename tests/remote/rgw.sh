@@ -48,6 +48,12 @@ daemon() {
 	pids="$! $pids"
 }
 
+# serves PORT PID: PID holds the socket listening on PORT -- not another
+# test's server that took the port between free_port and the bind.
+serves() {
+	ss -Hltnp "sport = :$1" 2>/dev/null | grep -q "pid=$2,"
+}
+
 # wait_for SECONDS CMD...: until CMD succeeds, at most SECONDS.
 wait_for() {
 	n=$(($1 * 5))
@@ -69,10 +75,6 @@ fail() {
 
 mkdir -p "$dir/mon" "$dir/osd" "$dir/run"
 mon_port=$(free_port)
-rgw_port=$(free_port)
-while [ "$rgw_port" = "$mon_port" ]; do
-	rgw_port=$(free_port)
-done
 fsid=$(cat /proc/sys/kernel/random/uuid)
 conf=$dir/ceph.conf
 cat >"$conf" <<EOF
@@ -109,7 +111,6 @@ osd objectstore = memstore
 memstore device bytes = 1073741824
 osd data = $dir/osd
 mon data = $dir/mon
-rgw frontends = beast endpoint=127.0.0.1:$rgw_port
 rgw data = $dir/rgw
 rgw enable usage log = false
 EOF
@@ -120,15 +121,32 @@ ceph-authtool --create-keyring "$dir/keyring" --gen-key -n mon. --cap mon 'allow
 ceph-mon --mkfs -i a --monmap "$dir/monmap" --keyring "$dir/keyring" >>"$dir/mon.out" 2>&1 ||
 	fail "ceph-mon --mkfs failed"
 daemon mon ceph-mon -i a
+mon_pid=$!
+wait_for 30 serves "$mon_port" "$mon_pid" || fail "the monitor did not listen on port $mon_port"
 wait_for 30 ceph --connect-timeout 5 mon stat || fail "the monitor did not answer"
 uuid=$(cat /proc/sys/kernel/random/uuid)
 id=$(ceph --connect-timeout 10 osd create "$uuid") || fail "ceph osd create failed"
 ceph-osd -i "$id" --mkfs --osd-uuid "$uuid" >>"$dir/osd.out" 2>&1 || fail "ceph-osd --mkfs failed"
 daemon osd ceph-osd -i "$id"
 wait_for 60 sh -c 'ceph --connect-timeout 5 osd stat | grep -q " 1 up"' || fail "the OSD did not come up"
-daemon rgw radosgw -n client.rgw
-wait_for 120 python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$rgw_port/')" ||
-	fail "radosgw did not answer on port $rgw_port"
+# The gateway on a free port; on another if that one was taken meanwhile.
+attempt=0
+while :; do
+	rgw_port=$(free_port)
+	[ "$rgw_port" != "$mon_port" ] || continue
+	daemon rgw radosgw -n client.rgw --rgw-frontends "beast endpoint=127.0.0.1:$rgw_port"
+	rgw_pid=$!
+	if wait_for 120 serves "$rgw_port" "$rgw_pid" &&
+		wait_for 60 python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$rgw_port/')"; then
+		break
+	fi
+	kill "$rgw_pid" 2>/dev/null || :
+	wait "$rgw_pid" 2>/dev/null || :
+	# Reaped: its PID is no longer ours to stop.
+	pids=$(echo " $pids " | sed "s/ $rgw_pid / /")
+	attempt=$((attempt + 1))
+	[ $attempt -lt 3 ] || fail "radosgw did not serve a port (last $rgw_port)"
+done
 radosgw-admin user create --uid=reimage --display-name=reimage --access-key="$access" \
 	--secret-key="$secret" >>"$dir/rgw.out" 2>&1 || fail "radosgw-admin user create failed"
 echo "$rgw_port" >"$dir/port.new"

@@ -23,6 +23,7 @@
 
 #define SMBD_BIN "/usr/sbin/smbd"
 #define START_WAIT_MS 20000
+#define START_ATTEMPTS 5
 #define STOP_WAIT_MS 5000
 #define POLL_MS 50
 
@@ -148,21 +149,33 @@ void smbd_start_with(struct smbd *s, const char *extra)
 				   SMBD_PASSWORD, SMBD_PASSWORD, conf, SMBD_USER,
 				   t_path("smbd/smbpasswd.out")),
 			      0);
-	s->pid = spawn(conf);
-	for (int waited = 0; !port_accepts(s->port); waited += POLL_MS) {
-		int died = waitpid(s->pid, &status, WNOHANG) == s->pid;
-		if (died || waited >= START_WAIT_MS) {
-			char *out = t_read(t_path("smbd/out"));
-			fprintf(stderr, "smbd did not start on port %d:\n%s\n", s->port,
-				out ? out : "(no output)");
-			free(out);
-			if (died)
-				s->pid = 0;  /* reaped: its PID is no longer ours */
-			smbd_stop(s);
-			CU_FAIL_FATAL("smbd did not start");
+	/* A port another test's server took between free_port() and smbd's
+	 * bind: smbd ends, and is started again on another. */
+	for (int attempt = 0; attempt < START_ATTEMPTS; attempt++) {
+		if (attempt > 0) {
+			s->port = free_port();
+			write_conf(conf, s->port, extra);
 		}
-		sleep_ms(POLL_MS);
+		s->pid = spawn(conf);
+		for (int waited = 0; !(port_accepts(s->port) && t_port_served_by(s->port, s->pid));
+		     waited += POLL_MS) {
+			int died = waitpid(s->pid, &status, WNOHANG) == s->pid;
+			if (died || waited >= START_WAIT_MS) {
+				char *out = t_read(t_path("smbd/out"));
+				fprintf(stderr, "smbd did not start on port %d:\n%s\n", s->port,
+					out ? out : "(no output)");
+				free(out);
+				if (died)
+					s->pid = 0;  /* reaped: its PID is no longer ours */
+				smbd_stop(s);
+				break;
+			}
+			sleep_ms(POLL_MS);
+		}
+		if (s->pid > 0)
+			return;
 	}
+	CU_FAIL_FATAL("smbd did not start");
 }
 
 void smbd_stop(struct smbd *s)
