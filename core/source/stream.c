@@ -94,7 +94,8 @@ int stream_open(const struct stream_request *req, struct stream **ret_stream,
 		return -ENOTSUP;
 	}
 	s = calloc(1, sizeof(*s));
-	if (!s || !(s->md = EVP_MD_CTX_new()) || !EVP_DigestInit_ex(s->md, EVP_sha256(), NULL)) {
+	if (!s || (!req->unhashed && (!(s->md = EVP_MD_CTX_new()) ||
+				      !EVP_DigestInit_ex(s->md, EVP_sha256(), NULL)))) {
 		if (s)
 			EVP_MD_CTX_free(s->md);
 		free(s);
@@ -180,7 +181,8 @@ ssize_t stream_read(struct stream *s, const void **ret_buf)
 			(long long)s->req.size, s->req.declared_by);
 		return -EFBIG;
 	}
-	EVP_DigestUpdate(s->md, s->buf, (size_t)n);
+	if (s->md)
+		EVP_DigestUpdate(s->md, s->buf, (size_t)n);
 	s->offset += (uint64_t)n;
 	if (!s->progress_elsewhere && stream_progress(s, s->offset, &s->err) < 0)
 		return -ECANCELED;
@@ -202,7 +204,8 @@ int stream_finish(struct stream *s, char ret_sha256[DIGEST_HEX_SHA256], struct r
 		*err = s->err;
 		return n;
 	}
-	EVP_DigestFinal_ex(s->md, md, &mdlen);
+	if (s->md)
+		EVP_DigestFinal_ex(s->md, md, &mdlen);
 	digest_hex(hex, md, mdlen);
 	if (ret_sha256)
 		memcpy(ret_sha256, hex, DIGEST_HEX_SHA256);

@@ -33,6 +33,9 @@ struct stream_request {
 	 * Returns the count, 0 at the end, or < 0 with err filled. */
 	ssize_t (*pull)(void *arg, void *buf, size_t len, struct reimage_error *err);
 	void *pull_arg;
+	/* The caller checks every byte itself (a rebuilt tar: each file
+	 * against the TOC): no digest of the whole, and sha256 must be NULL. */
+	int unhashed;
 };
 
 struct stream;
@@ -47,7 +50,7 @@ int stream_open(const struct stream_request *req, struct stream **ret_stream,
  * no version to resume): the caller must read it again from byte 0. */
 ssize_t stream_read(struct stream *s, const void **ret_buf);
 /* Read what is left (the digest covers the whole resource), then check
- * the size and the digest.  ret_sha256 may be NULL. */
+ * the size and the digest.  ret_sha256 may be NULL ("" if unhashed). */
 int stream_finish(struct stream *s, char ret_sha256[DIGEST_HEX_SHA256],
 		  struct reimage_error *err);
 /* While another thread reads the stream (decompress.c), progress is the
