@@ -242,7 +242,6 @@ void chunked_toc_free(struct chunked_toc *toc)
 			free(f->chunks[j].local);
 		free(f->chunks);
 		free(f->name);
-		free(f->local);
 		free(f->delta_from);
 	}
 	free(toc->files);

@@ -66,16 +66,13 @@ struct chunked_file {
 	long mtime_nsec;            /* and nanoseconds */
 	struct chunked_chunk *chunks;  /* in order, covering [0, size) */
 	size_t n_chunks;
-	char *local;                /* reader: a path of the root whose content matched */
 	/* reimage's extension (docs/usage.md "Delta frames"): a zstd frame of
 	 * the content compressed with the base's content (base_size bytes
 	 * hashing to base) as its prefix, at [delta_offset, + delta_size). */
 	int has_delta;
 	unsigned char delta_base[32];
 	uint64_t delta_base_size, delta_offset, delta_size;
-	char *delta_from;           /* reader: a root path holding the base */
-	int delta_ok;               /* reader: the content decoded from its delta, */
-	uint64_t delta_at;          /* kept here in the decoded file */
+	char *delta_from;           /* reader: a root path that seems to hold the base */
 };
 
 struct chunked_toc {

@@ -5,38 +5,42 @@
  *
  *   1. The footer, then the TOC: its compressed bytes must hash to the
  *      job's image.toc_sha256 (signed with the job) before a byte of it
- *      is parsed; then (after step 2, unless the image is read whole)
- *      the tar-split, whose digest the TOC holds.
- *   2. Each file with content is looked for on the root: the same path,
- *      else a path that held the same digest in the TOC of the last image
- *      staged from a chunked one (<root>/.reimage/chunked.toc, a hint
- *      only).  A candidate of the TOC's size and modification time is
- *      taken (hashed in step 4); one of the right size only is read and
- *      hashed first, and taken only if its SHA-256 is the TOC's.  A file
- *      found nowhere whole, cut in chunks by the image (chunked.h), is
- *      looked for chunk by chunk: the root's file of the same path is cut
- *      by the same rolling checksum and its chunks hashed, and a chunk
- *      the last TOC placed in a root file is read there and hashed; a
- *      chunk whose SHA-256 is the TOC's is taken from there.  Paths
- *      resolve inside the root (openat2 RESOLVE_IN_ROOT): a symlink of
- *      the running system never leads outside it.
- *   3. The frames of the other chunks are fetched with range reads
- *      (open_range), neighbours merged into one request when the gap
- *      between them is small (CHUNKED_GAP), each request at most
- *      CHUNKED_REQUEST_MAX bytes, into an unnamed file on the root's
- *      volume -- by a thread of their own with up to CHUNKED_IN_FLIGHT
- *      requests open at once (each waits for its answer's headers only,
- *      so their round trips overlap), while step 4 runs behind it.
- *   4. The tar is rebuilt from the tar-split -- its headers and padding
- *      byte for byte, each file's content from the root or from its
- *      decompressed frames (each waited for until its request is in),
- *      hashed again as it is produced and checked against the TOC -- and
- *      read by the same reader and the same disk writer as a full
- *      extraction (source_archive_read): the staged tree is what the full
- *      image gives, entry by entry, by construction.
-
- * When more than half of the image's frames are to be fetched (a first
- * image), the image is read whole: as many bytes, and faster.
+ *      is parsed.
+ *   2. Whether to read the image whole: when more than half of its
+ *      frames are to be fetched (a first image), the whole stream costs
+ *      as many bytes and less time.  Told from the stat of the biggest
+ *      files alone (estimate()), in a few milliseconds.
+ *   3. Three threads then work at once, so that staging takes about the
+ *      time of its slowest part, not of their sum:
+ *      - the finder decides, file by file in the tar's order, where each
+ *        file's content comes from: the same path, else a path that held
+ *        the same digest in the TOC of the last image staged from a
+ *        chunked one (<root>/.reimage/chunked.toc, a hint only), else its
+ *        delta frame against the root's file (chunked.h), else chunk by
+ *        chunk -- the root's file of the same path cut by the image's
+ *        rolling checksum, or a chunk the last TOC placed in a root file,
+ *        each hashed.  A root file of the right size is read and hashed:
+ *        its content held in a ring (RING_BYTES) for the rebuild, or, if
+ *        too big for it, handed over open (taken unread when its time is
+ *        the TOC's, to be hashed by the rebuild).  Paths resolve inside
+ *        the root (openat2 RESOLVE_IN_ROOT): a symlink of the running
+ *        system never leads outside it.  The frames it does not find are
+ *        planned as range requests as it goes, neighbours merged when the
+ *        gap between them is small (CHUNKED_GAP), at most
+ *        CHUNKED_REQUEST_MAX bytes each.
+ *      - the fetcher makes those requests (open_range) as they are
+ *        planned, the delta frames first, up to CHUNKED_IN_FLIGHT open at
+ *        once (each waits for its answer's headers only, so their round
+ *        trips overlap), into an unnamed file on the root's volume.
+ *      - this thread reads the tar-split (its digest is in the TOC), then
+ *        rebuilds the tar from it -- its headers and padding byte for
+ *        byte, each file's content held, read from the root or decoded
+ *        from its frames (each waited for until it is decided or in),
+ *        hashed unless the finder hashed the very bytes, and checked
+ *        against the TOC -- and reads it with the same reader and the
+ *        same disk writer as a full extraction (source_archive_read):
+ *        the staged tree is what the full image gives, entry by entry, by
+ *        construction.
  *
  * Any failure -- no footer, a TOC or tar-split digest that does not match,
  * a range the server does not honour, a frame or a file that does not
@@ -79,9 +83,54 @@
  * the answers already coming, few enough for any server's per-client
  * limit (browsers hold 6 connections a host). */
 #define CHUNKED_IN_FLIGHT 4
+/* The finder runs ahead of the rebuild by at most a ring of this much
+ * content held in memory and this many root files held open: the agent's
+ * memory stays bounded while the user works, whatever the image.  Once
+ * either is full, it waits until the rebuild let go of a quarter of the
+ * ring or half of the files: a wake-up per file would cost more than the
+ * files. */
+#define RING_BYTES (32u << 20)
+#define AHEAD_FDS 32
+/* A root file up to this size is read whole by the finder, hashed once,
+ * and handed to the rebuild in the ring; a bigger one is read (and
+ * hashed) again by the rebuild.  A Debian root has 3 files over 4 MiB. */
+#define HELD_MAX (8u << 20)
 #define IO_BLOCK (256u << 10)
 /* The TOC of the last image staged from a chunked one, under workdir. */
 #define INDEX_NAME "chunked.toc"
+
+/* digest -> where the last chunked image staged held those bytes: each
+ * file's content, and each chunk of a file cut in chunks (a hint: every
+ * candidate is hashed before it is used). */
+struct spot {
+	const unsigned char *digest;
+	const char *name;
+	uint64_t at, size;
+};
+
+struct index {
+	struct chunked_toc toc;
+	struct spot *slot;
+	size_t cap;
+};
+
+/* One range request: [start, end) of the image into the fetched file at at. */
+struct request {
+	uint64_t start, end, at;
+};
+
+/* What the finder decided for one file of the TOC, for the rebuild: its
+ * content held in memory, or a root file to read, or else its chunks
+ * (each from the root or from its fetched frame). */
+struct found {
+	unsigned char *held;          /* its content, hashed to the TOC's digest: */
+	int held_own;                 /* malloc'd (a big delta's), else in the ring */
+	int from_delta;               /* held was decoded from its delta frame */
+	int fd;                       /* a root file of its size to read and hash, or -1 */
+	int delta_planned;            /* its delta frame is fetched: by this request, */
+	size_t delta_request;
+	uint64_t delta_fetched;       /* to here in the fetched file */
+};
 
 struct chunked {
 	const struct source *src;
@@ -94,30 +143,52 @@ struct chunked {
 	void *toc_z;                  /* the TOC's compressed bytes (its digest checked) */
 	size_t toc_z_len;
 	int root_fd;                  /* the running root, for candidates; -1 if none */
+	struct index ix;              /* the last chunked image's TOC */
+	struct found *found;          /* per file of the TOC */
 	int fetch_fd;                 /* the fetched frames (an unnamed file) */
-	uint64_t fetch_len;
-	uint64_t bytes_in, requests, reused, reused_bytes, fetched;
-	uint64_t chunks_reused, chunks_reused_bytes;  /* of files not reused whole */
-	uint64_t fetch_total;         /* bytes of the frames of chunks not on the root */
-	uint64_t looked;              /* files looked for on the root */
-	int delta_fd;                 /* the contents decoded from delta frames (unnamed) */
-	uint64_t delta_len, deltas, delta_bytes;
 	int whole;                    /* too little to reuse: read the image whole */
 	int toc_ok;                   /* toc_z hashes to the job's toc_sha256 */
-	/* The range requests (step 3), and the thread that makes them. */
-	struct request *req_list;
-	size_t n_req;
-	pthread_t fetcher;
-	int fetcher_running;
-	pthread_mutex_t lock;         /* guards the four below */
-	pthread_cond_t moved;
+	/* The estimate that decides c->whole, from the biggest files. */
+	uint64_t looked, seen_here, seen_here_bytes, seen_fetch;
+	/* The finder's figures (read once it is joined). */
+	uint64_t reused, reused_bytes, fetched, chunks_reused, chunks_reused_bytes;
+	uint64_t deltas, delta_bytes;
+	/* The range requests, planned by the finder in the tar's order (the
+	 * last one grown while the next frames lie close after it), each
+	 * published for the fetcher once complete. */
+	struct request *req_list;     /* room for every request there can be */
+	struct request open_req;      /* the one growing, if req_open */
+	int req_open;
+	uint64_t fetch_len;           /* bytes of the fetched file planned */
+	pthread_t fetcher, finder;
+	int fetcher_running, finder_running;
+	pthread_mutex_t lock;         /* guards what follows */
+	pthread_cond_t planned;       /* for the fetcher: a request published, the plan's end */
+	pthread_cond_t arrived;       /* a request in, or the fetcher failed */
+	pthread_cond_t decided_cv;    /* for the rebuild: want_file decided, or the finder ended */
+	pthread_cond_t room;          /* for the finder: what it waits for let go (finder_waits) */
+	uint64_t bytes_in, requests;  /* of every thread */
+	size_t n_req;                 /* requests published */
+	int plan_done;                /* the finder ended: no more requests */
 	size_t req_done;              /* requests whose bytes are all in fetch_fd */
 	int fetch_r;                  /* the fetcher's failure, 0 if none */
 	struct reimage_error fetch_err;
-	int fetch_stop;               /* the rebuild ended: make no more requests */
+	size_t decided;               /* files of the TOC the finder decided, */
+	size_t consumed;              /* and the rebuild is done with */
+	size_t want_file;             /* the rebuild waits for it to be decided; SIZE_MAX if not */
+	enum { WAITS_NOT, WAITS_RING, WAITS_FDS, WAITS_DRAINED } finder_waits;
+	uint64_t want_room;           /* bytes of the ring the finder waits for */
+	unsigned char *ring;          /* RING_BYTES, for content held (made at first use) */
+	uint64_t ring_head, ring_tail;  /* the next content goes at head; the oldest is at tail */
+	size_t ring_items;            /* contents held in it */
+	size_t ahead_fds;             /* root files open for files decided, not consumed */
+	int find_r;                   /* the finder's failure, 0 if none */
+	struct reimage_error find_err;
+	int stop;                     /* the rebuild ended: find and fetch no more */
 	/* Rebuilding the tar (pull): where it is. */
 	size_t rec, rec_off, next_file;
 	struct chunked_file *cur;     /* the file whose content is produced */
+	struct found *cur_found;
 	uint64_t left;                /* of its content */
 	size_t chunk;                 /* its chunk being produced (not from a whole file) */
 	uint64_t chunk_left;          /* of that chunk's bytes */
@@ -132,11 +203,6 @@ struct chunked {
 };
 
 /* ------------------------------------------------------------ ranges */
-
-/* One range request: [start, end) of the image into the fetched file at at. */
-struct request {
-	uint64_t start, end, at;
-};
 
 /* Open [offset, offset + length) of the image; *requests counts it. */
 static int range_open(struct chunked *c, uint64_t offset, uint64_t length,
@@ -192,12 +258,18 @@ static int read_range(struct chunked *c, uint64_t offset, uint64_t length, void 
 		      struct reimage_error *err)
 {
 	struct reimage_stream *rs;
+	uint64_t requests = 0, bytes_in = 0;
 	int r;
 
-	if ((r = range_open(c, offset, length, &rs, &c->requests, err)) < 0)
-		return r;
-	r = range_drain(c, rs, offset, length, mem, -1, 0, NULL, &c->bytes_in, err);
-	c->ops->close(rs);
+	if ((r = range_open(c, offset, length, &rs, &requests, err)) == 0) {
+		r = range_drain(c, rs, offset, length, mem, -1, 0, NULL, &bytes_in, err);
+		c->ops->close(rs);
+	}
+	/* The fetcher counts its own: both under the lock. */
+	pthread_mutex_lock(&c->lock);
+	c->requests += requests;
+	c->bytes_in += bytes_in;
+	pthread_mutex_unlock(&c->lock);
 	return r;
 }
 
@@ -358,53 +430,18 @@ static int open_in_root(int root_fd, const char *rel)
 	return (int)syscall(SYS_openat2, root_fd, rel, &how, sizeof(how));
 }
 
-/* 1 if the root's rel is a regular file of f's size and content.  A
- * file of the TOC's size and modification time (to the nanosecond the
- * TOC gives) is taken unread (a
- * package's file the update left alone): its content is hashed as it is
- * copied all the same, and one that differs fails the stage over to the
- * full stream.  Any other of the right size is read and hashed now, so
- * that a changed file is fetched rather than failing the stage. */
-static int matches(struct chunked *c, const char *rel, const struct chunked_file *f)
+/* 1 if the root's rel is a regular file of size bytes (its stat alone). */
+static int has_file_of(const struct chunked *c, const char *rel, uint64_t size)
 {
-	unsigned char md[32];
 	struct stat st;
-	uint64_t at = 0;
-	int fd, same = 0;
+	int fd, yes;
 
-	if ((fd = open_in_root(c->root_fd, rel)) < 0)
+	if (!rel || !*rel || (fd = open_in_root(c->root_fd, rel)) < 0)
 		return 0;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != f->size) {
-		same = 0;
-	} else if (f->mtime == (int64_t)st.st_mtim.tv_sec && f->mtime_nsec == st.st_mtim.tv_nsec) {
-		same = 1;
-	} else {
-		posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-		EVP_DigestInit_ex(c->md, EVP_sha256(), NULL);
-		for (ssize_t n; at < f->size && (n = pread(fd, c->io, IO_BLOCK, (off_t)at)) > 0;
-		     at += (uint64_t)n)
-			EVP_DigestUpdate(c->md, c->io, (size_t)n);
-		EVP_DigestFinal_ex(c->md, md, NULL);
-		same = at == f->size && memcmp(md, f->digest, 32) == 0;
-	}
+	yes = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size == size;
 	close(fd);
-	return same;
+	return yes;
 }
-
-/* digest -> where the last chunked image staged held those bytes: each
- * file's content, and each chunk of a file cut in chunks (a hint: every
- * candidate is hashed before it is used). */
-struct spot {
-	const unsigned char *digest;
-	const char *name;
-	uint64_t at, size;
-};
-
-struct index {
-	struct chunked_toc toc;
-	struct spot *slot;
-	size_t cap;
-};
 
 static size_t digest_slot(const unsigned char d[32], size_t cap)
 {
@@ -425,13 +462,13 @@ static void index_add(struct index *ix, const unsigned char *d, const char *name
 	ix->slot[j] = (struct spot){ d, name, at, size };
 }
 
-static void index_load(struct chunked *c, struct index *ix)
+static void index_load(struct chunked *c)
 {
 	struct reimage_error ignored = { 0 };
+	struct index *ix = &c->ix;
 	char path[PATH_MAX], *z = NULL, *text = NULL;
 	size_t zlen, len, n = 0;
 
-	memset(ix, 0, sizeof(*ix));
 	if (fs_join(path, sizeof(path), c->req->workdir, INDEX_NAME) < 0 || !fs_exists(path) ||
 	    fs_read_small(path, CHUNKED_META_MAX, &z, &zlen, &ignored) < 0)
 		return;
@@ -464,6 +501,443 @@ static const struct spot *index_find(const struct index *ix, const unsigned char
 	return NULL;
 }
 
+/* Where the last TOC held the whole content of digest d (size bytes),
+ * as a path inside the root, or NULL. */
+static const char *index_path(const struct chunked *c, const unsigned char d[32], uint64_t size)
+{
+	const struct spot *sp = index_find(&c->ix, d);
+	const char *rel = sp && sp->at == 0 && sp->size == size ? stage_safe_path(sp->name) : NULL;
+	return rel && *rel ? rel : NULL;
+}
+
+/* ------------------------------------------------------------ the plan */
+
+/* Publish the request growing (the lock held): the fetcher may make it. */
+static void plan_publish_locked(struct chunked *c)
+{
+	if (!c->req_open)
+		return;
+	c->req_list[c->n_req++] = c->open_req;
+	c->req_open = 0;
+	pthread_cond_signal(&c->planned);
+}
+
+static void plan_publish(struct chunked *c)
+{
+	pthread_mutex_lock(&c->lock);
+	plan_publish_locked(c);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Plan the fetch of [start, end) of the image: into the request growing
+ * when it lies close after its start (CHUNKED_GAP), else into a new one,
+ * the other published.  Where its bytes will be: *request, and *at in
+ * the fetched file.  Only the planning thread writes n_req. */
+static void plan_range(struct chunked *c, uint64_t start, uint64_t end, size_t *request,
+		       uint64_t *at)
+{
+	struct request *q = &c->open_req;
+
+	if (c->req_open && start >= q->start && start <= q->end + CHUNKED_GAP &&
+	    (end > q->end ? end : q->end) - q->start <= CHUNKED_REQUEST_MAX) {
+		if (end > q->end) {
+			c->fetch_len += end - q->end;
+			q->end = end;
+		}
+	} else {
+		plan_publish(c);
+		*q = (struct request){ start, end, c->fetch_len };
+		c->fetch_len += end - start;
+		c->req_open = 1;
+	}
+	*request = c->n_req;
+	*at = q->at + (start - q->start);
+}
+
+/* The frames of f's chunks the root lacks, planned; 0, or -EBADMSG for
+ * a frame outside the image. */
+static int plan_file(struct chunked *c, struct chunked_file *f, struct reimage_error *err)
+{
+	int any = 0;
+
+	for (size_t k = 0; k < f->n_chunks; k++) {
+		struct chunked_chunk *ch = &f->chunks[k];
+		if (ch->local)
+			continue;
+		if (ch->end > c->foot.toc_offset || ch->offset > ch->end) {
+			err_set(err, -EBADMSG, REIMAGE_EC_INTEGRITY,
+				"TOC: the frame of '%s' lies outside the image", f->name);
+			return -EBADMSG;
+		}
+		plan_range(c, ch->offset, ch->end, &ch->request, &ch->fetched);
+		any = 1;
+	}
+	c->fetched += any;
+	return 0;
+}
+
+static int by_delta_offset(const void *a, const void *b)
+{
+	const struct chunked_file *x = *(struct chunked_file *const *)a;
+	const struct chunked_file *y = *(struct chunked_file *const *)b;
+	return x->delta_offset < y->delta_offset ? -1 : x->delta_offset > y->delta_offset;
+}
+
+/* The delta frames worth fetching (chunked.h): of each file whose base
+ * the root seems to hold -- a file of the base's size at the same path,
+ * else where the last TOC put the base's digest -- unless the same path
+ * seems to hold the file itself (its size and time).  They lie side by
+ * side after the tar, so they make a few requests, the fetcher's first:
+ * the finder has them when it reaches their files.  A base that turns
+ * out other (the finder hashes it) costs its frame's bytes, no more. */
+static int plan_deltas(struct chunked *c)
+{
+	struct chunked_file **todo = calloc(c->toc.n + 1, sizeof(*todo));
+	size_t n = 0;
+
+	if (!todo)
+		return -ENOMEM;
+	for (size_t i = 0; c->root_fd >= 0 && i < c->toc.n; i++) {
+		struct chunked_file *f = &c->toc.files[i];
+		const char *rel = stage_safe_path(f->name), *base = NULL;
+		struct stat st;
+		int fd;
+		if (!f->has_delta || f->delta_offset > c->foot.toc_offset ||
+		    f->delta_size > c->foot.toc_offset - f->delta_offset)
+			continue;
+		if (rel && *rel && (fd = open_in_root(c->root_fd, rel)) >= 0) {
+			int reg = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+			close(fd);
+			if (reg && (uint64_t)st.st_size == f->size && f->mtime == st.st_mtim.tv_sec &&
+			    f->mtime_nsec == st.st_mtim.tv_nsec)
+				continue;
+			if (reg && (uint64_t)st.st_size == f->delta_base_size)
+				base = rel;
+		}
+		if (!base && (base = index_path(c, f->delta_base, f->delta_base_size)) &&
+		    !has_file_of(c, base, f->delta_base_size))
+			base = NULL;
+		if (base && !(f->delta_from = strdup(base))) {
+			free(todo);
+			return -ENOMEM;
+		}
+		if (base)
+			todo[n++] = f;
+	}
+	qsort(todo, n, sizeof(*todo), by_delta_offset);
+	for (size_t i = 0; i < n; i++) {
+		struct found *d = &c->found[todo[i] - c->toc.files];
+		d->delta_planned = 1;
+		plan_range(c, todo[i]->delta_offset, todo[i]->delta_offset + todo[i]->delta_size,
+			   &d->delta_request, &d->delta_fetched);
+	}
+	plan_publish(c);
+	free(todo);
+	return 0;
+}
+
+static int by_frames_desc(const void *a, const void *b)
+{
+	const struct chunked_file *x = *(struct chunked_file *const *)a;
+	const struct chunked_file *y = *(struct chunked_file *const *)b;
+	uint64_t fx = x->end - x->offset, fy = y->end - y->offset;
+	return fx > fy ? -1 : fx < fy;
+}
+
+/* Whether to read the image whole (c->whole): when more than half of its
+ * frames are to be fetched, the whole stream costs about the same bytes,
+ * writes no frames aside, and is the faster way.  Told from the biggest
+ * files first, by their stat alone (the finder checks every byte it
+ * takes), until the others cannot change the answer: on a root that
+ * holds nothing of the image, after a few dozen.  A file counts as on
+ * the root when a file of its size is at its path or where the last TOC
+ * put its digest; a file with a delta frame planned, as its delta; a
+ * file cut in chunks, by the chunks the last TOC placed on the root. */
+static int estimate(struct chunked *c)
+{
+	struct chunked_file **order = calloc(c->toc.n + 1, sizeof(*order));
+	uint64_t undecided = 0, half = c->foot.toc_offset / 2;
+
+	if (!order)
+		return -ENOMEM;
+	for (size_t i = 0; i < c->toc.n; i++) {
+		order[i] = &c->toc.files[i];
+		undecided += order[i]->end - order[i]->offset;
+	}
+	qsort(order, c->toc.n, sizeof(*order), by_frames_desc);
+	for (size_t i = 0; i < c->toc.n; i++) {
+		const struct chunked_file *f = order[i];
+		const struct spot *sp;
+		c->looked++;
+		if (has_file_of(c, stage_safe_path(f->name), f->size) ||
+		    has_file_of(c, index_path(c, f->digest, f->size), f->size)) {
+			c->seen_here++;
+			c->seen_here_bytes += f->size;
+		} else if (c->found[f - c->toc.files].delta_planned) {
+			c->seen_fetch += f->delta_size;
+		} else {
+			for (size_t k = 0; k < f->n_chunks; k++)
+				if (f->n_chunks < 2 || !(sp = index_find(&c->ix, f->chunks[k].digest)) ||
+				    sp->size != f->chunks[k].size)
+					c->seen_fetch += f->chunks[k].end - f->chunks[k].offset;
+		}
+		undecided -= f->end - f->offset;
+		if ((c->whole = c->seen_fetch > half) || c->seen_fetch + undecided <= half)
+			break;
+	}
+	free(order);
+	return 0;
+}
+
+/* Wait until request k is in fetch_fd; its failure, if it failed. */
+static int fetch_wait(struct chunked *c, size_t k, struct reimage_error *err)
+{
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	while (c->req_done <= k && !c->fetch_r && !c->stop)
+		pthread_cond_wait(&c->arrived, &c->lock);
+	r = c->req_done > k ? 0 : c->fetch_r ? c->fetch_r : -ECANCELED;
+	if (r < 0 && c->fetch_r)
+		*err = c->fetch_err;
+	else if (r < 0)
+		err_set(err, r, REIMAGE_EC_NONE, "the rebuild ended");
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+/* The finder's own hashing state (the rebuild has its own). */
+struct finder {
+	struct chunked *c;
+	EVP_MD_CTX *md;
+	unsigned char *io;            /* IO_BLOCK bytes */
+	struct reimage_error err;
+};
+
+/* 1 if the root's rel holds, from at, the size bytes that hash to d. */
+static int holds(struct finder *fi, const char *rel, uint64_t at, uint64_t size,
+		 const unsigned char d[32])
+{
+	unsigned char md[32];
+	uint64_t done = 0;
+	int fd;
+
+	if ((fd = open_in_root(fi->c->root_fd, rel)) < 0)
+		return 0;
+	EVP_DigestInit_ex(fi->md, EVP_sha256(), NULL);
+	for (ssize_t n; done < size && (n = pread(fd, fi->io, size - done < IO_BLOCK ?
+						      (size_t)(size - done) : IO_BLOCK,
+						      (off_t)(at + done))) > 0;
+	     done += (uint64_t)n)
+		EVP_DigestUpdate(fi->md, fi->io, (size_t)n);
+	EVP_DigestFinal_ex(fi->md, md, NULL);
+	close(fd);
+	return done == size && memcmp(md, d, 32) == 0;
+}
+
+/* ------------------------------------------------------------ the ring */
+
+/* Where size bytes (> 0) fit in the ring, or UINT64_MAX (the lock held).
+ * Contents lie in the tar's order from tail to head, wrapping to the
+ * start when the end is reached; head stays short of tail, so that they
+ * meet only when the ring is empty. */
+static uint64_t ring_fit(const struct chunked *c, uint64_t size)
+{
+	if (!c->ring_items)
+		return 0;
+	if (c->ring_head > c->ring_tail)
+		return RING_BYTES - c->ring_head >= size ? c->ring_head
+		       : c->ring_tail > size	  ? 0
+						  : UINT64_MAX;
+	return c->ring_tail - c->ring_head > size ? c->ring_head : UINT64_MAX;
+}
+
+/* What the finder waits for is there (the lock held). */
+static int finder_may_go(const struct chunked *c)
+{
+	switch (c->finder_waits) {
+	case WAITS_RING: return ring_fit(c, c->want_room) != UINT64_MAX;
+	case WAITS_FDS: return c->ahead_fds <= AHEAD_FDS / 2;
+	case WAITS_DRAINED: return c->consumed == c->decided;
+	default: return 1;
+	}
+}
+
+/* The finder waits until what it needs is let go (the lock held), the
+ * request growing published first: the rebuild may be waiting for it.
+ * -ECANCELED once the rebuild ended. */
+static int finder_wait(struct chunked *c, int what, uint64_t room)
+{
+	c->finder_waits = what;
+	c->want_room = room;
+	while (!c->stop && !finder_may_go(c)) {
+		plan_publish_locked(c);
+		pthread_cond_wait(&c->room, &c->lock);
+	}
+	c->finder_waits = WAITS_NOT;
+	return c->stop ? -ECANCELED : 0;
+}
+
+/* size bytes (> 0, at most HELD_MAX) of the ring for the content of the
+ * file the finder decides, once the rebuild left room: NULL on a stop. */
+static unsigned char *ring_take(struct chunked *c, uint64_t size)
+{
+	unsigned char *p = NULL;
+	uint64_t at;
+
+	pthread_mutex_lock(&c->lock);
+	if (!c->ring)
+		c->ring = malloc(RING_BYTES);
+	if (c->ring && ((at = ring_fit(c, size)) != UINT64_MAX ||
+			(finder_wait(c, WAITS_RING, size > RING_BYTES / 4 ? size : RING_BYTES / 4) == 0 &&
+			 (at = ring_fit(c, size)) != UINT64_MAX))) {
+		if (!c->ring_items)
+			c->ring_tail = at;
+		c->ring_head = at + size;
+		c->ring_items++;
+		p = c->ring + at;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return p;
+}
+
+/* The last content taken from the ring (at p, size bytes) is not held
+ * after all: its room is free again (the finder's). */
+static void ring_untake(struct chunked *c, unsigned char *p)
+{
+	pthread_mutex_lock(&c->lock);
+	c->ring_head = (uint64_t)(p - c->ring);
+	if (!--c->ring_items)
+		c->ring_head = c->ring_tail = 0;
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* The rebuild is done with the oldest content held, size bytes at p
+ * (the lock held). */
+static void ring_give(struct chunked *c, const unsigned char *p, uint64_t size)
+{
+	c->ring_tail = (uint64_t)(p - c->ring) + size;
+	if (!--c->ring_items)
+		c->ring_head = c->ring_tail = 0;
+}
+
+/* f's content from the root's rel, if rel is a regular file of f's size
+ * whose bytes hash to f's digest: held in memory (up to HELD_MAX: read
+ * once, hashed once), else its file handed to the rebuild -- taken
+ * unread when its modification time is the TOC's to the nanosecond (a
+ * package's file the update left alone: the rebuild's hash still checks
+ * it, and one that differs fails the stage over to the full stream),
+ * hashed now otherwise, so that a changed file is fetched rather than
+ * failing the stage.  1 taken, 0 not, -ENOMEM. */
+static int take_whole(struct finder *fi, const char *rel, const struct chunked_file *f,
+		      struct found *d)
+{
+	struct chunked *c = fi->c;
+	unsigned char md[32], *held = NULL;
+	struct stat st;
+	uint64_t at = 0;
+	int fd, same;
+
+	if (!rel || !*rel || (fd = open_in_root(c->root_fd, rel)) < 0)
+		return 0;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != f->size) {
+		close(fd);
+		return 0;
+	}
+	if (f->size > HELD_MAX && f->mtime == (int64_t)st.st_mtim.tv_sec &&
+	    f->mtime_nsec == st.st_mtim.tv_nsec) {
+		d->fd = fd;
+		return 1;
+	}
+	if (f->size <= HELD_MAX && !(held = ring_take(c, f->size))) {
+		close(fd);
+		return c->ring ? -ECANCELED : -ENOMEM;
+	}
+	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	EVP_DigestInit_ex(fi->md, EVP_sha256(), NULL);
+	for (ssize_t n; at < f->size; at += (uint64_t)n) {
+		size_t want = f->size - at < IO_BLOCK ? (size_t)(f->size - at) : IO_BLOCK;
+		unsigned char *to = held ? held + at : fi->io;
+		if ((n = pread(fd, to, want, (off_t)at)) <= 0)
+			break;
+		EVP_DigestUpdate(fi->md, to, (size_t)n);
+	}
+	EVP_DigestFinal_ex(fi->md, md, NULL);
+	same = at == f->size && memcmp(md, f->digest, 32) == 0;
+	if (same && held) {
+		d->held = held;
+		close(fd);
+	} else if (same) {
+		d->fd = fd;
+	} else {
+		if (held)
+			ring_untake(c, held);
+		close(fd);
+	}
+	return same;
+}
+
+/* f's content from its delta frame (fetched, request d->delta_request):
+ * the base read from the root's f->delta_from and hashed (the bytes used
+ * are the bytes checked), the frame decoded against it, the content
+ * hashed and held (in the ring, or malloc'd when bigger than HELD_MAX).
+ * 1 taken, 0 not (its frames are fetched instead), or < 0: the fetcher's
+ * failure, a stop, -ENOMEM. */
+static int take_delta(struct finder *fi, const struct chunked_file *f, struct found *d)
+{
+	struct chunked *c = fi->c;
+	unsigned char *frame = malloc(f->delta_size ? f->delta_size : 1);
+	unsigned char *base = malloc(f->delta_base_size ? f->delta_base_size : 1);
+	unsigned char *out = NULL;
+	int own = f->size > HELD_MAX, fd = -1, r, taken = 0;
+	uint64_t done = 0;
+
+	if ((r = fetch_wait(c, d->delta_request, &fi->err)) < 0)
+		goto out;
+	if (!frame || !base) {
+		r = -ENOMEM;
+		goto out;
+	}
+	if ((fd = open_in_root(c->root_fd, f->delta_from)) >= 0)
+		for (ssize_t n; done < f->delta_base_size &&
+		     (n = pread(fd, base + done, f->delta_base_size - done, (off_t)done)) > 0;)
+			done += (uint64_t)n;
+	if (done != f->delta_base_size || !digest_is(base, f->delta_base_size, f->delta_base)) {
+		log_info("stage: the root's '%s' is not the base of the delta frame of '%s'; its "
+			 "frames are fetched", f->delta_from, f->name);
+		goto out;
+	}
+	if (!(out = own ? malloc(f->size) : ring_take(c, f->size))) {
+		r = own || !c->ring ? -ENOMEM : -ECANCELED;
+		goto out;
+	}
+	if (pread(c->fetch_fd, frame, f->delta_size, (off_t)d->delta_fetched) ==
+		    (ssize_t)f->delta_size &&
+	    chunked_delta_decode(frame, f->delta_size, base, f->delta_base_size, out, f->size) == 0 &&
+	    digest_is(out, f->size, f->digest)) {
+		d->held = out;
+		d->held_own = own;
+		d->from_delta = 1;
+		out = NULL;
+		taken = 1;
+		c->deltas++;
+		c->delta_bytes += f->delta_size;
+	} else {
+		log_notice("stage: the delta frame of '%s' against the root's '%s' does not give its "
+			   "content; its frames are fetched", f->name, f->delta_from);
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	if (out && !own)
+		ring_untake(c, out);
+	else
+		free(out);
+	free(frame);
+	free(base);
+	return r < 0 ? r : taken;
+}
+
 /* The chunk ch of a file the root lacks is taken from the root's rel at
  * at. */
 static int chunk_found(struct chunked *c, struct chunked_chunk *ch, const char *rel, uint64_t at)
@@ -478,295 +952,160 @@ static int chunk_found(struct chunked *c, struct chunked_chunk *ch, const char *
 
 /* Cut the root's rel as the image cuts files, and take every chunk of f
  * whose bytes are one of its chunks. */
-static void chunks_from_same_path(struct chunked *c, const char *rel, struct chunked_file *f)
+static int chunks_from_same_path(struct finder *fi, const char *rel, struct chunked_file *f)
 {
 	struct chunked_roll roll;
 	unsigned char md[32];
 	uint64_t at = 0, start = 0;
 	struct stat st;
-	int fd;
+	int fd, r = 0;
 
-	if ((fd = open_in_root(c->root_fd, rel)) < 0)
-		return;
+	if ((fd = open_in_root(fi->c->root_fd, rel)) < 0)
+		return 0;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		close(fd);
-		return;
+		return 0;
 	}
 	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	chunked_roll_init(&roll);
-	EVP_DigestInit_ex(c->md, EVP_sha256(), NULL);
-	for (ssize_t n; (n = pread(fd, c->io, IO_BLOCK, (off_t)at)) > 0;) {
-		for (size_t off = 0; off < (size_t)n;) {
-			size_t cut = chunked_roll_split(&roll, c->io + off, (size_t)n - off);
+	EVP_DigestInit_ex(fi->md, EVP_sha256(), NULL);
+	for (ssize_t n; r == 0 && (n = pread(fd, fi->io, IO_BLOCK, (off_t)at)) > 0;) {
+		for (size_t off = 0; r == 0 && off < (size_t)n;) {
+			size_t cut = chunked_roll_split(&roll, fi->io + off, (size_t)n - off);
 			size_t len = cut ? cut : (size_t)n - off;
-			EVP_DigestUpdate(c->md, c->io + off, len);
+			EVP_DigestUpdate(fi->md, fi->io + off, len);
 			off += len;
 			/* A chunk ends at a cut, and the last at the file's end. */
 			int last = !cut && at + (uint64_t)n == (uint64_t)st.st_size && off == (size_t)n;
 			if (!cut && !last)
 				continue;
-			EVP_DigestFinal_ex(c->md, md, NULL);
-			for (size_t k = 0; k < f->n_chunks; k++) {
+			EVP_DigestFinal_ex(fi->md, md, NULL);
+			for (size_t k = 0; r == 0 && k < f->n_chunks; k++) {
 				struct chunked_chunk *ch = &f->chunks[k];
 				if (!ch->local && ch->size == at + off - start &&
-				    memcmp(ch->digest, md, 32) == 0 && chunk_found(c, ch, rel, start) < 0)
-					break;
+				    memcmp(ch->digest, md, 32) == 0)
+					r = chunk_found(fi->c, ch, rel, start);
 			}
 			start = at + off;
-			EVP_DigestInit_ex(c->md, EVP_sha256(), NULL);
+			EVP_DigestInit_ex(fi->md, EVP_sha256(), NULL);
 		}
 		at += (uint64_t)n;
 	}
 	close(fd);
-}
-
-/* 1 if the root's rel holds, from at, the size bytes that hash to d. */
-static int holds(struct chunked *c, const char *rel, uint64_t at, uint64_t size,
-		 const unsigned char d[32])
-{
-	unsigned char md[32];
-	uint64_t done = 0;
-	int fd;
-
-	if ((fd = open_in_root(c->root_fd, rel)) < 0)
-		return 0;
-	EVP_DigestInit_ex(c->md, EVP_sha256(), NULL);
-	for (ssize_t n; done < size && (n = pread(fd, c->io, size - done < IO_BLOCK ?
-						      (size_t)(size - done) : IO_BLOCK,
-						      (off_t)(at + done))) > 0;
-	     done += (uint64_t)n)
-		EVP_DigestUpdate(c->md, c->io, (size_t)n);
-	EVP_DigestFinal_ex(c->md, md, NULL);
-	close(fd);
-	return done == size && memcmp(md, d, 32) == 0;
+	return r;
 }
 
 /* The chunks of f (not on the root whole) that the root holds. */
-static void find_chunks(struct chunked *c, const char *rel, struct chunked_file *f,
-			const struct index *ix)
+static int find_chunks(struct finder *fi, const char *rel, struct chunked_file *f)
 {
 	const struct spot *sp;
 	const char *other;
+	int r = 0;
 
 	if (f->n_chunks < 2)
-		return;
-	if (rel && *rel)
-		chunks_from_same_path(c, rel, f);
-	for (size_t k = 0; k < f->n_chunks; k++) {
-		struct chunked_chunk *ch = &f->chunks[k];
-		if (!ch->local && (sp = index_find(ix, ch->digest)) && sp->size == ch->size &&
-		    (other = stage_safe_path(sp->name)) && *other &&
-		    holds(c, other, sp->at, ch->size, ch->digest) && chunk_found(c, ch, other, sp->at) < 0)
-			return;
-	}
-}
-
-/* A file with a delta frame (chunked.h) whose base the root holds: the
- * same path, else where the last TOC put the base's digest, hashed
- * there.  1 if found (its delta is to be fetched, not its frames). */
-static int find_delta_base(struct chunked *c, const char *rel, struct chunked_file *f,
-			   const struct index *ix)
-{
-	const struct spot *sp;
-	const char *other = NULL;
-
-	if (!f->has_delta || f->delta_offset > c->foot.toc_offset ||
-	    f->delta_size > c->foot.toc_offset - f->delta_offset)
 		return 0;
-	if (rel && *rel && holds(c, rel, 0, f->delta_base_size, f->delta_base))
-		other = rel;
-	if (!other && (sp = index_find(ix, f->delta_base)) && sp->at == 0 &&
-	    sp->size == f->delta_base_size && (other = stage_safe_path(sp->name)) && *other &&
-	    !holds(c, other, 0, f->delta_base_size, f->delta_base))
-		other = NULL;
-	return other && *other && (f->delta_from = strdup(other)) != NULL;
+	if (rel && *rel && (r = chunks_from_same_path(fi, rel, f)) < 0)
+		return r;
+	for (size_t k = 0; r == 0 && k < f->n_chunks; k++) {
+		struct chunked_chunk *ch = &f->chunks[k];
+		if (!ch->local && (sp = index_find(&fi->c->ix, ch->digest)) && sp->size == ch->size &&
+		    (other = stage_safe_path(sp->name)) && *other &&
+		    holds(fi, other, sp->at, ch->size, ch->digest))
+			r = chunk_found(fi->c, ch, other, sp->at);
+	}
+	return r;
 }
 
-static int by_frames_desc(const void *a, const void *b)
+/* Decide where f's content comes from: the same path, else where the
+ * last TOC put its digest, else its delta frame, else chunk by chunk
+ * (from the root where it holds them, the others' frames planned).
+ * Paths resolve inside the root (openat2 RESOLVE_IN_ROOT). */
+static int decide(struct finder *fi, struct chunked_file *f, struct found *d)
 {
-	const struct chunked_file *x = *(struct chunked_file *const *)a;
-	const struct chunked_file *y = *(struct chunked_file *const *)b;
-	uint64_t fx = x->end - x->offset, fy = y->end - y->offset;
-	return fx > fy ? -1 : fx < fy;
-}
-
-/* The tar-split read by a thread of its own while find_local() reads the
- * root on this one: both are needed before the rebuild, and neither
- * touches what the other does (the split thread: the transport, c->ts
- * and the request counters; find_local(): root files, c->io, c->md).
- * find_local() starts it once SPLIT_AFTER files are looked at and the
- * image is not to be read whole: a root holding too little of the image
- * is told from the biggest few, and then no tar-split is fetched. */
-#define SPLIT_AFTER 64
-
-struct split_read {
-	struct chunked *c;
-	pthread_t thread;
-	int wanted;    /* split_read_start() was called */
-	int started;   /* its thread runs (else it is read when finished) */
+	struct chunked *c = fi->c;
+	const char *rel = stage_safe_path(f->name);
 	int r;
-	struct reimage_error err;
-};
 
-static void *split_read_run(void *arg)
+	if ((r = take_whole(fi, rel, f, d)) == 0 &&
+	    (r = take_whole(fi, index_path(c, f->digest, f->size), f, d)) == 0 && d->delta_planned)
+		r = take_delta(fi, f, d);
+	if (r == 1 && !d->from_delta) {
+		c->reused++;
+		c->reused_bytes += f->size;
+	}
+	if (r != 0)
+		return r < 0 ? r : 0;
+	if ((r = find_chunks(fi, rel, f)) < 0)
+		return r;
+	return plan_file(c, f, &fi->err);
+}
+
+/* Before the next file: wait until the rebuild took the big content the
+ * finder held last (drain), and until it let go of half of the root
+ * files held open once all AHEAD_FDS are; -ECANCELED once it ended. */
+static int find_room(struct chunked *c, int drain)
 {
-	struct split_read *s = arg;
-	s->r = read_tarsplit(s->c, &s->err);
+	int r = 0;
+
+	pthread_mutex_lock(&c->lock);
+	if (drain)
+		r = finder_wait(c, WAITS_DRAINED, 0);
+	if (r == 0 && c->ahead_fds >= AHEAD_FDS)
+		r = finder_wait(c, WAITS_FDS, 0);
+	if (r == 0 && c->stop)
+		r = -ECANCELED;
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+/* The finder: every file of the TOC decided in the tar's order, each
+ * announced to the rebuild at once, the requests published as they are
+ * complete -- the request growing as soon as the next file's frames lie
+ * beyond its reach. */
+static void *find_all(void *arg)
+{
+	struct chunked *c = arg;
+	struct finder fi = { .c = c, .md = EVP_MD_CTX_new(), .io = malloc(IO_BLOCK) };
+	int r = fi.md && fi.io ? 0 : -ENOMEM;
+
+	for (size_t i = 0; r == 0 && i < c->toc.n; i++) {
+		struct chunked_file *f = &c->toc.files[i];
+		struct found *d = &c->found[i];
+		if ((r = find_room(c, i && d[-1].held_own)) < 0 || (r = decide(&fi, f, d)) < 0)
+			break;
+		if (c->req_open && (i + 1 == c->toc.n ||
+				    f[1].offset > c->open_req.end + CHUNKED_GAP))
+			plan_publish(c);
+		pthread_mutex_lock(&c->lock);
+		c->decided = i + 1;
+		c->ahead_fds += d->fd >= 0;
+		if (c->want_file < c->decided)
+			pthread_cond_signal(&c->decided_cv);
+		pthread_mutex_unlock(&c->lock);
+	}
+	if (r == -ENOMEM)
+		err_set(&fi.err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
+	pthread_mutex_lock(&c->lock);
+	plan_publish_locked(c);
+	c->plan_done = 1;
+	if (r < 0) {
+		c->find_r = r;
+		c->find_err = fi.err;
+	}
+	pthread_cond_signal(&c->planned);
+	pthread_cond_signal(&c->decided_cv);
+	pthread_mutex_unlock(&c->lock);
+	EVP_MD_CTX_free(fi.md);
+	free(fi.io);
 	return NULL;
 }
 
-static void split_read_start(struct split_read *s, struct chunked *c)
-{
-	s->c = c;
-	s->wanted = 1;
-	s->started = pthread_create(&s->thread, NULL, split_read_run, s) == 0;
-}
+/* ------------------------------------------------------------ fetching */
 
-/* Its outcome: from the thread, or read now if no thread could start; 0
- * if it was never wanted. */
-static int split_read_finish(struct split_read *s, struct reimage_error *err)
-{
-	if (!s->wanted)
-		return 0;
-	s->wanted = 0;
-	if (!s->started)
-		return read_tarsplit(s->c, err);
-	pthread_join(s->thread, NULL);
-	s->started = 0;
-	if (s->r < 0)
-		*err = s->err;
-	return s->r;
-}
-
-/* The tar-split is not needed after all: its thread, if any, joined. */
-static void split_read_abandon(struct split_read *s)
-{
-	if (s->started)
-		pthread_join(s->thread, NULL);
-	s->started = s->wanted = 0;
-}
-
-/* Decide, file by file and chunk by chunk, where its content comes from
- * (nothing found is no error: the frames are fetched).  The biggest
- * frames are looked for first, and the search ends as soon as more than
- * half of the image's frames are to be fetched (c->whole: the image is
- * then read whole): on a root that holds nothing of the image (a first
- * image) that is after a few dozen lookups, not one per file. */
-static int find_local(struct chunked *c, struct split_read *split)
-{
-	struct chunked_file **order = calloc(c->toc.n + 1, sizeof(*order));
-	struct index ix = { 0 };
-
-	if (!order)
-		return -ENOMEM;
-	for (size_t i = 0; i < c->toc.n; i++)
-		order[i] = &c->toc.files[i];
-	qsort(order, c->toc.n, sizeof(*order), by_frames_desc);
-	if (c->root_fd >= 0)
-		index_load(c, &ix);
-	for (size_t i = 0; i < c->toc.n && !c->whole; i++) {
-		struct chunked_file *f = order[i];
-		const char *rel = stage_safe_path(f->name), *other;
-		const struct spot *sp;
-		c->looked++;
-		if (i == SPLIT_AFTER)
-			split_read_start(split, c);
-		if (rel && *rel && matches(c, rel, f))
-			f->local = strdup(rel);
-		else if ((sp = index_find(&ix, f->digest)) && sp->size == f->size && sp->at == 0 &&
-			 (other = stage_safe_path(sp->name)) && *other && matches(c, other, f))
-			f->local = strdup(other);
-		else if (!find_delta_base(c, rel, f, &ix))
-			find_chunks(c, rel, f, &ix);
-		if (f->local) {
-			c->reused++;
-			c->reused_bytes += f->size;
-		} else if (f->delta_from) {
-			c->fetch_total += f->delta_size;
-		} else {
-			for (size_t k = 0; k < f->n_chunks; k++)
-				if (!f->chunks[k].local)
-					c->fetch_total += f->chunks[k].end - f->chunks[k].offset;
-		}
-		/* Little to reuse: the whole stream costs about the same bytes,
-		 * and writes no frames aside -- it is the faster way. */
-		c->whole = c->fetch_total > c->foot.toc_offset / 2;
-	}
-	if (!c->whole && !split->wanted)
-		split_read_start(split, c);
-	free(order);
-	free(ix.slot);
-	chunked_toc_free(&ix.toc);
-	return 0;
-}
-
-static int by_offset(const void *a, const void *b)
-{
-	const struct chunked_chunk *x = *(struct chunked_chunk *const *)a;
-	const struct chunked_chunk *y = *(struct chunked_chunk *const *)b;
-	return x->offset < y->offset ? -1 : x->offset > y->offset;
-}
-
-/* The range requests for every chunk the root lacks, neighbours in one
- * request. */
-static int plan_requests(struct chunked *c, struct reimage_error *err)
-{
-	struct chunked_chunk **todo;
-	size_t n = 0, all = 0;
-
-	for (size_t i = 0; i < c->toc.n; i++)
-		all += c->toc.files[i].local || c->toc.files[i].delta_ok ? 0 : c->toc.files[i].n_chunks;
-	if (!(todo = calloc(all + 1, sizeof(*todo))) ||
-	    !(c->req_list = calloc(all + 1, sizeof(*c->req_list)))) {
-		free(todo);
-		err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
-		return -ENOMEM;
-	}
-	for (size_t i = 0; i < c->toc.n; i++) {
-		struct chunked_file *f = &c->toc.files[i];
-		int any = 0;
-		for (size_t k = 0; !f->local && !f->delta_ok && k < f->n_chunks; k++) {
-			struct chunked_chunk *ch = &f->chunks[k];
-			if (ch->local)
-				continue;
-			if (ch->end > c->foot.toc_offset) {
-				err_set(err, -EBADMSG, REIMAGE_EC_INTEGRITY,
-					"TOC: the frame of '%s' lies outside the image", f->name);
-				free(todo);
-				return -EBADMSG;
-			}
-			todo[n++] = ch;
-			any = 1;
-		}
-		c->fetched += any;
-	}
-	qsort(todo, n, sizeof(*todo), by_offset);
-	for (size_t i = 0; i < n;) {
-		uint64_t start = todo[i]->offset, end = todo[i]->end;
-		size_t j = i + 1;
-		for (; j < n && todo[j]->offset <= end + CHUNKED_GAP &&
-		       (todo[j]->end > end ? todo[j]->end : end) - start <= CHUNKED_REQUEST_MAX; j++)
-			end = todo[j]->end > end ? todo[j]->end : end;
-		for (size_t k = i; k < j; k++) {
-			todo[k]->fetched = c->fetch_len + (todo[k]->offset - start);
-			todo[k]->request = c->n_req;
-		}
-		c->req_list[c->n_req++] = (struct request){ start, end, c->fetch_len };
-		c->fetch_len += end - start;
-		i = j;
-	}
-	free(todo);
-	return 0;
-}
-
-static int fetch_stopped(struct chunked *c)
-{
-	return __atomic_load_n(&c->fetch_stop, __ATOMIC_RELAXED);
-}
-
-/* The fetcher: the requests in order, up to CHUNKED_IN_FLIGHT open at
- * once, each read whole in its turn (the transport is called from this
- * thread alone).  Each request done is announced to the rebuild. */
+/* The fetcher: the requests in order as they are published, up to
+ * CHUNKED_IN_FLIGHT open at once, each read whole in its turn (the
+ * transport's range requests are made from this thread alone; the stage
+ * reads the tar-split beside it).  Each request done is announced. */
 static void *fetch_all(void *arg)
 {
 	struct chunked *c = arg;
@@ -774,13 +1113,22 @@ static void *fetch_all(void *arg)
 	struct reimage_error err = { 0 };
 	uint64_t requests = 0, bytes_in = 0;
 	unsigned char *buf = malloc(IO_BLOCK);
-	size_t opened = 0, done = 0;
-	int r = buf ? 0 : -ENOMEM;
+	size_t opened = 0, done = 0, published;
+	int r = buf ? 0 : -ENOMEM, stop, last;
 
 	if (r < 0)
 		err_set(&err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
-	while (r == 0 && done < c->n_req && !fetch_stopped(c)) {
-		for (; r == 0 && opened < c->n_req && opened - done < CHUNKED_IN_FLIGHT; opened++) {
+	while (r == 0) {
+		pthread_mutex_lock(&c->lock);
+		while (!c->stop && done == opened && opened == c->n_req && !c->plan_done)
+			pthread_cond_wait(&c->planned, &c->lock);
+		stop = c->stop;
+		published = c->n_req;
+		last = c->plan_done;
+		pthread_mutex_unlock(&c->lock);
+		if (stop || (done == published && last))
+			break;
+		for (; r == 0 && opened < published && opened - done < CHUNKED_IN_FLIGHT; opened++) {
 			const struct request *q = &c->req_list[opened];
 			r = range_open(c, q->start, q->end - q->start,
 				       &open_rs[opened % CHUNKED_IN_FLIGHT], &requests, &err);
@@ -794,7 +1142,7 @@ static void *fetch_all(void *arg)
 		done++;
 		pthread_mutex_lock(&c->lock);
 		c->req_done = r == 0 ? done : c->req_done;
-		pthread_cond_broadcast(&c->moved);
+		pthread_cond_broadcast(&c->arrived);
 		pthread_mutex_unlock(&c->lock);
 	}
 	for (; done < opened; done++)
@@ -807,18 +1155,36 @@ static void *fetch_all(void *arg)
 		c->fetch_r = r;
 		c->fetch_err = err;
 	}
-	pthread_cond_broadcast(&c->moved);
+	pthread_cond_broadcast(&c->arrived);
 	pthread_mutex_unlock(&c->lock);
 	return NULL;
 }
 
-/* Start the fetcher on the planned requests. */
-static int fetch_start(struct chunked *c, struct reimage_error *err)
+/* Wait until the finder decided file i; its failure, if it failed. */
+static int find_wait(struct chunked *c, size_t i, struct reimage_error *err)
+{
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	while (c->decided <= i && !c->plan_done) {
+		c->want_file = i;
+		pthread_cond_wait(&c->decided_cv, &c->lock);
+	}
+	c->want_file = SIZE_MAX;
+	r = c->decided > i ? 0 : c->find_r ? c->find_r : -EIO;
+	if (r < 0 && c->find_r)
+		*err = c->find_err;
+	else if (r < 0)
+		err_set(err, r, REIMAGE_EC_IO, "the search of the root ended early");
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+/* Start the fetcher and the finder. */
+static int workers_start(struct chunked *c, struct reimage_error *err)
 {
 	int e;
 
-	if (!c->n_req)
-		return 0;
 	if ((c->fetch_fd = open(c->req->workdir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) < 0) {
 		err_sys(err, -errno, "create a file in %s", c->req->workdir);
 		return err->code;
@@ -828,118 +1194,30 @@ static int fetch_start(struct chunked *c, struct reimage_error *err)
 		return -e;
 	}
 	c->fetcher_running = 1;
+	if ((e = pthread_create(&c->finder, NULL, find_all, c)) != 0) {
+		err_sys(err, -e, "start the search of the root");
+		return -e;
+	}
+	c->finder_running = 1;
 	return 0;
 }
 
-/* Stop the fetcher (after the request under way) and wait for it. */
-static void fetch_finish(struct chunked *c)
+/* Stop the finder and the fetcher (after the file and the request under
+ * way) and wait for them. */
+static void workers_stop(struct chunked *c)
 {
-	if (!c->fetcher_running)
-		return;
-	__atomic_store_n(&c->fetch_stop, 1, __ATOMIC_RELAXED);
-	pthread_join(c->fetcher, NULL);
-	c->fetcher_running = 0;
-}
-
-/* Wait until request k is in fetch_fd; its failure, if it failed. */
-static int fetch_wait(struct chunked *c, size_t k, struct reimage_error *err)
-{
-	int r;
-
 	pthread_mutex_lock(&c->lock);
-	while (c->req_done <= k && !c->fetch_r)
-		pthread_cond_wait(&c->moved, &c->lock);
-	r = c->req_done > k ? 0 : c->fetch_r;
-	if (r < 0)
-		*err = c->fetch_err;
+	c->stop = 1;
+	pthread_cond_broadcast(&c->planned);
+	pthread_cond_broadcast(&c->arrived);
+	pthread_cond_broadcast(&c->decided_cv);
+	pthread_cond_broadcast(&c->room);
 	pthread_mutex_unlock(&c->lock);
-	return r;
-}
-
-static int by_delta_offset(const void *a, const void *b)
-{
-	const struct chunked_file *x = *(struct chunked_file *const *)a;
-	const struct chunked_file *y = *(struct chunked_file *const *)b;
-	return x->delta_offset < y->delta_offset ? -1 : x->delta_offset > y->delta_offset;
-}
-
-/* f's content from its delta frame (frame): the base read again from the
- * root and hashed (the bytes used are the bytes checked), the frame
- * decoded against it, the content hashed, kept in delta_fd.  Anything
- * wrong leaves f to its frames. */
-static void delta_one(struct chunked *c, struct chunked_file *f, const unsigned char *frame)
-{
-	unsigned char *base = malloc(f->delta_base_size), *out = malloc(f->size);
-	uint64_t done = 0;
-	int fd = open_in_root(c->root_fd, f->delta_from);
-
-	for (ssize_t n; fd >= 0 && base && done < f->delta_base_size &&
-	     (n = pread(fd, base + done, f->delta_base_size - done, (off_t)done)) > 0;)
-		done += (uint64_t)n;
-	if (fd >= 0)
-		close(fd);
-	if (base && out && done == f->delta_base_size &&
-	    digest_is(base, f->delta_base_size, f->delta_base) &&
-	    chunked_delta_decode(frame, f->delta_size, base, f->delta_base_size, out, f->size) == 0 &&
-	    digest_is(out, f->size, f->digest) &&
-	    pwrite(c->delta_fd, out, f->size, (off_t)c->delta_len) == (ssize_t)f->size) {
-		f->delta_ok = 1;
-		f->delta_at = c->delta_len;
-		c->delta_len += f->size;
-		c->deltas++;
-		c->delta_bytes += f->delta_size;
-	} else {
-		log_notice("stage: the delta frame of '%s' against the root's '%s' does not give its "
-			   "content; its frames are fetched", f->name, f->delta_from);
-	}
-	free(base);
-	free(out);
-}
-
-/* The delta frames of the files whose base the root holds, fetched
- * before the other frames (they lie side by side after the tar: one
- * request, or a few), each decoded now so that one that fails leaves
- * its file to its frames, planned after it. */
-static int deltas_apply(struct chunked *c, struct reimage_error *err)
-{
-	struct chunked_file **todo = calloc(c->toc.n + 1, sizeof(*todo));
-	size_t n = 0;
-	int r = 0;
-
-	if (!todo) {
-		err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
-		return -ENOMEM;
-	}
-	for (size_t i = 0; i < c->toc.n; i++)
-		if (c->toc.files[i].delta_from)
-			todo[n++] = &c->toc.files[i];
-	if (n && (c->delta_fd = open(c->req->workdir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) < 0) {
-		err_sys(err, -errno, "create a file in %s", c->req->workdir);
-		free(todo);
-		return err->code;
-	}
-	qsort(todo, n, sizeof(*todo), by_delta_offset);
-	for (size_t i = 0; i < n && r == 0;) {
-		uint64_t start = todo[i]->delta_offset, end = start + todo[i]->delta_size;
-		unsigned char *buf;
-		size_t j = i + 1;
-		for (; j < n && todo[j]->delta_offset >= start && todo[j]->delta_offset <= end + CHUNKED_GAP &&
-		       todo[j]->delta_offset + todo[j]->delta_size - start <= CHUNKED_REQUEST_MAX; j++)
-			end = todo[j]->delta_offset + todo[j]->delta_size > end
-				      ? todo[j]->delta_offset + todo[j]->delta_size : end;
-		if (!(buf = malloc(end - start))) {
-			err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
-			r = -ENOMEM;
-			break;
-		}
-		if ((r = read_range(c, start, end - start, buf, err)) == 0)
-			for (size_t k = i; k < j; k++)
-				delta_one(c, todo[k], buf + (todo[k]->delta_offset - start));
-		free(buf);
-		i = j;
-	}
-	free(todo);
-	return r;
+	if (c->finder_running)
+		pthread_join(c->finder, NULL);
+	if (c->fetcher_running)
+		pthread_join(c->fetcher, NULL);
+	c->finder_running = c->fetcher_running = 0;
 }
 
 /* ------------------------------------------------------- the rebuilt tar */
@@ -947,10 +1225,19 @@ static int deltas_apply(struct chunked *c, struct reimage_error *err)
 static int content_failed(struct chunked *c, struct reimage_error *err, const char *why)
 {
 	const struct chunked_file *f = c->cur;
-	int from_root = f->local || (c->chunk < f->n_chunks && f->chunks[c->chunk].local);
+	const struct found *d = c->cur_found;
+	int from_root = d->held || c->cur_fd >= 0 ||
+			(c->chunk < f->n_chunks && f->chunks[c->chunk].local);
 	err_set(err, -EBADMSG, REIMAGE_EC_INTEGRITY, "'%s' (%s): %s", f->name,
-		f->delta_ok ? "from its delta frame" : from_root ? "from the root" : "fetched", why);
+		d->from_delta ? "from its delta frame" : from_root ? "from the root" : "fetched", why);
 	return -EBADMSG;
+}
+
+/* The current file's content is one piece (held, or a root file), not
+ * chunks. */
+static int cur_whole(const struct chunked *c)
+{
+	return c->cur_found->held || c->cur_found->fd >= 0;
 }
 
 /* Start the current file's chunk c->chunk: from the root, or from its
@@ -1035,11 +1322,13 @@ static int chunk_end(struct chunked *c, struct reimage_error *err)
 }
 
 /* Start the content of the next file of the TOC, which the tar-split's
- * record rec announces. */
+ * record rec announces, once the finder decided it. */
 static int content_begin(struct chunked *c, const struct chunked_record *rec,
 			 struct reimage_error *err)
 {
-	struct chunked_file *f = c->next_file < c->toc.n ? &c->toc.files[c->next_file++] : NULL;
+	size_t i = c->next_file;
+	struct chunked_file *f = i < c->toc.n ? &c->toc.files[i] : NULL;
+	int r;
 
 	if (!f || strcmp(f->name, rec->name) != 0 || f->size != rec->size) {
 		err_set(err, -EBADMSG, REIMAGE_EC_INTEGRITY,
@@ -1047,32 +1336,48 @@ static int content_begin(struct chunked *c, const struct chunked_record *rec,
 			(unsigned long long)rec->size);
 		return -EBADMSG;
 	}
+	if ((r = find_wait(c, i, err)) < 0)
+		return r;
+	c->next_file++;
 	c->cur = f;
+	c->cur_found = &c->found[i];
 	c->left = f->size;
 	c->chunk = 0;
 	EVP_DigestInit_ex(c->md, EVP_sha256(), NULL);
-	if (f->local || f->delta_ok) {
-		c->cur_at = f->local ? 0 : f->delta_at;
+	if (cur_whole(c)) {
+		c->cur_at = 0;
 		c->chunk_left = f->size;
-		if ((c->cur_fd = f->local ? open_in_root(c->root_fd, f->local) : dup(c->delta_fd)) < 0)
-			return content_failed(c, err, "cannot be opened again");
+		c->cur_fd = c->cur_found->fd;
 		return 0;
 	}
 	return chunk_begin(c, err);
 }
 
-/* The current file's content is whole: its digest decides. */
+/* The current file's content is whole: its digest decides (held content
+ * was checked by the finder), and what the finder held for it is let go. */
 static int content_end(struct chunked *c, struct reimage_error *err)
 {
+	struct found *d = c->cur_found;
 	unsigned char md[32];
 	int r = 0;
 
 	EVP_DigestFinal_ex(c->md, md, NULL);
-	if (memcmp(md, c->cur->digest, 32) != 0)
+	if (!d->held && memcmp(md, c->cur->digest, 32) != 0)
 		r = content_failed(c, err, "its SHA-256 is not the TOC's");
 	if (c->cur_fd >= 0)
 		close(c->cur_fd);
-	c->cur_fd = -1;
+	pthread_mutex_lock(&c->lock);
+	c->consumed++;
+	if (d->held && !d->held_own)
+		ring_give(c, d->held, c->cur->size);
+	c->ahead_fds -= d->fd >= 0;
+	if (c->finder_waits && finder_may_go(c))
+		pthread_cond_signal(&c->room);
+	pthread_mutex_unlock(&c->lock);
+	if (d->held_own)
+		free(d->held);
+	d->held = NULL;
+	d->fd = c->cur_fd = -1;
 	c->cur = NULL;
 	return r;
 }
@@ -1092,6 +1397,33 @@ static ssize_t from_frame(struct chunked *c, void *buf, size_t len, struct reima
 	return (ssize_t)out.pos;
 }
 
+/* Up to len bytes of the current file's content: held, read from the
+ * root, or decoded from a frame; hashed unless held (checked already). */
+static ssize_t content_some(struct chunked *c, void *buf, size_t len, struct reimage_error *err)
+{
+	const unsigned char *held = c->cur_found->held;
+	int from_root = cur_whole(c) || c->cur->chunks[c->chunk].local;
+	ssize_t n;
+
+	if (len > c->chunk_left)
+		len = (size_t)c->chunk_left;
+	if (held) {
+		memcpy(buf, held + (c->cur->size - c->left), len);
+		return (ssize_t)len;
+	}
+	n = from_root ? pread(c->cur_fd, buf, len, (off_t)c->cur_at) : from_frame(c, buf, len, err);
+	if (n < 0 && from_root)
+		return content_failed(c, err, strerror(errno));
+	if (n < 0)
+		return n;
+	if (n == 0)
+		return content_failed(c, err, "it is shorter than the TOC says");
+	if (from_root)
+		c->cur_at += (uint64_t)n;
+	EVP_DigestUpdate(c->md, buf, (size_t)n);
+	return n;
+}
+
 /* The next piece of the tar, rebuilt record by record: a record's
  * bytes or a file's content, up to len. */
 static ssize_t pull_some(void *arg, void *buf, size_t len, struct reimage_error *err)
@@ -1100,12 +1432,10 @@ static ssize_t pull_some(void *arg, void *buf, size_t len, struct reimage_error 
 
 	for (;;) {
 		if (c->cur) {
-			int from_root = c->cur->local || c->cur->delta_ok ||
-					c->cur->chunks[c->chunk].local;
 			ssize_t n;
 			int r;
 			if (!c->left) {
-				if ((!c->cur->local && !c->cur->delta_ok && (r = chunk_end(c, err)) < 0) ||
+				if ((!cur_whole(c) && (r = chunk_end(c, err)) < 0) ||
 				    (r = content_end(c, err)) < 0)
 					return r;
 				c->rec++;
@@ -1116,19 +1446,8 @@ static ssize_t pull_some(void *arg, void *buf, size_t len, struct reimage_error 
 					return r;
 				continue;
 			}
-			if (len > c->chunk_left)
-				len = (size_t)c->chunk_left;
-			n = from_root ? pread(c->cur_fd, buf, len, (off_t)c->cur_at)
-				      : from_frame(c, buf, len, err);
-			if (n < 0 && from_root)
-				return content_failed(c, err, strerror(errno));
-			if (n < 0)
+			if ((n = content_some(c, buf, len, err)) < 0)
 				return n;
-			if (n == 0)
-				return content_failed(c, err, "it is shorter than the TOC says");
-			if (from_root)
-				c->cur_at += (uint64_t)n;
-			EVP_DigestUpdate(c->md, buf, (size_t)n);
 			c->left -= (uint64_t)n;
 			c->chunk_left -= (uint64_t)n;
 			return n;
@@ -1172,15 +1491,32 @@ static ssize_t pull(void *arg, void *buf, size_t len, struct reimage_error *err)
 	return (ssize_t)done;
 }
 
+/* Room for every file's decision and every request there can be: one
+ * per chunk and one per delta frame. */
+static int plan_alloc(struct chunked *c, struct reimage_error *err)
+{
+	size_t cap = 1;
+
+	for (size_t i = 0; i < c->toc.n; i++)
+		cap += c->toc.files[i].n_chunks + 1;
+	if (!(c->found = calloc(c->toc.n + 1, sizeof(*c->found))) ||
+	    !(c->req_list = calloc(cap, sizeof(*c->req_list)))) {
+		err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < c->toc.n; i++)
+		c->found[i].fd = -1;
+	return 0;
+}
+
 /* Stage from the root and the fetched frames; any failure is the
  * caller's to fall back from. */
 static int stage_chunked(struct chunked *c, struct stage_sink *k, struct reimage_error *err)
 {
 	struct stream_request sr = {
 		.what = "image", .declared_by = "the TOC", .size = -1, .pull = pull, .pull_arg = c,
-		.progress = c->req->progress,
+		.progress = c->req->progress, .unhashed = 1,
 	};
-	struct split_read split = { 0 };
 	struct stream *s;
 	int r;
 
@@ -1198,22 +1534,24 @@ static int stage_chunked(struct chunked *c, struct stage_sink *k, struct reimage
 			"on the root, which keeps no TOC of a last image", PROBE_FILES);
 		return -EAGAIN;
 	}
-	if ((r = find_local(c, &split)) < 0) {
-		split_read_abandon(&split);
+	if (c->root_fd >= 0)
+		index_load(c);
+	if ((r = plan_alloc(c, err)) < 0)
+		return r;
+	if ((r = plan_deltas(c)) < 0 || (r = estimate(c)) < 0) {
 		err_set(err, r, REIMAGE_EC_IO, "out of memory");
 		return r;
 	}
 	if (c->whole) {
-		split_read_abandon(&split);
 		err_set(err, -EAGAIN, REIMAGE_EC_NONE, "%llu of the %llu biggest of %zu files "
 			"(%llu bytes) are on the root, more than half of the image is to be fetched",
-			(unsigned long long)c->reused, (unsigned long long)c->looked, c->toc.n,
-			(unsigned long long)c->reused_bytes);
+			(unsigned long long)c->seen_here, (unsigned long long)c->looked, c->toc.n,
+			(unsigned long long)c->seen_here_bytes);
 		return -EAGAIN;
 	}
-	if ((r = split_read_finish(&split, err)) < 0 || (r = deltas_apply(c, err)) < 0 ||
-	    (r = plan_requests(c, err)) < 0 ||
-	    (r = fetch_start(c, err)) < 0 ||
+	/* The root searched and the frames fetched behind this thread, which
+	 * reads the tar-split meanwhile, then rebuilds the tar. */
+	if ((r = workers_start(c, err)) < 0 || (r = read_tarsplit(c, err)) < 0 ||
 	    (r = stream_open(&sr, &s, err)) < 0)
 		return r;
 	if (c->req->progress)
@@ -1229,7 +1567,7 @@ static int stage_chunked(struct chunked *c, struct stage_sink *k, struct reimage
 	if (r == 0 && c->req->progress)
 		progress_end(c->req->progress);
 	stream_close(s);
-	fetch_finish(c);
+	workers_stop(c);
 	if (r < 0)
 		return r;
 	log_notice("stage: chunked image: %llu of %zu files (%llu bytes) taken from the root, "
@@ -1246,18 +1584,29 @@ static int stage_chunked(struct chunked *c, struct stage_sink *k, struct reimage
 
 static void chunked_free(struct chunked *c)
 {
-	fetch_finish(c);
+	workers_stop(c);
 	pthread_mutex_destroy(&c->lock);
-	pthread_cond_destroy(&c->moved);
+	pthread_cond_destroy(&c->planned);
+	pthread_cond_destroy(&c->arrived);
+	pthread_cond_destroy(&c->decided_cv);
+	pthread_cond_destroy(&c->room);
 	free(c->req_list);
+	for (size_t i = 0; c->found && i < c->toc.n; i++) {
+		if (c->found[i].held_own)
+			free(c->found[i].held);
+		if (c->found[i].fd >= 0 && c->found[i].fd != c->cur_fd)
+			close(c->found[i].fd);
+	}
+	free(c->found);
+	free(c->ring);
 	if (c->cur_fd >= 0)
 		close(c->cur_fd);
 	if (c->root_fd >= 0)
 		close(c->root_fd);
 	if (c->fetch_fd >= 0)
 		close(c->fetch_fd);
-	if (c->delta_fd >= 0)
-		close(c->delta_fd);
+	free(c->ix.slot);
+	chunked_toc_free(&c->ix.toc);
 	chunked_toc_free(&c->toc);
 	chunked_split_free(&c->ts);
 	free(c->toc_z);
@@ -1303,8 +1652,10 @@ static int chunked_stage_kind(const struct source *src, const struct stage_reque
 	const struct reimage_transport_ops *ops = req->transport ? req->transport->desc->transport
 								   : NULL;
 	struct chunked c = { .src = src, .req = req, .ops = ops, .root_fd = -1, .fetch_fd = -1,
-			     .cur_fd = -1, .delta_fd = -1, .lock = PTHREAD_MUTEX_INITIALIZER,
-			     .moved = PTHREAD_COND_INITIALIZER };
+			     .cur_fd = -1, .lock = PTHREAD_MUTEX_INITIALIZER,
+			     .planned = PTHREAD_COND_INITIALIZER, .arrived = PTHREAD_COND_INITIALIZER,
+			     .decided_cv = PTHREAD_COND_INITIALIZER, .room = PTHREAD_COND_INITIALIZER,
+			     .want_file = SIZE_MAX };
 	struct reimage_error why = { 0 };
 	uint64_t partial;
 	int r;
@@ -1318,7 +1669,7 @@ static int chunked_stage_kind(const struct source *src, const struct stage_reque
 		return source_archive_ops.stage(src, req, path, k, res, err);
 	}
 	r = stage_chunked(&c, k, &why);
-	fetch_finish(&c);
+	workers_stop(&c);
 	res->bytes_in = c.bytes_in;
 	/* A stop on request, a full volume: reading it whole would not help. */
 	if (r == -ECANCELED || r == -ENOSPC) {

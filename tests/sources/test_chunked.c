@@ -586,19 +586,48 @@ TEST_CASE(fallback_not_chunked)
 	free(out);
 }
 
-TEST_CASE(fallback_root_file_changed_behind_its_time)
+TEST_CASE(reuse_small_file_changed_behind_its_time_fetched)
 {
-	/* A root file of the TOC's size and time is taken unread; if its
-	 * bytes differ after all (changed, its time set back), the copy's
-	 * hash catches it and the whole image is read instead. */
+	/* A small root file of the TOC's size and time whose bytes differ
+	 * (changed, its time set back) is read and hashed before it is
+	 * taken: it is fetched, and nothing else is. */
 	struct made m;
+	char *out = NULL;
+	long reused, fetched;
+	long long read;
 	setup();
 	chunk(t_path("src"), t_path("img.tar.zst"), &m);
 	CU_ASSERT_EQUAL_FATAL(t_sh("rm -rf '%s' && cp -a '%s' '%s' && cd '%s/usr/share/many' && "
 				   "head -c 37 /dev/zero > f1 && touch -r '%s/usr/share/many/f1' f1",
 				   t_path("root"), t_path("src"), t_path("root"), t_path("root"),
 				   t_path("src")), 0);
-	falls_back(t_path("img.tar.zst"), settings(&m, NULL), "its SHA-256 is not the TOC's");
+	CU_ASSERT_EQUAL_FATAL(run(t_path("img.tar.zst"), settings(&m, NULL), &out), 0);
+	reuse_counts(out, &reused, &fetched, &read);
+	CU_ASSERT_EQUAL(fetched, 2);  /* f1, and the sparse file */
+	CU_ASSERT_PTR_NULL(strstr(out, "reading the whole image"));
+	root_is_src();
+	free(out);
+}
+
+TEST_CASE(fallback_root_file_changed_behind_its_time)
+{
+	/* A root file too big to hold in memory (over 8 MiB), of the TOC's
+	 * size and time, is taken unread; if its bytes differ after all
+	 * (changed, its time set back), the copy's hash catches it and the
+	 * whole image is read instead. */
+	struct made m;
+	setup();
+	CU_ASSERT_EQUAL_FATAL(t_sh("python3 -c 'import random, sys; random.seed(9); "
+				   "sys.stdout.buffer.write(random.randbytes(9000000))' > '%s/usr/huge.bin'",
+				   t_path("src")), 0);
+	chunk(t_path("src"), t_path("img.tar.zst"), &m);
+	CU_ASSERT_EQUAL_FATAL(t_sh("rm -rf '%s' && cp -a '%s' '%s'", t_path("root"), t_path("src"),
+				   t_path("root")), 0);
+	scribble(t_path("root/usr/huge.bin"), 5000000);
+	CU_ASSERT_EQUAL_FATAL(t_sh("touch -r '%s/usr/huge.bin' '%s/usr/huge.bin'", t_path("src"),
+				   t_path("root")), 0);
+	falls_back(t_path("img.tar.zst"), settings(&m, NULL),
+		   "'usr/huge.bin' (from the root): its SHA-256 is not the TOC's");
 }
 
 /* Flip a byte in the middle of the frame of name (from the TOC). */
@@ -636,6 +665,82 @@ static void fails_no_partial_tree(const struct made *m, const char *why)
 	free(before);
 	free(now);
 	free(out);
+}
+
+/* More content than the finder may hold ahead of the rebuild (a 32 MiB
+ * ring): 30 files of 1 to 3.9 MB, 73 MB in all, their sizes uneven so
+ * that the ring wraps at every place; and a 9 MB file (over the 8 MiB a
+ * file may take of the ring) that img2, made with --base img1, changes a
+ * little: its delta frame is decoded outside the ring.  The root runs
+ * img1's tree; the job stages img2.tar.zst. */
+static void ring_images(struct made *m2)
+{
+	struct made m1;
+	setup();
+	CU_ASSERT_EQUAL_FATAL(t_sh("set -e; mkdir '%s/usr/ring'; python3 -c 'import random, sys\n"
+				   "for i in range(30):\n"
+				   "    random.seed(i)\n"
+				   "    open(\"%s/usr/ring/f%%02d\" %% i, \"wb\").write("
+				   "random.randbytes(1000000 + i * 100003))\n"
+				   "random.seed(99)\n"
+				   "open(\"%s/usr/bigdelta.bin\", \"wb\").write(random.randbytes(9000000))'",
+				   t_path("src"), t_path("src"), t_path("src")), 0);
+	chunk(t_path("src"), t_path("img1.tar.zst"), &m1);
+	CU_ASSERT_EQUAL_FATAL(t_sh("rm -rf '%s' && cp -a '%s' '%s'", t_path("root"), t_path("src"),
+				   t_path("root")), 0);
+	for (long at = 1000; at < 9000000; at += 1500000)
+		scribble(t_path("src/usr/bigdelta.bin"), at);
+	chunk_on(t_path("src"), t_path("img.tar.zst"), t_path("img1.tar.zst"), m2);
+}
+
+TEST_CASE(reuse_through_the_ring)
+{
+	/* Every file of the ring taken from the root, the big one from its
+	 * delta, the tree right: the finder waited for room and went on. */
+	struct made m;
+	char *out = NULL;
+	long reused, fetched;
+	long long read;
+	ring_images(&m);
+	CU_ASSERT_EQUAL_FATAL(run(t_path("img.tar.zst"), settings(&m, NULL), &out), 0);
+	reuse_counts(out, &reused, &fetched, &read);
+	CU_ASSERT(reused >= 90);
+	CU_ASSERT_EQUAL(delta_count(out), 1);
+	CU_ASSERT(read > 0 && read < 1000000);
+	CU_ASSERT_PTR_NULL(strstr(out, "reading the whole image"));
+	root_is_src();
+	free(out);
+}
+
+/* The first file of usr/ring/ in the image's TOC (the tar's order). */
+static void first_ring_file(const char *image, char name[64])
+{
+	char *text = NULL;
+	CU_ASSERT_EQUAL_FATAL(t_sh_out(&text, "python3 -c \"\nimport json, struct, subprocess\n"
+					"d = open('%s', 'rb').read()\n"
+					"off, ln = struct.unpack('<2Q', d[-64:-48])\n"
+					"toc = json.loads(subprocess.run(['zstd', '-dc'], input=d[off:off+ln],"
+					" stdout=subprocess.PIPE, check=True).stdout)\n"
+					"print([e['name'] for e in toc['entries'] if "
+					"e['type'] == 'reg' and e['name'].startswith('usr/ring/')][0], end='')\"", image), 0);
+	CU_ASSERT_FATAL(text && strlen(text) < 64);
+	snprintf(name, 64, "%s", text);
+	free(text);
+}
+
+TEST_CASE(ring_full_when_the_frame_fails)
+{
+	/* The first file of the ring is not on the root and its frame is
+	 * corrupted: the rebuild fails there while the finder waits for room
+	 * ahead of it -- the stage ends (no hang), the whole image fails its
+	 * SHA-256 too, and the root is as it was, no staged tree left. */
+	struct made m;
+	char name[64];
+	ring_images(&m);
+	first_ring_file(t_path("img.tar.zst"), name);
+	CU_ASSERT_EQUAL_FATAL(t_sh("rm '%s/%s'", t_path("root"), name), 0);
+	corrupt_frame(t_path("img.tar.zst"), name);
+	fails_no_partial_tree(&m, name);
 }
 
 TEST_CASE(fallback_corrupted_frame_no_partial_tree)
