@@ -29,10 +29,13 @@
  *        gap between them is small (CHUNKED_GAP), at most
  *        CHUNKED_REQUEST_MAX bytes each.
  *      - the fetcher makes those requests (open_range) as they are
- *        planned, the delta frames first, up to CHUNKED_IN_FLIGHT open at
- *        once (each waits for its answer's headers only, so their round
- *        trips overlap), into an unnamed file on the root's volume.
- *      - this thread reads the tar-split (its digest is in the TOC), then
+ *        planned (the tar-split and the delta frames first), up to
+ *        CHUNKED_IN_FLIGHT open at once (each waits for its answer's
+ *        headers only, so their round trips overlap), into an unnamed
+ *        file on the root's volume.
+ *      - this thread reads the tar-split (its digest is in the TOC; the
+ *        fetcher's first request: a transport is called from one thread
+ *        at a time), then
  *        rebuilds the tar from it -- its headers and padding byte for
  *        byte, each file's content held, read from the root or decoded
  *        from its frames (each waited for until it is decided or in),
@@ -145,6 +148,8 @@ struct chunked {
 	int root_fd;                  /* the running root, for candidates; -1 if none */
 	struct index ix;              /* the last chunked image's TOC */
 	struct found *found;          /* per file of the TOC */
+	size_t ts_request;            /* the tar-split's request, */
+	uint64_t ts_at;               /* and where it lies in the fetched file */
 	int fetch_fd;                 /* the fetched frames (an unnamed file) */
 	int whole;                    /* too little to reuse: read the image whole */
 	int toc_ok;                   /* toc_z hashes to the job's toc_sha256 */
@@ -258,18 +263,12 @@ static int read_range(struct chunked *c, uint64_t offset, uint64_t length, void 
 		      struct reimage_error *err)
 {
 	struct reimage_stream *rs;
-	uint64_t requests = 0, bytes_in = 0;
 	int r;
 
-	if ((r = range_open(c, offset, length, &rs, &requests, err)) == 0) {
-		r = range_drain(c, rs, offset, length, mem, -1, 0, NULL, &bytes_in, err);
-		c->ops->close(rs);
-	}
-	/* The fetcher counts its own: both under the lock. */
-	pthread_mutex_lock(&c->lock);
-	c->requests += requests;
-	c->bytes_in += bytes_in;
-	pthread_mutex_unlock(&c->lock);
+	if ((r = range_open(c, offset, length, &rs, &c->requests, err)) < 0)
+		return r;
+	r = range_drain(c, rs, offset, length, mem, -1, 0, NULL, &c->bytes_in, err);
+	c->ops->close(rs);
 	return r;
 }
 
@@ -383,36 +382,6 @@ static int read_toc(struct chunked *c, struct reimage_error *err)
 	}
 out:
 	free(text);
-	return r;
-}
-
-/* The tar-split (checked against the TOC), once the image is to be
- * rebuilt: a first image, read whole, needs none of it. */
-static int read_tarsplit(struct chunked *c, struct reimage_error *err)
-{
-	void *ts_z = malloc(c->foot.ts_length);
-	char *text = NULL;
-	size_t len;
-	int r;
-
-	if (!ts_z) {
-		err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
-		return -ENOMEM;
-	}
-	if ((r = read_range(c, c->foot.ts_offset, c->foot.ts_length, ts_z, err)) < 0)
-		goto out;
-	if (!digest_is(ts_z, c->foot.ts_length, c->toc.tarsplit_digest)) {
-		err_set(err, -EBADMSG, REIMAGE_EC_INTEGRITY,
-			"image: the tar-split does not match the TOC's tarSplitDigest");
-		r = -EBADMSG;
-		goto out;
-	}
-	if ((r = chunked_unzstd(ts_z, c->foot.ts_length, CHUNKED_META_MAX, &text, &len,
-				"tar-split", err)) == 0)
-		r = chunked_split_parse(text, len, &c->ts, err);
-out:
-	free(text);
-	free(ts_z);
 	return r;
 }
 
@@ -587,8 +556,8 @@ static int by_delta_offset(const void *a, const void *b)
  * the root seems to hold -- a file of the base's size at the same path,
  * else where the last TOC put the base's digest -- unless the same path
  * seems to hold the file itself (its size and time).  They lie side by
- * side after the tar, so they make a few requests, the fetcher's first:
- * the finder has them when it reaches their files.  A base that turns
+ * side after the tar, so they make a few requests, the fetcher's first
+ * after the tar-split's: the finder has them when it reaches their files.  A base that turns
  * out other (the finder hashes it) costs its frame's bytes, no more. */
 static int plan_deltas(struct chunked *c)
 {
@@ -703,6 +672,41 @@ static int fetch_wait(struct chunked *c, size_t k, struct reimage_error *err)
 	else if (r < 0)
 		err_set(err, r, REIMAGE_EC_NONE, "the rebuild ended");
 	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+/* The tar-split (checked against the TOC), fetched by the fetcher's
+ * first request: a transport is called from one thread at a time. */
+static int read_tarsplit(struct chunked *c, struct reimage_error *err)
+{
+	void *ts_z = malloc(c->foot.ts_length);
+	char *text = NULL;
+	size_t len;
+	int r;
+
+	if (!ts_z) {
+		err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
+		return -ENOMEM;
+	}
+	if ((r = fetch_wait(c, c->ts_request, err)) < 0)
+		goto out;
+	if (pread(c->fetch_fd, ts_z, c->foot.ts_length, (off_t)c->ts_at) != (ssize_t)c->foot.ts_length) {
+		err_sys(err, errno ? -errno : -EIO, "read the fetched tar-split back");
+		r = err->code;
+		goto out;
+	}
+	if (!digest_is(ts_z, c->foot.ts_length, c->toc.tarsplit_digest)) {
+		err_set(err, -EBADMSG, REIMAGE_EC_INTEGRITY,
+			"image: the tar-split does not match the TOC's tarSplitDigest");
+		r = -EBADMSG;
+		goto out;
+	}
+	if ((r = chunked_unzstd(ts_z, c->foot.ts_length, CHUNKED_META_MAX, &text, &len,
+				"tar-split", err)) == 0)
+		r = chunked_split_parse(text, len, &c->ts, err);
+out:
+	free(text);
+	free(ts_z);
 	return r;
 }
 
@@ -1103,9 +1107,9 @@ static void *find_all(void *arg)
 /* ------------------------------------------------------------ fetching */
 
 /* The fetcher: the requests in order as they are published, up to
- * CHUNKED_IN_FLIGHT open at once, each read whole in its turn (the
- * transport's range requests are made from this thread alone; the stage
- * reads the tar-split beside it).  Each request done is announced. */
+ * CHUNKED_IN_FLIGHT open at once, each read whole in its turn: while it
+ * runs, the transport is called from this thread alone.  Each request
+ * done is announced. */
 static void *fetch_all(void *arg)
 {
 	struct chunked *c = arg;
@@ -1492,10 +1496,10 @@ static ssize_t pull(void *arg, void *buf, size_t len, struct reimage_error *err)
 }
 
 /* Room for every file's decision and every request there can be: one
- * per chunk and one per delta frame. */
+ * per chunk, one per delta frame, and the tar-split's. */
 static int plan_alloc(struct chunked *c, struct reimage_error *err)
 {
-	size_t cap = 1;
+	size_t cap = 2;
 
 	for (size_t i = 0; i < c->toc.n; i++)
 		cap += c->toc.files[i].n_chunks + 1;
@@ -1538,6 +1542,8 @@ static int stage_chunked(struct chunked *c, struct stage_sink *k, struct reimage
 		index_load(c);
 	if ((r = plan_alloc(c, err)) < 0)
 		return r;
+	plan_range(c, c->foot.ts_offset, c->foot.ts_offset + c->foot.ts_length, &c->ts_request,
+		   &c->ts_at);
 	if ((r = plan_deltas(c)) < 0 || (r = estimate(c)) < 0) {
 		err_set(err, r, REIMAGE_EC_IO, "out of memory");
 		return r;
@@ -1550,7 +1556,8 @@ static int stage_chunked(struct chunked *c, struct stage_sink *k, struct reimage
 		return -EAGAIN;
 	}
 	/* The root searched and the frames fetched behind this thread, which
-	 * reads the tar-split meanwhile, then rebuilds the tar. */
+	 * reads the tar-split (the fetcher's first request), then rebuilds
+	 * the tar. */
 	if ((r = workers_start(c, err)) < 0 || (r = read_tarsplit(c, err)) < 0 ||
 	    (r = stream_open(&sr, &s, err)) < 0)
 		return r;
