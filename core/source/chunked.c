@@ -920,6 +920,62 @@ static int raw_line(const char *p, size_t ll, struct chunked_record *rec)
 	return b64_decode(b64, (size_t)(q - b64), &rec->bytes, &rec->len) == 0;
 }
 
+/* The digits of a JSON number from p (a non-negative integer without
+ * leading zeros, at most 18 digits): its end, or NULL. */
+static const char *json_uint(const char *p, const char *end, uint64_t *v)
+{
+	const char *d = p;
+
+	for (*v = 0; d < end && *d >= '0' && *d <= '9' && d - p < 18; d++)
+		*v = *v * 10 + (uint64_t)(*d - '0');
+	return d == p || (*p == '0' && d - p > 1) || (d < end && *d >= '0' && *d <= '9') ? NULL : d;
+}
+
+/* A file's line as reimage's packer writes it,
+ * {"type":1,"name":"NAME","size":N,"payload":null|"BASE64","position":N},
+ * its name printable ASCII without escapes, read without a JSON parser
+ * (jansson took 40 ms of a Debian root's 12,000): 1 if it was one, 0 to
+ * read the line as JSON (another layout, another name). */
+static int file_line(const char *p, size_t ll, struct chunked_record *rec)
+{
+	static const char head[] = "{\"type\":1,\"name\":\"", size_key[] = "\",\"size\":",
+			  payload_key[] = ",\"payload\":", position_key[] = ",\"position\":";
+	const char *end = p + ll, *name, *name_end, *q;
+	uint64_t size, position;
+
+	if (ll < sizeof(head) - 1 || memcmp(p, head, sizeof(head) - 1) != 0)
+		return 0;
+	name = q = p + sizeof(head) - 1;
+	while (q < end && *q >= 0x20 && *q < 0x7f && *q != '"' && *q != '\\')
+		q++;
+	name_end = q;
+	if ((size_t)(end - q) < sizeof(size_key) - 1 || memcmp(q, size_key, sizeof(size_key) - 1) ||
+	    !(q = json_uint(q + sizeof(size_key) - 1, end, &size)) ||
+	    (size_t)(end - q) < sizeof(payload_key) - 1 ||
+	    memcmp(q, payload_key, sizeof(payload_key) - 1))
+		return 0;
+	q += sizeof(payload_key) - 1;
+	if ((size_t)(end - q) >= 4 && !memcmp(q, "null", 4)) {
+		q += 4;
+	} else if (q < end && *q == '"') {
+		for (q++; q < end && ((*q >= 'A' && *q <= 'Z') || (*q >= 'a' && *q <= 'z') ||
+				      (*q >= '0' && *q <= '9') || *q == '+' || *q == '/' || *q == '=');)
+			q++;
+		if (q++ == end || q[-1] != '"')
+			return 0;
+	} else {
+		return 0;
+	}
+	if ((size_t)(end - q) < sizeof(position_key) - 1 ||
+	    memcmp(q, position_key, sizeof(position_key) - 1) ||
+	    !(q = json_uint(q + sizeof(position_key) - 1, end, &position)) || q + 1 != end ||
+	    *q != '}' || !(rec->name = strndup(name, (size_t)(name_end - name))))
+		return 0;
+	rec->is_file = 1;
+	rec->size = size;
+	return 1;
+}
+
 int chunked_split_parse(const char *text, size_t len, struct chunked_split *ts,
 			struct reimage_error *err)
 {
@@ -927,8 +983,8 @@ int chunked_split_parse(const char *text, size_t len, struct chunked_split *ts,
 	int r = 0;
 
 	memset(ts, 0, sizeof(*ts));
-	for (size_t i = 0; i < len; i++)
-		lines += text[i] == '\n';
+	for (const char *nl = text; (nl = memchr(nl, '\n', len - (size_t)(nl - text))); nl++)
+		lines++;
 	cap = lines + 1;
 	if (!(ts->rec = calloc(cap, sizeof(*ts->rec))))
 		return out_of_memory(err);
@@ -945,6 +1001,12 @@ int chunked_split_parse(const char *text, size_t len, struct chunked_split *ts,
 		}
 		if (ts->n < cap && raw_line(p, ll, rec)) {
 			ts->tar_size += rec->len;
+			ts->n++;
+			p += ll + 1;
+			continue;
+		}
+		if (ts->n < cap && file_line(p, ll, rec)) {
+			ts->tar_size += rec->size;
 			ts->n++;
 			p += ll + 1;
 			continue;

@@ -256,6 +256,64 @@ TEST_CASE(format_toc_json_reader)
 	}
 }
 
+/* The tar-split's lines: the packer's own layout (read without a JSON
+ * parser) and any other layout of the same records (read with jansson)
+ * give the same records; lines that are not JSON, or records of neither
+ * kind, are refused either way. */
+TEST_CASE(format_tarsplit_lines_read_alike)
+{
+	static const char packer[] =
+		"{\"type\":2,\"payload\":\"YWJj\",\"position\":0}\n"
+		"{\"type\":1,\"name\":\"usr/bin/ls\",\"size\":1234,\"payload\":\"AAECAwQFBgc=\","
+		"\"position\":1}\n"
+		"{\"type\":1,\"name\":\"usr/\",\"size\":0,\"payload\":null,\"position\":2}\n"
+		"{\"type\":1,\"name\":\"a b/c\",\"size\":18446744073709551,\"payload\":null,"
+		"\"position\":3}\n";
+	static const char other[] =
+		"{\"payload\": \"YWJj\", \"type\": 2, \"position\": 0}\n"
+		"{ \"type\":1, \"name\":\"usr\\/bin\\/l\\u0073\", \"size\":1234, \"payload\":\"x\","
+		"\"position\":1 }\n"
+		"{\"name\":\"usr/\",\"type\":1,\"size\":0,\"position\":2}\n"
+		"{\"type\":1,\"name\":\"a b/c\",\"size\":18446744073709551,\"payload\":null,"
+		"\"position\":3}\n";
+	static const char *const refused[] = {
+		"{\"type\":1,\"name\":\"a\",\"size\":01,\"payload\":null,\"position\":1}\n",
+		"{\"type\":1,\"name\":\"a\",\"size\":-1,\"payload\":null,\"position\":1}\n",
+		"{\"type\":1,\"name\":\"a\",\"size\":1,\"payload\":null,\"position\":1}}\n",
+		"{\"type\":1,\"name\":\"a\",\"size\":1,\"payload\":nul,\"position\":1}\n",
+		"{\"type\":1,\"name\":\"a\",\"size\":1,\"payload\":\"AA,\"position\":1}\n",
+		"{\"type\":1,\"name\":\"a\",\"size\":1,\"payload\":null,\"position\":1\n",
+		"{\"type\":1,\"name\":\"a\xff\",\"size\":1,\"payload\":null,\"position\":1}\n",
+		"{\"type\":1,\"name\":7,\"size\":1,\"payload\":null,\"position\":1}\n",
+		"{\"type\":3,\"name\":\"a\",\"size\":1,\"payload\":null,\"position\":1}\n",
+	};
+	struct chunked_split a, b;
+	struct reimage_error err = { 0 };
+
+	CU_ASSERT_EQUAL_FATAL(chunked_split_parse(packer, strlen(packer), &a, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(chunked_split_parse(other, strlen(other), &b, &err), 0);
+	CU_ASSERT_EQUAL(a.n, 4);
+	CU_ASSERT_EQUAL(a.n, b.n);
+	CU_ASSERT_EQUAL(a.tar_size, 3 + 1234 + 18446744073709551ull);
+	CU_ASSERT_EQUAL(a.tar_size, b.tar_size);
+	for (size_t i = 0; i < a.n && i < b.n; i++) {
+		CU_ASSERT_EQUAL(a.rec[i].is_file, b.rec[i].is_file);
+		CU_ASSERT_EQUAL(a.rec[i].size, b.rec[i].size);
+		CU_ASSERT_EQUAL(a.rec[i].len, b.rec[i].len);
+		CU_ASSERT(!a.rec[i].is_file || !strcmp(a.rec[i].name, b.rec[i].name));
+		CU_ASSERT(a.rec[i].is_file || !memcmp(a.rec[i].bytes, b.rec[i].bytes, a.rec[i].len));
+	}
+	CU_ASSERT_STRING_EQUAL(a.rec[1].name, "usr/bin/ls");
+	chunked_split_free(&a);
+	chunked_split_free(&b);
+	for (size_t i = 0; i < sizeof(refused) / sizeof(*refused); i++) {
+		memset(&err, 0, sizeof(err));
+		CU_ASSERT(chunked_split_parse(refused[i], strlen(refused[i]), &a, &err) < 0);
+		CU_ASSERT(err.msg[0] != '\0');
+		chunked_split_free(&a);
+	}
+}
+
 TEST_CASE(first_image_read_whole)
 {
 	/* Nothing on the root: the image is read whole (as many bytes, no
