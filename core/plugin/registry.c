@@ -9,6 +9,7 @@
 #include "loader.h"
 #include "log.h"
 #include "options.h"
+#include "transport_lock.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -112,8 +113,11 @@ void registry_fini(struct registry *reg)
 	for (size_t i = 0; i < reg->count; i++) {
 		struct plugin *p = &reg->plugins[i];
 		if (p->started) {
-			if (p->desc->kind == REIMAGE_PLUGIN_TRANSPORT && p->desc->transport->fini)
-				p->desc->transport->fini(p->ctx);
+			if (p->desc->kind == REIMAGE_PLUGIN_TRANSPORT) {
+				transport_lock_stop(p);
+				if (p->desc->transport->fini)
+					p->desc->transport->fini(p->own_ctx);
+			}
 			if (p->desc->kind == REIMAGE_PLUGIN_BACKEND && p->desc->backend->fini)
 				p->desc->backend->fini(p->ctx);
 		}
@@ -494,10 +498,16 @@ int plugin_start(struct plugin *p, struct reimage_error *err)
 		return 0;
 	if (!p->values && (r = plugin_configure(p, NULL, err)) < 0)
 		return r;
-	if (p->desc->kind == REIMAGE_PLUGIN_TRANSPORT)
+	if (p->desc->kind == REIMAGE_PLUGIN_TRANSPORT) {
 		r = p->desc->transport->init ? p->desc->transport->init(&registry_host, p->values,
-									  &p->ctx, err) : 0;
-	else
+									  &p->own_ctx, err) : 0;
+		if (r == 0 && transport_lock_start(p) < 0) {
+			if (p->desc->transport->fini)
+				p->desc->transport->fini(p->own_ctx);
+			err_set(err, -ENOMEM, REIMAGE_EC_IO, "out of memory");
+			r = -ENOMEM;
+		}
+	} else
 		r = p->desc->backend->init ? p->desc->backend->init(&registry_host, p->values,
 								      &p->ctx, err) : 0;
 	if (r < 0) {

@@ -9,6 +9,7 @@
 #include "loader.h"
 
 #include <libconfig.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -28,8 +29,15 @@ struct plugin {
 	const struct reimage_plugin *desc;
 	const struct reimage_option *options;
 	struct reimage_optval *values;  /* after plugin_configure() */
-	void *ctx;                      /* after plugin_start() */
+	void *ctx;                      /* after plugin_start(): what its hooks take */
 	int started;
+	/* A transport's hooks as the core calls them, after plugin_start():
+	 * each call of the plugin's own made under call_lock, with own_ctx
+	 * (transport_lock.h).  Use these, never desc->transport's. */
+	const struct reimage_transport_ops *transport;
+	void *own_ctx;
+	struct reimage_transport_ops locked;
+	pthread_mutex_t call_lock;
 };
 
 struct registry {

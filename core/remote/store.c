@@ -47,12 +47,12 @@ static int transport(struct registry *reg, const struct agent_conf *ac, const ch
 		    (r = plugin_start(p, err)) < 0)
 			return r;
 	}
-	if (!has(p->desc->transport)) {
+	if (!has(p->transport)) {
 		err_set(err, -ENOTSUP, REIMAGE_EC_UNSUPPORTED, "%s: transport %s cannot %s documents",
 			url, p->name, what);
 		return -ENOTSUP;
 	}
-	*ret_ops = p->desc->transport;
+	*ret_ops = p->transport;
 	*ret_ctx = p->ctx;
 	return 0;
 }

@@ -414,7 +414,7 @@ int source_reach(const struct stage_request *req, struct reimage_error *err)
 	}
 	if (src.ops->size)
 		return src.ops->size(&src, req, &size, err);
-	t = req->transport->desc->transport;
+	t = req->transport->transport;
 	if ((r = t->open(req->transport->ctx, src.location, 0, &rs, &size, err)) < 0) {
 		err_prefix(err, "image %s cannot be reached", req->url);
 		return r;

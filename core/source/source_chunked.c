@@ -1656,7 +1656,7 @@ static int chunked_stage_kind(const struct source *src, const struct stage_reque
 			      const char *path, struct stage_sink *k, struct stage_result *res,
 			      struct reimage_error *err)
 {
-	const struct reimage_transport_ops *ops = req->transport ? req->transport->desc->transport
+	const struct reimage_transport_ops *ops = req->transport ? req->transport->transport
 								   : NULL;
 	struct chunked c = { .src = src, .req = req, .ops = ops, .root_fd = -1, .fetch_fd = -1,
 			     .cur_fd = -1, .lock = PTHREAD_MUTEX_INITIALIZER,

@@ -84,7 +84,7 @@ static int stream_reopen(struct stream *s)
 int stream_open(const struct stream_request *req, struct stream **ret_stream,
 		struct reimage_error *err)
 {
-	const struct reimage_transport_ops *ops = req->pull ? NULL : req->transport->desc->transport;
+	const struct reimage_transport_ops *ops = req->pull ? NULL : req->transport->transport;
 	struct stream *s;
 
 	if (req->opts && !req->pull && !OPS_HAS(ops, struct reimage_transport_ops, open_ex)) {

@@ -25,7 +25,10 @@
  * host->error().  The first error recorded wins; callers add prefixes.
  * Plugins never log an error they return, and never exit().
  *
- * Threads: the core calls a plugin from one thread at a time.
+ * Threads: the core calls a plugin from one thread at a time.  Several
+ * of its threads may use one transport (an agent's report beside the
+ * image's read, a chunked image's ranges beside the rebuild): it takes a
+ * lock around each call, so a plugin needs none of its own.
  */
 #ifndef REIMAGE_PLUGIN_H
 #define REIMAGE_PLUGIN_H

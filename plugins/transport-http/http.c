@@ -273,7 +273,8 @@ static int http_init(const struct reimage_host *host, const struct reimage_optva
 	}
 	/* Requests share name lookups, TLS sessions and open connections: a
 	 * resumed download or the next report reuses them.  The core calls
-	 * one plugin from one thread at a time, so no locks are needed. */
+	 * one plugin from one thread at a time (its transport lock), so no
+	 * locks are needed. */
 	c->share = curl_share_init();
 	if (!c->share ||
 	    curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK ||

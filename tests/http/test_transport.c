@@ -57,10 +57,11 @@ static int plugin_try(struct fixture *f, const char *settings, struct reimage_er
 	CU_ASSERT_FATAL(config_read_file(&f->cfg, t_path("agent.conf")) == CONFIG_TRUE);
 	CU_ASSERT_EQUAL_FATAL(registry_init(&f->reg, NULL, err), 0);
 	CU_ASSERT_EQUAL_FATAL(registry_require(&f->reg, "transport-http", &f->plugin, err), 0);
-	f->ops = f->plugin->desc->transport;
-	if ((r = plugin_configure(f->plugin, config_lookup(&f->cfg, "transport-http"), err)) < 0)
+	if ((r = plugin_configure(f->plugin, config_lookup(&f->cfg, "transport-http"), err)) < 0 ||
+	    (r = plugin_start(f->plugin, err)) < 0)
 		return r;
-	return plugin_start(f->plugin, err);
+	f->ops = f->plugin->transport;
+	return 0;
 }
 
 /* plugin_try() with printf-style settings, which must work. */

@@ -1,14 +1,17 @@
 /*
  * test_registry.c -- the plugin registry and loader: built-ins, ABI
  * mismatch, missing plugin, name mismatch, missing entry, auto-probe,
- * scheme lookup.
+ * scheme lookup; a transport called from one thread at a time.
  */
 #include "harness.h"
 #include "error.h"
 #include "registry.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static void open_registry(struct registry *reg, const char *subdir)
 {
@@ -150,5 +153,106 @@ TEST_CASE(loading_closed_after_prepare)
 	reg.sealed = 1;
 	CU_ASSERT(registry_backend(&reg, "windows", &p, &err) < 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "loading is closed after PREPARE"));
+	registry_fini(&reg);
+}
+
+/* A transport that notes how many threads are inside it at once.  A
+ * read, once inside, says so and waits (up to 2 s) for the other thread,
+ * which then calls, to be inside too: without the core's lock it is at
+ * once, and the count reaches 2. */
+static atomic_int inside, most_inside, reading;
+
+static void note_inside(void)
+{
+	int now = atomic_fetch_add(&inside, 1) + 1;
+	for (int seen = atomic_load(&most_inside); now > seen &&
+	     !atomic_compare_exchange_weak(&most_inside, &seen, now);)
+		;
+}
+
+static int watch_open(void *ctx, const char *url, uint64_t offset,
+		      struct reimage_stream **ret_stream, uint64_t *ret_size,
+		      struct reimage_error *err)
+{
+	(void)ctx, (void)url, (void)offset, (void)err;
+	*ret_stream = (struct reimage_stream *)&inside;
+	*ret_size = REIMAGE_SIZE_UNKNOWN;
+	return 0;
+}
+
+static ssize_t watch_read(struct reimage_stream *stream, void *buf, size_t len,
+			  struct reimage_error *err)
+{
+	(void)stream, (void)buf, (void)len, (void)err;
+	note_inside();
+	atomic_store(&reading, 1);
+	for (int i = 0; i < 200 && atomic_load(&inside) < 2; i++)
+		nanosleep(&(struct timespec){ 0, 10000000 }, NULL);
+	atomic_fetch_sub(&inside, 1);
+	return 0;
+}
+
+static void watch_close(struct reimage_stream *stream)
+{
+	(void)stream;
+}
+
+static int watch_fetch(void *ctx, const char *url, void *buf, size_t cap, size_t *ret_len,
+		       char etag[REIMAGE_ETAG_MAX], int64_t *ret_date, struct reimage_error *err)
+{
+	(void)ctx, (void)url, (void)buf, (void)cap, (void)etag, (void)ret_date, (void)err;
+	note_inside();
+	*ret_len = 0;
+	atomic_fetch_sub(&inside, 1);
+	return 0;
+}
+
+static const char *const watch_schemes[] = { "watch", NULL };
+static const struct reimage_transport_ops watch_ops = {
+	.abi_version = REIMAGE_PLUGIN_ABI, .struct_size = sizeof(watch_ops),
+	.name = "transport-watch", .schemes = watch_schemes,
+	.open = watch_open, .read = watch_read, .close = watch_close, .fetch = watch_fetch,
+};
+static const struct reimage_plugin watch_plugin = {
+	REIMAGE_PLUGIN_ABI, REIMAGE_PLUGIN_TRANSPORT, &watch_ops, NULL,
+};
+
+static void *fetch_beside(void *arg)
+{
+	struct plugin *p = arg;
+	struct reimage_error err = { 0 };
+	char etag[REIMAGE_ETAG_MAX] = "";
+	size_t len;
+	while (!atomic_load(&reading))
+		nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+	p->transport->fetch(p->ctx, "watch://doc", NULL, 0, &len, etag, NULL, &err);
+	return NULL;
+}
+
+/* The core calls one transport from several threads (an agent's report
+ * beside the image's read, both over https); the plugin interface
+ * promises each plugin one thread at a time, and the core keeps it. */
+TEST_CASE(transport_called_one_thread_at_a_time)
+{
+	struct registry reg;
+	struct reimage_error err = { 0 };
+	struct reimage_stream *s = NULL;
+	struct plugin *p = NULL;
+	uint64_t size;
+	pthread_t other;
+	char buf[1];
+
+	open_registry(&reg, "none");
+	CU_ASSERT_EQUAL_FATAL(registry_add(&reg, "transport-watch", "(test)", &watch_plugin, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(registry_transport_for(&reg, "watch://image", &p, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(plugin_start(p, &err), 0);
+	CU_ASSERT_PTR_NULL(p->transport->put);  /* a hook the plugin lacks stays absent */
+	CU_ASSERT_PTR_NULL(p->transport->open_range);
+	CU_ASSERT_EQUAL_FATAL(p->transport->open(p->ctx, "watch://image", 0, &s, &size, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(pthread_create(&other, NULL, fetch_beside, p), 0);
+	CU_ASSERT_EQUAL(p->transport->read(s, buf, sizeof(buf), &err), 0);
+	pthread_join(other, NULL);
+	p->transport->close(s);
+	CU_ASSERT_EQUAL(atomic_load(&most_inside), 1);
 	registry_fini(&reg);
 }

@@ -56,7 +56,7 @@ static int plugin_try(struct smb_plugin *sp, struct reimage_error *err, const ch
 	if ((r = plugin_configure(p, config_root_setting(&sp->cfg), err)) < 0 ||
 	    (r = plugin_start(p, err)) < 0)
 		return r;
-	sp->ops = p->desc->transport;
+	sp->ops = p->transport;
 	sp->ctx = p->ctx;
 	return 0;
 }
