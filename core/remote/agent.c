@@ -93,13 +93,14 @@ struct agent {
 	int64_t last_progress_ms;
 	int reload_told;   /* the running job was told of a SIGHUP's reload */
 	int64_t last_report;  /* when the latest report was last sent, 0: not yet */
+	int report_unsent;    /* it did not land everywhere: sent again at the next poll */
 	struct gate gate;  /* the job's window, wave and stop; the clock */
 };
 
 /* ------------------------------------------------------------- reports */
 
-/* Put one report; a failure is logged (reports are best effort) and
- * returned. */
+/* Put one report; a failure is logged (a warning the first time, not at
+ * every poll that sends it again) and returned. */
 static int report_put(struct agent *a, const char *url, const char *text,
 		      struct reimage_error *err)
 {
@@ -107,7 +108,8 @@ static int report_put(struct agent *a, const char *url, const char *text,
 	if (r < 0) {
 		struct reimage_error shown = *err;
 		err_prefix_about(&shown, "report to", url);
-		log_warn("%s", shown.msg);
+		log_msg(a->report_unsent ? REIMAGE_LOG_INFO : REIMAGE_LOG_WARNING, "%s%s", shown.msg,
+			a->report_unsent ? " (again)" : "; sent again at the next poll");
 	}
 	return r;
 }
@@ -140,9 +142,13 @@ static int report_send(struct agent *a, struct reimage_error *err)
 		err_set(err, r, REIMAGE_EC_CONFIG, "%s: report location too long", a->reports);
 	else
 		r = report_put(a, url, text, err);
+	int job_r = 0;
 	if (store_name_ok(a->rep.job) &&
 	    store_url(url, sizeof(url), a->reports, "%s/%s.json", a->rep.job, a->ac->agent_id) == 0)
-		report_put(a, url, text, &(struct reimage_error){ 0 });
+		job_r = report_put(a, url, text, &(struct reimage_error){ 0 });
+	/* A report lost to a store's hiccup would leave the administrator's
+	 * `wait` on a stale state until the next heartbeat, an hour later. */
+	a->report_unsent = r < 0 || job_r < 0;
 	free(text);
 	return r;
 }
@@ -818,12 +824,13 @@ static int check_transports(struct agent *a, struct reimage_error *err)
 }
 
 /* The latest report doubles as the heartbeat: sent again when none was
- * for `heartbeat` seconds.  An agent that has reported nothing since it
+ * for `heartbeat` seconds, or at once when it did not land.  An agent that has reported nothing since it
  * started says it is idle and what it last did (not as a report on that
  * job: its outcome there stays as it was). */
 static void heartbeat(struct agent *a)
 {
-	if (a->last_report && (int64_t)time(NULL) - a->last_report < a->ac->heartbeat)
+	if (!a->report_unsent && a->last_report &&
+	    (int64_t)time(NULL) - a->last_report < a->ac->heartbeat)
 		return;
 	if (!a->rep.state[0]) {  /* nothing reported (a report may be begun, not sent) */
 		char last[512] = "";

@@ -321,6 +321,41 @@ TEST_CASE(unreachable_store_logged_once)
 		show_log(1);
 }
 
+TEST_CASE(lost_report_sent_again_at_the_next_poll)
+{
+	/* The store refuses the agent's report on the job once (a folder
+	 * sits where it goes: an SMB rename over a file a reader holds open
+	 * failed the same way): the report is sent again at the next poll,
+	 * not an hour later with the heartbeat, and the administrator's
+	 * `wait` sees the job's outcome. */
+	struct fleet f;
+	char *out = NULL;
+	int warned = 0;
+	fleet_setup_store(&f, STORE_DIR, 1, 0, NULL, NULL);
+	break_agent(1);
+	submit(&f, t_path("admin.key"), "--agents pc-1");
+	CU_ASSERT_EQUAL_FATAL(t_sh("mkdir -p '%s/reports/test-job/pc-1.json'", f.store), 0);
+	pid_t pid = agent_start_with(1, 0, NULL);
+	for (int k = 0; k < 300 && !warned; k++, usleep(100000))
+		warned = t_sh("grep -q 'warning: report to: .*test-job/pc-1.json.*sent again at the "
+			      "next poll' '%s'", t_path("pc-1/agent.log")) == 0;
+	CU_ASSERT_FATAL(warned);
+	CU_ASSERT_EQUAL_FATAL(t_sh("rmdir '%s/reports/test-job/pc-1.json'", f.store), 0);
+	CU_ASSERT_EQUAL(fixture_reimagectl(&out, "wait -s %s test-job --timeout 60 --interval 1",
+					   f.store), 1);
+	CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "1 agent(s): 0 committed, 1 failed"));
+	CU_ASSERT(job_state_is(1, "failed"));
+	kill(pid, SIGTERM);
+	CU_ASSERT_EQUAL(agent_wait(pid, 15), 0);
+	/* One warning for the outage, not one per poll. */
+	CU_ASSERT_EQUAL(t_sh("test $(grep -c 'warning: report to' '%s') = 1",
+			     t_path("pc-1/agent.log")), 0);
+	if (!warned || !out || !strstr(out, "1 failed"))
+		show_log(1);
+	free(out);
+	fleet_stop(&f);
+}
+
 TEST_CASE(cancel_scheduled_job)
 {
 	struct fleet f;
