@@ -852,6 +852,10 @@ static int make_parents(struct smb_ctx *c, SMBCCTX *smbc, const char *url,
 	return r;
 }
 
+/* Renames over a document a reader holds open, tried for up to 1 s. */
+#define RENAME_TRIES 40
+#define RENAME_PAUSE_NS 25000000L
+
 /*
  * Readers must never see a torn document: write a temporary file in the
  * same directory, close it, then rename it over the target.  libsmbclient
@@ -895,9 +899,18 @@ static int smb_put(void *ctx, const char *url, const void *data, size_t len,
 	errno = 0;
 	if (smbc_getFunctionClose(smbc)(smbc, f) < 0 && r == 0)
 		r = smb_fail(c, err, errno, "close", tmp);
-	errno = 0;
-	if (r == 0 && smbc_getFunctionRename(smbc)(smbc, tmp, smbc, url) < 0)
-		r = smb_fail(c, err, errno, "rename into place", url);
+	/* The old document cannot go while a reader holds it open (an
+	 * administrator's `wait` reading the report): the server keeps its
+	 * name until the reader closes it, a few ms.  Try again a while. */
+	for (int tries = 0; r == 0; tries++) {
+		errno = 0;
+		if (smbc_getFunctionRename(smbc)(smbc, tmp, smbc, url) == 0)
+			break;
+		if (errno != EEXIST || tries == RENAME_TRIES)
+			r = smb_fail(c, err, errno, "rename into place", url);
+		else
+			nanosleep(&(struct timespec){ 0, RENAME_PAUSE_NS }, NULL);
+	}
 	if (r < 0)
 		smbc_getFunctionUnlink(smbc)(smbc, tmp);
 	free(tmp);
