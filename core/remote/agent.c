@@ -824,9 +824,10 @@ static int check_transports(struct agent *a, struct reimage_error *err)
 }
 
 /* The latest report doubles as the heartbeat: sent again when none was
- * for `heartbeat` seconds, or at once when it did not land.  An agent that has reported nothing since it
- * started says it is idle and what it last did (not as a report on that
- * job: its outcome there stays as it was). */
+ * for `heartbeat` seconds, or at the next poll when it did not land.  An
+ * agent that has reported nothing since it started says it is idle and
+ * what it last did (not as a report on that job: its outcome there stays
+ * as it was). */
 static void heartbeat(struct agent *a)
 {
 	if (!a->report_unsent && a->last_report &&

@@ -35,15 +35,14 @@
  *        file on the root's volume.
  *      - this thread reads the tar-split (its digest is in the TOC; the
  *        fetcher's first request: a transport is called from one thread
- *        at a time), then
- *        rebuilds the tar from it -- its headers and padding byte for
- *        byte, each file's content held, read from the root or decoded
- *        from its frames (each waited for until it is decided or in),
- *        hashed unless the finder hashed the very bytes, and checked
- *        against the TOC -- and reads it with the same reader and the
- *        same disk writer as a full extraction (source_archive_read):
- *        the staged tree is what the full image gives, entry by entry, by
- *        construction.
+ *        at a time), then rebuilds the tar from it -- its headers and
+ *        padding byte for byte, each file's content held, read from the
+ *        root or decoded from its frames (each waited for until it is
+ *        decided or in), hashed unless the finder hashed the very bytes,
+ *        and checked against the TOC -- and reads it with the same reader
+ *        and the same disk writer as a full extraction
+ *        (source_archive_read): the staged tree is what the full image
+ *        gives, entry by entry, by construction.
  *
  * Any failure -- no footer, a TOC or tar-split digest that does not match,
  * a range the server does not honour, a frame or a file that does not
@@ -399,17 +398,23 @@ static int open_in_root(int root_fd, const char *rel)
 	return (int)syscall(SYS_openat2, root_fd, rel, &how, sizeof(how));
 }
 
-/* 1 if the root's rel is a regular file of size bytes (its stat alone). */
-static int has_file_of(const struct chunked *c, const char *rel, uint64_t size)
+/* 1 if the root's rel is a regular file, its stat in *st. */
+static int root_stat(const struct chunked *c, const char *rel, struct stat *st)
 {
-	struct stat st;
 	int fd, yes;
 
 	if (!rel || !*rel || (fd = open_in_root(c->root_fd, rel)) < 0)
 		return 0;
-	yes = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size == size;
+	yes = fstat(fd, st) == 0 && S_ISREG(st->st_mode);
 	close(fd);
 	return yes;
+}
+
+/* 1 if the root's rel is a regular file of size bytes (its stat alone). */
+static int has_file_of(const struct chunked *c, const char *rel, uint64_t size)
+{
+	struct stat st;
+	return root_stat(c, rel, &st) && (uint64_t)st.st_size == size;
 }
 
 static size_t digest_slot(const unsigned char d[32], size_t cap)
@@ -557,8 +562,9 @@ static int by_delta_offset(const void *a, const void *b)
  * else where the last TOC put the base's digest -- unless the same path
  * seems to hold the file itself (its size and time).  They lie side by
  * side after the tar, so they make a few requests, the fetcher's first
- * after the tar-split's: the finder has them when it reaches their files.  A base that turns
- * out other (the finder hashes it) costs its frame's bytes, no more. */
+ * after the tar-split's: the finder has them when it reaches their
+ * files.  A base that turns out other (the finder hashes it) costs its
+ * frame's bytes, no more. */
 static int plan_deltas(struct chunked *c)
 {
 	struct chunked_file **todo = calloc(c->toc.n + 1, sizeof(*todo));
@@ -570,17 +576,14 @@ static int plan_deltas(struct chunked *c)
 		struct chunked_file *f = &c->toc.files[i];
 		const char *rel = stage_safe_path(f->name), *base = NULL;
 		struct stat st;
-		int fd;
 		if (!f->has_delta || f->delta_offset > c->foot.toc_offset ||
 		    f->delta_size > c->foot.toc_offset - f->delta_offset)
 			continue;
-		if (rel && *rel && (fd = open_in_root(c->root_fd, rel)) >= 0) {
-			int reg = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
-			close(fd);
-			if (reg && (uint64_t)st.st_size == f->size && f->mtime == st.st_mtim.tv_sec &&
+		if (root_stat(c, rel, &st)) {
+			if ((uint64_t)st.st_size == f->size && f->mtime == st.st_mtim.tv_sec &&
 			    f->mtime_nsec == st.st_mtim.tv_nsec)
 				continue;
-			if (reg && (uint64_t)st.st_size == f->delta_base_size)
+			if ((uint64_t)st.st_size == f->delta_base_size)
 				base = rel;
 		}
 		if (!base && (base = index_path(c, f->delta_base, f->delta_base_size)) &&
@@ -805,8 +808,8 @@ static unsigned char *ring_take(struct chunked *c, uint64_t size)
 	return p;
 }
 
-/* The last content taken from the ring (at p, size bytes) is not held
- * after all: its room is free again (the finder's). */
+/* The last content taken from the ring (at p) is not held after all:
+ * its room is free again (the finder's). */
 static void ring_untake(struct chunked *c, unsigned char *p)
 {
 	pthread_mutex_lock(&c->lock);
