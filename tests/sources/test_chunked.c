@@ -688,14 +688,19 @@ TEST_CASE(fallback_root_file_changed_behind_its_time)
 		   "'usr/huge.bin' (from the root): its SHA-256 is not the TOC's");
 }
 
+/* Python that reads the image at %s: its bytes d (a bytearray) and its
+ * TOC toc, found through the footer. */
+#define READ_TOC_PY                                                                   \
+	"import json, struct, subprocess\n"                                            \
+	"d = bytearray(open('%s', 'rb').read())\n"                                     \
+	"off, ln = struct.unpack('<2Q', bytes(d[-64:-48]))\n"                          \
+	"toc = json.loads(subprocess.run(['zstd', '-dc'], input=bytes(d[off:off+ln]), " \
+	"stdout=subprocess.PIPE, check=True).stdout)\n"
+
 /* Flip a byte in the middle of the frame of name (from the TOC). */
 static void corrupt_frame(const char *image, const char *name)
 {
-	CU_ASSERT_EQUAL_FATAL(t_sh("python3 -c \"\nimport json, struct, subprocess\n"
-				   "d = bytearray(open('%s', 'rb').read())\n"
-				   "off, ln = struct.unpack('<2Q', bytes(d[-64:-48]))\n"
-				   "toc = json.loads(subprocess.run(['zstd', '-dc'], input=bytes(d[off:off+ln]),"
-				   " stdout=subprocess.PIPE, check=True).stdout)\n"
+	CU_ASSERT_EQUAL_FATAL(t_sh("python3 -c \"\n" READ_TOC_PY
 				   "e = [e for e in toc['entries'] if e['name'] == '%s'][0]\n"
 				   "d[(e['offset'] + e['endOffset']) // 2] ^= 0xff\n"
 				   "open('%s', 'wb').write(d)\"", image, name, image), 0);
@@ -774,13 +779,9 @@ TEST_CASE(reuse_through_the_ring)
 static void first_ring_file(const char *image, char name[64])
 {
 	char *text = NULL;
-	CU_ASSERT_EQUAL_FATAL(t_sh_out(&text, "python3 -c \"\nimport json, struct, subprocess\n"
-					"d = open('%s', 'rb').read()\n"
-					"off, ln = struct.unpack('<2Q', d[-64:-48])\n"
-					"toc = json.loads(subprocess.run(['zstd', '-dc'], input=d[off:off+ln],"
-					" stdout=subprocess.PIPE, check=True).stdout)\n"
-					"print([e['name'] for e in toc['entries'] if "
-					"e['type'] == 'reg' and e['name'].startswith('usr/ring/')][0], end='')\"", image), 0);
+	CU_ASSERT_EQUAL_FATAL(t_sh_out(&text, "python3 -c \"\n" READ_TOC_PY
+					"print([e['name'] for e in toc['entries'] if e['type'] == 'reg' "
+					"and e['name'].startswith('usr/ring/')][0], end='')\"", image), 0);
 	CU_ASSERT_FATAL(text && strlen(text) < 64);
 	snprintf(name, 64, "%s", text);
 	free(text);
@@ -826,11 +827,7 @@ TEST_CASE(fallback_corrupted_chunk_no_partial_tree)
 	CU_ASSERT_EQUAL_FATAL(t_sh("rm -rf '%s' && cp -a '%s' '%s'", t_path("root"), t_path("src"),
 				   t_path("root")), 0);
 	scribble(t_path("root/usr/big.bin"), 1000000);
-	CU_ASSERT_EQUAL_FATAL(t_sh("python3 -c \"\nimport json, struct, subprocess\n"
-				   "d = bytearray(open('%s', 'rb').read())\n"
-				   "off, ln = struct.unpack('<2Q', bytes(d[-64:-48]))\n"
-				   "toc = json.loads(subprocess.run(['zstd', '-dc'], input=bytes(d[off:off+ln]),"
-				   " stdout=subprocess.PIPE, check=True).stdout)\n"
+	CU_ASSERT_EQUAL_FATAL(t_sh("python3 -c \"\n" READ_TOC_PY
 				   "es = [e for e in toc['entries'] if e['name'] == 'usr/big.bin']\n"
 				   "for i, e in enumerate(es):\n"
 				   "    at = e.get('chunkOffset', 0)\n"
