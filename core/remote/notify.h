@@ -2,8 +2,8 @@
  * notify.h -- telling the service manager what the agent does: READY=1
  * once it polls, STATUS= with the job's phase, WATCHDOG=1 pings from the
  * loop and the job's callbacks, RELOADING=1 and STOPPING=1 (systemd's
- * sd_notify protocol, Type=notify).  Without $NOTIFY_SOCKET, or built
- * without libsystemd, every call does nothing.
+ * sd_notify protocol, Type=notify).  Without $NOTIFY_SOCKET every call
+ * does nothing; none blocks on a manager that does not read (notify.c).
  */
 #ifndef REIMAGE_NOTIFY_H
 #define REIMAGE_NOTIFY_H

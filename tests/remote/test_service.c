@@ -101,6 +101,29 @@ TEST_CASE(notify_ready_status_watchdog)
 	server_stop(f.ng.pid);
 }
 
+/* A manager that never reads its socket (its queue holds 10 datagrams):
+ * the agent still runs its job through to the swap, both boots, and
+ * stops; what did not fit is lost, never waited for without end. */
+TEST_CASE(manager_not_reading_never_blocks)
+{
+	struct fleet f;
+	fleet_setup(&f, 1, 0, NULL);
+	int fd = manager_socket();
+	submit(&f, t_path("admin.key"), "--agents pc-1");
+	for (int boot = 0; boot < 2; boot++)
+		CU_ASSERT_EQUAL(agent_once(1), 0);
+	unsetenv("NOTIFY_SOCKET");
+	unsetenv("WATCHDOG_USEC");
+	CU_ASSERT(report_shows(1, "\"committed\"", NULL, 1));
+	/* It did talk to the manager: the queue is full. */
+	int queued = 0;
+	while (recv(fd, (char[1024]){ 0 }, 1024, MSG_DONTWAIT) > 0)
+		queued++;
+	CU_ASSERT(queued >= 10);
+	close(fd);
+	server_stop(f.ng.pid);
+}
+
 TEST_CASE(sighup_reloads_between_jobs)
 {
 	struct fleet f;
