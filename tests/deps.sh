@@ -6,7 +6,7 @@ packages="build-essential cmake pkg-config
   libltdl-dev libconfig-dev libarchive-dev libcurl4-openssl-dev libssl-dev libxml2-dev
   libcunit1-dev libsmbclient-dev libjansson-dev zlib1g-dev libzstd-dev libsodium-dev
   nginx-light samba openssl
-  tar zstd xz-utils gzip bzip2 python3 acl attr e2fsprogs util-linux
+  tar zstd xz-utils gzip bzip2 python3 acl attr e2fsprogs util-linux xfsprogs
   libsystemd-dev busybox-static dosfstools procps file libcap2-bin
   mmdebstrap qemu-system-x86 linux-image-cloud-amd64 iproute2
   libsquashfs-dev squashfs-tools xorriso docker-registry tzdata faketime

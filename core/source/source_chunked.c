@@ -68,6 +68,8 @@
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -98,6 +100,17 @@
  * hashed) again by the rebuild.  A Debian root has 3 files over 4 MiB. */
 #define HELD_MAX (8u << 20)
 #define IO_BLOCK (256u << 10)
+/* Where the file system has reflinks, a root file from this size is
+ * taken as a clone of it on staging's volume (a snapshot): that is what
+ * the finder or the rebuild hashes, and what the writer clones in turn
+ * (stage.h), whatever becomes of the root's file meanwhile.  Its bytes
+ * are still read, never written again: the staged file shares the old
+ * image's blocks. */
+#define CLONE_MIN (64u << 10)
+/* Snapshots the rebuild is done with whose entries the writer has not
+ * reached yet (it lags by the decoder's blocks, about 1 MiB): past this
+ * many, the oldest is closed and its file written instead. */
+#define CLONES_WAITING 64
 /* The TOC of the last image staged from a chunked one, under workdir. */
 #define INDEX_NAME "chunked.toc"
 
@@ -129,6 +142,7 @@ struct found {
 	int held_own;                 /* malloc'd (a big delta's), else in the ring */
 	int from_delta;               /* held was decoded from its delta frame */
 	int fd;                       /* a root file of its size to read and hash, or -1 */
+	int clone;                    /* fd is a snapshot, for the writer to clone */
 	int delta_planned;            /* its delta frame is fetched: by this request, */
 	size_t delta_request;
 	uint64_t delta_fetched;       /* to here in the fetched file */
@@ -189,6 +203,12 @@ struct chunked {
 	int find_r;                   /* the finder's failure, 0 if none */
 	struct reimage_error find_err;
 	int stop;                     /* the rebuild ended: find and fetch no more */
+	int no_clones;                /* the finder's: staging's volume has no reflinks */
+	/* Snapshots for the writer (clone_of), the lock held: the writer's
+	 * next file of the TOC, and the snapshots whose content the rebuild
+	 * is done with, oldest first. */
+	size_t clone_next;
+	size_t clone_q[CLONES_WAITING], clone_q_head, clone_q_n;
 	/* Rebuilding the tar (pull): where it is. */
 	size_t rec, rec_off, next_file;
 	struct chunked_file *cur;     /* the file whose content is produced */
@@ -828,6 +848,28 @@ static void ring_give(struct chunked *c, const unsigned char *p, uint64_t size)
 		c->ring_head = c->ring_tail = 0;
 }
 
+/* A clone of the root's file fd on staging's volume, or -1: the first
+ * refusal that is the file system's (not another volume's) ends them. */
+static int snapshot(struct chunked *c, int fd)
+{
+	int snap, e;
+
+	if (c->no_clones)
+		return -1;
+	if ((snap = open(c->req->workdir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) >= 0 &&
+	    ioctl(snap, FICLONE, fd) == 0)
+		return snap;
+	e = errno;
+	if (snap >= 0)
+		close(snap);
+	if (e != EXDEV) {
+		c->no_clones = 1;
+		log_info("stage: chunked image: no reflinks in %s (%s): the files taken from the "
+			 "root are copied", c->req->workdir, strerror(e));
+	}
+	return -1;
+}
+
 /* f's content from the root's rel, if rel is a regular file of f's size
  * whose bytes hash to f's digest: held in memory (up to HELD_MAX: read
  * once, hashed once), else its file handed to the rebuild -- taken
@@ -835,7 +877,9 @@ static void ring_give(struct chunked *c, const unsigned char *p, uint64_t size)
  * package's file the update left alone: the rebuild's hash still checks
  * it, and one that differs fails the stage over to the full stream),
  * hashed now otherwise, so that a changed file is fetched rather than
- * failing the stage.  1 taken, 0 not, -ENOMEM. */
+ * failing the stage.  Where it can, the root's file is cloned first, and
+ * the snapshot is what is hashed and kept for the writer.  1 taken, 0
+ * not, -ENOMEM. */
 static int take_whole(struct finder *fi, const char *rel, const struct chunked_file *f,
 		      struct found *d)
 {
@@ -843,7 +887,7 @@ static int take_whole(struct finder *fi, const char *rel, const struct chunked_f
 	unsigned char md[32], *held = NULL;
 	struct stat st;
 	uint64_t at = 0;
-	int fd, same;
+	int fd, same, snap = -1;
 
 	if (!rel || !*rel || (fd = open_in_root(c->root_fd, rel)) < 0)
 		return 0;
@@ -851,9 +895,14 @@ static int take_whole(struct finder *fi, const char *rel, const struct chunked_f
 		close(fd);
 		return 0;
 	}
+	if (f->size >= CLONE_MIN && (snap = snapshot(c, fd)) >= 0) {
+		close(fd);
+		fd = snap;
+	}
 	if (f->size > HELD_MAX && f->mtime == (int64_t)st.st_mtim.tv_sec &&
 	    f->mtime_nsec == st.st_mtim.tv_nsec) {
 		d->fd = fd;
+		d->clone = snap >= 0;
 		return 1;
 	}
 	if (f->size <= HELD_MAX && !(held = ring_take(c, f->size))) {
@@ -871,11 +920,13 @@ static int take_whole(struct finder *fi, const char *rel, const struct chunked_f
 	}
 	EVP_DigestFinal_ex(fi->md, md, NULL);
 	same = at == f->size && memcmp(md, f->digest, 32) == 0;
-	if (same && held) {
+	if (same && held && snap < 0) {
 		d->held = held;
 		close(fd);
 	} else if (same) {
+		d->held = held;
 		d->fd = fd;
+		d->clone = snap >= 0;
 	} else {
 		if (held)
 			ring_untake(c, held);
@@ -1360,31 +1411,108 @@ static int content_begin(struct chunked *c, const struct chunked_record *rec,
 	return chunk_begin(c, err);
 }
 
+/* Close the snapshot of file i (the lock held). */
+static void clone_close(struct chunked *c, size_t i)
+{
+	if (c->found[i].fd >= 0)
+		close(c->found[i].fd);
+	c->found[i].fd = -1;
+}
+
+/* The rebuild is done with file i's snapshot: closed if the writer is
+ * past its entry, else kept for it (the lock held). */
+static void clone_wait_writer(struct chunked *c, size_t i)
+{
+	if (c->clone_next > i) {
+		clone_close(c, i);
+		return;
+	}
+	if (c->clone_q_n == CLONES_WAITING) {
+		clone_close(c, c->clone_q[c->clone_q_head]);
+		c->clone_q_head = (c->clone_q_head + 1) % CLONES_WAITING;
+		c->clone_q_n--;
+	}
+	c->clone_q[(c->clone_q_head + c->clone_q_n++) % CLONES_WAITING] = i;
+}
+
+/* The TOC's file the writer's entry rel is, from the writer's next one
+ * (the lock held): the writer meets the TOC's files in order, but not
+ * every one (a sparse file's entry is not its TOC's size); SIZE_MAX if
+ * not among the next few. */
+static size_t clone_find(const struct chunked *c, const char *rel)
+{
+	for (size_t i = c->clone_next; i < c->toc.n && i < c->clone_next + CLONES_WAITING; i++) {
+		const char *name = stage_safe_path(c->toc.files[i].name);
+		if (name && !strcmp(name, rel))
+			return i;
+	}
+	return SIZE_MAX;
+}
+
+/* The sink's clone_from (the writer's thread).  A file the finder has
+ * not decided yet is written (a wait here could miss the finder's
+ * signal, which wakes one waiter: the rebuild's).  The writer gets its
+ * own descriptor, so that the rebuild may close the snapshot meanwhile. */
+static int clone_of(void *arg, const char *rel, uint64_t size, int *ret_fd,
+		    struct reimage_error *err)
+{
+	struct chunked *c = arg;
+	int r = 0;
+
+	pthread_mutex_lock(&c->lock);
+	size_t i = clone_find(c, rel);
+	if (i != SIZE_MAX) {
+		c->clone_next = i + 1;
+		while (c->clone_q_n && c->clone_q[c->clone_q_head] < i) {
+			clone_close(c, c->clone_q[c->clone_q_head]);
+			c->clone_q_head = (c->clone_q_head + 1) % CLONES_WAITING;
+			c->clone_q_n--;
+		}
+		if (c->decided > i && c->found[i].clone && c->found[i].fd >= 0 &&
+		    c->toc.files[i].size == size) {
+			if ((*ret_fd = fcntl(c->found[i].fd, F_DUPFD_CLOEXEC, 0)) >= 0) {
+				r = 1;
+			} else {
+				err_sys(err, -errno, "clone '%s'", rel);
+				r = err->code;
+			}
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
 /* The current file's content is whole: its digest decides (held content
- * was checked by the finder), and what the finder held for it is let go. */
+ * was checked by the finder), and what the finder held for it is let go
+ * (its snapshot kept for the writer). */
 static int content_end(struct chunked *c, struct reimage_error *err)
 {
 	struct found *d = c->cur_found;
+	size_t i = (size_t)(c->cur - c->toc.files);
 	unsigned char md[32];
 	int r = 0;
 
 	EVP_DigestFinal_ex(c->md, md, NULL);
 	if (!d->held && memcmp(md, c->cur->digest, 32) != 0)
 		r = content_failed(c, err, "its SHA-256 is not the TOC's");
-	if (c->cur_fd >= 0)
+	if (c->cur_fd >= 0 && !d->clone)
 		close(c->cur_fd);
 	pthread_mutex_lock(&c->lock);
 	c->consumed++;
 	if (d->held && !d->held_own)
 		ring_give(c, d->held, c->cur->size);
 	c->ahead_fds -= d->fd >= 0;
+	if (d->clone)
+		clone_wait_writer(c, i);
+	else
+		d->fd = -1;
 	if (c->finder_waits && finder_may_go(c))
 		pthread_cond_signal(&c->room);
 	pthread_mutex_unlock(&c->lock);
 	if (d->held_own)
 		free(d->held);
 	d->held = NULL;
-	d->fd = c->cur_fd = -1;
+	c->cur_fd = -1;
 	c->cur = NULL;
 	return r;
 }
@@ -1566,7 +1694,10 @@ static int stage_chunked(struct chunked *c, struct stage_sink *k, struct reimage
 		return r;
 	if (c->req->progress)
 		progress_begin(c->req->progress, "staging", c->ts.tar_size);
+	k->clone_from = clone_of;
+	k->clone_arg = c;
 	r = source_archive_read(s, k, 0, "image", err);
+	k->clone_from = NULL;
 	if (r == 0 && c->cur)
 		r = content_failed(c, err, "the tar ended inside it");
 	if (r == 0 && (c->rec != c->ts.n || c->next_file != c->toc.n)) {
@@ -1583,12 +1714,13 @@ static int stage_chunked(struct chunked *c, struct stage_sink *k, struct reimage
 	log_notice("stage: chunked image: %llu of %zu files (%llu bytes) taken from the root, "
 		   "%llu fetched in %llu requests; %llu bytes read of the %llu-byte image; "
 		   "%llu chunks (%llu bytes) of the files fetched taken from the root; "
-		   "%llu files from delta frames (%llu bytes)",
+		   "%llu files from delta frames (%llu bytes); %llu files cloned (%llu bytes)",
 		   (unsigned long long)c->reused, c->toc.n, (unsigned long long)c->reused_bytes,
 		   (unsigned long long)c->fetched, (unsigned long long)c->requests,
 		   (unsigned long long)c->bytes_in, (unsigned long long)c->size,
 		   (unsigned long long)c->chunks_reused, (unsigned long long)c->chunks_reused_bytes,
-		   (unsigned long long)c->deltas, (unsigned long long)c->delta_bytes);
+		   (unsigned long long)c->deltas, (unsigned long long)c->delta_bytes,
+		   (unsigned long long)k->cloned, (unsigned long long)k->cloned_bytes);
 	return 0;
 }
 

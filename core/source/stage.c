@@ -26,6 +26,7 @@
 #include <string.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 const char *stage_safe_path(const char *path)
 {
@@ -125,7 +126,7 @@ int stage_archive_data(void *arg, const void **ret_buf, size_t *ret_len, int64_t
 static int check_space_left(struct stage_sink *k, const char *name, struct reimage_error *err);
 
 /* Copy one file's blocks into libarchive's writer out, or reimage's at
- * (then out is NULL).  With a sink (k not NULL), its limits hold block by
+ * (then out is NULL), or neither: read only (a file cloned).  With a sink (k not NULL), its limits hold block by
  * block: one huge member must not fill the volume either. */
 static int copy_blocks(struct archive *out, struct writer_at *at, struct stage_sink *k,
 		       stage_data_fn data, void *arg,
@@ -150,7 +151,7 @@ static int copy_blocks(struct archive *out, struct writer_at *at, struct stage_s
 		}
 		if (at && (r = writer_at_data(at, buf, size, offset, err)) < 0)
 			return r;
-		if (!at && archive_write_data_block(out, buf, size, offset) < ARCHIVE_OK)
+		if (out && archive_write_data_block(out, buf, size, offset) < ARCHIVE_OK)
 			return writer_error(err, out, "extract", name);
 		*bytes += size;
 		if (k && (r = check_space_left(k, name, err)) < 0)
@@ -456,6 +457,28 @@ static int has_data(struct archive_entry *e)
 	return !archive_entry_size_is_set(e) || archive_entry_size(e) > 0;
 }
 
+/* A regular file's content cloned from what the kind offers: 1 cloned
+ * (its data is then read, not written), 0 not, or < 0. */
+static int clone_content(struct stage_sink *k, struct archive_entry *e, const char *rel,
+			 const char *hard, struct reimage_error *err)
+{
+	int64_t size = archive_entry_size_is_set(e) ? archive_entry_size(e) : 0;
+	int fd, r;
+
+	if (!k->clone_from || hard || archive_entry_filetype(e) != AE_IFREG || size <= 0 ||
+	    (r = k->clone_from(k->clone_arg, rel, (uint64_t)size, &fd, err)) == 0)
+		return 0;
+	if (r < 0)
+		return r;
+	r = writer_at_clone(k->at, fd, err);
+	close(fd);
+	if (r <= 0)
+		return r;
+	k->cloned++;
+	k->cloned_bytes += (uint64_t)size;
+	return 1;
+}
+
 int stage_sink_entry(struct stage_sink *k, struct archive_entry *e, stage_data_fn data,
 		     void *arg, struct reimage_error *err)
 {
@@ -505,8 +528,10 @@ int stage_sink_entry(struct stage_sink *k, struct archive_entry *e, stage_data_f
 	if (k->at) {
 		/* Every directory's times are writer_at's to set, at its close. */
 		if ((r = writer_at_header(k->at, e, rel, hard ? stage_safe_path(hard) : NULL, err)) < 0 ||
+		    (r = clone_content(k, e, rel, hard, err)) < 0 ||
 		    (has_data(e) && data &&
-		     (r = copy_blocks(NULL, k->at, k, data, arg, &k->bytes, rel, err)) < 0) ||
+		     (r = copy_blocks(NULL, r == 1 ? NULL : k->at, k, data, arg, &k->bytes, rel,
+				      err)) < 0) ||
 		    (r = writer_at_finish(k->at, err)) < 0)
 			return r;
 		k->entries++;

@@ -74,6 +74,15 @@ struct stage_sink {
 	uint64_t next_space_check; /* bytes + entries * 4 KiB at which to look again */
 	uint64_t limit;            /* file data bytes that may be written; 0: none */
 	const char *const *devices;  /* see stage_request */
+	/* A kind whose regular file's content lies verified in a file on
+	 * staging's volume (chunked: a snapshot of the root's file) offers
+	 * it, and reimage's writer clones it (a reflink) instead of writing
+	 * the data, which is still read: 1 with *ret_fd (which the sink
+	 * closes), 0 if none, or < 0.  NULL: never. */
+	int (*clone_from)(void *arg, const char *rel, uint64_t size, int *ret_fd,
+			  struct reimage_error *err);
+	void *clone_arg;
+	uint64_t cloned, cloned_bytes;  /* files cloned, and their bytes */
 };
 
 /* Where a source's file data comes from: one block per call, at its

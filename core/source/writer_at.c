@@ -823,6 +823,23 @@ int writer_at_data(struct writer_at *w, const void *buf, size_t len, int64_t off
 	return 0;
 }
 
+int writer_at_clone(struct writer_at *w, int src_fd, struct reimage_error *err)
+{
+	struct stat st;
+
+	if (w->fd < 0 || w->size <= 0 || fstat(src_fd, &st) < 0 || st.st_size != w->size)
+		return 0;
+	if (ioctl(w->fd, FICLONE, src_fd) == 0) {
+		w->end = w->size;
+		return 1;
+	}
+	/* No reflinks here (this file system, another volume): copied. */
+	if (errno == EOPNOTSUPP || errno == EXDEV || errno == EINVAL || errno == ENOTTY ||
+	    errno == EPERM)
+		return 0;
+	return fail(err, errno, w->rel, "clone");
+}
+
 int writer_at_finish(struct writer_at *w, struct reimage_error *err)
 {
 	struct node n = { .fd = w->fd, .dfd = w->dfd, .name = w->name };
@@ -985,6 +1002,12 @@ int writer_at_data(struct writer_at *w, const void *buf, size_t len, int64_t off
 {
 	(void)w; (void)buf; (void)len; (void)offset; (void)err;
 	return -ENOSYS;
+}
+
+int writer_at_clone(struct writer_at *w, int src_fd, struct reimage_error *err)
+{
+	(void)w; (void)src_fd; (void)err;
+	return 0;
 }
 
 int writer_at_finish(struct writer_at *w, struct reimage_error *err)

@@ -37,6 +37,10 @@ int writer_at_header(struct writer_at *w, struct archive_entry *e, const char *r
  * a hole. */
 int writer_at_data(struct writer_at *w, const void *buf, size_t len, int64_t offset,
 		   struct reimage_error *err);
+/* The entry's content as a clone of src_fd's (a reflink: no byte
+ * copied), which holds exactly the entry's size: 1 cloned, 0 where the
+ * file system cannot (the caller writes the data then), or < 0. */
+int writer_at_clone(struct writer_at *w, int src_fd, struct reimage_error *err);
 /* The entry's owner, mode, extended attributes, ACLs, times and flags
  * (a directory's mode, times, ACLs and flags wait for writer_at_close). */
 int writer_at_finish(struct writer_at *w, struct reimage_error *err);

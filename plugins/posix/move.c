@@ -80,11 +80,34 @@ int posix_move(const struct reimage_host *host, const char *from, const char *to
 	return -e;
 }
 
+/* An entry's times as they were before the exchange that moved it to
+ * path, if it changed them. */
+static void keep_times(const char *path, const struct stat *before)
+{
+	struct stat now;
+	if (lstat(path, &now) == 0 &&
+	    (now.st_mtim.tv_sec != before->st_mtim.tv_sec ||
+	     now.st_mtim.tv_nsec != before->st_mtim.tv_nsec))
+		utimensat(AT_FDCWD, path, (const struct timespec[2]){ before->st_atim, before->st_mtim },
+			  AT_SYMLINK_NOFOLLOW);
+}
+
 int posix_exchange(const struct reimage_host *host, const char *a, const char *b,
 		   struct reimage_error *err)
 {
-	if (rename2(a, b, RENAME_EXCHANGE) == 0)
+	struct stat sa, sb;
+	int have = lstat(a, &sa) == 0 && lstat(b, &sb) == 0;
+
+	if (rename2(a, b, RENAME_EXCHANGE) == 0) {
+		/* XFS gives two directories exchanged across parents the time
+		 * of the exchange (their ".." changed): both images keep their
+		 * own, an old one rolled back too. */
+		if (have) {
+			keep_times(b, &sa);
+			keep_times(a, &sb);
+		}
 		return 0;
+	}
 	int e = errno;
 	host->error(err, -e, class_of(e), "exchange %s and %s: %s", a, b, strerror(e));
 	return -e;

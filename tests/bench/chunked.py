@@ -17,7 +17,10 @@ reuse, which must not be slower).  Bytes are what nginx sent
 ($body_bytes_sent); times are STAGE's (the engine's own "staged ... in X s")
 and the whole run's wall time.  The staged trees of both ways are compared
 entry by entry (tests/manifest.py).  Figures are printed as ratios to the
-reference of the same run.  Needs root.
+reference of the same run.  "space" is what the run took of the work
+directory's volume (free space before and after, synced): on a file system
+with reflinks (--work on XFS or btrfs), files taken from the root are
+clones and take next to nothing.  Needs root.
 """
 import argparse
 import os
@@ -145,9 +148,16 @@ def job(path, url, extra):
                 f'image: {{ url = "{url}"; retry_delay_ms = 0; {extra} }};\n')
 
 
+def free_bytes(path):
+    os.sync()  # XFS frees a removed tree's blocks in the background until then
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
+
+
 def stage(build, work, ng, root_from, url, extra, tag):
     """One `reimage run` on a fresh copy of root_from (None: an empty
-    root): (stage seconds, wall seconds, bytes nginx sent, log)."""
+    root): (stage seconds, wall seconds, bytes nginx sent, requests, CPU
+    seconds, bytes of the volume taken, log, root)."""
     root = os.path.join(work, "root-" + tag)
     sh(f"rm -rf '{root}'")
     if root_from:
@@ -157,6 +167,7 @@ def stage(build, work, ng, root_from, url, extra, tag):
     conf = os.path.join(work, "job.conf")
     job(conf, url, extra)
     before = len(ng.lines())
+    free0 = free_bytes(work)
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
     env = dict(os.environ)
@@ -176,7 +187,8 @@ def stage(build, work, ng, root_from, url, extra, tag):
             break
         time.sleep(0.1)
     sent = sum(int(line.split()[3]) for line in lines)
-    return float(m.group(1)), wall, sent, len(lines), cpu, p.stdout, root
+    taken = free0 - free_bytes(work)
+    return float(m.group(1)), wall, sent, len(lines), cpu, taken, p.stdout, root
 
 
 def manifest(root):
@@ -230,9 +242,9 @@ def main():
         for scenario, root_from in (("point release", a.old), ("first image", None)):
             for r in range(a.rounds):
                 for way, extra in (("full", full), ("chunked", chunked)):
-                    st, wall, sent, reqs, cpu, log, root = stage(a.build, a.work, ng, root_from,
-                                                                 url, extra, way)
-                    rows.setdefault((scenario, way), []).append((st, wall, sent, reqs, cpu))
+                    st, wall, sent, reqs, cpu, taken, log, root = stage(a.build, a.work, ng,
+                                                                        root_from, url, extra, way)
+                    rows.setdefault((scenario, way), []).append((st, wall, sent, reqs, cpu, taken))
                     if way == "chunked":
                         line = re.search(r"stage: chunked image: .*", log)
                         if r == 0:
@@ -244,13 +256,15 @@ def main():
                     if not same:
                         return 1
         print(f"\n{'scenario':<15} {'way':<8} {'bytes sent':>12} {'requests':>8} "
-              f"{'STAGE s':>8} {'run s':>7} {'CPU s':>6}   ratios to full: bytes, STAGE, run, CPU")
+              f"{'STAGE s':>8} {'run s':>7} {'CPU s':>6} {'space MB':>8}   "
+              f"ratios to full: bytes, STAGE, run, CPU, space")
         for scenario in ("point release", "first image"):
             ref = rows[(scenario, "full")]
             rb = statistics.median(x[2] for x in ref)
             rs = statistics.median(x[0] for x in ref)
             rw = statistics.median(x[1] for x in ref)
             rc = statistics.median(x[4] for x in ref)
+            rt = statistics.median(x[5] for x in ref)
             for way in ("full", "chunked"):
                 v = rows[(scenario, way)]
                 b = statistics.median(x[2] for x in v)
@@ -258,8 +272,10 @@ def main():
                 w = statistics.median(x[1] for x in v)
                 q = statistics.median(x[3] for x in v)
                 c = statistics.median(x[4] for x in v)
+                t = statistics.median(x[5] for x in v)
                 print(f"{scenario:<15} {way:<8} {b:>12.0f} {q:>8.0f} {s:>8.2f} {w:>7.2f} {c:>6.2f}"
-                      f"   {b / rb:.3f}, {s / rs if rs else 0:.2f}, {w / rw:.2f}, {c / rc:.2f}")
+                      f" {t / 1e6:>8.1f}   {b / rb:.3f}, {s / rs if rs else 0:.2f}, {w / rw:.2f}, "
+                      f"{c / rc:.2f}, {t / rt if rt > 0 else 0:.2f}")
         print(f"(medians of {a.rounds} rounds, each way run in turn on the same copy; STAGE "
               f"to 0.01 s; CPU: the run's user + system time; load average now "
               f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")

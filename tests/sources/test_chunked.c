@@ -13,9 +13,11 @@
 #include "chunked.h"
 #include "fixture.h"
 
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 
 /* The job's image settings for a chunked image, as image chunk printed. */
 struct made {
@@ -377,6 +379,55 @@ TEST_CASE(reuse_from_root)
 	root_is_src();
 	/* The TOC is kept for the next image's reuse. */
 	CU_ASSERT_EQUAL(t_sh("test -s '%s/.reimage/chunked.toc'", t_path("root")), 0);
+	free(out);
+}
+
+/* On a file system with reflinks (XFS on a loop device, mounted in this
+ * test's own mount namespace): the files taken from the root are clones
+ * of its files, sharing their blocks -- one held in memory, one over
+ * HELD_MAX taken unread by its time -- and the tree is still src's, the
+ * old image intact beside it. */
+TEST_CASE(reuse_by_reflink)
+{
+	struct made m;
+	char *out = NULL;
+	long reused, fetched;
+	long long read, cloned = -1, cloned_bytes = -1;
+	const char *p;
+	setup();
+	CU_ASSERT_EQUAL_FATAL(t_sh("head -c 9437184 /dev/urandom > '%s/usr/huge.bin'",
+				   t_path("src")), 0);
+	chunk(t_path("src"), t_path("img.tar.zst"), &m);
+	CU_ASSERT_EQUAL_FATAL(unshare(CLONE_NEWNS), 0);
+	CU_ASSERT_EQUAL_FATAL(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(t_sh("truncate -s 640M '%s' && mkfs.xfs -q -m reflink=1 '%s' && "
+				   "mount -o loop '%s' '%s' && cp -a '%s/.' '%s'",
+				   t_path("xfs.img"), t_path("xfs.img"), t_path("xfs.img"),
+				   t_path("root"), t_path("src"), t_path("root")), 0);
+	char *old = fixture_meta_manifest(t_path("root"), 0);
+	CU_ASSERT_EQUAL(run(t_path("img.tar.zst"), settings(&m, NULL), &out), 0);
+	/* The old image as it was, its directories' times too (XFS changes
+	 * them when it exchanges directories). */
+	char *retired = fixture_meta_manifest(t_path("root/.reimage/old"), 0);
+	CU_ASSERT(old && retired && fixture_same(old, retired, "retired"));
+	free(old);
+	free(retired);
+	reuse_counts(out, &reused, &fetched, &read);
+	CU_ASSERT(reused > 60);
+	CU_ASSERT_FATAL((p = strstr(out, "files from delta frames")) != NULL);
+	CU_ASSERT(sscanf(p, "files from delta frames (%*d bytes); %lld files cloned (%lld bytes)",
+			 &cloned, &cloned_bytes) == 2);
+	CU_ASSERT(cloned >= 2);
+	CU_ASSERT(cloned_bytes >= 9437184 + 2000000);
+	root_is_src();
+	for (int i = 0; i < 2; i++) {
+		const char *rel = i ? "usr/huge.bin" : "usr/big.bin";
+		/* Its extents shared with the old image's file, which is as it was. */
+		CU_ASSERT_EQUAL(t_sh("filefrag -v '%s/%s' | grep -q shared", t_path("root"), rel), 0);
+		CU_ASSERT_EQUAL(t_sh("cmp -s '%s/%s' '%s/.reimage/old/%s'", t_path("src"), rel,
+				     t_path("root"), rel), 0);
+	}
+	CU_ASSERT_EQUAL(t_sh("umount '%s'", t_path("root")), 0);
 	free(out);
 }
 
