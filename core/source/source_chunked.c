@@ -1419,6 +1419,14 @@ static void clone_close(struct chunked *c, size_t i)
 	c->found[i].fd = -1;
 }
 
+/* Close the oldest snapshot waiting for the writer (the lock held). */
+static void clone_drop_oldest(struct chunked *c)
+{
+	clone_close(c, c->clone_q[c->clone_q_head]);
+	c->clone_q_head = (c->clone_q_head + 1) % CLONES_WAITING;
+	c->clone_q_n--;
+}
+
 /* The rebuild is done with file i's snapshot: closed if the writer is
  * past its entry, else kept for it (the lock held). */
 static void clone_wait_writer(struct chunked *c, size_t i)
@@ -1427,11 +1435,8 @@ static void clone_wait_writer(struct chunked *c, size_t i)
 		clone_close(c, i);
 		return;
 	}
-	if (c->clone_q_n == CLONES_WAITING) {
-		clone_close(c, c->clone_q[c->clone_q_head]);
-		c->clone_q_head = (c->clone_q_head + 1) % CLONES_WAITING;
-		c->clone_q_n--;
-	}
+	if (c->clone_q_n == CLONES_WAITING)
+		clone_drop_oldest(c);
 	c->clone_q[(c->clone_q_head + c->clone_q_n++) % CLONES_WAITING] = i;
 }
 
@@ -1463,11 +1468,8 @@ static int clone_of(void *arg, const char *rel, uint64_t size, int *ret_fd,
 	size_t i = clone_find(c, rel);
 	if (i != SIZE_MAX) {
 		c->clone_next = i + 1;
-		while (c->clone_q_n && c->clone_q[c->clone_q_head] < i) {
-			clone_close(c, c->clone_q[c->clone_q_head]);
-			c->clone_q_head = (c->clone_q_head + 1) % CLONES_WAITING;
-			c->clone_q_n--;
-		}
+		while (c->clone_q_n && c->clone_q[c->clone_q_head] < i)
+			clone_drop_oldest(c);
 		if (c->decided > i && c->found[i].clone && c->found[i].fd >= 0 &&
 		    c->toc.files[i].size == size) {
 			if ((*ret_fd = fcntl(c->found[i].fd, F_DUPFD_CLOEXEC, 0)) >= 0) {
