@@ -126,8 +126,9 @@ int stage_archive_data(void *arg, const void **ret_buf, size_t *ret_len, int64_t
 static int check_space_left(struct stage_sink *k, const char *name, struct reimage_error *err);
 
 /* Copy one file's blocks into libarchive's writer out, or reimage's at
- * (then out is NULL), or neither: read only (a file cloned).  With a sink (k not NULL), its limits hold block by
- * block: one huge member must not fill the volume either. */
+ * (then out is NULL), or neither: read only (a file cloned).  With a
+ * sink (k not NULL), its limits hold block by block: one huge member
+ * must not fill the volume either. */
 static int copy_blocks(struct archive *out, struct writer_at *at, struct stage_sink *k,
 		       stage_data_fn data, void *arg,
 		       uint64_t *bytes, const char *name, struct reimage_error *err)
@@ -526,11 +527,12 @@ int stage_sink_entry(struct stage_sink *k, struct archive_entry *e, stage_data_f
 	if ((r = replace_dir(k, e, rel, path, err)) < 0)
 		return r;
 	if (k->at) {
+		int cloned = 0;
 		/* Every directory's times are writer_at's to set, at its close. */
 		if ((r = writer_at_header(k->at, e, rel, hard ? stage_safe_path(hard) : NULL, err)) < 0 ||
-		    (r = clone_content(k, e, rel, hard, err)) < 0 ||
+		    (r = cloned = clone_content(k, e, rel, hard, err)) < 0 ||
 		    (has_data(e) && data &&
-		     (r = copy_blocks(NULL, r == 1 ? NULL : k->at, k, data, arg, &k->bytes, rel,
+		     (r = copy_blocks(NULL, cloned ? NULL : k->at, k, data, arg, &k->bytes, rel,
 				      err)) < 0) ||
 		    (r = writer_at_finish(k->at, err)) < 0)
 			return r;
